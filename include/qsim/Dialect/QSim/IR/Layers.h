@@ -1,0 +1,90 @@
+//===- Layers.h - Darknet layers over qsim ops ------------------*- C++ -*-===//
+//
+// What a "layer" is in a qsim module (the unit of Darknet indices, stats,
+// export, interpreter steps and generated per-layer functions), provenance
+// locations, the flavour, and access to weight attributes.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QSIM_DIALECT_QSIM_IR_LAYERS_H
+#define QSIM_DIALECT_QSIM_IR_LAYERS_H
+
+#include "qsim/Dialect/QSim/IR/QSimOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qsim {
+
+enum class Flavor { AlexeyAB, PJReddie };
+llvm::StringRef stringifyFlavor(Flavor f);
+std::optional<Flavor> parseFlavor(llvm::StringRef s);
+/// The module's `qsim.flavor` (AlexeyAB when absent).
+Flavor getFlavor(mlir::Operation *anyOpInModule);
+void setFlavor(mlir::ModuleOp module, Flavor f);
+
+/// One Darknet layer: its main op (conv2d, route, ...), a fused batch norm
+/// when the layer has batch_normalize=1, and the quant.qcast/dcast ops that
+/// feed it. `ops` holds all of them in program order.
+struct Layer {
+  int64_t index = 0;
+  mlir::Operation *head = nullptr;
+  BatchNormOp batchNorm;
+  llvm::SmallVector<mlir::Operation *, 4> ops;
+  /// The value that holds this layer's output (after BN when fused).
+  mlir::Value output() const;
+  /// Darknet's section name ("convolutional").
+  llvm::StringRef kind() const;
+};
+
+/// The `main` function of a qsim module (or the only function), or null.
+mlir::func::FuncOp getMainFunc(mlir::ModuleOp module);
+
+/// Splits the body of `func` into Darknet layers in program order. Fails
+/// (with a diagnostic) if the body holds ops that belong to no layer.
+mlir::FailureOr<std::vector<Layer>> getLayers(mlir::func::FuncOp func);
+
+/// Provenance: `"file.cfg":line:1` fused with the name `layer N`.
+mlir::Location makeLayerLoc(mlir::MLIRContext *ctx, llvm::StringRef file,
+                            unsigned line, int64_t layerIndex);
+/// The Darknet layer index recorded in a location, if any.
+std::optional<int64_t> getLayerIndexFromLoc(mlir::Location loc);
+/// "layer 12 (route)" when the location knows the index, else "(route)".
+std::string describeLayer(mlir::Operation *op);
+
+/// Raw f32 view of a weight attribute without copying (resource blobs and
+/// non-splat dense f32 attributes); empty if not possible.
+llvm::ArrayRef<float> getFloatsNoCopy(mlir::ElementsAttr attr);
+/// f32 values of a weight attribute (f32 or f16 storage), copied.
+std::vector<float> getFloats(mlir::ElementsAttr attr);
+/// Raw bytes of a weight attribute without copying, if stored densely.
+llvm::ArrayRef<char> getRawBytes(mlir::ElementsAttr attr);
+
+/// A new weight attribute of `type` holding `data` in a resource blob named
+/// after `name` (uniqued by MLIR). Copies `data`.
+mlir::ElementsAttr makeResourceAttr(mlir::ShapedType type,
+                                    llvm::StringRef name,
+                                    llvm::ArrayRef<char> data);
+template <typename T>
+mlir::ElementsAttr makeResourceAttr(mlir::ShapedType type,
+                                    llvm::StringRef name,
+                                    llvm::ArrayRef<T> data) {
+  return makeResourceAttr(
+      type, name,
+      llvm::ArrayRef<char>(reinterpret_cast<const char *>(data.data()),
+                           data.size() * sizeof(T)));
+}
+mlir::ElementsAttr makeFloatAttr(mlir::MLIRContext *ctx,
+                                 llvm::ArrayRef<int64_t> shape,
+                                 llvm::StringRef name,
+                                 llvm::ArrayRef<float> data);
+
+/// True for f32/f16 element types; false for quantized ones.
+bool isFloatElement(mlir::Type t);
+
+} // namespace qsim
+
+#endif // QSIM_DIALECT_QSIM_IR_LAYERS_H

@@ -1,0 +1,199 @@
+//===- Layers.cpp - Darknet layers over qsim ops -------------------------===//
+
+#include "qsim/Dialect/QSim/IR/Layers.h"
+
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/BuiltinDialect.h"
+#include "llvm/ADT/StringExtras.h"
+
+using namespace mlir;
+using namespace qsim;
+
+StringRef qsim::stringifyFlavor(Flavor f) {
+  return f == Flavor::AlexeyAB ? "alexeyab" : "pjreddie";
+}
+
+std::optional<Flavor> qsim::parseFlavor(StringRef s) {
+  if (s == "alexeyab")
+    return Flavor::AlexeyAB;
+  if (s == "pjreddie")
+    return Flavor::PJReddie;
+  return std::nullopt;
+}
+
+Flavor qsim::getFlavor(Operation *op) {
+  ModuleOp m = isa<ModuleOp>(op) ? cast<ModuleOp>(op)
+                                 : op->getParentOfType<ModuleOp>();
+  if (m)
+    if (auto s = m->getAttrOfType<StringAttr>(QSimDialect::getFlavorAttrName()))
+      if (auto f = parseFlavor(s.getValue()))
+        return *f;
+  return Flavor::AlexeyAB;
+}
+
+void qsim::setFlavor(ModuleOp module, Flavor f) {
+  module->setAttr(QSimDialect::getFlavorAttrName(),
+                  StringAttr::get(module.getContext(), stringifyFlavor(f)));
+}
+
+Value Layer::output() const {
+  if (batchNorm)
+    return const_cast<BatchNormOp &>(batchNorm)->getResult(0);
+  return head->getResult(0);
+}
+
+StringRef Layer::kind() const {
+  return cast<LayerOpInterface>(head).getDarknetSection();
+}
+
+func::FuncOp qsim::getMainFunc(ModuleOp module) {
+  func::FuncOp only;
+  unsigned count = 0;
+  for (auto f : module.getOps<func::FuncOp>()) {
+    if (f.getName() == "main")
+      return f;
+    only = f;
+    ++count;
+  }
+  return count == 1 ? only : func::FuncOp();
+}
+
+FailureOr<std::vector<Layer>> qsim::getLayers(func::FuncOp func) {
+  std::vector<Layer> layers;
+  SmallVector<Operation *, 4> pendingCasts;
+  for (Operation &op : func.getBody().front()) {
+    if (op.hasTrait<OpTrait::IsTerminator>())
+      continue;
+    if (isa<quant::QuantizeCastOp, quant::DequantizeCastOp,
+            quant::StorageCastOp>(op)) {
+      pendingCasts.push_back(&op);
+      continue;
+    }
+    if (auto bn = dyn_cast<BatchNormOp>(op); bn && !bn.getStandalone()) {
+      Operation *def = bn.getInput().getDefiningOp();
+      if (layers.empty() || layers.back().head != def || layers.back().batchNorm)
+        return op.emitError()
+               << describeLayer(&op)
+               << ": batch norm does not directly follow the layer it belongs to";
+      layers.back().batchNorm = bn;
+      layers.back().ops.append(pendingCasts.begin(), pendingCasts.end());
+      pendingCasts.clear();
+      layers.back().ops.push_back(&op);
+      continue;
+    }
+    if (!isa<LayerOpInterface>(op))
+      return op.emitError() << "'" << op.getName()
+                            << "' does not belong to any Darknet layer";
+    Layer layer;
+    layer.index = layers.size();
+    layer.head = &op;
+    layer.ops.append(pendingCasts.begin(), pendingCasts.end());
+    pendingCasts.clear();
+    layer.ops.push_back(&op);
+    layers.push_back(std::move(layer));
+  }
+  // Casts after the last layer (before the return) belong to the last layer.
+  if (!pendingCasts.empty() && !layers.empty())
+    layers.back().ops.append(pendingCasts.begin(), pendingCasts.end());
+  return layers;
+}
+
+Location qsim::makeLayerLoc(MLIRContext *ctx, StringRef file, unsigned line,
+                            int64_t layerIndex) {
+  Location fileLoc = FileLineColLoc::get(ctx, file, line, 1);
+  Location name =
+      NameLoc::get(StringAttr::get(ctx, "layer " + std::to_string(layerIndex)));
+  return FusedLoc::get(ctx, {fileLoc, name});
+}
+
+std::optional<int64_t> qsim::getLayerIndexFromLoc(Location loc) {
+  std::optional<int64_t> result;
+  loc->walk([&](Location l) {
+    if (auto name = dyn_cast<NameLoc>(l)) {
+      StringRef s = name.getName().getValue();
+      int64_t idx;
+      if (s.consume_front("layer ") && !s.getAsInteger(10, idx)) {
+        result = idx;
+        return WalkResult::interrupt();
+      }
+    }
+    return WalkResult::advance();
+  });
+  return result;
+}
+
+std::string qsim::describeLayer(Operation *op) {
+  std::string kind = "?";
+  if (auto l = dyn_cast<LayerOpInterface>(op))
+    kind = l.getDarknetSection().str();
+  if (auto idx = getLayerIndexFromLoc(op->getLoc()))
+    return "layer " + std::to_string(*idx) + " (" + kind + ")";
+  return "'" + op->getName().getStringRef().str() + "' (" + kind + ")";
+}
+
+bool qsim::isFloatElement(Type t) { return t.isF32() || t.isF16(); }
+
+ArrayRef<char> qsim::getRawBytes(ElementsAttr attr) {
+  if (auto r = dyn_cast<DenseResourceElementsAttr>(attr)) {
+    if (AsmResourceBlob *blob = r.getRawHandle().getBlob())
+      return blob->getData();
+    return {};
+  }
+  if (auto d = dyn_cast<DenseElementsAttr>(attr))
+    if (!d.isSplat() || d.getNumElements() == 1)
+      return d.getRawData();
+  return {};
+}
+
+ArrayRef<float> qsim::getFloatsNoCopy(ElementsAttr attr) {
+  if (!attr.getShapedType().getElementType().isF32())
+    return {};
+  ArrayRef<char> raw = getRawBytes(attr);
+  if (raw.size() != (size_t)attr.getNumElements() * sizeof(float))
+    return {};
+  return ArrayRef<float>(reinterpret_cast<const float *>(raw.data()),
+                         attr.getNumElements());
+}
+
+static float halfToFloat(uint16_t h) {
+  return llvm::APFloat(llvm::APFloat::IEEEhalf(), llvm::APInt(16, h))
+      .convertToFloat();
+}
+
+std::vector<float> qsim::getFloats(ElementsAttr attr) {
+  ArrayRef<float> direct = getFloatsNoCopy(attr);
+  if (!direct.empty() || attr.getNumElements() == 0)
+    return std::vector<float>(direct.begin(), direct.end());
+  Type el = attr.getShapedType().getElementType();
+  std::vector<float> out;
+  out.reserve(attr.getNumElements());
+  if (el.isF16()) {
+    ArrayRef<char> raw = getRawBytes(attr);
+    if (raw.size() == (size_t)attr.getNumElements() * 2) {
+      auto *h = reinterpret_cast<const uint16_t *>(raw.data());
+      for (int64_t i = 0; i < attr.getNumElements(); ++i)
+        out.push_back(halfToFloat(h[i]));
+      return out;
+    }
+  }
+  if (auto d = dyn_cast<DenseElementsAttr>(attr)) {
+    if (isa<FloatType>(el)) {
+      for (APFloat v : d.getValues<APFloat>())
+        out.push_back(v.convertToFloat());
+      return out;
+    }
+  }
+  return out;
+}
+
+ElementsAttr qsim::makeResourceAttr(ShapedType type, StringRef name,
+                                    ArrayRef<char> data) {
+  return DenseResourceElementsAttr::get(
+      type, name, HeapAsmResourceBlob::allocateAndCopyWithAlign(data, 16));
+}
+
+ElementsAttr qsim::makeFloatAttr(MLIRContext *ctx, ArrayRef<int64_t> shape,
+                                 StringRef name, ArrayRef<float> data) {
+  auto type = RankedTensorType::get(shape, Float32Type::get(ctx));
+  return makeResourceAttr(type, name, data);
+}

@@ -1,0 +1,453 @@
+//===- QSimOps.cpp - qsim dialect, verifiers, shapes, costs --------------===//
+
+#include "qsim/Dialect/QSim/IR/QSimOps.h"
+#include "qsim/Dialect/QSim/IR/Layers.h"
+#include "qsim/Dialect/QSim/IR/Shapes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace qsim;
+using qsim::shapes::CHW;
+
+#include "qsim/Dialect/QSim/IR/QSimDialect.cpp.inc"
+#include "qsim/Dialect/QSim/IR/QSimEnums.cpp.inc"
+#define GET_ATTRDEF_CLASSES
+#include "qsim/Dialect/QSim/IR/QSimAttrs.cpp.inc"
+#include "qsim/Dialect/QSim/IR/QSimInterfaces.cpp.inc"
+#define GET_OP_CLASSES
+#include "qsim/Dialect/QSim/IR/QSimOps.cpp.inc"
+
+void QSimDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "qsim/Dialect/QSim/IR/QSimOps.cpp.inc"
+      >();
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "qsim/Dialect/QSim/IR/QSimAttrs.cpp.inc"
+      >();
+}
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+static CHW chwOf(Value v) {
+  auto t = cast<ShapedType>(v.getType());
+  return {t.getDimSize(1), t.getDimSize(2), t.getDimSize(3)};
+}
+
+static InFlightDiagnostic layerError(Operation *op) {
+  return op->emitError() << describeLayer(op) << ": ";
+}
+
+static FailureOr<SmallVector<int64_t, 4>> shapeResult(Operation *op, bool ok,
+                                                      const CHW &out,
+                                                      const std::string &err) {
+  if (!ok) {
+    layerError(op) << err;
+    return failure();
+  }
+  return SmallVector<int64_t, 4>{1, out.c, out.h, out.w};
+}
+
+static LogicalResult checkDims(Operation *op, StringRef name,
+                               ArrayRef<int64_t> a, size_t n) {
+  if (a.size() != n)
+    return layerError(op) << "'" << name << "' needs " << n
+                          << " values, got " << a.size();
+  return success();
+}
+
+/// A weight attribute, if present, must have exactly `shape`.
+static LogicalResult checkWeightShape(Operation *op, StringRef name,
+                                      std::optional<ElementsAttr> attr,
+                                      ArrayRef<int64_t> shape) {
+  if (!attr)
+    return success();
+  auto type = attr->getShapedType();
+  if (type.getShape() != shape) {
+    auto diag = layerError(op) << "'" << name << "' has shape [";
+    llvm::interleaveComma(type.getShape(), diag);
+    diag << "], expected [";
+    llvm::interleaveComma(shape, diag);
+    return diag << "]";
+  }
+  return success();
+}
+
+static bool isQuantElement(Type t) { return isa<quant::QuantizedType>(t); }
+
+/// Weighted ops: float layers carry f32/f16 weights; quantized layers carry
+/// i8 weights with their per-axis quantization, i32 biases and the
+/// requantization constants.
+static LogicalResult verifyWeightedTypes(Operation *op, Value input,
+                                         Value output,
+                                         std::optional<ElementsAttr> weight,
+                                         std::optional<ElementsAttr> bias,
+                                         std::optional<Type> weightQuant,
+                                         std::optional<ArrayRef<int32_t>> mult,
+                                         std::optional<ArrayRef<int32_t>> shift,
+                                         int64_t channels) {
+  Type inEl = getElementTypeOrSelf(input.getType());
+  Type outEl = getElementTypeOrSelf(output.getType());
+  bool quantized = isQuantElement(inEl);
+  if (quantized != isQuantElement(outEl))
+    return layerError(op) << "input and result must both be quantized or "
+                             "both be float";
+  if (!quantized) {
+    if (!isFloatElement(inEl) || inEl != outEl)
+      return layerError(op) << "float layers need the same f32 or f16 "
+                               "element type on input and result";
+    if (weightQuant || mult || shift)
+      return layerError(op) << "float layer has quantization attributes";
+    for (auto w : {weight, bias})
+      if (w && !isFloatElement(w->getShapedType().getElementType()))
+        return layerError(op) << "float layer needs f32 or f16 weights";
+    return success();
+  }
+  if (!weight || !weightQuant || !mult || !shift)
+    return layerError(op) << "quantized layer needs weight, weight_quant, "
+                             "multiplier and shift";
+  if (!weight->getShapedType().getElementType().isSignlessInteger(8))
+    return layerError(op) << "quantized layer needs i8 weights";
+  auto wq = dyn_cast<quant::QuantizedType>(*weightQuant);
+  if (!wq || !wq.getStorageType().isSignlessInteger(8))
+    return layerError(op) << "weight_quant must be a quantized type with i8 "
+                             "storage";
+  if (auto pa = dyn_cast<quant::UniformQuantizedPerAxisType>(wq))
+    if ((int64_t)pa.getScales().size() != channels ||
+        pa.getQuantizedDimension() != 0)
+      return layerError(op) << "per-axis weight_quant needs "
+                            << channels << " scales on dimension 0";
+  if ((int64_t)mult->size() != channels || (int64_t)shift->size() != channels)
+    return layerError(op) << "multiplier and shift need " << channels
+                          << " values (one per output channel)";
+  for (int32_t s : *shift)
+    if (s < -31 || s > 62)
+      return layerError(op) << "shift " << s << " out of range [-31, 62]";
+  for (int32_t m : *mult)
+    if (m < 0)
+      return layerError(op) << "multiplier must be non-negative";
+  if (bias && !bias->getShapedType().getElementType().isSignlessInteger(32))
+    return layerError(op) << "quantized layer needs i32 biases";
+  return success();
+}
+
+LogicalResult qsim::detail::verifyLayerOp(Operation *op) {
+  SmallVector<Type> types(op->getOperandTypes());
+  types.append(op->getResultTypes().begin(), op->getResultTypes().end());
+  for (Type t : types) {
+    auto st = cast<ShapedType>(t);
+    if (!st.hasStaticShape() || st.getDimSize(0) != 1)
+      return layerError(op) << "tensors must be static 1xCxHxW, got " << t;
+  }
+  auto layer = cast<LayerOpInterface>(op);
+  auto shape = layer.inferOutputShape();
+  if (failed(shape))
+    return failure();
+  auto resultShape = cast<ShapedType>(op->getResult(0).getType()).getShape();
+  if (resultShape != ArrayRef<int64_t>(*shape)) {
+    auto diag = layerError(op) << "result shape [";
+    llvm::interleaveComma(resultShape, diag);
+    diag << "] does not match Darknet's [";
+    llvm::interleaveComma(*shape, diag);
+    return diag << "]";
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// conv2d
+//===----------------------------------------------------------------------===//
+
+int64_t Conv2DOp::getInputChannels() { return chwOf(getInput()).c; }
+bool Conv2DOp::isDepthwise() {
+  return getGroups() > 1 && getGroups() == getInputChannels() &&
+         getGroups() == getFilters();
+}
+StringRef Conv2DOp::getDarknetSection() { return "convolutional"; }
+
+FailureOr<SmallVector<int64_t, 4>> Conv2DOp::inferOutputShape() {
+  if (getSize().size() != 2 || getStride().size() != 2 ||
+      getPadding().size() != 2) {
+    layerError(*this) << "size, stride and padding need 2 values each";
+    return failure();
+  }
+  CHW out;
+  std::string err;
+  bool ok = shapes::conv2d(chwOf(getInput()), getFilters(), getSize()[0],
+                           getSize()[1], getStride()[0], getStride()[1],
+                           getPadding()[0], getPadding()[1], getGroups(),
+                           getDilation(), out, err);
+  return shapeResult(*this, ok, out, err);
+}
+
+int64_t Conv2DOp::getMACs() {
+  auto out = chwOf(getOutput());
+  return getFilters() * (getInputChannels() / getGroups()) * getKernelH() *
+         getKernelW() * out.h * out.w;
+}
+double Conv2DOp::getBFLOPs() { return 2.0 * getMACs() / 1e9; }
+int64_t Conv2DOp::getParameterCount() {
+  return getFilters() * (getInputChannels() / getGroups()) * getKernelH() *
+             getKernelW() +
+         getFilters();
+}
+
+LogicalResult Conv2DOp::verify() {
+  if (failed(checkDims(*this, "size", getSize(), 2)) ||
+      failed(checkDims(*this, "stride", getStride(), 2)) ||
+      failed(checkDims(*this, "padding", getPadding(), 2)))
+    return failure();
+  int64_t cin = getInputChannels();
+  if (getGroups() < 1 || cin % getGroups() != 0)
+    return layerError(*this) << "groups " << getGroups()
+                             << " must divide the input channels " << cin;
+  if (failed(checkWeightShape(*this, "weight", getWeight(),
+                              {getFilters(), cin / getGroups(), getKernelH(),
+                               getKernelW()})) ||
+      failed(checkWeightShape(*this, "bias", getBias(), {getFilters()})))
+    return failure();
+  return verifyWeightedTypes(*this, getInput(), getOutput(), getWeight(),
+                             getBias(), getWeightQuant(), getMultiplier(),
+                             getShift(), getFilters());
+}
+
+//===----------------------------------------------------------------------===//
+// connected
+//===----------------------------------------------------------------------===//
+
+StringRef ConnectedOp::getDarknetSection() { return "connected"; }
+FailureOr<SmallVector<int64_t, 4>> ConnectedOp::inferOutputShape() {
+  if (getOutputSize() < 1) {
+    layerError(*this) << "output must be >= 1";
+    return failure();
+  }
+  return SmallVector<int64_t, 4>{1, getOutputSize(), 1, 1};
+}
+int64_t ConnectedOp::getMACs() {
+  return chwOf(getInput()).size() * getOutputSize();
+}
+double ConnectedOp::getBFLOPs() { return 2.0 * getMACs() / 1e9; }
+int64_t ConnectedOp::getParameterCount() {
+  return getMACs() + getOutputSize();
+}
+LogicalResult ConnectedOp::verify() {
+  if (failed(checkWeightShape(*this, "weight", getWeight(),
+                              {getOutputSize(), chwOf(getInput()).size()})) ||
+      failed(checkWeightShape(*this, "bias", getBias(), {getOutputSize()})))
+    return failure();
+  return verifyWeightedTypes(*this, getInput(), getOutput(), getWeight(),
+                             getBias(), getWeightQuant(), getMultiplier(),
+                             getShift(), getOutputSize());
+}
+
+//===----------------------------------------------------------------------===//
+// batchnorm
+//===----------------------------------------------------------------------===//
+
+StringRef BatchNormOp::getDarknetSection() {
+  return getStandalone() ? "batchnorm" : "convolutional";
+}
+FailureOr<SmallVector<int64_t, 4>> BatchNormOp::inferOutputShape() {
+  auto in = chwOf(getInput());
+  return SmallVector<int64_t, 4>{1, in.c, in.h, in.w};
+}
+int64_t BatchNormOp::getParameterCount() {
+  return (getStandalone() ? 4 : 3) * chwOf(getInput()).c;
+}
+LogicalResult BatchNormOp::verify() {
+  int64_t c = chwOf(getInput()).c;
+  for (auto [name, attr] :
+       {std::pair<StringRef, std::optional<ElementsAttr>>{"scale", getScale()},
+        {"mean", getMean()},
+        {"variance", getVariance()},
+        {"bias", getBias()}}) {
+    if (failed(checkWeightShape(*this, name, attr, {c})))
+      return failure();
+    if (attr && !isFloatElement(attr->getShapedType().getElementType()))
+      return layerError(*this) << "'" << name << "' must be f32 or f16";
+  }
+  Type el = getElementTypeOrSelf(getInput().getType());
+  if (!isFloatElement(el) ||
+      el != getElementTypeOrSelf(getOutput().getType()))
+    return layerError(*this) << "batch norm runs on f32 or f16 tensors "
+                                "(fold it into the convolution before "
+                                "quantizing: --qsim-fold-batchnorm)";
+  if (getStandalone())
+    return success();
+  // Fused into its layer: the producer is a bias-less linear conv/connected.
+  Operation *def = getInput().getDefiningOp();
+  if (!def || !isa<Conv2DOp, ConnectedOp>(def))
+    return layerError(*this)
+           << "a batch norm that is part of its layer must follow a "
+              "conv2d or connected op (mark a [batchnorm] layer standalone)";
+  bool hasBias = isa<Conv2DOp>(def) ? (bool)cast<Conv2DOp>(def).getBias()
+                                    : (bool)cast<ConnectedOp>(def).getBias();
+  Activation act = isa<Conv2DOp>(def) ? cast<Conv2DOp>(def).getActivation()
+                                      : cast<ConnectedOp>(def).getActivation();
+  if (hasBias || act != Activation::linear || !def->getResult(0).hasOneUse())
+    return layerError(*this)
+           << "the " << describeLayer(def)
+           << " it belongs to must have no bias, a linear activation and no "
+              "other user";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Element-wise, pooling, data movement
+//===----------------------------------------------------------------------===//
+
+static FailureOr<SmallVector<int64_t, 4>> sameShape(Value in) {
+  auto c = chwOf(in);
+  return SmallVector<int64_t, 4>{1, c.c, c.h, c.w};
+}
+
+StringRef ActivationOp::getDarknetSection() { return "activation"; }
+FailureOr<SmallVector<int64_t, 4>> ActivationOp::inferOutputShape() {
+  return sameShape(getInput());
+}
+
+StringRef DropoutOp::getDarknetSection() { return "dropout"; }
+FailureOr<SmallVector<int64_t, 4>> DropoutOp::inferOutputShape() {
+  return sameShape(getInput());
+}
+
+StringRef MaxPoolOp::getDarknetSection() { return "maxpool"; }
+FailureOr<SmallVector<int64_t, 4>> MaxPoolOp::inferOutputShape() {
+  if (getStride().size() != 2) {
+    layerError(*this) << "stride needs 2 values";
+    return failure();
+  }
+  CHW out;
+  std::string err;
+  bool ok = shapes::maxpool(chwOf(getInput()), getSize(), getStride()[0],
+                            getStride()[1], getPadding(), out, err);
+  return shapeResult(*this, ok, out, err);
+}
+double MaxPoolOp::getBFLOPs() {
+  auto out = chwOf(getOutput());
+  // AlexeyAB: (size*size*c * out_h*out_w) / 1e9.
+  return double(getSize() * getSize() * out.c * out.h * out.w) / 1e9;
+}
+
+StringRef AvgPoolOp::getDarknetSection() { return "avgpool"; }
+FailureOr<SmallVector<int64_t, 4>> AvgPoolOp::inferOutputShape() {
+  return SmallVector<int64_t, 4>{1, chwOf(getInput()).c, 1, 1};
+}
+
+StringRef RouteOp::getDarknetSection() { return "route"; }
+FailureOr<SmallVector<int64_t, 4>> RouteOp::inferOutputShape() {
+  std::vector<CHW> ins;
+  for (Value v : getInputs())
+    ins.push_back(chwOf(v));
+  CHW out;
+  std::string err;
+  bool ok = shapes::route(ins, getGroups(), getGroupId(), out, err);
+  return shapeResult(*this, ok, out, err);
+}
+
+StringRef ShortcutOp::getDarknetSection() { return "shortcut"; }
+FailureOr<SmallVector<int64_t, 4>> ShortcutOp::inferOutputShape() {
+  std::vector<CHW> ins;
+  for (Value v : getInputs())
+    ins.push_back(chwOf(v));
+  CHW out;
+  std::string err;
+  bool ok = shapes::shortcut(ins, out, err);
+  return shapeResult(*this, ok, out, err);
+}
+double ShortcutOp::getBFLOPs() {
+  auto out = chwOf(getOutput());
+  // AlexeyAB: out_w * out_h * out_c * n / 1e9, n = number of from= layers.
+  return double(out.size() * (int64_t)(getInputs().size() - 1)) / 1e9;
+}
+
+StringRef UpsampleOp::getDarknetSection() { return "upsample"; }
+FailureOr<SmallVector<int64_t, 4>> UpsampleOp::inferOutputShape() {
+  CHW out;
+  std::string err;
+  bool ok = shapes::upsample(chwOf(getInput()), getStride(), out, err);
+  return shapeResult(*this, ok, out, err);
+}
+
+StringRef ReorgOp::getDarknetSection() { return "reorg"; }
+FailureOr<SmallVector<int64_t, 4>> ReorgOp::inferOutputShape() {
+  CHW out;
+  std::string err;
+  bool ok = shapes::reorg(chwOf(getInput()), getStride(), getReverse(), out,
+                          err);
+  return shapeResult(*this, ok, out, err);
+}
+
+StringRef ScaleChannelsOp::getDarknetSection() { return "scale_channels"; }
+FailureOr<SmallVector<int64_t, 4>> ScaleChannelsOp::inferOutputShape() {
+  CHW out;
+  std::string err;
+  bool ok = shapes::scaleChannels(chwOf(getScales()), chwOf(getFeatures()),
+                                  getScaleWh(), out, err);
+  return shapeResult(*this, ok, out, err);
+}
+
+StringRef SoftmaxOp::getDarknetSection() { return "softmax"; }
+FailureOr<SmallVector<int64_t, 4>> SoftmaxOp::inferOutputShape() {
+  auto in = chwOf(getInput());
+  if (getGroups() < 1 || in.size() % getGroups() != 0) {
+    layerError(*this) << "groups " << getGroups() << " must divide the "
+                      << in.size() << " inputs";
+    return failure();
+  }
+  if (getTemperature().convertToFloat() <= 0.0f) {
+    layerError(*this) << "temperature must be > 0";
+    return failure();
+  }
+  return SmallVector<int64_t, 4>{1, in.c, in.h, in.w};
+}
+
+//===----------------------------------------------------------------------===//
+// Heads
+//===----------------------------------------------------------------------===//
+
+StringRef YoloOp::getDarknetSection() { return "yolo"; }
+FailureOr<SmallVector<int64_t, 4>> YoloOp::inferOutputShape() {
+  CHW out;
+  std::string err;
+  bool ok = shapes::yolo(chwOf(getInput()), getClasses(), getMask().size(),
+                         out, err);
+  return shapeResult(*this, ok, out, err);
+}
+LogicalResult YoloOp::verify() {
+  if (getNum() < 1)
+    return layerError(*this) << "num must be >= 1";
+  if ((int64_t)getAnchors().size() != 2 * getNum())
+    return layerError(*this) << "anchors needs 2 * num = " << 2 * getNum()
+                             << " values, got " << getAnchors().size();
+  for (int64_t m : getMask())
+    if (m < 0 || m >= getNum())
+      return layerError(*this) << "mask index " << m
+                               << " out of range for num=" << getNum();
+  if (!isFloatElement(getElementTypeOrSelf(getInput().getType())))
+    return layerError(*this) << "detection heads run in float";
+  return success();
+}
+
+StringRef RegionOp::getDarknetSection() { return "region"; }
+FailureOr<SmallVector<int64_t, 4>> RegionOp::inferOutputShape() {
+  CHW out;
+  std::string err;
+  bool ok = shapes::region(chwOf(getInput()), getClasses(), getCoords(),
+                           getNum(), out, err);
+  return shapeResult(*this, ok, out, err);
+}
+LogicalResult RegionOp::verify() {
+  if ((int64_t)getAnchors().size() != 2 * getNum())
+    return layerError(*this) << "anchors needs 2 * num = " << 2 * getNum()
+                             << " values, got " << getAnchors().size();
+  if (!isFloatElement(getElementTypeOrSelf(getInput().getType())))
+    return layerError(*this) << "detection heads run in float";
+  return success();
+}

@@ -1,0 +1,280 @@
+//===- QSimOps.td - qsim operations ------------------------*- tablegen -*-===//
+//
+// One operation per Darknet layer kind (DARKNET.md §1.2). Attribute names are
+// the cfg keys; defaults are Darknet's. Every op verifies its attributes and
+// the result shape against Darknet's shape formula (DARKNET.md §3), and its
+// diagnostics name the Darknet layer ("layer 12 (route): ...").
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QSIM_OPS_TD
+#define QSIM_OPS_TD
+
+include "QSimDialect.td"
+include "QSimAttrs.td"
+include "QSimInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+
+// NCHW tensors with N = 1; element type f32, f16 or a quantized type.
+def QSim_Tensor : TensorRankOf<[AnyType], [4]>;
+
+// `costs` lists the cost methods of the layer interface this op overrides.
+class QSim_Op<string mnemonic, list<Trait> traits = [],
+              list<string> costs = []>
+    : Op<QSim_Dialect, mnemonic,
+         !listconcat(traits, [Pure,
+           DeclareOpInterfaceMethods<QSim_LayerOpInterface, costs>])>;
+
+defvar AllCosts = ["getMACs", "getBFLOPs", "getParameterCount"];
+
+class QSim_UnaryOp<string mnemonic, list<Trait> traits = [],
+                   list<string> costs = []>
+    : QSim_Op<mnemonic, traits, costs> {
+  let results = (outs QSim_Tensor:$output);
+  let assemblyFormat = [{
+    $input attr-dict `:` type($input) `->` type($output)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Weighted layers
+//===----------------------------------------------------------------------===//
+
+def QSim_Conv2DOp : QSim_UnaryOp<"conv2d", [], AllCosts> {
+  let hasVerifier = 1;
+  let summary = "[convolutional]: grouped, strided, dilated 2-D convolution";
+  let description = [{
+    `out[f][oy][ox] = sum_{ci,ky,kx} weight[f][ci][ky][kx] *
+    in[g*Cg + ci][oy*sy - py*d + ky*d][ox*sx - px*d + kx*d] (+ bias[f])`,
+    then `activation`, taps outside the input reading zero. `size` is
+    [kh, kw] (Darknet's square `size`, or k×1 / 1×k after factorization),
+    `padding` the zero padding per side [py, px] (cfg `pad=1` means size/2).
+    The output size is Darknet's `(in + 2p - k)/s + 1`, dilation not included
+    (AlexeyAB's formula). A Darknet layer with `batch_normalize=1` is this op
+    without `bias` followed by `qsim.batchnorm`.
+
+    `weight` is [filters, C/groups, kh, kw] (Darknet's file order), `bias`
+    [filters]. Both may be absent in a shape-only model.
+
+    Quantized form (after `--qsim-quantize`): input and result have
+    `!quant.uniform` element types, `weight` holds int8 values whose per-axis
+    quantization is `weight_quant`, `bias` holds int32 values in units of
+    input_scale * weight_scale[f], and `multiplier`/`shift` are the
+    fixed-point requantization constants per output channel.
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      I64Attr:$filters,
+      DenseI64ArrayAttr:$size,
+      DenseI64ArrayAttr:$stride,
+      DenseI64ArrayAttr:$padding,
+      DefaultValuedAttr<I64Attr, "1">:$groups,
+      DefaultValuedAttr<I64Attr, "1">:$dilation,
+      QSim_ActivationAttr:$activation,
+      OptionalAttr<ElementsAttr>:$weight,
+      OptionalAttr<ElementsAttr>:$bias,
+      OptionalAttr<TypeAttr>:$weight_quant,
+      OptionalAttr<DenseI32ArrayAttr>:$multiplier,
+      OptionalAttr<DenseI32ArrayAttr>:$shift);
+  let extraClassDeclaration = [{
+    int64_t getKernelH() { return getSize()[0]; }
+    int64_t getKernelW() { return getSize()[1]; }
+    int64_t getInputChannels();
+    bool isDepthwise();
+  }];
+}
+
+def QSim_ConnectedOp : QSim_UnaryOp<"connected", [], AllCosts> {
+  let hasVerifier = 1;
+  let summary = "[connected]: fully connected layer over the flattened input";
+  let description = [{
+    `out[o] = sum_i weight[o][i] * flat(in)[i] (+ bias[o])`, then
+    `activation`; result shape [1, output, 1, 1]. With `batch_normalize=1`
+    Darknet's layer is this op without bias followed by `qsim.batchnorm`.
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      I64Attr:$output_size,
+      QSim_ActivationAttr:$activation,
+      OptionalAttr<ElementsAttr>:$weight,
+      OptionalAttr<ElementsAttr>:$bias,
+      OptionalAttr<TypeAttr>:$weight_quant,
+      OptionalAttr<DenseI32ArrayAttr>:$multiplier,
+      OptionalAttr<DenseI32ArrayAttr>:$shift);
+}
+
+def QSim_BatchNormOp : QSim_UnaryOp<"batchnorm", [], ["getParameterCount"]> {
+  let hasVerifier = 1;
+  let summary = "batch normalization with rolling statistics, then activation";
+  let description = [{
+    `y = (x - mean[c]) / sd[c] * scale[c] + bias[c]`, then `activation`, with
+    `sd = sqrt(variance + 1e-5)` (AlexeyAB) or `sqrt(variance) + 1e-6`
+    (pjreddie) according to the module's `qsim.flavor`. Without `standalone`
+    it is the second half of a `batch_normalize=1` conv/connected layer and
+    must directly follow a conv2d/connected op with no bias, linear
+    activation and no other user; with `standalone` it is Darknet's own
+    `[batchnorm]` layer.
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      QSim_ActivationAttr:$activation,
+      DefaultValuedAttr<BoolAttr, "false">:$standalone,
+      OptionalAttr<ElementsAttr>:$scale,
+      OptionalAttr<ElementsAttr>:$mean,
+      OptionalAttr<ElementsAttr>:$variance,
+      OptionalAttr<ElementsAttr>:$bias);
+}
+
+//===----------------------------------------------------------------------===//
+// Element-wise, pooling and data movement
+//===----------------------------------------------------------------------===//
+
+def QSim_ActivationOp : QSim_UnaryOp<"activation"> {
+  let summary = "[activation]: an activation function on its own";
+  let arguments = (ins QSim_Tensor:$input, QSim_ActivationAttr:$activation);
+}
+
+def QSim_MaxPoolOp : QSim_UnaryOp<"maxpool", [], ["getBFLOPs"]> {
+  let summary = "[maxpool] with Darknet's asymmetric padding";
+  let description = [{
+    Window for output (oy, ox) starts at (oy*sy - padding/2, ox*sx - padding/2)
+    and spans size×size; out-of-range taps never win. `padding` is Darknet's
+    *total* padding (default size-1). Output `(in + padding - size)/s + 1`.
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      I64Attr:$size,
+      DenseI64ArrayAttr:$stride,
+      I64Attr:$padding);
+}
+
+def QSim_AvgPoolOp : QSim_UnaryOp<"avgpool"> {
+  let summary = "[avgpool]: global average pooling to 1×1";
+  let arguments = (ins QSim_Tensor:$input);
+}
+
+def QSim_RouteOp : QSim_Op<"route"> {
+  let summary = "[route]: channel concatenation, optionally of channel slices";
+  let description = [{
+    Concatenates its inputs along channels in order. With `groups = G` and
+    `group_id = j`, each input contributes only channels
+    [j*C_i/G, (j+1)*C_i/G) (AlexeyAB).
+  }];
+  let arguments = (ins Variadic<QSim_Tensor>:$inputs,
+      DefaultValuedAttr<I64Attr, "1">:$groups,
+      DefaultValuedAttr<I64Attr, "0">:$group_id);
+  let results = (outs QSim_Tensor:$output);
+  let assemblyFormat = [{
+    $inputs attr-dict `:` functional-type($inputs, $output)
+  }];
+}
+
+def QSim_ShortcutOp : QSim_Op<"shortcut", [], ["getBFLOPs"]> {
+  let summary = "[shortcut]: residual addition, then activation";
+  let description = [{
+    `out = inputs[0] + sum_{l>0} inputs[l]` (inputs[0] is the previous layer,
+    the rest are the `from=` layers, in order), then `activation`. Output has
+    the shape of inputs[0]; when channel counts differ only the first
+    min(C, C_l) channels are added (AlexeyAB).
+  }];
+  let arguments = (ins Variadic<QSim_Tensor>:$inputs,
+      QSim_ActivationAttr:$activation);
+  let results = (outs QSim_Tensor:$output);
+  let assemblyFormat = [{
+    $inputs attr-dict `:` functional-type($inputs, $output)
+  }];
+}
+
+def QSim_UpsampleOp : QSim_UnaryOp<"upsample"> {
+  let summary = "[upsample]: nearest-neighbour up (or summing down) sampling";
+  let description = [{
+    stride > 0: `out[c][y][x] = scale * in[c][y/s][x/s]`. stride < 0 (Darknet's
+    downsample): `out = scale * sum` of each |s|×|s| block.
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      I64Attr:$stride,
+      DefaultValuedAttr<F32Attr, "1.0f">:$scale);
+}
+
+def QSim_ReorgOp : QSim_UnaryOp<"reorg"> {
+  let summary = "[reorg]: Darknet's own space-to-depth index scheme";
+  let description = [{
+    The YOLOv2 reorg of DARKNET.md §4.9 (not a plain space-to-depth):
+    reverse=0 gathers with R(w, h, c, s) on the input dims, reverse=1 scatters.
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      I64Attr:$stride,
+      DefaultValuedAttr<BoolAttr, "false">:$reverse);
+}
+
+def QSim_ScaleChannelsOp : QSim_Op<"scale_channels"> {
+  let summary = "[scale_channels]: multiply a feature map by per-channel scales";
+  let description = [{
+    `scales` is the previous layer (1×1×C, or W×H×1 with scale_wh),
+    `features` the `from=` layer. `out[c][y][x] = scales[c] * features[c][y][x]`
+    (or `scales[y][x]` with scale_wh), then `activation`.
+  }];
+  let arguments = (ins QSim_Tensor:$scales, QSim_Tensor:$features,
+      DefaultValuedAttr<BoolAttr, "false">:$scale_wh,
+      QSim_ActivationAttr:$activation);
+  let results = (outs QSim_Tensor:$output);
+  let assemblyFormat = [{
+    $scales `,` $features attr-dict `:` functional-type(operands, $output)
+  }];
+}
+
+def QSim_SoftmaxOp : QSim_UnaryOp<"softmax"> {
+  let summary = "[softmax] over `groups` contiguous blocks of the flat input";
+  let arguments = (ins QSim_Tensor:$input,
+      DefaultValuedAttr<I64Attr, "1">:$groups,
+      DefaultValuedAttr<F32Attr, "1.0f">:$temperature);
+}
+
+def QSim_DropoutOp : QSim_UnaryOp<"dropout"> {
+  let summary = "[dropout]: identity at inference";
+  let arguments = (ins QSim_Tensor:$input,
+      DefaultValuedAttr<F32Attr, "0.2f">:$probability);
+}
+
+//===----------------------------------------------------------------------===//
+// Detection heads
+//===----------------------------------------------------------------------===//
+
+def QSim_YoloOp : QSim_UnaryOp<"yolo"> {
+  let hasVerifier = 1;
+  let summary = "[yolo]: YOLOv3/v4 detection head";
+  let description = [{
+    Input: n = len(mask) blocks of (5 + classes) channels
+    [tx, ty, tw, th, obj, cls...]. Output (same shape): logistic on tx, ty,
+    obj and classes (none with new_coords), then
+    `t = t * scale_x_y - (scale_x_y - 1)/2` on tx, ty. Box decoding and NMS
+    (`nms_kind`, `beta_nms`) happen after the forward pass. `anchors` are
+    (w, h) pairs in network-input pixels; `num` is the total anchor count.
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      I64Attr:$classes,
+      I64Attr:$num,
+      DenseI64ArrayAttr:$mask,
+      DenseF32ArrayAttr:$anchors,
+      DefaultValuedAttr<F32Attr, "1.0f">:$scale_x_y,
+      DefaultValuedAttr<BoolAttr, "false">:$new_coords,
+      DefaultValuedAttr<QSim_NmsKindAttr, "::qsim::NmsKind::default_nms">:$nms_kind,
+      DefaultValuedAttr<F32Attr, "0.6f">:$beta_nms);
+}
+
+def QSim_RegionOp : QSim_UnaryOp<"region"> {
+  let hasVerifier = 1;
+  let summary = "[region]: YOLOv2 detection head";
+  let description = [{
+    `num` anchors (w, h pairs in grid cells), each with coords + 1 + classes
+    channels. Output as Darknet's flavour leaves it (DARKNET.md §4.11):
+    AlexeyAB transposes to HWC and applies logistic to objectness (and softmax
+    to classes); pjreddie keeps CHW with logistic on x, y, objectness.
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      I64Attr:$classes,
+      DefaultValuedAttr<I64Attr, "4">:$coords,
+      I64Attr:$num,
+      DenseF32ArrayAttr:$anchors,
+      DefaultValuedAttr<BoolAttr, "false">:$softmax,
+      DefaultValuedAttr<I64Attr, "0">:$classfix);
+}
+
+#endif // QSIM_OPS_TD

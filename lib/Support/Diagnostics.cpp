@@ -1,0 +1,53 @@
+//===- Diagnostics.cpp - compiler-style diagnostics for tools ------------===//
+
+#include "qsim/Support/Diagnostics.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+
+std::string qsim::formatLocation(Location loc) {
+  std::string out;
+  loc->walk([&](Location l) {
+    if (auto fl = dyn_cast<FileLineColLoc>(l)) {
+      out = fl.getFilename().str() + ":" + std::to_string(fl.getLine()) + ":" +
+            std::to_string(fl.getColumn());
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return out;
+}
+
+qsim::ToolDiagnostics::ToolDiagnostics(MLIRContext *ctx) {
+  handler = std::make_unique<ScopedDiagnosticHandler>(ctx, [this](Diagnostic &d) {
+    auto print = [](Location loc, DiagnosticSeverity sev, const std::string &msg) {
+      std::string where = formatLocation(loc);
+      if (!where.empty())
+        llvm::errs() << where << ": ";
+      switch (sev) {
+      case DiagnosticSeverity::Error:
+        llvm::errs() << "error: ";
+        break;
+      case DiagnosticSeverity::Warning:
+        llvm::errs() << "warning: ";
+        break;
+      case DiagnosticSeverity::Note:
+        llvm::errs() << "note: ";
+        break;
+      case DiagnosticSeverity::Remark:
+        llvm::errs() << "remark: ";
+        break;
+      }
+      llvm::errs() << msg << "\n";
+    };
+    if (d.getSeverity() == DiagnosticSeverity::Error)
+      ++errors;
+    print(d.getLocation(), d.getSeverity(), d.str());
+    for (Diagnostic &note : d.getNotes())
+      print(note.getLocation(), note.getSeverity(), note.str());
+    return success();
+  });
+}

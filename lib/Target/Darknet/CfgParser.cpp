@@ -1,0 +1,321 @@
+//===- CfgParser.cpp - Darknet .cfg lexer and typed accessors ------------===//
+
+#include "qsim/Target/Darknet/CfgParser.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+using namespace qsim::darknet;
+using llvm::StringRef;
+
+bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
+                           const CfgDiagFn &diag) {
+  bool ok = true;
+  unsigned lineNo = 0;
+  while (!text.empty()) {
+    auto [rawLine, rest] = text.split('\n');
+    text = rest;
+    ++lineNo;
+    // Darknet removes every space, tab, CR and LF, even inside values.
+    std::string line;
+    line.reserve(rawLine.size());
+    for (char c : rawLine)
+      if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+        line.push_back(c);
+    if (line.empty() || line[0] == '#' || line[0] == ';')
+      continue;
+    if (line[0] == '[') {
+      size_t close = line.find(']');
+      if (close == std::string::npos) {
+        diag(lineNo, true, "section header '" + line + "' has no ']'");
+        ok = false;
+        continue;
+      }
+      if (close + 1 < line.size()) {
+        StringRef tail = StringRef(line).drop_front(close + 1);
+        if (!tail.starts_with("#") && !tail.starts_with(";")) {
+          diag(lineNo, true,
+               "unexpected text after section header: '" + tail.str() + "'");
+          ok = false;
+          continue;
+        }
+        // Darknet would read "[convolutional]#c" as an unknown section.
+        diag(lineNo, false,
+             "comment after a section header ignored (Darknet would not "
+             "recognise this section)");
+      }
+      CfgSection s;
+      s.type = line.substr(1, close - 1);
+      s.line = lineNo;
+      sections.push_back(std::move(s));
+      continue;
+    }
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) {
+      diag(lineNo, true, "malformed line '" + line + "': expected key=value");
+      ok = false;
+      continue;
+    }
+    std::string key = line.substr(0, eq);
+    std::string value = line.substr(eq + 1);
+    // Darknet keeps inline comments in the value ("leaky#x" then falls back to
+    // relu); we strip them and say so.
+    size_t hash = value.find_first_of("#;");
+    if (hash != std::string::npos) {
+      diag(lineNo, false,
+           "inline comment stripped from '" + key +
+               "' (Darknet would read the value '" + value + "')");
+      value.resize(hash);
+    }
+    if (key.empty()) {
+      diag(lineNo, true, "malformed line '" + line + "': empty key");
+      ok = false;
+      continue;
+    }
+    if (value.empty()) {
+      diag(lineNo, true, "key '" + key + "' has an empty value");
+      ok = false;
+      continue;
+    }
+    if (sections.empty()) {
+      diag(lineNo, true,
+           "option '" + key + "' before the first section (expected [net])");
+      ok = false;
+      continue;
+    }
+    CfgSection &s = sections.back();
+    bool dup = false;
+    for (const CfgOption &o : s.options)
+      if (o.key == key) {
+        diag(lineNo, false,
+             "duplicate key '" + key + "' ignored (Darknet uses the first, line " +
+                 std::to_string(o.line) + ")");
+        dup = true;
+      }
+    if (!dup)
+      s.options.push_back({key, value, lineNo, false});
+  }
+  return ok;
+}
+
+//===----------------------------------------------------------------------===//
+// SectionReader
+//===----------------------------------------------------------------------===//
+
+const CfgOption *SectionReader::find(StringRef key) {
+  for (CfgOption &o : section.options)
+    if (o.key == key) {
+      o.used = true;
+      return &o;
+    }
+  return nullptr;
+}
+
+bool SectionReader::has(StringRef key) const {
+  for (const CfgOption &o : section.options)
+    if (o.key == key)
+      return true;
+  return false;
+}
+
+unsigned SectionReader::lineOf(StringRef key) const {
+  for (const CfgOption &o : section.options)
+    if (o.key == key)
+      return o.line;
+  return section.line;
+}
+
+void SectionReader::error(StringRef key, const std::string &msg) {
+  failed = true;
+  diag(lineOf(key), true, label + ": " + msg);
+}
+
+void SectionReader::warning(StringRef key, const std::string &msg) {
+  diag(lineOf(key), false, label + ": " + msg);
+}
+
+static bool parseInt(StringRef s, int64_t &out) {
+  return !s.empty() && !s.getAsInteger(10, out);
+}
+
+static bool parseFloat(StringRef s, float &out) {
+  if (s.empty())
+    return false;
+  std::string str = s.str();
+  char *end = nullptr;
+  errno = 0;
+  double v = std::strtod(str.c_str(), &end);
+  if (end != str.c_str() + str.size() || errno == ERANGE || !std::isfinite(v))
+    return false;
+  out = (float)v;
+  return true;
+}
+
+int64_t SectionReader::getInt(StringRef key, int64_t def) {
+  const CfgOption *o = find(key);
+  if (!o)
+    return def;
+  int64_t v;
+  if (!parseInt(o->value, v)) {
+    error(key, "'" + key.str() + "=" + o->value + "': expected an integer");
+    return def;
+  }
+  return v;
+}
+
+float SectionReader::getFloat(StringRef key, float def) {
+  const CfgOption *o = find(key);
+  if (!o)
+    return def;
+  float v;
+  if (!parseFloat(o->value, v)) {
+    error(key, "'" + key.str() + "=" + o->value + "': expected a number");
+    return def;
+  }
+  return v;
+}
+
+std::string SectionReader::getString(StringRef key, StringRef def) {
+  const CfgOption *o = find(key);
+  return o ? o->value : def.str();
+}
+
+template <typename T, typename ParseFn>
+static std::optional<std::vector<T>>
+getList(SectionReader &r, const CfgOption *o, StringRef key, ParseFn parse,
+        const char *what) {
+  if (!o)
+    return std::nullopt;
+  std::vector<T> out;
+  llvm::SmallVector<StringRef, 16> items;
+  StringRef(o->value).split(items, ',', /*MaxSplit=*/-1, /*KeepEmpty=*/true);
+  // A single trailing comma is common in hand-written cfgs.
+  if (items.size() > 1 && items.back().empty())
+    items.pop_back();
+  for (StringRef item : items) {
+    T v;
+    if (!parse(item, v)) {
+      r.error(key, "'" + key.str() + "=" + o->value + "': item '" +
+                       item.str() + "' is not " + what);
+      return std::nullopt;
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+std::optional<std::vector<int64_t>> SectionReader::getIntList(StringRef key) {
+  return getList<int64_t>(*this, find(key), key, parseInt, "an integer");
+}
+
+std::optional<std::vector<float>> SectionReader::getFloatList(StringRef key) {
+  return getList<float>(*this, find(key), key, parseFloat, "a number");
+}
+
+//===----------------------------------------------------------------------===//
+// Known keys
+//===----------------------------------------------------------------------===//
+
+static const llvm::StringMap<std::vector<StringRef>> &knownKeys() {
+  static const llvm::StringMap<std::vector<StringRef>> keys = [] {
+    llvm::StringMap<std::vector<StringRef>> m;
+    m["net"] = {
+        "batch", "subdivisions", "width", "height", "channels", "inputs",
+        "momentum", "decay", "angle", "saturation", "exposure", "hue",
+        "learning_rate", "burn_in", "max_batches", "policy", "steps",
+        "scales", "step", "gamma", "power", "max_crop", "min_crop", "flip",
+        "aspect", "mosaic", "mosaic_bound", "cutmix", "mixup", "blur",
+        "gaussian_noise", "letter_box", "contrastive", "contrastive_jit_flip",
+        "contrastive_color", "unsupervised", "label_smooth_eps",
+        "resize_step", "adam", "B1", "B2", "eps", "time_steps", "track",
+        "augment_speed", "sequential_subdivisions",
+        "init_sequential_subdivisions", "try_fix_nan", "loss_scale",
+        "dynamic_minibatch", "optimized_memory", "workspace_size_limit_MB",
+        "max_chart_loss", "show_receptive_field", "rule", "random",
+        "input_calibration", "center", "adversarial_lr", "attention",
+        "equidistant_point", "burnin_update", "cosine"};
+    m["convolutional"] = {
+        "filters", "size", "stride", "stride_x", "stride_y", "pad",
+        "padding", "groups", "dilation", "activation", "batch_normalize",
+        "cbn", "flipped", "antialiasing", "share_index", "binary", "xnor",
+        "bin_output", "dontload", "dontloadscales", "numload", "sway",
+        "rotate", "stretch", "stretch_sway", "assisted_excitation",
+        "train_only_bn", "deform", "coordconv", "learning_rate",
+        "stopbackward", "dont_update", "burnin_update", "train",
+        "input_calibration", "precision", "quantize"};
+    m["connected"] = {"output", "activation", "batch_normalize",
+                      "learning_rate", "stopbackward", "dont_update",
+                      "burnin_update", "train", "precision", "quantize"};
+    m["maxpool"] = {"size", "stride", "stride_x", "stride_y", "padding",
+                    "maxpool_depth", "out_channels", "antialiasing",
+                    "train_only_bn", "stopbackward", "precision",
+                    "quantize"};
+    m["local_avgpool"] = m["maxpool"];
+    m["avgpool"] = {"stopbackward", "precision", "quantize"};
+    m["route"] = {"layers", "groups", "group_id", "stopbackward",
+                  "precision", "quantize"};
+    m["shortcut"] = {"from", "activation", "weights_type",
+                     "weights_normalization", "alpha", "beta",
+                     "stopbackward", "precision", "quantize"};
+    m["upsample"] = {"stride", "scale", "stopbackward", "precision",
+                     "quantize"};
+    m["reorg"] = {"stride", "reverse", "flatten", "extra", "stopbackward",
+                  "precision", "quantize"};
+    m["reorg3d"] = m["reorg"];
+    m["scale_channels"] = {"from", "scale_wh", "activation", "stopbackward",
+                           "precision", "quantize"};
+    m["sam"] = {"from", "activation", "stopbackward"};
+    m["softmax"] = {"groups", "temperature", "tree", "spatial", "noloss",
+                    "stopbackward", "precision", "quantize"};
+    m["dropout"] = {"probability", "dropblock", "dropblock_size_rel",
+                    "dropblock_size_abs", "stopbackward", "precision",
+                    "quantize"};
+    m["batchnorm"] = {"stopbackward", "precision", "quantize"};
+    m["activation"] = {"activation", "stopbackward", "precision",
+                       "quantize"};
+    m["yolo"] = {
+        "classes", "num", "mask", "anchors", "scale_x_y", "new_coords",
+        "nms_kind", "beta_nms", "jitter", "ignore_thresh", "truth_thresh",
+        "iou_thresh", "random", "resize", "iou_loss", "iou_normalizer",
+        "cls_normalizer", "obj_normalizer", "max_delta", "max",
+        "label_smooth_eps", "counters_per_class", "focal_loss",
+        "objectness_smooth", "track_history_size", "sim_thresh",
+        "dets_for_track", "dets_for_show", "track_ciou_norm",
+        "embedding_layer", "map", "uc_normalizer", "delta_normalizer",
+        "stopbackward", "precision", "quantize"};
+    m["Gaussian_yolo"] = m["yolo"];
+    m["region"] = {"coords", "classes", "num", "softmax", "anchors",
+                   "classfix", "background", "bias_match", "rescore",
+                   "thresh", "absolute", "object_scale", "noobject_scale",
+                   "class_scale", "coord_scale", "jitter", "random", "log",
+                   "sqrt", "max", "focal_loss", "tree", "map",
+                   "stopbackward", "precision", "quantize"};
+    m["cost"] = {"type", "scale", "ratio", "noobject_scale", "thresh"};
+    return m;
+  }();
+  return keys;
+}
+
+llvm::ArrayRef<StringRef> qsim::darknet::getKnownKeys(StringRef type) {
+  auto it = knownKeys().find(type);
+  if (it == knownKeys().end())
+    return {};
+  return it->second;
+}
+
+std::string qsim::darknet::suggestKey(StringRef type, StringRef key) {
+  std::string best;
+  unsigned bestDist = 3;
+  for (StringRef k : getKnownKeys(type)) {
+    unsigned d = key.edit_distance(k, true, bestDist);
+    if (d < bestDist) {
+      bestDist = d;
+      best = k.str();
+    }
+  }
+  return best;
+}

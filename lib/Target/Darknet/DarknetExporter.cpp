@@ -1,0 +1,429 @@
+//===- DarknetExporter.cpp - the qsim dialect to .cfg/.weights -----------===//
+
+#include "qsim/Target/Darknet/DarknetExporter.h"
+#include "qsim/Dialect/QSim/IR/Layers.h"
+#include "qsim/Target/Darknet/WeightsFile.h"
+
+#include "llvm/ADT/DenseMap.h"
+
+#include <charconv>
+
+using namespace mlir;
+using namespace qsim;
+using namespace qsim::darknet;
+
+/// Shortest text that reads back as the same float.
+static std::string formatFloat(float v) {
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, res.ptr);
+}
+
+namespace {
+class Exporter {
+public:
+  Exporter(ModuleOp module, raw_ostream &cfg, raw_ostream *weights)
+      : module(module), cfg(cfg), weights(weights),
+        flavor(getFlavor(module)) {}
+  LogicalResult run();
+
+private:
+  LogicalResult exportLayer(const Layer &layer);
+  /// Index of the exported layer producing `v`; emits [route] when `v` is not
+  /// the previous layer but is required to be.
+  FailureOr<int64_t> producer(Operation *user, Value v);
+  LogicalResult requirePrevious(Operation *user, Value v);
+  void section(StringRef name) { cfg << "\n[" << name << "]\n"; }
+  void key(StringRef k, int64_t v) { cfg << k << "=" << v << "\n"; }
+  void key(StringRef k, StringRef v) { cfg << k << "=" << v << "\n"; }
+  void keyF(StringRef k, float v) { cfg << k << "=" << formatFloat(v) << "\n"; }
+  void extras(Operation *op);
+  LogicalResult writeFloats(Operation *op, StringRef what,
+                            std::optional<ElementsAttr> attr, int64_t count,
+                            bool zerosIfAbsent = false);
+  void finishLayer(Value out) { indexOf[out] = nextIndex++; }
+
+  ModuleOp module;
+  raw_ostream &cfg;
+  raw_ostream *weights;
+  Flavor flavor;
+  llvm::DenseMap<Value, int64_t> indexOf;
+  int64_t nextIndex = 0;
+  Value networkInput;
+};
+} // namespace
+
+FailureOr<int64_t> Exporter::producer(Operation *user, Value v) {
+  auto it = indexOf.find(v);
+  if (it == indexOf.end()) {
+    user->emitError() << describeLayer(user)
+                      << ": Darknet layers can only reference earlier layers' "
+                         "outputs, not the network input";
+    return failure();
+  }
+  return it->second;
+}
+
+LogicalResult Exporter::requirePrevious(Operation *user, Value v) {
+  if (v == networkInput && nextIndex == 0)
+    return success();
+  auto idx = producer(user, v);
+  if (failed(idx))
+    return failure();
+  if (*idx == nextIndex - 1)
+    return success();
+  // Darknet feeds the previous layer implicitly: route to the real input.
+  section("route");
+  key("layers", *idx);
+  indexOf[v] = nextIndex++;
+  return success();
+}
+
+void Exporter::extras(Operation *op) {
+  if (auto p = op->getAttrOfType<StringAttr>("qsim.precision"))
+    key("precision", p.getValue());
+  if (auto d = op->getAttrOfType<DictionaryAttr>("qsim.cfg"))
+    for (NamedAttribute a : d)
+      if (auto s = dyn_cast<StringAttr>(a.getValue()))
+        key(a.getName().getValue(), s.getValue());
+}
+
+LogicalResult Exporter::writeFloats(Operation *op, StringRef what,
+                                    std::optional<ElementsAttr> attr,
+                                    int64_t count, bool zerosIfAbsent) {
+  if (!weights)
+    return success();
+  if (!attr) {
+    if (zerosIfAbsent) {
+      std::vector<float> zeros(count, 0.0f);
+      weights->write(reinterpret_cast<const char *>(zeros.data()),
+                     count * sizeof(float));
+      return success();
+    }
+    return op->emitError() << describeLayer(op) << ": has no " << what
+                           << " (shape-only model); cannot write weights";
+  }
+  if (attr->getNumElements() != count)
+    return op->emitError() << describeLayer(op) << ": " << what << " has "
+                           << attr->getNumElements() << " values, expected "
+                           << count;
+  ArrayRef<float> direct = getFloatsNoCopy(*attr);
+  if (!direct.empty()) {
+    weights->write(reinterpret_cast<const char *>(direct.data()),
+                   direct.size() * sizeof(float));
+    return success();
+  }
+  std::vector<float> v = getFloats(*attr);
+  if ((int64_t)v.size() != count)
+    return op->emitError() << describeLayer(op) << ": " << what
+                           << " is not stored as floats";
+  weights->write(reinterpret_cast<const char *>(v.data()),
+                 v.size() * sizeof(float));
+  return success();
+}
+
+LogicalResult Exporter::exportLayer(const Layer &layer) {
+  Operation *op = layer.head;
+  for (Operation *o : layer.ops)
+    if (isa<quant::QuantizeCastOp, quant::DequantizeCastOp,
+            quant::StorageCastOp>(o) ||
+        llvm::any_of(o->getResultTypes(), [](Type t) {
+          return !isFloatElement(getElementTypeOrSelf(t));
+        }))
+      return op->emitError() << describeLayer(op)
+                             << ": quantized layers cannot be written as a "
+                                "Darknet model (export the float model)";
+
+  if (auto conv = dyn_cast<Conv2DOp>(op)) {
+    if (failed(requirePrevious(op, conv.getInput())))
+      return failure();
+    if (conv.getKernelH() != conv.getKernelW())
+      return op->emitError()
+             << describeLayer(op) << ": Darknet convolutions are square; this "
+             << "one is " << conv.getKernelH() << "x" << conv.getKernelW();
+    if (conv.getPadding()[0] != conv.getPadding()[1])
+      return op->emitError() << describeLayer(op)
+                             << ": Darknet pads both axes equally";
+    BatchNormOp bn = layer.batchNorm;
+    section("convolutional");
+    if (bn)
+      key("batch_normalize", 1);
+    key("filters", conv.getFilters());
+    key("size", conv.getKernelH());
+    auto stride = conv.getStride();
+    if (stride[0] == stride[1]) {
+      key("stride", stride[1]);
+    } else {
+      key("stride_x", stride[1]);
+      key("stride_y", stride[0]);
+    }
+    int64_t p = conv.getPadding()[0];
+    if (p == conv.getKernelH() / 2 && p > 0)
+      key("pad", 1);
+    else if (p > 0)
+      key("padding", p);
+    if (conv.getGroups() != 1)
+      key("groups", conv.getGroups());
+    if (conv.getDilation() != 1)
+      key("dilation", conv.getDilation());
+    key("activation",
+        stringifyActivation(bn ? bn.getActivation() : conv.getActivation()));
+    extras(op);
+    int64_t f = conv.getFilters();
+    if (bn) {
+      if (failed(writeFloats(op, "bias", bn.getBias(), f)) ||
+          failed(writeFloats(op, "scale", bn.getScale(), f)) ||
+          failed(writeFloats(op, "mean", bn.getMean(), f)) ||
+          failed(writeFloats(op, "variance", bn.getVariance(), f)))
+        return failure();
+    } else if (failed(writeFloats(op, "bias", conv.getBias(), f,
+                                  /*zerosIfAbsent=*/(bool)conv.getWeight()))) {
+      return failure();
+    }
+    int64_t n = f * (conv.getInputChannels() / conv.getGroups()) *
+                conv.getKernelH() * conv.getKernelW();
+    if (failed(writeFloats(op, "weight", conv.getWeight(), n)))
+      return failure();
+  } else if (auto fc = dyn_cast<ConnectedOp>(op)) {
+    if (failed(requirePrevious(op, fc.getInput())))
+      return failure();
+    BatchNormOp bn = layer.batchNorm;
+    section("connected");
+    if (bn)
+      key("batch_normalize", 1);
+    key("output", fc.getOutputSize());
+    key("activation",
+        stringifyActivation(bn ? bn.getActivation() : fc.getActivation()));
+    extras(op);
+    int64_t o = fc.getOutputSize();
+    int64_t in = cast<ShapedType>(fc.getInput().getType()).getNumElements();
+    if (failed(writeFloats(op, "bias", bn ? bn.getBias() : fc.getBias(), o,
+                           !bn && (bool)fc.getWeight())))
+      return failure();
+    auto header = module->getAttrOfType<DenseI64ArrayAttr>("qsim.weights_header");
+    bool transposed = header && (header[0] > 1000 || header[1] > 1000);
+    if (transposed && weights && fc.getWeight()) {
+      std::vector<float> w = getFloats(*fc.getWeight()), t(w.size());
+      for (int64_t a = 0; a < o; ++a)
+        for (int64_t b = 0; b < in; ++b)
+          t[b * o + a] = w[a * in + b];
+      weights->write(reinterpret_cast<const char *>(t.data()),
+                     t.size() * sizeof(float));
+    } else if (failed(writeFloats(op, "weight", fc.getWeight(), o * in))) {
+      return failure();
+    }
+    if (bn && (failed(writeFloats(op, "scale", bn.getScale(), o)) ||
+               failed(writeFloats(op, "mean", bn.getMean(), o)) ||
+               failed(writeFloats(op, "variance", bn.getVariance(), o))))
+      return failure();
+  } else if (auto bn = dyn_cast<BatchNormOp>(op)) {
+    if (failed(requirePrevious(op, bn.getInput())))
+      return failure();
+    if (bn.getActivation() != Activation::linear)
+      return op->emitError() << describeLayer(op)
+                             << ": a standalone [batchnorm] has no activation "
+                                "in Darknet";
+    section("batchnorm");
+    extras(op);
+    int64_t c = cast<ShapedType>(bn.getInput().getType()).getDimSize(1);
+    if (flavor == Flavor::AlexeyAB &&
+        failed(writeFloats(op, "bias", bn.getBias(), c)))
+      return failure();
+    if (failed(writeFloats(op, "scale", bn.getScale(), c)) ||
+        failed(writeFloats(op, "mean", bn.getMean(), c)) ||
+        failed(writeFloats(op, "variance", bn.getVariance(), c)))
+      return failure();
+  } else if (auto a = dyn_cast<ActivationOp>(op)) {
+    if (failed(requirePrevious(op, a.getInput())))
+      return failure();
+    section("activation");
+    key("activation", stringifyActivation(a.getActivation()));
+    extras(op);
+  } else if (auto mp = dyn_cast<MaxPoolOp>(op)) {
+    if (failed(requirePrevious(op, mp.getInput())))
+      return failure();
+    section("maxpool");
+    key("size", mp.getSize());
+    auto stride = mp.getStride();
+    if (stride[0] == stride[1]) {
+      key("stride", stride[1]);
+    } else {
+      key("stride_x", stride[1]);
+      key("stride_y", stride[0]);
+    }
+    if (mp.getPadding() != mp.getSize() - 1)
+      key("padding", mp.getPadding());
+    extras(op);
+  } else if (auto ap = dyn_cast<AvgPoolOp>(op)) {
+    if (failed(requirePrevious(op, ap.getInput())))
+      return failure();
+    section("avgpool");
+    extras(op);
+  } else if (auto route = dyn_cast<RouteOp>(op)) {
+    SmallVector<int64_t> refs;
+    for (Value v : route.getInputs()) {
+      auto idx = producer(op, v);
+      if (failed(idx))
+        return failure();
+      refs.push_back(*idx == nextIndex - 1 ? -1 : *idx);
+    }
+    section("route");
+    cfg << "layers=";
+    llvm::interleave(refs, cfg, ",");
+    cfg << "\n";
+    if (route.getGroups() != 1) {
+      key("groups", route.getGroups());
+      key("group_id", route.getGroupId());
+    }
+    extras(op);
+  } else if (auto sc = dyn_cast<ShortcutOp>(op)) {
+    if (failed(requirePrevious(op, sc.getInputs()[0])))
+      return failure();
+    SmallVector<int64_t> refs;
+    for (Value v : sc.getInputs().drop_front()) {
+      auto idx = producer(op, v);
+      if (failed(idx))
+        return failure();
+      refs.push_back(*idx - nextIndex);
+    }
+    section("shortcut");
+    cfg << "from=";
+    llvm::interleave(refs, cfg, ",");
+    cfg << "\n";
+    key("activation", stringifyActivation(sc.getActivation()));
+    extras(op);
+  } else if (auto up = dyn_cast<UpsampleOp>(op)) {
+    if (failed(requirePrevious(op, up.getInput())))
+      return failure();
+    section("upsample");
+    key("stride", up.getStride());
+    if (up.getScale().convertToFloat() != 1.0f)
+      keyF("scale", up.getScale().convertToFloat());
+    extras(op);
+  } else if (auto ro = dyn_cast<ReorgOp>(op)) {
+    if (failed(requirePrevious(op, ro.getInput())))
+      return failure();
+    section("reorg");
+    key("stride", ro.getStride());
+    if (ro.getReverse())
+      key("reverse", 1);
+    extras(op);
+  } else if (auto scl = dyn_cast<ScaleChannelsOp>(op)) {
+    if (failed(requirePrevious(op, scl.getScales())))
+      return failure();
+    auto idx = producer(op, scl.getFeatures());
+    if (failed(idx))
+      return failure();
+    section("scale_channels");
+    key("from", *idx - nextIndex);
+    if (scl.getScaleWh())
+      key("scale_wh", 1);
+    key("activation", stringifyActivation(scl.getActivation()));
+    extras(op);
+  } else if (auto sm = dyn_cast<SoftmaxOp>(op)) {
+    if (failed(requirePrevious(op, sm.getInput())))
+      return failure();
+    section("softmax");
+    key("groups", sm.getGroups());
+    if (sm.getTemperature().convertToFloat() != 1.0f)
+      keyF("temperature", sm.getTemperature().convertToFloat());
+    extras(op);
+  } else if (auto d = dyn_cast<DropoutOp>(op)) {
+    if (failed(requirePrevious(op, d.getInput())))
+      return failure();
+    section("dropout");
+    keyF("probability", d.getProbability().convertToFloat());
+    extras(op);
+  } else if (auto y = dyn_cast<YoloOp>(op)) {
+    if (failed(requirePrevious(op, y.getInput())))
+      return failure();
+    section("yolo");
+    cfg << "mask=";
+    llvm::interleave(y.getMask(), cfg, ",");
+    cfg << "\nanchors=";
+    auto anchors = y.getAnchors();
+    for (size_t i = 0; i < anchors.size(); ++i)
+      cfg << (i == 0 ? "" : (i % 2 ? "," : ", ")) << formatFloat(anchors[i]);
+    cfg << "\n";
+    key("classes", y.getClasses());
+    key("num", y.getNum());
+    if (y.getScaleXY().convertToFloat() != 1.0f)
+      keyF("scale_x_y", y.getScaleXY().convertToFloat());
+    if (y.getNewCoords())
+      key("new_coords", 1);
+    if (y.getNmsKind() != NmsKind::default_nms)
+      key("nms_kind", stringifyNmsKind(y.getNmsKind()));
+    if (y.getBetaNms().convertToFloat() != 0.6f)
+      keyF("beta_nms", y.getBetaNms().convertToFloat());
+    extras(op);
+  } else if (auto rg = dyn_cast<RegionOp>(op)) {
+    if (failed(requirePrevious(op, rg.getInput())))
+      return failure();
+    section("region");
+    cfg << "anchors=";
+    auto anchors = rg.getAnchors();
+    for (size_t i = 0; i < anchors.size(); ++i)
+      cfg << (i == 0 ? "" : (i % 2 ? "," : ", ")) << formatFloat(anchors[i]);
+    cfg << "\n";
+    key("classes", rg.getClasses());
+    key("coords", rg.getCoords());
+    key("num", rg.getNum());
+    if (rg.getSoftmax())
+      key("softmax", 1);
+    if (rg.getClassfix() != 0)
+      key("classfix", rg.getClassfix());
+    extras(op);
+  } else {
+    return op->emitError() << describeLayer(op) << ": no Darknet equivalent";
+  }
+  finishLayer(layer.output());
+  return success();
+}
+
+LogicalResult Exporter::run() {
+  func::FuncOp func = getMainFunc(module);
+  if (!func)
+    return module.emitError() << "no main function to export";
+  auto inType = dyn_cast<ShapedType>(func.getArgumentTypes().front());
+  if (func.getNumArguments() != 1 || !inType || inType.getRank() != 4 ||
+      !inType.getElementType().isF32())
+    return func.emitError() << "main must take one tensor<1xCxHxWxf32>";
+  networkInput = func.getArgument(0);
+  auto layers = getLayers(func);
+  if (failed(layers))
+    return failure();
+
+  cfg << "[net]\n";
+  key("width", inType.getDimSize(3));
+  key("height", inType.getDimSize(2));
+  key("channels", inType.getDimSize(1));
+  if (auto lb = module->getAttrOfType<BoolAttr>("qsim.letter_box");
+      lb && lb.getValue())
+    key("letter_box", 1);
+  if (auto net = module->getAttrOfType<DictionaryAttr>("qsim.net"))
+    for (NamedAttribute a : net)
+      if (auto s = dyn_cast<StringAttr>(a.getValue()))
+        key(a.getName().getValue(), s.getValue());
+
+  if (weights) {
+    WeightsHeader header;
+    if (auto h = module->getAttrOfType<DenseI64ArrayAttr>("qsim.weights_header");
+        h && h.size() == 4) {
+      header.major = h[0];
+      header.minor = h[1];
+      header.revision = h[2];
+      header.seen = h[3];
+    }
+    writeWeightsHeader(*weights, header, flavor);
+  }
+  for (const Layer &layer : *layers)
+    if (failed(exportLayer(layer)))
+      return failure();
+  return success();
+}
+
+LogicalResult qsim::darknet::exportDarknet(ModuleOp module, raw_ostream &cfg,
+                                           raw_ostream *weights) {
+  Exporter exporter(module, cfg, weights);
+  return exporter.run();
+}

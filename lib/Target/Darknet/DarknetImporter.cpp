@@ -1,0 +1,990 @@
+//===- DarknetImporter.cpp - .cfg/.weights to the qsim dialect -----------===//
+//
+// One pass over the cfg sections builds one op (two for batch_normalize=1)
+// per layer, computing shapes with the same formulas the verifiers use, and
+// takes each layer's floats from the weights file in Darknet's order
+// (DARKNET.md §2.2). Weight attributes reference the mapped file directly.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qsim/Target/Darknet/DarknetImporter.h"
+#include "qsim/Dialect/QSim/IR/Shapes.h"
+#include "qsim/Target/Darknet/CfgParser.h"
+#include "qsim/Target/Darknet/WeightsFile.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace qsim;
+using namespace qsim::darknet;
+using shapes::CHW;
+
+namespace {
+
+std::optional<Activation> parseActivationName(StringRef s) {
+  if (s == "revleaky")
+    return Activation::leaky; // AlexeyAB: identical to leaky at inference
+  return symbolizeActivation(s);
+}
+
+/// Where weight values come from: a mapped file, a seeded generator, or
+/// nowhere (shape-only model).
+class WeightSource {
+public:
+  bool init(const ImportOptions &opts, std::string &error,
+            WeightsHeader &header, bool &hasHeader) {
+    if (opts.randomSeed) {
+      random = true;
+      state = *opts.randomSeed * 0x9E3779B97F4A7C15ull + 0x1234567ull;
+      return true;
+    }
+    if (opts.weightsPath.empty())
+      return true;
+    auto buf = llvm::MemoryBuffer::getFile(opts.weightsPath, /*IsText=*/false,
+                                           /*RequiresNullTerminator=*/false);
+    if (!buf) {
+      error = "cannot open weights file '" + opts.weightsPath +
+              "': " + buf.getError().message();
+      return false;
+    }
+    buffer = std::shared_ptr<llvm::MemoryBuffer>(std::move(*buf));
+    ArrayRef<char> bytes(buffer->getBufferStart(), buffer->getBufferSize());
+    std::string herr;
+    if (!readWeightsHeader(bytes, opts.flavor, header, herr)) {
+      error = "weights file '" + opts.weightsPath + "': " + herr;
+      return false;
+    }
+    hasHeader = true;
+    headerBytes = header.size(opts.flavor);
+    fileBytes = bytes.size();
+    size_t payload = fileBytes - headerBytes;
+    data = reinterpret_cast<const float *>(bytes.data() + headerBytes);
+    total = payload / sizeof(float);
+    trailingBytes = payload % sizeof(float);
+    return true;
+  }
+
+  bool hasValues() const { return random || buffer; }
+
+  /// Initialisation of synthetic values (variance-preserving for weights).
+  enum class Init { Weight, Bias, Scale, Mean, Variance };
+
+  /// The next `shape`-sized array, or null when there are no values (shape
+  /// only) or the file ran out (remembered for the final size report).
+  ElementsAttr take(MLIRContext *ctx, ArrayRef<int64_t> shape, StringRef name,
+                    Init init, int64_t fanIn, const std::string &layerLabel) {
+    int64_t n = 1;
+    for (int64_t d : shape)
+      n *= d;
+    needed += n;
+    auto type = RankedTensorType::get(shape, Float32Type::get(ctx));
+    if (random) {
+      std::vector<float> v(n);
+      float a = init == Init::Weight ? std::sqrt(3.0f / std::max<int64_t>(fanIn, 1))
+                                     : 0.1f;
+      for (float &x : v) {
+        float u = uniform();
+        switch (init) {
+        case Init::Weight:
+        case Init::Bias:
+        case Init::Mean:
+          x = (2 * u - 1) * a;
+          break;
+        case Init::Scale:
+        case Init::Variance:
+          x = 0.5f + u;
+          break;
+        }
+      }
+      return makeFloatAttr(ctx, shape, name, v);
+    }
+    if (!buffer)
+      return {};
+    if (cursor + n > total) {
+      if (firstShortLayer.empty())
+        firstShortLayer = layerLabel;
+      cursor = total;
+      return {};
+    }
+    ArrayRef<char> bytes(reinterpret_cast<const char *>(data + cursor),
+                         n * sizeof(float));
+    cursor += n;
+    // The blob keeps the mapping alive; no copy of the floats is made.
+    auto blob = UnmanagedAsmResourceBlob::allocateWithAlign(
+        bytes, alignof(float),
+        [keep = buffer](void *, size_t, size_t) { (void)keep; });
+    return DenseResourceElementsAttr::get(type, name, std::move(blob));
+  }
+
+  /// Checks that the file held exactly the floats the cfg needs.
+  bool checkSize(const std::string &path, std::string &error) const {
+    if (!buffer)
+      return true;
+    size_t expected = headerBytes + needed * sizeof(float);
+    if (expected == fileBytes)
+      return true;
+    error = "weights file '" + path + "' does not match the cfg: expected " +
+            std::to_string(expected) + " bytes (" +
+            std::to_string(headerBytes) + "-byte header + " +
+            std::to_string(needed) + " floats), actual " +
+            std::to_string(fileBytes) + " bytes";
+    if (!firstShortLayer.empty())
+      error += "; the file runs out in " + firstShortLayer;
+    else if (fileBytes > expected)
+      error += "; " + std::to_string(fileBytes - expected) +
+               " bytes left over after the last layer";
+    return false;
+  }
+
+private:
+  float uniform() {
+    // splitmix64: deterministic on every platform.
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (z >> 40) * (1.0f / 16777216.0f);
+  }
+
+  std::shared_ptr<llvm::MemoryBuffer> buffer;
+  const float *data = nullptr;
+  size_t total = 0, cursor = 0, needed = 0;
+  size_t headerBytes = 0, fileBytes = 0, trailingBytes = 0;
+  bool random = false;
+  uint64_t state = 0;
+  std::string firstShortLayer;
+};
+
+class Importer {
+public:
+  Importer(MLIRContext *ctx, StringRef cfgName, const ImportOptions &opts)
+      : ctx(ctx), cfgName(cfgName.str()), opts(opts), builder(ctx) {}
+
+  OwningOpRef<ModuleOp> run(StringRef text);
+
+private:
+  void report(unsigned line, bool isError, const std::string &msg) {
+    Location loc = FileLineColLoc::get(ctx, cfgName, line, 1);
+    if (isError) {
+      hadError = true;
+      emitError(loc) << msg;
+    } else {
+      emitWarning(loc) << msg;
+    }
+  }
+
+  bool importNet(CfgSection &net);
+  bool importLayer(CfgSection &section, int64_t index);
+  bool checkKeys(CfgSection &section, StringRef type, SectionReader &r);
+  void attachExtras(Operation *op, CfgSection &section, SectionReader &r);
+  std::optional<Activation> readActivation(SectionReader &r, StringRef def);
+  /// Resolves Darknet layer references (negative = relative).
+  bool resolveRefs(SectionReader &r, StringRef key,
+                   const std::vector<int64_t> &refs, int64_t index,
+                   std::vector<int64_t> &out);
+  Value input(int64_t index) {
+    return index == 0 ? netInput : layerOutputs[index - 1];
+  }
+  static CHW chw(Value v) {
+    auto t = cast<ShapedType>(v.getType());
+    return {t.getDimSize(1), t.getDimSize(2), t.getDimSize(3)};
+  }
+  RankedTensorType tensorType(const CHW &s) {
+    return RankedTensorType::get({1, s.c, s.h, s.w}, Float32Type::get(ctx));
+  }
+  Operation *create(StringRef name, Location loc, Type result,
+                    ValueRange operands, ArrayRef<NamedAttribute> attrs) {
+    OperationState state(loc, name);
+    state.addOperands(operands);
+    state.addTypes(result);
+    state.addAttributes(attrs);
+    return builder.create(state);
+  }
+  NamedAttribute attr(StringRef name, Attribute a) {
+    return builder.getNamedAttr(name, a);
+  }
+  NamedAttribute i64(StringRef name, int64_t v) {
+    return attr(name, builder.getI64IntegerAttr(v));
+  }
+  NamedAttribute f32(StringRef name, float v) {
+    return attr(name, builder.getF32FloatAttr(v));
+  }
+  NamedAttribute act(Activation a) {
+    return attr("activation", ActivationAttr::get(ctx, a));
+  }
+  /// Rejects a key whose value is not the default we support.
+  bool rejectUnless(SectionReader &r, StringRef key, int64_t supported,
+                    StringRef why) {
+    if (!r.has(key))
+      return true;
+    int64_t v = r.getInt(key, supported);
+    if (v == supported)
+      return true;
+    r.error(key, "'" + key.str() + "=" + std::to_string(v) +
+                     "' is not supported by qsim (" + why.str() + ")");
+    return false;
+  }
+  /// Keys pjreddie's Darknet does not read: ignored with a warning.
+  bool readsKey(SectionReader &r, StringRef key) {
+    if (opts.flavor == Flavor::AlexeyAB || !r.has(key))
+      return true;
+    r.warning(key, "'" + key.str() +
+                       "' is ignored by pjreddie Darknet "
+                       "(--darknet-flavor=pjreddie)");
+    for (CfgOption &o : r.getSection().options)
+      if (o.key == key)
+        o.used = true;
+    return false;
+  }
+
+  MLIRContext *ctx;
+  std::string cfgName;
+  ImportOptions opts;
+  OpBuilder builder;
+  bool hadError = false;
+  WeightSource weights;
+  WeightsHeader header;
+  bool hasHeader = false;
+  Value netInput;
+  std::vector<Value> layerOutputs;
+  std::vector<std::string> layerKinds;
+  SmallVector<Value> headOutputs;
+  bool letterBox = false;
+  CHW netShape;
+  SmallVector<NamedAttribute> netExtras;
+};
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+
+static StringRef canonicalSection(StringRef type) {
+  return llvm::StringSwitch<StringRef>(type)
+      .Case("network", "net")
+      .Case("conv", "convolutional")
+      .Case("conn", "connected")
+      .Case("max", "maxpool")
+      .Case("avg", "avgpool")
+      .Case("local_avg", "local_avgpool")
+      .Case("soft", "softmax")
+      .Case("lrn", "normalization")
+      .Case("deconv", "deconvolutional")
+      .Case("silence", "empty")
+      .Default(type);
+}
+
+static bool isUnsupportedDarknetSection(StringRef type) {
+  return llvm::StringSwitch<bool>(type)
+      .Cases("local_avgpool", "normalization", "cost", "reorg3d", "sam",
+             "implicit", true)
+      .Cases("Gaussian_yolo", "contrastive", "conv_lstm", "history", "empty",
+             true)
+      .Cases("deconvolutional", "logistic", "l2norm", "iseg", "crnn", "rnn",
+             true)
+      .Cases("gru", "lstm", "local", "crop", "detection", true)
+      .Default(false);
+}
+
+bool Importer::checkKeys(CfgSection &section, StringRef type,
+                         SectionReader &r) {
+  ArrayRef<StringRef> known = getKnownKeys(type);
+  bool ok = true;
+  for (CfgOption &o : section.options) {
+    if (llvm::is_contained(known, StringRef(o.key)))
+      continue;
+    std::string msg = "unknown key '" + o.key + "'";
+    std::string suggestion = suggestKey(type, o.key);
+    if (!suggestion.empty())
+      msg += " (did you mean '" + suggestion + "'?)";
+    if (opts.allowUnknownKeys) {
+      r.warning(o.key, msg + "; kept for export only");
+    } else {
+      r.error(o.key, msg + "; use --allow-unknown-keys to accept it");
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+void Importer::attachExtras(Operation *op, CfgSection &section,
+                            SectionReader &r) {
+  // Training-only keys (and accepted unknown ones) travel with the layer so
+  // that the exported cfg can still be trained by Darknet.
+  SmallVector<NamedAttribute> extras;
+  for (CfgOption &o : section.options)
+    if (!o.used && o.key != "precision" && o.key != "quantize")
+      extras.push_back(attr(o.key, builder.getStringAttr(o.value)));
+  if (!extras.empty())
+    op->setAttr("qsim.cfg", builder.getDictionaryAttr(extras));
+
+  // A precision plan written into the cfg (issue: per-layer precision).
+  std::optional<std::string> precision;
+  if (r.has("precision")) {
+    std::string p = r.getString("precision", "");
+    if (p != "fp32" && p != "fp16" && p != "int8") {
+      r.error("precision", "'precision=" + p + "': expected fp32, fp16 or int8");
+      return;
+    }
+    precision = p;
+  }
+  if (r.has("quantize")) {
+    int64_t q = r.getInt("quantize", 0);
+    if (q != 0 && q != 1) {
+      r.error("quantize", "'quantize' must be 0 or 1");
+      return;
+    }
+    std::string p = q ? "int8" : "fp32";
+    if (precision && *precision != p) {
+      r.error("quantize", "'quantize=" + std::to_string(q) +
+                              "' contradicts 'precision=" + *precision + "'");
+      return;
+    }
+    precision = p;
+  }
+  if (precision) {
+    op->setAttr("qsim.precision", builder.getStringAttr(*precision));
+    op->setAttr("qsim.precision_reason", builder.getStringAttr("cfg"));
+  }
+}
+
+std::optional<Activation> Importer::readActivation(SectionReader &r,
+                                                   StringRef def) {
+  std::string name = r.getString("activation", def);
+  auto a = parseActivationName(name);
+  if (!a) {
+    r.error("activation", "unknown activation '" + name +
+                              "' (Darknet would silently use relu)");
+    return std::nullopt;
+  }
+  return a;
+}
+
+bool Importer::resolveRefs(SectionReader &r, StringRef key,
+                           const std::vector<int64_t> &refs, int64_t index,
+                           std::vector<int64_t> &out) {
+  for (int64_t ref : refs) {
+    int64_t idx = ref < 0 ? index + ref : ref;
+    if (idx < 0) {
+      r.error(key, "'" + key.str() + "' item " + std::to_string(ref) +
+                       " refers to layer " + std::to_string(idx) +
+                       ", before the first layer");
+      return false;
+    }
+    if (idx >= index) {
+      r.error(key, "'" + key.str() + "' item " + std::to_string(ref) +
+                       " refers to layer " + std::to_string(idx) +
+                       ", which does not come before this layer");
+      return false;
+    }
+    out.push_back(idx);
+  }
+  return true;
+}
+
+bool Importer::importNet(CfgSection &net) {
+  SectionReader r(net, "[net]", [this](unsigned l, bool e, const std::string &m) {
+    report(l, e, m);
+  });
+  if (!checkKeys(net, "net", r))
+    return false;
+  int64_t w = r.getInt("width", 0), h = r.getInt("height", 0),
+          c = r.getInt("channels", 0);
+  letterBox = r.getInt("letter_box", 0) != 0;
+  if (!r.ok())
+    return false;
+  if (w <= 0 || h <= 0 || c <= 0) {
+    r.error("[net] needs width, height and channels > 0 (got width=" +
+            std::to_string(w) + " height=" + std::to_string(h) +
+            " channels=" + std::to_string(c) + ")");
+    return false;
+  }
+  for (CfgOption &o : net.options)
+    if (!o.used)
+      netExtras.push_back(attr(o.key, builder.getStringAttr(o.value)));
+  netShape = {c, h, w};
+  return true;
+}
+
+OwningOpRef<ModuleOp> Importer::run(StringRef text) {
+  ctx->loadDialect<QSimDialect, func::FuncDialect, quant::QuantizationDialect>();
+  std::vector<CfgSection> sections;
+  bool lexOk = lexCfg(text, sections, [this](unsigned l, bool e,
+                                             const std::string &m) {
+    report(l, e, m);
+  });
+  if (!lexOk)
+    return nullptr;
+  if (sections.empty() || canonicalSection(sections[0].type) != "net") {
+    report(sections.empty() ? 0 : sections[0].line, true,
+           "the first section must be [net] or [network]");
+    return nullptr;
+  }
+  if (!importNet(sections[0]))
+    return nullptr;
+  std::string werr;
+  if (!weights.init(opts, werr, header, hasHeader)) {
+    report(0, true, werr);
+    return nullptr;
+  }
+
+  OwningOpRef<ModuleOp> module = ModuleOp::create(FileLineColLoc::get(ctx, cfgName, 1, 1));
+  builder.setInsertionPointToEnd(module->getBody());
+  CfgSection &net = sections[0];
+  auto inputType = tensorType(netShape);
+  auto func = builder.create<func::FuncOp>(
+      FileLineColLoc::get(ctx, cfgName, net.line, 1), "main",
+      builder.getFunctionType({inputType}, {}));
+  Block *body = func.addEntryBlock();
+  netInput = body->getArgument(0);
+  builder.setInsertionPointToEnd(body);
+
+  for (size_t i = 1; i < sections.size(); ++i)
+    if (!importLayer(sections[i], i - 1))
+      return nullptr;
+  if (layerOutputs.empty()) {
+    report(net.line, true, "the cfg has no layers after [net]");
+    return nullptr;
+  }
+  if (!weights.checkSize(opts.weightsPath, werr)) {
+    report(0, true, werr);
+    return nullptr;
+  }
+
+  SmallVector<Value> results(headOutputs.begin(), headOutputs.end());
+  if (results.empty())
+    results.push_back(layerOutputs.back());
+  builder.create<func::ReturnOp>(func.getLoc(), results);
+  func.setFunctionType(
+      builder.getFunctionType({inputType}, ValueRange(results).getTypes()));
+
+  setFlavor(*module, opts.flavor);
+  if (letterBox)
+    (*module)->setAttr("qsim.letter_box", builder.getBoolAttr(true));
+  if (!netExtras.empty())
+    (*module)->setAttr("qsim.net", builder.getDictionaryAttr(netExtras));
+  if (hasHeader)
+    (*module)->setAttr("qsim.weights_header",
+                       builder.getDenseI64ArrayAttr(
+                           {header.major, header.minor, header.revision,
+                            (int64_t)header.seen}));
+  (*module)->setAttr("qsim.source", builder.getStringAttr(cfgName));
+  if (hadError || mlir::failed(verify(*module)))
+    return nullptr;
+  return module;
+}
+
+bool Importer::importLayer(CfgSection &section, int64_t index) {
+  StringRef type = canonicalSection(section.type);
+  std::string label = "layer " + std::to_string(index) + " (" + type.str() + ")";
+  SectionReader r(section, label,
+                  [this](unsigned l, bool e, const std::string &m) {
+                    report(l, e, m);
+                  });
+  if (type == "net") {
+    r.error("a second [net] section");
+    return false;
+  }
+  if (isUnsupportedDarknetSection(type)) {
+    r.error("Darknet layer type [" + section.type +
+            "] is not supported by qsim (see docs/darknet.md)");
+    return false;
+  }
+  if (getKnownKeys(type).empty()) {
+    r.error("unknown section [" + section.type + "]");
+    return false;
+  }
+  if (!checkKeys(section, type, r))
+    return false;
+
+  Location loc = makeLayerLoc(ctx, cfgName, section.line, index);
+  Value in = input(index);
+  CHW inShape = chw(in);
+  CHW out;
+  std::string err;
+  Operation *head = nullptr;
+  Value output;
+  auto name = [&](StringRef what) {
+    return "layer" + std::to_string(index) + "_" + what.str();
+  };
+
+  if (type == "convolutional") {
+    int64_t filters = r.getInt("filters", 1);
+    int64_t size = r.getInt("size", 1);
+    int64_t stride = r.getInt("stride", 1);
+    int64_t sx = stride, sy = stride;
+    if (readsKey(r, "stride_x")) {
+      int64_t v = r.getInt("stride_x", -1);
+      if (v >= 1)
+        sx = v;
+    }
+    if (readsKey(r, "stride_y")) {
+      int64_t v = r.getInt("stride_y", -1);
+      if (v >= 1)
+        sy = v;
+    }
+    int64_t pad = r.getInt("pad", 0);
+    int64_t padding = r.getInt("padding", 0);
+    if (pad)
+      padding = size / 2;
+    int64_t groups = r.getInt("groups", 1);
+    int64_t dilation = readsKey(r, "dilation") ? r.getInt("dilation", 1) : 1;
+    if (size == 1)
+      dilation = 1;
+    auto activation = readActivation(r, "logistic");
+    bool bn = r.getInt("batch_normalize", 0) != 0 || r.getInt("cbn", 0) != 0;
+    bool supported =
+        rejectUnless(r, "flipped", 0, "transposed weight files") &&
+        rejectUnless(r, "antialiasing", 0, "anti-aliased convolutions") &&
+        rejectUnless(r, "binary", 0, "binary weights") &&
+        rejectUnless(r, "xnor", 0, "XNOR convolutions") &&
+        rejectUnless(r, "dontload", 0, "partial weight loading") &&
+        rejectUnless(r, "dontloadscales", 0, "partial weight loading") &&
+        rejectUnless(r, "deform", 0, "deformable convolutions") &&
+        rejectUnless(r, "coordconv", 0, "coordinate convolutions") &&
+        rejectUnless(r, "sway", 0, "rotation-shared weights") &&
+        rejectUnless(r, "rotate", 0, "rotation-shared weights") &&
+        rejectUnless(r, "stretch", 0, "rotation-shared weights") &&
+        rejectUnless(r, "stretch_sway", 0, "rotation-shared weights");
+    if (r.has("share_index")) {
+      r.error("share_index", "'share_index' (weights shared with another "
+                             "layer) is not supported by qsim");
+      return false;
+    }
+    if (r.has("numload")) {
+      r.error("numload", "'numload' (partial weight loading) is not "
+                         "supported by qsim");
+      return false;
+    }
+    if (!r.ok() || !supported || !activation)
+      return false;
+    if (groups < 1) {
+      r.error("groups", "groups must be >= 1, got " + std::to_string(groups));
+      return false;
+    }
+    if (!shapes::conv2d(inShape, filters, size, size, sy, sx, padding,
+                        padding, groups, dilation, out, err)) {
+      r.error(err);
+      return false;
+    }
+    int64_t cg = inShape.c / groups;
+    int64_t fanIn = cg * size * size;
+    using Init = WeightSource::Init;
+    ElementsAttr biases =
+        weights.take(ctx, {filters}, name("bias"), Init::Bias, 0, label);
+    ElementsAttr scale, mean, var;
+    if (bn) {
+      scale = weights.take(ctx, {filters}, name("bn_scale"), Init::Scale, 0, label);
+      mean = weights.take(ctx, {filters}, name("bn_mean"), Init::Mean, 0, label);
+      var = weights.take(ctx, {filters}, name("bn_variance"), Init::Variance, 0, label);
+    }
+    ElementsAttr weight = weights.take(ctx, {filters, cg, size, size},
+                                       name("weight"), Init::Weight, fanIn, label);
+    SmallVector<NamedAttribute> attrs = {
+        i64("filters", filters),
+        attr("size", builder.getDenseI64ArrayAttr({size, size})),
+        attr("stride", builder.getDenseI64ArrayAttr({sy, sx})),
+        attr("padding", builder.getDenseI64ArrayAttr({padding, padding})),
+        i64("groups", groups),
+        i64("dilation", dilation),
+        act(bn ? Activation::linear : *activation)};
+    if (weight)
+      attrs.push_back(attr("weight", weight));
+    if (biases && !bn)
+      attrs.push_back(attr("bias", biases));
+    head = create("qsim.conv2d", loc, tensorType(out), in, attrs);
+    output = head->getResult(0);
+    if (bn) {
+      SmallVector<NamedAttribute> bnAttrs = {act(*activation)};
+      if (scale)
+        bnAttrs.append({attr("scale", scale), attr("mean", mean),
+                        attr("variance", var), attr("bias", biases)});
+      output = create("qsim.batchnorm", loc, tensorType(out), output, bnAttrs)
+                   ->getResult(0);
+    }
+  } else if (type == "connected") {
+    int64_t outputs = r.getInt("output", 1);
+    auto activation = readActivation(r, "logistic");
+    bool bn = r.getInt("batch_normalize", 0) != 0;
+    if (!r.ok() || !activation)
+      return false;
+    if (outputs < 1) {
+      r.error("output", "output must be >= 1");
+      return false;
+    }
+    int64_t inputs = inShape.size();
+    using Init = WeightSource::Init;
+    ElementsAttr biases =
+        weights.take(ctx, {outputs}, name("bias"), Init::Bias, 0, label);
+    ElementsAttr weight = weights.take(ctx, {outputs, inputs}, name("weight"),
+                                       Init::Weight, inputs, label);
+    if (weight && header.transposed()) {
+      // The file holds [in][out]; Darknet transposes after reading.
+      std::vector<float> src = getFloats(weight), dst(src.size());
+      for (int64_t o = 0; o < outputs; ++o)
+        for (int64_t i = 0; i < inputs; ++i)
+          dst[o * inputs + i] = src[i * outputs + o];
+      weight = makeFloatAttr(ctx, {outputs, inputs}, name("weight"), dst);
+    }
+    ElementsAttr scale, mean, var;
+    if (bn) {
+      scale = weights.take(ctx, {outputs}, name("bn_scale"), Init::Scale, 0, label);
+      mean = weights.take(ctx, {outputs}, name("bn_mean"), Init::Mean, 0, label);
+      var = weights.take(ctx, {outputs}, name("bn_variance"), Init::Variance, 0, label);
+    }
+    out = {outputs, 1, 1};
+    SmallVector<NamedAttribute> attrs = {
+        i64("output_size", outputs), act(bn ? Activation::linear : *activation)};
+    if (weight)
+      attrs.push_back(attr("weight", weight));
+    if (biases && !bn)
+      attrs.push_back(attr("bias", biases));
+    head = create("qsim.connected", loc, tensorType(out), in, attrs);
+    output = head->getResult(0);
+    if (bn) {
+      SmallVector<NamedAttribute> bnAttrs = {act(*activation)};
+      if (scale)
+        bnAttrs.append({attr("scale", scale), attr("mean", mean),
+                        attr("variance", var), attr("bias", biases)});
+      output = create("qsim.batchnorm", loc, tensorType(out), output, bnAttrs)
+                   ->getResult(0);
+    }
+  } else if (type == "batchnorm") {
+    using Init = WeightSource::Init;
+    int64_t c = inShape.c;
+    ElementsAttr biases;
+    if (opts.flavor == Flavor::AlexeyAB)
+      biases = weights.take(ctx, {c}, name("bias"), Init::Bias, 0, label);
+    ElementsAttr scale =
+        weights.take(ctx, {c}, name("bn_scale"), Init::Scale, 0, label);
+    ElementsAttr mean = weights.take(ctx, {c}, name("bn_mean"), Init::Mean, 0, label);
+    ElementsAttr var =
+        weights.take(ctx, {c}, name("bn_variance"), Init::Variance, 0, label);
+    if (scale && !biases) // pjreddie: no biases in the file, bias = 0
+      biases = makeFloatAttr(ctx, {c}, name("bias"), std::vector<float>(c, 0.0f));
+    SmallVector<NamedAttribute> attrs = {act(Activation::linear),
+                                         attr("standalone", builder.getBoolAttr(true))};
+    if (scale)
+      attrs.append({attr("scale", scale), attr("mean", mean),
+                    attr("variance", var), attr("bias", biases)});
+    head = create("qsim.batchnorm", loc, tensorType(inShape), in, attrs);
+    output = head->getResult(0);
+  } else if (type == "activation") {
+    auto activation = readActivation(r, "linear");
+    if (!r.ok() || !activation)
+      return false;
+    head = create("qsim.activation", loc, tensorType(inShape), in,
+                  {act(*activation)});
+    output = head->getResult(0);
+  } else if (type == "maxpool") {
+    int64_t stride = r.getInt("stride", 1);
+    int64_t sx = stride, sy = stride;
+    if (readsKey(r, "stride_x"))
+      sx = r.getInt("stride_x", stride);
+    if (readsKey(r, "stride_y"))
+      sy = r.getInt("stride_y", stride);
+    int64_t size = r.getInt("size", stride);
+    int64_t padding = r.getInt("padding", size - 1);
+    bool supported =
+        rejectUnless(r, "maxpool_depth", 0, "channel-wise max pooling") &&
+        rejectUnless(r, "antialiasing", 0, "anti-aliased pooling");
+    if (!r.ok() || !supported)
+      return false;
+    if (!shapes::maxpool(inShape, size, sy, sx, padding, out, err)) {
+      r.error(err);
+      return false;
+    }
+    head = create("qsim.maxpool", loc, tensorType(out), in,
+                  {i64("size", size),
+                   attr("stride", builder.getDenseI64ArrayAttr({sy, sx})),
+                   i64("padding", padding)});
+    output = head->getResult(0);
+  } else if (type == "avgpool") {
+    out = {inShape.c, 1, 1};
+    head = create("qsim.avgpool", loc, tensorType(out), in, {});
+    output = head->getResult(0);
+  } else if (type == "route") {
+    auto refs = r.getIntList("layers");
+    int64_t groups = 1, groupId = 0;
+    if (readsKey(r, "groups"))
+      groups = r.getInt("groups", 1);
+    if (readsKey(r, "group_id"))
+      groupId = r.getInt("group_id", 0);
+    if (!r.ok())
+      return false;
+    if (!refs) {
+      r.error("[route] needs 'layers='");
+      return false;
+    }
+    std::vector<int64_t> idx;
+    if (!resolveRefs(r, "layers", *refs, index, idx))
+      return false;
+    SmallVector<Value> ins;
+    std::vector<CHW> inShapes;
+    for (int64_t i : idx) {
+      ins.push_back(layerOutputs[i]);
+      inShapes.push_back(chw(layerOutputs[i]));
+    }
+    if (!shapes::route(inShapes, groups, groupId, out, err)) {
+      r.error("layers", err);
+      return false;
+    }
+    head = create("qsim.route", loc, tensorType(out), ins,
+                  {i64("groups", groups), i64("group_id", groupId)});
+    output = head->getResult(0);
+  } else if (type == "shortcut") {
+    auto refs = r.getIntList("from");
+    auto activation = readActivation(r, "linear");
+    std::string wt = r.getString("weights_type", "none");
+    std::string wn = r.getString("weights_normalization", "none");
+    float alpha = r.getFloat("alpha", 1.0f), beta = r.getFloat("beta", 1.0f);
+    if (!r.ok() || !activation)
+      return false;
+    if (!refs) {
+      r.error("[shortcut] needs 'from='");
+      return false;
+    }
+    if (wt != "none" || wn != "none") {
+      r.error(r.has("weights_type") ? "weights_type" : "weights_normalization",
+              "weighted shortcuts are not supported by qsim");
+      return false;
+    }
+    if (alpha != 1.0f || beta != 1.0f) {
+      r.error(r.has("alpha") ? "alpha" : "beta",
+              "shortcut alpha/beta other than 1 are not supported by qsim");
+      return false;
+    }
+    if (opts.flavor == Flavor::PJReddie && refs->size() > 1) {
+      r.warning("from", "pjreddie Darknet uses only the first 'from' layer");
+      refs->resize(1);
+    }
+    std::vector<int64_t> idx;
+    if (!resolveRefs(r, "from", *refs, index, idx))
+      return false;
+    SmallVector<Value> ins = {in};
+    std::vector<CHW> inShapes = {inShape};
+    for (int64_t i : idx) {
+      ins.push_back(layerOutputs[i]);
+      inShapes.push_back(chw(layerOutputs[i]));
+    }
+    if (!shapes::shortcut(inShapes, out, err)) {
+      r.error("from", err);
+      return false;
+    }
+    head = create("qsim.shortcut", loc, tensorType(out), ins, {act(*activation)});
+    output = head->getResult(0);
+  } else if (type == "upsample") {
+    int64_t stride = r.getInt("stride", 2);
+    float scale = r.getFloat("scale", 1.0f);
+    if (!r.ok())
+      return false;
+    if (!shapes::upsample(inShape, stride, out, err)) {
+      r.error("stride", err);
+      return false;
+    }
+    head = create("qsim.upsample", loc, tensorType(out), in,
+                  {i64("stride", stride), f32("scale", scale)});
+    output = head->getResult(0);
+  } else if (type == "reorg") {
+    int64_t stride = r.getInt("stride", 1);
+    bool reverse = r.getInt("reverse", 0) != 0;
+    bool supported = rejectUnless(r, "flatten", 0, "pjreddie reorg flatten") &&
+                     rejectUnless(r, "extra", 0, "pjreddie reorg extra");
+    if (!r.ok() || !supported)
+      return false;
+    if (!shapes::reorg(inShape, stride, reverse, out, err)) {
+      r.error("stride", err);
+      return false;
+    }
+    head = create("qsim.reorg", loc, tensorType(out), in,
+                  {i64("stride", stride),
+                   attr("reverse", builder.getBoolAttr(reverse))});
+    output = head->getResult(0);
+  } else if (type == "scale_channels") {
+    auto refs = r.getIntList("from");
+    bool scaleWH = r.getInt("scale_wh", 0) != 0;
+    auto activation = readActivation(r, "linear");
+    if (!r.ok() || !activation)
+      return false;
+    if (!refs || refs->size() != 1) {
+      r.error("from", "[scale_channels] needs exactly one 'from=' layer");
+      return false;
+    }
+    std::vector<int64_t> idx;
+    if (!resolveRefs(r, "from", *refs, index, idx))
+      return false;
+    Value features = layerOutputs[idx[0]];
+    if (!shapes::scaleChannels(inShape, chw(features), scaleWH, out, err)) {
+      r.error("from", err);
+      return false;
+    }
+    head = create("qsim.scale_channels", loc, tensorType(out),
+                  ValueRange{in, features},
+                  {attr("scale_wh", builder.getBoolAttr(scaleWH)),
+                   act(*activation)});
+    output = head->getResult(0);
+  } else if (type == "softmax") {
+    int64_t groups = r.getInt("groups", 1);
+    float temperature = r.getFloat("temperature", 1.0f);
+    if (r.has("tree")) {
+      r.error("tree", "softmax trees (YOLO9000) are not supported by qsim");
+      return false;
+    }
+    if (!r.ok())
+      return false;
+    if (groups < 1 || inShape.size() % groups != 0) {
+      r.error("groups", "groups=" + std::to_string(groups) +
+                            " must divide the " +
+                            std::to_string(inShape.size()) + " inputs");
+      return false;
+    }
+    head = create("qsim.softmax", loc, tensorType(inShape), in,
+                  {i64("groups", groups), f32("temperature", temperature)});
+    output = head->getResult(0);
+  } else if (type == "dropout") {
+    float p = r.getFloat("probability",
+                         opts.flavor == Flavor::AlexeyAB ? 0.2f : 0.5f);
+    if (!r.ok())
+      return false;
+    head = create("qsim.dropout", loc, tensorType(inShape), in,
+                  {f32("probability", p)});
+    output = head->getResult(0);
+  } else if (type == "yolo") {
+    int64_t classes = r.getInt("classes", 20);
+    int64_t num = r.getInt("num", 1);
+    auto mask = r.getIntList("mask");
+    auto anchors = r.getFloatList("anchors");
+    float scaleXY = 1.0f, betaNms = 0.6f;
+    bool newCoords = false;
+    NmsKind nms = NmsKind::default_nms;
+    if (readsKey(r, "scale_x_y"))
+      scaleXY = r.getFloat("scale_x_y", 1.0f);
+    if (readsKey(r, "new_coords"))
+      newCoords = r.getInt("new_coords", 0) != 0;
+    if (readsKey(r, "beta_nms"))
+      betaNms = r.getFloat("beta_nms", 0.6f);
+    if (readsKey(r, "nms_kind")) {
+      std::string k = r.getString("nms_kind", "default");
+      nms = k == "greedynms" ? NmsKind::greedynms
+            : k == "diounms" ? NmsKind::diounms
+                             : NmsKind::default_nms;
+      if (k != "greedynms" && k != "diounms" && k != "default")
+        r.warning("nms_kind", "unknown nms_kind '" + k +
+                                  "' means the default IoU NMS in Darknet");
+    }
+    if (!r.ok())
+      return false;
+    std::vector<int64_t> maskV;
+    if (mask)
+      maskV = *mask;
+    else
+      for (int64_t i = 0; i < num; ++i)
+        maskV.push_back(i);
+    if (!anchors) {
+      r.error("[yolo] needs 'anchors=' (Darknet would use 0.5 for each)");
+      return false;
+    }
+    if ((int64_t)anchors->size() != 2 * num) {
+      r.error("anchors", "'anchors' has " + std::to_string(anchors->size()) +
+                             " values but num=" + std::to_string(num) +
+                             " needs " + std::to_string(2 * num));
+      return false;
+    }
+    for (int64_t m : maskV)
+      if (m < 0 || m >= num) {
+        r.error("mask", "mask index " + std::to_string(m) +
+                            " out of range for num=" + std::to_string(num));
+        return false;
+      }
+    if (!shapes::yolo(inShape, classes, maskV.size(), out, err)) {
+      r.error(err);
+      return false;
+    }
+    head = create(
+        "qsim.yolo", loc, tensorType(out), in,
+        {i64("classes", classes), i64("num", num),
+         attr("mask", builder.getDenseI64ArrayAttr(maskV)),
+         attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
+         f32("scale_x_y", scaleXY),
+         attr("new_coords", builder.getBoolAttr(newCoords)),
+         attr("nms_kind", NmsKindAttr::get(ctx, nms)), f32("beta_nms", betaNms)});
+    output = head->getResult(0);
+    headOutputs.push_back(output);
+  } else if (type == "region") {
+    int64_t coords = r.getInt("coords", 4);
+    int64_t classes = r.getInt("classes", 20);
+    int64_t num = r.getInt("num", 1);
+    bool softmax = r.getInt("softmax", 0) != 0;
+    auto anchors = r.getFloatList("anchors");
+    int64_t classfix = 0;
+    if (readsKey(r, "classfix"))
+      classfix = r.getInt("classfix", 0);
+    bool supported = rejectUnless(r, "background", 0, "region background");
+    if (r.has("tree") || r.has("map")) {
+      r.error(r.has("tree") ? "tree" : "map",
+              "YOLO9000 softmax trees are not supported by qsim");
+      return false;
+    }
+    if (!r.ok() || !supported)
+      return false;
+    if (!anchors || (int64_t)anchors->size() != 2 * num) {
+      r.error("anchors", "[region] needs 2 * num = " + std::to_string(2 * num) +
+                             " anchor values");
+      return false;
+    }
+    if (opts.flavor == Flavor::AlexeyAB && coords != 4) {
+      r.error("coords", "AlexeyAB's region layer needs coords=4");
+      return false;
+    }
+    if (!shapes::region(inShape, classes, coords, num, out, err)) {
+      r.error(err);
+      return false;
+    }
+    head = create("qsim.region", loc, tensorType(out), in,
+                  {i64("classes", classes), i64("coords", coords),
+                   i64("num", num),
+                   attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
+                   attr("softmax", builder.getBoolAttr(softmax)),
+                   i64("classfix", classfix)});
+    output = head->getResult(0);
+    headOutputs.push_back(output);
+  } else {
+    r.error("unknown section [" + section.type + "]");
+    return false;
+  }
+  if (!r.ok())
+    return false;
+  attachExtras(head, section, r);
+  if (!r.ok())
+    return false;
+  layerOutputs.push_back(output);
+  layerKinds.push_back(type.str());
+  return true;
+}
+
+OwningOpRef<ModuleOp>
+qsim::darknet::importDarknetFromString(MLIRContext *ctx, StringRef cfgText,
+                                       StringRef cfgName,
+                                       const ImportOptions &options) {
+  Importer importer(ctx, cfgName, options);
+  return importer.run(cfgText);
+}
+
+OwningOpRef<ModuleOp> qsim::darknet::importDarknet(MLIRContext *ctx,
+                                                   StringRef cfgPath,
+                                                   const ImportOptions &options) {
+  auto buf = llvm::MemoryBuffer::getFile(cfgPath, /*IsText=*/true);
+  if (!buf) {
+    emitError(UnknownLoc::get(ctx))
+        << "cannot open cfg file '" << cfgPath << "': " << buf.getError().message();
+    return nullptr;
+  }
+  return importDarknetFromString(ctx, (*buf)->getBuffer(), cfgPath, options);
+}

@@ -1,0 +1,33 @@
+# -*- Python -*-
+import os
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "qsim"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".cfg", ".test"]
+config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.qsim_obj_root, "test")
+
+llvm_config.with_system_environment(["HOME", "TMP", "TEMP"])
+llvm_config.use_default_substitutions()
+
+# Real models and data (../shared) are optional: tests that need them say
+# `REQUIRES: models` / `REQUIRES: data` and are reported UNSUPPORTED (with
+# the reason below) when the variables are unset.
+for var, feature in (("QSIM_MODELS_DIR", "models"), ("QSIM_DATA_DIR", "data"),
+                     ("QSIM_GOLDEN_DIR", "golden")):
+    value = os.environ.get(var)
+    if value and os.path.isdir(value):
+        config.available_features.add(feature)
+        config.environment[var] = value
+        config.substitutions.append(("%" + feature, value))
+    else:
+        lit_config.note(var + " is not set: tests needing real " + feature +
+                        " are skipped (UNSUPPORTED)")
+
+config.substitutions.append(("%PYTHON", config.python_executable))
+config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.with_environment("PATH", config.qsim_tools_dir, append_path=True)
