@@ -16,9 +16,12 @@ llvm_config.use_default_substitutions()
 # Real models and data (../shared) are optional: tests that need them say
 # `REQUIRES: models` / `REQUIRES: data` and are reported UNSUPPORTED (with
 # the reason below) when the variables are unset.
+models_dir = os.environ.get("QSIM_MODELS_DIR")
+default_golden = (os.path.join(os.path.dirname(os.path.abspath(models_dir)), "golden")
+                  if models_dir else None)
 for var, feature in (("QSIM_MODELS_DIR", "models"), ("QSIM_DATA_DIR", "data"),
                      ("QSIM_GOLDEN_DIR", "golden")):
-    value = os.environ.get(var)
+    value = os.environ.get(var) or (default_golden if feature == "golden" else None)
     if value and os.path.isdir(value):
         config.available_features.add(feature)
         config.environment[var] = value

@@ -12,8 +12,10 @@ std::string qsim::formatLocation(Location loc) {
   std::string out;
   loc->walk([&](Location l) {
     if (auto fl = dyn_cast<FileLineColLoc>(l)) {
-      out = fl.getFilename().str() + ":" + std::to_string(fl.getLine()) + ":" +
-            std::to_string(fl.getColumn());
+      out = fl.getFilename().str();
+      if (fl.getLine() != 0)
+        out += ":" + std::to_string(fl.getLine()) + ":" +
+               std::to_string(fl.getColumn());
       return WalkResult::interrupt();
     }
     return WalkResult::advance();

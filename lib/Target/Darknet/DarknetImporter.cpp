@@ -172,7 +172,7 @@ public:
 
 private:
   void report(unsigned line, bool isError, const std::string &msg) {
-    Location loc = FileLineColLoc::get(ctx, cfgName, line, 1);
+    Location loc = FileLineColLoc::get(ctx, cfgName, line, line ? 1 : 0);
     if (isError) {
       hadError = true;
       emitError(loc) << msg;
@@ -304,7 +304,10 @@ bool Importer::checkKeys(CfgSection &section, StringRef type,
     std::string suggestion = suggestKey(type, o.key);
     if (!suggestion.empty())
       msg += " (did you mean '" + suggestion + "'?)";
-    if (opts.allowUnknownKeys) {
+    // [net] holds training hyperparameters of many Darknet forks; an
+    // unknown one cannot change inference (a misspelt width/height/channels
+    // is caught as missing), so it is only a warning there.
+    if (opts.allowUnknownKeys || type == "net") {
       r.warning(o.key, msg + "; kept for export only");
     } else {
       r.error(o.key, msg + "; use --allow-unknown-keys to accept it");

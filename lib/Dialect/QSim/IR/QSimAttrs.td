@@ -33,7 +33,9 @@ def QSim_Activation : I32EnumAttr<"Activation", "Darknet activation function", [
   let cppNamespace = "::qsim";
   let genSpecializedAttr = 0;
 }
-def QSim_ActivationAttr : EnumAttr<QSim_Dialect, QSim_Activation, "act">;
+def QSim_ActivationAttr : EnumAttr<QSim_Dialect, QSim_Activation, "act"> {
+  let assemblyFormat = "`<` $value `>`";
+}
 
 def QSim_NmsKind : I32EnumAttr<"NmsKind", "Darknet NMS kind", [
   I32EnumAttrCase<"default_nms", 0, "default">,
@@ -44,6 +46,8 @@ def QSim_NmsKind : I32EnumAttr<"NmsKind", "Darknet NMS kind", [
   let cppNamespace = "::qsim";
   let genSpecializedAttr = 0;
 }
-def QSim_NmsKindAttr : EnumAttr<QSim_Dialect, QSim_NmsKind, "nms">;
+def QSim_NmsKindAttr : EnumAttr<QSim_Dialect, QSim_NmsKind, "nms"> {
+  let assemblyFormat = "`<` $value `>`";
+}
 
 #endif // QSIM_ATTRS_TD
