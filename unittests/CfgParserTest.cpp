@@ -1,4 +1,5 @@
-//===- CfgParserTest.cpp - Darknet cfg lexing ------------------------------===//
+//===- CfgParserTest.cpp - Darknet cfg lexing
+//------------------------------===//
 
 #include "qsim/Target/Darknet/CfgParser.h"
 
@@ -11,7 +12,8 @@ struct Diags {
   std::vector<std::string> errors, warnings;
   CfgDiagFn fn() {
     return [this](unsigned line, bool isError, const std::string &msg) {
-      (isError ? errors : warnings).push_back(std::to_string(line) + ": " + msg);
+      (isError ? errors : warnings)
+          .push_back(std::to_string(line) + ": " + msg);
     };
   }
 };
@@ -20,8 +22,9 @@ struct Diags {
 TEST(CfgLexer, StripsAllWhitespaceLikeDarknet) {
   Diags d;
   std::vector<CfgSection> s;
-  ASSERT_TRUE(lexCfg("[ net ]\r\nwidth = 4 16\n\n# c\n;c\n[route]\nlayers = -1, 8\n",
-                     s, d.fn()));
+  ASSERT_TRUE(
+      lexCfg("[ net ]\r\nwidth = 4 16\n\n# c\n;c\n[route]\nlayers = -1, 8\n", s,
+             d.fn()));
   ASSERT_EQ(s.size(), 2u);
   EXPECT_EQ(s[0].type, "net");
   EXPECT_EQ(s[0].options[0].value, "416");
@@ -33,7 +36,8 @@ TEST(CfgLexer, StripsAllWhitespaceLikeDarknet) {
 TEST(CfgLexer, InlineCommentIsStrippedWithAWarning) {
   Diags d;
   std::vector<CfgSection> s;
-  ASSERT_TRUE(lexCfg("[net]\n[convolutional]\nactivation=leaky # x\n", s, d.fn()));
+  ASSERT_TRUE(
+      lexCfg("[net]\n[convolutional]\nactivation=leaky # x\n", s, d.fn()));
   EXPECT_EQ(s[1].options[0].value, "leaky");
   ASSERT_EQ(d.warnings.size(), 1u);
   EXPECT_NE(d.warnings[0].find("leaky#x"), std::string::npos);
@@ -74,7 +78,8 @@ TEST(SectionReader, TypedGettersReportBadValues) {
   ASSERT_TRUE(mask.has_value());
   EXPECT_EQ(mask->size(), 2u);
   ASSERT_EQ(d.errors.size(), 2u);
-  EXPECT_EQ(d.errors[0], "2: layer 0 (convolutional): 'size=3.7': expected an integer");
+  EXPECT_EQ(d.errors[0],
+            "2: layer 0 (convolutional): 'size=3.7': expected an integer");
 }
 
 TEST(KnownKeys, SuggestsTheClosestKey) {

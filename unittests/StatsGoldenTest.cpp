@@ -23,7 +23,8 @@ class StatsGolden : public ::testing::TestWithParam<const char *> {};
 TEST_P(StatsGolden, MatchesDarknetLayerTable) {
   QSIM_REQUIRE_GOLDEN();
   std::string model = GetParam();
-  std::string table = testenv::goldenDir() + "/alexeyab/" + model + "/layers.json";
+  std::string table =
+      testenv::goldenDir() + "/alexeyab/" + model + "/layers.json";
   std::ifstream in(table);
   ASSERT_TRUE(in) << "missing " << table;
   nlohmann::json golden = nlohmann::json::parse(in);

@@ -1,1 +1,372 @@
-// Implemented in a following commit.
+//===- Detection.cpp - Darknet's box decoding, NMS, top-k ----------------===//
+//
+// DARKNET.md §5 (get_network_boxes), §6 (do_nms_sort, diounms_sort) and §8
+// (top_k). The arithmetic keeps Darknet's float/double mix: where the C code
+// calls exp() or uses a double literal the sub-expression is evaluated in
+// double and rounded to float on assignment.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qsim/Runtime/Detection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+using namespace qsim::rt;
+
+namespace {
+
+/// AlexeyAB's logistic_activate (float, expf).
+float logisticF(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+/// w = exp(t) * anchor / size with exp and the products in double, as C
+/// evaluates `exp(x) * biases[..] / w`.
+float expScale(float t, float anchor, int size) {
+  return (float)(std::exp((double)t) * (double)anchor / (double)size);
+}
+
+/// correct_yolo_boxes / correct_region_boxes for dets[first..].
+void correctBoxes(std::vector<Detection> &dets, size_t first,
+                  const DecodeOptions &o) {
+  const int netW = o.netW, netH = o.netH, w = o.imageW, h = o.imageH;
+  // pjreddie always corrects for a letterboxed input.
+  bool letter = o.flavor == Flavor::PJReddie || o.letterbox;
+  int newW = netW, newH = netH;
+  if (letter) {
+    if ((float)netW / w < (float)netH / h) {
+      newW = netW;
+      newH = (h * netW) / w;
+    } else {
+      newH = netH;
+      newW = (w * netH) / h;
+    }
+  }
+  float deltaW = (float)(netW - newW), deltaH = (float)(netH - newH);
+  float ratioW = (float)newW / netW, ratioH = (float)newH / netH;
+  // The flavours scale w, h by the same ratio computed differently (AB:
+  // reciprocal of the float ratio; PJ: netw/new_w directly).
+  float scaleW, scaleH;
+  if (o.flavor == Flavor::AlexeyAB) {
+    scaleW = 1 / ratioW;
+    scaleH = 1 / ratioH;
+  } else {
+    scaleW = (float)netW / newW;
+    scaleH = (float)netH / newH;
+  }
+  for (size_t i = first; i < dets.size(); ++i) {
+    Box &b = dets[i].bbox;
+    // The offset is in double (`/ 2.`), the division by the float ratio too.
+    b.x = (float)((b.x - deltaW / 2. / netW) / ratioW);
+    b.y = (float)((b.y - deltaH / 2. / netH) / ratioH);
+    b.w *= scaleW;
+    b.h *= scaleH;
+    if (!o.relative) {
+      b.x *= w;
+      b.w *= w;
+      b.y *= h;
+      b.h *= h;
+    }
+  }
+}
+
+float probAt(const Detection &d, int k) {
+  return k < (int)d.prob.size() ? d.prob[k] : 0.0f;
+}
+
+/// The skeleton shared by do_nms_sort and diounms_sort: compaction of the
+/// objectness == 0 entries, then per class a stable sort by prob descending
+/// (glibc's qsort is a merge sort here) and suppression of later boxes.
+template <typename SuppressFn>
+void nmsSkeleton(std::vector<Detection> &dets, int classes,
+                 SuppressFn suppress) {
+  int k = (int)dets.size() - 1;
+  for (int i = 0; i <= k; ++i) {
+    if (dets[i].objectness == 0) {
+      std::swap(dets[i], dets[k]);
+      --k;
+      --i; // re-examine the element just swapped in
+    }
+  }
+  const int total = k + 1;
+  for (int c = 0; c < classes; ++c) {
+    // Probabilities are never NaN (they pass a `> thresh` test), so this
+    // comparator is a strict weak order and any stable sort matches glibc.
+    std::stable_sort(dets.begin(), dets.begin() + total,
+                     [c](const Detection &a, const Detection &b) {
+                       return probAt(a, c) > probAt(b, c);
+                     });
+    for (int i = 0; i < total; ++i) {
+      if (probAt(dets[i], c) == 0)
+        continue; // suppressed boxes do not suppress
+      const Box &a = dets[i].bbox;
+      for (int j = i + 1; j < total; ++j) {
+        // Zeroing an already-zero prob changes nothing; skip the test.
+        if (probAt(dets[j], c) == 0)
+          continue;
+        if (suppress(a, dets[j].bbox))
+          dets[j].prob[c] = 0;
+      }
+    }
+  }
+}
+
+/// box_diou / box_diounms with the exponent as a double: box_diou passes the
+/// double literal 0.6, box_diounms a float beta.
+float diou(const Box &a, const Box &b, double beta) {
+  float top = std::fmin(a.y - a.h / 2, b.y - b.h / 2);
+  float bot = std::fmax(a.y + a.h / 2, b.y + b.h / 2);
+  float left = std::fmin(a.x - a.w / 2, b.x - b.w / 2);
+  float right = std::fmax(a.x + a.w / 2, b.x + b.w / 2);
+  float w = right - left;
+  float h = bot - top;
+  float c = w * w + h * h;
+  float iou = boxIou(a, b);
+  if (c == 0)
+    return iou;
+  float d = (a.x - b.x) * (a.x - b.x) + (a.y - b.y) * (a.y - b.y);
+  float u = (float)std::pow((double)(d / c), beta);
+  return iou - u;
+}
+
+float overlap(float x1, float w1, float x2, float w2) {
+  float l1 = x1 - w1 / 2;
+  float l2 = x2 - w2 / 2;
+  float left = l1 > l2 ? l1 : l2;
+  float r1 = x1 + w1 / 2;
+  float r2 = x2 + w2 / 2;
+  float right = r1 < r2 ? r1 : r2;
+  return right - left;
+}
+
+} // namespace
+
+void qsim::rt::getYoloDetections(const YoloHead &head,
+                                 const DecodeOptions &opts,
+                                 std::vector<Detection> &dets) {
+  const int lw = head.w, lh = head.h, area = lw * lh;
+  const int n = (int)head.mask.size();
+  const size_t entries = 5 + (size_t)head.classes;
+  // pjreddie has no new_coords.
+  const bool newCoords = head.newCoords && opts.flavor == Flavor::AlexeyAB;
+  const size_t first = dets.size();
+  for (int i = 0; i < area; ++i) {
+    const int row = i / lw, col = i % lw;
+    for (int a = 0; a < n; ++a) {
+      const float *p = head.data + (size_t)a * entries * area + i;
+      const float obj = p[4 * (size_t)area];
+      if (!(obj > opts.thresh))
+        continue;
+      const int m = head.mask[a];
+      const float aw = head.anchors[2 * m], ah = head.anchors[2 * m + 1];
+      Detection d;
+      d.layer = head.layer;
+      d.bbox.x = (col + p[0]) / lw;
+      d.bbox.y = (row + p[(size_t)area]) / lh;
+      const float tw = p[2 * (size_t)area], th = p[3 * (size_t)area];
+      if (newCoords) {
+        d.bbox.w = tw * tw * 4 * aw / opts.netW;
+        d.bbox.h = th * th * 4 * ah / opts.netH;
+      } else {
+        d.bbox.w = expScale(tw, aw, opts.netW);
+        d.bbox.h = expScale(th, ah, opts.netH);
+      }
+      d.objectness = obj;
+      d.prob.resize(head.classes);
+      for (int c = 0; c < head.classes; ++c) {
+        float prob = obj * p[(5 + (size_t)c) * area];
+        d.prob[c] = prob > opts.thresh ? prob : 0;
+      }
+      dets.push_back(std::move(d));
+    }
+  }
+  correctBoxes(dets, first, opts);
+}
+
+void qsim::rt::getRegionDetections(const RegionHead &head,
+                                   const DecodeOptions &opts,
+                                   std::vector<Detection> &dets) {
+  const int lw = head.w, lh = head.h, area = lw * lh, n = head.num;
+  const size_t first = dets.size();
+  dets.resize(first + (size_t)area * n);
+  if (opts.flavor == Flavor::AlexeyAB) {
+    // custom_get_region_detections on the HWC buffer; offsets 4 and 5 are
+    // hard-coded there (classes + 5 entries per anchor).
+    const size_t entries = (size_t)head.classes + 5;
+    for (int i = 0; i < area; ++i) {
+      const int row = i / lw, col = i % lw;
+      for (int a = 0; a < n; ++a) {
+        const size_t index = (size_t)i * n + a;
+        const float *p = head.data + index * entries;
+        float scale = p[4];
+        if (head.classfix == -1 && scale < .5)
+          scale = 0;
+        Detection &d = dets[first + index];
+        d.layer = head.layer;
+        d.bbox.x = (col + logisticF(p[0])) / lw;
+        d.bbox.y = (row + logisticF(p[1])) / lh;
+        d.bbox.w = expScale(p[2], head.anchors[2 * a], lw);
+        d.bbox.h = expScale(p[3], head.anchors[2 * a + 1], lh);
+        d.objectness = 1; // every box enters NMS
+        d.prob.assign(head.classes, 0.0f);
+        for (int c = 0; c < head.classes; ++c) {
+          float prob = scale * p[5 + c];
+          d.prob[c] = prob > opts.thresh ? prob : 0;
+        }
+      }
+    }
+  } else {
+    // get_region_detections on the CHW buffer, anchor-major.
+    const size_t entries = (size_t)head.coords + head.classes + 1;
+    for (int i = 0; i < area; ++i) {
+      const int row = i / lw, col = i % lw;
+      for (int a = 0; a < n; ++a) {
+        const size_t index = (size_t)a * area + i;
+        const float *p = head.data + (size_t)a * entries * area + i;
+        const float scale = p[(size_t)head.coords * area];
+        Detection &d = dets[first + index];
+        d.layer = head.layer;
+        d.bbox.x = (col + p[0]) / lw;
+        d.bbox.y = (row + p[(size_t)area]) / lh;
+        d.bbox.w = expScale(p[2 * (size_t)area], head.anchors[2 * a], lw);
+        d.bbox.h = expScale(p[3 * (size_t)area], head.anchors[2 * a + 1], lh);
+        d.objectness = scale > opts.thresh ? scale : 0;
+        d.prob.assign(head.classes, 0.0f);
+        if (d.objectness != 0) {
+          for (int c = 0; c < head.classes; ++c) {
+            float prob =
+                scale * p[((size_t)head.coords + 1 + c) * (size_t)area];
+            d.prob[c] = prob > opts.thresh ? prob : 0;
+          }
+        }
+      }
+    }
+  }
+  correctBoxes(dets, first, opts);
+}
+
+float qsim::rt::boxIou(const Box &a, const Box &b) {
+  float w = overlap(a.x, a.w, b.x, b.w);
+  float h = overlap(a.y, a.h, b.y, b.h);
+  float i = (w < 0 || h < 0) ? 0.0f : w * h;
+  float u = a.w * a.h + b.w * b.h - i;
+  if (i == 0 || u == 0)
+    return 0;
+  return i / u;
+}
+
+float qsim::rt::boxDiou(const Box &a, const Box &b, float beta) {
+  return diou(a, b, beta);
+}
+
+void qsim::rt::nmsSort(std::vector<Detection> &dets, int classes,
+                       float thresh) {
+  nmsSkeleton(dets, classes, [thresh](const Box &a, const Box &b) {
+    return boxIou(a, b) > thresh;
+  });
+}
+
+void qsim::rt::diouNmsSort(std::vector<Detection> &dets, int classes,
+                           float thresh, NmsKind kind, float beta) {
+  switch (kind) {
+  case NmsKind::Greedy:
+    // box_diou: the exponent is the double literal 0.6, not beta_nms.
+    nmsSkeleton(dets, classes, [thresh](const Box &a, const Box &b) {
+      return diou(a, b, 0.6) > thresh;
+    });
+    return;
+  case NmsKind::DIoU:
+    nmsSkeleton(dets, classes, [thresh, beta](const Box &a, const Box &b) {
+      return diou(a, b, beta) > thresh;
+    });
+    return;
+  case NmsKind::Corners:
+  case NmsKind::Default:
+    // Darknet's diounms_sort would suppress nothing for the default kind;
+    // its tools never call it that way, so plain IoU NMS is the useful
+    // meaning here.
+    nmsSkeleton(dets, classes, [thresh](const Box &a, const Box &b) {
+      return boxIou(a, b) > thresh;
+    });
+    return;
+  }
+}
+
+std::vector<ReportedDetection>
+qsim::rt::reportDetections(const std::vector<Detection> &dets, int imageW,
+                           int imageH, float thresh) {
+  std::vector<ReportedDetection> out;
+  for (const Detection &d : dets) {
+    for (int c = 0; c < (int)d.prob.size(); ++c) {
+      if (!(d.prob[c] > thresh))
+        continue;
+      ReportedDetection r;
+      r.classId = c;
+      r.prob = d.prob[c];
+      r.objectness = d.objectness;
+      r.rel = d.bbox;
+      const Box &b = d.bbox;
+      // draw_detections: `b.w / 2.` makes the expression double; the
+      // conversion to int truncates toward zero.
+      r.left = (int)((b.x - b.w / 2.) * imageW);
+      r.right = (int)((b.x + b.w / 2.) * imageW);
+      r.top = (int)((b.y - b.h / 2.) * imageH);
+      r.bottom = (int)((b.y + b.h / 2.) * imageH);
+      r.left = std::clamp(r.left, 0, std::max(imageW - 1, 0));
+      r.right = std::clamp(r.right, 0, std::max(imageW - 1, 0));
+      r.top = std::clamp(r.top, 0, std::max(imageH - 1, 0));
+      r.bottom = std::clamp(r.bottom, 0, std::max(imageH - 1, 0));
+      out.push_back(r);
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const ReportedDetection &a, const ReportedDetection &b) {
+                     if (a.classId != b.classId)
+                       return a.classId < b.classId;
+                     return a.prob > b.prob;
+                   });
+  return out;
+}
+
+std::vector<int> qsim::rt::topK(const float *values, int n, int k) {
+  if (k <= 0)
+    return {};
+  std::vector<int> index(k, -1);
+  // top_k: each value bubbles down past the entries it strictly exceeds, so
+  // equal values keep the lower index in front.
+  for (int i = 0; i < n; ++i) {
+    int curr = i;
+    for (int j = 0; j < k; ++j) {
+      if (index[j] < 0 || values[curr] > values[index[j]])
+        std::swap(curr, index[j]);
+      if (curr < 0)
+        break; // the rest of the list is still empty
+    }
+  }
+  // With k > n Darknet leaves -1 entries at the end; drop them.
+  index.resize(std::min(k, std::max(n, 0)));
+  return index;
+}
+
+bool qsim::rt::readNames(const std::string &path,
+                         std::vector<std::string> &names, std::string &error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot open names file '" + path + "'";
+    return false;
+  }
+  names.clear();
+  std::string line;
+  // Names are kept verbatim (yolohw.names has a trailing space Darknet
+  // keeps); only the line ending goes.
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    names.push_back(line);
+  }
+  if (in.bad()) {
+    error = "error reading names file '" + path + "'";
+    return false;
+  }
+  return true;
+}

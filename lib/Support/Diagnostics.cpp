@@ -24,32 +24,34 @@ std::string qsim::formatLocation(Location loc) {
 }
 
 qsim::ToolDiagnostics::ToolDiagnostics(MLIRContext *ctx) {
-  handler = std::make_unique<ScopedDiagnosticHandler>(ctx, [this](Diagnostic &d) {
-    auto print = [](Location loc, DiagnosticSeverity sev, const std::string &msg) {
-      std::string where = formatLocation(loc);
-      if (!where.empty())
-        llvm::errs() << where << ": ";
-      switch (sev) {
-      case DiagnosticSeverity::Error:
-        llvm::errs() << "error: ";
-        break;
-      case DiagnosticSeverity::Warning:
-        llvm::errs() << "warning: ";
-        break;
-      case DiagnosticSeverity::Note:
-        llvm::errs() << "note: ";
-        break;
-      case DiagnosticSeverity::Remark:
-        llvm::errs() << "remark: ";
-        break;
-      }
-      llvm::errs() << msg << "\n";
-    };
-    if (d.getSeverity() == DiagnosticSeverity::Error)
-      ++errors;
-    print(d.getLocation(), d.getSeverity(), d.str());
-    for (Diagnostic &note : d.getNotes())
-      print(note.getLocation(), note.getSeverity(), note.str());
-    return success();
-  });
+  handler =
+      std::make_unique<ScopedDiagnosticHandler>(ctx, [this](Diagnostic &d) {
+        auto print = [](Location loc, DiagnosticSeverity sev,
+                        const std::string &msg) {
+          std::string where = formatLocation(loc);
+          if (!where.empty())
+            llvm::errs() << where << ": ";
+          switch (sev) {
+          case DiagnosticSeverity::Error:
+            llvm::errs() << "error: ";
+            break;
+          case DiagnosticSeverity::Warning:
+            llvm::errs() << "warning: ";
+            break;
+          case DiagnosticSeverity::Note:
+            llvm::errs() << "note: ";
+            break;
+          case DiagnosticSeverity::Remark:
+            llvm::errs() << "remark: ";
+            break;
+          }
+          llvm::errs() << msg << "\n";
+        };
+        if (d.getSeverity() == DiagnosticSeverity::Error)
+          ++errors;
+        print(d.getLocation(), d.getSeverity(), d.str());
+        for (Diagnostic &note : d.getNotes())
+          print(note.getLocation(), note.getSeverity(), note.str());
+        return success();
+      });
 }

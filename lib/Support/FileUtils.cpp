@@ -18,7 +18,8 @@ LogicalResult qsim::writeFileAtomically(
   }
   auto temp = llvm::sys::fs::TempFile::create(path + ".tmp-%%%%%%");
   if (!temp) {
-    error = "cannot create '" + path.str() + "': " + llvm::toString(temp.takeError());
+    error = "cannot create '" + path.str() +
+            "': " + llvm::toString(temp.takeError());
     return failure();
   }
   LogicalResult result = success();
@@ -37,7 +38,8 @@ LogicalResult qsim::writeFileAtomically(
     return failure();
   }
   if (llvm::Error e = temp->keep(path)) {
-    error = "cannot write '" + path.str() + "': " + llvm::toString(std::move(e));
+    error =
+        "cannot write '" + path.str() + "': " + llvm::toString(std::move(e));
     return failure();
   }
   return success();

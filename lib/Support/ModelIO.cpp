@@ -17,9 +17,9 @@
 using namespace mlir;
 
 void qsim::registerQSimDialects(DialectRegistry &registry) {
-  registry.insert<QSimDialect, func::FuncDialect, quant::QuantizationDialect,
-                  tosa::TosaDialect, arith::ArithDialect,
-                  tensor::TensorDialect>();
+  registry
+      .insert<QSimDialect, func::FuncDialect, quant::QuantizationDialect,
+              tosa::TosaDialect, arith::ArithDialect, tensor::TensorDialect>();
 }
 
 bool qsim::isDarknetCfgPath(StringRef path) { return path.ends_with(".cfg"); }
@@ -40,8 +40,9 @@ OwningOpRef<ModuleOp> qsim::loadModel(MLIRContext *ctx,
         << "'";
     return nullptr;
   }
-  auto buf = llvm::MemoryBuffer::getFileOrSTDIN(opts.path, /*IsText=*/false,
-                                                /*RequiresNullTerminator=*/true);
+  auto buf =
+      llvm::MemoryBuffer::getFileOrSTDIN(opts.path, /*IsText=*/false,
+                                         /*RequiresNullTerminator=*/true);
   if (!buf) {
     emitError(UnknownLoc::get(ctx)) << "cannot open model '" << opts.path
                                     << "': " << buf.getError().message();
@@ -54,8 +55,8 @@ OwningOpRef<ModuleOp> qsim::loadModel(MLIRContext *ctx,
   if (!module)
     return nullptr;
   if (!getMainFunc(*module)) {
-    emitError(module->getLoc()) << "'" << opts.path
-                                << "' has no main function: not a qsim model";
+    emitError(module->getLoc())
+        << "'" << opts.path << "' has no main function: not a qsim model";
     return nullptr;
   }
   if (opts.flavor)

@@ -22,7 +22,8 @@ int main(int argc, char **argv) {
       "qsim-opt: transform qsim models (.mlir/.mlirbc) with qsim passes\n"
       "\n"
       "  qsim-opt --qsim-print-stats model.mlirbc -o /dev/null\n"
-      "  qsim-opt --qsim-fold-batchnorm model.mlirbc --emit-bytecode -o out.mlirbc\n"
+      "  qsim-opt --qsim-fold-batchnorm model.mlirbc --emit-bytecode -o "
+      "out.mlirbc\n"
       "\n"
       "Import Darknet models with qsim-translate --import-darknet first.\n",
       registry));

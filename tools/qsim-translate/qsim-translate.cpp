@@ -27,7 +27,8 @@ cl::opt<Mode> mode(
                clEnumValN(Mode::ExportJson, "export-json",
                           "model graph and per-layer statistics as JSON")),
     cl::cat(cat));
-cl::opt<std::string> inputFile(cl::Positional, cl::desc("<input .cfg|.mlir|.mlirbc>"),
+cl::opt<std::string> inputFile(cl::Positional,
+                               cl::desc("<input .cfg|.mlir|.mlirbc>"),
                                cl::Required, cl::cat(cat));
 cl::opt<std::string> outputFile("o", cl::desc("Output file ('-' = stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
@@ -39,9 +40,10 @@ cl::opt<uint64_t> randomWeights(
     "random-weights",
     cl::desc("Deterministic synthetic weights from this seed (no --weights)"),
     cl::value_desc("seed"), cl::cat(cat));
-cl::opt<std::string> weightsOut("weights-out",
-                                cl::desc("--export-darknet: write the weights here"),
-                                cl::value_desc("file"), cl::cat(cat));
+cl::opt<std::string>
+    weightsOut("weights-out",
+               cl::desc("--export-darknet: write the weights here"),
+               cl::value_desc("file"), cl::cat(cat));
 cl::opt<std::string> flavor("darknet-flavor",
                             cl::desc("alexeyab (default) or pjreddie"),
                             cl::init(""), cl::cat(cat));
@@ -64,9 +66,11 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(
       argc, argv,
       "qsim-translate: Darknet models to and from the qsim dialect\n\n"
-      "  qsim-translate --import-darknet m.cfg --weights m.weights -o m.mlirbc\n"
+      "  qsim-translate --import-darknet m.cfg --weights m.weights -o "
+      "m.mlirbc\n"
       "  qsim-translate --import-darknet m.cfg --random-weights=1 -o m.mlirbc\n"
-      "  qsim-translate --export-darknet m.mlirbc -o out.cfg --weights-out out.weights\n"
+      "  qsim-translate --export-darknet m.mlirbc -o out.cfg --weights-out "
+      "out.weights\n"
       "  qsim-translate --export-json m.mlirbc -o m.json\n");
 
   if (mode == Mode::None) {
@@ -75,7 +79,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (!weightsFile.empty() && randomWeights.getNumOccurrences()) {
-    llvm::errs() << "error: --weights and --random-weights exclude each other\n";
+    llvm::errs()
+        << "error: --weights and --random-weights exclude each other\n";
     return 1;
   }
   std::optional<qsim::Flavor> fl;
@@ -117,8 +122,10 @@ int main(int argc, char **argv) {
   switch (mode) {
   case Mode::ImportDarknet: {
     bool hasWeights = !weightsFile.empty() || randomWeights.getNumOccurrences();
-    bool bytecode = emitBytecode || (!emitText && StringRef(outputFile).ends_with(".mlirbc")) ||
-                    (!emitText && hasWeights && !StringRef(outputFile).ends_with(".mlir"));
+    bool bytecode =
+        emitBytecode ||
+        (!emitText && StringRef(outputFile).ends_with(".mlirbc")) ||
+        (!emitText && hasWeights && !StringRef(outputFile).ends_with(".mlir"));
     if (!bytecode && elideWeights) {
       LogicalResult r = qsim::writeFileAtomically(
           outputFile,

@@ -2,11 +2,19 @@
 
 #include "qsim/Runtime/Tensor.h"
 
+#include "TestEnv.h"
+
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
+#include <limits>
+#include <sstream>
 
 using namespace qsim::rt;
+namespace fs = std::filesystem;
 
 TEST(Half, RoundTripsEveryHalf) {
   // Every finite binary16 value widens and narrows back to itself.
@@ -26,7 +34,8 @@ TEST(Half, RoundsToNearestEven) {
             1.0f + std::ldexp(1.0f, -9));
   EXPECT_EQ(halfToFloat(floatToHalf(65504.0f)), 65504.0f);
   EXPECT_TRUE(std::isinf(halfToFloat(floatToHalf(70000.0f))));
-  EXPECT_EQ(halfToFloat(floatToHalf(std::ldexp(1.0f, -24))), std::ldexp(1.0f, -24));
+  EXPECT_EQ(halfToFloat(floatToHalf(std::ldexp(1.0f, -24))),
+            std::ldexp(1.0f, -24));
   EXPECT_EQ(halfToFloat(floatToHalf(std::ldexp(1.0f, -26))), 0.0f);
 }
 
@@ -49,4 +58,265 @@ TEST(Tensor, CloneIsDeep) {
   b.f32()[3] = 2.0f;
   EXPECT_EQ(a.f32()[3], 1.5f);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(a.raw()) % 64, 0u);
+}
+
+//===----------------------------------------------------------------------===//
+// .npy files
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+std::string readBytes(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void writeBytes(const std::string &path, const std::string &bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), (std::streamsize)bytes.size());
+}
+
+/// A version 1.0 .npy file with header dict `dict` (padded like NumPy) and
+/// `payload` as data.
+std::string npyV1(const std::string &dict, const std::string &payload) {
+  size_t total = (10 + dict.size() + 1 + 63) / 64 * 64;
+  size_t len = total - 10;
+  std::string h = std::string("\x93NUMPY\x01\x00", 8);
+  h.push_back((char)(len & 0xFF));
+  h.push_back((char)(len >> 8));
+  h += dict;
+  h.append(len - dict.size() - 1, ' ');
+  h.push_back('\n');
+  return h + payload;
+}
+
+std::string floatBytes(std::initializer_list<float> values) {
+  std::string s;
+  for (float v : values) {
+    unsigned char b[4];
+    std::memcpy(b, &v, 4); // the test host is little-endian (x86-64, arm64)
+    s.append((const char *)b, 4);
+  }
+  return s;
+}
+
+class NpyFiles : public ::testing::Test {
+protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "qsim-npy-XXXXXX";
+    ASSERT_NE(mkdtemp(&tmpl[0]), nullptr);
+    dir = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::string file(const std::string &name) const {
+    return (dir / name).string();
+  }
+  size_t entries() const {
+    size_t n = 0;
+    for (auto &e : fs::directory_iterator(dir)) {
+      (void)e;
+      ++n;
+    }
+    return n;
+  }
+  /// Expects readNpy of `bytes` to fail with a message naming the file and
+  /// containing `what`.
+  void expectReadError(const std::string &bytes, const std::string &what) {
+    std::string path = file("bad.npy"), error;
+    writeBytes(path, bytes);
+    Tensor t;
+    EXPECT_FALSE(readNpy(path, t, error)) << what;
+    EXPECT_NE(error.find(path), std::string::npos) << error;
+    EXPECT_NE(error.find(what), std::string::npos) << error;
+  }
+  fs::path dir;
+};
+
+} // namespace
+
+TEST_F(NpyFiles, WritesNumPyVersion1HeaderExactly) {
+  Tensor t(DType::F32, 2, 3, 4);
+  for (int i = 0; i < 24; ++i)
+    t.f32()[i] = 0.5f * i - 3;
+  std::string path = file("t.npy"), error;
+  ASSERT_TRUE(writeNpy(path, t, error)) << error;
+  std::string bytes = readBytes(path);
+  // 10 + 118 = 128 bytes of header; the dict as NumPy's own writer spells
+  // it, then spaces and '\n'.
+  std::string dict =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 4), }";
+  std::string expected = std::string("\x93NUMPY\x01\x00\x76\x00", 10) + dict +
+                         std::string(128 - 10 - dict.size() - 1, ' ') + "\n";
+  ASSERT_EQ(bytes.size(), 128u + 24 * 4);
+  EXPECT_EQ(bytes.substr(0, 128), expected);
+  EXPECT_EQ(std::memcmp(bytes.data() + 128, t.raw(), 24 * 4), 0);
+  EXPECT_EQ(entries(), 1u); // no temporary file left behind
+}
+
+TEST_F(NpyFiles, RoundTripsEveryBit) {
+  Tensor t(DType::F32, 3, 5, 7);
+  const float specials[] = {0.0f,
+                            -0.0f,
+                            1e-45f,
+                            -3.5f,
+                            std::numeric_limits<float>::max(),
+                            std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN()};
+  for (int64_t i = 0; i < t.numel(); ++i)
+    t.f32()[i] = i < 7 ? specials[i] : std::sin((float)i) * 100;
+  std::string path = file("rt.npy"), error;
+  ASSERT_TRUE(writeNpy(path, t, error)) << error;
+  Tensor back;
+  ASSERT_TRUE(readNpy(path, back, error)) << error;
+  EXPECT_EQ(back.dtype(), DType::F32);
+  EXPECT_EQ(back.c(), 3);
+  EXPECT_EQ(back.h(), 5);
+  EXPECT_EQ(back.w(), 7);
+  EXPECT_EQ(std::memcmp(back.raw(), t.raw(), t.bytes()), 0);
+  // Overwriting an existing file works (rename over it).
+  t.f32()[0] = 42.0f;
+  ASSERT_TRUE(writeNpy(path, t, error)) << error;
+  ASSERT_TRUE(readNpy(path, back, error)) << error;
+  EXPECT_EQ(back.f32()[0], 42.0f);
+  EXPECT_EQ(entries(), 1u);
+}
+
+TEST_F(NpyFiles, WritesRealValuesOfOtherDTypes) {
+  Tensor q(DType::I8, 1, 1, 3);
+  q.quant = {0.25f, 1};
+  q.i8()[0] = 1;
+  q.i8()[1] = 5;
+  q.i8()[2] = -3;
+  Tensor h(DType::F16, 1, 2, 1);
+  h.f16()[0] = floatToHalf(1.5f);
+  h.f16()[1] = floatToHalf(-0.125f);
+  std::string error;
+  ASSERT_TRUE(writeNpy(file("q.npy"), q, error)) << error;
+  ASSERT_TRUE(writeNpy(file("h.npy"), h, error)) << error;
+  Tensor back;
+  ASSERT_TRUE(readNpy(file("q.npy"), back, error)) << error;
+  ASSERT_EQ(back.numel(), 3);
+  EXPECT_EQ(back.f32()[0], 0.0f);
+  EXPECT_EQ(back.f32()[1], 1.0f);
+  EXPECT_EQ(back.f32()[2], -1.0f);
+  ASSERT_TRUE(readNpy(file("h.npy"), back, error)) << error;
+  EXPECT_EQ(back.h(), 2);
+  EXPECT_EQ(back.f32()[0], 1.5f);
+  EXPECT_EQ(back.f32()[1], -0.125f);
+}
+
+TEST_F(NpyFiles, ReadsOneAndTwoDimsAndVersion2) {
+  std::string error;
+  Tensor t;
+  writeBytes(file("v.npy"),
+             npyV1("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
+                   floatBytes({1, 2, 3})));
+  ASSERT_TRUE(readNpy(file("v.npy"), t, error)) << error;
+  EXPECT_EQ(t.c(), 3);
+  EXPECT_EQ(t.h(), 1);
+  EXPECT_EQ(t.w(), 1);
+  EXPECT_EQ(t.f32()[2], 3.0f);
+
+  // Other key order, double quotes, no trailing comma.
+  writeBytes(file("m.npy"),
+             npyV1("{\"shape\": (2, 3), \"fortran_order\": False, "
+                   "\"descr\": \"<f4\"}",
+                   floatBytes({1, 2, 3, 4, 5, 6})));
+  ASSERT_TRUE(readNpy(file("m.npy"), t, error)) << error;
+  EXPECT_EQ(t.c(), 1);
+  EXPECT_EQ(t.h(), 2);
+  EXPECT_EQ(t.w(), 3);
+  EXPECT_EQ(t.f32()[4], 5.0f);
+
+  // Version 2.0: a 4-byte header length.
+  std::string dict =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 2), }";
+  size_t len = 128 - 12; // 12-byte prefix + dict + padding = 128
+  std::string v2 = std::string("\x93NUMPY\x02\x00", 8);
+  v2.push_back((char)len);
+  v2.append(3, '\0');
+  v2 += dict + std::string(len - dict.size() - 1, ' ') + "\n";
+  writeBytes(file("v2.npy"), v2 + floatBytes({7, 8}));
+  ASSERT_TRUE(readNpy(file("v2.npy"), t, error)) << error;
+  EXPECT_EQ(t.w(), 2);
+  EXPECT_EQ(t.f32()[1], 8.0f);
+}
+
+TEST_F(NpyFiles, RejectsWhatItCannotRead) {
+  const std::string good =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
+  const std::string data = floatBytes({1, 2, 3, 4});
+  expectReadError("PK\x03\x04 not an npy file at all", "bad magic");
+  expectReadError(npyV1("{'descr': '<f8', 'fortran_order': False, "
+                        "'shape': (2,), }",
+                        data),
+                  "'<f8'");
+  expectReadError(npyV1("{'descr': '>f4', 'fortran_order': False, "
+                        "'shape': (4,), }",
+                        data),
+                  "'>f4'");
+  expectReadError(npyV1("{'descr': '<f4', 'fortran_order': True, "
+                        "'shape': (2, 2), }",
+                        data),
+                  "Fortran");
+  expectReadError(npyV1("{'descr': '<f4', 'fortran_order': False, "
+                        "'shape': (1, 1, 2, 2), }",
+                        data),
+                  "4 dimensions");
+  expectReadError(npyV1("{'descr': '<f4', 'fortran_order': False, "
+                        "'shape': (), }",
+                        data),
+                  "0 dimensions");
+  expectReadError(npyV1(good, data.substr(0, 10)), "truncated data");
+  expectReadError(npyV1(good, data + "xx"), "unexpected bytes");
+  expectReadError(npyV1(good, "").substr(0, 40), "truncated header");
+  expectReadError(npyV1("{'descr': '<f4', 'shape': (2, 2), }", data), "lacks");
+  expectReadError(npyV1("{'descr': '<f4', 'fortran_order': False, "
+                        "'shape': (2, x), }",
+                        data),
+                  "malformed");
+  expectReadError(npyV1("{'descr': '<f4', 'fortran_order': False, "
+                        "'shape': (99999999999, 99999999999, 9999999), }",
+                        data),
+                  "too large");
+  std::string v3 = npyV1(good, data);
+  v3[6] = 3;
+  expectReadError(v3, "version 3.0");
+
+  std::string missing = file("missing.npy"), error;
+  Tensor t;
+  EXPECT_FALSE(readNpy(missing, t, error));
+  EXPECT_NE(error.find(missing), std::string::npos) << error;
+  EXPECT_NE(error.find("No such file"), std::string::npos) << error;
+}
+
+TEST_F(NpyFiles, FailedWriteLeavesNothing) {
+  Tensor t(DType::F32, 1, 2, 2);
+  std::string path = file("sub/none.npy"), error;
+  EXPECT_FALSE(writeNpy(path, t, error));
+  EXPECT_NE(error.find("sub/none.npy"), std::string::npos) << error;
+  EXPECT_EQ(entries(), 0u);
+}
+
+TEST_F(NpyFiles, RewritesGoldenInputByteForByte) {
+  QSIM_REQUIRE_GOLDEN();
+  std::string golden =
+      qsim::testenv::goldenDir() + "/alexeyab/tiny/dog/input.npy";
+  if (!qsim::testenv::isFile(golden))
+    GTEST_SKIP() << golden << " not found";
+  Tensor t;
+  std::string error;
+  ASSERT_TRUE(readNpy(golden, t, error)) << error;
+  EXPECT_EQ(t.c(), 3);
+  EXPECT_EQ(t.h(), 224);
+  EXPECT_EQ(t.w(), 224);
+  ASSERT_TRUE(writeNpy(file("copy.npy"), t, error)) << error;
+  std::string want = readBytes(golden), got = readBytes(file("copy.npy"));
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want);
 }

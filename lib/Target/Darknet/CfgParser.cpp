@@ -92,7 +92,8 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
     for (const CfgOption &o : s.options)
       if (o.key == key) {
         diag(lineNo, false,
-             "duplicate key '" + key + "' ignored (Darknet uses the first, line " +
+             "duplicate key '" + key +
+                 "' ignored (Darknet uses the first, line " +
                  std::to_string(o.line) + ")");
         dup = true;
       }
@@ -185,9 +186,9 @@ std::string SectionReader::getString(StringRef key, StringRef def) {
 }
 
 template <typename T, typename ParseFn>
-static std::optional<std::vector<T>>
-getList(SectionReader &r, const CfgOption *o, StringRef key, ParseFn parse,
-        const char *what) {
+static std::optional<std::vector<T>> getList(SectionReader &r,
+                                             const CfgOption *o, StringRef key,
+                                             ParseFn parse, const char *what) {
   if (!o)
     return std::nullopt;
   std::vector<T> out;
@@ -199,8 +200,8 @@ getList(SectionReader &r, const CfgOption *o, StringRef key, ParseFn parse,
   for (StringRef item : items) {
     T v;
     if (!parse(item, v)) {
-      r.error(key, "'" + key.str() + "=" + o->value + "': item '" +
-                       item.str() + "' is not " + what);
+      r.error(key, "'" + key.str() + "=" + o->value + "': item '" + item.str() +
+                       "' is not " + what);
       return std::nullopt;
     }
     out.push_back(v);
@@ -223,77 +224,186 @@ std::optional<std::vector<float>> SectionReader::getFloatList(StringRef key) {
 static const llvm::StringMap<std::vector<StringRef>> &knownKeys() {
   static const llvm::StringMap<std::vector<StringRef>> keys = [] {
     llvm::StringMap<std::vector<StringRef>> m;
-    m["net"] = {
-        "batch", "subdivisions", "width", "height", "channels", "inputs",
-        "momentum", "decay", "angle", "saturation", "exposure", "hue",
-        "learning_rate", "burn_in", "max_batches", "policy", "steps",
-        "scales", "step", "gamma", "power", "max_crop", "min_crop", "flip",
-        "aspect", "mosaic", "mosaic_bound", "cutmix", "mixup", "blur",
-        "gaussian_noise", "letter_box", "contrastive", "contrastive_jit_flip",
-        "contrastive_color", "unsupervised", "label_smooth_eps",
-        "resize_step", "adam", "B1", "B2", "eps", "time_steps", "track",
-        "augment_speed", "sequential_subdivisions",
-        "init_sequential_subdivisions", "try_fix_nan", "loss_scale",
-        "dynamic_minibatch", "optimized_memory", "workspace_size_limit_MB",
-        "max_chart_loss", "show_receptive_field", "rule", "random",
-        "input_calibration", "center", "adversarial_lr", "attention",
-        "equidistant_point", "burnin_update", "cosine"};
-    m["convolutional"] = {
-        "filters", "size", "stride", "stride_x", "stride_y", "pad",
-        "padding", "groups", "dilation", "activation", "batch_normalize",
-        "cbn", "flipped", "antialiasing", "share_index", "binary", "xnor",
-        "bin_output", "dontload", "dontloadscales", "numload", "sway",
-        "rotate", "stretch", "stretch_sway", "assisted_excitation",
-        "train_only_bn", "deform", "coordconv", "learning_rate",
-        "stopbackward", "dont_update", "burnin_update", "train",
-        "input_calibration", "precision", "quantize"};
-    m["connected"] = {"output", "activation", "batch_normalize",
+    m["net"] = {"batch",
+                "subdivisions",
+                "width",
+                "height",
+                "channels",
+                "inputs",
+                "momentum",
+                "decay",
+                "angle",
+                "saturation",
+                "exposure",
+                "hue",
+                "learning_rate",
+                "burn_in",
+                "max_batches",
+                "policy",
+                "steps",
+                "scales",
+                "step",
+                "gamma",
+                "power",
+                "max_crop",
+                "min_crop",
+                "flip",
+                "aspect",
+                "mosaic",
+                "mosaic_bound",
+                "cutmix",
+                "mixup",
+                "blur",
+                "gaussian_noise",
+                "letter_box",
+                "contrastive",
+                "contrastive_jit_flip",
+                "contrastive_color",
+                "unsupervised",
+                "label_smooth_eps",
+                "resize_step",
+                "adam",
+                "B1",
+                "B2",
+                "eps",
+                "time_steps",
+                "track",
+                "augment_speed",
+                "sequential_subdivisions",
+                "init_sequential_subdivisions",
+                "try_fix_nan",
+                "loss_scale",
+                "dynamic_minibatch",
+                "optimized_memory",
+                "workspace_size_limit_MB",
+                "max_chart_loss",
+                "show_receptive_field",
+                "rule",
+                "random",
+                "input_calibration",
+                "center",
+                "adversarial_lr",
+                "attention",
+                "equidistant_point",
+                "burnin_update",
+                "cosine"};
+    m["convolutional"] = {"filters",
+                          "size",
+                          "stride",
+                          "stride_x",
+                          "stride_y",
+                          "pad",
+                          "padding",
+                          "groups",
+                          "dilation",
+                          "activation",
+                          "batch_normalize",
+                          "cbn",
+                          "flipped",
+                          "antialiasing",
+                          "share_index",
+                          "binary",
+                          "xnor",
+                          "bin_output",
+                          "dontload",
+                          "dontloadscales",
+                          "numload",
+                          "sway",
+                          "rotate",
+                          "stretch",
+                          "stretch_sway",
+                          "assisted_excitation",
+                          "train_only_bn",
+                          "deform",
+                          "coordconv",
+                          "learning_rate",
+                          "stopbackward",
+                          "dont_update",
+                          "burnin_update",
+                          "train",
+                          "input_calibration",
+                          "precision",
+                          "quantize"};
+    m["connected"] = {"output",        "activation",   "batch_normalize",
                       "learning_rate", "stopbackward", "dont_update",
-                      "burnin_update", "train", "precision", "quantize"};
-    m["maxpool"] = {"size", "stride", "stride_x", "stride_y", "padding",
-                    "maxpool_depth", "out_channels", "antialiasing",
-                    "train_only_bn", "stopbackward", "precision",
-                    "quantize"};
+                      "burnin_update", "train",        "precision",
+                      "quantize"};
+    m["maxpool"] = {"size",         "stride",       "stride_x",
+                    "stride_y",     "padding",      "maxpool_depth",
+                    "out_channels", "antialiasing", "train_only_bn",
+                    "stopbackward", "precision",    "quantize"};
     m["local_avgpool"] = m["maxpool"];
     m["avgpool"] = {"stopbackward", "precision", "quantize"};
-    m["route"] = {"layers", "groups", "group_id", "stopbackward",
-                  "precision", "quantize"};
-    m["shortcut"] = {"from", "activation", "weights_type",
-                     "weights_normalization", "alpha", "beta",
-                     "stopbackward", "precision", "quantize"};
+    m["route"] = {"layers",       "groups",    "group_id",
+                  "stopbackward", "precision", "quantize"};
+    m["shortcut"] = {
+        "from",    "activation", "weights_type", "weights_normalization",
+        "alpha",   "beta",       "stopbackward", "precision",
+        "quantize"};
     m["upsample"] = {"stride", "scale", "stopbackward", "precision",
                      "quantize"};
-    m["reorg"] = {"stride", "reverse", "flatten", "extra", "stopbackward",
-                  "precision", "quantize"};
+    m["reorg"] = {"stride",       "reverse",   "flatten", "extra",
+                  "stopbackward", "precision", "quantize"};
     m["reorg3d"] = m["reorg"];
-    m["scale_channels"] = {"from", "scale_wh", "activation", "stopbackward",
-                           "precision", "quantize"};
+    m["scale_channels"] = {"from",         "scale_wh",  "activation",
+                           "stopbackward", "precision", "quantize"};
     m["sam"] = {"from", "activation", "stopbackward"};
-    m["softmax"] = {"groups", "temperature", "tree", "spatial", "noloss",
-                    "stopbackward", "precision", "quantize"};
-    m["dropout"] = {"probability", "dropblock", "dropblock_size_rel",
-                    "dropblock_size_abs", "stopbackward", "precision",
+    m["softmax"] = {"groups", "temperature",  "tree",      "spatial",
+                    "noloss", "stopbackward", "precision", "quantize"};
+    m["dropout"] = {"probability",
+                    "dropblock",
+                    "dropblock_size_rel",
+                    "dropblock_size_abs",
+                    "stopbackward",
+                    "precision",
                     "quantize"};
     m["batchnorm"] = {"stopbackward", "precision", "quantize"};
-    m["activation"] = {"activation", "stopbackward", "precision",
-                       "quantize"};
-    m["yolo"] = {
-        "classes", "num", "mask", "anchors", "scale_x_y", "new_coords",
-        "nms_kind", "beta_nms", "jitter", "ignore_thresh", "truth_thresh",
-        "iou_thresh", "random", "resize", "iou_loss", "iou_normalizer",
-        "cls_normalizer", "obj_normalizer", "max_delta", "max",
-        "label_smooth_eps", "counters_per_class", "focal_loss",
-        "objectness_smooth", "track_history_size", "sim_thresh",
-        "dets_for_track", "dets_for_show", "track_ciou_norm",
-        "embedding_layer", "map", "uc_normalizer", "delta_normalizer",
-        "stopbackward", "precision", "quantize"};
+    m["activation"] = {"activation", "stopbackward", "precision", "quantize"};
+    m["yolo"] = {"classes",
+                 "num",
+                 "mask",
+                 "anchors",
+                 "scale_x_y",
+                 "new_coords",
+                 "nms_kind",
+                 "beta_nms",
+                 "jitter",
+                 "ignore_thresh",
+                 "truth_thresh",
+                 "iou_thresh",
+                 "random",
+                 "resize",
+                 "iou_loss",
+                 "iou_normalizer",
+                 "cls_normalizer",
+                 "obj_normalizer",
+                 "max_delta",
+                 "max",
+                 "label_smooth_eps",
+                 "counters_per_class",
+                 "focal_loss",
+                 "objectness_smooth",
+                 "track_history_size",
+                 "sim_thresh",
+                 "dets_for_track",
+                 "dets_for_show",
+                 "track_ciou_norm",
+                 "embedding_layer",
+                 "map",
+                 "uc_normalizer",
+                 "delta_normalizer",
+                 "stopbackward",
+                 "precision",
+                 "quantize"};
     m["Gaussian_yolo"] = m["yolo"];
-    m["region"] = {"coords", "classes", "num", "softmax", "anchors",
-                   "classfix", "background", "bias_match", "rescore",
-                   "thresh", "absolute", "object_scale", "noobject_scale",
-                   "class_scale", "coord_scale", "jitter", "random", "log",
-                   "sqrt", "max", "focal_loss", "tree", "map",
-                   "stopbackward", "precision", "quantize"};
+    m["region"] = {
+        "coords",         "classes",     "num",         "softmax",
+        "anchors",        "classfix",    "background",  "bias_match",
+        "rescore",        "thresh",      "absolute",    "object_scale",
+        "noobject_scale", "class_scale", "coord_scale", "jitter",
+        "random",         "log",         "sqrt",        "max",
+        "focal_loss",     "tree",        "map",         "stopbackward",
+        "precision",      "quantize"};
     m["cost"] = {"type", "scale", "ratio", "noobject_scale", "thresh"};
     return m;
   }();

@@ -23,8 +23,7 @@ namespace {
 class Exporter {
 public:
   Exporter(ModuleOp module, raw_ostream &cfg, raw_ostream *weights)
-      : module(module), cfg(cfg), weights(weights),
-        flavor(getFlavor(module)) {}
+      : module(module), cfg(cfg), weights(weights), flavor(getFlavor(module)) {}
   LogicalResult run();
 
 private:
@@ -142,8 +141,8 @@ LogicalResult Exporter::exportLayer(const Layer &layer) {
              << describeLayer(op) << ": Darknet convolutions are square; this "
              << "one is " << conv.getKernelH() << "x" << conv.getKernelW();
     if (conv.getPadding()[0] != conv.getPadding()[1])
-      return op->emitError() << describeLayer(op)
-                             << ": Darknet pads both axes equally";
+      return op->emitError()
+             << describeLayer(op) << ": Darknet pads both axes equally";
     BatchNormOp bn = layer.batchNorm;
     section("convolutional");
     if (bn)
@@ -200,7 +199,8 @@ LogicalResult Exporter::exportLayer(const Layer &layer) {
     if (failed(writeFloats(op, "bias", bn ? bn.getBias() : fc.getBias(), o,
                            !bn && (bool)fc.getWeight())))
       return failure();
-    auto header = module->getAttrOfType<DenseI64ArrayAttr>("qsim.weights_header");
+    auto header =
+        module->getAttrOfType<DenseI64ArrayAttr>("qsim.weights_header");
     bool transposed = header && (header[0] > 1000 || header[1] > 1000);
     if (transposed && weights && fc.getWeight()) {
       std::vector<float> w = getFloats(*fc.getWeight()), t(w.size());
@@ -407,7 +407,8 @@ LogicalResult Exporter::run() {
 
   if (weights) {
     WeightsHeader header;
-    if (auto h = module->getAttrOfType<DenseI64ArrayAttr>("qsim.weights_header");
+    if (auto h =
+            module->getAttrOfType<DenseI64ArrayAttr>("qsim.weights_header");
         h && h.size() == 4) {
       header.major = h[0];
       header.minor = h[1];

@@ -88,8 +88,9 @@ public:
     auto type = RankedTensorType::get(shape, Float32Type::get(ctx));
     if (random) {
       std::vector<float> v(n);
-      float a = init == Init::Weight ? std::sqrt(3.0f / std::max<int64_t>(fanIn, 1))
-                                     : 0.1f;
+      float a = init == Init::Weight
+                    ? std::sqrt(3.0f / std::max<int64_t>(fanIn, 1))
+                    : 0.1f;
       for (float &x : v) {
         float u = uniform();
         switch (init) {
@@ -333,7 +334,8 @@ void Importer::attachExtras(Operation *op, CfgSection &section,
   if (r.has("precision")) {
     std::string p = r.getString("precision", "");
     if (p != "fp32" && p != "fp16" && p != "int8") {
-      r.error("precision", "'precision=" + p + "': expected fp32, fp16 or int8");
+      r.error("precision",
+              "'precision=" + p + "': expected fp32, fp16 or int8");
       return;
     }
     precision = p;
@@ -393,9 +395,9 @@ bool Importer::resolveRefs(SectionReader &r, StringRef key,
 }
 
 bool Importer::importNet(CfgSection &net) {
-  SectionReader r(net, "[net]", [this](unsigned l, bool e, const std::string &m) {
-    report(l, e, m);
-  });
+  SectionReader r(
+      net, "[net]",
+      [this](unsigned l, bool e, const std::string &m) { report(l, e, m); });
   if (!checkKeys(net, "net", r))
     return false;
   int64_t w = r.getInt("width", 0), h = r.getInt("height", 0),
@@ -417,12 +419,13 @@ bool Importer::importNet(CfgSection &net) {
 }
 
 OwningOpRef<ModuleOp> Importer::run(StringRef text) {
-  ctx->loadDialect<QSimDialect, func::FuncDialect, quant::QuantizationDialect>();
+  ctx->loadDialect<QSimDialect, func::FuncDialect,
+                   quant::QuantizationDialect>();
   std::vector<CfgSection> sections;
-  bool lexOk = lexCfg(text, sections, [this](unsigned l, bool e,
-                                             const std::string &m) {
-    report(l, e, m);
-  });
+  bool lexOk =
+      lexCfg(text, sections, [this](unsigned l, bool e, const std::string &m) {
+        report(l, e, m);
+      });
   if (!lexOk)
     return nullptr;
   if (sections.empty() || canonicalSection(sections[0].type) != "net") {
@@ -438,7 +441,8 @@ OwningOpRef<ModuleOp> Importer::run(StringRef text) {
     return nullptr;
   }
 
-  OwningOpRef<ModuleOp> module = ModuleOp::create(FileLineColLoc::get(ctx, cfgName, 1, 1));
+  OwningOpRef<ModuleOp> module =
+      ModuleOp::create(FileLineColLoc::get(ctx, cfgName, 1, 1));
   builder.setInsertionPointToEnd(module->getBody());
   CfgSection &net = sections[0];
   auto inputType = tensorType(netShape);
@@ -474,10 +478,10 @@ OwningOpRef<ModuleOp> Importer::run(StringRef text) {
   if (!netExtras.empty())
     (*module)->setAttr("qsim.net", builder.getDictionaryAttr(netExtras));
   if (hasHeader)
-    (*module)->setAttr("qsim.weights_header",
-                       builder.getDenseI64ArrayAttr(
-                           {header.major, header.minor, header.revision,
-                            (int64_t)header.seen}));
+    (*module)->setAttr(
+        "qsim.weights_header",
+        builder.getDenseI64ArrayAttr({header.major, header.minor,
+                                      header.revision, (int64_t)header.seen}));
   (*module)->setAttr("qsim.source", builder.getStringAttr(cfgName));
   if (hadError || mlir::failed(verify(*module)))
     return nullptr;
@@ -486,11 +490,11 @@ OwningOpRef<ModuleOp> Importer::run(StringRef text) {
 
 bool Importer::importLayer(CfgSection &section, int64_t index) {
   StringRef type = canonicalSection(section.type);
-  std::string label = "layer " + std::to_string(index) + " (" + type.str() + ")";
-  SectionReader r(section, label,
-                  [this](unsigned l, bool e, const std::string &m) {
-                    report(l, e, m);
-                  });
+  std::string label =
+      "layer " + std::to_string(index) + " (" + type.str() + ")";
+  SectionReader r(
+      section, label,
+      [this](unsigned l, bool e, const std::string &m) { report(l, e, m); });
   if (type == "net") {
     r.error("a second [net] section");
     return false;
@@ -572,8 +576,8 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
       r.error("groups", "groups must be >= 1, got " + std::to_string(groups));
       return false;
     }
-    if (!shapes::conv2d(inShape, filters, size, size, sy, sx, padding,
-                        padding, groups, dilation, out, err)) {
+    if (!shapes::conv2d(inShape, filters, size, size, sy, sx, padding, padding,
+                        groups, dilation, out, err)) {
       r.error(err);
       return false;
     }
@@ -584,12 +588,16 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
         weights.take(ctx, {filters}, name("bias"), Init::Bias, 0, label);
     ElementsAttr scale, mean, var;
     if (bn) {
-      scale = weights.take(ctx, {filters}, name("bn_scale"), Init::Scale, 0, label);
-      mean = weights.take(ctx, {filters}, name("bn_mean"), Init::Mean, 0, label);
-      var = weights.take(ctx, {filters}, name("bn_variance"), Init::Variance, 0, label);
+      scale =
+          weights.take(ctx, {filters}, name("bn_scale"), Init::Scale, 0, label);
+      mean =
+          weights.take(ctx, {filters}, name("bn_mean"), Init::Mean, 0, label);
+      var = weights.take(ctx, {filters}, name("bn_variance"), Init::Variance, 0,
+                         label);
     }
-    ElementsAttr weight = weights.take(ctx, {filters, cg, size, size},
-                                       name("weight"), Init::Weight, fanIn, label);
+    ElementsAttr weight =
+        weights.take(ctx, {filters, cg, size, size}, name("weight"),
+                     Init::Weight, fanIn, label);
     SmallVector<NamedAttribute> attrs = {
         i64("filters", filters),
         attr("size", builder.getDenseI64ArrayAttr({size, size})),
@@ -638,13 +646,17 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
     }
     ElementsAttr scale, mean, var;
     if (bn) {
-      scale = weights.take(ctx, {outputs}, name("bn_scale"), Init::Scale, 0, label);
-      mean = weights.take(ctx, {outputs}, name("bn_mean"), Init::Mean, 0, label);
-      var = weights.take(ctx, {outputs}, name("bn_variance"), Init::Variance, 0, label);
+      scale =
+          weights.take(ctx, {outputs}, name("bn_scale"), Init::Scale, 0, label);
+      mean =
+          weights.take(ctx, {outputs}, name("bn_mean"), Init::Mean, 0, label);
+      var = weights.take(ctx, {outputs}, name("bn_variance"), Init::Variance, 0,
+                         label);
     }
     out = {outputs, 1, 1};
     SmallVector<NamedAttribute> attrs = {
-        i64("output_size", outputs), act(bn ? Activation::linear : *activation)};
+        i64("output_size", outputs),
+        act(bn ? Activation::linear : *activation)};
     if (weight)
       attrs.push_back(attr("weight", weight));
     if (biases && !bn)
@@ -667,13 +679,15 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
       biases = weights.take(ctx, {c}, name("bias"), Init::Bias, 0, label);
     ElementsAttr scale =
         weights.take(ctx, {c}, name("bn_scale"), Init::Scale, 0, label);
-    ElementsAttr mean = weights.take(ctx, {c}, name("bn_mean"), Init::Mean, 0, label);
+    ElementsAttr mean =
+        weights.take(ctx, {c}, name("bn_mean"), Init::Mean, 0, label);
     ElementsAttr var =
         weights.take(ctx, {c}, name("bn_variance"), Init::Variance, 0, label);
     if (scale && !biases) // pjreddie: no biases in the file, bias = 0
-      biases = makeFloatAttr(ctx, {c}, name("bias"), std::vector<float>(c, 0.0f));
-    SmallVector<NamedAttribute> attrs = {act(Activation::linear),
-                                         attr("standalone", builder.getBoolAttr(true))};
+      biases =
+          makeFloatAttr(ctx, {c}, name("bias"), std::vector<float>(c, 0.0f));
+    SmallVector<NamedAttribute> attrs = {
+        act(Activation::linear), attr("standalone", builder.getBoolAttr(true))};
     if (scale)
       attrs.append({attr("scale", scale), attr("mean", mean),
                     attr("variance", var), attr("bias", biases)});
@@ -781,7 +795,8 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
       r.error("from", err);
       return false;
     }
-    head = create("qsim.shortcut", loc, tensorType(out), ins, {act(*activation)});
+    head =
+        create("qsim.shortcut", loc, tensorType(out), ins, {act(*activation)});
     output = head->getResult(0);
   } else if (type == "upsample") {
     int64_t stride = r.getInt("stride", 2);
@@ -806,9 +821,9 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
       r.error("stride", err);
       return false;
     }
-    head = create("qsim.reorg", loc, tensorType(out), in,
-                  {i64("stride", stride),
-                   attr("reverse", builder.getBoolAttr(reverse))});
+    head = create(
+        "qsim.reorg", loc, tensorType(out), in,
+        {i64("stride", stride), attr("reverse", builder.getBoolAttr(reverse))});
     output = head->getResult(0);
   } else if (type == "scale_channels") {
     auto refs = r.getIntList("from");
@@ -828,10 +843,9 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
       r.error("from", err);
       return false;
     }
-    head = create("qsim.scale_channels", loc, tensorType(out),
-                  ValueRange{in, features},
-                  {attr("scale_wh", builder.getBoolAttr(scaleWH)),
-                   act(*activation)});
+    head = create(
+        "qsim.scale_channels", loc, tensorType(out), ValueRange{in, features},
+        {attr("scale_wh", builder.getBoolAttr(scaleWH)), act(*activation)});
     output = head->getResult(0);
   } else if (type == "softmax") {
     int64_t groups = r.getInt("groups", 1);
@@ -910,14 +924,14 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
       r.error(err);
       return false;
     }
-    head = create(
-        "qsim.yolo", loc, tensorType(out), in,
-        {i64("classes", classes), i64("num", num),
-         attr("mask", builder.getDenseI64ArrayAttr(maskV)),
-         attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
-         f32("scale_x_y", scaleXY),
-         attr("new_coords", builder.getBoolAttr(newCoords)),
-         attr("nms_kind", NmsKindAttr::get(ctx, nms)), f32("beta_nms", betaNms)});
+    head = create("qsim.yolo", loc, tensorType(out), in,
+                  {i64("classes", classes), i64("num", num),
+                   attr("mask", builder.getDenseI64ArrayAttr(maskV)),
+                   attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
+                   f32("scale_x_y", scaleXY),
+                   attr("new_coords", builder.getBoolAttr(newCoords)),
+                   attr("nms_kind", NmsKindAttr::get(ctx, nms)),
+                   f32("beta_nms", betaNms)});
     output = head->getResult(0);
     headOutputs.push_back(output);
   } else if (type == "region") {
@@ -950,12 +964,12 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
       r.error(err);
       return false;
     }
-    head = create("qsim.region", loc, tensorType(out), in,
-                  {i64("classes", classes), i64("coords", coords),
-                   i64("num", num),
-                   attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
-                   attr("softmax", builder.getBoolAttr(softmax)),
-                   i64("classfix", classfix)});
+    head =
+        create("qsim.region", loc, tensorType(out), in,
+               {i64("classes", classes), i64("coords", coords), i64("num", num),
+                attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
+                attr("softmax", builder.getBoolAttr(softmax)),
+                i64("classfix", classfix)});
     output = head->getResult(0);
     headOutputs.push_back(output);
   } else {
@@ -980,13 +994,13 @@ qsim::darknet::importDarknetFromString(MLIRContext *ctx, StringRef cfgText,
   return importer.run(cfgText);
 }
 
-OwningOpRef<ModuleOp> qsim::darknet::importDarknet(MLIRContext *ctx,
-                                                   StringRef cfgPath,
-                                                   const ImportOptions &options) {
+OwningOpRef<ModuleOp>
+qsim::darknet::importDarknet(MLIRContext *ctx, StringRef cfgPath,
+                             const ImportOptions &options) {
   auto buf = llvm::MemoryBuffer::getFile(cfgPath, /*IsText=*/true);
   if (!buf) {
-    emitError(UnknownLoc::get(ctx))
-        << "cannot open cfg file '" << cfgPath << "': " << buf.getError().message();
+    emitError(UnknownLoc::get(ctx)) << "cannot open cfg file '" << cfgPath
+                                    << "': " << buf.getError().message();
     return nullptr;
   }
   return importDarknetFromString(ctx, (*buf)->getBuffer(), cfgPath, options);

@@ -152,23 +152,21 @@ void qsim::printModelStats(const ModelStats &ms, raw_ostream &os) {
   os << "model: " << (ms.source.empty() ? "<module>" : ms.source) << " ("
      << stringifyFlavor(ms.flavor) << "), input " << ms.input.str() << ", "
      << ms.layers.size() << " layers\n";
-  os << fmt("%5s  %-15s %-14s %10s %13s %9s  %-5s %12s\n", "layer",
-                     "type", "output", "params", "MACs", "BFLOPs", "prec",
-                     "weights");
+  os << fmt("%5s  %-15s %-14s %10s %13s %9s  %-5s %12s\n", "layer", "type",
+            "output", "params", "MACs", "BFLOPs", "prec", "weights");
   std::map<std::string, int64_t> byStorage;
   for (const LayerStats &s : ms.layers) {
-    os << fmt("%5lld  %-15s %-14s %10lld %13lld %9.3f  %-5s %12s\n",
-                       (long long)s.index, s.kind.c_str(), s.output.str().c_str(),
-                       (long long)s.params, (long long)s.macs, s.bflops,
-                       s.precision.c_str(),
-                       s.totalWeightBytes() ? humanBytes(s.totalWeightBytes()).c_str()
-                                            : "-");
+    os << fmt(
+        "%5lld  %-15s %-14s %10lld %13lld %9.3f  %-5s %12s\n",
+        (long long)s.index, s.kind.c_str(), s.output.str().c_str(),
+        (long long)s.params, (long long)s.macs, s.bflops, s.precision.c_str(),
+        s.totalWeightBytes() ? humanBytes(s.totalWeightBytes()).c_str() : "-");
     for (auto &[k, v] : s.weightBytes)
       byStorage[k] += v;
   }
   os << fmt("total  %-30s %10lld %13lld %9.3f  %-5s %12s\n", "",
-                     (long long)ms.params, (long long)ms.macs, ms.bflops, "",
-                     humanBytes(ms.weightBytes).c_str());
+            (long long)ms.params, (long long)ms.macs, ms.bflops, "",
+            humanBytes(ms.weightBytes).c_str());
   os << "weight bytes by storage:";
   for (auto &[k, v] : byStorage)
     os << " " << k << "=" << v;

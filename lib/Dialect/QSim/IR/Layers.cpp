@@ -2,8 +2,8 @@
 
 #include "qsim/Dialect/QSim/IR/Layers.h"
 
-#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/BuiltinDialect.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/ADT/StringExtras.h"
 
 using namespace mlir;
@@ -22,8 +22,8 @@ std::optional<Flavor> qsim::parseFlavor(StringRef s) {
 }
 
 Flavor qsim::getFlavor(Operation *op) {
-  ModuleOp m = isa<ModuleOp>(op) ? cast<ModuleOp>(op)
-                                 : op->getParentOfType<ModuleOp>();
+  ModuleOp m =
+      isa<ModuleOp>(op) ? cast<ModuleOp>(op) : op->getParentOfType<ModuleOp>();
   if (m)
     if (auto s = m->getAttrOfType<StringAttr>(QSimDialect::getFlavorAttrName()))
       if (auto f = parseFlavor(s.getValue()))
@@ -71,10 +71,11 @@ FailureOr<std::vector<Layer>> qsim::getLayers(func::FuncOp func) {
     }
     if (auto bn = dyn_cast<BatchNormOp>(op); bn && !bn.getStandalone()) {
       Operation *def = bn.getInput().getDefiningOp();
-      if (layers.empty() || layers.back().head != def || layers.back().batchNorm)
-        return op.emitError()
-               << describeLayer(&op)
-               << ": batch norm does not directly follow the layer it belongs to";
+      if (layers.empty() || layers.back().head != def ||
+          layers.back().batchNorm)
+        return op.emitError() << describeLayer(&op)
+                              << ": batch norm does not directly follow the "
+                                 "layer it belongs to";
       layers.back().batchNorm = bn;
       layers.back().ops.append(pendingCasts.begin(), pendingCasts.end());
       pendingCasts.clear();
@@ -82,8 +83,8 @@ FailureOr<std::vector<Layer>> qsim::getLayers(func::FuncOp func) {
       continue;
     }
     if (!isa<LayerOpInterface>(op))
-      return op.emitError() << "'" << op.getName()
-                            << "' does not belong to any Darknet layer";
+      return op.emitError()
+             << "'" << op.getName() << "' does not belong to any Darknet layer";
     Layer layer;
     layer.index = layers.size();
     layer.head = &op;

@@ -50,4 +50,11 @@ def QSim_NmsKindAttr : EnumAttr<QSim_Dialect, QSim_NmsKind, "nms"> {
   let assemblyFormat = "`<` $value `>`";
 }
 
+// An i64 attribute read as a signed value (upstream I64Attr returns
+// uint64_t, which turns Darknet's negative strides into huge numbers).
+def QSim_I64Attr : TypedSignlessIntegerAttrBase<
+    I64, "int64_t", "64-bit signless integer attribute"> {
+  let convertFromStorage = "$_self.getValue().getSExtValue()";
+}
+
 #endif // QSIM_ATTRS_TD

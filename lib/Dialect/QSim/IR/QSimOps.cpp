@@ -44,9 +44,8 @@ static InFlightDiagnostic layerError(Operation *op) {
   return op->emitError() << describeLayer(op) << ": ";
 }
 
-static FailureOr<SmallVector<int64_t, 4>> shapeResult(Operation *op, bool ok,
-                                                      const CHW &out,
-                                                      const std::string &err) {
+static FailureOr<SmallVector<int64_t, 4>>
+shapeResult(Operation *op, bool ok, const CHW &out, const std::string &err) {
   if (!ok) {
     layerError(op) << err;
     return failure();
@@ -57,8 +56,8 @@ static FailureOr<SmallVector<int64_t, 4>> shapeResult(Operation *op, bool ok,
 static LogicalResult checkDims(Operation *op, StringRef name,
                                ArrayRef<int64_t> a, size_t n) {
   if (a.size() != n)
-    return layerError(op) << "'" << name << "' needs " << n
-                          << " values, got " << a.size();
+    return layerError(op) << "'" << name << "' needs " << n << " values, got "
+                          << a.size();
   return success();
 }
 
@@ -84,14 +83,11 @@ static bool isQuantElement(Type t) { return isa<quant::QuantizedType>(t); }
 /// Weighted ops: float layers carry f32/f16 weights; quantized layers carry
 /// i8 weights with their per-axis quantization, i32 biases and the
 /// requantization constants.
-static LogicalResult verifyWeightedTypes(Operation *op, Value input,
-                                         Value output,
-                                         std::optional<ElementsAttr> weight,
-                                         std::optional<ElementsAttr> bias,
-                                         std::optional<Type> weightQuant,
-                                         std::optional<ArrayRef<int32_t>> mult,
-                                         std::optional<ArrayRef<int32_t>> shift,
-                                         int64_t channels) {
+static LogicalResult verifyWeightedTypes(
+    Operation *op, Value input, Value output,
+    std::optional<ElementsAttr> weight, std::optional<ElementsAttr> bias,
+    std::optional<Type> weightQuant, std::optional<ArrayRef<int32_t>> mult,
+    std::optional<ArrayRef<int32_t>> shift, int64_t channels) {
   Type inEl = getElementTypeOrSelf(input.getType());
   Type outEl = getElementTypeOrSelf(output.getType());
   bool quantized = isQuantElement(inEl);
@@ -121,8 +117,8 @@ static LogicalResult verifyWeightedTypes(Operation *op, Value input,
   if (auto pa = dyn_cast<quant::UniformQuantizedPerAxisType>(wq))
     if ((int64_t)pa.getScales().size() != channels ||
         pa.getQuantizedDimension() != 0)
-      return layerError(op) << "per-axis weight_quant needs "
-                            << channels << " scales on dimension 0";
+      return layerError(op) << "per-axis weight_quant needs " << channels
+                            << " scales on dimension 0";
   if ((int64_t)mult->size() != channels || (int64_t)shift->size() != channels)
     return layerError(op) << "multiplier and shift need " << channels
                           << " values (one per output channel)";
@@ -207,9 +203,9 @@ LogicalResult Conv2DOp::verify() {
   if (getGroups() < 1 || cin % getGroups() != 0)
     return layerError(*this) << "groups " << getGroups()
                              << " must divide the input channels " << cin;
-  if (failed(checkWeightShape(*this, "weight", getWeight(),
-                              {getFilters(), cin / getGroups(), getKernelH(),
-                               getKernelW()})) ||
+  if (failed(checkWeightShape(
+          *this, "weight", getWeight(),
+          {getFilters(), cin / getGroups(), getKernelH(), getKernelW()})) ||
       failed(checkWeightShape(*this, "bias", getBias(), {getFilters()})))
     return failure();
   return verifyWeightedTypes(*this, getInput(), getOutput(), getWeight(),
@@ -233,9 +229,7 @@ int64_t ConnectedOp::getMACs() {
   return chwOf(getInput()).size() * getOutputSize();
 }
 double ConnectedOp::getBFLOPs() { return 2.0 * getMACs() / 1e9; }
-int64_t ConnectedOp::getParameterCount() {
-  return getMACs() + getOutputSize();
-}
+int64_t ConnectedOp::getParameterCount() { return getMACs() + getOutputSize(); }
 LogicalResult ConnectedOp::verify() {
   if (failed(checkWeightShape(*this, "weight", getWeight(),
                               {getOutputSize(), chwOf(getInput()).size()})) ||
@@ -273,8 +267,7 @@ LogicalResult BatchNormOp::verify() {
       return layerError(*this) << "'" << name << "' must be f32 or f16";
   }
   Type el = getElementTypeOrSelf(getInput().getType());
-  if (!isFloatElement(el) ||
-      el != getElementTypeOrSelf(getOutput().getType()))
+  if (!isFloatElement(el) || el != getElementTypeOrSelf(getOutput().getType()))
     return layerError(*this) << "batch norm runs on f32 or f16 tensors "
                                 "(fold it into the convolution before "
                                 "quantizing: --qsim-fold-batchnorm)";
@@ -379,8 +372,8 @@ StringRef ReorgOp::getDarknetSection() { return "reorg"; }
 FailureOr<SmallVector<int64_t, 4>> ReorgOp::inferOutputShape() {
   CHW out;
   std::string err;
-  bool ok = shapes::reorg(chwOf(getInput()), getStride(), getReverse(), out,
-                          err);
+  bool ok =
+      shapes::reorg(chwOf(getInput()), getStride(), getReverse(), out, err);
   return shapeResult(*this, ok, out, err);
 }
 
@@ -416,8 +409,8 @@ StringRef YoloOp::getDarknetSection() { return "yolo"; }
 FailureOr<SmallVector<int64_t, 4>> YoloOp::inferOutputShape() {
   CHW out;
   std::string err;
-  bool ok = shapes::yolo(chwOf(getInput()), getClasses(), getMask().size(),
-                         out, err);
+  bool ok =
+      shapes::yolo(chwOf(getInput()), getClasses(), getMask().size(), out, err);
   return shapeResult(*this, ok, out, err);
 }
 LogicalResult YoloOp::verify() {
@@ -428,8 +421,8 @@ LogicalResult YoloOp::verify() {
                              << " values, got " << getAnchors().size();
   for (int64_t m : getMask())
     if (m < 0 || m >= getNum())
-      return layerError(*this) << "mask index " << m
-                               << " out of range for num=" << getNum();
+      return layerError(*this)
+             << "mask index " << m << " out of range for num=" << getNum();
   if (!isFloatElement(getElementTypeOrSelf(getInput().getType())))
     return layerError(*this) << "detection heads run in float";
   return success();

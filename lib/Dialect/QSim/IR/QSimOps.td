@@ -64,12 +64,12 @@ def QSim_Conv2DOp : QSim_UnaryOp<"conv2d", [], AllCosts> {
     fixed-point requantization constants per output channel.
   }];
   let arguments = (ins QSim_Tensor:$input,
-      I64Attr:$filters,
+      QSim_I64Attr:$filters,
       DenseI64ArrayAttr:$size,
       DenseI64ArrayAttr:$stride,
       DenseI64ArrayAttr:$padding,
-      DefaultValuedAttr<I64Attr, "1">:$groups,
-      DefaultValuedAttr<I64Attr, "1">:$dilation,
+      DefaultValuedAttr<QSim_I64Attr, "1">:$groups,
+      DefaultValuedAttr<QSim_I64Attr, "1">:$dilation,
       QSim_ActivationAttr:$activation,
       OptionalAttr<ElementsAttr>:$weight,
       OptionalAttr<ElementsAttr>:$bias,
@@ -93,7 +93,7 @@ def QSim_ConnectedOp : QSim_UnaryOp<"connected", [], AllCosts> {
     Darknet's layer is this op without bias followed by `qsim.batchnorm`.
   }];
   let arguments = (ins QSim_Tensor:$input,
-      I64Attr:$output_size,
+      QSim_I64Attr:$output_size,
       QSim_ActivationAttr:$activation,
       OptionalAttr<ElementsAttr>:$weight,
       OptionalAttr<ElementsAttr>:$bias,
@@ -140,9 +140,9 @@ def QSim_MaxPoolOp : QSim_UnaryOp<"maxpool", [], ["getBFLOPs"]> {
     *total* padding (default size-1). Output `(in + padding - size)/s + 1`.
   }];
   let arguments = (ins QSim_Tensor:$input,
-      I64Attr:$size,
+      QSim_I64Attr:$size,
       DenseI64ArrayAttr:$stride,
-      I64Attr:$padding);
+      QSim_I64Attr:$padding);
 }
 
 def QSim_AvgPoolOp : QSim_UnaryOp<"avgpool"> {
@@ -158,8 +158,8 @@ def QSim_RouteOp : QSim_Op<"route"> {
     [j*C_i/G, (j+1)*C_i/G) (AlexeyAB).
   }];
   let arguments = (ins Variadic<QSim_Tensor>:$inputs,
-      DefaultValuedAttr<I64Attr, "1">:$groups,
-      DefaultValuedAttr<I64Attr, "0">:$group_id);
+      DefaultValuedAttr<QSim_I64Attr, "1">:$groups,
+      DefaultValuedAttr<QSim_I64Attr, "0">:$group_id);
   let results = (outs QSim_Tensor:$output);
   let assemblyFormat = [{
     $inputs attr-dict `:` functional-type($inputs, $output)
@@ -189,7 +189,7 @@ def QSim_UpsampleOp : QSim_UnaryOp<"upsample"> {
     downsample): `out = scale * sum` of each |s|×|s| block.
   }];
   let arguments = (ins QSim_Tensor:$input,
-      I64Attr:$stride,
+      QSim_I64Attr:$stride,
       DefaultValuedAttr<F32Attr, "1.0f">:$scale);
 }
 
@@ -200,7 +200,7 @@ def QSim_ReorgOp : QSim_UnaryOp<"reorg"> {
     reverse=0 gathers with R(w, h, c, s) on the input dims, reverse=1 scatters.
   }];
   let arguments = (ins QSim_Tensor:$input,
-      I64Attr:$stride,
+      QSim_I64Attr:$stride,
       DefaultValuedAttr<BoolAttr, "false">:$reverse);
 }
 
@@ -223,7 +223,7 @@ def QSim_ScaleChannelsOp : QSim_Op<"scale_channels"> {
 def QSim_SoftmaxOp : QSim_UnaryOp<"softmax"> {
   let summary = "[softmax] over `groups` contiguous blocks of the flat input";
   let arguments = (ins QSim_Tensor:$input,
-      DefaultValuedAttr<I64Attr, "1">:$groups,
+      DefaultValuedAttr<QSim_I64Attr, "1">:$groups,
       DefaultValuedAttr<F32Attr, "1.0f">:$temperature);
 }
 
@@ -249,8 +249,8 @@ def QSim_YoloOp : QSim_UnaryOp<"yolo"> {
     (w, h) pairs in network-input pixels; `num` is the total anchor count.
   }];
   let arguments = (ins QSim_Tensor:$input,
-      I64Attr:$classes,
-      I64Attr:$num,
+      QSim_I64Attr:$classes,
+      QSim_I64Attr:$num,
       DenseI64ArrayAttr:$mask,
       DenseF32ArrayAttr:$anchors,
       DefaultValuedAttr<F32Attr, "1.0f">:$scale_x_y,
@@ -269,12 +269,12 @@ def QSim_RegionOp : QSim_UnaryOp<"region"> {
     to classes); pjreddie keeps CHW with logistic on x, y, objectness.
   }];
   let arguments = (ins QSim_Tensor:$input,
-      I64Attr:$classes,
-      DefaultValuedAttr<I64Attr, "4">:$coords,
-      I64Attr:$num,
+      QSim_I64Attr:$classes,
+      DefaultValuedAttr<QSim_I64Attr, "4">:$coords,
+      QSim_I64Attr:$num,
       DenseF32ArrayAttr:$anchors,
       DefaultValuedAttr<BoolAttr, "false">:$softmax,
-      DefaultValuedAttr<I64Attr, "0">:$classfix);
+      DefaultValuedAttr<QSim_I64Attr, "0">:$classfix);
 }
 
 #endif // QSIM_OPS_TD

@@ -74,21 +74,20 @@ bool qsim::shapes::route(const std::vector<CHW> &ins, int64_t groups,
   if (groups < 1)
     return fail(error, "groups must be >= 1");
   if (groupId < 0 || groupId >= groups)
-    return fail(error, "group_id " + std::to_string(groupId) +
-                           " out of range for groups=" +
-                           std::to_string(groups));
+    return fail(error,
+                "group_id " + std::to_string(groupId) +
+                    " out of range for groups=" + std::to_string(groups));
   int64_t c = 0;
   for (size_t i = 0; i < ins.size(); ++i) {
     if (ins[i].h != ins[0].h || ins[i].w != ins[0].w)
-      return fail(error, "input " + std::to_string(i) + " is " +
-                             ins[i].str() + " but input 0 is " +
-                             ins[0].str() +
+      return fail(error, "input " + std::to_string(i) + " is " + ins[i].str() +
+                             " but input 0 is " + ins[0].str() +
                              " (route inputs must share width and height)");
     if (ins[i].c % groups != 0)
-      return fail(error, "input " + std::to_string(i) + " has " +
-                             std::to_string(ins[i].c) +
-                             " channels, not divisible by groups=" +
-                             std::to_string(groups));
+      return fail(
+          error,
+          "input " + std::to_string(i) + " has " + std::to_string(ins[i].c) +
+              " channels, not divisible by groups=" + std::to_string(groups));
     c += ins[i].c / groups;
   }
   out = {c, ins[0].h, ins[0].w};
@@ -151,9 +150,8 @@ bool qsim::shapes::scaleChannels(const CHW &scales, const CHW &features,
                              ", got " + scales.str());
   } else if (scales.c != 1 || scales.h != features.h ||
              scales.w != features.w) {
-    return fail(error, "scale_wh scales must be " +
-                           std::to_string(features.h) + "x" +
-                           std::to_string(features.w) + "x1, got " +
+    return fail(error, "scale_wh scales must be " + std::to_string(features.h) +
+                           "x" + std::to_string(features.w) + "x1, got " +
                            scales.str());
   }
   out = features;
@@ -167,10 +165,9 @@ bool qsim::shapes::yolo(const CHW &in, int64_t classes, int64_t maskCount,
   if (maskCount < 1)
     return fail(error, "mask must name at least one anchor");
   if (in.c != maskCount * (classes + 5))
-    return fail(error, "input has " + std::to_string(in.c) +
-                           " channels but " + std::to_string(maskCount) +
-                           " anchors x (classes " + std::to_string(classes) +
-                           " + 5) = " +
+    return fail(error, "input has " + std::to_string(in.c) + " channels but " +
+                           std::to_string(maskCount) + " anchors x (classes " +
+                           std::to_string(classes) + " + 5) = " +
                            std::to_string(maskCount * (classes + 5)) +
                            " are needed");
   out = in;

@@ -1,0 +1,736 @@
+//===- Executor.cpp - planning and running qsim modules ------------------===//
+
+#include "Plan.h"
+#include "ReferenceKernels.h"
+
+#include "qsim/Dialect/QSim/IR/LayerStats.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <chrono>
+#include <cstring>
+#include <omp.h>
+
+using namespace mlir;
+using namespace qsim;
+using namespace qsim::interp;
+
+//===----------------------------------------------------------------------===//
+// Plan: slots, conversions, buffers
+//===----------------------------------------------------------------------===//
+
+int Plan::newSlot(const CHW &shape, rt::DType dtype, int step) {
+  Slot s;
+  s.shape = shape;
+  s.dtype = dtype;
+  s.bytes = shape.size() * rt::dtypeSize(dtype);
+  s.defStep = step;
+  s.lastUse = step;
+  slots.push_back(s);
+  return slots.size() - 1;
+}
+
+int Plan::newDnnlSlot(const CHW &shape, const dnnl::memory::desc &md,
+                      int step) {
+  int id = newSlot(shape, rt::DType::F32, step);
+  slots[id].dnnlLayout = true;
+  slots[id].md = md;
+  slots[id].bytes = md.get_size();
+  return id;
+}
+
+Slot &Plan::storage(int slot) {
+  while (slots[slot].aliasOf >= 0)
+    slot = slots[slot].aliasOf;
+  return slots[slot];
+}
+
+void Plan::use(int slot, int step) {
+  for (int s = slot; s >= 0; s = slots[s].aliasOf)
+    slots[s].lastUse = std::max(slots[s].lastUse, step);
+}
+
+dnnl::memory::desc Plan::plainDesc(int slot) const {
+  const CHW &s = slots[slot].shape;
+  return dnnl::memory::desc({1, s.c, s.h, s.w}, dnnl::memory::data_type::f32,
+                            dnnl::memory::format_tag::nchw);
+}
+
+dnnl::memory Plan::memory(int slot) {
+  const Slot &s = slots[slot];
+  return dnnl::memory(s.dnnlLayout ? s.md : plainDesc(slot), engine, ptr(slot));
+}
+
+namespace {
+/// A oneDNN reorder between two slots (layout conversion).
+class ReorderKernel : public Kernel {
+public:
+  ReorderKernel(Plan &plan, int from, int to, const dnnl::memory::desc &src,
+                const dnnl::memory::desc &dst)
+      : prim(
+            dnnl::reorder::primitive_desc(plan.engine, src, plan.engine, dst)) {
+    inputs = {from};
+    outputs = {to};
+  }
+  void bind(Plan &plan) override {
+    src = plan.memory(inputs[0]);
+    dst = plan.memory(outputs[0]);
+  }
+  void run(Plan &plan) override { prim.execute(plan.stream, src, dst); }
+
+private:
+  dnnl::reorder prim;
+  dnnl::memory src, dst;
+};
+
+std::string descKey(const dnnl::memory::desc &md) {
+  return std::string(reinterpret_cast<const char *>(&md.data), sizeof(md.data));
+}
+} // namespace
+
+int Plan::plainOf(int slot, int step) {
+  use(slot, step);
+  if (!slots[slot].dnnlLayout)
+    return slot;
+  auto key = std::make_pair(slot, std::string("plain"));
+  auto it = conversions.find(key);
+  if (it != conversions.end()) {
+    use(it->second, step);
+    return it->second;
+  }
+  int out = newSlot(slots[slot].shape, rt::DType::F32, step);
+  addKernel(step, std::make_unique<ReorderKernel>(
+                      *this, slot, out, slots[slot].md, plainDesc(out)));
+  conversions[key] = out;
+  return out;
+}
+
+int Plan::dnnlOf(int slot, const dnnl::memory::desc &md, int step) {
+  use(slot, step);
+  const dnnl::memory::desc &cur =
+      slots[slot].dnnlLayout ? slots[slot].md : plainDesc(slot);
+  if (cur == md)
+    return slot;
+  auto key = std::make_pair(slot, descKey(md));
+  auto it = conversions.find(key);
+  if (it != conversions.end()) {
+    use(it->second, step);
+    return it->second;
+  }
+  int out = newDnnlSlot(slots[slot].shape, md, step);
+  addKernel(step, std::make_unique<ReorderKernel>(*this, slot, out, cur, md));
+  conversions[key] = out;
+  return out;
+}
+
+void Plan::allocate() {
+  struct Buf {
+    size_t bytes = 0;
+    int busyUntil = -1;
+  };
+  std::vector<Buf> pool;
+  std::vector<int> order;
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (slots[i].aliasOf < 0)
+      order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return slots[a].defStep < slots[b].defStep;
+  });
+  const int forever = std::numeric_limits<int>::max();
+  for (int id : order) {
+    Slot &s = slots[id];
+    int until = s.pinned ? forever : std::max(s.lastUse, s.defStep);
+    int best = -1;
+    for (size_t b = 0; b < pool.size(); ++b) {
+      if (pool[b].busyUntil >= s.defStep)
+        continue;
+      // Prefer the smallest buffer that fits, else the largest to grow.
+      if (best < 0)
+        best = b;
+      else if (pool[b].bytes >= s.bytes &&
+               (pool[best].bytes < s.bytes || pool[b].bytes < pool[best].bytes))
+        best = b;
+      else if (pool[best].bytes < s.bytes && pool[b].bytes > pool[best].bytes)
+        best = b;
+    }
+    if (best < 0) {
+      pool.push_back({});
+      best = pool.size() - 1;
+    }
+    pool[best].bytes = std::max(pool[best].bytes, s.bytes);
+    pool[best].busyUntil = until;
+    s.buffer = best;
+  }
+  bufferBytes = 0;
+  for (Buf &b : pool) {
+    size_t n = (std::max<size_t>(b.bytes, 64) + 63) / 64 * 64;
+    void *p = std::aligned_alloc(64, n);
+    if (!p)
+      throw std::bad_alloc();
+    std::memset(p, 0, n);
+    buffers.emplace_back(p, std::free);
+    bufferBytes += n;
+  }
+  for (Slot &s : slots)
+    if (s.aliasOf < 0)
+      s.ptr = buffers[s.buffer].get();
+  for (Step &st : steps)
+    for (auto &k : st.kernels)
+      k->bind(*this);
+}
+
+bool qsim::interp::readWeights(Operation *op, std::optional<ElementsAttr> attr,
+                               StringRef what, int64_t count,
+                               std::vector<float> &out, std::string &error) {
+  if (!attr) {
+    error = describeLayer(op) + " has no " + what.str() +
+            " (a shape-only model: import it with --weights or "
+            "--random-weights)";
+    return false;
+  }
+  out = getFloats(*attr);
+  if ((int64_t)out.size() != count) {
+    error = describeLayer(op) + ": cannot read " + what.str() + " as floats";
+    return false;
+  }
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Building the plan
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+CHW chwOf(Value v) {
+  auto t = cast<ShapedType>(v.getType());
+  return {t.getDimSize(1), t.getDimSize(2), t.getDimSize(3)};
+}
+
+class PlanBuilder {
+public:
+  PlanBuilder(Plan &plan, std::string &error) : plan(plan), error(error) {}
+  bool build(ModuleOp module);
+
+private:
+  bool buildLayer(const Layer &layer, int step);
+  bool buildOp(Operation *op, const Layer &layer, int step, bool &skipBN);
+  int slotOf(Value v) {
+    auto it = plan.valueSlots.find(v);
+    return it == plan.valueSlots.end() ? -1 : it->second;
+  }
+  bool fail(Operation *op, const std::string &msg) {
+    error = describeLayer(op) + ": " + msg;
+    return false;
+  }
+  /// A plain f32 output slot for `v`, bound to it.
+  int plainResult(Value v, int step) {
+    int s = plan.newSlot(chwOf(v), rt::DType::F32, step);
+    plan.valueSlots[v] = s;
+    return s;
+  }
+  bool fast() const { return plan.options.kernels == KernelSet::Fast; }
+
+  Plan &plan;
+  std::string &error;
+};
+
+bool PlanBuilder::build(ModuleOp module) {
+  func::FuncOp func = getMainFunc(module);
+  if (!func) {
+    error = "the module has no main function";
+    return false;
+  }
+  if (func.getNumArguments() != 1) {
+    error = "main must take exactly one input tensor";
+    return false;
+  }
+  auto inType = dyn_cast<RankedTensorType>(func.getArgument(0).getType());
+  if (!inType || inType.getRank() != 4 || !inType.getElementType().isF32()) {
+    error = "main's input must be a tensor<1xCxHxWxf32>";
+    return false;
+  }
+  plan.flavor = getFlavor(module);
+  auto layers = getLayers(func);
+  if (failed(layers)) {
+    error = "the module's body is not a sequence of Darknet layers";
+    return false;
+  }
+  plan.inputSlot = plan.newSlot(chwOf(func.getArgument(0)), rt::DType::F32, -1);
+  plan.slots[plan.inputSlot].pinned = true;
+  plan.valueSlots[func.getArgument(0)] = plan.inputSlot;
+
+  llvm::DenseMap<Value, int64_t> producerStep;
+  producerStep[func.getArgument(0)] = -1;
+  for (const Layer &layer : *layers) {
+    int step = plan.steps.size();
+    plan.steps.emplace_back();
+    Step &st = plan.steps.back();
+    st.info.layer = layer.index;
+    st.info.kind = layer.kind().str();
+    st.info.label =
+        "layer " + std::to_string(layer.index) + " (" + st.info.kind + ")";
+    st.info.precision = getLayerPrecision(layer);
+    st.info.output = chwOf(layer.output());
+    st.info.head = layer.head;
+    for (Operation *op : layer.ops)
+      if (auto l = dyn_cast<LayerOpInterface>(op))
+        st.info.macs += l.getMACs();
+    for (Value v : layer.head->getOperands()) {
+      Value src = v;
+      while (Operation *def = src.getDefiningOp()) {
+        if (!isa<quant::QuantizeCastOp, quant::DequantizeCastOp,
+                 quant::StorageCastOp>(def))
+          break;
+        src = def->getOperand(0);
+      }
+      auto it = producerStep.find(src);
+      st.info.inputLayers.push_back(it == producerStep.end() ? -1 : it->second);
+    }
+    if (!buildLayer(layer, step))
+      return false;
+    int out = slotOf(layer.output());
+    if (out < 0)
+      return fail(layer.head, "internal error: layer output not planned");
+    plan.steps[step].outputSlot = out;
+    for (Value v : layer.head->getOperands())
+      if (int s = slotOf(v); s >= 0)
+        plan.steps[step].inputSlots.push_back(s);
+    if (plan.options.keepAllOutputs)
+      plan.storage(out).pinned = true;
+    producerStep[layer.output()] = layer.index;
+  }
+  // Function results are read after the run: keep them, in plain layout.
+  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  int last = plan.steps.size() - 1;
+  for (Value v : ret.getOperands()) {
+    int s = slotOf(v);
+    if (s < 0) {
+      error = "a function result is not produced by any layer";
+      return false;
+    }
+    // The step whose output this is; a conversion to the plain layout is
+    // appended to that step so the result is ready when it finishes.
+    size_t stepIdx = last;
+    for (size_t i = 0; i < plan.steps.size(); ++i)
+      if (plan.steps[i].outputSlot == s)
+        stepIdx = i;
+    int plain = plan.plainOf(s, stepIdx);
+    plan.storage(plain).pinned = true;
+    plan.storage(s).pinned = true;
+    plan.resultSlots.push_back(plain);
+    plan.resultSteps.push_back(stepIdx);
+  }
+  plan.allocate();
+  return true;
+}
+
+bool PlanBuilder::buildLayer(const Layer &layer, int step) {
+  bool skipBN = false;
+  BatchNormOp bn = layer.batchNorm;
+  for (Operation *op : layer.ops) {
+    if (skipBN && bn && op == bn.getOperation())
+      continue;
+    if (!buildOp(op, layer, step, skipBN))
+      return false;
+  }
+  return true;
+}
+
+bool PlanBuilder::buildOp(Operation *op, const Layer &layer, int step,
+                          bool &skipBN) {
+  Flavor flavor = plan.flavor;
+  for (Type t : op->getResultTypes())
+    if (!getElementTypeOrSelf(t).isF32())
+      return fail(op, "only f32 layers are executable in this build of the "
+                      "interpreter");
+  auto input = [&](unsigned i) { return slotOf(op->getOperand(i)); };
+
+  if (auto conv = dyn_cast<Conv2DOp>(op)) {
+    BatchNormOp bn = layer.batchNorm;
+    if (fast()) {
+      std::string why;
+      int out = buildDnnlConv(plan, step, op, bn, input(0), why);
+      if (out >= 0) {
+        plan.valueSlots[bn ? bn.getResult() : conv.getResult()] = out;
+        skipBN = (bool)bn;
+        return true;
+      }
+      if (!why.empty())
+        return fail(op, why);
+    }
+    ref::ConvParams p;
+    p.filters = conv.getFilters();
+    p.kh = conv.getKernelH();
+    p.kw = conv.getKernelW();
+    p.sy = conv.getStride()[0];
+    p.sx = conv.getStride()[1];
+    p.py = conv.getPadding()[0];
+    p.px = conv.getPadding()[1];
+    p.groups = conv.getGroups();
+    p.dilation = conv.getDilation();
+    CHW in = chwOf(conv.getInput()), outS = chwOf(conv.getResult());
+    auto w = std::make_shared<std::vector<float>>();
+    if (!readWeights(op, conv.getWeight(), "weights",
+                     p.filters * (in.c / p.groups) * p.kh * p.kw, *w, error))
+      return false;
+    auto b = std::make_shared<std::vector<float>>();
+    if (conv.getBias() &&
+        !readWeights(op, conv.getBias(), "biases", p.filters, *b, error))
+      return false;
+    int src = plan.plainOf(input(0), step);
+    int dst = plainResult(conv.getResult(), step);
+    Activation act = conv.getActivation();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::conv2d(pl.f32(src), in, w->data(),
+                                 b->empty() ? nullptr : b->data(), p,
+                                 pl.f32(dst), outS);
+                     ref::activate(pl.f32(dst), outS, act, flavor);
+                   }));
+    return true;
+  }
+  if (auto fc = dyn_cast<ConnectedOp>(op)) {
+    BatchNormOp bn = layer.batchNorm;
+    if (fast()) {
+      std::string why;
+      int out = buildDnnlConnected(plan, step, op, bn, input(0), why);
+      if (out >= 0) {
+        plan.valueSlots[bn ? bn.getResult() : fc.getResult()] = out;
+        skipBN = (bool)bn;
+        return true;
+      }
+      if (!why.empty())
+        return fail(op, why);
+    }
+    int64_t inputs = chwOf(fc.getInput()).size(), outputs = fc.getOutputSize();
+    auto w = std::make_shared<std::vector<float>>();
+    if (!readWeights(op, fc.getWeight(), "weights", inputs * outputs, *w,
+                     error))
+      return false;
+    auto b = std::make_shared<std::vector<float>>();
+    if (fc.getBias() &&
+        !readWeights(op, fc.getBias(), "biases", outputs, *b, error))
+      return false;
+    int src = plan.plainOf(input(0), step);
+    int dst = plainResult(fc.getResult(), step);
+    CHW outS = chwOf(fc.getResult());
+    Activation act = fc.getActivation();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::connected(pl.f32(src), inputs, w->data(),
+                                    b->empty() ? nullptr : b->data(), outputs,
+                                    pl.f32(dst));
+                     ref::activate(pl.f32(dst), outS, act, flavor);
+                   }));
+    return true;
+  }
+  if (auto bn = dyn_cast<BatchNormOp>(op)) {
+    CHW s = chwOf(bn.getInput());
+    auto scale = std::make_shared<std::vector<float>>();
+    auto mean = std::make_shared<std::vector<float>>();
+    auto var = std::make_shared<std::vector<float>>();
+    auto bias = std::make_shared<std::vector<float>>();
+    if (!readWeights(op, bn.getScale(), "batch-norm scales", s.c, *scale,
+                     error) ||
+        !readWeights(op, bn.getMean(), "batch-norm means", s.c, *mean, error) ||
+        !readWeights(op, bn.getVariance(), "batch-norm variances", s.c, *var,
+                     error) ||
+        !readWeights(op, bn.getBias(), "batch-norm biases", s.c, *bias, error))
+      return false;
+    int src = plan.plainOf(input(0), step);
+    int dst = plainResult(bn.getResult(), step);
+    Activation act = bn.getActivation();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::batchNorm(pl.f32(src), s, scale->data(), mean->data(),
+                                    var->data(), bias->data(), flavor,
+                                    pl.f32(dst));
+                     ref::activate(pl.f32(dst), s, act, flavor);
+                   }));
+    return true;
+  }
+  if (auto mp = dyn_cast<MaxPoolOp>(op)) {
+    if (fast()) {
+      int out = buildDnnlMaxPool(plan, step, mp, input(0));
+      if (out >= 0) {
+        plan.valueSlots[mp.getResult()] = out;
+        return true;
+      }
+    }
+    CHW in = chwOf(mp.getInput()), outS = chwOf(mp.getResult());
+    int64_t size = mp.getSize(), sy = mp.getStride()[0], sx = mp.getStride()[1],
+            pad = mp.getPadding();
+    int src = plan.plainOf(input(0), step);
+    int dst = plainResult(mp.getResult(), step);
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::maxPool(pl.f32(src), in, size, sy, sx, pad,
+                                  pl.f32(dst), outS);
+                   }));
+    return true;
+  }
+  if (auto up = dyn_cast<UpsampleOp>(op)) {
+    if (fast()) {
+      int out = buildDnnlUpsample(plan, step, up, input(0));
+      if (out >= 0) {
+        plan.valueSlots[up.getResult()] = out;
+        return true;
+      }
+    }
+    CHW in = chwOf(up.getInput()), outS = chwOf(up.getResult());
+    int64_t stride = up.getStride();
+    float scale = up.getScale().convertToFloat();
+    int src = plan.plainOf(input(0), step);
+    int dst = plainResult(up.getResult(), step);
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::upsample(pl.f32(src), in, stride, scale, pl.f32(dst),
+                                   outS);
+                   }));
+    return true;
+  }
+  if (auto route = dyn_cast<RouteOp>(op)) {
+    std::vector<int> ins;
+    for (unsigned i = 0; i < op->getNumOperands(); ++i)
+      ins.push_back(input(i));
+    if (fast()) {
+      int out = buildDnnlRoute(plan, step, route, ins);
+      if (out >= 0) {
+        plan.valueSlots[route.getResult()] = out;
+        return true;
+      }
+    }
+    std::vector<int> srcs;
+    std::vector<CHW> shapes;
+    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
+      srcs.push_back(plan.plainOf(ins[i], step));
+      shapes.push_back(chwOf(op->getOperand(i)));
+    }
+    int64_t groups = route.getGroups(), groupId = route.getGroupId();
+    int dst = plainResult(route.getResult(), step);
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     int64_t offset = 0;
+                     for (size_t i = 0; i < srcs.size(); ++i) {
+                       ref::routeSlice(pl.f32(srcs[i]), shapes[i], groups,
+                                       groupId, pl.f32(dst), offset);
+                       offset += shapes[i].c / groups;
+                     }
+                   }));
+    return true;
+  }
+  if (auto sc = dyn_cast<ShortcutOp>(op)) {
+    std::vector<int> ins;
+    std::vector<CHW> shapes;
+    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
+      ins.push_back(input(i));
+      shapes.push_back(chwOf(op->getOperand(i)));
+    }
+    if (fast()) {
+      int out = buildDnnlShortcut(plan, step, sc, ins);
+      if (out >= 0) {
+        plan.valueSlots[sc.getResult()] = out;
+        return true;
+      }
+    }
+    std::vector<int> srcs;
+    for (int s : ins)
+      srcs.push_back(plan.plainOf(s, step));
+    int dst = plainResult(sc.getResult(), step);
+    Activation act = sc.getActivation();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     std::vector<const float *> ptrs;
+                     for (int s : srcs)
+                       ptrs.push_back(pl.f32(s));
+                     ref::shortcut(ptrs, shapes, act, flavor, pl.f32(dst));
+                   }));
+    return true;
+  }
+  if (auto d = dyn_cast<DropoutOp>(op)) {
+    // Identity: the output is the input's storage (as in Darknet).
+    int src = input(0);
+    int dst = plan.newSlot(chwOf(d.getResult()), rt::DType::F32, step);
+    plan.slots[dst] = plan.slots[src];
+    plan.slots[dst].aliasOf = src;
+    plan.slots[dst].defStep = step;
+    plan.slots[dst].lastUse = step;
+    plan.slots[dst].pinned = false;
+    plan.use(src, step);
+    plan.valueSlots[d.getResult()] = dst;
+    return true;
+  }
+
+  // The remaining ops run on plain tensors with the reference kernels.
+  int src = plan.plainOf(input(0), step);
+  int dst = plainResult(op->getResult(0), step);
+  CHW in = chwOf(op->getOperand(0)), outS = chwOf(op->getResult(0));
+  if (auto a = dyn_cast<ActivationOp>(op)) {
+    Activation act = a.getActivation();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     std::memcpy(pl.f32(dst), pl.f32(src),
+                                 in.size() * sizeof(float));
+                     ref::activate(pl.f32(dst), outS, act, flavor);
+                   }));
+    return true;
+  }
+  if (isa<AvgPoolOp>(op)) {
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::avgPool(pl.f32(src), in, pl.f32(dst));
+                   }));
+    return true;
+  }
+  if (auto r = dyn_cast<ReorgOp>(op)) {
+    int64_t stride = r.getStride();
+    bool reverse = r.getReverse();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::reorg(pl.f32(src), in, stride, reverse, pl.f32(dst));
+                   }));
+    return true;
+  }
+  if (auto s = dyn_cast<ScaleChannelsOp>(op)) {
+    int feat = plan.plainOf(slotOf(s.getFeatures()), step);
+    bool wh = s.getScaleWh();
+    Activation act = s.getActivation();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::scaleChannels(pl.f32(src), pl.f32(feat), outS, wh,
+                                        act, flavor, pl.f32(dst));
+                   }));
+    return true;
+  }
+  if (auto sm = dyn_cast<SoftmaxOp>(op)) {
+    int64_t groups = sm.getGroups();
+    float temp = sm.getTemperature().convertToFloat();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::softmax(pl.f32(src), in.size(), groups, temp,
+                                  pl.f32(dst));
+                   }));
+    return true;
+  }
+  if (auto y = dyn_cast<YoloOp>(op)) {
+    ref::YoloParams p;
+    p.classes = y.getClasses();
+    p.n = y.getMask().size();
+    p.scaleXY = y.getScaleXY().convertToFloat();
+    p.newCoords = y.getNewCoords();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::yolo(pl.f32(src), in, p, flavor, pl.f32(dst));
+                   }));
+    return true;
+  }
+  if (auto r = dyn_cast<RegionOp>(op)) {
+    ref::RegionParams p;
+    p.classes = r.getClasses();
+    p.coords = r.getCoords();
+    p.num = r.getNum();
+    p.softmax = r.getSoftmax();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::region(pl.f32(src), in, p, flavor, pl.f32(dst));
+                   }));
+    return true;
+  }
+  return fail(op, "no kernel for '" + op->getName().getStringRef().str() + "'");
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Executor
+//===----------------------------------------------------------------------===//
+
+Executor::Executor() : plan(std::make_unique<Plan>()) {}
+Executor::~Executor() = default;
+
+std::unique_ptr<Executor> Executor::create(ModuleOp module,
+                                           const ExecutorOptions &options,
+                                           std::string &error) {
+  std::unique_ptr<Executor> ex(new Executor());
+  ex->plan->options = options;
+  int threads = options.threads > 0 ? options.threads : omp_get_num_procs();
+  omp_set_num_threads(threads);
+  ex->plan->options.threads = threads;
+  PlanBuilder builder(*ex->plan, error);
+  try {
+    if (!builder.build(module))
+      return nullptr;
+  } catch (const dnnl::error &e) {
+    error = std::string("oneDNN: ") + e.what();
+    return nullptr;
+  } catch (const std::bad_alloc &) {
+    error = "out of memory while planning the model";
+    return nullptr;
+  }
+  ex->plan->millis.assign(ex->plan->steps.size(), 0.0);
+  for (const Step &s : ex->plan->steps)
+    ex->plan->infos.push_back(s.info);
+  return ex;
+}
+
+const std::vector<StepInfo> &Executor::steps() const { return plan->infos; }
+
+CHW Executor::inputShape() const { return plan->slots[plan->inputSlot].shape; }
+const ExecutorOptions &Executor::options() const { return plan->options; }
+
+void Executor::setInput(const rt::Tensor &input) {
+  Slot &s = plan->storage(plan->inputSlot);
+  if (input.dtype() != rt::DType::F32 || input.c() != s.shape.c ||
+      input.h() != s.shape.h || input.w() != s.shape.w)
+    throw std::invalid_argument(
+        "input tensor does not match the network input " + s.shape.str());
+  std::memcpy(s.ptr, input.raw(), input.bytes());
+}
+
+void Executor::runStep(size_t i) {
+  Step &st = plan->steps[i];
+  for (auto &k : st.kernels)
+    k->run(*plan);
+  plan->stream.wait();
+}
+
+void Executor::run() {
+  using clock = std::chrono::steady_clock;
+  for (size_t i = 0; i < plan->steps.size(); ++i) {
+    auto t0 = plan->options.timeSteps ? clock::now() : clock::time_point();
+    runStep(i);
+    if (plan->options.timeSteps)
+      plan->millis[i] =
+          std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    if (plan->hook)
+      plan->hook(i);
+  }
+}
+
+static rt::Tensor plainCopy(Plan &plan, int slot) {
+  Slot &s = plan.slots[slot];
+  rt::Tensor t(s.dtype, s.shape.c, s.shape.h, s.shape.w);
+  t.quant = s.quant;
+  if (!s.dnnlLayout) {
+    std::memcpy(t.raw(), plan.ptr(slot), t.bytes());
+    return t;
+  }
+  dnnl::memory src = plan.memory(slot);
+  dnnl::memory dst(plan.plainDesc(slot), plan.engine, t.raw());
+  dnnl::reorder(src, dst).execute(plan.stream, src, dst);
+  plan.stream.wait();
+  return t;
+}
+
+rt::Tensor Executor::stepOutput(size_t i) const {
+  return plainCopy(*plan, plan->steps[i].outputSlot);
+}
+
+std::vector<rt::Tensor> Executor::stepInputs(size_t i) const {
+  std::vector<rt::Tensor> out;
+  for (int s : plan->steps[i].inputSlots)
+    out.push_back(plainCopy(*plan, s));
+  return out;
+}
+
+std::vector<rt::Tensor> Executor::outputs() const {
+  std::vector<rt::Tensor> out;
+  for (int s : plan->resultSlots)
+    out.push_back(plainCopy(*plan, s));
+  return out;
+}
+
+const std::vector<size_t> &Executor::outputSteps() const {
+  return plan->resultSteps;
+}
+
+void Executor::setStepHook(StepHook hook) { plan->hook = std::move(hook); }
+const std::vector<double> &Executor::stepMillis() const { return plan->millis; }
+size_t Executor::activationBytes() const { return plan->bufferBytes; }

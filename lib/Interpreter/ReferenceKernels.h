@@ -1,0 +1,92 @@
+//===- ReferenceKernels.h - the specification kernels -----------*- C++ -*-===//
+//
+// Plain loops that define what each qsim op computes in float, following
+// DARKNET.md §4 (precision notes included: where Darknet evaluates in double,
+// so do we). Each output element's sum is accumulated in Darknet's order, so
+// the loops are deterministic whatever the thread count (threads split
+// output channels, never a reduction).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QSIM_LIB_INTERPRETER_REFERENCEKERNELS_H
+#define QSIM_LIB_INTERPRETER_REFERENCEKERNELS_H
+
+#include "qsim/Dialect/QSim/IR/Layers.h"
+#include "qsim/Dialect/QSim/IR/Shapes.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace qsim::interp::ref {
+
+using shapes::CHW;
+
+struct ConvParams {
+  int64_t filters = 0, kh = 1, kw = 1, sy = 1, sx = 1, py = 0, px = 0;
+  int64_t groups = 1, dilation = 1;
+};
+
+/// out = conv(in, weight) (+ bias when non-null). No activation.
+void conv2d(const float *in, const CHW &inShape, const float *weight,
+            const float *bias, const ConvParams &p, float *out,
+            const CHW &outShape);
+
+/// out[o] = sum_i weight[o][i] * in[i] (+ bias).
+void connected(const float *in, int64_t inputs, const float *weight,
+               const float *bias, int64_t outputs, float *out);
+
+/// Batch norm with rolling statistics, per flavour (DARKNET.md §4.1/§4.2).
+void batchNorm(const float *in, const CHW &shape, const float *scale,
+               const float *mean, const float *variance, const float *bias,
+               Flavor flavor, float *out);
+
+/// In-place activation over a CHW tensor (the cross-channel normalize_*
+/// activations need the shape).
+void activate(float *x, const CHW &shape, Activation act, Flavor flavor);
+/// One element (not for the normalize_* activations).
+float activateOne(float x, Activation act, Flavor flavor);
+
+void maxPool(const float *in, const CHW &inShape, int64_t size, int64_t sy,
+             int64_t sx, int64_t padding, float *out, const CHW &outShape);
+void avgPool(const float *in, const CHW &inShape, float *out);
+
+/// Copies the route slice of one input (channels [groupId*C/G, ..+C/G)) to
+/// `out` at channel offset `outChannelOffset`.
+void routeSlice(const float *in, const CHW &inShape, int64_t groups,
+                int64_t groupId, float *out, int64_t outChannelOffset);
+
+/// out = in0 + sum of the others over the common channel prefix, then act.
+void shortcut(const std::vector<const float *> &ins,
+              const std::vector<CHW> &shapes, Activation act, Flavor flavor,
+              float *out);
+
+void upsample(const float *in, const CHW &inShape, int64_t stride, float scale,
+              float *out, const CHW &outShape);
+void reorg(const float *in, const CHW &inShape, int64_t stride, bool reverse,
+           float *out);
+void scaleChannels(const float *scales, const float *features,
+                   const CHW &featureShape, bool scaleWH, Activation act,
+                   Flavor flavor, float *out);
+void softmax(const float *in, int64_t n, int64_t groups, float temperature,
+             float *out);
+
+struct YoloParams {
+  int64_t classes = 0, n = 0;
+  float scaleXY = 1.0f;
+  bool newCoords = false;
+};
+/// The [yolo] layer's forward (logistic and scale_x_y; DARKNET.md §4.10).
+void yolo(const float *in, const CHW &shape, const YoloParams &p, Flavor flavor,
+          float *out);
+
+struct RegionParams {
+  int64_t classes = 0, coords = 4, num = 1;
+  bool softmax = false;
+};
+/// The [region] layer's forward per flavour (DARKNET.md §4.11).
+void region(const float *in, const CHW &shape, const RegionParams &p,
+            Flavor flavor, float *out);
+
+} // namespace qsim::interp::ref
+
+#endif

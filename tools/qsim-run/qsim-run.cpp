@@ -1,0 +1,533 @@
+//===- qsim-run.cpp - run qsim models on images --------------------------===//
+//
+// qsim-run MODEL (.mlirbc | .mlir | .cfg --weights W) --image IMG|DIR ...
+// Detection, classification, batch evaluation (mAP), per-layer dumps,
+// statistics and timing. See docs/qsim-run.md.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qsim/Interpreter/Executor.h"
+#include "qsim/Interpreter/Inference.h"
+#include "qsim/Runtime/Evaluation.h"
+#include "qsim/Support/Diagnostics.h"
+#include "qsim/Support/FileUtils.h"
+#include "qsim/Support/ModelIO.h"
+#include "qsim/Support/Progress.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+using namespace qsim;
+using namespace qsim::interp;
+using json = nlohmann::json;
+
+namespace {
+
+struct Options {
+  std::string model, weights, image, names, jsonOut, draw, dumpLayers, eval;
+  std::string kernels = "fast", flavor;
+  std::optional<uint64_t> randomSeed;
+  float thresh = 0.25f, hierThresh = 0.5f, nms = 0.45f;
+  int threads = 0, repeat = 0, top = 5, maxImages = 0;
+  bool layerStats = false, timeLayers = false, letterbox = false,
+       noLetterbox = false, quiet = false, allowUnknownKeys = false;
+};
+
+int fail(const std::string &msg) {
+  fprintf(stderr, "qsim-run: error: %s\n", msg.c_str());
+  return 1;
+}
+
+bool isImageFile(const std::string &p) {
+  std::string ext = llvm::sys::path::extension(p).lower();
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" ||
+         ext == ".tga" || ext == ".gif" || ext == ".ppm" || ext == ".pgm";
+}
+
+bool listImages(const std::string &path, std::vector<std::string> &out,
+                std::string &error) {
+  if (!llvm::sys::fs::is_directory(path)) {
+    if (!llvm::sys::fs::exists(path)) {
+      error = "no such image or directory: '" + path + "'";
+      return false;
+    }
+    out.push_back(path);
+    return true;
+  }
+  std::error_code ec;
+  for (llvm::sys::fs::directory_iterator it(path, ec), end; it != end && !ec;
+       it.increment(ec))
+    if (isImageFile(it->path()))
+      out.push_back(it->path());
+  if (ec) {
+    error = "cannot list '" + path + "': " + ec.message();
+    return false;
+  }
+  std::sort(out.begin(), out.end());
+  if (out.empty()) {
+    error = "no images (jpg, png, bmp, ...) in '" + path + "'";
+    return false;
+  }
+  return true;
+}
+
+std::string className(const std::vector<std::string> &names, int id) {
+  if (id >= 0 && id < (int)names.size())
+    return names[id];
+  return "class " + std::to_string(id);
+}
+
+struct TensorStats {
+  float min = 0, max = 0;
+  double mean = 0, std = 0;
+  int64_t zeros = 0, count = 0;
+};
+
+TensorStats computeStats(const rt::Tensor &t) {
+  TensorStats s;
+  std::vector<float> v = t.toFloat();
+  s.count = v.size();
+  if (v.empty())
+    return s;
+  s.min = s.max = v[0];
+  double sum = 0, sq = 0;
+  for (float x : v) {
+    s.min = std::min(s.min, x);
+    s.max = std::max(s.max, x);
+    sum += x;
+    sq += (double)x * x;
+    s.zeros += x == 0.0f;
+  }
+  s.mean = sum / v.size();
+  s.std = std::sqrt(std::max(0.0, sq / v.size() - s.mean * s.mean));
+  return s;
+}
+
+std::string bar(double share, int width = 30) {
+  int n = (int)std::lround(share * width);
+  return std::string(std::max(0, std::min(n, width)), '#');
+}
+
+json detectionsJson(const InferenceResult &r,
+                    const std::vector<std::string> &names) {
+  json arr = json::array();
+  for (const auto &d : r.reported)
+    arr.push_back(
+        {{"class_id", d.classId},
+         {"name", className(names, d.classId)},
+         {"prob", d.prob},
+         {"objectness", d.objectness},
+         {"box_rel",
+          {{"x", d.rel.x}, {"y", d.rel.y}, {"w", d.rel.w}, {"h", d.rel.h}}},
+         {"box_px",
+          {{"left", d.left},
+           {"top", d.top},
+           {"right", d.right},
+           {"bottom", d.bottom}}}});
+  return arr;
+}
+
+void printResult(const std::string &path, const InferenceResult &r,
+                 const std::vector<std::string> &names, const char *pre) {
+  printf("%s: %dx%d, %s, forward %.1f ms\n", path.c_str(), r.imageW, r.imageH,
+         pre, r.forwardMillis);
+  if (!r.top.empty()) {
+    for (auto [id, p] : r.top)
+      printf("  %6.2f%%  %s\n", p * 100, className(names, id).c_str());
+    return;
+  }
+  if (r.reported.empty()) {
+    printf("  no detections above the threshold (%zu candidates)\n",
+           r.candidates);
+    return;
+  }
+  printf("  %-24s %7s %6s %6s %6s %6s\n", "class", "prob", "left", "top",
+         "right", "bottom");
+  for (const auto &d : r.reported)
+    printf("  %-24s %6.2f%% %6d %6d %6d %6d\n",
+           className(names, d.classId).c_str(), d.prob * 100, d.left, d.top,
+           d.right, d.bottom);
+}
+
+bool drawResult(const rt::Image &image, const InferenceResult &r,
+                const std::vector<std::string> &names, int classes,
+                const std::string &out, std::string &error) {
+  rt::Image im = image;
+  int thickness = std::max(1, (int)(im.h * .006));
+  // One box per detection, labelled with every class above the threshold
+  // (as Darknet's draw_detections).
+  std::map<std::tuple<int, int, int, int>,
+           std::vector<const rt::ReportedDetection *>>
+      boxes;
+  for (const auto &d : r.reported)
+    boxes[{d.left, d.top, d.right, d.bottom}].push_back(&d);
+  for (auto &[box, ds] : boxes) {
+    float cr, cg, cb;
+    rt::classColor(ds[0]->classId, std::max(classes, 1), cr, cg, cb);
+    auto [l, t, rr, b] = box;
+    rt::drawBox(im, l, t, rr, b, thickness, cr, cg, cb);
+    std::string label;
+    for (const auto *d : ds) {
+      if (!label.empty())
+        label += ", ";
+      char buf[32];
+      snprintf(buf, sizeof buf, " %.0f%%", d->prob * 100);
+      label += className(names, d->classId) + buf;
+    }
+    rt::drawLabel(im, l, t, label, cr, cg, cb);
+  }
+  return rt::writePng(out, im, error);
+}
+
+const char *preprocessName(rt::Preprocess p) {
+  switch (p) {
+  case rt::Preprocess::Resize:
+    return "resize";
+  case rt::Preprocess::Letterbox:
+    return "letterbox";
+  case rt::Preprocess::CenterCrop:
+    return "resize_min + centre crop";
+  }
+  return "?";
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Options o;
+  CLI::App app{
+      "qsim-run: run a qsim or Darknet model on images.\n\n"
+      "  qsim-run model.mlirbc --image dog.jpg --names coco.names\n"
+      "  qsim-run model.cfg --weights model.weights --image DIR --eval DIR\n"
+      "  qsim-run model.mlirbc --image dog.jpg --time-layers --repeat 20\n",
+      "qsim-run"};
+  app.add_option("model", o.model, "Model: .mlirbc, .mlir or Darknet .cfg")
+      ->required();
+  app.add_option("--weights", o.weights, "Darknet .weights for a .cfg model");
+  app.add_option("--random-weights", o.randomSeed,
+                 "Synthetic weights from this seed for a .cfg model");
+  app.add_option("--image", o.image,
+                 "An image (jpg, png, bmp) or a directory of images");
+  app.add_option("--names", o.names, "Class names file, one per line");
+  app.add_option("--thresh", o.thresh, "Confidence threshold")
+      ->capture_default_str();
+  app.add_option("--hier-thresh", o.hierThresh,
+                 "Hierarchical threshold (accepted for Darknet compatibility; "
+                 "yolo and region without trees do not use it)")
+      ->capture_default_str();
+  app.add_option("--nms", o.nms, "NMS IoU threshold")->capture_default_str();
+  app.add_option("--json", o.jsonOut, "Write detections as JSON");
+  app.add_option(
+      "--draw", o.draw,
+      "Write the image with labelled boxes (a directory for a batch)");
+  app.add_option(
+      "--dump-layers", o.dumpLayers,
+      "Write every layer's output as NNN_<type>.npy (float32, CxHxW)");
+  app.add_flag("--layer-stats", o.layerStats,
+               "Print min/max/mean/std/zeros of every layer's output");
+  app.add_flag("--time-layers", o.timeLayers,
+               "Print each layer's wall time and share of the total");
+  app.add_option("--threads", o.threads, "Worker threads (default: all cores)");
+  app.add_option("--repeat", o.repeat,
+                 "Run the forward pass N times after a warm-up and print the "
+                 "median time (model load and image decode excluded)");
+  app.add_option("--kernels", o.kernels,
+                 "reference (plain loops) or fast (oneDNN)")
+      ->check(CLI::IsMember({"reference", "fast"}))
+      ->capture_default_str();
+  app.add_option("--darknet-flavor", o.flavor,
+                 "alexeyab or pjreddie (default: the model's, else alexeyab)")
+      ->check(CLI::IsMember({"alexeyab", "pjreddie"}));
+  app.add_flag("--letterbox", o.letterbox, "Letterbox the input (override)");
+  app.add_flag("--no-letterbox", o.noLetterbox, "Plain resize (override)");
+  app.add_option("--eval", o.eval,
+                 "Compute mAP against YOLO label files in this directory "
+                 "(<image stem>.txt)");
+  app.add_option("--top", o.top, "Classifier: classes to report")
+      ->capture_default_str();
+  app.add_option("--max-images", o.maxImages,
+                 "Use at most N images of a directory");
+  app.add_flag("--allow-unknown-keys", o.allowUnknownKeys,
+               "Unknown keys of a .cfg model are warnings");
+  app.add_flag("-q,--quiet", o.quiet, "No per-image output (summaries only)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (o.letterbox && o.noLetterbox)
+    return fail("--letterbox and --no-letterbox exclude each other");
+  if (o.image.empty() && o.repeat == 0)
+    return fail("nothing to do: give --image (or --repeat N to time the "
+                "forward pass on a constant input)");
+
+  mlir::DialectRegistry registry;
+  registerQSimDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  ToolDiagnostics diags(&ctx);
+  ModelLoadOptions lo;
+  lo.path = o.model;
+  lo.weightsPath = o.weights;
+  lo.randomSeed = o.randomSeed;
+  lo.allowUnknownKeys = o.allowUnknownKeys;
+  if (!o.flavor.empty())
+    lo.flavor = parseFlavor(o.flavor);
+  auto module = loadModel(&ctx, lo);
+  if (!module)
+    return 1;
+
+  ExecutorOptions eo;
+  eo.kernels =
+      o.kernels == "reference" ? KernelSet::Reference : KernelSet::Fast;
+  eo.threads = o.threads;
+  eo.timeSteps = o.timeLayers;
+  std::string error;
+  auto executor = Executor::create(*module, eo, error);
+  if (!executor)
+    return fail(error);
+  ModelInfo info = describeModel(*module, *executor);
+  InferenceOptions io;
+  io.thresh = o.thresh;
+  io.nms = o.nms;
+  io.topK = o.top;
+  if (o.letterbox)
+    io.letterbox = true;
+  if (o.noLetterbox)
+    io.letterbox = false;
+
+  std::vector<std::string> names;
+  if (!o.names.empty() && !rt::readNames(o.names, names, error))
+    return fail(error);
+  const auto &steps = executor->steps();
+
+  // Per-layer hooks: dumps and statistics of the last image run.
+  std::vector<TensorStats> stats(steps.size());
+  bool collect = o.layerStats || !o.dumpLayers.empty();
+  std::string dumpError;
+  if (!o.dumpLayers.empty()) {
+    if (auto ec = llvm::sys::fs::create_directories(o.dumpLayers))
+      return fail("cannot create '" + o.dumpLayers + "': " + ec.message());
+  }
+  if (collect)
+    executor->setStepHook([&](size_t i) {
+      rt::Tensor out = executor->stepOutput(i);
+      if (o.layerStats)
+        stats[i] = computeStats(out);
+      if (!o.dumpLayers.empty() && dumpError.empty()) {
+        char name[64];
+        snprintf(name, sizeof name, "/%03lld_%s.npy", (long long)steps[i].layer,
+                 steps[i].kind.c_str());
+        rt::writeNpy(o.dumpLayers + name, out, dumpError);
+      }
+    });
+
+  std::vector<std::string> images;
+  if (!o.image.empty() && !listImages(o.image, images, error))
+    return fail(error);
+  if (o.maxImages > 0 && (int)images.size() > o.maxImages)
+    images.resize(o.maxImages);
+  bool batch = images.size() > 1 || llvm::sys::fs::is_directory(o.image);
+  if (!o.eval.empty() && info.isClassifier())
+    return fail("--eval needs a detection model");
+
+  rt::Preprocess pre = choosePreprocess(info, io.letterbox);
+  json jsonImages = json::array();
+  std::unique_ptr<rt::MapEvaluator> evaluator;
+  if (!o.eval.empty())
+    evaluator = std::make_unique<rt::MapEvaluator>(info.classes());
+  size_t totalDetections = 0, failedImages = 0;
+  double totalMs = 0;
+  if (batch && !o.draw.empty())
+    if (auto ec = llvm::sys::fs::create_directories(o.draw))
+      return fail("cannot create '" + o.draw + "': " + ec.message());
+
+  ProgressBar progress("images", images.size(), batch);
+  for (size_t n = 0; n < images.size(); ++n) {
+    const std::string &path = images[n];
+    rt::Image image;
+    if (!rt::loadImage(path, image, error, 64ll << 20)) {
+      if (!batch)
+        return fail(error);
+      fprintf(stderr, "\nqsim-run: warning: skipping %s\n", error.c_str());
+      ++failedImages;
+      continue;
+    }
+    InferenceOptions runOpts = io;
+    if (evaluator)
+      runOpts.thresh = 0.005f; // what `detector map` collects
+    InferenceResult r;
+    try {
+      r = runImage(*executor, info, image, runOpts);
+    } catch (const std::exception &e) {
+      return fail(path + ": " + e.what());
+    }
+    if (!dumpError.empty())
+      return fail(dumpError);
+    if (!o.dumpLayers.empty()) {
+      rt::Tensor input = rt::makeNetworkInput(image, info.netW, info.netH, pre);
+      if (!rt::writeNpy(o.dumpLayers + "/input.npy", input, error))
+        return fail(error);
+    }
+    if (evaluator) {
+      std::vector<rt::GroundTruth> truth;
+      bool missing = false;
+      std::string lp = rt::labelPathForImage(path, o.eval);
+      if (!rt::readYoloLabels(lp, truth, missing, error))
+        return fail(error);
+      evaluator->addImage(r.detections, truth);
+      // Report at the user's threshold.
+      r.reported =
+          rt::reportDetections(r.detections, r.imageW, r.imageH, o.thresh);
+    }
+    totalDetections += r.reported.size();
+    totalMs += r.forwardMillis;
+    if (!o.quiet && !(batch && evaluator)) {
+      if (batch)
+        fprintf(stderr, "\r\033[K");
+      printResult(path, r, names, preprocessName(pre));
+    }
+    if (!o.jsonOut.empty()) {
+      json j = {{"image", path},
+                {"width", r.imageW},
+                {"height", r.imageH},
+                {"forward_ms", r.forwardMillis}};
+      if (!r.top.empty()) {
+        json top = json::array();
+        for (auto [id, p] : r.top)
+          top.push_back(
+              {{"class_id", id}, {"name", className(names, id)}, {"prob", p}});
+        j["top"] = top;
+      } else {
+        j["detections"] = detectionsJson(r, names);
+      }
+      jsonImages.push_back(j);
+    }
+    if (!o.draw.empty() && !info.isClassifier()) {
+      std::string out = o.draw;
+      if (batch)
+        out += "/" + llvm::sys::path::stem(path).str() + ".png";
+      if (!drawResult(image, r, names, info.classes(), out, error))
+        return fail(error);
+    }
+    progress.update(n + 1);
+  }
+  progress.finish();
+
+  if (batch)
+    printf("summary: %zu images (%zu unreadable), %zu detections, mean "
+           "forward %.1f ms\n",
+           images.size(), failedImages, totalDetections,
+           images.size() > failedImages
+               ? totalMs / (images.size() - failedImages)
+               : 0.0);
+  json evalJson;
+  if (evaluator) {
+    rt::MapResult m = evaluator->compute(0.5f, 0, o.thresh);
+    double m5095 = evaluator->mapRange();
+    printf("mAP@0.50 = %.4f (%.2f %%), mAP@0.50:0.95 = %.4f, %d images, %d "
+           "ground-truth boxes\n",
+           m.map, m.map * 100, m5095, m.images, m.groundTruth);
+    printf("at thresh %.2f: precision %.2f, recall %.2f, F1 %.2f, TP %d, FP "
+           "%d, FN %d, average IoU %.2f %%\n",
+           o.thresh, m.precision, m.recall, m.f1, m.tp, m.fp, m.fn,
+           m.avgIou * 100);
+    evalJson = {
+        {"map50", m.map},     {"map50_95", m5095}, {"precision", m.precision},
+        {"recall", m.recall}, {"f1", m.f1},        {"tp", m.tp},
+        {"fp", m.fp},         {"fn", m.fn},        {"avg_iou", m.avgIou}};
+    json per = json::array();
+    for (const auto &c : m.perClass)
+      per.push_back({{"class_id", c.classId},
+                     {"name", className(names, c.classId)},
+                     {"ap", c.ap},
+                     {"ground_truth", c.groundTruth}});
+    evalJson["per_class"] = per;
+  }
+
+  if (o.layerStats) {
+    printf("%5s  %-15s %-14s %12s %12s %12s %12s %8s\n", "layer", "type",
+           "output", "min", "max", "mean", "std", "zeros");
+    for (size_t i = 0; i < steps.size(); ++i)
+      printf("%5lld  %-15s %-14s %12.5g %12.5g %12.5g %12.5g %7.2f%%\n",
+             (long long)steps[i].layer, steps[i].kind.c_str(),
+             steps[i].output.str().c_str(), stats[i].min, stats[i].max,
+             stats[i].mean, stats[i].std,
+             stats[i].count ? 100.0 * stats[i].zeros / stats[i].count : 0.0);
+  }
+
+  if (o.repeat > 0) {
+    if (images.empty()) {
+      rt::Tensor input(rt::DType::F32, info.netC, info.netH, info.netW);
+      std::fill(input.f32(), input.f32() + input.numel(), 0.5f);
+      executor->setInput(input);
+    }
+    executor->setStepHook(nullptr);
+    executor->run(); // warm-up
+    std::vector<double> times;
+    std::vector<std::vector<double>> perStep(steps.size());
+    for (int r = 0; r < o.repeat; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      executor->run();
+      times.push_back(std::chrono::duration<double, std::milli>(
+                          std::chrono::steady_clock::now() - t0)
+                          .count());
+      if (o.timeLayers)
+        for (size_t i = 0; i < steps.size(); ++i)
+          perStep[i].push_back(executor->stepMillis()[i]);
+    }
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v.empty() ? 0.0 : v[v.size() / 2];
+    };
+    printf("forward: median %.2f ms over %d runs (min %.2f, max %.2f), %d "
+           "threads, %s kernels\n",
+           median(times), o.repeat,
+           *std::min_element(times.begin(), times.end()),
+           *std::max_element(times.begin(), times.end()),
+           executor->options().threads, o.kernels.c_str());
+    if (o.timeLayers) {
+      std::vector<double> med(steps.size());
+      for (size_t i = 0; i < steps.size(); ++i)
+        med[i] = median(perStep[i]);
+      // Replace the single-run timings printed below by the medians.
+      const_cast<std::vector<double> &>(executor->stepMillis()) = med;
+    }
+  }
+
+  if (o.timeLayers) {
+    const auto &ms = executor->stepMillis();
+    double total = 0;
+    for (double t : ms)
+      total += t;
+    printf("%5s  %-15s %-14s %9s %7s\n", "layer", "type", "output", "ms",
+           "share");
+    for (size_t i = 0; i < steps.size(); ++i)
+      printf("%5lld  %-15s %-14s %9.3f %6.1f%% %s\n", (long long)steps[i].layer,
+             steps[i].kind.c_str(), steps[i].output.str().c_str(), ms[i],
+             total > 0 ? 100 * ms[i] / total : 0.0,
+             bar(total > 0 ? ms[i] / total : 0).c_str());
+    printf("total  %9.3f ms\n", total);
+  }
+
+  if (!o.jsonOut.empty()) {
+    json root = {{"model", o.model}, {"images", jsonImages}};
+    if (evaluator)
+      root["evaluation"] = evalJson;
+    if (failed(writeFileAtomically(
+            o.jsonOut,
+            [&](llvm::raw_ostream &os) {
+              os << root.dump(1) << "\n";
+              return mlir::success();
+            },
+            error)))
+      return fail(error);
+  }
+  return 0;
+}

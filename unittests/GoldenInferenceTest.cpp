@@ -1,0 +1,182 @@
+//===- GoldenInferenceTest.cpp - the interpreter equals Darknet -----------===//
+//
+// For every model and image in ../shared/golden (the original Darknet's
+// outputs): the preprocessed input equals Darknet's, every stored layer
+// output is within 1e-4 x that layer's largest magnitude (reference and
+// fast kernels), and the detections (or top-5) equal Darknet's: same classes,
+// probabilities within 1e-3, boxes within 0.5 px.
+//
+//===----------------------------------------------------------------------===//
+
+#include "TestEnv.h"
+
+#include "qsim/Interpreter/Executor.h"
+#include "qsim/Interpreter/Inference.h"
+#include "qsim/Support/ModelIO.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+
+using namespace qsim;
+using namespace qsim::interp;
+using json = nlohmann::json;
+
+namespace {
+
+struct GoldenCase {
+  std::string flavor, model, image;
+  KernelSet kernels;
+};
+
+std::string caseName(const ::testing::TestParamInfo<GoldenCase> &info) {
+  std::string s =
+      info.param.flavor + "_" + info.param.model + "_" + info.param.image +
+      "_" + (info.param.kernels == KernelSet::Fast ? "fast" : "reference");
+  for (char &c : s)
+    if (!isalnum((unsigned char)c))
+      c = '_';
+  return s;
+}
+
+std::string findImage(const std::string &stem) {
+  for (const char *dir :
+       {"images", "capp-aix-subset", "coco128/images/train2017"}) {
+    std::string p = testenv::dataDir() + "/" + dir + "/" + stem + ".jpg";
+    if (testenv::isFile(p))
+      return p;
+  }
+  return "";
+}
+
+class GoldenInference : public ::testing::TestWithParam<GoldenCase> {};
+
+TEST_P(GoldenInference, EqualsDarknet) {
+  QSIM_REQUIRE_GOLDEN();
+  QSIM_REQUIRE_DATA();
+  const GoldenCase &gc = GetParam();
+  std::string dir =
+      testenv::goldenDir() + "/" + gc.flavor + "/" + gc.model + "/" + gc.image;
+  std::ifstream lf(dir + "/layers.json"), df(dir + "/detections.json");
+  ASSERT_TRUE(lf && df) << "missing golden files in " << dir;
+  json layers = json::parse(lf), dets = json::parse(df);
+
+  mlir::DialectRegistry registry;
+  registerQSimDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  ModelLoadOptions lo;
+  lo.path = testenv::modelsDir() + "/darknet/" + gc.model + ".cfg";
+  lo.weightsPath = testenv::modelsDir() + "/weights/" + gc.model + ".weights";
+  lo.flavor = gc.flavor == "alexeyab" ? Flavor::AlexeyAB : Flavor::PJReddie;
+  auto module = loadModel(&ctx, lo);
+  ASSERT_TRUE(module);
+  ExecutorOptions eo;
+  eo.kernels = gc.kernels;
+  std::string error;
+  auto ex = Executor::create(*module, eo, error);
+  ASSERT_TRUE(ex) << error;
+  ModelInfo info = describeModel(*module, *ex);
+
+  // Preprocessing: our network input from the image equals Darknet's.
+  std::string imagePath = findImage(gc.image);
+  ASSERT_FALSE(imagePath.empty()) << "image " << gc.image << " not found";
+  rt::Image image;
+  ASSERT_TRUE(rt::loadImage(imagePath, image, error)) << error;
+  rt::Tensor input = rt::makeNetworkInput(image, info.netW, info.netH,
+                                          choosePreprocess(info, std::nullopt));
+  rt::Tensor golden;
+  ASSERT_TRUE(rt::readNpy(dir + "/input.npy", golden, error)) << error;
+  ASSERT_EQ(golden.numel(), input.numel());
+  float inDiff = 0;
+  for (int64_t i = 0; i < input.numel(); ++i)
+    inDiff = std::max(inDiff, std::fabs(input.f32()[i] - golden.f32()[i]));
+  EXPECT_LE(inDiff, 1e-6f);
+
+  // Every stored layer.
+  int compared = 0;
+  double worst = 0;
+  ex->setStepHook([&](size_t i) {
+    const json &l = layers["layers"][i];
+    if (l["file"].is_null())
+      return;
+    rt::Tensor ref;
+    std::string err;
+    ASSERT_TRUE(rt::readNpy(dir + "/" + l["file"].get<std::string>(), ref, err))
+        << err;
+    rt::Tensor out = ex->stepOutput(i);
+    ASSERT_EQ(out.numel(), ref.numel()) << "layer " << i;
+    float maxMag = 0, maxDiff = 0;
+    std::vector<float> v = out.toFloat();
+    for (int64_t k = 0; k < ref.numel(); ++k) {
+      maxMag = std::max(maxMag, std::fabs(ref.f32()[k]));
+      maxDiff = std::max(maxDiff, std::fabs(v[k] - ref.f32()[k]));
+    }
+    double rel = maxDiff / std::max(maxMag, 1e-30f);
+    worst = std::max(worst, rel);
+    EXPECT_LE(rel, 1e-4) << "layer " << i << " (" << l["type"] << "): max diff "
+                         << maxDiff << ", max magnitude " << maxMag;
+    ++compared;
+  });
+  InferenceOptions io; // thresh 0.25, nms 0.45 as the golden runs
+  InferenceResult r = runImage(*ex, info, image, io);
+  EXPECT_GT(compared, 0);
+  RecordProperty("worst_relative_layer_difference", std::to_string(worst));
+  printf("  %s/%s/%s: %d layers compared, worst relative difference %.3g\n",
+         gc.flavor.c_str(), gc.model.c_str(), gc.image.c_str(), compared,
+         worst);
+
+  if (dets.contains("top5")) {
+    const json &top = dets["top5"];
+    ASSERT_EQ(r.top.size(), top.size());
+    for (size_t i = 0; i < top.size(); ++i) {
+      EXPECT_EQ(r.top[i].first, top[i]["class_index"].get<int>());
+      EXPECT_NEAR(r.top[i].second, top[i]["prob"].get<double>(), 1e-3);
+    }
+    return;
+  }
+  const json &want = dets.contains("detector_test_nms")
+                         ? dets["detector_test_nms"]["detections"]
+                         : dets["detections"];
+  ASSERT_EQ(r.reported.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    const auto &d = r.reported[i];
+    const json &w = want[i];
+    EXPECT_EQ(d.classId, w["class_id"].get<int>());
+    EXPECT_NEAR(d.prob, w["prob"].get<double>(), 1e-3);
+    const json &rel = w["bbox_rel"];
+    EXPECT_NEAR(d.rel.x * r.imageW, rel["x"].get<double>() * r.imageW, 0.5);
+    EXPECT_NEAR(d.rel.y * r.imageH, rel["y"].get<double>() * r.imageH, 0.5);
+    EXPECT_NEAR(d.rel.w * r.imageW, rel["w"].get<double>() * r.imageW, 0.5);
+    EXPECT_NEAR(d.rel.h * r.imageH, rel["h"].get<double>() * r.imageH, 0.5);
+  }
+}
+
+std::vector<GoldenCase> goldenCases() {
+  std::vector<GoldenCase> cases;
+  struct {
+    const char *flavor, *model, *image;
+  } dirs[] = {{"alexeyab", "yolov3-tiny-aix2022", "dog"},
+              {"alexeyab", "yolov3-tiny-aix2022", "CAPP_testset_close_10000"},
+              {"alexeyab", "yolov4-tiny-aix2023", "dog"},
+              {"alexeyab", "yolov4-tiny-aix2023", "CAPP_testset_close_10000"},
+              {"alexeyab", "tiny", "dog"},
+              {"alexeyab", "MobileNetV2-YOLOv3-Nano-coco", "dog"},
+              {"alexeyab", "yolo-fastest-1.1-xl", "dog"},
+              {"pjreddie", "yolov3-tiny-aix2022", "dog"},
+              {"pjreddie", "tiny", "dog"}};
+  for (auto k : {KernelSet::Reference, KernelSet::Fast})
+    for (auto &d : dirs)
+      cases.push_back({d.flavor, d.model, d.image, k});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, GoldenInference,
+                         ::testing::ValuesIn(goldenCases()), caseName);
+
+} // namespace
