@@ -12,6 +12,7 @@
 
 #include "qsim/Interpreter/Executor.h"
 #include "qsim/Interpreter/Inference.h"
+#include "qsim/Runtime/Evaluation.h"
 #include "qsim/Support/ModelIO.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -178,5 +179,86 @@ std::vector<GoldenCase> goldenCases() {
 
 INSTANTIATE_TEST_SUITE_P(Golden, GoldenInference,
                          ::testing::ValuesIn(goldenCases()), caseName);
+
+} // namespace
+
+namespace {
+
+struct MapCase {
+  const char *model, *images, *labels;
+  double darknetMap; // ../shared/golden/MAP.md
+  int tp, fp, fn;
+};
+
+class GoldenMap : public ::testing::TestWithParam<MapCase> {};
+
+// mAP@0.5 over the shared labelled sets equals Darknet's `detector map`
+// (MAP.md) within 0.2 points; the precision/recall line's counts too.
+TEST_P(GoldenMap, EqualsDarknetDetectorMap) {
+  QSIM_REQUIRE_MODELS();
+  QSIM_REQUIRE_DATA();
+  const MapCase &mc = GetParam();
+  mlir::DialectRegistry registry;
+  registerQSimDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  ModelLoadOptions lo;
+  lo.path = testenv::modelsDir() + "/darknet/" + mc.model + ".cfg";
+  lo.weightsPath = testenv::modelsDir() + "/weights/" + mc.model + ".weights";
+  auto module = loadModel(&ctx, lo);
+  ASSERT_TRUE(module);
+  std::string error;
+  auto ex = Executor::create(*module, ExecutorOptions(), error);
+  ASSERT_TRUE(ex) << error;
+  ModelInfo info = describeModel(*module, *ex);
+  std::string imageDir = testenv::dataDir() + "/" + mc.images;
+  std::string labelDir = testenv::dataDir() + "/" + mc.labels;
+  std::vector<std::string> images;
+  std::error_code ec;
+  for (llvm::sys::fs::directory_iterator it(imageDir, ec), end; it != end && !ec;
+       it.increment(ec))
+    if (llvm::StringRef(it->path()).ends_with(".jpg"))
+      images.push_back(it->path());
+  std::sort(images.begin(), images.end());
+  ASSERT_FALSE(images.empty());
+  rt::MapEvaluator eval(info.classes());
+  InferenceOptions io;
+  io.thresh = 0.005f; // what detector map collects
+  for (const std::string &path : images) {
+    rt::Image image;
+    ASSERT_TRUE(rt::loadImage(path, image, error)) << error;
+    InferenceResult r = runImage(*ex, info, image, io);
+    std::vector<rt::GroundTruth> truth;
+    bool missing = false;
+    ASSERT_TRUE(rt::readYoloLabels(rt::labelPathForImage(path, labelDir), truth,
+                                   missing, error))
+        << error;
+    eval.addImage(r.detections, truth);
+  }
+  rt::MapResult m = eval.compute(0.5f, 0, 0.25f);
+  printf("  %s: mAP@0.5 %.4f (Darknet %.4f)\n", mc.model, m.map, mc.darknetMap);
+  EXPECT_NEAR(m.map * 100, mc.darknetMap * 100, 0.2);
+  EXPECT_EQ(m.tp, mc.tp);
+  EXPECT_EQ(m.fp, mc.fp);
+  EXPECT_EQ(m.fn, mc.fn);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    SharedSets, GoldenMap,
+    ::testing::Values(
+        MapCase{"yolov3-tiny-aix2022", "capp-aix-subset", "capp-aix-subset",
+                0.841124, 545, 128, 204},
+        MapCase{"yolov4-tiny-aix2023", "capp-aix-subset", "capp-aix-subset",
+                0.862527, 564, 90, 185},
+        MapCase{"yolo-fastest-1.1-xl", "coco128/images/train2017",
+                "coco128/labels/train2017", 0.380311, 320, 403, 609},
+        MapCase{"MobileNetV2-YOLOv3-Nano-coco", "coco128/images/train2017",
+                "coco128/labels/train2017", 0.312115, 255, 346, 674}),
+    [](const auto &info) {
+      std::string s = info.param.model;
+      for (char &c : s)
+        if (!isalnum((unsigned char)c))
+          c = '_';
+      return s;
+    });
 
 } // namespace
