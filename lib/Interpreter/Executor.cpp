@@ -230,6 +230,19 @@ private:
     return s;
   }
   bool fast() const { return plan.options.kernels == KernelSet::Fast; }
+  /// The op's result shares its input's storage (identity ops).
+  bool aliasResult(Operation *op, int step) {
+    int src = slotOf(op->getOperand(0));
+    int dst = plan.newSlot(chwOf(op->getResult(0)), rt::DType::F32, step);
+    plan.slots[dst] = plan.slots[src];
+    plan.slots[dst].aliasOf = src;
+    plan.slots[dst].defStep = step;
+    plan.slots[dst].lastUse = step;
+    plan.slots[dst].pinned = false;
+    plan.use(src, step);
+    plan.valueSlots[op->getResult(0)] = dst;
+    return true;
+  }
 
   Plan &plan;
   std::string &error;
@@ -356,8 +369,10 @@ bool PlanBuilder::buildOp(Operation *op, const Layer &layer, int step,
         skipBN = (bool)bn;
         return true;
       }
-      if (!why.empty())
-        return fail(op, why);
+      if (!why.empty()) {
+        error = why; // already names the layer
+        return false;
+      }
     }
     ref::ConvParams p;
     p.filters = conv.getFilters();
@@ -399,8 +414,10 @@ bool PlanBuilder::buildOp(Operation *op, const Layer &layer, int step,
         skipBN = (bool)bn;
         return true;
       }
-      if (!why.empty())
-        return fail(op, why);
+      if (!why.empty()) {
+        error = why; // already names the layer
+        return false;
+      }
     }
     int64_t inputs = chwOf(fc.getInput()).size(), outputs = fc.getOutputSize();
     auto w = std::make_shared<std::vector<float>>();
@@ -486,6 +503,8 @@ bool PlanBuilder::buildOp(Operation *op, const Layer &layer, int step,
     return true;
   }
   if (auto route = dyn_cast<RouteOp>(op)) {
+    if (op->getNumOperands() == 1 && route.getGroups() == 1)
+      return aliasResult(op, step);
     std::vector<int> ins;
     for (unsigned i = 0; i < op->getNumOperands(); ++i)
       ins.push_back(input(i));
@@ -541,19 +560,8 @@ bool PlanBuilder::buildOp(Operation *op, const Layer &layer, int step,
                    }));
     return true;
   }
-  if (auto d = dyn_cast<DropoutOp>(op)) {
-    // Identity: the output is the input's storage (as in Darknet).
-    int src = input(0);
-    int dst = plan.newSlot(chwOf(d.getResult()), rt::DType::F32, step);
-    plan.slots[dst] = plan.slots[src];
-    plan.slots[dst].aliasOf = src;
-    plan.slots[dst].defStep = step;
-    plan.slots[dst].lastUse = step;
-    plan.slots[dst].pinned = false;
-    plan.use(src, step);
-    plan.valueSlots[d.getResult()] = dst;
-    return true;
-  }
+  if (isa<DropoutOp>(op))
+    return aliasResult(op, step); // identity, as in Darknet
 
   // The remaining ops run on plain tensors with the reference kernels.
   int src = plan.plainOf(input(0), step);

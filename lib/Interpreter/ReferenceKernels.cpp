@@ -142,6 +142,7 @@ void ref::activate(float *x, const CHW &shape, Activation act, Flavor flavor) {
     return;
   }
   default:
+#pragma omp parallel for if (n > 65536)
     for (int64_t i = 0; i < n; ++i)
       x[i] = activateOne(x[i], act, flavor);
   }
@@ -375,28 +376,35 @@ void ref::softmax(const float *in, int64_t n, int64_t groups, float temperature,
 void ref::yolo(const float *in, const CHW &shape, const YoloParams &p,
                Flavor flavor, float *out) {
   const int64_t hw = shape.h * shape.w;
-  std::memcpy(out, in, shape.size() * sizeof(float));
-  for (int64_t a = 0; a < p.n; ++a) {
-    float *base = out + a * (p.classes + 5) * hw;
+  const int64_t entries = p.classes + 5;
+  // scal_add_cpu(x, ALPHA = S, BETA = -0.5*(S-1)): S-1 in float, the
+  // product in double, passed as float.
+  const float alpha = p.scaleXY;
+  const float beta = (float)(-0.5 * (double)(p.scaleXY - 1.0f));
+  // One (anchor, entry) plane per iteration; planes are independent.
+#pragma omp parallel for schedule(static) if (p.n * entries * hw > 16384)
+  for (int64_t plane = 0; plane < p.n * entries; ++plane) {
+    const int64_t e = plane % entries;
+    const float *src = in + plane * hw;
+    float *dst = out + plane * hw;
     if (flavor == Flavor::PJReddie) {
-      for (int64_t i = 0; i < 2 * hw; ++i)
-        base[i] = logisticPJ(base[i]);
-      for (int64_t i = 4 * hw; i < (5 + p.classes) * hw; ++i)
-        base[i] = logisticPJ(base[i]);
-      continue; // pjreddie ignores scale_x_y
+      // Logistic on x, y, objectness and classes; pjreddie ignores
+      // scale_x_y.
+      if (e == 2 || e == 3)
+        std::memcpy(dst, src, hw * sizeof(float));
+      else
+        for (int64_t i = 0; i < hw; ++i)
+          dst[i] = logisticPJ(src[i]);
+      continue;
     }
-    if (!p.newCoords) {
-      for (int64_t i = 0; i < 2 * hw; ++i)
-        base[i] = logisticAB(base[i]);
-      for (int64_t i = 4 * hw; i < (5 + p.classes) * hw; ++i)
-        base[i] = logisticAB(base[i]);
-    }
-    // scal_add_cpu(x, ALPHA = S, BETA = -0.5*(S-1)): S-1 in float, the
-    // product in double, passed as float.
-    const float alpha = p.scaleXY;
-    const float beta = (float)(-0.5 * (double)(p.scaleXY - 1.0f));
-    for (int64_t i = 0; i < 2 * hw; ++i)
-      base[i] = base[i] * alpha + beta;
+    if (e == 2 || e == 3 || p.newCoords)
+      std::memcpy(dst, src, hw * sizeof(float));
+    else
+      for (int64_t i = 0; i < hw; ++i)
+        dst[i] = logisticAB(src[i]);
+    if (e < 2)
+      for (int64_t i = 0; i < hw; ++i)
+        dst[i] = dst[i] * alpha + beta;
   }
 }
 
