@@ -292,8 +292,7 @@ bool PlanBuilder::build(ModuleOp module) {
     for (Value v : layer.head->getOperands()) {
       Value src = v;
       while (Operation *def = src.getDefiningOp()) {
-        if (!isa<quant::QuantizeCastOp, quant::DequantizeCastOp,
-                 quant::StorageCastOp>(def))
+        if (!isPrecisionCast(def))
           break;
         src = def->getOperand(0);
       }

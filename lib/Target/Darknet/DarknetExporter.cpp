@@ -124,8 +124,7 @@ LogicalResult Exporter::writeFloats(Operation *op, StringRef what,
 LogicalResult Exporter::exportLayer(const Layer &layer) {
   Operation *op = layer.head;
   for (Operation *o : layer.ops)
-    if (isa<quant::QuantizeCastOp, quant::DequantizeCastOp,
-            quant::StorageCastOp>(o) ||
+    if (isPrecisionCast(o) ||
         llvm::any_of(o->getResultTypes(), [](Type t) {
           return !isFloatElement(getElementTypeOrSelf(t));
         }))

@@ -98,8 +98,7 @@ FailureOr<ModelStats> qsim::computeModelStats(ModuleOp module) {
     // looking through casts.
     for (Value v : layer.head->getOperands()) {
       while (Operation *def = v.getDefiningOp()) {
-        if (!isa<quant::QuantizeCastOp, quant::DequantizeCastOp,
-                 quant::StorageCastOp>(def))
+        if (!isPrecisionCast(def))
           break;
         v = def->getOperand(0);
       }

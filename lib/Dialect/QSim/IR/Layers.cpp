@@ -3,6 +3,7 @@
 #include "qsim/Dialect/QSim/IR/Layers.h"
 
 #include "mlir/IR/BuiltinDialect.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/ADT/StringExtras.h"
 
@@ -36,6 +37,11 @@ void qsim::setFlavor(ModuleOp module, Flavor f) {
                   StringAttr::get(module.getContext(), stringifyFlavor(f)));
 }
 
+bool qsim::isPrecisionCast(Operation *op) {
+  return isa<quant::QuantizeCastOp, quant::DequantizeCastOp,
+             quant::StorageCastOp, arith::TruncFOp, arith::ExtFOp>(op);
+}
+
 Value Layer::output() const {
   if (batchNorm)
     return const_cast<BatchNormOp &>(batchNorm)->getResult(0);
@@ -64,8 +70,7 @@ FailureOr<std::vector<Layer>> qsim::getLayers(func::FuncOp func) {
   for (Operation &op : func.getBody().front()) {
     if (op.hasTrait<OpTrait::IsTerminator>())
       continue;
-    if (isa<quant::QuantizeCastOp, quant::DequantizeCastOp,
-            quant::StorageCastOp>(op)) {
+    if (isPrecisionCast(&op)) {
       pendingCasts.push_back(&op);
       continue;
     }
@@ -189,6 +194,13 @@ std::vector<float> qsim::getFloats(ElementsAttr attr) {
 
 ElementsAttr qsim::makeResourceAttr(ShapedType type, StringRef name,
                                     ArrayRef<char> data) {
+  // Small tensors stay inline (readable in IR dumps and tests); large ones
+  // are blobs, stored binary in bytecode.
+  if (type.getNumElements() <= 16) {
+    bool detectedSplat = false;
+    if (DenseElementsAttr::isValidRawBuffer(type, data, detectedSplat))
+      return DenseElementsAttr::getFromRawBuffer(type, data);
+  }
   return DenseResourceElementsAttr::get(
       type, name, HeapAsmResourceBlob::allocateAndCopyWithAlign(data, 16));
 }

@@ -84,10 +84,12 @@ static bool isQuantElement(Type t) { return isa<quant::QuantizedType>(t); }
 /// i8 weights with their per-axis quantization, i32 biases and the
 /// requantization constants.
 static LogicalResult verifyWeightedTypes(
-    Operation *op, Value input, Value output,
-    std::optional<ElementsAttr> weight, std::optional<ElementsAttr> bias,
-    std::optional<Type> weightQuant, std::optional<ArrayRef<int32_t>> mult,
-    std::optional<ArrayRef<int32_t>> shift, int64_t channels) {
+    Operation *op, Value input, Value output, std::optional<ElementsAttr> weight,
+    std::optional<ElementsAttr> bias, std::optional<Type> weightQuant,
+    std::optional<ArrayRef<int32_t>> mult, std::optional<ArrayRef<int32_t>> shift,
+    std::optional<ArrayRef<int32_t>> negMult,
+    std::optional<ArrayRef<int32_t>> negShift, std::optional<int64_t> accBits,
+    Activation act, int64_t channels) {
   Type inEl = getElementTypeOrSelf(input.getType());
   Type outEl = getElementTypeOrSelf(output.getType());
   bool quantized = isQuantElement(inEl);
@@ -98,7 +100,7 @@ static LogicalResult verifyWeightedTypes(
     if (!isFloatElement(inEl) || inEl != outEl)
       return layerError(op) << "float layers need the same f32 or f16 "
                                "element type on input and result";
-    if (weightQuant || mult || shift)
+    if (weightQuant || mult || shift || negMult || negShift || accBits)
       return layerError(op) << "float layer has quantization attributes";
     for (auto w : {weight, bias})
       if (w && !isFloatElement(w->getShapedType().getElementType()))
@@ -130,7 +132,103 @@ static LogicalResult verifyWeightedTypes(
       return layerError(op) << "multiplier must be non-negative";
   if (bias && !bias->getShapedType().getElementType().isSignlessInteger(32))
     return layerError(op) << "quantized layer needs i32 biases";
+  if (act != Activation::linear && act != Activation::relu &&
+      act != Activation::relu6 && act != Activation::leaky)
+    return layerError(op) << "an int8 layer supports linear, relu, relu6 and "
+                             "leaky activations, not "
+                          << stringifyActivation(act);
+  bool hasNeg = negMult && negShift && (int64_t)negMult->size() == channels &&
+                (int64_t)negShift->size() == channels;
+  if ((act == Activation::leaky) != hasNeg)
+    return layerError(op) << "an int8 leaky layer needs neg_multiplier and "
+                             "neg_shift per output channel (and only it)";
+  if (accBits && *accBits != 16 && *accBits != 32)
+    return layerError(op) << "accumulator_bits must be 16 or 32";
   return success();
+}
+
+/// Int8 activations are per-tensor `!quant.uniform<i8:f32, s:zp>`.
+static bool isInt8Activation(Type t) {
+  auto q = dyn_cast<quant::UniformQuantizedType>(t);
+  return q && q.getStorageType().isSignlessInteger(8) && q.isSigned() &&
+         q.getStorageTypeMin() == -128 && q.getStorageTypeMax() == 127 &&
+         q.getExpressedType().isF32();
+}
+
+/// Which element types each op kind accepts (docs/quantization.md):
+/// detection heads and the layers without an int8 form run in float; data
+/// movement keeps its input type; route and shortcut requantize.
+static LogicalResult verifyElementTypes(Operation *op) {
+  SmallVector<Type> types;
+  for (Type t : op->getOperandTypes())
+    types.push_back(getElementTypeOrSelf(t));
+  Type result = getElementTypeOrSelf(op->getResult(0).getType());
+  SmallVector<Type> all(types);
+  all.push_back(result);
+  for (Type t : all)
+    if (!isFloatElement(t) && !isInt8Activation(t))
+      return layerError(op) << "element type " << t
+                            << " is neither f32, f16 nor !quant.uniform<i8:f32, "
+                               "scale:zero_point>";
+  bool quantized = isInt8Activation(result);
+  if (isa<BatchNormOp, AvgPoolOp, ScaleChannelsOp, SoftmaxOp, YoloOp, RegionOp,
+          ActivationOp>(op)) {
+    if (quantized || llvm::any_of(types, isInt8Activation))
+      return layerError(op) << "has no int8 form: it runs on f32 or f16 "
+                               "(dequantize its input with quant.dcast)";
+    return success();
+  }
+  if (isa<MaxPoolOp, UpsampleOp, ReorgOp, DropoutOp>(op)) {
+    if (op->getOperand(0).getType() != op->getResult(0).getType() &&
+        (quantized || isInt8Activation(types[0])))
+      return layerError(op) << "an int8 " << op->getName()
+                            << " keeps its input's scale and zero point";
+    if (auto up = dyn_cast<UpsampleOp>(op);
+        up && quantized &&
+        (up.getStride() < 0 || up.getScale().convertToFloat() != 1.0f))
+      return layerError(op) << "int8 upsampling needs a positive stride and "
+                               "scale 1";
+    return success();
+  }
+  if (isa<RouteOp, ShortcutOp>(op)) {
+    for (Type t : types)
+      if (isInt8Activation(t) != quantized ||
+          (!quantized && t != result))
+        return layerError(op) << "inputs and result must all be int8 or all "
+                                 "the same float type";
+    std::optional<ArrayRef<int32_t>> mult, shift;
+    if (auto r = dyn_cast<RouteOp>(op)) {
+      mult = r.getInputMultiplier();
+      shift = r.getInputShift();
+    } else {
+      auto sc = cast<ShortcutOp>(op);
+      mult = sc.getInputMultiplier();
+      shift = sc.getInputShift();
+      if (quantized) {
+        Activation a = sc.getActivation();
+        if (a != Activation::linear && a != Activation::relu &&
+            a != Activation::leaky)
+          return layerError(op) << "an int8 shortcut supports linear, relu and "
+                                   "leaky activations, not "
+                                << stringifyActivation(a);
+        bool hasNeg = sc.getNegMultiplier() && sc.getNegShift() &&
+                      sc.getNegMultiplier()->size() == 1 &&
+                      sc.getNegShift()->size() == 1;
+        if ((a == Activation::leaky) != hasNeg)
+          return layerError(op) << "an int8 leaky shortcut needs one "
+                                   "neg_multiplier/neg_shift (and only it)";
+      }
+    }
+    if (quantized != (mult && shift))
+      return layerError(op) << (quantized ? "an int8 op needs" : "a float op has")
+                            << " input_multiplier/input_shift";
+    if (quantized && (mult->size() != op->getNumOperands() ||
+                      shift->size() != op->getNumOperands()))
+      return layerError(op) << "input_multiplier/input_shift need one value "
+                               "per input";
+    return success();
+  }
+  return success(); // conv2d / connected: verifyWeightedTypes
 }
 
 LogicalResult qsim::detail::verifyLayerOp(Operation *op) {
@@ -141,6 +239,8 @@ LogicalResult qsim::detail::verifyLayerOp(Operation *op) {
     if (!st.hasStaticShape() || st.getDimSize(0) != 1)
       return layerError(op) << "tensors must be static 1xCxHxW, got " << t;
   }
+  if (failed(verifyElementTypes(op)))
+    return failure();
   auto layer = cast<LayerOpInterface>(op);
   auto shape = layer.inferOutputShape();
   if (failed(shape))
@@ -210,7 +310,8 @@ LogicalResult Conv2DOp::verify() {
     return failure();
   return verifyWeightedTypes(*this, getInput(), getOutput(), getWeight(),
                              getBias(), getWeightQuant(), getMultiplier(),
-                             getShift(), getFilters());
+                             getShift(), getNegMultiplier(), getNegShift(),
+                             getAccumulatorBits(), getActivation(), getFilters());
 }
 
 //===----------------------------------------------------------------------===//
@@ -237,7 +338,9 @@ LogicalResult ConnectedOp::verify() {
     return failure();
   return verifyWeightedTypes(*this, getInput(), getOutput(), getWeight(),
                              getBias(), getWeightQuant(), getMultiplier(),
-                             getShift(), getOutputSize());
+                             getShift(), getNegMultiplier(), getNegShift(),
+                             getAccumulatorBits(), getActivation(),
+                             getOutputSize());
 }
 
 //===----------------------------------------------------------------------===//

@@ -58,10 +58,15 @@ def QSim_Conv2DOp : QSim_UnaryOp<"conv2d", [], AllCosts> {
     [filters]. Both may be absent in a shape-only model.
 
     Quantized form (after `--qsim-quantize`): input and result have
-    `!quant.uniform` element types, `weight` holds int8 values whose per-axis
-    quantization is `weight_quant`, `bias` holds int32 values in units of
-    input_scale * weight_scale[f], and `multiplier`/`shift` are the
-    fixed-point requantization constants per output channel.
+    `!quant.uniform<i8:f32, s:zp>` element types, `weight` holds int8 values
+    whose (per-axis) quantization is `weight_quant`, `bias` holds int32
+    values in units of input_scale * weight_scale[f], and `multiplier`/`shift`
+    are the fixed-point requantization constants per output channel
+    (M[f] = s_in * s_w[f] / s_out = multiplier * 2^-shift). A leaky layer
+    has a second pair `neg_multiplier`/`neg_shift` (0.1 * M) used for
+    negative accumulators; relu/relu6 clamp in the integer domain.
+    `accumulator_bits = 16` simulates a saturating 16-bit accumulator.
+    docs/quantization.md gives the exact arithmetic.
   }];
   let arguments = (ins QSim_Tensor:$input,
       QSim_I64Attr:$filters,
@@ -75,7 +80,10 @@ def QSim_Conv2DOp : QSim_UnaryOp<"conv2d", [], AllCosts> {
       OptionalAttr<ElementsAttr>:$bias,
       OptionalAttr<TypeAttr>:$weight_quant,
       OptionalAttr<DenseI32ArrayAttr>:$multiplier,
-      OptionalAttr<DenseI32ArrayAttr>:$shift);
+      OptionalAttr<DenseI32ArrayAttr>:$shift,
+      OptionalAttr<DenseI32ArrayAttr>:$neg_multiplier,
+      OptionalAttr<DenseI32ArrayAttr>:$neg_shift,
+      OptionalAttr<QSim_I64Attr>:$accumulator_bits);
   let extraClassDeclaration = [{
     int64_t getKernelH() { return getSize()[0]; }
     int64_t getKernelW() { return getSize()[1]; }
@@ -99,7 +107,10 @@ def QSim_ConnectedOp : QSim_UnaryOp<"connected", [], AllCosts> {
       OptionalAttr<ElementsAttr>:$bias,
       OptionalAttr<TypeAttr>:$weight_quant,
       OptionalAttr<DenseI32ArrayAttr>:$multiplier,
-      OptionalAttr<DenseI32ArrayAttr>:$shift);
+      OptionalAttr<DenseI32ArrayAttr>:$shift,
+      OptionalAttr<DenseI32ArrayAttr>:$neg_multiplier,
+      OptionalAttr<DenseI32ArrayAttr>:$neg_shift,
+      OptionalAttr<QSim_I64Attr>:$accumulator_bits);
 }
 
 def QSim_BatchNormOp : QSim_UnaryOp<"batchnorm", [], ["getParameterCount"]> {
@@ -156,10 +167,16 @@ def QSim_RouteOp : QSim_Op<"route"> {
     Concatenates its inputs along channels in order. With `groups = G` and
     `group_id = j`, each input contributes only channels
     [j*C_i/G, (j+1)*C_i/G) (AlexeyAB).
+
+    Quantized form: each input is requantized to the result's scale and
+    zero point with `input_multiplier[i]`/`input_shift[i]` (an exact copy
+    when the parameters are equal).
   }];
   let arguments = (ins Variadic<QSim_Tensor>:$inputs,
       DefaultValuedAttr<QSim_I64Attr, "1">:$groups,
-      DefaultValuedAttr<QSim_I64Attr, "0">:$group_id);
+      DefaultValuedAttr<QSim_I64Attr, "0">:$group_id,
+      OptionalAttr<DenseI32ArrayAttr>:$input_multiplier,
+      OptionalAttr<DenseI32ArrayAttr>:$input_shift);
   let results = (outs QSim_Tensor:$output);
   let assemblyFormat = [{
     $inputs attr-dict `:` functional-type($inputs, $output)
@@ -173,9 +190,20 @@ def QSim_ShortcutOp : QSim_Op<"shortcut", [], ["getBFLOPs"]> {
     the rest are the `from=` layers, in order), then `activation`. Output has
     the shape of inputs[0]; when channel counts differ only the first
     min(C, C_l) channels are added (AlexeyAB).
+
+    Quantized form: each input i, minus its zero point, is scaled to the
+    result's scale with 16 extra fractional bits by
+    `input_multiplier[i]`/`input_shift[i]` (M_i = 2^16 * s_i / s_out); the
+    sum gets the activation (leaky: `neg_multiplier`/`neg_shift` = 0.1), is
+    divided by 2^16 rounding half away from zero, offset by the result's
+    zero point and saturated.
   }];
   let arguments = (ins Variadic<QSim_Tensor>:$inputs,
-      QSim_ActivationAttr:$activation);
+      QSim_ActivationAttr:$activation,
+      OptionalAttr<DenseI32ArrayAttr>:$input_multiplier,
+      OptionalAttr<DenseI32ArrayAttr>:$input_shift,
+      OptionalAttr<DenseI32ArrayAttr>:$neg_multiplier,
+      OptionalAttr<DenseI32ArrayAttr>:$neg_shift);
   let results = (outs QSim_Tensor:$output);
   let assemblyFormat = [{
     $inputs attr-dict `:` functional-type($inputs, $output)

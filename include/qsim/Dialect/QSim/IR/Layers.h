@@ -40,6 +40,10 @@ struct Layer {
   llvm::StringRef kind() const;
 };
 
+/// quant.qcast/dcast/scast and arith.truncf/extf: the casts inserted at
+/// precision boundaries; they belong to the layer that consumes them.
+bool isPrecisionCast(mlir::Operation *op);
+
 /// The `main` function of a qsim module (or the only function), or null.
 mlir::func::FuncOp getMainFunc(mlir::ModuleOp module);
 
