@@ -1,10 +1,12 @@
 //===- Executor.cpp - planning and running qsim modules ------------------===//
 
 #include "Plan.h"
+#include "QuantKernels.h"
 #include "ReferenceKernels.h"
 
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <chrono>
@@ -32,7 +34,10 @@ int Plan::newSlot(const CHW &shape, rt::DType dtype, int step) {
 
 int Plan::newDnnlSlot(const CHW &shape, const dnnl::memory::desc &md,
                       int step) {
-  int id = newSlot(shape, rt::DType::F32, step);
+  rt::DType dtype = md.data_type() == dnnl::memory::data_type::s8
+                        ? rt::DType::I8
+                        : rt::DType::F32;
+  int id = newSlot(shape, dtype, step);
   slots[id].dnnlLayout = true;
   slots[id].md = md;
   slots[id].bytes = md.get_size();
@@ -50,9 +55,23 @@ void Plan::use(int slot, int step) {
     slots[s].lastUse = std::max(slots[s].lastUse, step);
 }
 
+dnnl::memory::data_type qsim::interp::dnnlType(rt::DType t) {
+  switch (t) {
+  case rt::DType::F32:
+    return dnnl::memory::data_type::f32;
+  case rt::DType::F16:
+    return dnnl::memory::data_type::f16;
+  case rt::DType::I8:
+    return dnnl::memory::data_type::s8;
+  case rt::DType::I32:
+    return dnnl::memory::data_type::s32;
+  }
+  return dnnl::memory::data_type::f32;
+}
+
 dnnl::memory::desc Plan::plainDesc(int slot) const {
   const CHW &s = slots[slot].shape;
-  return dnnl::memory::desc({1, s.c, s.h, s.w}, dnnl::memory::data_type::f32,
+  return dnnl::memory::desc({1, s.c, s.h, s.w}, dnnlType(slots[slot].dtype),
                             dnnl::memory::format_tag::nchw);
 }
 
@@ -98,7 +117,8 @@ int Plan::plainOf(int slot, int step) {
     use(it->second, step);
     return it->second;
   }
-  int out = newSlot(slots[slot].shape, rt::DType::F32, step);
+  int out = newSlot(slots[slot].shape, slots[slot].dtype, step);
+  slots[out].quant = slots[slot].quant;
   addKernel(step, std::make_unique<ReorderKernel>(
                       *this, slot, out, slots[slot].md, plainDesc(out)));
   conversions[key] = out;
@@ -118,7 +138,34 @@ int Plan::dnnlOf(int slot, const dnnl::memory::desc &md, int step) {
     return it->second;
   }
   int out = newDnnlSlot(slots[slot].shape, md, step);
+  slots[out].quant = slots[slot].quant;
   addKernel(step, std::make_unique<ReorderKernel>(*this, slot, out, cur, md));
+  conversions[key] = out;
+  return out;
+}
+
+int Plan::f32Of(int slot, int step) {
+  int plain = plainOf(slot, step);
+  if (slots[plain].dtype == rt::DType::F32)
+    return plain;
+  auto key = std::make_pair(plain, std::string("f32"));
+  auto it = conversions.find(key);
+  if (it != conversions.end()) {
+    use(it->second, step);
+    return it->second;
+  }
+  int out = newSlot(slots[plain].shape, rt::DType::F32, step);
+  int64_t n = slots[plain].shape.size();
+  rt::DType from = slots[plain].dtype;
+  rt::QuantParams q = slots[plain].quant;
+  auto k = std::make_unique<FnKernel>([=](Plan &pl) {
+    if (from == rt::DType::F16)
+      ref::extendHalf(static_cast<uint16_t *>(pl.ptr(plain)), n, pl.f32(out));
+    else
+      ref::dequantize(static_cast<int8_t *>(pl.ptr(plain)), n, q.scale,
+                      q.zeroPoint, pl.f32(out));
+  });
+  addKernel(step, std::move(k));
   conversions[key] = out;
   return out;
 }
@@ -215,6 +262,12 @@ public:
 private:
   bool buildLayer(const Layer &layer, int step);
   bool buildOp(Operation *op, const Layer &layer, int step, bool &skipBN);
+  bool buildF32Op(Operation *op, const Layer &layer, int step, bool &skipBN);
+  bool buildF16Op(Operation *op, const Layer &layer, int step, bool &skipBN);
+  bool buildInt8Op(Operation *op, int step);
+  bool buildCast(Operation *op, int step);
+  /// An int8 result slot for `v` with its type's scale and zero point.
+  int int8Result(Value v, int step);
   int slotOf(Value v) {
     auto it = plan.valueSlots.find(v);
     return it == plan.valueSlots.end() ? -1 : it->second;
@@ -264,6 +317,13 @@ bool PlanBuilder::build(ModuleOp module) {
     return false;
   }
   plan.flavor = getFlavor(module);
+  if (auto q = module->getAttrOfType<DictionaryAttr>("qsim.quantization"))
+    if (auto r = q.getAs<StringAttr>("rounding"))
+      if (!rt::parseRounding(r.getValue().str(), plan.rounding)) {
+        error = "unknown rounding '" + r.getValue().str() +
+                "' in qsim.quantization";
+        return false;
+      }
   auto layers = getLayers(func);
   if (failed(layers)) {
     error = "the module's body is not a sequence of Darknet layers";
@@ -351,11 +411,112 @@ bool PlanBuilder::buildLayer(const Layer &layer, int step) {
 
 bool PlanBuilder::buildOp(Operation *op, const Layer &layer, int step,
                           bool &skipBN) {
+  if (isPrecisionCast(op))
+    return buildCast(op, step);
+  bool anyInt8 = isa<quant::UniformQuantizedType>(
+      getElementTypeOrSelf(op->getResult(0).getType()));
+  bool anyF16 = getElementTypeOrSelf(op->getResult(0).getType()).isF16();
+  for (Value v : op->getOperands()) {
+    Type el = getElementTypeOrSelf(v.getType());
+    anyInt8 |= isa<quant::UniformQuantizedType>(el);
+    anyF16 |= el.isF16();
+  }
+  if (anyInt8)
+    return buildInt8Op(op, step);
+  if (anyF16)
+    return buildF16Op(op, layer, step, skipBN);
+  return buildF32Op(op, layer, step, skipBN);
+}
+
+bool PlanBuilder::buildF16Op(Operation *op, const Layer &layer, int step,
+                             bool &skipBN) {
+  // binary16 storage, f32 arithmetic: the inputs are widened, the layer runs
+  // in f32 with its (binary16) weights widened, its output is rounded to
+  // binary16 (docs/quantization.md, "fp16").
+  std::vector<std::pair<Value, int>> saved;
+  for (Value v : op->getOperands()) {
+    int s = slotOf(v);
+    if (s >= 0 && plan.storage(s).dtype == rt::DType::F16) {
+      saved.push_back({v, s});
+      plan.valueSlots[v] = plan.f32Of(s, step);
+    }
+  }
+  bool ok = buildF32Op(op, layer, step, skipBN);
+  for (auto &[v, s] : saved)
+    plan.valueSlots[v] = s;
+  if (!ok)
+    return false;
+  SmallVector<Value> results(op->getResults());
+  BatchNormOp bn = layer.batchNorm;
+  if (skipBN && bn)
+    results.push_back(bn.getResult());
+  for (Value r : results) {
+    auto it = plan.valueSlots.find(r);
+    if (it == plan.valueSlots.end() ||
+        !getElementTypeOrSelf(r.getType()).isF16())
+      continue;
+    int f = plan.plainOf(it->second, step);
+    int h = plan.newSlot(chwOf(r), rt::DType::F16, step);
+    int64_t n = chwOf(r).size();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::truncateToHalf(pl.f32(f), n,
+                                         static_cast<uint16_t *>(pl.ptr(h)));
+                   }));
+    it->second = h;
+  }
+  return true;
+}
+
+static std::pair<float, int32_t> quantOf(Type t) {
+  auto q = cast<quant::UniformQuantizedType>(getElementTypeOrSelf(t));
+  return {(float)q.getScale(), (int32_t)q.getZeroPoint()};
+}
+
+bool PlanBuilder::buildCast(Operation *op, int step) {
+  Value in = op->getOperand(0), out = op->getResult(0);
+  int src = slotOf(in);
+  if (src < 0)
+    return fail(op, "internal error: cast input not planned");
+  CHW shape = chwOf(out);
+  int64_t n = shape.size();
+  Type outEl = getElementTypeOrSelf(out.getType());
+  if (isa<quant::QuantizeCastOp>(op)) {
+    int f = plan.f32Of(src, step);
+    auto [scale, zp] = quantOf(out.getType());
+    int dst = plan.newSlot(shape, rt::DType::I8, step);
+    plan.slots[dst].quant = {scale, zp};
+    plan.valueSlots[out] = dst;
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::quantize(pl.f32(f), n, scale, zp,
+                                   static_cast<int8_t *>(pl.ptr(dst)));
+                   }));
+    return true;
+  }
+  if (isa<quant::DequantizeCastOp>(op) || isa<arith::ExtFOp>(op)) {
+    if (!outEl.isF32())
+      return fail(op, "casts produce f32 here");
+    plan.valueSlots[out] = plan.f32Of(src, step);
+    return true;
+  }
+  if (isa<arith::TruncFOp>(op)) {
+    if (!outEl.isF16())
+      return fail(op, "only f32 -> f16 truncation is supported");
+    int f = plan.f32Of(src, step);
+    int dst = plan.newSlot(shape, rt::DType::F16, step);
+    plan.valueSlots[out] = dst;
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::truncateToHalf(pl.f32(f), n,
+                                         static_cast<uint16_t *>(pl.ptr(dst)));
+                   }));
+    return true;
+  }
+  return fail(op,
+              "unsupported cast '" + op->getName().getStringRef().str() + "'");
+}
+
+bool PlanBuilder::buildF32Op(Operation *op, const Layer &layer, int step,
+                             bool &skipBN) {
   Flavor flavor = plan.flavor;
-  for (Type t : op->getResultTypes())
-    if (!getElementTypeOrSelf(t).isF32())
-      return fail(op, "only f32 layers are executable in this build of the "
-                      "interpreter");
   auto input = [&](unsigned i) { return slotOf(op->getOperand(i)); };
 
   if (auto conv = dyn_cast<Conv2DOp>(op)) {
@@ -631,6 +792,239 @@ bool PlanBuilder::buildOp(Operation *op, const Layer &layer, int step,
     return true;
   }
   return fail(op, "no kernel for '" + op->getName().getStringRef().str() + "'");
+}
+
+int PlanBuilder::int8Result(Value v, int step) {
+  auto [scale, zp] = quantOf(v.getType());
+  int s = plan.newSlot(chwOf(v), rt::DType::I8, step);
+  plan.slots[s].quant = {scale, zp};
+  plan.valueSlots[v] = s;
+  return s;
+}
+
+static std::vector<rt::FixedPoint> fixedPoints(ArrayRef<int32_t> m,
+                                               ArrayRef<int32_t> sh) {
+  std::vector<rt::FixedPoint> out;
+  for (size_t i = 0; i < m.size(); ++i)
+    out.push_back({m[i], sh[i]});
+  return out;
+}
+
+template <typename T>
+static bool readInts(Operation *op, std::optional<ElementsAttr> attr,
+                     StringRef what, int64_t count, std::vector<T> &out,
+                     std::string &error) {
+  if (!attr) {
+    error = describeLayer(op) + " has no " + what.str();
+    return false;
+  }
+  ArrayRef<char> raw = getRawBytes(*attr);
+  if (attr->getNumElements() != count) {
+    error = describeLayer(op) + ": " + what.str() + " has the wrong size";
+    return false;
+  }
+  out.resize(count);
+  if ((int64_t)raw.size() == count * (int64_t)sizeof(T)) {
+    std::memcpy(out.data(), raw.data(), raw.size());
+    return true;
+  }
+  if (auto d = dyn_cast<DenseElementsAttr>(*attr)) { // splat
+    int64_t i = 0;
+    for (APInt v : d.getValues<APInt>())
+      out[i++] = (T)v.getSExtValue();
+    return true;
+  }
+  error = describeLayer(op) + ": cannot read " + what.str();
+  return false;
+}
+
+/// The Requant of a quantized conv2d/connected op.
+template <typename OpT>
+static bool requantOf(OpT op, int64_t channels, rt::Rounding rounding,
+                      ref::Requant &r, std::string &error) {
+  r.act = op.getActivation();
+  r.rounding = rounding;
+  auto [sOut, zpOut] = quantOf(op.getResult().getType());
+  r.zpOut = zpOut;
+  r.q6 = rt::quantizeValue(6.0f, 1.0f / sOut, zpOut);
+  r.mult = fixedPoints(*op.getMultiplier(), *op.getShift());
+  if (op.getNegMultiplier())
+    r.negMult = fixedPoints(*op.getNegMultiplier(), *op.getNegShift());
+  if (op.getBias())
+    return readInts(op.getOperation(), op.getBias(), "int32 biases", channels,
+                    r.bias, error);
+  r.bias.assign(channels, 0);
+  return true;
+}
+
+bool PlanBuilder::buildInt8Op(Operation *op, int step) {
+  auto input = [&](unsigned i) { return slotOf(op->getOperand(i)); };
+  if (auto conv = dyn_cast<Conv2DOp>(op)) {
+    auto p = std::make_shared<ref::ConvInt8Params>();
+    p->conv.filters = conv.getFilters();
+    p->conv.kh = conv.getKernelH();
+    p->conv.kw = conv.getKernelW();
+    p->conv.sy = conv.getStride()[0];
+    p->conv.sx = conv.getStride()[1];
+    p->conv.py = conv.getPadding()[0];
+    p->conv.px = conv.getPadding()[1];
+    p->conv.groups = conv.getGroups();
+    p->conv.dilation = conv.getDilation();
+    p->zpIn = quantOf(conv.getInput().getType()).second;
+    p->accumulatorBits = conv.getAccumulatorBits().value_or(32);
+    CHW in = chwOf(conv.getInput()), outS = chwOf(conv.getResult());
+    if (!readInts(op, conv.getWeight(), "int8 weights",
+                  p->conv.filters * (in.c / p->conv.groups) * p->conv.kh *
+                      p->conv.kw,
+                  p->weight, error) ||
+        !requantOf(conv, p->conv.filters, plan.rounding, p->requant, error))
+      return false;
+    if (fast() && p->accumulatorBits == 32) {
+      int out = buildDnnlConvInt8(plan, step, conv, input(0), p.get());
+      if (out >= 0) {
+        plan.valueSlots[conv.getResult()] = out;
+        return true;
+      }
+    }
+    int src = plan.plainOf(input(0), step);
+    int dst = int8Result(conv.getResult(), step);
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::conv2dInt8(static_cast<int8_t *>(pl.ptr(src)), in, *p,
+                                     static_cast<int8_t *>(pl.ptr(dst)), outS);
+                   }));
+    return true;
+  }
+  if (auto fc = dyn_cast<ConnectedOp>(op)) {
+    auto p = std::make_shared<ref::ConvInt8Params>();
+    int64_t inputs = chwOf(fc.getInput()).size(), outputs = fc.getOutputSize();
+    p->zpIn = quantOf(fc.getInput().getType()).second;
+    p->accumulatorBits = fc.getAccumulatorBits().value_or(32);
+    if (!readInts(op, fc.getWeight(), "int8 weights", inputs * outputs,
+                  p->weight, error) ||
+        !requantOf(fc, outputs, plan.rounding, p->requant, error))
+      return false;
+    int src = plan.plainOf(input(0), step);
+    int dst = int8Result(fc.getResult(), step);
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::connectedInt8(static_cast<int8_t *>(pl.ptr(src)),
+                                        inputs, *p, outputs,
+                                        static_cast<int8_t *>(pl.ptr(dst)));
+                   }));
+    return true;
+  }
+  if (auto mp = dyn_cast<MaxPoolOp>(op)) {
+    if (fast()) {
+      int out = buildDnnlMaxPool(plan, step, mp, input(0));
+      if (out >= 0) {
+        plan.valueSlots[mp.getResult()] = out;
+        return true;
+      }
+    }
+    CHW in = chwOf(mp.getInput()), outS = chwOf(mp.getResult());
+    int64_t size = mp.getSize(), sy = mp.getStride()[0], sx = mp.getStride()[1],
+            pad = mp.getPadding();
+    int src = plan.plainOf(input(0), step);
+    int dst = int8Result(mp.getResult(), step);
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::maxPoolInt8(static_cast<int8_t *>(pl.ptr(src)), in,
+                                      size, sy, sx, pad,
+                                      static_cast<int8_t *>(pl.ptr(dst)), outS);
+                   }));
+    return true;
+  }
+  if (auto up = dyn_cast<UpsampleOp>(op)) {
+    if (fast()) {
+      int out = buildDnnlUpsample(plan, step, up, input(0));
+      if (out >= 0) {
+        plan.valueSlots[up.getResult()] = out;
+        return true;
+      }
+    }
+    CHW in = chwOf(up.getInput()), outS = chwOf(up.getResult());
+    int64_t stride = up.getStride();
+    int src = plan.plainOf(input(0), step);
+    int dst = int8Result(up.getResult(), step);
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::upsampleInt8(
+                         static_cast<int8_t *>(pl.ptr(src)), in, stride,
+                         static_cast<int8_t *>(pl.ptr(dst)), outS);
+                   }));
+    return true;
+  }
+  if (isa<DropoutOp>(op))
+    return aliasResult(op, step);
+  if (auto r = dyn_cast<ReorgOp>(op)) {
+    CHW in = chwOf(r.getInput());
+    int64_t stride = r.getStride();
+    bool reverse = r.getReverse();
+    int src = plan.plainOf(input(0), step);
+    int dst = int8Result(r.getResult(), step);
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::reorgInt8(static_cast<int8_t *>(pl.ptr(src)), in,
+                                    stride, reverse,
+                                    static_cast<int8_t *>(pl.ptr(dst)));
+                   }));
+    return true;
+  }
+  if (auto route = dyn_cast<RouteOp>(op)) {
+    auto [sOut, zpOut] = quantOf(route.getResult().getType());
+    std::vector<int> srcs;
+    std::vector<CHW> shapes;
+    std::vector<int32_t> zps;
+    std::vector<char> identity;
+    auto fps = fixedPoints(*route.getInputMultiplier(), *route.getInputShift());
+    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
+      srcs.push_back(plan.plainOf(input(i), step));
+      shapes.push_back(chwOf(op->getOperand(i)));
+      auto [s, zp] = quantOf(op->getOperand(i).getType());
+      zps.push_back(zp);
+      identity.push_back(s == sOut && zp == zpOut);
+    }
+    if (op->getNumOperands() == 1 && route.getGroups() == 1 && identity[0])
+      return aliasResult(op, step);
+    int64_t groups = route.getGroups(), groupId = route.getGroupId();
+    rt::Rounding rounding = plan.rounding;
+    int32_t zo = zpOut;
+    int dst = int8Result(route.getResult(), step);
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     int64_t offset = 0;
+                     for (size_t i = 0; i < srcs.size(); ++i) {
+                       ref::routeSliceInt8(
+                           static_cast<int8_t *>(pl.ptr(srcs[i])), shapes[i],
+                           groups, groupId, zps[i], zo, fps[i], identity[i],
+                           rounding, static_cast<int8_t *>(pl.ptr(dst)),
+                           offset);
+                       offset += shapes[i].c / groups;
+                     }
+                   }));
+    return true;
+  }
+  if (auto sc = dyn_cast<ShortcutOp>(op)) {
+    auto p = std::make_shared<ref::ShortcutInt8Params>();
+    std::vector<int> srcs;
+    std::vector<CHW> shapes;
+    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
+      srcs.push_back(plan.plainOf(input(i), step));
+      shapes.push_back(chwOf(op->getOperand(i)));
+      p->zp.push_back(quantOf(op->getOperand(i).getType()).second);
+    }
+    p->mult = fixedPoints(*sc.getInputMultiplier(), *sc.getInputShift());
+    if (sc.getNegMultiplier())
+      p->negMult = {(*sc.getNegMultiplier())[0], (*sc.getNegShift())[0]};
+    p->act = sc.getActivation();
+    p->zpOut = quantOf(sc.getResult().getType()).second;
+    p->rounding = plan.rounding;
+    int dst = int8Result(sc.getResult(), step);
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     std::vector<const int8_t *> ptrs;
+                     for (int s : srcs)
+                       ptrs.push_back(static_cast<int8_t *>(pl.ptr(s)));
+                     ref::shortcutInt8(ptrs, shapes, *p,
+                                       static_cast<int8_t *>(pl.ptr(dst)));
+                   }));
+    return true;
+  }
+  return fail(op, "has no int8 kernel");
 }
 
 } // namespace

@@ -11,6 +11,7 @@
 #define QSIM_LIB_INTERPRETER_PLAN_H
 
 #include "qsim/Interpreter/Executor.h"
+#include "qsim/Runtime/QuantMath.h"
 
 #include "mlir/IR/Value.h"
 #include "llvm/ADT/DenseMap.h"
@@ -103,7 +104,10 @@ public:
   int plainOf(int slot, int step);
   /// A version of `slot` in layout `md`, readable in `step`.
   int dnnlOf(int slot, const dnnl::memory::desc &md, int step);
-  /// oneDNN descriptor of a plain f32 slot (nchw).
+  /// An f32 version of a plain f16 or int8 slot (widened / dequantized).
+  int f32Of(int slot, int step);
+  rt::Rounding rounding = rt::Rounding::TFLite;
+  /// oneDNN descriptor of a plain slot (nchw, its data type).
   dnnl::memory::desc plainDesc(int slot) const;
   /// Storage of a slot (follows aliases).
   Slot &storage(int slot);
@@ -124,6 +128,8 @@ private:
   std::map<std::pair<int, std::string>, int> conversions;
 };
 
+dnnl::memory::data_type dnnlType(rt::DType t);
+
 /// Builds the fast (oneDNN) kernel for a conv2d/connected op, with its fused
 /// batch norm (may be null) and activation; returns the output slot or -1
 /// with `error` set when oneDNN cannot run it (the caller falls back to the
@@ -139,6 +145,12 @@ int buildDnnlShortcut(Plan &plan, int step, ShortcutOp op,
 /// Route in the blocked layout when every slice is block-aligned; -1 if not.
 int buildDnnlRoute(Plan &plan, int step, RouteOp op,
                    const std::vector<int> &inputSlots);
+/// Fast int8 convolution: oneDNN s8 x s8 -> s32 with the input zero point,
+/// then the reference requantization (bit-exact to the reference kernel).
+/// Returns -1 when oneDNN cannot run it.
+struct ConvInt8Setup;
+int buildDnnlConvInt8(Plan &plan, int step, Conv2DOp op, int inputSlot,
+                      const void *params);
 
 /// The weight attribute as f32 values (f16 widened), or an error.
 bool readWeights(mlir::Operation *op, std::optional<mlir::ElementsAttr> attr,

@@ -16,6 +16,9 @@
 
 #include "qsim/Runtime/Image.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -548,4 +551,49 @@ void qsim::rt::classColor(int cls, int classes, float &r, float &g, float &b) {
   r = getColor(2, offset);
   g = getColor(1, offset);
   b = getColor(0, offset);
+}
+
+bool qsim::rt::listImageFiles(const std::string &path,
+                              std::vector<std::string> &out,
+                              std::string &error) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    error = "no such image or directory: '" + path + "'";
+    return false;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    out.push_back(path);
+    return true;
+  }
+  DIR *dir = opendir(path.c_str());
+  if (!dir) {
+    error = "cannot list '" + path + "'";
+    return false;
+  }
+  std::vector<std::string> found;
+  while (dirent *e = readdir(dir)) {
+    std::string name = e->d_name;
+    size_t dot = name.rfind('.');
+    if (dot == std::string::npos)
+      continue;
+    std::string ext = name.substr(dot + 1);
+    for (char &c : ext)
+      c = (char)tolower((unsigned char)c);
+    static const char *exts[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif",
+                                 "ppm", "pgm"};
+    for (const char *x : exts)
+      if (ext == x) {
+        std::string sep = path.back() == '/' ? "" : "/";
+        found.push_back(path + sep + name);
+        break;
+      }
+  }
+  closedir(dir);
+  if (found.empty()) {
+    error = "no images (jpg, png, bmp, ...) in '" + path + "'";
+    return false;
+  }
+  std::sort(found.begin(), found.end());
+  out.insert(out.end(), found.begin(), found.end());
+  return true;
 }

@@ -52,19 +52,21 @@ struct FoldIntoProducer : public OpRewritePattern<BatchNormOp> {
         w[c * per + i] = (float)(w[c * per + i] * factor);
       bias[c] = (float)((double)bias[c] - factor * (double)mean[c]);
     }
-    std::string base = "layer" +
-                       std::to_string(getLayerIndexFromLoc(producer->getLoc())
-                                          .value_or(0)) +
-                       "_folded";
+    std::string base =
+        "layer" +
+        std::to_string(getLayerIndexFromLoc(producer->getLoc()).value_or(0)) +
+        "_folded";
     auto wType = cast<ShapedType>(weightAttr.getType());
     Location loc = rewriter.getFusedLoc({producer->getLoc(), bn.getLoc()});
     rewriter.modifyOpInPlace(producer, [&] {
-      producer->setAttr("weight",
-                        makeFloatAttr(getContext(), wType.getShape(),
-                                      base + "_weight", w));
+      producer->setAttr("weight", makeFloatAttr(getContext(), wType.getShape(),
+                                                base + "_weight", w));
       producer->setAttr("bias", makeFloatAttr(getContext(), {channels},
                                               base + "_bias", bias));
       producer->setAttr("activation", bn.getActivationAttr());
+      // A range calibrated on the layer output stays with it.
+      if (Attribute calib = bn->getAttr("qsim.calib"))
+        producer->setAttr("qsim.calib", calib);
       producer->setLoc(loc);
     });
     rewriter.replaceOp(bn, producer->getResult(0));

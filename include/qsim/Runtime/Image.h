@@ -30,6 +30,11 @@ struct Image {
 /// or an image larger than `maxPixels` (0 = no limit).
 bool loadImage(const std::string &path, Image &out, std::string &error,
                int64_t maxPixels = 0);
+/// The image files (jpg, jpeg, png, bmp, tga, gif, ppm, pgm) of a
+/// directory, sorted, or `path` itself when it is a file; appended to `out`.
+bool listImageFiles(const std::string &path, std::vector<std::string> &out,
+                    std::string &error);
+
 /// Darknet's resize_image (bit-exact).
 Image resizeImage(const Image &im, int w, int h);
 /// Darknet's letterbox_image: aspect-preserving resize pasted centred on a

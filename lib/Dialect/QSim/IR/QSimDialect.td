@@ -31,6 +31,9 @@ def QSim_Dialect : Dialect {
     `qsim-run` and the exporter count them) follow from that rule.
   }];
   let useDefaultAttributePrinterParser = 1;
+  // Inherent attributes are stored by name, not as positional properties, so
+  // that models saved as bytecode keep loading when ops gain attributes.
+  let usePropertiesForAttributes = 0;
   let dependentDialects = ["::mlir::quant::QuantizationDialect"];
   let extraClassDeclaration = [{
     /// Name of the module attribute holding the Darknet flavour.

@@ -179,8 +179,7 @@ static LogicalResult verifyElementTypes(Operation *op) {
     return success();
   }
   if (isa<MaxPoolOp, UpsampleOp, ReorgOp, DropoutOp>(op)) {
-    if (op->getOperand(0).getType() != op->getResult(0).getType() &&
-        (quantized || isInt8Activation(types[0])))
+    if (types[0] != result && (quantized || isInt8Activation(types[0])))
       return layerError(op) << "an int8 " << op->getName()
                             << " keeps its input's scale and zero point";
     if (auto up = dyn_cast<UpsampleOp>(op);

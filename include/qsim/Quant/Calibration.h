@@ -1,0 +1,72 @@
+//===- Calibration.h - activation ranges from sample images -----*- C++ -*-===//
+//
+// Runs the float model over sample images, observes every layer's output
+// (and the network input) and records the chosen range on the IR as
+// `qsim.calib = {method, min, max, lo, hi, images}` on the op producing the
+// value (`qsim.calib` argument attribute for the input).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QSIM_QUANT_CALIBRATION_H
+#define QSIM_QUANT_CALIBRATION_H
+
+#include "qsim/Interpreter/Executor.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qsim::quantization {
+
+enum class CalibrationMethod { MinMax, Percentile, Entropy, MSE, Log2 };
+bool parseCalibrationMethod(llvm::StringRef s, CalibrationMethod &out);
+llvm::StringRef stringifyCalibrationMethod(CalibrationMethod m);
+
+/// Observes one tensor over many images: min/max in a first pass, then a
+/// signed histogram over [min, max] and a histogram of |x| over [0, absmax]
+/// (2048 bins each) in a second pass.
+class CalibrationObserver {
+public:
+  static constexpr int kBins = 2048;
+  void observeRange(const float *x, int64_t n);
+  void startHistograms();
+  void observeHistogram(const float *x, int64_t n);
+  float min() const { return minV; }
+  float max() const { return maxV; }
+  /// The range [lo, hi] the method chooses (always within [min, max]).
+  std::pair<float, float> choose(CalibrationMethod m, double percentile) const;
+
+private:
+  std::pair<float, float> percentileRange(double p) const;
+  float entropyThreshold() const;
+  std::pair<float, float> mseRange() const;
+  float minV = 0, maxV = 0;
+  bool seen = false;
+  std::vector<uint64_t> hist, absHist;
+  uint64_t total = 0;
+};
+
+struct CalibrationOptions {
+  std::vector<std::string> images; // files
+  int maxImages = 100;
+  CalibrationMethod method = CalibrationMethod::MinMax;
+  double percentile = 99.99;
+  interp::KernelSet kernels = interp::KernelSet::Fast;
+  int threads = 0;
+  bool progress = true;
+  std::optional<bool> letterbox;
+};
+
+/// Calibrates `module` in place. Fails with `error` (no images, unreadable
+/// image, quantized model, shape-only model, ...).
+bool calibrateModule(mlir::ModuleOp module, const CalibrationOptions &options,
+                     std::string &error, llvm::raw_ostream *log = nullptr);
+
+/// The recorded range of a value, if calibrated: (lo, hi).
+std::optional<std::pair<float, float>> getCalibratedRange(mlir::Value v);
+
+} // namespace qsim::quantization
+
+#endif

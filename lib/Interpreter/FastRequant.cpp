@@ -1,0 +1,236 @@
+//===- FastRequant.cpp - vectorised requantization -----------------------===//
+
+#include "FastRequant.h"
+
+#include <algorithm>
+
+using namespace qsim;
+using namespace qsim::interp;
+
+RequantTables::RequantTables(const ref::Requant &r, int64_t channelCount) {
+  channels = channelCount;
+  repeat = channels >= 64 ? 1 : (64 + channels - 1) / channels;
+  size_t n = r.mult.size();
+  bias = r.bias;
+  zpOut = r.zpOut;
+  leaky = r.act == Activation::leaky;
+  tosa = r.rounding == rt::Rounding::TosaDouble;
+  if (r.act == Activation::relu || r.act == Activation::relu6)
+    lo = std::max(-128, r.zpOut);
+  if (r.act == Activation::relu6)
+    hi = std::min(127, r.q6);
+  auto fill = [&](const std::vector<rt::FixedPoint> &fps,
+                  std::vector<int32_t> &m, std::vector<int32_t> &ls,
+                  std::vector<int32_t> &rs, std::vector<int32_t> &ts) {
+    for (size_t i = 0; i < n; ++i) {
+      rt::FixedPoint fp = i < fps.size() ? fps[i] : rt::FixedPoint();
+      m.push_back(fp.multiplier);
+      ls.push_back(std::max(31 - fp.shift, 0));
+      rs.push_back(std::max(fp.shift - 31, 0));
+      ts.push_back(fp.shift);
+    }
+  };
+  fill(r.mult, mult, leftShift, rightShift, totalShift);
+  fill(leaky ? r.negMult : r.mult, negMult, negLeftShift, negRightShift,
+       negTotalShift);
+  for (auto *v : {&bias, &mult, &negMult, &leftShift, &rightShift,
+                  &negLeftShift, &negRightShift, &totalShift, &negTotalShift}) {
+    std::vector<int32_t> one(v->begin(), v->end());
+    v->clear();
+    for (int64_t k = 0; k < repeat; ++k)
+      v->insert(v->end(), one.begin(), one.end());
+  }
+}
+
+namespace {
+
+// Branch-free selects so that the channel loops vectorise.
+inline int32_t select(bool c, int32_t a, int32_t b) {
+  return b ^ ((a ^ b) & -(int32_t)c);
+}
+inline int64_t clampInt32(int64_t v) {
+  return std::min<int64_t>(std::max<int64_t>(v, INT32_MIN), INT32_MAX);
+}
+
+// gemmlowp's SaturatingRoundingDoublingHighMul then RoundingDivideByPOT
+// (m > 0, so the INT32_MIN * INT32_MIN case cannot occur).
+inline int32_t tflite(int32_t x, int32_t m, int32_t ls, int32_t rs) {
+  int64_t ab = clampInt32((int64_t)x << ls) * (int64_t)m;
+  // nudge = ab >= 0 ? 2^30 : 1 - 2^30
+  int64_t v = ab + (1ll << 30) + ((ab >> 63) & (1 - (1ll << 31)));
+  // v / 2^31 rounded toward zero
+  int32_t hiw = (int32_t)((v + ((v >> 63) & ((1ll << 31) - 1))) >> 31);
+  int32_t mask = (int32_t)((1ll << rs) - 1);
+  int32_t threshold = (mask >> 1) + (int32_t)(hiw < 0);
+  return (hiw >> rs) + (int32_t)((hiw & mask) > threshold);
+}
+
+// TOSA apply_scale_32 with double_round (shift in [2, 62]).
+inline int32_t tosaDouble(int32_t x, int32_t m, int32_t shift) {
+  int64_t round = 1ll << (shift - 1);
+  int64_t extra = (1ll << 30) - ((int64_t)(x < 0) << 31); // +-2^30
+  round += extra & -(int64_t)(shift > 31);
+  return (int32_t)clampInt32(((int64_t)x * m + round) >> shift);
+}
+
+// One chunk of pixels. The bodies are always inlined into per-ISA wrappers
+// (below) and vectorised there; 64-bit masks do not vectorise, so masks are
+// 32-bit (rs <= 31).
+__attribute__((always_inline)) inline void
+chunkTFLite(const int32_t *__restrict acc, int64_t pixels, int64_t C,
+            const int32_t *__restrict bias, const int32_t *__restrict m,
+            const int32_t *__restrict rs, const int32_t *__restrict nm,
+            const int32_t *__restrict nrs, int32_t zp, int32_t lo, int32_t hi,
+            int32_t leaky, int8_t *__restrict out) {
+  for (int64_t p = 0; p < pixels; ++p) {
+    const int32_t *__restrict a = acc + p * C;
+    int8_t *__restrict o = out + p * C;
+    for (int64_t f = 0; f < C; ++f) {
+      int32_t x = (int32_t)clampInt32((int64_t)a[f] + bias[f]);
+      int32_t neg = leaky & (int32_t)(x < 0);
+      int32_t mm = select(neg, nm[f], m[f]);
+      int32_t r = select(neg, nrs[f], rs[f]);
+      int64_t ab = (int64_t)x * mm;
+      int64_t v = ab + (1ll << 30) + ((ab >> 63) & (1 - (1ll << 31)));
+      int32_t h = (int32_t)((v + ((v >> 63) & ((1ll << 31) - 1))) >> 31);
+      int32_t mask = (1 << r) - 1;
+      int32_t th = (mask >> 1) + (int32_t)(h < 0);
+      int32_t y = (h >> r) + (int32_t)((h & mask) > th) + zp;
+      o[f] = (int8_t)std::min(std::max(y, lo), hi);
+    }
+  }
+}
+
+__attribute__((always_inline)) inline void
+chunkTosa(const int32_t *__restrict acc, int64_t pixels, int64_t C,
+          const int32_t *__restrict bias, const int32_t *__restrict m,
+          const int32_t *__restrict sh, const int32_t *__restrict nm,
+          const int32_t *__restrict nsh, int32_t zp, int32_t lo, int32_t hi,
+          int32_t leaky, int8_t *__restrict out) {
+  for (int64_t p = 0; p < pixels; ++p) {
+    const int32_t *__restrict a = acc + p * C;
+    int8_t *__restrict o = out + p * C;
+    for (int64_t f = 0; f < C; ++f) {
+      int32_t x = (int32_t)clampInt32((int64_t)a[f] + bias[f]);
+      int32_t neg = leaky & (int32_t)(x < 0);
+      int32_t y =
+          tosaDouble(x, select(neg, nm[f], m[f]), select(neg, nsh[f], sh[f])) +
+          zp;
+      o[f] = (int8_t)std::min(std::max(y, lo), hi);
+    }
+  }
+}
+
+#define QSIM_REQUANT_TFLITE_ARGS                                               \
+  const int32_t *acc, int64_t pixels, int64_t C, const int32_t *bias,          \
+      const int32_t *m, const int32_t *rs, const int32_t *nm,                  \
+      const int32_t *nrs, int32_t zp, int32_t lo, int32_t hi, int32_t leaky,   \
+      int8_t *out
+#define QSIM_REQUANT_TFLITE_CALL                                               \
+  acc, pixels, C, bias, m, rs, nm, nrs, zp, lo, hi, leaky, out
+#define QSIM_REQUANT_TOSA_ARGS                                                 \
+  const int32_t *acc, int64_t pixels, int64_t C, const int32_t *bias,          \
+      const int32_t *m, const int32_t *sh, const int32_t *nm,                  \
+      const int32_t *nsh, int32_t zp, int32_t lo, int32_t hi, int32_t leaky,   \
+      int8_t *out
+#define QSIM_REQUANT_TOSA_CALL                                                 \
+  acc, pixels, C, bias, m, sh, nm, nsh, zp, lo, hi, leaky, out
+
+// Per instruction set copies; GCC 12's target_clones resolver does not pick
+// its x86-64-v4 clone on AVX-512 machines, so the dispatch is explicit.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void
+chunkTFLiteAvx512(QSIM_REQUANT_TFLITE_ARGS) {
+  chunkTFLite(QSIM_REQUANT_TFLITE_CALL);
+}
+__attribute__((target("avx2"))) void chunkTFLiteAvx2(QSIM_REQUANT_TFLITE_ARGS) {
+  chunkTFLite(QSIM_REQUANT_TFLITE_CALL);
+}
+void chunkTFLiteBase(QSIM_REQUANT_TFLITE_ARGS) {
+  chunkTFLite(QSIM_REQUANT_TFLITE_CALL);
+}
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void
+chunkTosaAvx512(QSIM_REQUANT_TOSA_ARGS) {
+  chunkTosa(QSIM_REQUANT_TOSA_CALL);
+}
+__attribute__((target("avx2"))) void chunkTosaAvx2(QSIM_REQUANT_TOSA_ARGS) {
+  chunkTosa(QSIM_REQUANT_TOSA_CALL);
+}
+void chunkTosaBase(QSIM_REQUANT_TOSA_ARGS) {
+  chunkTosa(QSIM_REQUANT_TOSA_CALL);
+}
+
+using TFLiteFn = void (*)(QSIM_REQUANT_TFLITE_ARGS);
+using TosaFn = void (*)(QSIM_REQUANT_TOSA_ARGS);
+
+bool hasAvx512() {
+  return __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vl");
+}
+TFLiteFn pickTFLite() {
+  if (hasAvx512())
+    return chunkTFLiteAvx512;
+  return __builtin_cpu_supports("avx2") ? chunkTFLiteAvx2 : chunkTFLiteBase;
+}
+TosaFn pickTosa() {
+  if (hasAvx512())
+    return chunkTosaAvx512;
+  return __builtin_cpu_supports("avx2") ? chunkTosaAvx2 : chunkTosaBase;
+}
+
+/// The scalar form for multipliers >= 1 (a left shift before the multiply).
+void chunkGeneric(const int32_t *acc, int64_t pixels, int64_t C,
+                  const RequantTables &t, int8_t *out) {
+  for (int64_t p = 0; p < pixels; ++p)
+    for (int64_t f = 0; f < C; ++f) {
+      int32_t x = (int32_t)clampInt32((int64_t)acc[p * C + f] + t.bias[f]);
+      bool neg = t.leaky && x < 0;
+      int32_t y = t.tosa
+                      ? tosaDouble(x, neg ? t.negMult[f] : t.mult[f],
+                                   neg ? t.negTotalShift[f] : t.totalShift[f])
+                      : tflite(x, neg ? t.negMult[f] : t.mult[f],
+                               neg ? t.negLeftShift[f] : t.leftShift[f],
+                               neg ? t.negRightShift[f] : t.rightShift[f]);
+      y += t.zpOut;
+      out[p * C + f] = (int8_t)std::min(std::max(y, t.lo), t.hi);
+    }
+}
+
+} // namespace
+
+void qsim::interp::requantizeChannelsLast(const int32_t *acc, int64_t pixels,
+                                          int64_t channels,
+                                          const RequantTables &t, int8_t *out) {
+  static const TFLiteFn tfliteChunk = pickTFLite();
+  static const TosaFn tosaChunk = pickTosa();
+  bool noLeftShift = true;
+  for (size_t f = 0; f < t.leftShift.size(); ++f)
+    noLeftShift &= t.leftShift[f] == 0 && t.negLeftShift[f] == 0;
+  // Rows of `repeat` pixels match the replicated tables; the pixels that do
+  // not fill a row take the scalar path.
+  const int64_t row = t.repeat * channels;
+  const int64_t rows = pixels / t.repeat;
+  const int64_t rowsPerChunk = std::max<int64_t>(1, 4096 / row);
+  const int64_t chunks = (rows + rowsPerChunk - 1) / rowsPerChunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < chunks; ++k) {
+    int64_t r0 = k * rowsPerChunk, n = std::min(rowsPerChunk, rows - r0);
+    const int32_t *a = acc + r0 * row;
+    int8_t *o = out + r0 * row;
+    if (t.tosa)
+      tosaChunk(a, n, row, t.bias.data(), t.mult.data(), t.totalShift.data(),
+                t.negMult.data(), t.negTotalShift.data(), t.zpOut, t.lo, t.hi,
+                t.leaky, o);
+    else if (noLeftShift)
+      tfliteChunk(a, n, row, t.bias.data(), t.mult.data(), t.rightShift.data(),
+                  t.negMult.data(), t.negRightShift.data(), t.zpOut, t.lo, t.hi,
+                  t.leaky, o);
+    else
+      chunkGeneric(a, n * t.repeat, channels, t, o);
+  }
+  int64_t done = rows * t.repeat;
+  if (done < pixels)
+    chunkGeneric(acc + done * channels, pixels - done, channels, t,
+                 out + done * channels);
+}

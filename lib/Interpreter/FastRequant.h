@@ -1,0 +1,37 @@
+//===- FastRequant.h - vectorised requantization (internal) -----*- C++ -*-===//
+//
+// The fast kernels' requantization of int32 accumulators: the same integer
+// arithmetic as ref::Requant::apply (so bit-identical), written branch-free
+// over channels-last rows and compiled for several instruction sets
+// (target_clones) so the compiler can vectorise it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QSIM_LIB_INTERPRETER_FASTREQUANT_H
+#define QSIM_LIB_INTERPRETER_FASTREQUANT_H
+
+#include "QuantKernels.h"
+
+namespace qsim::interp {
+
+/// Per-channel constants of a Requant in the form the loop wants.
+struct RequantTables {
+  std::vector<int32_t> bias, mult, negMult;
+  std::vector<int32_t> leftShift, rightShift, negLeftShift, negRightShift;
+  std::vector<int32_t> totalShift, negTotalShift; // TOSA
+  int32_t zpOut = 0, lo = -128, hi = 127;
+  bool leaky = false, tosa = false;
+  /// The tables hold `repeat` copies of the channel pattern so that a row
+  /// (repeat pixels) has at least 64 elements for the vector loops.
+  int64_t channels = 0, repeat = 1;
+  RequantTables(const ref::Requant &r, int64_t channels);
+};
+
+/// out[p][f] = requant(acc[p][f]) for channels-last data.
+void requantizeChannelsLast(const int32_t *acc, int64_t pixels,
+                            int64_t channels, const RequantTables &t,
+                            int8_t *out);
+
+} // namespace qsim::interp
+
+#endif

@@ -1,0 +1,196 @@
+//===- QuantKernels.cpp - int8 reference kernels -------------------------===//
+
+#include "QuantKernels.h"
+
+#include <algorithm>
+#include <cstring>
+
+using namespace qsim;
+using namespace qsim::interp;
+using namespace qsim::interp::ref;
+
+static inline int32_t sat16(int32_t v) {
+  return std::max(-32768, std::min(32767, v));
+}
+
+void ref::conv2dInt8(const int8_t *in, const CHW &inShape,
+                     const ConvInt8Params &ip, int8_t *out,
+                     const CHW &outShape) {
+  const ConvParams &p = ip.conv;
+  const int64_t cg = inShape.c / p.groups, fg = p.filters / p.groups;
+  const int64_t ohw = outShape.h * outShape.w;
+  const int64_t d = p.dilation;
+  const bool narrow = ip.accumulatorBits == 16;
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t f = 0; f < p.filters; ++f) {
+    const int64_t g = f / fg;
+    std::vector<int32_t> acc(ohw, 0);
+    for (int64_t ci = 0; ci < cg; ++ci) {
+      const int8_t *x = in + (g * cg + ci) * inShape.h * inShape.w;
+      for (int64_t ky = 0; ky < p.kh; ++ky)
+        for (int64_t kx = 0; kx < p.kw; ++kx) {
+          const int32_t wv = ip.weight[((f * cg + ci) * p.kh + ky) * p.kw + kx];
+          const int64_t offY = ky * d - p.py * d, offX = kx * d - p.px * d;
+          for (int64_t oy = 0; oy < outShape.h; ++oy) {
+            const int64_t iy = oy * p.sy + offY;
+            if (iy < 0 || iy >= inShape.h)
+              continue; // padding: (zp - zp) * w = 0
+            int32_t *arow = acc.data() + oy * outShape.w;
+            for (int64_t ox = 0; ox < outShape.w; ++ox) {
+              const int64_t ix = ox * p.sx + offX;
+              if (ix < 0 || ix >= inShape.w)
+                continue;
+              int32_t prod = wv * ((int32_t)x[iy * inShape.w + ix] - ip.zpIn);
+              arow[ox] = narrow ? sat16(arow[ox] + prod) : arow[ox] + prod;
+            }
+          }
+        }
+    }
+    int8_t *o = out + f * ohw;
+    for (int64_t i = 0; i < ohw; ++i)
+      o[i] = ip.requant.apply(acc[i], f);
+  }
+}
+
+void ref::connectedInt8(const int8_t *in, int64_t inputs,
+                        const ConvInt8Params &ip, int64_t outputs,
+                        int8_t *out) {
+  const bool narrow = ip.accumulatorBits == 16;
+#pragma omp parallel for
+  for (int64_t o = 0; o < outputs; ++o) {
+    int32_t acc = 0;
+    const int8_t *w = ip.weight.data() + o * inputs;
+    for (int64_t i = 0; i < inputs; ++i) {
+      int32_t prod = (int32_t)w[i] * ((int32_t)in[i] - ip.zpIn);
+      acc = narrow ? sat16(acc + prod) : acc + prod;
+    }
+    out[o] = ip.requant.apply(acc, o);
+  }
+}
+
+void ref::requantize(const int32_t *acc, int64_t pixels, int64_t channels,
+                     bool channelsLast, const Requant &r, int8_t *out) {
+  if (channelsLast) {
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < pixels; ++p)
+      for (int64_t f = 0; f < channels; ++f)
+        out[p * channels + f] = r.apply(acc[p * channels + f], f);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t f = 0; f < channels; ++f)
+    for (int64_t p = 0; p < pixels; ++p)
+      out[f * pixels + p] = r.apply(acc[f * pixels + p], f);
+}
+
+void ref::maxPoolInt8(const int8_t *in, const CHW &inShape, int64_t size,
+                      int64_t sy, int64_t sx, int64_t padding, int8_t *out,
+                      const CHW &outShape) {
+  const int64_t off = -(padding / 2);
+#pragma omp parallel for
+  for (int64_t c = 0; c < outShape.c; ++c) {
+    const int8_t *x = in + c * inShape.h * inShape.w;
+    for (int64_t oy = 0; oy < outShape.h; ++oy)
+      for (int64_t ox = 0; ox < outShape.w; ++ox) {
+        int32_t maxv = -128; // Darknet's -FLT_MAX when no tap is inside
+        for (int64_t n = 0; n < size; ++n)
+          for (int64_t m = 0; m < size; ++m) {
+            int64_t iy = oy * sy + off + n, ix = ox * sx + off + m;
+            if (iy < 0 || iy >= inShape.h || ix < 0 || ix >= inShape.w)
+              continue;
+            maxv = std::max<int32_t>(maxv, x[iy * inShape.w + ix]);
+          }
+        out[(c * outShape.h + oy) * outShape.w + ox] = (int8_t)maxv;
+      }
+  }
+}
+
+void ref::routeSliceInt8(const int8_t *in, const CHW &inShape, int64_t groups,
+                         int64_t groupId, int32_t zpIn, int32_t zpOut,
+                         rt::FixedPoint m, bool identity, rt::Rounding rounding,
+                         int8_t *out, int64_t outChannelOffset) {
+  const int64_t hw = inShape.h * inShape.w;
+  const int64_t part = inShape.c / groups;
+  const int8_t *src = in + groupId * part * hw;
+  int8_t *dst = out + outChannelOffset * hw;
+  if (identity) {
+    std::memcpy(dst, src, part * hw);
+    return;
+  }
+  for (int64_t i = 0; i < part * hw; ++i)
+    dst[i] = rt::saturateInt8(
+        zpOut + rt::multiplyByFixedPoint((int32_t)src[i] - zpIn, m, rounding));
+}
+
+void ref::shortcutInt8(const std::vector<const int8_t *> &ins,
+                       const std::vector<CHW> &shapes,
+                       const ShortcutInt8Params &p, int8_t *out) {
+  const int64_t n = shapes[0].size();
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t sum = 0;
+    for (size_t k = 0; k < ins.size(); ++k)
+      if (i < shapes[k].size())
+        sum += rt::multiplyByFixedPoint((int32_t)ins[k][i] - p.zp[k], p.mult[k],
+                                        p.rounding);
+    if (p.act == Activation::relu)
+      sum = std::max(sum, 0);
+    else if (p.act == Activation::leaky && sum < 0)
+      sum = rt::multiplyByFixedPoint(sum, p.negMult, p.rounding);
+    out[i] = rt::saturateInt8(
+        p.zpOut + rt::roundingDivideByPOT(sum, kShortcutFractionBits));
+  }
+}
+
+void ref::upsampleInt8(const int8_t *in, const CHW &inShape, int64_t stride,
+                       int8_t *out, const CHW &outShape) {
+  for (int64_t c = 0; c < outShape.c; ++c)
+    for (int64_t y = 0; y < outShape.h; ++y)
+      for (int64_t x = 0; x < outShape.w; ++x)
+        out[(c * outShape.h + y) * outShape.w + x] =
+            in[(c * inShape.h + y / stride) * inShape.w + x / stride];
+}
+
+void ref::reorgInt8(const int8_t *in, const CHW &inShape, int64_t s,
+                    bool reverse, int8_t *out) {
+  const int64_t w = inShape.w, h = inShape.h, c = inShape.c;
+  const int64_t outC = c / (s * s);
+  for (int64_t k = 0; k < c; ++k)
+    for (int64_t j = 0; j < h; ++j)
+      for (int64_t i = 0; i < w; ++i) {
+        int64_t a = i + w * (j + h * k);
+        int64_t c2 = k % outC, o = k / outC;
+        int64_t b = (i * s + o % s) + w * s * ((j * s + o / s) + h * s * c2);
+        if (reverse)
+          out[b] = in[a];
+        else
+          out[a] = in[b];
+      }
+}
+
+void ref::quantize(const float *in, int64_t n, float scale, int32_t zp,
+                   int8_t *out) {
+  const float inv = 1.0f / scale;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = rt::quantizeValue(in[i], inv, zp);
+}
+
+void ref::dequantize(const int8_t *in, int64_t n, float scale, int32_t zp,
+                     float *out) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = rt::dequantizeValue(in[i], scale, zp);
+}
+
+void ref::truncateToHalf(const float *in, int64_t n, uint16_t *out) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = rt::floatToHalf(in[i]);
+}
+
+void ref::extendHalf(const uint16_t *in, int64_t n, float *out) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = rt::halfToFloat(in[i]);
+}

@@ -1,0 +1,160 @@
+//===- Precision.cpp - per-layer precision plans -------------------------===//
+
+#include "qsim/Quant/Precision.h"
+
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringExtras.h"
+
+using namespace mlir;
+using namespace qsim;
+using namespace qsim::quantization;
+
+bool qsim::quantization::parseLayerList(StringRef s, std::set<int64_t> &out,
+                                        std::string &error) {
+  SmallVector<StringRef> items;
+  s.split(items, ',', -1, /*KeepEmpty=*/false);
+  for (StringRef item : items) {
+    item = item.trim();
+    auto [a, b] = item.split('-');
+    int64_t lo, hi;
+    if (a.trim().getAsInteger(10, lo) || lo < 0) {
+      error = "bad layer index '" + item.str() + "'";
+      return false;
+    }
+    hi = lo;
+    if (!b.empty() && (b.trim().getAsInteger(10, hi) || hi < lo)) {
+      error = "bad layer range '" + item.str() + "'";
+      return false;
+    }
+    for (int64_t i = lo; i <= hi; ++i)
+      out.insert(i);
+  }
+  return true;
+}
+
+static bool int8Activation(Activation a, bool shortcut) {
+  return a == Activation::linear || a == Activation::relu ||
+         a == Activation::leaky || (!shortcut && a == Activation::relu6);
+}
+
+bool qsim::quantization::hasInt8Form(const Layer &layer) {
+  Operation *op = layer.head;
+  BatchNormOp bn = layer.batchNorm;
+  if (auto c = dyn_cast<Conv2DOp>(op))
+    return int8Activation(bn ? bn.getActivation() : c.getActivation(), false);
+  if (auto c = dyn_cast<ConnectedOp>(op))
+    return int8Activation(bn ? bn.getActivation() : c.getActivation(), false);
+  if (auto u = dyn_cast<UpsampleOp>(op))
+    return u.getStride() > 0 && u.getScale().convertToFloat() == 1.0f;
+  if (auto s = dyn_cast<ShortcutOp>(op))
+    return int8Activation(s.getActivation(), true);
+  return isa<MaxPoolOp, ReorgOp, DropoutOp, RouteOp>(op);
+}
+
+std::string qsim::quantization::getAssignedPrecision(const Layer &layer) {
+  if (auto p = layer.head->getAttrOfType<StringAttr>("qsim.precision"))
+    return p.getValue().str();
+  return "fp32";
+}
+
+void qsim::quantization::setAssignedPrecision(const Layer &layer,
+                                              StringRef precision,
+                                              StringRef reason) {
+  Builder b(layer.head->getContext());
+  layer.head->setAttr("qsim.precision", b.getStringAttr(precision));
+  layer.head->setAttr("qsim.precision_reason", b.getStringAttr(reason));
+}
+
+LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
+                                                  const PrecisionPlan &plan) {
+  for (const std::string &p : {plan.defaultPrecision})
+    if (p != "fp32" && p != "fp16" && p != "int8")
+      return module.emitError() << "default precision must be fp32, fp16 or "
+                                   "int8, got '"
+                                << p << "'";
+  if (!plan.preset.empty() && plan.preset != "all-int8" &&
+      plan.preset != "hybrid" && plan.preset != "fp16")
+    return module.emitError()
+           << "unknown preset '" << plan.preset << "' (all-int8, hybrid, fp16)";
+  auto layers = getLayers(getMainFunc(module));
+  if (failed(layers))
+    return failure();
+  int64_t n = layers->size();
+  for (const auto *set : {&plan.int8, &plan.fp16, &plan.fp32})
+    for (int64_t i : *set)
+      if (i >= n)
+        return module.emitError()
+               << "layer " << i << " does not exist (the model has " << n
+               << " layers)";
+  for (int64_t i : plan.int8)
+    if (plan.fp16.count(i) || plan.fp32.count(i))
+      return module.emitError() << "layer " << i << " is given two precisions";
+  for (int64_t i : plan.fp16)
+    if (plan.fp32.count(i))
+      return module.emitError() << "layer " << i << " is given two precisions";
+
+  // hybrid (yolo2_light): convolutions int8 except the first, the last and
+  // those feeding a detection head; everything else float.
+  std::set<int64_t> hybridInt8;
+  if (plan.preset == "hybrid") {
+    std::vector<int64_t> convs;
+    for (const Layer &l : *layers)
+      if (isa<Conv2DOp>(l.head))
+        convs.push_back(l.index);
+    for (size_t k = 0; k < convs.size(); ++k) {
+      if (k == 0 || k + 1 == convs.size())
+        continue;
+      bool feedsHead = false;
+      for (Operation *user : (*layers)[convs[k]].output().getUsers())
+        feedsHead |= isa<YoloOp, RegionOp>(user);
+      if (!feedsHead)
+        hybridInt8.insert(convs[k]);
+    }
+  }
+
+  for (const Layer &l : *layers) {
+    std::string want, reason;
+    if (plan.int8.count(l.index)) {
+      want = "int8";
+      reason = "explicit";
+    } else if (plan.fp16.count(l.index)) {
+      want = "fp16";
+      reason = "explicit";
+    } else if (plan.fp32.count(l.index)) {
+      want = "fp32";
+      reason = "explicit";
+    } else if (auto r =
+                   l.head->getAttrOfType<StringAttr>("qsim.precision_reason");
+               r && r.getValue() == "cfg") {
+      continue; // the plan written in the cfg stands
+    } else if (plan.preset == "all-int8") {
+      want = "int8";
+      reason = "preset:all-int8";
+    } else if (plan.preset == "hybrid") {
+      want = hybridInt8.count(l.index) ? "int8" : "fp32";
+      reason = "preset:hybrid";
+    } else if (plan.preset == "fp16") {
+      want = isa<YoloOp, RegionOp>(l.head) ? "fp32" : "fp16";
+      reason = "preset:fp16";
+    } else {
+      want = plan.defaultPrecision;
+      reason = "default";
+    }
+    if (want == "int8" && !hasInt8Form(l)) {
+      if (reason == "explicit")
+        return l.head->emitError()
+               << describeLayer(l.head)
+               << ": has no int8 form (int8 covers convolutional and "
+                  "connected layers with linear/relu/relu6/leaky, maxpool, "
+                  "upsample, reorg, dropout, route and shortcut)";
+      // Detection heads always decode in float; say so for anything else.
+      if (!isa<YoloOp, RegionOp>(l.head))
+        l.head->emitRemark()
+            << describeLayer(l.head) << ": no int8 form, kept in fp32";
+      want = "fp32";
+      reason += " (no int8 form)";
+    }
+    setAssignedPrecision(l, want, reason);
+  }
+  return success();
+}

@@ -1,0 +1,308 @@
+//===- Sensitivity.cpp - mixed-precision search --------------------------===//
+//
+// Per-layer sensitivity (output SQNR with only that layer in int8) against
+// its MACs; layers go to int8 greedily, most MACs per unit of added noise
+// first, each step verified on the whole model (SQNR and optionally mAP).
+//
+//===----------------------------------------------------------------------===//
+
+#include "qsim/Quant/Sensitivity.h"
+#include "qsim/Interpreter/Inference.h"
+#include "qsim/Quant/Precision.h"
+#include "qsim/Runtime/Evaluation.h"
+#include "qsim/Runtime/Image.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "qsim/Support/StringUtils.h"
+
+#include <cmath>
+#include <limits>
+
+using namespace mlir;
+using namespace qsim;
+using namespace qsim::quantization;
+
+double qsim::quantization::sqnr(const std::vector<float> &ref,
+                                const std::vector<float> &test) {
+  double sig = 0, err = 0;
+  for (size_t i = 0; i < ref.size() && i < test.size(); ++i) {
+    sig += (double)ref[i] * ref[i];
+    double d = (double)ref[i] - test[i];
+    err += d * d;
+  }
+  if (err == 0)
+    return std::numeric_limits<double>::infinity();
+  if (sig == 0)
+    return -std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(sig / err);
+}
+
+bool qsim::quantization::runOutputs(ModuleOp module,
+                                    const std::vector<rt::Tensor> &inputs,
+                                    std::vector<float> &out,
+                                    std::string &error) {
+  auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
+  if (!ex)
+    return false;
+  out.clear();
+  for (const rt::Tensor &in : inputs) {
+    ex->setInput(in);
+    ex->run();
+    for (const rt::Tensor &t : ex->outputs()) {
+      std::vector<float> v = t.toFloat();
+      out.insert(out.end(), v.begin(), v.end());
+    }
+  }
+  return true;
+}
+
+namespace {
+
+struct Candidate {
+  int64_t layer;
+  std::string kind;
+  int64_t macs;
+  double sqnr = 0;
+  std::string decision = "fp32", reason;
+};
+
+/// A clone of `module` with the given layers int8 (data movement between
+/// int8 layers int8 too), everything else fp32, quantized.
+OwningOpRef<ModuleOp> quantizedVariant(ModuleOp module,
+                                       const std::set<int64_t> &int8,
+                                       const QuantizeOptions &qo,
+                                       std::string &error) {
+  OwningOpRef<ModuleOp> clone = module.clone();
+  auto layers = getLayers(getMainFunc(*clone));
+  if (failed(layers)) {
+    error = "not a layer sequence";
+    return nullptr;
+  }
+  std::set<int64_t> chosen = int8;
+  // Data movement whose every input comes from an int8 layer stays int8 so
+  // that no cast separates it from its producers.
+  llvm::DenseMap<Value, int64_t> producer;
+  for (const Layer &l : *layers)
+    producer[l.output()] = l.index;
+  for (const Layer &l : *layers) {
+    if (isa<Conv2DOp, ConnectedOp>(l.head) || !hasInt8Form(l))
+      continue;
+    bool all = l.head->getNumOperands() > 0;
+    for (Value v : l.head->getOperands()) {
+      auto it = producer.find(v);
+      all &= it != producer.end() && chosen.count(it->second);
+    }
+    if (all)
+      chosen.insert(l.index);
+  }
+  for (const Layer &l : *layers)
+    setAssignedPrecision(l, chosen.count(l.index) ? "int8" : "fp32", "auto");
+  if (failed(quantizeModule(*clone, qo))) {
+    error = "quantization failed";
+    return nullptr;
+  }
+  return clone;
+}
+
+bool evalMap(ModuleOp module, const std::vector<rt::Image> &images,
+             const std::vector<std::vector<rt::GroundTruth>> &truth,
+             double &map, std::string &error) {
+  auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
+  if (!ex)
+    return false;
+  interp::ModelInfo info = interp::describeModel(module, *ex);
+  if (info.isClassifier()) {
+    error = "max-map-drop needs a detection model";
+    return false;
+  }
+  rt::MapEvaluator eval(info.classes());
+  interp::InferenceOptions io;
+  io.thresh = 0.005f;
+  for (size_t i = 0; i < images.size(); ++i) {
+    auto r = interp::runImage(*ex, info, images[i], io);
+    eval.addImage(r.detections, truth[i]);
+  }
+  map = eval.compute().map * 100;
+  return true;
+}
+
+} // namespace
+
+LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
+                                                  const SearchOptions &o,
+                                                  llvm::raw_ostream &os) {
+  auto fail = [&](const std::string &msg) {
+    return module.emitError() << "--qsim-assign-precision auto: " << msg;
+  };
+  if (o.minSqnr <= 0 && o.maxMapDrop < 0 && o.budget <= 0)
+    return fail("give min-sqnr, max-map-drop or budget");
+  if (o.images.empty())
+    return fail("needs images=DIR for the sensitivity measurements");
+  if (o.maxMapDrop >= 0 && o.labels.empty())
+    return fail("max-map-drop needs labels=DIR");
+  func::FuncOp func = getMainFunc(module);
+  auto layers = getLayers(func);
+  if (failed(layers))
+    return failure();
+  for (const Layer &l : *layers)
+    if (l.batchNorm)
+      return fail("fold batch norms first (--qsim-fold-batchnorm)");
+
+  std::string error;
+  std::vector<std::string> files;
+  if (!rt::listImageFiles(o.images, files, error))
+    return fail(error);
+  if (o.maxImages > 0 && (int)files.size() > o.maxImages)
+    files.resize(o.maxImages);
+  std::vector<rt::Image> images;
+  std::vector<rt::Tensor> inputs;
+  std::vector<std::vector<rt::GroundTruth>> truth;
+  {
+    auto ex =
+        interp::Executor::create(module, interp::ExecutorOptions(), error);
+    if (!ex)
+      return fail(error);
+    interp::ModelInfo info = interp::describeModel(module, *ex);
+    for (const std::string &f : files) {
+      rt::Image im;
+      if (!rt::loadImage(f, im, error))
+        return fail(error);
+      inputs.push_back(
+          rt::makeNetworkInput(im, info.netW, info.netH,
+                               interp::choosePreprocess(info, std::nullopt)));
+      if (!o.labels.empty()) {
+        std::vector<rt::GroundTruth> gt;
+        bool missing;
+        if (!rt::readYoloLabels(rt::labelPathForImage(f, o.labels), gt, missing,
+                                error))
+          return fail(error);
+        truth.push_back(gt);
+      }
+      images.push_back(std::move(im));
+    }
+  }
+  std::vector<float> reference;
+  if (!runOutputs(module, inputs, reference, error))
+    return fail(error);
+  double floatMap = 0;
+  if (o.maxMapDrop >= 0 && !evalMap(module, images, truth, floatMap, error))
+    return fail(error);
+
+  // Sensitivity of every MAC-bearing layer with an int8 form.
+  std::vector<Candidate> cands;
+  int64_t totalMacs = 0;
+  for (const Layer &l : *layers) {
+    int64_t macs = 0;
+    for (Operation *op : l.ops)
+      if (auto li = dyn_cast<LayerOpInterface>(op))
+        macs += li.getMACs();
+    totalMacs += macs;
+    if (macs == 0 || !hasInt8Form(l))
+      continue;
+    Candidate c{l.index, l.kind().str(), macs};
+    auto variant = quantizedVariant(module, {l.index}, o.quantize, error);
+    std::vector<float> out;
+    if (!variant || !runOutputs(*variant, inputs, out, error))
+      return fail(error);
+    c.sqnr = sqnr(reference, out);
+    cands.push_back(c);
+  }
+  // Most MACs per unit of noise first (noise powers add up).
+  auto priority = [](const Candidate &c) {
+    double noise = std::pow(10.0, -std::min(c.sqnr, 120.0) / 10.0);
+    return c.macs / std::max(noise, 1e-12);
+  };
+  std::vector<size_t> order(cands.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return priority(cands[a]) > priority(cands[b]);
+  });
+
+  std::set<int64_t> chosen;
+  int64_t floatMacs = totalMacs;
+  double modelSqnr = std::numeric_limits<double>::infinity(),
+         modelMap = floatMap;
+  for (size_t k : order) {
+    Candidate &c = cands[k];
+    if (o.budget > 0 && floatMacs <= o.budget * totalMacs) {
+      c.reason = "budget reached";
+      continue;
+    }
+    std::set<int64_t> trial = chosen;
+    trial.insert(c.layer);
+    auto variant = quantizedVariant(module, trial, o.quantize, error);
+    std::vector<float> out;
+    if (!variant || !runOutputs(*variant, inputs, out, error))
+      return fail(error);
+    double s = sqnr(reference, out);
+    double m = floatMap;
+    if (o.maxMapDrop >= 0 && !evalMap(*variant, images, truth, m, error))
+      return fail(error);
+    char why[160];
+    if (o.minSqnr > 0 && s < o.minSqnr) {
+      snprintf(why, sizeof why, "model SQNR would drop to %.1f dB < %.1f", s,
+               o.minSqnr);
+      c.reason = why;
+      continue;
+    }
+    if (o.maxMapDrop >= 0 && floatMap - m > o.maxMapDrop) {
+      snprintf(why, sizeof why, "mAP would drop %.2f points > %.2f",
+               floatMap - m, o.maxMapDrop);
+      c.reason = why;
+      continue;
+    }
+    chosen = trial;
+    floatMacs -= c.macs;
+    modelSqnr = s;
+    modelMap = m;
+    c.decision = "int8";
+    snprintf(why, sizeof why, "model SQNR %.1f dB", s);
+    c.reason = why;
+    if (o.maxMapDrop >= 0) {
+      snprintf(why, sizeof why, ", mAP %.2f", m);
+      c.reason += why;
+    }
+  }
+
+  // Record the plan.
+  auto variant = quantizedVariant(module, chosen, o.quantize, error);
+  if (!variant)
+    return fail(error);
+  auto vlayers = getLayers(getMainFunc(*variant));
+  std::set<int64_t> finalInt8;
+  for (const Layer &l : *vlayers)
+    if (getAssignedPrecision(l) == "int8")
+      finalInt8.insert(l.index);
+  for (const Layer &l : *layers)
+    setAssignedPrecision(l, finalInt8.count(l.index) ? "int8" : "fp32", "auto");
+
+  os << "mixed-precision search on " << inputs.size() << " images";
+  if (o.minSqnr > 0)
+    os << strprintf(", min output SQNR %.1f dB", o.minSqnr);
+  if (o.maxMapDrop >= 0)
+    os << strprintf(", max mAP drop %.2f (fp32 mAP %.2f)", o.maxMapDrop,
+                    floatMap);
+  if (o.budget > 0)
+    os << strprintf(", float MAC budget %.0f%%", o.budget * 100);
+  os << "\n";
+  os << strprintf("%5s  %-15s %12s %8s %12s  %-5s %s\n", "layer", "type",
+                  "MACs", "MAC %", "alone SQNR", "prec", "why");
+  for (size_t k : order) {
+    const Candidate &c = cands[k];
+    os << strprintf("%5lld  %-15s %12lld %7.1f%% %9.1f dB  %-5s %s\n",
+                    (long long)c.layer, c.kind.c_str(), (long long)c.macs,
+                    100.0 * c.macs / std::max<int64_t>(totalMacs, 1), c.sqnr,
+                    c.decision.c_str(), c.reason.c_str());
+  }
+  os << strprintf("result: %zu of %zu convolutional/connected layers int8, "
+                  "%.1f%% of the MACs in int8, model output SQNR %.1f dB",
+                  chosen.size(), cands.size(),
+                  100.0 * (totalMacs - floatMacs) /
+                      std::max<int64_t>(totalMacs, 1),
+                  modelSqnr);
+  if (o.maxMapDrop >= 0)
+    os << strprintf(", mAP %.2f (fp32 %.2f)", modelMap, floatMap);
+  os << "\n";
+  return success();
+}
