@@ -276,15 +276,15 @@ bool qsim::quantization::calibrateModule(ModuleOp module,
   rt::Preprocess pre = interp::choosePreprocess(info, options.letterbox);
   const auto &steps = ex->steps();
   std::vector<CalibrationObserver> obs(steps.size() + 1); // [0] = input
-  std::vector<rt::Tensor> inputs;
-
-  // Decode once; two passes over the forward (ranges, then histograms).
-  for (const std::string &path : images) {
+  // Images are decoded again in each pass rather than kept: memory stays
+  // flat however many calibration images there are.
+  auto load = [&](const std::string &path, rt::Tensor &out) {
     rt::Image im;
     if (!rt::loadImage(path, im, error, 64ll << 20))
       return false;
-    inputs.push_back(rt::makeNetworkInput(im, info.netW, info.netH, pre));
-  }
+    out = rt::makeNetworkInput(im, info.netW, info.netH, pre);
+    return true;
+  };
   bool histograms = options.method != CalibrationMethod::MinMax &&
                     options.method != CalibrationMethod::Log2;
   int passes = histograms ? 2 : 1;
@@ -295,7 +295,7 @@ bool qsim::quantization::calibrateModule(ModuleOp module,
     ProgressBar bar(passes == 1 ? "calibrating"
                     : pass == 0 ? "calibrating (ranges)"
                                 : "calibrating (histograms)",
-                    inputs.size(), options.progress);
+                    images.size(), options.progress);
     ex->setStepHook([&](size_t i) {
       rt::Tensor t = ex->stepOutput(i);
       if (pass == 0)
@@ -303,8 +303,10 @@ bool qsim::quantization::calibrateModule(ModuleOp module,
       else
         obs[i + 1].observeHistogram(t.f32(), t.numel());
     });
-    for (size_t n = 0; n < inputs.size(); ++n) {
-      const rt::Tensor &in = inputs[n];
+    for (size_t n = 0; n < images.size(); ++n) {
+      rt::Tensor in;
+      if (!load(images[n], in))
+        return false;
       if (pass == 0)
         obs[0].observeRange(in.f32(), in.numel());
       else
@@ -327,7 +329,7 @@ bool qsim::quantization::calibrateModule(ModuleOp module,
         b.getNamedAttr("max", b.getF32FloatAttr(o.max())),
         b.getNamedAttr("lo", b.getF32FloatAttr(lo)),
         b.getNamedAttr("hi", b.getF32FloatAttr(hi)),
-        b.getNamedAttr("images", b.getI64IntegerAttr(inputs.size()))};
+        b.getNamedAttr("images", b.getI64IntegerAttr(images.size()))};
     if (options.method == CalibrationMethod::Percentile)
       a.push_back(
           b.getNamedAttr("percentile", b.getF64FloatAttr(options.percentile)));

@@ -9,12 +9,36 @@ using namespace mlir;
 using namespace qsim;
 using namespace qsim::quantization;
 
-bool qsim::quantization::parseLayerList(StringRef s, std::set<int64_t> &out,
+bool qsim::quantization::parseLayerList(StringRef s, ModuleOp module,
+                                        std::set<int64_t> &out,
                                         std::string &error) {
   SmallVector<StringRef> items;
   s.split(items, ',', -1, /*KeepEmpty=*/false);
   for (StringRef item : items) {
     item = item.trim();
+    int64_t top;
+    if (item.consume_front("top")) {
+      if (item.getAsInteger(10, top) || top < 1) {
+        error = "bad 'topN' in '" + s.str() + "'";
+        return false;
+      }
+      // The N heaviest convolutional/connected layers by MACs.
+      auto layers = getLayers(getMainFunc(module));
+      if (failed(layers)) {
+        error = "not a sequence of layers";
+        return false;
+      }
+      std::vector<std::pair<int64_t, int64_t>> byMacs;
+      for (const Layer &l : *layers)
+        if (isa<Conv2DOp, ConnectedOp>(l.head))
+          byMacs.push_back(
+              {cast<LayerOpInterface>(l.head).getMACs(), l.index});
+      std::stable_sort(byMacs.begin(), byMacs.end(),
+                       [](auto a, auto b) { return a.first > b.first; });
+      for (int64_t i = 0; i < top && i < (int64_t)byMacs.size(); ++i)
+        out.insert(byMacs[i].second);
+      continue;
+    }
     auto [a, b] = item.split('-');
     int64_t lo, hi;
     if (a.trim().getAsInteger(10, lo) || lo < 0) {
@@ -79,18 +103,24 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
   auto layers = getLayers(getMainFunc(module));
   if (failed(layers))
     return failure();
+  std::set<int64_t> int8, fp16, fp32;
+  std::string error;
+  if (!parseLayerList(plan.int8, module, int8, error) ||
+      !parseLayerList(plan.fp16, module, fp16, error) ||
+      !parseLayerList(plan.fp32, module, fp32, error))
+    return module.emitError() << error;
   int64_t n = layers->size();
-  for (const auto *set : {&plan.int8, &plan.fp16, &plan.fp32})
+  for (const auto *set : {&int8, &fp16, &fp32})
     for (int64_t i : *set)
       if (i >= n)
         return module.emitError()
                << "layer " << i << " does not exist (the model has " << n
                << " layers)";
-  for (int64_t i : plan.int8)
-    if (plan.fp16.count(i) || plan.fp32.count(i))
+  for (int64_t i : int8)
+    if (fp16.count(i) || fp32.count(i))
       return module.emitError() << "layer " << i << " is given two precisions";
-  for (int64_t i : plan.fp16)
-    if (plan.fp32.count(i))
+  for (int64_t i : fp16)
+    if (fp32.count(i))
       return module.emitError() << "layer " << i << " is given two precisions";
 
   // hybrid (yolo2_light): convolutions int8 except the first, the last and
@@ -114,13 +144,13 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
 
   for (const Layer &l : *layers) {
     std::string want, reason;
-    if (plan.int8.count(l.index)) {
+    if (int8.count(l.index)) {
       want = "int8";
       reason = "explicit";
-    } else if (plan.fp16.count(l.index)) {
+    } else if (fp16.count(l.index)) {
       want = "fp16";
       reason = "explicit";
-    } else if (plan.fp32.count(l.index)) {
+    } else if (fp32.count(l.index)) {
       want = "fp32";
       reason = "explicit";
     } else if (auto r =

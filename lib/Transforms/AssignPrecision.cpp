@@ -21,13 +21,9 @@ struct AssignPrecisionPass
     quantization::PrecisionPlan plan;
     plan.defaultPrecision = defaultPrecision;
     plan.preset = preset;
-    std::string error;
-    if (!quantization::parseLayerList(int8Layers, plan.int8, error) ||
-        !quantization::parseLayerList(fp16Layers, plan.fp16, error) ||
-        !quantization::parseLayerList(fp32Layers, plan.fp32, error)) {
-      module.emitError() << "--qsim-assign-precision: " << error;
-      return signalPassFailure();
-    }
+    plan.int8 = int8Layers;
+    plan.fp16 = fp16Layers;
+    plan.fp32 = fp32Layers;
     if (failed(quantization::assignPrecision(module, plan)))
       return signalPassFailure();
     if (!autoSearch)

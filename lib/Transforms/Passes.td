@@ -167,6 +167,8 @@ def QuantizePass : Pass<"qsim-quantize", "mlir::ModuleOp"> {
     Option<"rounding", "rounding", "std::string", "\"tflite\"",
            "tflite | tosa-double">,
   ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::quant::QuantizationDialect"];
 }
 
 #endif // QSIM_TRANSFORMS_PASSES_TD

@@ -8,13 +8,18 @@
 
 #include "qsim/Interpreter/Executor.h"
 #include "qsim/Interpreter/Inference.h"
+#include "qsim/Quant/Analysis.h"
 #include "qsim/Runtime/Evaluation.h"
+#include "qsim/Dialect/QSim/IR/LayerStats.h"
+#include "qsim/Transforms/Passes.h"
 #include "qsim/Support/Diagnostics.h"
 #include "qsim/Support/FileUtils.h"
 #include "qsim/Support/ModelIO.h"
 #include "qsim/Support/Progress.h"
 
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
@@ -29,12 +34,18 @@
 using namespace qsim;
 using namespace qsim::interp;
 using json = nlohmann::json;
+using llvm::cast;
+using llvm::isa;
 
 namespace {
 
 struct Options {
   std::string model, weights, image, names, jsonOut, draw, dumpLayers, eval;
   std::string kernels = "fast", flavor;
+  std::string mode, precision, calib, calibMethod = "minmax", quantize,
+      saveModel, compare;
+  int calibImages = 100;
+  bool overflowReport = false;
   std::optional<uint64_t> randomSeed;
   float thresh = 0.25f, hierThresh = 0.5f, nms = 0.45f;
   int threads = 0, repeat = 0, top = 5, maxImages = 0;
@@ -45,6 +56,55 @@ struct Options {
 int fail(const std::string &msg) {
   fprintf(stderr, "qsim-run: error: %s\n", msg.c_str());
   return 1;
+}
+
+/// --mode / --precision: the same passes qsim-opt runs (fold batch norms,
+/// calibrate, assign precisions, quantize), on the loaded float model.
+bool quantizeForRun(mlir::ModuleOp module, const Options &o) {
+  if (module->hasAttr("qsim.quantization")) {
+    fail("the model is already quantized; --mode/--precision apply to float "
+         "models");
+    return false;
+  }
+  std::string assign;
+  if (o.mode == "int8")
+    assign = "preset=all-int8";
+  else if (o.mode == "hybrid")
+    assign = "preset=hybrid";
+  else if (o.mode == "fp16")
+    assign = "preset=fp16";
+  if (!o.precision.empty())
+    assign += (assign.empty() ? "" : " ") + o.precision;
+  if (assign.empty())
+    return true; // --mode float: run the model as it is
+  bool wantsInt8 = o.mode == "int8" || o.mode == "hybrid" ||
+                   o.precision.find("int8") != std::string::npos;
+  // The pass manager is anchored on the module: the pipeline lists its
+  // passes directly (a builtin.module(...) wrapper would nest them).
+  std::string pipeline = "qsim-fold-batchnorm";
+  if (wantsInt8) {
+    if (o.calib.empty()) {
+      fail("int8 layers need calibration images: --calib DIR (images other "
+           "than the ones you evaluate on)");
+      return false;
+    }
+    pipeline += ",qsim-calibrate{images=" + o.calib +
+                " max-images=" + std::to_string(o.calibImages) +
+                " method=" + o.calibMethod + "}";
+  }
+  pipeline += ",qsim-assign-precision{" + assign + "}";
+  pipeline += ",qsim-quantize" + (o.quantize.empty() ? std::string()
+                                                      : "{" + o.quantize + "}");
+  mlir::PassManager pm(module->getContext());
+  std::string errors;
+  llvm::raw_string_ostream es(errors);
+  if (failed(mlir::parsePassPipeline(pipeline, pm, es))) {
+    fail("bad --precision/--quantize options: " + es.str());
+    return false;
+  }
+  if (failed(pm.run(module)))
+    return false; // diagnostics already printed
+  return true;
 }
 
 bool isImageFile(const std::string &p) {
@@ -204,6 +264,7 @@ const char *preprocessName(rt::Preprocess p) {
 
 int main(int argc, char **argv) {
   Options o;
+  registerQSimPasses();
   CLI::App app{
       "qsim-run: run a qsim or Darknet model on images.\n\n"
       "  qsim-run model.mlirbc --image dog.jpg --names coco.names\n"
@@ -259,6 +320,33 @@ int main(int argc, char **argv) {
   app.add_flag("--allow-unknown-keys", o.allowUnknownKeys,
                "Unknown keys of a .cfg model are warnings");
   app.add_flag("-q,--quiet", o.quiet, "No per-image output (summaries only)");
+  app.add_option("--mode", o.mode,
+                 "Quantize a float model before running: float, hybrid "
+                 "(yolo2_light), int8 (every layer with an int8 form), fp16")
+      ->check(CLI::IsMember({"float", "hybrid", "int8", "fp16"}));
+  app.add_option("--precision", o.precision,
+                 "Per-layer plan, e.g. \"int8=top3\" or \"fp32=0,15 "
+                 "default=int8\" (options of --qsim-assign-precision)");
+  app.add_option("--calib", o.calib,
+                 "Calibration images for int8 layers (use images other than "
+                 "those you evaluate on)");
+  app.add_option("--calib-images", o.calibImages, "Calibrate on at most N images")
+      ->capture_default_str();
+  app.add_option("--calib-method", o.calibMethod,
+                 "minmax, percentile, entropy, mse or log2")
+      ->capture_default_str();
+  app.add_option("--quantize", o.quantize,
+                 "Options of --qsim-quantize, e.g. \"weights=per-tensor "
+                 "rounding=tosa-double\"");
+  app.add_option("--save-model", o.saveModel,
+                 "Write the model as run (after --mode/--precision) as bytecode");
+  app.add_option("--compare", o.compare,
+                 "A float model to compare against layer by layer (SQNR, "
+                 "cosine, errors, clipping, detections, mAP, size, time)");
+  app.add_flag("--overflow-report", o.overflowReport,
+               "Per int8 convolution: % of int8 x int8 products overflowing "
+               "int8 and of accumulations overflowing int16, and the "
+               "worst-case accumulator width");
   CLI11_PARSE(app, argc, argv);
 
   if (o.letterbox && o.noLetterbox)
@@ -282,12 +370,21 @@ int main(int argc, char **argv) {
   auto module = loadModel(&ctx, lo);
   if (!module)
     return 1;
+  if (!o.mode.empty() || !o.precision.empty()) {
+    if (!quantizeForRun(*module, o))
+      return 1;
+  }
+  if (!o.saveModel.empty()) {
+    std::string err;
+    if (failed(saveModel(*module, o.saveModel, /*bytecode=*/true, err)))
+      return fail(err);
+  }
 
   ExecutorOptions eo;
   eo.kernels =
       o.kernels == "reference" ? KernelSet::Reference : KernelSet::Fast;
   eo.threads = o.threads;
-  eo.timeSteps = o.timeLayers;
+  eo.timeSteps = o.timeLayers || !o.compare.empty();
   std::string error;
   auto executor = Executor::create(*module, eo, error);
   if (!executor)
@@ -315,6 +412,51 @@ int main(int argc, char **argv) {
     if (auto ec = llvm::sys::fs::create_directories(o.dumpLayers))
       return fail("cannot create '" + o.dumpLayers + "': " + ec.message());
   }
+  // --compare: the float model runs on the same inputs, layer by layer.
+  mlir::OwningOpRef<mlir::ModuleOp> floatModule;
+  std::unique_ptr<Executor> floatEx;
+  std::vector<quantization::LayerComparison> comparisons(steps.size());
+  std::vector<std::vector<float>> quantOut(steps.size()), floatOut(steps.size());
+  std::vector<std::pair<float, float>> clipRange(steps.size(), {1.0f, 0.0f});
+  std::vector<double> msQuant(steps.size(), 0), msFloat(steps.size(), 0);
+  size_t floatDets = 0, matchedDets = 0, quantDets = 0;
+  std::unique_ptr<rt::MapEvaluator> floatEval;
+  if (!o.compare.empty()) {
+    ModelLoadOptions flo;
+    flo.path = o.compare;
+    flo.flavor = lo.flavor;
+    flo.allowUnknownKeys = o.allowUnknownKeys;
+    if (isDarknetCfgPath(o.compare)) {
+      std::string w = o.compare.substr(0, o.compare.size() - 4) + ".weights";
+      flo.weightsPath = llvm::sys::fs::exists(w) ? w : o.weights;
+    }
+    floatModule = loadModel(&ctx, flo);
+    if (!floatModule)
+      return 1;
+    ExecutorOptions feo = eo;
+    feo.timeSteps = true;
+    floatEx = Executor::create(*floatModule, feo, error);
+    if (!floatEx)
+      return fail("--compare: " + error);
+    if (floatEx->steps().size() != steps.size())
+      return fail("--compare: the models have different layers (" +
+                  std::to_string(steps.size()) + " vs " +
+                  std::to_string(floatEx->steps().size()) + ")");
+    floatEx->setStepHook(
+        [&](size_t i) { floatOut[i] = floatEx->stepOutput(i).toFloat(); });
+  }
+  // --overflow-report: int8 convolutions' inputs, per image.
+  struct OverflowSeries {
+    std::vector<double> products, accumulators;
+  };
+  std::vector<OverflowSeries> overflow(steps.size());
+  bool anyInt8Conv = false;
+  for (const StepInfo &s : steps)
+    anyInt8Conv |= isa<Conv2DOp>(s.head) && s.precision == "int8";
+  if (o.overflowReport && !anyInt8Conv)
+    return fail("--overflow-report: the model has no int8 convolutions "
+                "(quantize it, or use --mode int8)");
+  collect |= !o.compare.empty() || o.overflowReport;
   if (collect)
     executor->setStepHook([&](size_t i) {
       rt::Tensor out = executor->stepOutput(i);
@@ -325,6 +467,18 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "/%03lld_%s.npy", (long long)steps[i].layer,
                  steps[i].kind.c_str());
         rt::writeNpy(o.dumpLayers + name, out, dumpError);
+      }
+      if (!o.compare.empty()) {
+        quantOut[i] = out.toFloat();
+        clipRange[i] = quantization::representableRange(out);
+      }
+      if (o.overflowReport && isa<Conv2DOp>(steps[i].head) &&
+          steps[i].precision == "int8") {
+        std::vector<rt::Tensor> ins = executor->stepInputs(i);
+        auto s = quantization::analyzeOverflow(cast<Conv2DOp>(steps[i].head),
+                                               ins[0]);
+        overflow[i].products.push_back(s.productPercent);
+        overflow[i].accumulators.push_back(s.accumulatorPercent);
       }
     });
 
@@ -370,6 +524,48 @@ int main(int argc, char **argv) {
     }
     if (!dumpError.empty())
       return fail(dumpError);
+    if (floatEx) {
+      for (size_t i = 0; i < steps.size(); ++i)
+        msQuant[i] += executor->stepMillis()[i];
+      InferenceResult fr;
+      try {
+        fr = runImage(*floatEx, describeModel(*floatModule, *floatEx), image,
+                      runOpts);
+      } catch (const std::exception &e) {
+        return fail(o.compare + ": " + e.what());
+      }
+      for (size_t i = 0; i < steps.size(); ++i) {
+        comparisons[i].add(floatOut[i], quantOut[i], clipRange[i].first,
+                           clipRange[i].second);
+        msFloat[i] += floatEx->stepMillis()[i];
+      }
+      // Agreement of the final detections: each float detection matched by
+      // a quantized one of the same class with IoU >= 0.5 (one to one).
+      auto fRep = rt::reportDetections(fr.detections, fr.imageW, fr.imageH, o.thresh);
+      auto qRep = rt::reportDetections(r.detections, r.imageW, r.imageH, o.thresh);
+      std::vector<char> used(qRep.size(), 0);
+      for (const auto &f : fRep) {
+        for (size_t k = 0; k < qRep.size(); ++k)
+          if (!used[k] && qRep[k].classId == f.classId &&
+              rt::boxIou(qRep[k].rel, f.rel) >= 0.5f) {
+            used[k] = 1;
+            ++matchedDets;
+            break;
+          }
+      }
+      floatDets += fRep.size();
+      quantDets += qRep.size();
+      if (evaluator) {
+        if (!floatEval)
+          floatEval = std::make_unique<rt::MapEvaluator>(info.classes());
+        std::vector<rt::GroundTruth> truth;
+        bool missing = false;
+        std::string lerr;
+        if (rt::readYoloLabels(rt::labelPathForImage(path, o.eval), truth,
+                               missing, lerr))
+          floatEval->addImage(fr.detections, truth);
+      }
+    }
     if (!o.dumpLayers.empty()) {
       rt::Tensor input = rt::makeNetworkInput(image, info.netW, info.netH, pre);
       if (!rt::writeNpy(o.dumpLayers + "/input.npy", input, error))
@@ -449,6 +645,75 @@ int main(int argc, char **argv) {
                      {"ap", c.ap},
                      {"ground_truth", c.groundTruth}});
     evalJson["per_class"] = per;
+  }
+
+  if (floatEx) {
+    size_t n = images.size() - failedImages;
+    printf("comparison against %s over %zu image(s)\n", o.compare.c_str(), n);
+    printf("%5s  %-15s %-5s %9s %9s %11s %11s %8s %8s %8s\n", "layer", "type",
+           "prec", "SQNR dB", "cosine", "max abs", "mean abs", "clipped",
+           "ms", "ms fp");
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const auto &c = comparisons[i];
+      printf("%5lld  %-15s %-5s %9.2f %9.6f %11.5g %11.5g %7.2f%% %8.3f %8.3f\n",
+             (long long)steps[i].layer, steps[i].kind.c_str(),
+             steps[i].precision.c_str(), c.sqnrDb(), c.cosine(), c.maxAbsErr,
+             c.meanAbsErr(), c.clippedPercent(), n ? msQuant[i] / n : 0.0,
+             n ? msFloat[i] / n : 0.0);
+    }
+    double tq = 0, tf = 0;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      tq += msQuant[i];
+      tf += msFloat[i];
+    }
+    printf("detections at thresh %.2f: %zu of %zu float detections matched "
+           "(same class, IoU >= 0.5); %zu quantized detections\n",
+           o.thresh, matchedDets, floatDets, quantDets);
+    if (evaluator && floatEval) {
+      double qm = evaluator->compute(0.5f, 0, o.thresh).map;
+      double fm = floatEval->compute(0.5f, 0, o.thresh).map;
+      printf("mAP@0.50: %.2f %% vs float %.2f %% (%+.2f points)\n", qm * 100,
+             fm * 100, (qm - fm) * 100);
+    }
+    auto qs = computeModelStats(*module), fs = computeModelStats(*floatModule);
+    if (succeeded(qs) && succeeded(fs))
+      printf("weights: %.1f KiB vs float %.1f KiB (%.2fx smaller)\n",
+             qs->weightBytes / 1024.0, fs->weightBytes / 1024.0,
+             qs->weightBytes ? (double)fs->weightBytes / qs->weightBytes : 0.0);
+    printf("forward (sum of layers, mean per image): %.2f ms vs float %.2f ms\n",
+           n ? tq / n : 0.0, n ? tf / n : 0.0);
+  }
+
+  if (o.overflowReport) {
+    printf("overflow of int8 convolutions over %zu image(s): %% of int8 x int8 "
+           "products outside int8, %% of accumulations leaving int16\n",
+           images.size() - failedImages);
+    printf("%5s  %-14s %8s %8s %8s  %8s %8s %8s  %s\n", "layer", "output",
+           "prod avg", "max", "min", "acc avg", "max", "min", "worst-case bits");
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const auto &s = overflow[i];
+      if (s.products.empty())
+        continue;
+      auto stat = [](const std::vector<double> &v, double &avg, double &mx,
+                     double &mn) {
+        avg = 0;
+        mx = -1;
+        mn = 1e300;
+        for (double x : v) {
+          avg += x;
+          mx = std::max(mx, x);
+          mn = std::min(mn, x);
+        }
+        avg /= v.size();
+      };
+      double pa, px, pn, aa, ax, an;
+      stat(s.products, pa, px, pn);
+      stat(s.accumulators, aa, ax, an);
+      printf("%5lld  %-14s %7.2f%% %7.2f%% %7.2f%%  %7.2f%% %7.2f%% %7.2f%%  %d\n",
+             (long long)steps[i].layer, steps[i].output.str().c_str(), pa, px,
+             pn, aa, ax, an,
+             quantization::staticAccumulatorBits(cast<Conv2DOp>(steps[i].head)));
+    }
   }
 
   if (o.layerStats) {

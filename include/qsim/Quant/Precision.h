@@ -16,12 +16,14 @@ namespace qsim::quantization {
 struct PrecisionPlan {
   std::string defaultPrecision = "fp32"; // fp32 | fp16 | int8
   std::string preset;                    // "", all-int8, hybrid, fp16
-  std::set<int64_t> int8, fp16, fp32;    // Darknet layer indices
+  /// Layer lists: indices "2,7,12", ranges "3-9", and "topN" for the N
+  /// convolutional/connected layers with the most MACs.
+  std::string int8, fp16, fp32;
 };
 
-/// Parses "2,7,12" (and ranges "3-9") into layer indices.
-bool parseLayerList(llvm::StringRef s, std::set<int64_t> &out,
-                    std::string &error);
+/// Resolves a layer list (see PrecisionPlan) against `module`.
+bool parseLayerList(llvm::StringRef s, mlir::ModuleOp module,
+                    std::set<int64_t> &out, std::string &error);
 
 /// Whether the layer has an int8 form (conv/connected with linear, relu,
 /// relu6 or leaky; max pooling, positive-stride upsampling with scale 1,

@@ -4,6 +4,7 @@
 #define QSIM_TRANSFORMS_PASSES_H
 
 #include "qsim/Dialect/QSim/IR/Layers.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Pass/Pass.h"
 
 namespace qsim {
