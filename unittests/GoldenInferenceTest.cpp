@@ -262,3 +262,101 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// Quantized accuracy on the real models (issue targets): calibrated on
+// coco128 (not the evaluation images), evaluated on the CAPP subset.
+//===----------------------------------------------------------------------===//
+
+#include "qsim/Quant/Calibration.h"
+#include "qsim/Quant/Precision.h"
+#include "qsim/Quant/Quantizer.h"
+#include "qsim/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace {
+
+struct QuantMapCase {
+  const char *model;
+  const char *preset;
+  double darknetMap; // fp32, MAP.md
+  double maxDrop;    // points
+};
+
+class QuantizedMap : public ::testing::TestWithParam<QuantMapCase> {};
+
+TEST_P(QuantizedMap, StaysWithinTarget) {
+  QSIM_REQUIRE_MODELS();
+  QSIM_REQUIRE_DATA();
+  const QuantMapCase &qc = GetParam();
+  mlir::DialectRegistry registry;
+  registerQSimDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  ModelLoadOptions lo;
+  lo.path = testenv::modelsDir() + "/darknet/" + qc.model + ".cfg";
+  lo.weightsPath = testenv::modelsDir() + "/weights/" + qc.model + ".weights";
+  auto module = loadModel(&ctx, lo);
+  ASSERT_TRUE(module);
+  registerQSimPasses();
+  mlir::PassManager pm(&ctx);
+  std::string errs;
+  llvm::raw_string_ostream es(errs);
+  ASSERT_TRUE(succeeded(mlir::parsePassPipeline("qsim-fold-batchnorm", pm, es)));
+  ASSERT_TRUE(succeeded(pm.run(*module)));
+  std::string error;
+  quantization::CalibrationOptions co;
+  ASSERT_TRUE(rt::listImageFiles(testenv::dataDir() + "/coco128/images/train2017",
+                                 co.images, error));
+  co.maxImages = 50;
+  co.progress = false;
+  ASSERT_TRUE(quantization::calibrateModule(*module, co, error)) << error;
+  quantization::PrecisionPlan plan;
+  plan.preset = qc.preset;
+  ASSERT_TRUE(succeeded(quantization::assignPrecision(*module, plan)));
+  ASSERT_TRUE(succeeded(
+      quantization::quantizeModule(*module, quantization::QuantizeOptions())));
+
+  auto ex = Executor::create(*module, ExecutorOptions(), error);
+  ASSERT_TRUE(ex) << error;
+  ModelInfo info = describeModel(*module, *ex);
+  std::vector<std::string> images;
+  ASSERT_TRUE(rt::listImageFiles(testenv::dataDir() + "/capp-aix-subset", images,
+                                 error));
+  rt::MapEvaluator eval(info.classes());
+  InferenceOptions io;
+  io.thresh = 0.005f;
+  for (const std::string &path : images) {
+    rt::Image image;
+    ASSERT_TRUE(rt::loadImage(path, image, error)) << error;
+    InferenceResult r = runImage(*ex, info, image, io);
+    std::vector<rt::GroundTruth> truth;
+    bool missing = false;
+    ASSERT_TRUE(rt::readYoloLabels(rt::labelPathForImage(path, ""), truth,
+                                   missing, error));
+    eval.addImage(r.detections, truth);
+  }
+  double map = eval.compute().map * 100;
+  printf("  %s %s: mAP@0.5 %.2f %% (fp32 %.2f %%, %+.2f points)\n", qc.model,
+         qc.preset, map, qc.darknetMap, map - qc.darknetMap);
+  EXPECT_GE(map, qc.darknetMap - qc.maxDrop);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Presets, QuantizedMap,
+    ::testing::Values(
+        QuantMapCase{"yolov3-tiny-aix2022", "all-int8", 84.1124, 1.0},
+        QuantMapCase{"yolov3-tiny-aix2022", "hybrid", 84.1124, 0.5},
+        QuantMapCase{"yolov3-tiny-aix2022", "fp16", 84.1124, 0.1},
+        QuantMapCase{"yolov4-tiny-aix2023", "all-int8", 86.2527, 1.0},
+        QuantMapCase{"yolov4-tiny-aix2023", "hybrid", 86.2527, 0.5},
+        QuantMapCase{"yolov4-tiny-aix2023", "fp16", 86.2527, 0.1}),
+    [](const auto &info) {
+      std::string s = std::string(info.param.model) + "_" + info.param.preset;
+      for (char &c : s)
+        if (!isalnum((unsigned char)c))
+          c = '_';
+      return s;
+    });
+
+} // namespace

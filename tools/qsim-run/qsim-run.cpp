@@ -359,6 +359,8 @@ int main(int argc, char **argv) {
   registerQSimDialects(registry);
   mlir::MLIRContext ctx(registry);
   ctx.loadAllAvailableDialects();
+  // Errors name the file, line and layer; the op's IR would be noise here.
+  ctx.printOpOnDiagnostic(false);
   ToolDiagnostics diags(&ctx);
   ModelLoadOptions lo;
   lo.path = o.model;

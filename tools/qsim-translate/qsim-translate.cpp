@@ -105,6 +105,8 @@ int main(int argc, char **argv) {
   qsim::registerQSimDialects(registry);
   MLIRContext ctx(registry);
   ctx.loadAllAvailableDialects();
+  // Errors name the file, line and layer; the op's IR would be noise here.
+  ctx.printOpOnDiagnostic(false);
   qsim::ToolDiagnostics diags(&ctx);
 
   qsim::ModelLoadOptions lo;

@@ -2,7 +2,7 @@
 // Every op's verifier, with messages that name the Darknet layer.
 
 func.func @conv_weight_shape(%in: tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32> {
-  // expected-error @+1 {{'qsim.conv2d' (convolutional): 'weight' has shape [4, 2, 3, 3], expected [4, 4, 3, 3]}}
+  // expected-error @+1 {{(convolutional): 'weight' has shape [4, 2, 3, 3], expected [4, 4, 3, 3]}}
   %0 = qsim.conv2d %in {filters = 4 : i64, size = array<i64: 3, 3>, stride = array<i64: 1, 1>, padding = array<i64: 1, 1>, activation = #qsim.act<linear>, weight = dense<0.5> : tensor<4x2x3x3xf32>} : tensor<1x4x8x8xf32> -> tensor<1x4x8x8xf32>
   return %0 : tensor<1x4x8x8xf32>
 }
@@ -10,7 +10,7 @@ func.func @conv_weight_shape(%in: tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32> {
 // -----
 
 func.func @conv_groups(%in: tensor<1x6x8x8xf32>) -> tensor<1x4x8x8xf32> {
-  // expected-error @+1 {{'qsim.conv2d' (convolutional): input channels (6) not divisible by groups (4)}}
+  // expected-error @+1 {{(convolutional): input channels (6) not divisible by groups (4)}}
   %0 = qsim.conv2d %in {filters = 4 : i64, size = array<i64: 3, 3>, stride = array<i64: 1, 1>, padding = array<i64: 1, 1>, groups = 4 : i64, activation = #qsim.act<linear>} : tensor<1x6x8x8xf32> -> tensor<1x4x8x8xf32>
   return %0 : tensor<1x4x8x8xf32>
 }
@@ -107,7 +107,7 @@ func.func @avgpool_shape(%in: tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32> {
 // -----
 
 func.func @route_sizes(%a: tensor<1x4x8x8xf32>, %b: tensor<1x4x4x4xf32>) -> tensor<1x8x8x8xf32> {
-  // expected-error @+1 {{'qsim.route' (route): input 1 is 4x4x4 but input 0 is 4x8x8 (route inputs must share width and height)}}
+  // expected-error @+1 {{(route): input 1 is 4x4x4 but input 0 is 4x8x8 (route inputs must share width and height)}}
   %0 = qsim.route %a, %b : (tensor<1x4x8x8xf32>, tensor<1x4x4x4xf32>) -> tensor<1x8x8x8xf32>
   return %0 : tensor<1x8x8x8xf32>
 }
@@ -187,7 +187,7 @@ func.func @connected_weight(%a: tensor<1x4x2x2xf32>) -> tensor<1x3x1x1xf32> {
 // -----
 
 func.func @yolo_channels(%a: tensor<1x20x4x4xf32>) -> tensor<1x20x4x4xf32> {
-  // expected-error @+1 {{'qsim.yolo' (yolo): input has 20 channels but 2 anchors x (classes 4 + 5) = 18 are needed}}
+  // expected-error @+1 {{(yolo): input has 20 channels but 2 anchors x (classes 4 + 5) = 18 are needed}}
   %0 = qsim.yolo %a {classes = 4 : i64, num = 2 : i64, mask = array<i64: 0, 1>, anchors = array<f32: 1.0, 2.0, 3.0, 4.0>} : tensor<1x20x4x4xf32> -> tensor<1x20x4x4xf32>
   return %0 : tensor<1x20x4x4xf32>
 }

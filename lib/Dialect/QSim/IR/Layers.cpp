@@ -134,6 +134,20 @@ std::string qsim::describeLayer(Operation *op) {
     kind = l.getDarknetSection().str();
   if (auto idx = getLayerIndexFromLoc(op->getLoc()))
     return "layer " + std::to_string(*idx) + " (" + kind + ")";
+  // No provenance (e.g. textual IR printed without locations): the layer's
+  // position in its function, counted as getLayers() counts.
+  if (auto func = dyn_cast_or_null<func::FuncOp>(op->getParentOp())) {
+    int64_t idx = -1;
+    for (Operation &o : func.getBody().front()) {
+      if (o.hasTrait<OpTrait::IsTerminator>() || isPrecisionCast(&o))
+        continue;
+      auto bn = dyn_cast<BatchNormOp>(o);
+      if (!(bn && !bn.getStandalone()) && isa<LayerOpInterface>(o))
+        ++idx;
+      if (&o == op && idx >= 0)
+        return "layer " + std::to_string(idx) + " (" + kind + ")";
+    }
+  }
   return "'" + op->getName().getStringRef().str() + "' (" + kind + ")";
 }
 
