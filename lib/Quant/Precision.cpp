@@ -31,8 +31,7 @@ bool qsim::quantization::parseLayerList(StringRef s, ModuleOp module,
       std::vector<std::pair<int64_t, int64_t>> byMacs;
       for (const Layer &l : *layers)
         if (isa<Conv2DOp, ConnectedOp>(l.head))
-          byMacs.push_back(
-              {cast<LayerOpInterface>(l.head).getMACs(), l.index});
+          byMacs.push_back({cast<LayerOpInterface>(l.head).getMACs(), l.index});
       std::stable_sort(byMacs.begin(), byMacs.end(),
                        [](auto a, auto b) { return a.first > b.first; });
       for (int64_t i = 0; i < top && i < (int64_t)byMacs.size(); ++i)
@@ -52,6 +51,15 @@ bool qsim::quantization::parseLayerList(StringRef s, ModuleOp module,
     }
     for (int64_t i = lo; i <= hi; ++i)
       out.insert(i);
+  }
+  if (!out.empty()) {
+    auto layers = getLayers(getMainFunc(module));
+    if (succeeded(layers) && *out.rbegin() >= (int64_t)layers->size()) {
+      error = "layer " + std::to_string(*out.rbegin()) +
+              " does not exist (the model has " +
+              std::to_string(layers->size()) + " layers)";
+      return false;
+    }
   }
   return true;
 }

@@ -37,6 +37,23 @@ double qsim::quantization::sqnr(const std::vector<float> &ref,
   return 10.0 * std::log10(sig / err);
 }
 
+bool qsim::quantization::loadNetworkInputs(
+    ModuleOp module, const std::vector<std::string> &files,
+    std::vector<rt::Tensor> &inputs, std::string &error) {
+  auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
+  if (!ex)
+    return false;
+  interp::ModelInfo info = interp::describeModel(module, *ex);
+  rt::Preprocess pre = interp::choosePreprocess(info, std::nullopt);
+  for (const std::string &f : files) {
+    rt::Image im;
+    if (!rt::loadImage(f, im, error))
+      return false;
+    inputs.push_back(rt::makeNetworkInput(im, info.netW, info.netH, pre));
+  }
+  return true;
+}
+
 bool qsim::quantization::runOutputs(ModuleOp module,
                                     const std::vector<rt::Tensor> &inputs,
                                     std::vector<float> &out,

@@ -171,4 +171,124 @@ def QuantizePass : Pass<"qsim-quantize", "mlir::ModuleOp"> {
                            "::mlir::quant::QuantizationDialect"];
 }
 
+def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
+  let summary = "Structured channel pruning or unstructured magnitude pruning";
+  let description = [{
+    `mode=channel`: removes whole channels. A channel-coupling analysis
+    (docs/lightening.md) decides which channels must go together: a
+    shortcut ties its operands, a depthwise conv ties its input and output,
+    a route concatenates (offsets) or slices (`groups`: channel i of every
+    group goes together), scale_channels ties scales to features; the
+    network input, model outputs and the inputs of yolo/region/softmax/
+    reorg layers are kept. In every coupled set of convolutions, `ratio` of
+    the channel classes with the lowest `criterion` (`l1`/`l2` norm of the
+    filters, summed over the coupled filters, or `bn-gamma`, the batch-norm
+    scale) are removed, keeping a multiple of `round-to`. Filters go from
+    the producers, input channels from every consumer (convolutions,
+    connected layers, batch norms), shapes are recomputed. `layers=`
+    restricts which layers' filters may go. The pruned model exports to a
+    Darknet cfg/weights pair.
+
+    `mode=magnitude`: zeros the `sparsity` fraction of smallest-magnitude
+    weights of each convolutional/connected layer (`layers=` to choose);
+    `--qsim-print-stats` then shows the sparsity and the size of a sparse
+    encoding.
+
+    A report (per layer filters before/after, MACs and parameters) goes to
+    stderr.
+  }];
+  let options = [
+    Option<"mode", "mode", "std::string", "\"channel\"", "channel | magnitude">,
+    Option<"ratio", "ratio", "double", "0.3", "channel: fraction of channels to remove">,
+    Option<"criterion", "criterion", "std::string", "\"l1\"", "channel: l1 | l2 | bn-gamma">,
+    Option<"layers", "layers", "std::string", "\"\"", "Layers to prune (indices, ranges); all when empty">,
+    Option<"roundTo", "round-to", "int", "8", "channel: keep a multiple of this many channels">,
+    Option<"sparsity", "sparsity", "double", "0.5", "magnitude: fraction of weights zeroed">,
+    Option<"report", "report", "bool", "true", "Print the pruning report to stderr">,
+  ];
+}
+
+def FactorizeConvPass : Pass<"qsim-factorize-conv", "mlir::ModuleOp"> {
+  let summary = "Replace convolutions by cheaper chains of convolutions";
+  let description = [{
+    Weight-preserving factorizations of `[convolutional]` layers
+    (docs/lightening.md has the mathematics):
+
+    - `tucker2`: k×k → 1×1 (C→r1) → k×k (r1→r2) → 1×1 (r2→F), HOSVD on
+      the channel modes; exact at r1 = C, r2 = F (a projection that keeps
+      every channel is folded into the core).
+    - `spatial-svd`: k×k → k×1 (C→r) → 1×k (r→F), SVD of the (C·k)×(F·k)
+      reshaping; exact at full rank. Not expressible in a Darknet cfg.
+    - `depthwise-separable`: depthwise k×k + pointwise 1×1, the best
+      rank-1 fit per input channel (least squares): approximate.
+    - `kernel`: 5×5 → two 3×3 (7×7 → three), alternating least squares;
+      approximate, needs fine-tuning.
+
+    Ranks come from `rank=` (tucker2 `rank=R1:R2` or one value for both
+    sides; kernel: channels between the stages) or from `energy=` (the
+    share of squared singular values kept). `layers=` picks layers, `top=N`
+    the N heaviest eligible convolutions, `min-macs=` skips small ones; a
+    layer whose ranks would not save MACs is left alone. The last stage
+    takes over the bias, activation and batch norm.
+
+    The report (stderr) gives per layer the MACs before/after, the relative
+    Frobenius error of the composed kernel and, with `images=`, the relative
+    error of the layer's output on those images (the replacement fed the
+    original layer's input) and the model output SQNR.
+
+    ```
+    qsim-opt m.mlirbc --qsim-factorize-conv="method=tucker2 top=3 energy=0.9 images=data/"
+    ```
+  }];
+  let options = [
+    Option<"method", "method", "std::string", "\"tucker2\"",
+           "tucker2 | spatial-svd | depthwise-separable | kernel">,
+    Option<"layers", "layers", "std::string", "\"\"",
+           "Layers to factorize (indices, ranges); all eligible when empty">,
+    Option<"top", "top", "int", "0", "Only the N heaviest eligible convolutions">,
+    Option<"rank", "rank", "std::string", "\"\"",
+           "R or R1:R2 (tucker2); channels between stages (kernel)">,
+    Option<"energy", "energy", "double", "0.9",
+           "Share of squared singular values kept when no rank is given">,
+    Option<"minMacs", "min-macs", "int64_t", "0", "Skip convolutions with fewer MACs">,
+    Option<"force", "force", "bool", "false",
+           "Factorize even when the ranks save no MACs">,
+    Option<"images", "images", "std::string", "\"\"",
+           "Images (directory or comma-separated files) for output errors">,
+    Option<"maxImages", "max-images", "int", "4", "Use at most N images">,
+    Option<"report", "report", "bool", "true", "Print the report to stderr">,
+  ];
+}
+
+def SubstituteBackbonePass : Pass<"qsim-substitute-backbone", "mlir::ModuleOp"> {
+  let summary = "Replace a range of layers by layers of another Darknet network";
+  let description = [{
+    Replaces layers `cut=FIRST:LAST` of this model by layers
+    `take=FIRST:LAST` of the network `with=OTHER.cfg` (with its trained
+    weights when `weights=OTHER.weights`, or `with=OTHER.cfg,weights=W`;
+    otherwise initialised from `seed`). Where shapes differ at the cut
+    points, adapters are inserted: max pooling or nearest upsampling for the
+    spatial size, a 1x1 convolution (leaky, initialised) for the channels.
+    Every later reference to a removed layer is remapped: references to the
+    last cut layer take the new block's output, taps into the middle of the
+    old backbone take the last new layer of the same spatial size. Layers
+    that have no int8 form are listed (warnings) as they would stay in float
+    on an int8 target. A summary goes to stderr; when anything is
+    initialised it says that the model needs training.
+
+    ```
+    qsim-opt yolov3-tiny.mlirbc --qsim-substitute-backbone="with=Nano.cfg,weights=Nano.weights cut=0:12 take=0:57"
+    ```
+  }];
+  let options = [
+    Option<"with", "with", "std::string", "\"\"",
+           "Darknet cfg of the network to take layers from (optionally ,weights=W)">,
+    Option<"weights", "weights", "std::string", "\"\"", "Its weights">,
+    Option<"cut", "cut", "std::string", "\"\"", "FIRST:LAST layers of this model">,
+    Option<"take", "take", "std::string", "\"\"", "FIRST:LAST layers of the other">,
+    Option<"seed", "seed", "unsigned", "1", "Initialisation seed (no weights, adapters)">,
+    Option<"report", "report", "bool", "true", "Print a summary to stderr">,
+  ];
+}
+
 #endif // QSIM_TRANSFORMS_PASSES_TD

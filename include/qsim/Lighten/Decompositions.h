@@ -38,7 +38,8 @@ struct Tucker2 {
   ConvWeight first, core, last;
   int64_t r1 = 0, r2 = 0;
 };
-Tucker2 tucker2(const ConvWeight &w, int64_t rank1, int64_t rank2, double energy);
+Tucker2 tucker2(const ConvWeight &w, int64_t rank1, int64_t rank2,
+                double energy);
 
 /// Spatial SVD (Jaderberg et al.): W[f][c][y][x] ~ sum_r V[r][c][y] H[f][r][x]
 /// from the SVD of the (C*kh) x (F*kw) matrix M[(c,y)][(f,x)]:

@@ -27,6 +27,12 @@ struct SearchOptions {
 double sqnr(const std::vector<float> &reference,
             const std::vector<float> &test);
 
+/// Loads and preprocesses `files` as Darknet's tools would for `module`
+/// (network size, resize or letterbox).
+bool loadNetworkInputs(mlir::ModuleOp module,
+                       const std::vector<std::string> &files,
+                       std::vector<rt::Tensor> &inputs, std::string &error);
+
 /// The model's function results on each input, concatenated.
 bool runOutputs(mlir::ModuleOp module, const std::vector<rt::Tensor> &inputs,
                 std::vector<float> &out, std::string &error);

@@ -32,7 +32,17 @@ private:
   /// the previous layer but is required to be.
   FailureOr<int64_t> producer(Operation *user, Value v);
   LogicalResult requirePrevious(Operation *user, Value v);
-  void section(StringRef name) { cfg << "\n[" << name << "]\n"; }
+  void section(StringRef name) {
+    cfg << "\n";
+    // Where a layer came from (an adapter, a factorization stage), as a
+    // comment Darknet skips.
+    if (currentHead)
+      if (auto origin = currentHead->getAttrOfType<StringAttr>("qsim.origin"))
+        if (name == cast<LayerOpInterface>(currentHead).getDarknetSection())
+          cfg << "# " << origin.getValue() << "\n";
+    cfg << "[" << name << "]\n";
+  }
+  Operation *currentHead = nullptr;
   void key(StringRef k, int64_t v) { cfg << k << "=" << v << "\n"; }
   void key(StringRef k, StringRef v) { cfg << k << "=" << v << "\n"; }
   void keyF(StringRef k, float v) { cfg << k << "=" << formatFloat(v) << "\n"; }
@@ -123,9 +133,9 @@ LogicalResult Exporter::writeFloats(Operation *op, StringRef what,
 
 LogicalResult Exporter::exportLayer(const Layer &layer) {
   Operation *op = layer.head;
+  currentHead = op;
   for (Operation *o : layer.ops)
-    if (isPrecisionCast(o) ||
-        llvm::any_of(o->getResultTypes(), [](Type t) {
+    if (isPrecisionCast(o) || llvm::any_of(o->getResultTypes(), [](Type t) {
           return !isFloatElement(getElementTypeOrSelf(t));
         }))
       return op->emitError() << describeLayer(op)

@@ -91,6 +91,7 @@ FailureOr<std::string> qsim::exportModelJson(ModuleOp module, int indent) {
     l["weight_bytes"] = s.weightBytes;
     l["weight_count"] = s.weightCount;
     l["zero_weights"] = s.zeroWeights;
+    l["sparse_weight_bytes"] = s.sparseWeightBytes();
     if (auto flc = dyn_cast<FusedLoc>(layer.head->getLoc())) {
       for (Location sub : flc.getLocations())
         if (auto fl = dyn_cast<FileLineColLoc>(sub))

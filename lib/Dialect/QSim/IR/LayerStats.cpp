@@ -16,6 +16,11 @@ int64_t LayerStats::totalWeightBytes() const {
   return t;
 }
 
+int64_t LayerStats::sparseWeightBytes() const {
+  return totalWeightBytes() - zeroWeights * weightElementBytes +
+         (weightCount + 7) / 8;
+}
+
 static std::string storageName(Type el) {
   if (el.isF32())
     return "f32";
@@ -55,6 +60,7 @@ static void countWeights(Operation *op, LayerStats &s, bool &any) {
       s.weightCount += e.getNumElements();
       ArrayRef<char> raw = getRawBytes(e);
       int64_t width = storageBytes(el);
+      s.weightElementBytes = width;
       if (!raw.empty() && (int64_t)raw.size() == e.getNumElements() * width) {
         for (int64_t i = 0; i < e.getNumElements(); ++i) {
           bool zero = true;
@@ -171,4 +177,29 @@ void qsim::printModelStats(const ModelStats &ms, raw_ostream &os) {
     os << " " << k << "=" << v;
   os << "\n";
   os << fmt("Total BFLOPS %5.3f\n", ms.bflops);
+
+  // Sparsity (e.g. after --qsim-prune mode=magnitude), when there is any.
+  int64_t zeros = 0, count = 0, dense = 0, sparse = 0;
+  for (const LayerStats &s : ms.layers)
+    zeros += s.zeroWeights, count += s.weightCount;
+  if (count == 0 || zeros * 100 < count)
+    return;
+  os << "sparsity (exact zero weights; sparse size = non-zero weights + a "
+        "1-bit mask per weight):\n";
+  os << fmt("%5s  %-15s %7s %12s %12s\n", "layer", "type", "zeros", "dense",
+            "sparse");
+  for (const LayerStats &s : ms.layers) {
+    dense += s.totalWeightBytes();
+    sparse += s.weightCount
+                  ? std::min(s.totalWeightBytes(), s.sparseWeightBytes())
+                  : s.totalWeightBytes();
+    if (s.weightCount == 0 || s.zeroWeights * 100 < s.weightCount)
+      continue;
+    os << fmt("%5lld  %-15s %6.1f%% %12s %12s\n", (long long)s.index,
+              s.kind.c_str(), 100.0 * s.zeroWeights / s.weightCount,
+              humanBytes(s.totalWeightBytes()).c_str(),
+              humanBytes(s.sparseWeightBytes()).c_str());
+  }
+  os << fmt("total  %-15s %6.1f%% %12s %12s\n", "", 100.0 * zeros / count,
+            humanBytes(dense).c_str(), humanBytes(sparse).c_str());
 }

@@ -2,8 +2,9 @@
 
 #include "qsim/Dialect/QSim/IR/Layers.h"
 
-#include "mlir/IR/BuiltinDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/AttrTypeSubElements.h"
+#include "mlir/IR/BuiltinDialect.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/ADT/StringExtras.h"
 
@@ -126,6 +127,34 @@ std::optional<int64_t> qsim::getLayerIndexFromLoc(Location loc) {
     return WalkResult::advance();
   });
   return result;
+}
+
+void qsim::renumberLayerLocations(func::FuncOp func) {
+  auto layers = getLayers(func);
+  if (failed(layers))
+    return;
+  MLIRContext *ctx = func.getContext();
+  for (const Layer &l : *layers) {
+    StringAttr want = StringAttr::get(ctx, "layer " + std::to_string(l.index));
+    for (Operation *op : l.ops) {
+      auto idx = getLayerIndexFromLoc(op->getLoc());
+      if (idx && *idx == l.index)
+        continue;
+      if (!idx) {
+        op->setLoc(FusedLoc::get(ctx, {op->getLoc(), NameLoc::get(want)}));
+        continue;
+      }
+      AttrTypeReplacer replacer;
+      replacer.addReplacement([&](NameLoc n) -> std::optional<Attribute> {
+        StringRef s = n.getName().getValue();
+        int64_t k;
+        if (s.consume_front("layer ") && !s.getAsInteger(10, k))
+          return NameLoc::get(want, n.getChildLoc());
+        return std::nullopt;
+      });
+      op->setLoc(cast<LocationAttr>(replacer.replace(op->getLoc())));
+    }
+  }
 }
 
 std::string qsim::describeLayer(Operation *op) {

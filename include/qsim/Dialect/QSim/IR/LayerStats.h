@@ -31,7 +31,11 @@ struct LayerStats {
   std::map<std::string, int64_t> weightBytes;
   int64_t zeroWeights = 0; // exact zeros among the weights (sparsity)
   int64_t weightCount = 0;
+  int64_t weightElementBytes = 4;
   int64_t totalWeightBytes() const;
+  /// Bytes with the `weight` stored sparsely: its non-zero values plus a
+  /// bitmap of one bit per weight (other parameters dense).
+  int64_t sparseWeightBytes() const;
 };
 
 struct ModelStats {

@@ -56,6 +56,10 @@ mlir::Location makeLayerLoc(mlir::MLIRContext *ctx, llvm::StringRef file,
                             unsigned line, int64_t layerIndex);
 /// The Darknet layer index recorded in a location, if any.
 std::optional<int64_t> getLayerIndexFromLoc(mlir::Location loc);
+/// After a pass changed the number of layers: makes the `layer N` name in
+/// every op's location the op's current layer index (file:line provenance
+/// is kept), so that diagnostics, stats and `layers=` lists agree.
+void renumberLayerLocations(mlir::func::FuncOp func);
 /// "layer 12 (route)" when the location knows the index, else "(route)".
 std::string describeLayer(mlir::Operation *op);
 

@@ -1,0 +1,51 @@
+//===- Pruning.h - structured and unstructured pruning -----------*- C++
+//-*-===//
+
+#ifndef QSIM_LIGHTEN_PRUNING_H
+#define QSIM_LIGHTEN_PRUNING_H
+
+#include "qsim/Dialect/QSim/IR/Layers.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <set>
+#include <string>
+
+namespace qsim::lighten {
+
+enum class PruneCriterion { L1, L2, BNGamma };
+
+struct ChannelPruneOptions {
+  double ratio = 0.3;
+  PruneCriterion criterion = PruneCriterion::L1;
+  /// Darknet indices of the layers whose filters may be removed (empty: all).
+  std::set<int64_t> layers;
+  /// Remaining filter counts are rounded up to a multiple of this.
+  int64_t roundTo = 8;
+};
+
+/// Removes the least important channels: for every set of convolutions
+/// whose channels are coupled (ChannelGroups), `ratio` of the coupled
+/// channel classes, rounded so that `roundTo` divides what remains. Filters
+/// go from the producers, the matching input channels from every consumer,
+/// with biases, batch norms and shapes updated. Prints a per-layer report
+/// to `report` when given. Fails with a diagnostic on quantized models.
+mlir::LogicalResult pruneChannels(mlir::ModuleOp module,
+                                  const ChannelPruneOptions &options,
+                                  llvm::raw_ostream *report);
+
+/// Zeros the `sparsity` fraction of smallest-magnitude weights of every
+/// convolutional/connected layer in `layers` (empty: all), recording
+/// `qsim.sparsity` on the op.
+mlir::LogicalResult pruneMagnitude(mlir::ModuleOp module, double sparsity,
+                                   const std::set<int64_t> &layers,
+                                   llvm::raw_ostream *report);
+
+/// Recomputes every qsim op's result type from its operands and attributes
+/// (after weights or filter counts changed), keeping element types, and the
+/// function's result types.
+mlir::LogicalResult refreshResultTypes(mlir::func::FuncOp func);
+
+} // namespace qsim::lighten
+
+#endif

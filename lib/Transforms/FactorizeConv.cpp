@@ -1,0 +1,68 @@
+//===- FactorizeConv.cpp - --qsim-factorize-conv -------------------------===//
+
+#include "qsim/Lighten/Factorization.h"
+#include "qsim/Quant/Precision.h"
+#include "qsim/Transforms/Passes.h"
+
+namespace qsim {
+#define GEN_PASS_DEF_FACTORIZECONVPASS
+#include "qsim/Transforms/Passes.h.inc"
+} // namespace qsim
+
+using namespace mlir;
+using namespace qsim;
+
+namespace {
+struct FactorizeConvPass
+    : public qsim::impl::FactorizeConvPassBase<FactorizeConvPass> {
+  using FactorizeConvPassBase::FactorizeConvPassBase;
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto fail = [&](const Twine &msg) {
+      module.emitError() << "--qsim-factorize-conv: " << msg;
+      signalPassFailure();
+    };
+    lighten::FactorizeOptions o;
+    auto m = lighten::parseFactorizeMethod(method);
+    if (!m)
+      return fail("unknown method '" + method +
+                  "' (tucker2, spatial-svd, depthwise-separable, kernel)");
+    o.method = *m;
+    std::string error;
+    if (!quantization::parseLayerList(layers, module, o.layers, error))
+      return fail(error);
+    if (top < 0)
+      return fail("top must be >= 0");
+    o.top = top;
+    o.minMacs = minMacs;
+    o.energy = energy;
+    o.force = force;
+    if (energy <= 0 || energy > 1)
+      return fail("energy must be in (0, 1]");
+    if (!rank.empty()) {
+      StringRef r1 = StringRef(rank), r2;
+      std::tie(r1, r2) = r1.split(':');
+      if (r1.getAsInteger(10, o.rank1) || o.rank1 < 1 ||
+          (!r2.empty() && (r2.getAsInteger(10, o.rank2) || o.rank2 < 1)))
+        return fail("rank must be a positive integer or R1:R2, not '" + rank +
+                    "'");
+      if (!r2.empty() && o.method != lighten::FactorizeMethod::Tucker2)
+        return fail("rank=R1:R2 is for tucker2 only");
+      if (r2.empty())
+        o.rank2 = o.rank1;
+    }
+    if (!images.empty()) {
+      SmallVector<StringRef> items;
+      StringRef(images).split(items, ',', -1, false);
+      for (StringRef s : items)
+        o.images.push_back(s.str());
+    }
+    o.maxImages = maxImages;
+    lighten::FactorizeResult result;
+    if (failed(lighten::factorizeConvs(module, o, result)))
+      return signalPassFailure();
+    if (report)
+      lighten::printFactorizeReport(o, result, llvm::errs());
+  }
+};
+} // namespace

@@ -1,0 +1,55 @@
+//===- Prune.cpp - --qsim-prune ------------------------------------------===//
+
+#include "qsim/Lighten/Pruning.h"
+#include "qsim/Quant/Precision.h"
+#include "qsim/Transforms/Passes.h"
+
+namespace qsim {
+#define GEN_PASS_DEF_PRUNEPASS
+#include "qsim/Transforms/Passes.h.inc"
+} // namespace qsim
+
+using namespace mlir;
+using namespace qsim;
+
+namespace {
+struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
+  using PrunePassBase::PrunePassBase;
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    std::set<int64_t> layerSet;
+    std::string error;
+    if (!quantization::parseLayerList(layers, module, layerSet, error)) {
+      module.emitError() << "--qsim-prune: " << error;
+      return signalPassFailure();
+    }
+    raw_ostream *out = report ? &llvm::errs() : nullptr;
+    if (mode == "magnitude") {
+      if (failed(lighten::pruneMagnitude(module, sparsity, layerSet, out)))
+        return signalPassFailure();
+      return;
+    }
+    if (mode != "channel") {
+      module.emitError() << "--qsim-prune: mode must be channel or magnitude";
+      return signalPassFailure();
+    }
+    lighten::ChannelPruneOptions o;
+    o.ratio = ratio;
+    o.layers = layerSet;
+    o.roundTo = roundTo;
+    if (criterion == "l1")
+      o.criterion = lighten::PruneCriterion::L1;
+    else if (criterion == "l2")
+      o.criterion = lighten::PruneCriterion::L2;
+    else if (criterion == "bn-gamma")
+      o.criterion = lighten::PruneCriterion::BNGamma;
+    else {
+      module.emitError()
+          << "--qsim-prune: criterion must be l1, l2 or bn-gamma";
+      return signalPassFailure();
+    }
+    if (failed(lighten::pruneChannels(module, o, out)))
+      return signalPassFailure();
+  }
+};
+} // namespace

@@ -1,0 +1,469 @@
+//===- LightenIRTest.cpp - lightening passes keep the numbers -------------===//
+//
+// Pruning and factorization on synthetic networks, checked by running the
+// models in the interpreter (reference kernels):
+//   - channel pruning at ratio 0 is the identity;
+//   - removing filters that are exactly zero does not change any output;
+//   - a pruned model exports to cfg/weights that reproduce its outputs;
+//   - a factorized layer computes what the original layer computes with the
+//     composed kernel (exactly the same function, up to summation order).
+//
+//===----------------------------------------------------------------------===//
+
+#include "qsim/Interpreter/Executor.h"
+#include "qsim/Lighten/Decompositions.h"
+#include "qsim/Lighten/Factorization.h"
+#include "qsim/Lighten/Pruning.h"
+#include "qsim/Support/ModelIO.h"
+#include "qsim/Target/Darknet/DarknetExporter.h"
+#include "qsim/Target/Darknet/DarknetImporter.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/FileSystem.h"
+
+#include <cmath>
+#include <fstream>
+#include <gtest/gtest.h>
+
+using namespace qsim;
+using namespace qsim::lighten;
+
+namespace {
+
+// Every channel coupling: depthwise, shortcut, grouped route, concat, head.
+const char *kCoupledCfg = R"(
+[net]
+width=24
+height=24
+channels=3
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+pad=1
+activation=leaky
+[convolutional]
+batch_normalize=1
+filters=16
+groups=16
+size=3
+pad=1
+activation=leaky
+[convolutional]
+batch_normalize=1
+filters=16
+size=1
+activation=linear
+[shortcut]
+from=0
+activation=linear
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=2
+pad=1
+activation=leaky
+[route]
+layers=4
+groups=2
+group_id=1
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+pad=1
+activation=leaky
+[route]
+layers=6,5
+[convolutional]
+filters=14
+size=1
+activation=linear
+[yolo]
+mask=0,1
+anchors=4,6, 12,10
+classes=2
+num=2
+)";
+
+// Convolutions without batch norm (biases), a 5x5 and a strided 3x3.
+const char *kPlainCfg = R"(
+[net]
+width=20
+height=20
+channels=3
+[convolutional]
+filters=12
+size=3
+pad=1
+activation=leaky
+[convolutional]
+filters=10
+size=3
+stride=2
+pad=1
+activation=leaky
+[convolutional]
+batch_normalize=1
+filters=9
+size=5
+pad=1
+activation=leaky
+[convolutional]
+filters=14
+size=1
+activation=linear
+[yolo]
+mask=0,1
+anchors=4,6, 12,10
+classes=2
+num=2
+)";
+
+class LightenIR : public ::testing::Test {
+protected:
+  LightenIR() : ctx(makeRegistry()) {}
+  static mlir::DialectRegistry makeRegistry() {
+    mlir::DialectRegistry r;
+    registerQSimDialects(r);
+    return r;
+  }
+  mlir::OwningOpRef<mlir::ModuleOp> import(const char *cfg, uint64_t seed = 7) {
+    darknet::ImportOptions io;
+    io.randomSeed = seed;
+    return darknet::importDarknetFromString(&ctx, cfg, "test.cfg", io);
+  }
+  rt::Tensor input(mlir::ModuleOp m) {
+    auto t =
+        mlir::cast<mlir::ShapedType>(getMainFunc(m).getArgument(0).getType());
+    rt::Tensor in(rt::DType::F32, t.getDimSize(1), t.getDimSize(2),
+                  t.getDimSize(3));
+    uint32_t s = 99;
+    for (int64_t i = 0; i < in.numel(); ++i) {
+      s = s * 1664525u + 1013904223u;
+      in.f32()[i] = (s >> 8) * (1.0f / 16777216.0f);
+    }
+    return in;
+  }
+  /// The function results on `in` (reference kernels).
+  std::vector<std::vector<float>> run(mlir::ModuleOp m, const rt::Tensor &in) {
+    interp::ExecutorOptions eo;
+    eo.kernels = interp::KernelSet::Reference;
+    eo.threads = 1;
+    std::string error;
+    auto ex = interp::Executor::create(m, eo, error);
+    EXPECT_TRUE(ex) << error;
+    if (!ex)
+      return {};
+    ex->setInput(in);
+    ex->run();
+    std::vector<std::vector<float>> out;
+    for (const rt::Tensor &t : ex->outputs())
+      out.push_back(t.toFloat());
+    return out;
+  }
+  static std::vector<std::string> shapes(mlir::ModuleOp m) {
+    std::vector<std::string> s;
+    getMainFunc(m).walk([&](mlir::Operation *op) {
+      for (mlir::Type t : op->getResultTypes()) {
+        std::string str;
+        llvm::raw_string_ostream os(str);
+        os << t;
+        s.push_back(str);
+      }
+    });
+    return s;
+  }
+  static Conv2DOp conv(mlir::ModuleOp m, int64_t layer) {
+    auto layers = getLayers(getMainFunc(m));
+    return mlir::cast<Conv2DOp>((*layers)[layer].head);
+  }
+  static double relDiff(const std::vector<float> &a,
+                        const std::vector<float> &b) {
+    double e = 0, n = 0;
+    for (size_t i = 0; i < a.size(); ++i)
+      e += (a[i] - b[i]) * (double)(a[i] - b[i]), n += (double)a[i] * a[i];
+    return n > 0 ? std::sqrt(e / n) : std::sqrt(e);
+  }
+  mlir::MLIRContext ctx;
+};
+
+TEST_F(LightenIR, PruneRatioZeroIsIdentity) {
+  auto m = import(kCoupledCfg);
+  ASSERT_TRUE(m);
+  auto before = shapes(*m);
+  auto in = input(*m);
+  auto ref = run(*m, in);
+  for (int64_t roundTo : {1, 8}) {
+    auto p = m->clone();
+    ChannelPruneOptions o;
+    o.ratio = 0;
+    o.roundTo = roundTo;
+    ASSERT_TRUE(mlir::succeeded(pruneChannels(p, o, nullptr)));
+    EXPECT_EQ(shapes(p), before);
+    auto got = run(p, in);
+    ASSERT_EQ(got.size(), ref.size());
+    for (size_t i = 0; i < ref.size(); ++i)
+      EXPECT_EQ(got[i], ref[i]) << "output " << i << " round-to " << roundTo;
+    p->erase();
+  }
+}
+
+TEST_F(LightenIR, PruningZeroFiltersIsExact) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  // Zero every other filter (and bias) of layer 0: leaky(0) = 0, so these
+  // channels contribute nothing and removing them must not change a bit.
+  Conv2DOp c0 = conv(*m, 0);
+  std::vector<float> w = getFloats(*c0.getWeight());
+  std::vector<float> b = getFloats(*c0.getBias());
+  int64_t per = w.size() / 12;
+  for (int64_t f = 0; f < 12; f += 2) {
+    std::fill(w.begin() + f * per, w.begin() + (f + 1) * per, 0.0f);
+    b[f] = 0;
+  }
+  c0->setAttr("weight", makeFloatAttr(&ctx, {12, 3, 3, 3}, "w0", w));
+  c0->setAttr("bias", makeFloatAttr(&ctx, {12}, "b0", b));
+  auto in = input(*m);
+  auto ref = run(*m, in);
+
+  ChannelPruneOptions o;
+  o.ratio = 0.5;
+  o.roundTo = 1;
+  o.layers = {0};
+  ASSERT_TRUE(mlir::succeeded(pruneChannels(*m, o, nullptr)));
+  EXPECT_EQ(conv(*m, 0).getFilters(), 6);
+  EXPECT_EQ(conv(*m, 1).getInputChannels(), 6);
+  EXPECT_EQ(conv(*m, 1).getFilters(), 10); // not in layers=
+  // The kept filters are the non-zero ones, in order.
+  std::vector<float> kept = getFloats(*conv(*m, 0).getWeight());
+  for (int64_t f = 0; f < 6; ++f)
+    EXPECT_EQ(kept[f * per], w[(2 * f + 1) * per]);
+  auto got = run(*m, in);
+  ASSERT_EQ(got.size(), ref.size());
+  for (size_t i = 0; i < ref.size(); ++i)
+    EXPECT_EQ(got[i], ref[i]);
+}
+
+TEST_F(LightenIR, PrunedCoupledModelExportsAndReproduces) {
+  auto m = import(kCoupledCfg);
+  ASSERT_TRUE(m);
+  ChannelPruneOptions o;
+  o.ratio = 0.5;
+  o.roundTo = 4;
+  ASSERT_TRUE(mlir::succeeded(pruneChannels(*m, o, nullptr)));
+  // Couplings hold: depthwise groups = filters, shortcut operands agree, the
+  // head keeps its 14 outputs.
+  Conv2DOp dw = conv(*m, 1);
+  EXPECT_EQ(dw.getGroups(), dw.getFilters());
+  EXPECT_EQ(conv(*m, 0).getFilters(), dw.getFilters());
+  EXPECT_EQ(conv(*m, 2).getFilters(), dw.getFilters());
+  EXPECT_EQ(conv(*m, 0).getFilters(), 8);
+  EXPECT_EQ(conv(*m, 4).getFilters(), 16);
+  EXPECT_EQ(conv(*m, 8).getFilters(), 14);
+  EXPECT_EQ(conv(*m, 8).getInputChannels(), 16);
+
+  llvm::SmallString<128> dir;
+  ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("qsim-prune", dir));
+  std::string cfgPath = (dir + "/p.cfg").str(),
+              wPath = (dir + "/p.weights").str();
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream cfg(cfgPath, ec), weights(wPath, ec);
+    ASSERT_FALSE(ec);
+    ASSERT_TRUE(mlir::succeeded(darknet::exportDarknet(*m, cfg, &weights)));
+  }
+  darknet::ImportOptions io;
+  io.weightsPath = wPath;
+  auto back = darknet::importDarknet(&ctx, cfgPath, io);
+  ASSERT_TRUE(back);
+  auto in = input(*m);
+  auto a = run(*m, in), b = run(*back, in);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_EQ(a[i], b[i]);
+  llvm::sys::fs::remove_directories(dir);
+}
+
+/// The original model with layer `layer`'s kernel replaced by `w`.
+mlir::OwningOpRef<mlir::ModuleOp> withKernel(mlir::ModuleOp m, int64_t layer,
+                                             const ConvWeight &w) {
+  mlir::OwningOpRef<mlir::ModuleOp> c = m.clone();
+  auto layers = getLayers(getMainFunc(*c));
+  (*layers)[layer].head->setAttr("weight", makeFloatAttr(m.getContext(),
+                                                         {w.f, w.c, w.kh, w.kw},
+                                                         "composed", w.data));
+  return c;
+}
+
+ConvWeight weightOf(Conv2DOp c) {
+  return {c.getFilters(), c.getInputChannels(), c.getKernelH(), c.getKernelW(),
+          getFloats(*c.getWeight())};
+}
+
+struct FactorCase {
+  const char *name;
+  FactorizeMethod method;
+  int64_t layer, rank1, rank2;
+  int64_t expectedLayers; // in the whole model afterwards
+};
+
+class Factorized : public LightenIR,
+                   public ::testing::WithParamInterface<FactorCase> {};
+
+TEST_P(Factorized, EqualsTheComposedKernel) {
+  const FactorCase &fc = GetParam();
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  ConvWeight w = weightOf(conv(*m, fc.layer));
+  // What the chain must compute: the same conv with the composed kernel.
+  ConvWeight composed;
+  switch (fc.method) {
+  case FactorizeMethod::Tucker2:
+    composed = reconstruct(tucker2(w, fc.rank1, fc.rank2, 1.0));
+    break;
+  case FactorizeMethod::SpatialSvd:
+    composed = reconstruct(spatialSvd(w, fc.rank1, 1.0));
+    break;
+  case FactorizeMethod::DepthwiseSeparable:
+    composed = reconstruct(depthwiseSeparable(w));
+    break;
+  case FactorizeMethod::Kernel:
+    FAIL() << "not a composed-kernel case";
+  }
+  auto reference = withKernel(*m, fc.layer, composed);
+
+  FactorizeOptions o;
+  o.method = fc.method;
+  o.layers = {fc.layer};
+  o.rank1 = fc.rank1;
+  o.rank2 = fc.rank2;
+  o.force = true;
+  FactorizeResult r;
+  ASSERT_TRUE(mlir::succeeded(factorizeConvs(*m, o, r)));
+  ASSERT_EQ(r.layers.size(), 1u);
+  EXPECT_TRUE(r.layers[0].applied);
+  EXPECT_EQ((int64_t)getLayers(getMainFunc(*m))->size(), fc.expectedLayers);
+  EXPECT_EQ(shapes(*m).back(), shapes(*reference).back());
+
+  auto in = input(*m);
+  auto a = run(*reference, in), b = run(*m, in);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_LT(relDiff(a[i], b[i]), 2e-5) << fc.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Methods, Factorized,
+    ::testing::Values(
+        // Full rank: the composed kernel is the original.
+        FactorCase{"tucker2_full", FactorizeMethod::Tucker2, 1, 12, 10, 5},
+        FactorCase{"tucker2_low", FactorizeMethod::Tucker2, 1, 5, 4, 7},
+        // r1 = C: the input projection is folded into the core.
+        FactorCase{"tucker2_fold_in", FactorizeMethod::Tucker2, 1, 12, 4, 6},
+        FactorCase{"tucker2_bn", FactorizeMethod::Tucker2, 2, 6, 5, 7},
+        FactorCase{"svd_full", FactorizeMethod::SpatialSvd, 1, 30, 0, 6},
+        FactorCase{"svd_low", FactorizeMethod::SpatialSvd, 1, 7, 0, 6},
+        FactorCase{"svd_bn", FactorizeMethod::SpatialSvd, 2, 9, 0, 6},
+        FactorCase{"dws", FactorizeMethod::DepthwiseSeparable, 1, 0, 0, 6},
+        FactorCase{"dws_bn", FactorizeMethod::DepthwiseSeparable, 2, 0, 0, 6}),
+    [](const auto &info) { return std::string(info.param.name); });
+
+TEST_F(LightenIR, FactorizedDepthwiseSeparableIsExactOnRankOneSlices) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  // W[f][c] = P[f][c] * D[c]: exactly depthwise-separable.
+  Conv2DOp c1 = conv(*m, 1);
+  ConvWeight w = weightOf(c1);
+  for (int64_t f = 0; f < w.f; ++f)
+    for (int64_t c = 0; c < w.c; ++c)
+      for (int64_t t = 0; t < 9; ++t)
+        w.data[(f * w.c + c) * 9 + t] =
+            std::sin(1.0 + f * 0.7 + c * 1.3) * std::cos(0.3 * t + c);
+  c1->setAttr("weight", makeFloatAttr(&ctx, {w.f, w.c, 3, 3}, "rank1", w.data));
+  auto original = m->clone();
+  auto in = input(*m);
+  auto ref = run(original, in);
+  FactorizeOptions o;
+  o.method = FactorizeMethod::DepthwiseSeparable;
+  o.layers = {1};
+  FactorizeResult r;
+  ASSERT_TRUE(mlir::succeeded(factorizeConvs(*m, o, r)));
+  EXPECT_LT(r.layers[0].weightError, 1e-6);
+  EXPECT_LT(r.layers[0].macsAfter, r.layers[0].macsBefore);
+  auto got = run(*m, in);
+  for (size_t i = 0; i < ref.size(); ++i)
+    EXPECT_LT(relDiff(ref[i], got[i]), 2e-5);
+  original->erase();
+}
+
+TEST_F(LightenIR, KernelChainOfAComposedKernelMatchesAwayFromBorders) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  // Layer 2's 5x5 kernel made of two 3x3 convs (10 -> 6 -> 9 channels).
+  ConvWeight a{6, 10, 3, 3, {}}, b{9, 6, 3, 3, {}};
+  for (ConvWeight *x : {&a, &b}) {
+    x->data.resize(x->size());
+    for (size_t i = 0; i < x->data.size(); ++i)
+      x->data[i] = std::sin(0.37 * i + x->f) * 0.3f;
+  }
+  ConvWeight k = composeKernels(a, b);
+  Conv2DOp c2 = conv(*m, 2);
+  // pad=1 (not 2): the chain must keep the output size (10 -> 8).
+  c2->setAttr("weight", makeFloatAttr(&ctx, {9, 10, 5, 5}, "k5", k.data));
+  auto original = m->clone();
+  FactorizeOptions o;
+  o.method = FactorizeMethod::Kernel;
+  o.layers = {2};
+  o.rank1 = 6;
+  FactorizeResult r;
+  ASSERT_TRUE(mlir::succeeded(factorizeConvs(*m, o, r)));
+  ASSERT_TRUE(r.layers[0].applied);
+  EXPECT_LT(r.layers[0].weightError, 1e-3);
+  EXPECT_EQ(shapes(*m).back(), shapes(original).back());
+  // Compare the factorized layer's output (the batch norm after the last
+  // 3x3) with the original's, away from the one-pixel border where the
+  // chain's zero padding of the intermediate differs.
+  interp::ExecutorOptions eo;
+  eo.kernels = interp::KernelSet::Reference;
+  eo.keepAllOutputs = true;
+  std::string error;
+  auto exA = interp::Executor::create(original, eo, error);
+  auto exB = interp::Executor::create(*m, eo, error);
+  ASSERT_TRUE(exA && exB) << error;
+  auto in = input(*m);
+  exA->setInput(in);
+  exA->run();
+  exB->setInput(in);
+  exB->run();
+  rt::Tensor ya = exA->stepOutput(2), yb = exB->stepOutput(3);
+  ASSERT_EQ(ya.c(), yb.c());
+  ASSERT_EQ(ya.h(), yb.h());
+  std::vector<float> ia, ib;
+  for (int64_t c = 0; c < ya.c(); ++c)
+    for (int64_t y = 1; y + 1 < ya.h(); ++y)
+      for (int64_t x = 1; x + 1 < ya.w(); ++x) {
+        ia.push_back(ya.f32()[(c * ya.h() + y) * ya.w() + x]);
+        ib.push_back(yb.f32()[(c * ya.h() + y) * ya.w() + x]);
+      }
+  EXPECT_LT(relDiff(ia, ib), 2e-3);
+  original->erase();
+}
+
+TEST_F(LightenIR, FactorizeRefusesNonConvolutionsAndSkipsIneligible) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  FactorizeOptions o;
+  o.layers = {4}; // the yolo layer
+  FactorizeResult r;
+  ctx.getDiagEngine().registerHandler([](mlir::Diagnostic &) {});
+  EXPECT_TRUE(mlir::failed(factorizeConvs(*m, o, r)));
+  o.layers = {3}; // 1x1: not eligible for tucker2, reported as skipped
+  ASSERT_TRUE(mlir::succeeded(factorizeConvs(*m, o, r)));
+  ASSERT_EQ(r.layers.size(), 1u);
+  EXPECT_FALSE(r.layers[0].applied);
+  EXPECT_EQ(r.layers[0].note, "1x1 kernel");
+}
+
+} // namespace
