@@ -189,7 +189,18 @@ LogicalResult Substitution::run() {
   b.setInsertionPoint(firstCut.ops.front());
   Location loc = NameLoc::get(b.getStringAttr("backbone substitution"),
                               firstCut.head->getLoc());
-  auto in = adapt(blockIn, shapeOf(takeIn), loc);
+  // Convolutions do not care about the spatial size: the taken layers run
+  // at this model's resolution (only a connected layer fixes it), so the
+  // block input only needs its channels adapted.
+  Shape inWant = shapeOf(takeIn);
+  bool fixedSize = false;
+  for (int64_t i = o.takeFirst; i <= o.takeLast; ++i)
+    fixedSize |= isa<ConnectedOp>((*olayers)[i].head);
+  if (!fixedSize) {
+    inWant.h = shapeOf(blockIn).h;
+    inWant.w = shapeOf(blockIn).w;
+  }
+  auto in = adapt(blockIn, inWant, loc);
   if (failed(in))
     return failure();
   IRMapping map;
@@ -220,6 +231,11 @@ LogicalResult Substitution::run() {
           {map.lookup(l.head->getResult(0)).getDefiningOp(),
            "layer " + std::to_string(l.index) + " (" + l.kind().str() + ")"});
   }
+
+  // The taken layers' shapes at this model's resolution.
+  if (failed(refreshResultTypes(func)))
+    return module.emitError() << "the taken layers do not fit this model's "
+                                 "input size";
 
   // Remap every use of a removed layer from outside the cut.
   llvm::DenseSet<Operation *> cutOps;
@@ -308,6 +324,30 @@ LogicalResult Substitution::run() {
 }
 
 } // namespace
+
+bool qsim::lighten::parseBackboneOptions(StringRef with, StringRef weights,
+                                         StringRef cut, StringRef take,
+                                         BackboneOptions &o,
+                                         std::string &error) {
+  auto [cfg, rest] = with.split(",weights=");
+  o.otherCfg = cfg.str();
+  o.otherWeights = !rest.empty() ? rest.str() : weights.str();
+  if (o.otherCfg.empty()) {
+    error = "needs with=OTHER.cfg";
+    return false;
+  }
+  auto range = [](StringRef s, int64_t &first, int64_t &last) {
+    auto [a, b] = s.split(':');
+    return !a.trim().getAsInteger(10, first) &&
+           !b.trim().getAsInteger(10, last);
+  };
+  if (!range(cut, o.cutFirst, o.cutLast) ||
+      !range(take, o.takeFirst, o.takeLast)) {
+    error = "needs cut=FIRST:LAST and take=FIRST:LAST";
+    return false;
+  }
+  return true;
+}
 
 LogicalResult qsim::lighten::substituteBackbone(ModuleOp module,
                                                 const BackboneOptions &options,

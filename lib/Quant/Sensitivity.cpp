@@ -121,15 +121,18 @@ OwningOpRef<ModuleOp> quantizedVariant(ModuleOp module,
   return clone;
 }
 
-bool evalMap(ModuleOp module, const std::vector<rt::Image> &images,
-             const std::vector<std::vector<rt::GroundTruth>> &truth,
-             double &map, std::string &error) {
+} // namespace
+
+bool qsim::quantization::evaluateMap(
+    ModuleOp module, const std::vector<rt::Image> &images,
+    const std::vector<std::vector<rt::GroundTruth>> &truth, double &map,
+    std::string &error) {
   auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
   if (!ex)
     return false;
   interp::ModelInfo info = interp::describeModel(module, *ex);
   if (info.isClassifier()) {
-    error = "max-map-drop needs a detection model";
+    error = "mAP needs a detection model";
     return false;
   }
   rt::MapEvaluator eval(info.classes());
@@ -142,8 +145,6 @@ bool evalMap(ModuleOp module, const std::vector<rt::Image> &images,
   map = eval.compute().map * 100;
   return true;
 }
-
-} // namespace
 
 LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
                                                   const SearchOptions &o,
@@ -202,7 +203,7 @@ LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
   if (!runOutputs(module, inputs, reference, error))
     return fail(error);
   double floatMap = 0;
-  if (o.maxMapDrop >= 0 && !evalMap(module, images, truth, floatMap, error))
+  if (o.maxMapDrop >= 0 && !evaluateMap(module, images, truth, floatMap, error))
     return fail(error);
 
   // Sensitivity of every MAC-bearing layer with an int8 form.
@@ -254,7 +255,7 @@ LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
       return fail(error);
     double s = sqnr(reference, out);
     double m = floatMap;
-    if (o.maxMapDrop >= 0 && !evalMap(*variant, images, truth, m, error))
+    if (o.maxMapDrop >= 0 && !evaluateMap(*variant, images, truth, m, error))
       return fail(error);
     char why[160];
     if (o.minSqnr > 0 && s < o.minSqnr) {

@@ -35,7 +35,7 @@ struct AssignPrecisionPass
     s.images = images;
     s.labels = labels;
     s.maxImages = maxImages;
-    if (failed(quantization::searchPrecision(module, s, llvm::outs())))
+    if (failed(quantization::searchPrecision(module, s, llvm::errs())))
       return signalPassFailure();
   }
 };

@@ -260,6 +260,80 @@ def FactorizeConvPass : Pass<"qsim-factorize-conv", "mlir::ModuleOp"> {
   ];
 }
 
+def LightenPass : Pass<"qsim-lighten", "mlir::ModuleOp"> {
+  let summary = "The lightening guideline as one pipeline, with a measured table";
+  let description = [{
+    Applies the embedded-systems guideline in order, measuring after every
+    step and stopping as soon as the targets are met:
+
+    - G1 backbone substitution (only with `with=`, `cut=`, `take=`; see
+      --qsim-substitute-backbone),
+    - G2 factorization of the `factorize-top` heaviest convolutions
+      (`factorize-method`, `energy`; the energy is raised towards 1 while the
+      output fidelity is not met),
+    - G5 channel pruning, when `target-params` is not met (the smallest
+      ratio that meets it, backed off while the fidelity is not met),
+    - G3 post-training int8 (calibrated on `calib=`; a mixed-precision search
+      when all-int8 misses the fidelity bound),
+    - G4 fp16 for what int8 left in float (everything when G3 was rejected).
+
+    Targets: `target-macs`, `target-params` (counts: 300M, 1.5G, 2e6, or a
+    percentage of the original like 50%), `target-size` (weight bytes: 2M,
+    900K, 50%) and `target-latency` (ms, measured here). Without any target
+    every step runs. Fidelity: `min-sqnr` (dB, model outputs against the
+    original's on the first `fidelity-images` calibration images),
+    `max-sqnr-drop` (dB below the SQNR the original reaches in fp16, its
+    numerically transparent deployment), `max-map-drop` (points, with
+    `eval=DIR` of images and YOLO labels). A step that breaks a fidelity
+    bound is rolled back and reported.
+
+    The table (stderr) gives per step the output SQNR, mAP (with `eval=`),
+    MACs, parameters, weight size and the measured latency (median of
+    `latency-runs` forward passes). The module becomes the last accepted
+    model.
+
+    ```
+    qsim-opt yolov3-tiny.mlirbc --qsim-lighten="target-macs=50% target-size=1M min-sqnr=10 calib=images/ eval=capp/" -o light.mlirbc
+    ```
+  }];
+  let options = [
+    Option<"targetMacs", "target-macs", "std::string", "\"\"", "MACs to reach (300M, 50%)">,
+    Option<"targetParams", "target-params", "std::string", "\"\"",
+           "Parameters to reach (prunes when not met)">,
+    Option<"targetSize", "target-size", "std::string", "\"\"", "Weight bytes to reach (2M, 25%)">,
+    Option<"targetLatency", "target-latency", "double", "0", "Milliseconds to reach">,
+    Option<"minSqnr", "min-sqnr", "double", "0", "Lowest output SQNR accepted (dB)">,
+    Option<"maxSqnrDrop", "max-sqnr-drop", "double", "-1",
+           "Largest SQNR drop below the original's fp16 SQNR (dB)">,
+    Option<"maxMapDrop", "max-map-drop", "double", "-1",
+           "Largest mAP drop in points (needs eval=)">,
+    Option<"calib", "calib", "std::string", "\"\"",
+           "Calibration images (also used for the SQNR)">,
+    Option<"calibImages", "calib-images", "int", "100", "Calibrate on at most N images">,
+    Option<"fidelityImages", "fidelity-images", "int", "8",
+           "Images for the output SQNR">,
+    Option<"eval", "eval", "std::string", "\"\"",
+           "Images with YOLO labels (same directory) for mAP">,
+    Option<"evalImages", "eval-images", "int", "0", "Evaluate on at most N images (0: all)">,
+    Option<"with", "with", "std::string", "\"\"", "G1: network to take a backbone from">,
+    Option<"weights", "weights", "std::string", "\"\"", "G1: its weights">,
+    Option<"cut", "cut", "std::string", "\"\"", "G1: FIRST:LAST layers of this model">,
+    Option<"take", "take", "std::string", "\"\"", "G1: FIRST:LAST layers of the other">,
+    Option<"factorizeMethod", "factorize-method", "std::string", "\"tucker2\"",
+           "G2: method of --qsim-factorize-conv">,
+    Option<"factorizeTop", "factorize-top", "int", "3", "G2: heaviest convolutions to factorize">,
+    Option<"energy", "energy", "double", "0.9", "G2: starting energy">,
+    Option<"maxPruneRatio", "max-prune-ratio", "double", "0.5", "G5: largest ratio tried">,
+    Option<"roundTo", "round-to", "int", "8", "G5: channel multiple">,
+    Option<"calibMethod", "calib-method", "std::string", "\"minmax\"", "G3: calibration method">,
+    Option<"latencyRuns", "latency-runs", "int", "10", "Forward passes per latency measurement">,
+    Option<"threads", "threads", "int", "0", "Threads for the measurements (0 = all cores)">,
+  ];
+  // G3/G4 quantize (casts and quantized types).
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::quant::QuantizationDialect"];
+}
+
 def SubstituteBackbonePass : Pass<"qsim-substitute-backbone", "mlir::ModuleOp"> {
   let summary = "Replace a range of layers by layers of another Darknet network";
   let description = [{

@@ -19,6 +19,13 @@ struct BackboneOptions {
   bool warnInt8 = true; // warn about taken op kinds without an int8 form
 };
 
+/// Fills `o` from the pass options (`with=OTHER.cfg` or
+/// `with=OTHER.cfg,weights=W`, `weights=`, `cut=A:B`, `take=A:B`); false with
+/// `error` when something is missing or malformed.
+bool parseBackboneOptions(llvm::StringRef with, llvm::StringRef weights,
+                          llvm::StringRef cut, llvm::StringRef take,
+                          BackboneOptions &o, std::string &error);
+
 /// Replaces layers [cutFirst, cutLast] of `module` by layers
 /// [takeFirst, takeLast] of another Darknet network. Adapters (max pooling
 /// or upsampling for the spatial size, a 1x1 convolution for the channels)

@@ -4,6 +4,8 @@
 #define QSIM_QUANT_SENSITIVITY_H
 
 #include "qsim/Quant/Quantizer.h"
+#include "qsim/Runtime/Evaluation.h"
+#include "qsim/Runtime/Image.h"
 #include "qsim/Runtime/Tensor.h"
 
 #include "llvm/Support/raw_ostream.h"
@@ -36,6 +38,12 @@ bool loadNetworkInputs(mlir::ModuleOp module,
 /// The model's function results on each input, concatenated.
 bool runOutputs(mlir::ModuleOp module, const std::vector<rt::Tensor> &inputs,
                 std::vector<float> &out, std::string &error);
+
+/// mAP@0.5 (in %) of a detection model on images with their labels, as
+/// `detector map` computes it (threshold 0.005).
+bool evaluateMap(mlir::ModuleOp module, const std::vector<rt::Image> &images,
+                 const std::vector<std::vector<rt::GroundTruth>> &truth,
+                 double &map, std::string &error);
 
 /// The `auto` mode of --qsim-assign-precision (see Passes.td). The module
 /// must have folded batch norms and calibrated ranges. Prints its table.
