@@ -393,6 +393,13 @@ bool PlanBuilder::build(ModuleOp module) {
     plan.resultSlots.push_back(plain);
     plan.resultSteps.push_back(stepIdx);
   }
+  // A step session reads any layer's inputs after later layers ran: with
+  // keepAllOutputs nothing is reused (layer inputs include the casts'
+  // results, which are not layer outputs).
+  if (plan.options.keepAllOutputs)
+    for (size_t i = 0; i < plan.slots.size(); ++i)
+      if (plan.slots[i].aliasOf < 0)
+        plan.slots[i].pinned = true;
   plan.allocate();
   return true;
 }

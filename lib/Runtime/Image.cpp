@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qsim/Runtime/Image.h"
+#include "qsim/Runtime/AtomicFile.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -62,56 +63,6 @@ void embedImage(const Image &src, Image &dst, int dx, int dy) {
     for (int y = 0; y < src.h; ++y)
       for (int x = 0; x < src.w; ++x)
         setPixel(dst, dx + x, dy + y, k, src.at(x, y, k));
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory,
-/// renamed over `path` only once complete, so that nobody ever sees a
-/// half-written image (Npy.cpp does the same for .npy files).
-bool writeFileAtomically(const std::string &path,
-                         const std::vector<unsigned char> &bytes,
-                         std::string &error) {
-  static std::atomic<unsigned> counter{0};
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    tmp = path + ".tmp." + std::to_string(getpid()) + "." +
-          std::to_string(counter++);
-    // Mode 0666 so that the umask applies as for any new file.
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST)
-      break;
-  }
-  if (fd < 0) {
-    error = "cannot create '" + tmp + "': " + std::strerror(errno);
-    return false;
-  }
-  const unsigned char *p = bytes.data();
-  size_t left = bytes.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      error = "cannot write '" + path + "': " + std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return false;
-    }
-    p += n;
-    left -= (size_t)n;
-  }
-  if (::close(fd) != 0) {
-    error = "cannot write '" + path + "': " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    error = "cannot rename '" + tmp + "' to '" + path +
-            "': " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  return true;
 }
 
 /// A 5x7 bitmap font for ASCII 32..126: seven rows per glyph, top first, bit
@@ -477,7 +428,7 @@ bool qsim::rt::writePng(const std::string &path, const Image &im,
     error = "cannot encode '" + path + "' as PNG";
     return false;
   }
-  return writeFileAtomically(path, png, error);
+  return writeFileAtomically(path, png.data(), png.size(), error);
 }
 
 void qsim::rt::drawBox(Image &im, int left, int top, int right, int bottom,
@@ -579,8 +530,8 @@ bool qsim::rt::listImageFiles(const std::string &path,
     std::string ext = name.substr(dot + 1);
     for (char &c : ext)
       c = (char)tolower((unsigned char)c);
-    static const char *exts[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif",
-                                 "ppm", "pgm"};
+    static const char *exts[] = {"jpg", "jpeg", "png", "bmp",
+                                 "tga", "gif",  "ppm", "pgm"};
     for (const char *x : exts)
       if (ext == x) {
         std::string sep = path.back() == '/' ? "" : "/";

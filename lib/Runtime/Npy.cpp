@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "qsim/Runtime/AtomicFile.h"
 #include "qsim/Runtime/Tensor.h"
 
 #include <atomic>
@@ -42,55 +43,6 @@ void byteSwap32(unsigned char *p, size_t n) {
 }
 
 std::string errnoText() { return std::strerror(errno); }
-
-/// Writes `size` bytes to `path` through a temporary file in the same
-/// directory that is renamed over `path` only when everything was written, so
-/// a reader (or a crash) never sees a half-written file. The temporary is
-/// created with mode 0666 so that the umask applies as for a normal file.
-bool writeFileAtomically(const std::string &path, const void *data, size_t size,
-                         std::string &error) {
-  static std::atomic<unsigned> counter{0};
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    tmp = path + ".tmp." + std::to_string(getpid()) + "." +
-          std::to_string(counter++);
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST)
-      break;
-  }
-  if (fd < 0) {
-    error = "cannot create '" + tmp + "': " + errnoText();
-    return false;
-  }
-  const char *p = static_cast<const char *>(data);
-  size_t left = size;
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      error = "cannot write '" + path + "': " + errnoText();
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return false;
-    }
-    p += n;
-    left -= (size_t)n;
-  }
-  // close() can report a delayed write error (e.g. on NFS or a full disk).
-  if (::close(fd) != 0) {
-    error = "cannot write '" + path + "': " + errnoText();
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    error = "cannot rename '" + tmp + "' to '" + path + "': " + errnoText();
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  return true;
-}
 
 /// A cursor over the Python literal dict of a .npy header, e.g.
 ///   {'descr': '<f4', 'fortran_order': False, 'shape': (3, 224, 224), }
@@ -189,21 +141,30 @@ std::string trimmed(const std::string &s) {
 
 } // namespace
 
-bool qsim::rt::writeNpy(const std::string &path, const Tensor &t,
-                        std::string &error) {
-  if (t.c() < 0 || t.h() < 0 || t.w() < 0 || (t.numel() > 0 && t.empty())) {
+bool qsim::rt::writeNpyArray(const std::string &path,
+                             const std::vector<int64_t> &dims,
+                             const float *data, std::string &error) {
+  uint64_t numel = 1;
+  for (int64_t d : dims) {
+    if (d < 0) {
+      error = "cannot write '" + path + "': negative dimension";
+      return false;
+    }
+    numel *= (uint64_t)d;
+  }
+  if (numel > 0 && !data) {
     error = "cannot write '" + path + "': tensor has no data";
     return false;
   }
-  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
-                     std::to_string(t.c()) + ", " + std::to_string(t.h()) +
-                     ", " + std::to_string(t.w()) + "), }";
+  std::string dict =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': " + shapeText(dims) +
+      ", }";
   // Magic (6) + version (2) + header length (2) + dict + padding + '\n' is a
   // multiple of 64, as NumPy >= 1.14 writes it, so that the data is aligned.
   size_t unpadded = kMagicLen + 2 + 2 + dict.size() + 1;
   size_t total = (unpadded + 63) / 64 * 64;
   size_t headerLen = total - kMagicLen - 4;
-  if (headerLen > 0xFFFF) { // impossible for three dims, but keep v1.0 valid
+  if (headerLen > 0xFFFF) {
     error = "cannot write '" + path + "': header too long";
     return false;
   }
@@ -211,30 +172,36 @@ bool qsim::rt::writeNpy(const std::string &path, const Tensor &t,
   header.append(headerLen - dict.size() - 1, ' ');
   header.push_back('\n');
 
-  std::vector<unsigned char> file(total + t.numel() * sizeof(float));
+  std::vector<unsigned char> file(total + numel * sizeof(float));
   std::memcpy(file.data(), kMagic, kMagicLen);
   file[6] = 1; // version 1.0
   file[7] = 0;
   file[8] = (unsigned char)(headerLen & 0xFF);
   file[9] = (unsigned char)(headerLen >> 8);
   std::memcpy(file.data() + 10, header.data(), header.size());
-
   unsigned char *payload = file.data() + total;
-  if (t.numel() == 0) {
-    // Nothing to copy (and t.raw() may be null).
-  } else if (t.dtype() == DType::F32) {
-    std::memcpy(payload, t.raw(), t.bytes());
-  } else {
-    std::vector<float> values = t.toFloat();
-    std::memcpy(payload, values.data(), values.size() * sizeof(float));
-  }
+  if (numel)
+    std::memcpy(payload, data, numel * sizeof(float));
   if (!hostIsLittleEndian())
-    byteSwap32(payload, t.numel() * sizeof(float));
+    byteSwap32(payload, numel * sizeof(float));
   return writeFileAtomically(path, file.data(), file.size(), error);
 }
 
-bool qsim::rt::readNpy(const std::string &path, Tensor &out,
-                       std::string &error) {
+bool qsim::rt::writeNpy(const std::string &path, const Tensor &t,
+                        std::string &error) {
+  if (t.c() < 0 || t.h() < 0 || t.w() < 0 || (t.numel() > 0 && t.empty())) {
+    error = "cannot write '" + path + "': tensor has no data";
+    return false;
+  }
+  std::vector<int64_t> dims = {t.c(), t.h(), t.w()};
+  if (t.numel() == 0 || t.dtype() == DType::F32)
+    return writeNpyArray(path, dims, t.f32(), error);
+  std::vector<float> values = t.toFloat();
+  return writeNpyArray(path, dims, values.data(), error);
+}
+
+bool qsim::rt::readNpyArray(const std::string &path, std::vector<int64_t> &dims,
+                            std::vector<float> &data, std::string &error) {
   auto fail = [&](const std::string &why) {
     error = "'" + path + "': " + why;
     return false;
@@ -288,7 +255,7 @@ bool qsim::rt::readNpy(const std::string &path, Tensor &out,
   std::string descr;
   bool fortranOrder = false;
   bool haveDescr = false, haveOrder = false, haveShape = false;
-  std::vector<int64_t> dims;
+  dims.clear();
   if (!p.consume('{'))
     return fail("malformed header: " + trimmed(header));
   while (!p.consume('}')) {
@@ -323,21 +290,9 @@ bool qsim::rt::readNpy(const std::string &path, Tensor &out,
                 "' is not supported (only little-endian float32 '<f4')");
   if (fortranOrder)
     return fail("Fortran-order arrays are not supported (only C order)");
-  if (dims.empty() || dims.size() > 3)
+  if (dims.empty() || dims.size() > 8)
     return fail("shape has " + std::to_string(dims.size()) +
-                " dimensions (only 1 to 3 are supported)");
-
-  int64_t c = 1, h = 1, w = 1;
-  if (dims.size() == 1) {
-    c = dims[0];
-  } else if (dims.size() == 2) {
-    h = dims[0];
-    w = dims[1];
-  } else {
-    c = dims[0];
-    h = dims[1];
-    w = dims[2];
-  }
+                " dimensions (1 to 8 are supported)");
   // Multiply the dims out with an overflow check: a corrupt header must
   // give an error, not a huge allocation.
   const uint64_t dataBytes = fileSize - prefix - headerLen;
@@ -355,11 +310,39 @@ bool qsim::rt::readNpy(const std::string &path, Tensor &out,
     return fail(std::to_string(dataBytes - numel * 4) +
                 " unexpected bytes after the data of shape " + shapeText(dims));
 
-  Tensor t(DType::F32, c, h, w);
-  if (numel && std::fread(t.raw(), 4, numel, f) != numel)
+  data.assign(numel, 0.0f);
+  if (numel && std::fread(data.data(), 4, numel, f) != numel)
     return fail("cannot read data: " + errnoText());
   if (!hostIsLittleEndian())
-    byteSwap32(static_cast<unsigned char *>(t.raw()), numel * 4);
+    byteSwap32(reinterpret_cast<unsigned char *>(data.data()), numel * 4);
+  return true;
+}
+
+bool qsim::rt::readNpy(const std::string &path, Tensor &out,
+                       std::string &error) {
+  std::vector<int64_t> dims;
+  std::vector<float> data;
+  if (!readNpyArray(path, dims, data, error))
+    return false;
+  if (dims.size() > 3) {
+    error = "'" + path + "': shape has " + std::to_string(dims.size()) +
+            " dimensions (only 1 to 3 are supported)";
+    return false;
+  }
+  int64_t c = 1, h = 1, w = 1;
+  if (dims.size() == 1) {
+    c = dims[0];
+  } else if (dims.size() == 2) {
+    h = dims[0];
+    w = dims[1];
+  } else {
+    c = dims[0];
+    h = dims[1];
+    w = dims[2];
+  }
+  Tensor t(DType::F32, c, h, w);
+  if (!data.empty())
+    std::memcpy(t.raw(), data.data(), data.size() * sizeof(float));
   out = std::move(t);
   return true;
 }

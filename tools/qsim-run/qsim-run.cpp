@@ -6,20 +6,22 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "qsim/Dialect/QSim/IR/LayerStats.h"
 #include "qsim/Interpreter/Executor.h"
 #include "qsim/Interpreter/Inference.h"
 #include "qsim/Quant/Analysis.h"
 #include "qsim/Runtime/Evaluation.h"
-#include "qsim/Dialect/QSim/IR/LayerStats.h"
-#include "qsim/Transforms/Passes.h"
 #include "qsim/Support/Diagnostics.h"
 #include "qsim/Support/FileUtils.h"
 #include "qsim/Support/ModelIO.h"
 #include "qsim/Support/Progress.h"
+#include "qsim/Transforms/Passes.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "qsim/Session/Server.h"
+#include "qsim/Transforms/QuantizePipeline.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
@@ -43,7 +45,7 @@ struct Options {
   std::string model, weights, image, names, jsonOut, draw, dumpLayers, eval;
   std::string kernels = "fast", flavor;
   std::string mode, precision, calib, calibMethod = "minmax", quantize,
-      saveModel, compare;
+                                      saveModel, compare;
   int calibImages = 100;
   bool overflowReport = false;
   std::optional<uint64_t> randomSeed;
@@ -51,6 +53,12 @@ struct Options {
   int threads = 0, repeat = 0, top = 5, maxImages = 0;
   bool layerStats = false, timeLayers = false, letterbox = false,
        noLetterbox = false, quiet = false, allowUnknownKeys = false;
+  // Step sessions.
+  bool session = false;
+  std::string listen, sessionRoot;
+  std::optional<int64_t> breakAt;
+  double maxModelMb = 1024, maxImageMpixels = 64, commandTimeout = 0,
+         maxRequestKb = 1024;
 };
 
 int fail(const std::string &msg) {
@@ -61,49 +69,27 @@ int fail(const std::string &msg) {
 /// --mode / --precision: the same passes qsim-opt runs (fold batch norms,
 /// calibrate, assign precisions, quantize), on the loaded float model.
 bool quantizeForRun(mlir::ModuleOp module, const Options &o) {
-  if (module->hasAttr("qsim.quantization")) {
-    fail("the model is already quantized; --mode/--precision apply to float "
-         "models");
-    return false;
-  }
-  std::string assign;
-  if (o.mode == "int8")
-    assign = "preset=all-int8";
-  else if (o.mode == "hybrid")
-    assign = "preset=hybrid";
-  else if (o.mode == "fp16")
-    assign = "preset=fp16";
-  if (!o.precision.empty())
-    assign += (assign.empty() ? "" : " ") + o.precision;
-  if (assign.empty())
+  QuantizeRequest r;
+  r.mode = o.mode;
+  r.precision = o.precision;
+  r.calib = o.calib;
+  r.calibImages = o.calibImages;
+  r.calibMethod = o.calibMethod;
+  r.quantize = o.quantize;
+  if (r.empty())
     return true; // --mode float: run the model as it is
-  bool wantsInt8 = o.mode == "int8" || o.mode == "hybrid" ||
-                   o.precision.find("int8") != std::string::npos;
-  // The pass manager is anchored on the module: the pipeline lists its
-  // passes directly (a builtin.module(...) wrapper would nest them).
-  std::string pipeline = "qsim-fold-batchnorm";
-  if (wantsInt8) {
-    if (o.calib.empty()) {
-      fail("int8 layers need calibration images: --calib DIR (images other "
-           "than the ones you evaluate on)");
-      return false;
-    }
-    pipeline += ",qsim-calibrate{images=" + o.calib +
-                " max-images=" + std::to_string(o.calibImages) +
-                " method=" + o.calibMethod + "}";
-  }
-  pipeline += ",qsim-assign-precision{" + assign + "}";
-  pipeline += ",qsim-quantize" + (o.quantize.empty() ? std::string()
-                                                      : "{" + o.quantize + "}");
-  mlir::PassManager pm(module->getContext());
-  std::string errors;
-  llvm::raw_string_ostream es(errors);
-  if (failed(mlir::parsePassPipeline(pipeline, pm, es))) {
-    fail("bad --precision/--quantize options: " + es.str());
+  std::string error;
+  if (failed(prepareQuantization(module, r, error)) ||
+      failed(applyQuantization(module, r, error))) {
+    if (error.find("calibration images") != std::string::npos)
+      error = "int8 layers need calibration images: --calib DIR (images "
+              "other than the ones you evaluate on)";
+    else if (error.find("already quantized") != std::string::npos)
+      error = "the model is already quantized; --mode/--precision apply to "
+              "float models";
+    fail(error);
     return false;
   }
-  if (failed(pm.run(module)))
-    return false; // diagnostics already printed
   return true;
 }
 
@@ -260,6 +246,116 @@ const char *preprocessName(rt::Preprocess p) {
   return "?";
 }
 
+/// --session and --break: the step session engine (lib/Session).
+int runSession(const Options &o) {
+  session::Engine::Options eo;
+  eo.threads = o.threads;
+  eo.referenceKernels = o.kernels == "reference";
+  eo.rootDir = o.sessionRoot;
+  eo.limits.maxModelBytes = (int64_t)(o.maxModelMb * 1024 * 1024);
+  eo.limits.maxImagePixels = (int64_t)(o.maxImageMpixels * 1e6);
+  eo.limits.commandSeconds = o.commandTimeout;
+  eo.limits.maxRequestBytes = (size_t)(o.maxRequestKb * 1024);
+  session::Engine engine(eo);
+  session::SessionControl control;
+  auto call = [&](const json &req) {
+    json r = engine.handle(req, control);
+    if (!r.value("ok", false))
+      fail(r.value("error", std::string("request failed")));
+    return r;
+  };
+  if (!o.model.empty()) {
+    json load = {{"cmd", "load"}, {"model", o.model}};
+    if (!o.weights.empty())
+      load["weights"] = o.weights;
+    if (o.randomSeed)
+      load["random_weights"] = *o.randomSeed;
+    if (!o.mode.empty())
+      load["mode"] = o.mode;
+    if (!o.precision.empty())
+      load["precision"] = o.precision;
+    if (!o.calib.empty()) {
+      load["calib"] = o.calib;
+      load["calib_images"] = o.calibImages;
+      load["calib_method"] = o.calibMethod;
+    }
+    if (!o.quantize.empty())
+      load["quantize"] = o.quantize;
+    if (!o.image.empty())
+      load["image"] = o.image;
+    if (!call(load).value("ok", false))
+      return 1;
+  }
+  if (o.breakAt) {
+    if (o.model.empty() || o.image.empty())
+      return fail("--break needs a model and --image");
+    int64_t n = *o.breakAt;
+    json r = call({{"cmd", "run-to"}, {"layer", n}});
+    if (!r.value("ok", false))
+      return 1;
+    json info = call({{"cmd", "info"}});
+    const json &l = info["layers"][n];
+    printf("stopped after layer %lld (%s, %s), output %s\n", (long long)n,
+           l["kind"].get<std::string>().c_str(),
+           l["precision"].get<std::string>().c_str(),
+           l["output"].dump().c_str());
+    printf("%-8s %-14s %12s %12s %12s %12s %8s\n", "tensor", "shape", "min",
+           "max", "mean", "std", "zeros");
+    bool hasWeights = false;
+    for (const char *what : {"input", "output", "weights"}) {
+      json st = engine.handle({{"cmd", "stats"}, {"layer", n}, {"what", what}},
+                              control);
+      if (!st.value("ok", false))
+        continue; // a layer without weights
+      hasWeights |= std::string(what) == "weights";
+      std::string shape;
+      for (auto &d : st["shape"])
+        shape += (shape.empty() ? "" : "x") + std::to_string(d.get<int64_t>());
+      printf("%-8s %-14s %12.5g %12.5g %12.5g %12.5g %7.2f%%\n", what,
+             shape.c_str(), st["min"].get<double>(), st["max"].get<double>(),
+             st["mean"].get<double>(), st["std"].get<double>(),
+             100.0 * st["zeros"].get<double>() /
+                 std::max<double>(1, st["count"].get<double>()));
+      if (st.contains("quant") && st["quant"].contains("scale"))
+        printf("         int8 scale %.6g zero point %d, %.2f%% at the int8 "
+               "limits\n",
+               st["quant"]["scale"].get<double>(),
+               st["quant"]["zero_point"].get<int>(),
+               st["quant"]["clipped_percent"].get<double>());
+    }
+    if (!o.dumpLayers.empty()) {
+      if (auto ec = llvm::sys::fs::create_directories(o.dumpLayers))
+        return fail("cannot create '" + o.dumpLayers + "': " + ec.message());
+      char prefix[32];
+      snprintf(prefix, sizeof prefix, "/%03lld_", (long long)n);
+      for (const char *what : {"input", "output", "weights"}) {
+        if (std::string(what) == "weights" && !hasWeights)
+          continue;
+        for (const char *ext : {".npy", ".png"}) {
+          std::string file = o.dumpLayers + prefix + what + ext;
+          json d = call(
+              {{"cmd", "dump"}, {"layer", n}, {"what", what}, {"file", file}});
+          if (!d.value("ok", false))
+            return 1;
+          printf("wrote %s\n", file.c_str());
+        }
+      }
+    }
+    return 0;
+  }
+  session::Server server(engine);
+  server.installSignalHandlers();
+  if (o.listen.empty())
+    return server.serveStdio();
+  std::string error;
+  int rc = server.serveSocket(o.listen, error, [](const std::string &ep) {
+    fprintf(stderr, "qsim-run: session listening on %s\n", ep.c_str());
+  });
+  if (rc != 0 && !error.empty())
+    return fail(error);
+  return rc;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -271,8 +367,9 @@ int main(int argc, char **argv) {
       "  qsim-run model.cfg --weights model.weights --image DIR --eval DIR\n"
       "  qsim-run model.mlirbc --image dog.jpg --time-layers --repeat 20\n",
       "qsim-run"};
-  app.add_option("model", o.model, "Model: .mlirbc, .mlir or Darknet .cfg")
-      ->required();
+  app.add_option("model", o.model,
+                 "Model: .mlirbc, .mlir or Darknet .cfg (optional with "
+                 "--session: a client may load one)");
   app.add_option("--weights", o.weights, "Darknet .weights for a .cfg model");
   app.add_option("--random-weights", o.randomSeed,
                  "Synthetic weights from this seed for a .cfg model");
@@ -330,7 +427,8 @@ int main(int argc, char **argv) {
   app.add_option("--calib", o.calib,
                  "Calibration images for int8 layers (use images other than "
                  "those you evaluate on)");
-  app.add_option("--calib-images", o.calibImages, "Calibrate on at most N images")
+  app.add_option("--calib-images", o.calibImages,
+                 "Calibrate on at most N images")
       ->capture_default_str();
   app.add_option("--calib-method", o.calibMethod,
                  "minmax, percentile, entropy, mse or log2")
@@ -338,8 +436,9 @@ int main(int argc, char **argv) {
   app.add_option("--quantize", o.quantize,
                  "Options of --qsim-quantize, e.g. \"weights=per-tensor "
                  "rounding=tosa-double\"");
-  app.add_option("--save-model", o.saveModel,
-                 "Write the model as run (after --mode/--precision) as bytecode");
+  app.add_option(
+      "--save-model", o.saveModel,
+      "Write the model as run (after --mode/--precision) as bytecode");
   app.add_option("--compare", o.compare,
                  "A float model to compare against layer by layer (SQNR, "
                  "cosine, errors, clipping, detections, mAP, size, time)");
@@ -347,8 +446,42 @@ int main(int argc, char **argv) {
                "Per int8 convolution: % of int8 x int8 products overflowing "
                "int8 and of accumulations overflowing int16, and the "
                "worst-case accumulator width");
+  app.add_flag("--session", o.session,
+               "Serve a step session: newline-delimited JSON requests on "
+               "stdin, replies on stdout (docs/step-debugging.md); MODEL "
+               "(and --image, --mode, ...) are loaded first when given");
+  app.add_option("--listen", o.listen,
+                 "With --session: serve on unix:PATH or tcp:127.0.0.1:PORT "
+                 "instead of stdin/stdout (several clients; a second one can "
+                 "pause/resume/stop a run)");
+  app.add_option("--session-root", o.sessionRoot,
+                 "With --session: every file a request names must lie in "
+                 "this directory (relative paths are relative to it)");
+  app.add_option("--max-model-mb", o.maxModelMb,
+                 "With --session: largest model/weights file a request may "
+                 "load")
+      ->capture_default_str();
+  app.add_option("--max-image-mpixels", o.maxImageMpixels,
+                 "With --session: largest image a request may load")
+      ->capture_default_str();
+  app.add_option("--max-request-kb", o.maxRequestKb,
+                 "With --session: longest request line")
+      ->capture_default_str();
+  app.add_option("--command-timeout", o.commandTimeout,
+                 "With --session: seconds one command may run (0: no limit; "
+                 "runs stop at a layer boundary)")
+      ->capture_default_str();
+  app.add_option("--break", o.breakAt,
+                 "Run --image up to layer N, print the statistics of its "
+                 "input, output and weights, and with --dump-layers DIR write "
+                 "them as .npy and .png (non-interactive session)");
   CLI11_PARSE(app, argc, argv);
 
+  if (o.session || o.breakAt)
+    return runSession(o);
+
+  if (o.model.empty())
+    return fail("a model is required (see --help)");
   if (o.letterbox && o.noLetterbox)
     return fail("--letterbox and --no-letterbox exclude each other");
   if (o.image.empty() && o.repeat == 0)
@@ -418,7 +551,8 @@ int main(int argc, char **argv) {
   mlir::OwningOpRef<mlir::ModuleOp> floatModule;
   std::unique_ptr<Executor> floatEx;
   std::vector<quantization::LayerComparison> comparisons(steps.size());
-  std::vector<std::vector<float>> quantOut(steps.size()), floatOut(steps.size());
+  std::vector<std::vector<float>> quantOut(steps.size()),
+      floatOut(steps.size());
   std::vector<std::pair<float, float>> clipRange(steps.size(), {1.0f, 0.0f});
   std::vector<double> msQuant(steps.size(), 0), msFloat(steps.size(), 0);
   size_t floatDets = 0, matchedDets = 0, quantDets = 0;
@@ -543,8 +677,10 @@ int main(int argc, char **argv) {
       }
       // Agreement of the final detections: each float detection matched by
       // a quantized one of the same class with IoU >= 0.5 (one to one).
-      auto fRep = rt::reportDetections(fr.detections, fr.imageW, fr.imageH, o.thresh);
-      auto qRep = rt::reportDetections(r.detections, r.imageW, r.imageH, o.thresh);
+      auto fRep =
+          rt::reportDetections(fr.detections, fr.imageW, fr.imageH, o.thresh);
+      auto qRep =
+          rt::reportDetections(r.detections, r.imageW, r.imageH, o.thresh);
       std::vector<char> used(qRep.size(), 0);
       for (const auto &f : fRep) {
         for (size_t k = 0; k < qRep.size(); ++k)
@@ -653,15 +789,16 @@ int main(int argc, char **argv) {
     size_t n = images.size() - failedImages;
     printf("comparison against %s over %zu image(s)\n", o.compare.c_str(), n);
     printf("%5s  %-15s %-5s %9s %9s %11s %11s %8s %8s %8s\n", "layer", "type",
-           "prec", "SQNR dB", "cosine", "max abs", "mean abs", "clipped",
-           "ms", "ms fp");
+           "prec", "SQNR dB", "cosine", "max abs", "mean abs", "clipped", "ms",
+           "ms fp");
     for (size_t i = 0; i < steps.size(); ++i) {
       const auto &c = comparisons[i];
-      printf("%5lld  %-15s %-5s %9.2f %9.6f %11.5g %11.5g %7.2f%% %8.3f %8.3f\n",
-             (long long)steps[i].layer, steps[i].kind.c_str(),
-             steps[i].precision.c_str(), c.sqnrDb(), c.cosine(), c.maxAbsErr,
-             c.meanAbsErr(), c.clippedPercent(), n ? msQuant[i] / n : 0.0,
-             n ? msFloat[i] / n : 0.0);
+      printf(
+          "%5lld  %-15s %-5s %9.2f %9.6f %11.5g %11.5g %7.2f%% %8.3f %8.3f\n",
+          (long long)steps[i].layer, steps[i].kind.c_str(),
+          steps[i].precision.c_str(), c.sqnrDb(), c.cosine(), c.maxAbsErr,
+          c.meanAbsErr(), c.clippedPercent(), n ? msQuant[i] / n : 0.0,
+          n ? msFloat[i] / n : 0.0);
     }
     double tq = 0, tf = 0;
     for (size_t i = 0; i < steps.size(); ++i) {
@@ -682,8 +819,9 @@ int main(int argc, char **argv) {
       printf("weights: %.1f KiB vs float %.1f KiB (%.2fx smaller)\n",
              qs->weightBytes / 1024.0, fs->weightBytes / 1024.0,
              qs->weightBytes ? (double)fs->weightBytes / qs->weightBytes : 0.0);
-    printf("forward (sum of layers, mean per image): %.2f ms vs float %.2f ms\n",
-           n ? tq / n : 0.0, n ? tf / n : 0.0);
+    printf(
+        "forward (sum of layers, mean per image): %.2f ms vs float %.2f ms\n",
+        n ? tq / n : 0.0, n ? tf / n : 0.0);
   }
 
   if (o.overflowReport) {
@@ -691,7 +829,8 @@ int main(int argc, char **argv) {
            "products outside int8, %% of accumulations leaving int16\n",
            images.size() - failedImages);
     printf("%5s  %-14s %8s %8s %8s  %8s %8s %8s  %s\n", "layer", "output",
-           "prod avg", "max", "min", "acc avg", "max", "min", "worst-case bits");
+           "prod avg", "max", "min", "acc avg", "max", "min",
+           "worst-case bits");
     for (size_t i = 0; i < steps.size(); ++i) {
       const auto &s = overflow[i];
       if (s.products.empty())
@@ -711,10 +850,11 @@ int main(int argc, char **argv) {
       double pa, px, pn, aa, ax, an;
       stat(s.products, pa, px, pn);
       stat(s.accumulators, aa, ax, an);
-      printf("%5lld  %-14s %7.2f%% %7.2f%% %7.2f%%  %7.2f%% %7.2f%% %7.2f%%  %d\n",
-             (long long)steps[i].layer, steps[i].output.str().c_str(), pa, px,
-             pn, aa, ax, an,
-             quantization::staticAccumulatorBits(cast<Conv2DOp>(steps[i].head)));
+      printf(
+          "%5lld  %-14s %7.2f%% %7.2f%% %7.2f%%  %7.2f%% %7.2f%% %7.2f%%  %d\n",
+          (long long)steps[i].layer, steps[i].output.str().c_str(), pa, px, pn,
+          aa, ax, an,
+          quantization::staticAccumulatorBits(cast<Conv2DOp>(steps[i].head)));
     }
   }
 

@@ -79,6 +79,12 @@ private:
 /// (quantized and f16 tensors are written as their real values). The file
 /// appears only when complete.
 bool writeNpy(const std::string &path, const Tensor &t, std::string &error);
+/// Writes a float32 .npy of any shape (C order), atomically.
+bool writeNpyArray(const std::string &path, const std::vector<int64_t> &dims,
+                   const float *data, std::string &error);
+/// Reads a little-endian float32 .npy of 1 to 8 dimensions.
+bool readNpyArray(const std::string &path, std::vector<int64_t> &dims,
+                  std::vector<float> &data, std::string &error);
 /// Reads a little-endian float32 .npy of 1 to 3 dimensions into a C x H x W
 /// f32 tensor ((N,) -> N x 1 x 1, (H, W) -> 1 x H x W).
 bool readNpy(const std::string &path, Tensor &out, std::string &error);
