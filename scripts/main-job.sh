@@ -1,28 +1,56 @@
 #!/bin/sh
-# The main job: import a real Darknet model and show what qsim makes of it.
-# Uses $QSIM_MODELS_DIR (default ../shared/models); without it, a model
-# generated here with synthetic weights, and says so.
+# The main job: import a real Darknet model, lighten and quantize it with the
+# guideline pipeline, run it, and print the comparison with the original.
+# Uses $QSIM_MODELS_DIR / $QSIM_DATA_DIR (default ../shared/models and
+# ../shared/data); without them, a model and images generated here, and says
+# so.
 set -e
 cd "$(dirname "$0")/.."
 BIN=build/bin
 OUT=${QSIM_OUT:-build/main-job}
 mkdir -p "$OUT"
 MODELS=${QSIM_MODELS_DIR:-../shared/models}
+DATA=${QSIM_DATA_DIR:-../shared/data}
 MODEL=yolov3-tiny-aix2022
 if [ -f "$MODELS/darknet/$MODEL.cfg" ] && [ -f "$MODELS/weights/$MODEL.weights" ]; then
   CFG="$MODELS/darknet/$MODEL.cfg"
-  echo "== importing the real model $CFG with its trained weights"
+  echo "== 1. importing the real model $CFG with its trained weights"
   $BIN/qsim-translate --import-darknet "$CFG" --weights "$MODELS/weights/$MODEL.weights" -o "$OUT/$MODEL.mlirbc"
 else
-  echo "== $MODELS has no $MODEL model (set QSIM_MODELS_DIR): falling back \\"
+  echo "== 1. $MODELS has no $MODEL model (set QSIM_MODELS_DIR): falling back \\"
   MODEL=synthetic-yolov3-tiny
   CFG=examples/models/$MODEL.cfg
   echo "   to $CFG with synthetic weights (seed 1);"
   echo "   numbers below describe that generated model, not a trained one"
   $BIN/qsim-translate --import-darknet "$CFG" --random-weights=1 -o "$OUT/$MODEL.mlirbc"
 fi
-echo "== per-layer statistics"
+CALIB="$DATA/coco128/images/train2017"
+EVAL="$DATA/capp-aix-subset"
+if [ -d "$CALIB" ] && [ -d "$EVAL" ] && [ "$MODEL" = yolov3-tiny-aix2022 ]; then
+  EVALOPT="eval=$EVAL max-map-drop=5"
+  IMAGES="$EVAL"
+  EVALRUN="--eval $EVAL"
+else
+  echo "   no images in $DATA (set QSIM_DATA_DIR): generating synthetic ones;"
+  echo "   without labels there is no mAP, the fidelity bound is an SQNR"
+  CALIB="$OUT/images"
+  mkdir -p "$CALIB"
+  for i in 1 2 3 4 5 6 7 8; do
+    python3 test/Interpreter/Inputs/make-image.py "$CALIB/img$i.ppm" $((200 + 13 * i)) $((160 + 7 * i))
+  done
+  EVALOPT="min-sqnr=10"
+  IMAGES="$CALIB"
+  EVALRUN=""
+fi
+
+echo "== 2. per-layer statistics"
 $BIN/qsim-opt --qsim-print-stats "$OUT/$MODEL.mlirbc" -o /dev/null
-echo "== export back to Darknet"
-$BIN/qsim-translate --export-darknet "$OUT/$MODEL.mlirbc" -o "$OUT/$MODEL.cfg" --weights-out "$OUT/$MODEL.weights"
-ls -l "$OUT/$MODEL.cfg" "$OUT/$MODEL.weights"
+
+echo "== 3. lightening and quantization (--qsim-lighten: factorization, int8, fp16; each step measured)"
+$BIN/qsim-opt "$OUT/$MODEL.mlirbc" \
+  --qsim-lighten="calib=$CALIB calib-images=50 $EVALOPT latency-runs=10" \
+  -o "$OUT/$MODEL-light.mlirbc"
+
+echo "== 4. running the lightened model against the original, layer by layer"
+$BIN/qsim-run "$OUT/$MODEL-light.mlirbc" --image "$IMAGES" $EVALRUN --max-images 20 -q \
+  --compare "$OUT/$MODEL.mlirbc"

@@ -550,6 +550,7 @@ int main(int argc, char **argv) {
   // --compare: the float model runs on the same inputs, layer by layer.
   mlir::OwningOpRef<mlir::ModuleOp> floatModule;
   std::unique_ptr<Executor> floatEx;
+  bool outputsOnly = false;
   std::vector<quantization::LayerComparison> comparisons(steps.size());
   std::vector<std::vector<float>> quantOut(steps.size()),
       floatOut(steps.size());
@@ -574,12 +575,21 @@ int main(int argc, char **argv) {
     floatEx = Executor::create(*floatModule, feo, error);
     if (!floatEx)
       return fail("--compare: " + error);
-    if (floatEx->steps().size() != steps.size())
-      return fail("--compare: the models have different layers (" +
-                  std::to_string(steps.size()) + " vs " +
-                  std::to_string(floatEx->steps().size()) + ")");
-    floatEx->setStepHook(
-        [&](size_t i) { floatOut[i] = floatEx->stepOutput(i).toFloat(); });
+    if (floatEx->steps().size() != steps.size()) {
+      // A restructured model (factorized, pruned, new backbone): its layers
+      // do not correspond one to one; the outputs (heads) still do.
+      if (floatEx->outputSteps().size() != executor->outputSteps().size())
+        return fail("--compare: the models have different outputs (" +
+                    std::to_string(executor->outputSteps().size()) + " vs " +
+                    std::to_string(floatEx->outputSteps().size()) + ")");
+      outputsOnly = true;
+      printf("note: the models have different layers (%zu vs %zu): comparing "
+             "their outputs, detections and mAP\n",
+             steps.size(), floatEx->steps().size());
+    } else {
+      floatEx->setStepHook(
+          [&](size_t i) { floatOut[i] = floatEx->stepOutput(i).toFloat(); });
+    }
   }
   // --overflow-report: int8 convolutions' inputs, per image.
   struct OverflowSeries {
@@ -670,10 +680,21 @@ int main(int argc, char **argv) {
       } catch (const std::exception &e) {
         return fail(o.compare + ": " + e.what());
       }
-      for (size_t i = 0; i < steps.size(); ++i) {
-        comparisons[i].add(floatOut[i], quantOut[i], clipRange[i].first,
-                           clipRange[i].second);
-        msFloat[i] += floatEx->stepMillis()[i];
+      if (outputsOnly) {
+        std::vector<rt::Tensor> qo = executor->outputs(),
+                                fo = floatEx->outputs();
+        for (size_t k = 0; k < qo.size(); ++k) {
+          auto [lo, hi] = quantization::representableRange(qo[k]);
+          comparisons[k].add(fo[k].toFloat(), qo[k].toFloat(), lo, hi);
+        }
+        for (double t : floatEx->stepMillis())
+          msFloat[0] += t;
+      } else {
+        for (size_t i = 0; i < steps.size(); ++i) {
+          comparisons[i].add(floatOut[i], quantOut[i], clipRange[i].first,
+                             clipRange[i].second);
+          msFloat[i] += floatEx->stepMillis()[i];
+        }
       }
       // Agreement of the final detections: each float detection matched by
       // a quantized one of the same class with IoU >= 0.5 (one to one).
@@ -791,7 +812,27 @@ int main(int argc, char **argv) {
     printf("%5s  %-15s %-5s %9s %9s %11s %11s %8s %8s %8s\n", "layer", "type",
            "prec", "SQNR dB", "cosine", "max abs", "mean abs", "clipped", "ms",
            "ms fp");
-    for (size_t i = 0; i < steps.size(); ++i) {
+    if (outputsOnly) {
+      // Model outputs only (ms: the whole forward pass).
+      double tq = 0;
+      for (double t : msQuant)
+        tq += t;
+      const auto &outs = executor->outputSteps();
+      for (size_t k = 0; k < outs.size(); ++k) {
+        const auto &c = comparisons[k];
+        const StepInfo &st = steps[outs[k]];
+        char msQ[32] = "", msF[32] = "";
+        if (k == 0) {
+          snprintf(msQ, sizeof msQ, "%.3f", n ? tq / n : 0.0);
+          snprintf(msF, sizeof msF, "%.3f", n ? msFloat[0] / n : 0.0);
+        }
+        printf("%5lld  %-15s %-5s %9.2f %9.6f %11.5g %11.5g %7.2f%% %8s %8s\n",
+               (long long)st.layer, ("output " + std::to_string(k)).c_str(),
+               st.precision.c_str(), c.sqnrDb(), c.cosine(), c.maxAbsErr,
+               c.meanAbsErr(), c.clippedPercent(), msQ, msF);
+      }
+    }
+    for (size_t i = 0; i < steps.size() && !outputsOnly; ++i) {
       const auto &c = comparisons[i];
       printf(
           "%5lld  %-15s %-5s %9.2f %9.6f %11.5g %11.5g %7.2f%% %8.3f %8.3f\n",
