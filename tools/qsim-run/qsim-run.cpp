@@ -575,6 +575,10 @@ int main(int argc, char **argv) {
     floatEx = Executor::create(*floatModule, feo, error);
     if (!floatEx)
       return fail("--compare: " + error);
+    if (floatEx->inputShape() != executor->inputShape())
+      return fail("--compare: the models have different inputs (" +
+                  executor->inputShape().str() + " vs " +
+                  floatEx->inputShape().str() + ")");
     if (floatEx->steps().size() != steps.size()) {
       // A restructured model (factorized, pruned, new backbone): its layers
       // do not correspond one to one; the outputs (heads) still do.
