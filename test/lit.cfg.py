@@ -30,6 +30,21 @@ for var, feature in (("QSIM_MODELS_DIR", "models"), ("QSIM_DATA_DIR", "data"),
         lit_config.note(var + " is not set: tests needing real " + feature +
                         " are skipped (UNSUPPORTED)")
 
+# Device code: the deployment example is built with make and the host's C++
+# compiler; ARM64 runs need the cross compiler and qemu-user (README's
+# packages) and are UNSUPPORTED without them.
+import shutil
+config.substitutions.append(("%deploy_example",
+                             os.path.join(config.qsim_src_root, "examples", "arm-deploy")))
+config.substitutions.append(("%qsim_src", config.qsim_src_root))
+if shutil.which("make") and shutil.which("g++") and shutil.which("gcc"):
+    config.available_features.add("host-cxx")
+if shutil.which("aarch64-linux-gnu-g++") and shutil.which("qemu-aarch64"):
+    config.available_features.add("aarch64-cross")
+else:
+    lit_config.note("aarch64-linux-gnu-g++ or qemu-aarch64 missing: ARM64 "
+                    "deployment tests are skipped (UNSUPPORTED)")
+
 config.substitutions.append(("%PYTHON", config.python_executable))
 config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

@@ -115,6 +115,7 @@ InferenceResult qsim::interp::decodeOutputs(Executor &executor,
   d.letterbox =
       choosePreprocess(info, options.letterbox) == rt::Preprocess::Letterbox;
   std::vector<std::vector<float>> keep; // head data must outlive decoding
+  std::vector<rt::HeadSpec> specs;
   for (const HeadDesc &h : info.heads) {
     const rt::Tensor *t = nullptr;
     for (size_t i = 0; i < outSteps.size(); ++i)
@@ -123,23 +124,18 @@ InferenceResult qsim::interp::decodeOutputs(Executor &executor,
     std::vector<float> data =
         t ? t->toFloat() : executor.stepOutput(h.step).toFloat();
     keep.push_back(std::move(data));
-    if (h.isYolo) {
-      rt::YoloHead y = h.yolo;
-      y.data = keep.back().data();
-      rt::getYoloDetections(y, d, res.detections);
-    } else {
-      rt::RegionHead r = h.region;
-      r.data = keep.back().data();
-      rt::getRegionDetections(r, d, res.detections);
-    }
+    rt::HeadSpec s;
+    s.isYolo = h.isYolo;
+    s.yolo = h.yolo;
+    s.region = h.region;
+    s.yolo.data = s.region.data = keep.back().data();
+    s.nmsKind = h.nmsKind;
+    s.betaNms = h.betaNms;
+    s.classes = h.classes;
+    specs.push_back(std::move(s));
   }
+  res.detections = rt::decodeHeads(specs, d, options.nms);
   res.candidates = res.detections.size();
-  const HeadDesc &last = info.heads.back();
-  if (last.nmsKind == rt::NmsKind::Default || !last.isYolo)
-    rt::nmsSort(res.detections, last.classes, options.nms);
-  else
-    rt::diouNmsSort(res.detections, last.classes, options.nms, last.nmsKind,
-                    last.betaNms);
   res.reported =
       rt::reportDetections(res.detections, imageW, imageH, options.thresh);
   return res;

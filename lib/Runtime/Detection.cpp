@@ -370,3 +370,23 @@ bool qsim::rt::readNames(const std::string &path,
   }
   return true;
 }
+
+std::vector<Detection> qsim::rt::decodeHeads(const std::vector<HeadSpec> &heads,
+                                             const DecodeOptions &d,
+                                             float nms) {
+  std::vector<Detection> dets;
+  for (const HeadSpec &h : heads) {
+    if (h.isYolo)
+      getYoloDetections(h.yolo, d, dets);
+    else
+      getRegionDetections(h.region, d, dets);
+  }
+  if (heads.empty())
+    return dets;
+  const HeadSpec &last = heads.back();
+  if (last.nmsKind == NmsKind::Default || !last.isYolo)
+    nmsSort(dets, last.classes, nms);
+  else
+    diouNmsSort(dets, last.classes, nms, last.nmsKind, last.betaNms);
+  return dets;
+}

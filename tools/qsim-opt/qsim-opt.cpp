@@ -8,7 +8,11 @@
 #include "qsim/InitAll.h"
 
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
 #include "mlir/Transforms/Passes.h"
+#include "qsim/Conversion/Passes.h"
 #include "llvm/ADT/StringRef.h"
 
 #include <vector>
@@ -41,10 +45,15 @@ int main(int argc, char **argv) {
   argv = args.data();
   mlir::DialectRegistry registry;
   qsim::registerQSimDialects(registry);
+  // The code generation pipeline goes through upstream dialects and passes
+  // (TOSA, linalg, vector, bufferization, LLVM): all of them are available,
+  // as in mlir-opt.
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  mlir::registerAllPasses();
   qsim::registerQSimPasses();
-  mlir::registerCanonicalizerPass();
-  mlir::registerCSEPass();
-  mlir::registerSymbolDCEPass();
+  qsim::registerQSimConversionPasses();
+  qsim::registerCodegenPipeline();
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv,
       "qsim-opt: transform qsim models (.mlir/.mlirbc) with qsim passes\n"

@@ -87,15 +87,31 @@ void diouNmsSort(std::vector<Detection> &dets, int classes, float thresh,
 /// What `detector test` reports: one entry per (box, class) with
 /// prob > thresh, sorted by class ascending then prob descending, with the
 /// pixel box as Darknet draws it (bbox_px in golden/README.md).
+/// A detection head of a model, with its output (C x H x W floats) set.
+struct HeadSpec {
+  bool isYolo = true;
+  YoloHead yolo;
+  RegionHead region;
+  NmsKind nmsKind = NmsKind::Default;
+  float betaNms = 0.6f;
+  int classes = 0;
+};
+
+/// What Darknet's detector does after the forward pass: every head's
+/// candidates, then NMS of the kind the last head asks for (sort-based IoU
+/// NMS for default and region heads).
+std::vector<Detection> decodeHeads(const std::vector<HeadSpec> &heads,
+                                   const DecodeOptions &opts, float nms);
+
 struct ReportedDetection {
   int classId = 0;
   float prob = 0, objectness = 0;
   Box rel;
   int left = 0, top = 0, right = 0, bottom = 0;
 };
-std::vector<ReportedDetection> reportDetections(const std::vector<Detection> &dets,
-                                                int imageW, int imageH,
-                                                float thresh);
+std::vector<ReportedDetection>
+reportDetections(const std::vector<Detection> &dets, int imageW, int imageH,
+                 float thresh);
 
 /// Darknet's top_k: indices of the k largest values, ties to the lower index.
 std::vector<int> topK(const float *values, int n, int k);

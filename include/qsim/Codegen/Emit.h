@@ -1,0 +1,55 @@
+//===- Emit.h - object files and device headers ----------------*- C++ -*-===//
+//
+// The last step of qsim-compile: an LLVM-dialect module (from
+// --qsim-codegen-pipeline) through LLVM's optimizer and a target backend to
+// an object file (or assembly, or LLVM IR), and the C header describing the
+// compiled model for runtime/qsim_runtime.h.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QSIM_CODEGEN_EMIT_H
+#define QSIM_CODEGEN_EMIT_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+
+#include <memory>
+
+#include <string>
+
+namespace qsim {
+
+struct EmitOptions {
+  enum class Kind { Object, Assembly, LLVMIR };
+  Kind kind = Kind::Object;
+  std::string triple = "aarch64-linux-gnu";
+  /// "native" (and empty features) means this host.
+  std::string cpu = "cortex-a72";
+  std::string features = "+neon";
+  int optLevel = 3;
+};
+
+/// The LLVM target machine for `options` (cpu "native": this host). Fails
+/// with `error` for a target other than aarch64/x86-64, an unknown CPU or an
+/// unknown feature, so that a tool can check before compiling.
+std::unique_ptr<llvm::TargetMachine>
+createTargetMachine(const EmitOptions &options, std::string &error);
+
+/// Translates, optimizes and emits `module` (LLVM dialect). Fails with
+/// `error` (unknown target, translation failure).
+mlir::LogicalResult emitCode(mlir::ModuleOp module, const EmitOptions &options,
+                             llvm::SmallVectorImpl<char> &out,
+                             std::string &error);
+
+/// The model's header: its layer table, memory sizes and step function, as
+/// `const qsim_model <prefix>_desc` (see runtime/qsim_runtime.h).
+mlir::LogicalResult writeDeviceHeader(mlir::ModuleOp module,
+                                      llvm::StringRef source,
+                                      llvm::raw_ostream &os,
+                                      std::string &error);
+
+} // namespace qsim
+
+#endif

@@ -1,0 +1,45 @@
+//===- Passes.h - lowering and code generation passes -----------*- C++ -*-===//
+
+#ifndef QSIM_CONVERSION_PASSES_H
+#define QSIM_CONVERSION_PASSES_H
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Tosa/IR/TosaOps.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Pass/Pass.h"
+
+#include <string>
+
+namespace qsim {
+
+#define GEN_PASS_DECL
+#include "qsim/Conversion/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "qsim/Conversion/Passes.h.inc"
+
+/// Where and for what the code is generated.
+struct CodegenTarget {
+  std::string triple = "aarch64-linux-gnu";
+  std::string cpu = "cortex-a72";
+  std::string features = "+neon";
+  std::string prefix = "model";
+};
+
+/// The passes of --qsim-codegen-pipeline, from a qsim module to the LLVM
+/// dialect (with the target's triple and data layout set).
+void buildCodegenPipeline(mlir::OpPassManager &pm, const CodegenTarget &t);
+
+/// Registers --qsim-codegen-pipeline.
+void registerCodegenPipeline();
+
+} // namespace qsim
+
+#endif

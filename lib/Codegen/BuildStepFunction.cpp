@@ -1,0 +1,139 @@
+//===- BuildStepFunction.cpp - --qsim-build-step-function ----------------===//
+//
+// The one entry point the device runtime calls: `<prefix>_run_layer(arena,
+// scratch, layer)` runs one layer with its inputs and output at fixed
+// offsets of the arena. The arena holds the network input (NHWC f32) and
+// then every layer's output, each 64-byte aligned, so that after a step any
+// layer's output can still be read (stepping on the device).
+//
+//===----------------------------------------------------------------------===//
+
+#include "qsim/Conversion/Passes.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/Builders.h"
+
+namespace qsim {
+#define GEN_PASS_DEF_BUILDSTEPFUNCTIONPASS
+#include "qsim/Conversion/Passes.h.inc"
+} // namespace qsim
+
+using namespace mlir;
+
+namespace {
+
+int64_t elemBytes(StringRef el) { return el == "i8" ? 1 : el == "f16" ? 2 : 4; }
+
+struct BuildStepFunctionPass
+    : public qsim::impl::BuildStepFunctionPassBase<BuildStepFunctionPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = &getContext();
+    OpBuilder b(ctx);
+    auto table = module->getAttrOfType<ArrayAttr>("qsim.codegen");
+    auto input = module->getAttrOfType<DictionaryAttr>("qsim.codegen.input");
+    if (!table || !input) {
+      module.emitError() << "no qsim.codegen table (run --qsim-lower-to-tosa)";
+      return signalPassFailure();
+    }
+    std::string prefix = input.getAs<StringAttr>("prefix").str();
+    auto inShape = input.getAs<DenseI64ArrayAttr>("shape").asArrayRef();
+    auto align = [](int64_t x) { return (x + 63) / 64 * 64; };
+
+    // Arena layout.
+    int64_t inBytes = 4;
+    for (int64_t d : inShape)
+      inBytes *= d;
+    int64_t offset = align(inBytes);
+    SmallVector<int64_t> offsets, sizes;
+    SmallVector<Attribute> newTable;
+    int64_t scratchBytes = 64;
+    for (Attribute a : table) {
+      auto d = cast<DictionaryAttr>(a);
+      int64_t bytes = elemBytes(d.getAs<StringAttr>("elem").getValue());
+      for (int64_t s : d.getAs<DenseI64ArrayAttr>("shape").asArrayRef())
+        bytes *= s;
+      offsets.push_back(offset);
+      sizes.push_back(bytes);
+      NamedAttrList l(d);
+      l.set("offset", b.getI64IntegerAttr(offset));
+      l.set("bytes", b.getI64IntegerAttr(bytes));
+      newTable.push_back(l.getDictionary(ctx));
+      offset = align(offset + bytes);
+      auto fn = module.lookupSymbol<func::FuncOp>(
+          d.getAs<StringAttr>("func").getValue());
+      if (!fn) {
+        module.emitError() << "missing layer function "
+                           << d.getAs<StringAttr>("func");
+        return signalPassFailure();
+      }
+      if (auto s = fn->getAttrOfType<IntegerAttr>("qsim.scratch_bytes"))
+        scratchBytes = std::max(scratchBytes, s.getInt());
+    }
+    int64_t arenaBytes = offset;
+    module->setAttr("qsim.codegen", b.getArrayAttr(newTable));
+    module->setAttr("qsim.codegen.arena_bytes",
+                    b.getI64IntegerAttr(arenaBytes));
+    module->setAttr("qsim.codegen.scratch_bytes",
+                    b.getI64IntegerAttr(scratchBytes));
+    module->setAttr("qsim.codegen.input_bytes", b.getI64IntegerAttr(inBytes));
+
+    // The step function.
+    b.setInsertionPointToEnd(module.getBody());
+    Location loc = module.getLoc();
+    auto arenaT = MemRefType::get({arenaBytes}, b.getI8Type());
+    auto scratchT = MemRefType::get({scratchBytes}, b.getI8Type());
+    auto step = b.create<func::FuncOp>(
+        loc, prefix + "_run_layer",
+        b.getFunctionType({arenaT, scratchT, b.getI32Type()}, {}));
+    Block *body = step.addEntryBlock();
+    b.setInsertionPointToEnd(body);
+    Value arena = body->getArgument(0), scratch = body->getArgument(1);
+    Value layer = b.create<arith::IndexCastOp>(loc, b.getIndexType(),
+                                               body->getArgument(2));
+    SmallVector<int64_t> cases;
+    for (size_t i = 0; i < table.size(); ++i)
+      cases.push_back(i);
+    auto sw = b.create<scf::IndexSwitchOp>(loc, TypeRange{}, layer, cases,
+                                           cases.size());
+    sw.getDefaultRegion().emplaceBlock();
+    b.setInsertionPointToEnd(&sw.getDefaultRegion().front());
+    b.create<scf::YieldOp>(loc);
+    for (size_t i = 0; i < table.size(); ++i) {
+      auto d = cast<DictionaryAttr>(table[i]);
+      auto fn = module.lookupSymbol<func::FuncOp>(
+          d.getAs<StringAttr>("func").getValue());
+      Block &blk = sw.getCaseRegions()[i].emplaceBlock();
+      b.setInsertionPointToEnd(&blk);
+      auto inputs = d.getAs<DenseI64ArrayAttr>("inputs").asArrayRef();
+      auto argTypes = fn.getArgumentTypes();
+      if (argTypes.size() != inputs.size() + 2) {
+        fn.emitError() << "unexpected signature " << fn.getFunctionType();
+        return signalPassFailure();
+      }
+      SmallVector<Value> args;
+      auto viewAt = [&](Value base, int64_t off, Type t) -> Value {
+        Value o = b.create<arith::ConstantIndexOp>(loc, off);
+        return b.create<memref::ViewOp>(loc, t, base, o, ValueRange{});
+      };
+      for (size_t k = 0; k < inputs.size(); ++k) {
+        int64_t src = inputs[k];
+        int64_t off = src < 0 ? 0 : offsets[src];
+        args.push_back(viewAt(arena, off, argTypes[k]));
+      }
+      args.push_back(viewAt(arena, offsets[i], argTypes[inputs.size()]));
+      args.push_back(viewAt(scratch, 0, argTypes.back()));
+      b.create<func::CallOp>(loc, fn, args);
+      // Only the step function is the object's interface (internal linkage
+      // also keeps several models' layer functions apart).
+      fn.setPrivate();
+      fn->setAttr("llvm.linkage",
+                  LLVM::LinkageAttr::get(ctx, LLVM::Linkage::Internal));
+      b.create<scf::YieldOp>(loc);
+    }
+    b.setInsertionPointAfter(sw);
+    b.create<func::ReturnOp>(loc);
+  }
+};
+
+} // namespace

@@ -1,0 +1,90 @@
+//===- Passes.td - lowering and code generation passes ----*- tablegen -*-===//
+
+#ifndef QSIM_CONVERSION_PASSES_TD
+#define QSIM_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def LowerToTosaPass : Pass<"qsim-lower-to-tosa", "mlir::ModuleOp"> {
+  let summary = "Lower a qsim model to TOSA, one function per Darknet layer";
+  let description = [{
+    Every layer becomes `<prefix>_layer_<N>`, a function from its inputs to
+    its output in NHWC, float or int8 as the layer's precision. Weights are
+    transposed to TOSA's layouts at compile time; int8 convolutions pad with
+    the input zero point and fold the zero point into the bias; the integer
+    requantization is `tosa.rescale` (rounding `tosa-double`) or the
+    gemmlowp arithmetic as a `linalg.generic` (rounding `tflite`), bit for
+    bit as the interpreter. The module keeps a `qsim.codegen` table (per
+    layer: function, input layers, NHWC shape, element type, scale, zero
+    point) for the runtime. Batch norms after convolutions must be folded
+    (`--qsim-fold-batchnorm`, part of `--qsim-codegen-pipeline`).
+  }];
+  let options = [
+    Option<"prefix", "prefix", "std::string", "\"model\"",
+           "Prefix of the generated symbols">,
+  ];
+  let dependentDialects = ["::mlir::tosa::TosaDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
+}
+
+def PrepareConvsPass : Pass<"qsim-prepare-convs", "mlir::func::FuncOp"> {
+  let summary = "Convolutions in the forms the vectorizer handles";
+  let description = [{
+    `linalg.conv_2d_nhwc_fhwc` (and `_q` with zero points 0) with a constant
+    filter becomes `linalg.conv_2d_nhwc_hwcf` with the filter transposed at
+    compile time; `linalg.depthwise_conv_2d_nhwc_hwcm` with multiplier 1
+    becomes `linalg.depthwise_conv_2d_nhwc_hwc`. Those decompose into 1-D
+    convolutions that `--qsim-tile-and-vectorize` turns into register-blocked
+    vector code.
+  }];
+}
+
+def TileAndVectorizePass : Pass<"qsim-tile-and-vectorize", "mlir::func::FuncOp"> {
+  let summary = "Tile and vectorize convolutions, matmuls and elementwise ops";
+  let description = [{
+    Convolutions are tiled to 1 output row x `ow` output columns x `f`
+    filters x 1 filter tap (x `c` input channels), the tile sizes dividing
+    the (static) dimensions, decomposed to 1-D convolutions and vectorized
+    (broadcast-FMA/MLA micro-kernels); matmuls and elementwise generics are
+    tiled along their innermost dimension and vectorized. Vector contractions
+    are lowered to outer products.
+  }];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int", "16",
+           "Elements per filter tile (a multiple of the SIMD width)">,
+    Option<"pixelTile", "pixel-tile", "int", "8", "Output columns per tile">,
+  ];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::affine::AffineDialect"];
+}
+
+def ScratchToArenaPass : Pass<"qsim-scratch-to-arena", "mlir::ModuleOp"> {
+  let summary = "Temporary buffers of the layer functions into a scratch argument";
+  let description = [{
+    After bufferization: every `memref.alloc` of a layer function becomes a
+    view into a new trailing `scratch` argument (64-byte aligned offsets;
+    its size is recorded as `qsim.scratch_bytes`), deallocations are
+    removed. The generated code never calls malloc.
+  }];
+}
+
+def BuildStepFunctionPass : Pass<"qsim-build-step-function", "mlir::ModuleOp"> {
+  let summary = "The device entry: run one layer on the arena";
+  let description = [{
+    Creates `<prefix>_run_layer(arena, scratch, layer)`, which runs layer `layer`
+    with its inputs and output at their compile-time offsets in the arena
+    (the network input first, then every layer's output, 64-byte aligned),
+    and records the layout in `qsim.codegen` (`offset`, `bytes`) and the
+    arena and scratch sizes on the module.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect"];
+}
+
+#endif

@@ -1,0 +1,122 @@
+/*===- qsim_runtime.h - run a qsim-compiled model on the device -*- C -*-===*
+ *
+ * The whole device-side runtime of a model compiled by qsim-compile: plain
+ * C99, no allocation, no MLIR. The generated object (model.o) provides one
+ * function, <prefix>_step(arena, scratch, layer); the generated header
+ * (model.h) describes the layers and the memory they need. This runtime
+ * holds the position in the run, converts the input image to the model's
+ * layout, and gives access to every layer's output, so that an application
+ * can run the whole model or step through it layer by layer.
+ *
+ *   static unsigned char memory[MODEL_MEMORY_BYTES];
+ *   qsim_context ctx;
+ *   qsim_init(&ctx, &model_desc, memory, sizeof memory);
+ *   qsim_set_input_chw(&ctx, image);     // 3 x H x W floats in [0, 1]
+ *   while (qsim_step(&ctx) >= 0) { ... qsim_layer_output(&ctx, i) ... }
+ *
+ * docs/deploy.md describes the whole flow.
+ *===----------------------------------------------------------------------===*/
+
+#ifndef QSIM_RUNTIME_H
+#define QSIM_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { QSIM_F32 = 0, QSIM_F16 = 1, QSIM_I8 = 2 } qsim_dtype;
+
+/* One Darknet layer of the compiled model. Shapes are NHWC (the layout the
+ * generated code computes in); `offset` is the output's place in the arena. */
+typedef struct {
+  int32_t index;
+  const char *kind; /* Darknet section name: "convolutional", "yolo", ... */
+  qsim_dtype dtype;
+  int32_t shape[4]; /* N, H, W, C */
+  float scale;      /* int8: real = scale * (q - zero_point) */
+  int32_t zero_point;
+  size_t offset, bytes;
+  int32_t num_inputs;
+  const int32_t *inputs; /* producing layers; -1 = the network input */
+} qsim_layer_info;
+
+/* A [yolo] detection head: what box decoding needs (as Darknet's cfg). */
+typedef struct {
+  int32_t layer;        /* index into the model's layers */
+  int32_t classes, num; /* num: total anchors of the cfg */
+  int32_t num_mask;
+  const int32_t *mask;  /* the anchors this head uses */
+  const float *anchors; /* 2 * num values, network-input pixels */
+  int32_t new_coords;
+  int32_t nms_kind; /* 0 default, 1 greedy, 2 diou, 3 corners */
+  float beta_nms;
+} qsim_yolo_head;
+
+typedef void (*qsim_step_fn)(uint8_t *arena, uint8_t *scratch, int32_t layer);
+
+/* A compiled model (defined in its generated header). */
+typedef struct {
+  const char *name;
+  int32_t num_layers;
+  const qsim_layer_info *layers;
+  size_t arena_bytes, scratch_bytes;
+  int32_t input_shape[4]; /* N, H, W, C of the network input (f32) */
+  qsim_step_fn step;
+  int32_t num_heads;
+  const qsim_yolo_head *heads;
+  int32_t flavor;    /* 0 AlexeyAB, 1 pjreddie (Darknet's conventions) */
+  int32_t letterbox; /* the cfg's letter_box (AlexeyAB) */
+} qsim_model;
+
+typedef struct {
+  const qsim_model *model;
+  uint8_t *arena, *scratch;
+  int32_t next; /* the next layer to run */
+} qsim_context;
+
+/* A layer's output as stored (no copy). */
+typedef struct {
+  const void *data;
+  qsim_dtype dtype;
+  int32_t n, h, w, c;
+  float scale;
+  int32_t zero_point;
+  int32_t layer;
+  const char *kind;
+} qsim_tensor;
+
+/* Memory one context needs (arena + scratch + alignment slack). */
+size_t qsim_memory_bytes(const qsim_model *model);
+/* Binds a context to caller-provided memory; 0 on success, -1 if too small. */
+int qsim_init(qsim_context *ctx, const qsim_model *model, void *memory,
+              size_t bytes);
+/* The network input from a 3 x H x W (Darknet) float image; or NHWC. Both
+ * restart the run at layer 0. */
+void qsim_set_input_chw(qsim_context *ctx, const float *chw);
+void qsim_set_input_nhwc(qsim_context *ctx, const float *nhwc);
+/* Runs the next layer and returns its index, or -1 when all have run. */
+int qsim_step(qsim_context *ctx);
+/* Runs every remaining layer. */
+void qsim_run(qsim_context *ctx);
+/* Back to layer 0 (same input). */
+void qsim_restart(qsim_context *ctx);
+int qsim_num_layers(const qsim_context *ctx);
+int qsim_next_layer(const qsim_context *ctx);
+/* The output of layer `layer` (valid once it has run). */
+qsim_tensor qsim_layer_output(const qsim_context *ctx, int layer);
+/* Writes "layer 12 (convolutional)" into buf. */
+const char *qsim_layer_name(const qsim_context *ctx, int layer, char *buf,
+                            size_t size);
+/* A tensor as real values in Darknet's C x H x W order (n = 1). */
+void qsim_tensor_to_chw(const qsim_tensor *t, float *chw);
+/* IEEE binary16 to float. */
+float qsim_half_to_float(uint16_t h);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,181 @@
+//===- qsim-compile.cpp - a model to an object file and a header ---------===//
+//
+// qsim-compile model.mlirbc --target aarch64-linux-gnu --cpu cortex-a72
+//     --features +neon,+dotprod -o model.o --header model.h
+//
+// Runs --qsim-codegen-pipeline, LLVM's optimizer and the target backend;
+// writes the object (or assembly / LLVM IR / the LLVM-dialect module) and
+// the header the device runtime (runtime/qsim_runtime.c) needs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qsim/Codegen/Emit.h"
+#include "qsim/Conversion/Passes.h"
+#include "qsim/InitAll.h"
+#include "qsim/Support/Diagnostics.h"
+#include "qsim/Support/FileUtils.h"
+#include "qsim/Support/ModelIO.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/Path.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+using namespace mlir;
+
+namespace {
+int fail(const std::string &msg) {
+  fprintf(stderr, "qsim-compile: error: %s\n", msg.c_str());
+  return 1;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  std::string model, weights, output, header, emit = "obj", prefix = "model";
+  std::string triple = "aarch64-linux-gnu", cpu = "cortex-a72",
+              features = "+neon";
+  std::optional<uint64_t> seed;
+  int opt = 3;
+  bool timing = false;
+  CLI::App app{
+      "qsim-compile: compile a qsim model (float or quantized) for a device.\n"
+      "\n"
+      "  qsim-compile m.mlirbc -o model.o --header model.h   # aarch64 "
+      "(cortex-a72, NEON)\n"
+      "  qsim-compile m.mlirbc --target aarch64-linux-gnu --cpu cortex-a55 "
+      "--features +neon,+dotprod -o model.o --header model.h\n"
+      "  qsim-compile m.mlirbc --cpu native -o model.o --header model.h   "
+      "# this host\n"
+      "\n"
+      "The object exports <prefix>_run_layer(arena, scratch, layer); the "
+      "header "
+      "describes the layers for runtime/qsim_runtime.c (docs/deploy.md).\n",
+      "qsim-compile"};
+  app.add_option("model", model, "Model: .mlirbc, .mlir or Darknet .cfg")
+      ->required();
+  app.add_option("--weights", weights, "Darknet .weights for a .cfg model");
+  app.add_option("--random-weights", seed,
+                 "Synthetic weights from this seed for a .cfg model");
+  app.add_option("-o,--output", output, "Output file ('-' = stdout)")
+      ->required();
+  app.add_option("--header", header, "Write the model's C header here");
+  app.add_option("--emit", emit,
+                 "obj, asm, llvm (LLVM IR) or mlir (LLVM dialect)")
+      ->check(CLI::IsMember({"obj", "asm", "llvm", "mlir"}))
+      ->capture_default_str();
+  app.add_option("--target", triple,
+                 "Target triple ('host': this machine, with --cpu native)")
+      ->capture_default_str();
+  app.add_option("--cpu", cpu, "Target CPU ('native': this host)")
+      ->capture_default_str();
+  app.add_option("--features", features, "Target features, e.g. +neon,+dotprod")
+      ->capture_default_str();
+  app.add_option("--prefix", prefix,
+                 "Prefix of the generated symbols (several models in one "
+                 "program need different prefixes)")
+      ->capture_default_str();
+  app.add_option("-O", opt, "LLVM optimization level (0-3)")
+      ->check(CLI::Range(0, 3))
+      ->capture_default_str();
+  app.add_flag("--timing", timing, "Print the time of each pass");
+  CLI11_PARSE(app, argc, argv);
+  if (triple == "host")
+    cpu = "native";
+  if (cpu == "native" && features == "+neon")
+    features.clear(); // the host's own features
+
+  qsim::EmitOptions eo;
+  eo.kind = emit == "asm"    ? qsim::EmitOptions::Kind::Assembly
+            : emit == "llvm" ? qsim::EmitOptions::Kind::LLVMIR
+                             : qsim::EmitOptions::Kind::Object;
+  eo.triple = triple;
+  eo.cpu = cpu;
+  eo.features = features;
+  eo.optLevel = opt;
+  {
+    // Before the (long) compilation: is the target one we can emit for?
+    std::string error;
+    if (!qsim::createTargetMachine(eo, error))
+      return fail(error);
+  }
+
+  DialectRegistry registry;
+  qsim::registerQSimDialects(registry);
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllPasses();
+  qsim::registerQSimPasses();
+  qsim::registerQSimConversionPasses();
+  MLIRContext ctx(registry);
+  ctx.printOpOnDiagnostic(false);
+  qsim::ToolDiagnostics diags(&ctx);
+
+  qsim::ModelLoadOptions lo;
+  lo.path = model;
+  lo.weightsPath = weights;
+  lo.randomSeed = seed;
+  auto module = qsim::loadModel(&ctx, lo);
+  if (!module)
+    return 1;
+
+  PassManager pm(&ctx);
+  if (timing)
+    pm.enableTiming();
+  qsim::CodegenTarget t{triple, cpu, features, prefix};
+  qsim::buildCodegenPipeline(pm, t);
+  if (failed(pm.run(*module)))
+    return 1; // diagnostics name the layer
+
+  std::string error;
+  std::string eoTriple = cpu == "native" ? "this host" : triple;
+  llvm::SmallVector<char, 0> out;
+  if (emit == "mlir") {
+    llvm::raw_svector_ostream os(out);
+    module->print(os);
+  } else {
+    if (failed(qsim::emitCode(*module, eo, out, error)))
+      return fail(error);
+  }
+  // Both files only once the code exists (no header without its object).
+  if (!header.empty() && failed(qsim::writeFileAtomically(
+                             header,
+                             [&](llvm::raw_ostream &os) {
+                               return qsim::writeDeviceHeader(
+                                   *module, llvm::sys::path::filename(model),
+                                   os, error);
+                             },
+                             error)))
+    return fail(error);
+
+  if (output == "-") {
+    fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+  }
+  if (failed(qsim::writeFileAtomically(
+          output,
+          [&](llvm::raw_ostream &os) {
+            os.write(out.data(), out.size());
+            return success();
+          },
+          error)))
+    return fail(error);
+  auto bytesOf = [&](llvm::StringRef name) -> int64_t {
+    auto a = (*module)->getAttrOfType<IntegerAttr>(name);
+    return a ? a.getInt() : 0;
+  };
+  auto table = (*module)->getAttrOfType<ArrayAttr>("qsim.codegen");
+  fprintf(stderr,
+          "qsim-compile: wrote %s%s%s: %zu layers for %s (%s), arena %.1f "
+          "MiB + scratch %.1f MiB\n",
+          output.c_str(), header.empty() ? "" : " and ", header.c_str(),
+          table ? table.size() : (size_t)0, eoTriple.c_str(), cpu.c_str(),
+          bytesOf("qsim.codegen.arena_bytes") / 1048576.0,
+          bytesOf("qsim.codegen.scratch_bytes") / 1048576.0);
+  return 0;
+}
