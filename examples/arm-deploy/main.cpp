@@ -8,7 +8,7 @@
 //
 //   qsim-deploy IMAGE [--names coco.names] [--thresh 0.25] [--nms 0.45]
 //               [--step] [--dump-layers DIR] [--compare-dumps DIR]
-//               [--rtol 1e-4] [--rtol-f16 2e-3] [--repeat N]
+//               [--rtol 1e-4] [--rtol-f16 2e-3] [--repeat N] [--time-layers]
 //
 // --compare-dumps checks every layer against `qsim-run --dump-layers DIR`
 // (int8 layers must be identical, fp32 layers within --rtol of the
@@ -40,7 +40,7 @@ namespace {
 struct Options {
   std::string image, names, dumpDir, compareDir;
   float thresh = 0.25f, nms = 0.45f, rtol = 1e-4f, rtolF16 = 2e-3f;
-  bool step = false;
+  bool step = false, timeLayers = false;
   int repeat = 0;
 };
 
@@ -48,7 +48,7 @@ int usage(const char *argv0) {
   fprintf(stderr,
           "usage: %s IMAGE [--names F] [--thresh 0.25] [--nms 0.45] [--step]\n"
           "          [--dump-layers DIR] [--compare-dumps DIR] [--rtol 1e-4]\n"
-          "          [--rtol-f16 2e-3] [--repeat N]\n"
+          "          [--rtol-f16 2e-3] [--repeat N] [--time-layers]\n"
           "Runs the compiled model '%s' (%d layers) on IMAGE and prints its "
           "detections.\n",
           argv0, model_desc.name, (int)model_desc.num_layers);
@@ -68,6 +68,8 @@ bool parseArgs(int argc, char **argv, Options &o) {
     const char *v = nullptr;
     if (a == "--step") {
       o.step = true;
+    } else if (a == "--time-layers") {
+      o.timeLayers = true;
     } else if (a == "--names" || a == "--dump-layers" ||
                a == "--compare-dumps" || a == "--thresh" || a == "--nms" ||
                a == "--rtol" || a == "--rtol-f16" || a == "--repeat") {
@@ -280,6 +282,36 @@ int main(int argc, char **argv) {
     std::sort(ms.begin(), ms.end());
     printf("forward: median %.2f ms over %d runs (min %.2f, max %.2f)\n",
            ms[ms.size() / 2], o.repeat, ms.front(), ms.back());
+  }
+
+  if (o.timeLayers) {
+    // Each layer's median over --repeat runs (at least 5), in model order.
+    int reps = std::max(o.repeat, 5);
+    std::vector<std::vector<double>> ms(model_desc.num_layers);
+    for (int r = 0; r < reps; ++r) {
+      qsim_restart(&ctx);
+      for (int layer = 0; layer < model_desc.num_layers; ++layer) {
+        auto t0 = std::chrono::steady_clock::now();
+        qsim_step(&ctx);
+        ms[layer].push_back(std::chrono::duration<double, std::milli>(
+                                std::chrono::steady_clock::now() - t0)
+                                .count());
+      }
+    }
+    double total = 0;
+    std::vector<double> med(model_desc.num_layers);
+    for (int layer = 0; layer < model_desc.num_layers; ++layer) {
+      std::sort(ms[layer].begin(), ms[layer].end());
+      med[layer] = ms[layer][ms[layer].size() / 2];
+      total += med[layer];
+    }
+    for (int layer = 0; layer < model_desc.num_layers; ++layer) {
+      char name[64];
+      printf("%-26s %9.3f ms %5.1f%%\n",
+             qsim_layer_name(&ctx, layer, name, sizeof name), med[layer],
+             total > 0 ? 100 * med[layer] / total : 0.0);
+    }
+    printf("%-26s %9.3f ms\n", "total", total);
   }
 
   std::vector<std::string> names;

@@ -81,6 +81,53 @@ FailureOr<Value> permutedConstant(RewriterBase &rw, Location loc, Value filter,
       .getResult();
 }
 
+/// A HWCF filter whose rows (one per input channel) are a multiple of 1 KiB
+/// apart puts every row of a filter tile in the same few L1 sets (layer 12
+/// of yolov3-tiny: 4 KiB apart, 4x slower). Storing the rows `vectorWidth`
+/// elements further apart and reading the HWCF view of it avoids that.
+Value spreadFilterRows(RewriterBase &rw, Location loc, Value filter) {
+  DenseElementsAttr attr;
+  if (!matchPattern(filter, m_Constant(&attr)) || attr.isSplat())
+    return filter;
+  auto type = cast<RankedTensorType>(attr.getType());
+  auto shape = type.getShape();
+  int64_t f = shape.back();
+  int64_t bytes = f * type.getElementTypeBitWidth() / 8;
+  if (bytes % 1024 != 0)
+    return filter;
+  int64_t pad = 64 / (type.getElementTypeBitWidth() / 8); // one cache line
+  int64_t rows = type.getNumElements() / f;
+  SmallVector<int64_t> padded(shape);
+  padded.back() = f + pad;
+  auto paddedType = RankedTensorType::get(padded, type.getElementType());
+  Attribute result;
+  if (type.getElementType().isF32()) {
+    auto v = llvm::to_vector(attr.getValues<float>());
+    std::vector<float> out(rows * (f + pad), 0.0f);
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy(v.begin() + r * f, v.begin() + (r + 1) * f,
+                out.begin() + r * (f + pad));
+    result = DenseElementsAttr::get(paddedType, ArrayRef<float>(out));
+  } else if (type.getElementType().isInteger(8)) {
+    auto v = llvm::to_vector(attr.getValues<int8_t>());
+    std::vector<int8_t> out(rows * (f + pad), 0);
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy(v.begin() + r * f, v.begin() + (r + 1) * f,
+                out.begin() + r * (f + pad));
+    result = DenseElementsAttr::get(paddedType, ArrayRef<int8_t>(out));
+  } else {
+    return filter;
+  }
+  Value c = rw.create<arith::ConstantOp>(loc, paddedType,
+                                         cast<TypedAttr>(result));
+  SmallVector<OpFoldResult> offsets(shape.size(), rw.getIndexAttr(0));
+  SmallVector<OpFoldResult> sizes, strides(shape.size(), rw.getIndexAttr(1));
+  for (int64_t d : shape)
+    sizes.push_back(rw.getIndexAttr(d));
+  return rw.create<tensor::ExtractSliceOp>(loc, type, c, offsets, sizes,
+                                           strides);
+}
+
 /// conv_2d_nhwc_fhwc(_q with zero points 0) -> conv_2d_nhwc_hwcf.
 template <typename ConvOp> struct ConvToHwcf : OpRewritePattern<ConvOp> {
   using OpRewritePattern<ConvOp>::OpRewritePattern;
@@ -94,8 +141,9 @@ template <typename ConvOp> struct ConvToHwcf : OpRewritePattern<ConvOp> {
                                    {s[1], s[2], s[3], s[0]});
     if (failed(filter))
       return rw.notifyMatchFailure(op, "filter is not a constant");
+    Value hwcf = spreadFilterRows(rw, op.getLoc(), *filter);
     auto conv = rw.create<linalg::Conv2DNhwcHwcfOp>(
-        op.getLoc(), op.getResultTypes(), ValueRange{ins[0], *filter},
+        op.getLoc(), op.getResultTypes(), ValueRange{ins[0], hwcf},
         op.getDpsInits(), op.getStrides(), op.getDilations());
     rw.replaceOp(op, conv.getResults());
     return success();

@@ -40,6 +40,18 @@ struct TileAndVectorizePass
     : public qsim::impl::TileAndVectorizePassBase<TileAndVectorizePass> {
   using TileAndVectorizePassBase::TileAndVectorizePassBase;
 
+  /// Output pixels per register tile: a divisor of the row (tiles stay
+  /// static), `pixel-tile` at most, but a whole short row (13, 26 = 2 x 13
+  /// in YOLO heads) rather than tiles of one or two pixels, which would
+  /// reload the filter vector for every multiply-add.
+  int64_t pixelTileFor(int64_t width) const {
+    int64_t t = divisorUpTo(width, pixelTile);
+    if (t * 2 >= pixelTile)
+      return t;
+    int64_t wide = divisorUpTo(width, 2 * pixelTile);
+    return wide > t ? wide : t;
+  }
+
   /// Static tile sizes for `op` (empty: leave it alone).
   SmallVector<int64_t> tileSizes(linalg::LinalgOp op) const {
     SmallVector<int64_t> ranges = op.getStaticLoopRanges();
@@ -49,7 +61,7 @@ struct TileAndVectorizePass
     int64_t pw = pixelTile, vw = vectorWidth;
     if (isa<linalg::Conv2DNhwcHwcfOp>(op)) {
       // n, oh, ow, f, kh, kw, c
-      return {1, 1, divisorUpTo(ranges[2], pw), divisorUpTo(ranges[3], vw),
+      return {1, 1, pixelTileFor(ranges[2]), divisorUpTo(ranges[3], vw),
               1, 1, divisorUpTo(ranges[6], 32)};
     }
     if (isa<linalg::DepthwiseConv2DNhwcHwcOp>(op)) {
@@ -103,6 +115,11 @@ struct TileAndVectorizePass
       SmallVector<int64_t> sizes = tileSizes(op);
       scf::SCFTilingOptions options;
       options.setTileSizes(getAsIndexOpFoldResult(ctx, sizes));
+      // Filters outermost: one block of filters (k x k x C x vector-width)
+      // stays in cache while every output pixel uses it, instead of the
+      // whole weight tensor being streamed once per output row.
+      if (isa<linalg::Conv2DNhwcHwcfOp>(op))
+        options.setInterchange({0, 3, 1, 2, 4, 5, 6});
       rewriter.setInsertionPoint(op);
       auto tiled =
           scf::tileUsingSCF(rewriter, cast<TilingInterface>(*op), options);
