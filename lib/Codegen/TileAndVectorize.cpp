@@ -61,8 +61,14 @@ struct TileAndVectorizePass
     int64_t pw = pixelTile, vw = vectorWidth;
     if (isa<linalg::Conv2DNhwcHwcfOp>(op)) {
       // n, oh, ow, f, kh, kw, c
-      return {1, 1, pixelTileFor(ranges[2]), divisorUpTo(ranges[3], vw),
-              1, 1, divisorUpTo(ranges[6], 32)};
+      // Two vectors of filters per tile where they divide: each broadcast
+      // input value feeds two multiply-adds.
+      // (Not with whole-row tiles longer than pixel-tile: registers.)
+      int64_t px = pixelTileFor(ranges[2]);
+      int64_t f = px <= pw && ranges[3] % (2 * vw) == 0
+                      ? 2 * vw
+                      : divisorUpTo(ranges[3], vw);
+      return {1, 1, px, f, 1, 1, divisorUpTo(ranges[6], 32)};
     }
     if (isa<linalg::DepthwiseConv2DNhwcHwcOp>(op)) {
       // n, oh, ow, c, kh, kw
