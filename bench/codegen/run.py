@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""bench/codegen: the generated code against qsim-run (see README.md).
+
+yolov3-tiny 416x416 (synthetic weights), fp32 and all-int8:
+1. host-native timing of the code qsim-compile generates (examples/arm-deploy
+   built around it, single thread: the device code has no threads) against
+   qsim-run's fast kernels (oneDNN) with 1 and 2 threads, medians of
+   interleaved rounds in the same invocation;
+2. the ARM64 object (cortex-a72, +neon): .text and constant data sizes.
+"""
+import argparse, os, re, shutil, subprocess, sys, tempfile
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import *
+
+SRC = os.path.abspath(os.path.join(HERE, ".."))
+EXAMPLE = os.path.join(SRC, "examples", "arm-deploy")
+
+def compile_model(model, out, target):
+    os.makedirs(out, exist_ok=True)
+    subprocess.run([tool("qsim-compile"), model, "-o", os.path.join(out, "model.o"),
+                    "--header", os.path.join(out, "model.h")] + target,
+                   check=True, capture_output=True)
+
+def sizes(obj):
+    size = shutil.which("llvm-size-19") or shutil.which("size")
+    out = subprocess.run([size, "-A", obj], capture_output=True, text=True, check=True).stdout
+    text = sum(int(m.group(1)) for m in re.finditer(r"^\.text\S*\s+(\d+)", out, re.M))
+    ro = sum(int(m.group(1)) for m in re.finditer(r"^\.(?:l?rodata|data\.rel\.ro)\S*\s+(\d+)", out, re.M))
+    return text, ro
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=10)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp()
+    image = os.path.join(DATA, "coco128", "images", "train2017", "000000000009.jpg")
+    calib = os.path.join(DATA, "coco128", "images", "train2017")
+    if not os.path.exists(image):
+        sys.exit("needs %s (set QSIM_DATA_DIR)" % image)
+    f32 = os.path.join(tmp, "yolov3-tiny.mlirbc")
+    subprocess.run([tool("qsim-translate"), "--import-darknet",
+                    os.path.join(MODELS, "darknet", "yolov3-tiny.cfg"), "--random-weights=1", "-o", f32], check=True)
+    i8 = os.path.join(tmp, "yolov3-tiny-int8.mlirbc")
+    subprocess.run([tool("qsim-run"), f32, "--mode", "int8", "--calib", calib, "--calib-images", "20",
+                    "--repeat", "1", "--save-model", i8], check=True, capture_output=True)
+
+    programs = {}
+    for name, model in [("fp32", f32), ("int8", i8)]:
+        out = os.path.join(tmp, "host-" + name)
+        compile_model(model, out, ["--target", "host"])
+        subprocess.run(["make", "-s", "-C", EXAMPLE, "MODEL_DIR=" + out, "RT_DIR=" + os.path.join(tmp, "rt"),
+                        "QSIM_SRC=" + SRC], check=True)
+        programs[name] = os.path.join(out, "qsim-deploy")
+
+    times = {}
+    for _ in range(a.rounds):
+        for name, model in [("fp32", f32), ("int8", i8)]:
+            times.setdefault((name, "gen"), []).append(
+                forward_ms(run([programs[name], image, "--repeat", str(a.repeat)])[0]))
+            for t in (1, 2):
+                times.setdefault((name, t), []).append(forward_ms(run(
+                    [tool("qsim-run"), model, "--image", image, "--repeat", str(a.repeat), "--threads", str(t)])[0]))
+    print("== yolov3-tiny 416x416 on this host: median forward ms of %d interleaved rounds x %d runs" % (a.rounds, a.repeat))
+    print("%-6s %14s %16s %16s %12s %12s" % ("", "generated 1T", "qsim-run fast 1T", "qsim-run fast 2T", "gen / 1T", "gen / 2T"))
+    for name in ["fp32", "int8"]:
+        g, r1, r2 = median(times[(name, "gen")]), median(times[(name, 1)]), median(times[(name, 2)])
+        print("%-6s %14.2f %16.2f %16.2f %11.2fx %11.2fx" % (name, g, r1, r2, g / r1, g / r2))
+
+    print("== ARM64 objects (aarch64-linux-gnu, cortex-a72, +neon)")
+    for name, model in [("fp32", f32), ("int8", i8)]:
+        out = os.path.join(tmp, "arm-" + name)
+        compile_model(model, out, ["--target", "aarch64-linux-gnu", "--cpu", "cortex-a72", "--features", "+neon"])
+        text, ro = sizes(os.path.join(out, "model.o"))
+        h = open(os.path.join(out, "model.h")).read()
+        mem = int(re.search(r"_MEMORY_BYTES \((\d+)\)", h).group(1))
+        print("%-6s .text %8.1f KiB   weights/constants %8.1f KiB   arena+scratch %6.1f MiB" % (
+            name, text / 1024, ro / 1024, mem / 1048576))
+    shutil.rmtree(tmp)
+
+if __name__ == "__main__":
+    main()
