@@ -43,6 +43,20 @@ void qsim_set_input_chw(qsim_context *ctx, const float *chw) {
   ctx->next = 0;
 }
 
+void qsim_set_input_int8_chw(qsim_context *ctx, const int8_t *chw, float scale,
+                             int32_t zero_point) {
+  const int32_t *s = ctx->model->input_shape;
+  int32_t h = s[1], w = s[2], c = s[3];
+  float *dst = (float *)ctx->arena;
+  for (int32_t y = 0; y < h; ++y)
+    for (int32_t x = 0; x < w; ++x)
+      for (int32_t k = 0; k < c; ++k)
+        dst[((size_t)y * w + x) * c + k] =
+            scale *
+            (float)((int32_t)chw[((size_t)k * h + y) * w + x] - zero_point);
+  ctx->next = 0;
+}
+
 int qsim_step(qsim_context *ctx) {
   if (ctx->next >= ctx->model->num_layers)
     return -1;

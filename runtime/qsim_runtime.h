@@ -97,6 +97,10 @@ int qsim_init(qsim_context *ctx, const qsim_model *model, void *memory,
  * restart the run at layer 0. */
 void qsim_set_input_chw(qsim_context *ctx, const float *chw);
 void qsim_set_input_nhwc(qsim_context *ctx, const float *nhwc);
+/* A quantized 3 x H x W input (real = scale * (q - zero_point)), e.g. from
+ * a camera pipeline that already produces int8. */
+void qsim_set_input_int8_chw(qsim_context *ctx, const int8_t *chw, float scale,
+                             int32_t zero_point);
 /* Runs the next layer and returns its index, or -1 when all have run. */
 int qsim_step(qsim_context *ctx);
 /* Runs every remaining layer. */

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The main job: import a real Darknet model, lighten and quantize it with the
-# guideline pipeline, run it, and print the comparison with the original.
+# guideline pipeline, run it, print the comparison with the original, and
+# compile it for ARM64 (run under qemu-user, checked layer by layer).
 # Uses $QSIM_MODELS_DIR / $QSIM_DATA_DIR (default ../shared/models and
 # ../shared/data); without them, a model and images generated here, and says
 # so.
@@ -54,3 +55,15 @@ $BIN/qsim-opt "$OUT/$MODEL.mlirbc" \
 echo "== 4. running the lightened model against the original, layer by layer"
 $BIN/qsim-run "$OUT/$MODEL-light.mlirbc" --image "$IMAGES" $EVALRUN --max-images 20 -q \
   --compare "$OUT/$MODEL.mlirbc"
+
+echo "== 5. ARM64 code for the lightened model (qsim-compile), run under qemu-user,"
+echo "      every layer checked against the interpreter's reference kernels"
+IMAGE=$(ls "$IMAGES"/*.jpg "$IMAGES"/*.ppm 2>/dev/null | head -1)
+mkdir -p "$OUT/arm64"
+ARM=$(cd "$OUT/arm64" && pwd)
+$BIN/qsim-compile "$OUT/$MODEL-light.mlirbc" --target aarch64-linux-gnu --cpu cortex-a72 \
+  --features +neon -o "$ARM/model.o" --header "$ARM/model.h"
+make -s -C examples/arm-deploy MODEL_DIR="$ARM" QSIM_SRC="$PWD" CROSS=aarch64-linux-gnu-
+$BIN/qsim-run "$OUT/$MODEL-light.mlirbc" --image "$IMAGE" --kernels reference \
+  --dump-layers "$ARM/reference" > /dev/null
+qemu-aarch64 -L /usr/aarch64-linux-gnu "$ARM/qsim-deploy" "$IMAGE" --compare-dumps "$ARM/reference"

@@ -21,6 +21,7 @@
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
 #include <CLI/CLI.hpp>
@@ -98,6 +99,15 @@ int main(int argc, char **argv) {
   eo.cpu = cpu;
   eo.features = features;
   eo.optLevel = opt;
+  // Before the (long) compilation: can the outputs be written at all?
+  for (const std::string &path : {output, header}) {
+    if (path.empty() || path == "-")
+      continue;
+    llvm::StringRef dir = llvm::sys::path::parent_path(path);
+    if (!dir.empty() && !llvm::sys::fs::is_directory(dir))
+      return fail("cannot write '" + path + "': no directory '" + dir.str() +
+                  "'");
+  }
   {
     // Before the (long) compilation: is the target one we can emit for?
     std::string error;
