@@ -118,7 +118,8 @@ std::vector<float> layerAsChw(const qsim_context &ctx, int layer) {
 }
 
 // One layer against qsim-run's dump of it. Returns false on a mismatch.
-bool compareLayer(const qsim_context &ctx, int layer, const std::string &dir,
+bool compareLayer(const qsim_context &ctx, int layer,
+                  const std::vector<float> &got, const std::string &dir,
                   const Options &o, std::vector<bool> &afterF16, int &missing) {
   const qsim_layer_info &l = model_desc.layers[layer];
   // binary16 rounds after every layer; a different summation order can move
@@ -135,7 +136,6 @@ bool compareLayer(const qsim_context &ctx, int layer, const std::string &dir,
     fprintf(stderr, "qsim-deploy: warning: %s\n", error.c_str());
     return true;
   }
-  std::vector<float> got = layerAsChw(ctx, layer);
   char name[64];
   qsim_layer_name(&ctx, layer, name, sizeof name);
   if (ref.size() != got.size()) {
@@ -233,9 +233,9 @@ int main(int argc, char **argv) {
   int missing = 0;
   std::vector<bool> afterF16(model_desc.num_layers, false);
   auto afterLayer = [&](int layer) {
+    std::vector<float> v = layerAsChw(ctx, layer); // real values, CHW
     if (o.step) {
       qsim_tensor t = qsim_layer_output(&ctx, layer);
-      std::vector<float> v = layerAsChw(ctx, layer);
       double sum = 0, lo = v.empty() ? 0 : v[0], hi = lo;
       for (float x : v) {
         sum += x;
@@ -249,7 +249,6 @@ int main(int argc, char **argv) {
     }
     if (!o.dumpDir.empty()) {
       const qsim_layer_info &l = model_desc.layers[layer];
-      std::vector<float> v = layerAsChw(ctx, layer);
       if (!rt::writeNpyArray(o.dumpDir + dumpName(l),
                              {l.shape[3], l.shape[1], l.shape[2]}, v.data(),
                              error)) {
@@ -258,7 +257,7 @@ int main(int argc, char **argv) {
       }
     }
     if (!o.compareDir.empty())
-      ok &= compareLayer(ctx, layer, o.compareDir, o, afterF16, missing);
+      ok &= compareLayer(ctx, layer, v, o.compareDir, o, afterF16, missing);
   };
 
   // Step mode (or when every layer is looked at): one layer at a time.

@@ -45,7 +45,8 @@ struct BuildStepFunctionPass
     for (int64_t d : inShape)
       inBytes *= d;
     int64_t offset = align(inBytes);
-    SmallVector<int64_t> offsets, sizes;
+    SmallVector<int64_t> offsets;
+    SmallVector<func::FuncOp> fns;
     SmallVector<Attribute> newTable;
     int64_t scratchBytes = 64;
     for (Attribute a : table) {
@@ -54,7 +55,6 @@ struct BuildStepFunctionPass
       for (int64_t s : d.getAs<DenseI64ArrayAttr>("shape").asArrayRef())
         bytes *= s;
       offsets.push_back(offset);
-      sizes.push_back(bytes);
       NamedAttrList l(d);
       l.set("offset", b.getI64IntegerAttr(offset));
       l.set("bytes", b.getI64IntegerAttr(bytes));
@@ -67,6 +67,7 @@ struct BuildStepFunctionPass
                            << d.getAs<StringAttr>("func");
         return signalPassFailure();
       }
+      fns.push_back(fn);
       if (auto s = fn->getAttrOfType<IntegerAttr>("qsim.scratch_bytes"))
         scratchBytes = std::max(scratchBytes, s.getInt());
     }
@@ -76,7 +77,6 @@ struct BuildStepFunctionPass
                     b.getI64IntegerAttr(arenaBytes));
     module->setAttr("qsim.codegen.scratch_bytes",
                     b.getI64IntegerAttr(scratchBytes));
-    module->setAttr("qsim.codegen.input_bytes", b.getI64IntegerAttr(inBytes));
 
     // The step function.
     b.setInsertionPointToEnd(module.getBody());
@@ -101,8 +101,7 @@ struct BuildStepFunctionPass
     b.create<scf::YieldOp>(loc);
     for (size_t i = 0; i < table.size(); ++i) {
       auto d = cast<DictionaryAttr>(table[i]);
-      auto fn = module.lookupSymbol<func::FuncOp>(
-          d.getAs<StringAttr>("func").getValue());
+      func::FuncOp fn = fns[i];
       Block &blk = sw.getCaseRegions()[i].emplaceBlock();
       b.setInsertionPointToEnd(&blk);
       auto inputs = d.getAs<DenseI64ArrayAttr>("inputs").asArrayRef();

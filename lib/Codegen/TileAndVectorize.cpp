@@ -60,22 +60,17 @@ struct TileAndVectorizePass
         return {};
     int64_t pw = pixelTile, vw = vectorWidth;
     if (isa<linalg::Conv2DNhwcHwcfOp>(op)) {
-      // n, oh, ow, f, kh, kw, c
-      // Two vectors of filters per tile where they divide: each broadcast
-      // input value feeds two multiply-adds.
-      // (Not with whole-row tiles longer than pixel-tile: registers.)
+      // n, oh, ow, f, kh, kw, c. Two vectors of filters per tile where they
+      // divide (each broadcast input value feeds two multiply-adds), but not
+      // with whole-row tiles longer than pixel-tile (registers).
       int64_t px = pixelTileFor(ranges[2]);
       int64_t f = px <= pw && ranges[3] % (2 * vw) == 0
                       ? 2 * vw
                       : divisorUpTo(ranges[3], vw);
       return {1, 1, px, f, 1, 1, divisorUpTo(ranges[6], 32)};
     }
-    if (isa<linalg::DepthwiseConv2DNhwcHwcOp>(op)) {
-      // n, oh, ow, c, kh, kw
-      return {1, 1, divisorUpTo(ranges[2], pw), divisorUpTo(ranges[3], vw),
-              1, 1};
-    }
-    if (isa<linalg::PoolingNhwcMaxOp, linalg::PoolingNhwcSumOp>(op)) {
+    if (isa<linalg::DepthwiseConv2DNhwcHwcOp, linalg::PoolingNhwcMaxOp,
+            linalg::PoolingNhwcSumOp>(op)) {
       // n, oh, ow, c, kh, kw
       return {1, 1, divisorUpTo(ranges[2], pw), divisorUpTo(ranges[3], vw),
               1, 1};
@@ -112,13 +107,12 @@ struct TileAndVectorizePass
     }
 
     // 1. Tile.
-    SmallVector<linalg::LinalgOp> targets;
+    SmallVector<std::pair<linalg::LinalgOp, SmallVector<int64_t>>> targets;
     f.walk([&](linalg::LinalgOp op) {
-      if (!tileSizes(op).empty())
-        targets.push_back(op);
+      if (SmallVector<int64_t> sizes = tileSizes(op); !sizes.empty())
+        targets.emplace_back(op, std::move(sizes));
     });
-    for (linalg::LinalgOp op : targets) {
-      SmallVector<int64_t> sizes = tileSizes(op);
+    for (auto &[op, sizes] : targets) {
       scf::SCFTilingOptions options;
       options.setTileSizes(getAsIndexOpFoldResult(ctx, sizes));
       // Filters outermost: one block of filters (k x k x C x vector-width)

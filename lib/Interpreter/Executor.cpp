@@ -317,13 +317,8 @@ bool PlanBuilder::build(ModuleOp module) {
     return false;
   }
   plan.flavor = getFlavor(module);
-  if (auto q = module->getAttrOfType<DictionaryAttr>("qsim.quantization"))
-    if (auto r = q.getAs<StringAttr>("rounding"))
-      if (!rt::parseRounding(r.getValue().str(), plan.rounding)) {
-        error = "unknown rounding '" + r.getValue().str() +
-                "' in qsim.quantization";
-        return false;
-      }
+  if (failed(getModuleRounding(module, plan.rounding, error)))
+    return false;
   auto layers = getLayers(func);
   if (failed(layers)) {
     error = "the module's body is not a sequence of Darknet layers";

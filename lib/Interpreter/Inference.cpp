@@ -10,19 +10,6 @@ using namespace mlir;
 using namespace qsim;
 using namespace qsim::interp;
 
-static rt::NmsKind toRt(NmsKind k) {
-  switch (k) {
-  case NmsKind::greedynms:
-    return rt::NmsKind::Greedy;
-  case NmsKind::diounms:
-    return rt::NmsKind::DIoU;
-  case NmsKind::cornersnms:
-    return rt::NmsKind::Corners;
-  default:
-    return rt::NmsKind::Default;
-  }
-}
-
 ModelInfo qsim::interp::describeModel(ModuleOp module,
                                       const Executor &executor) {
   ModelInfo info;
@@ -49,9 +36,7 @@ ModelInfo qsim::interp::describeModel(ModuleOp module,
       h.yolo.anchors.assign(y.getAnchors().begin(), y.getAnchors().end());
       h.yolo.newCoords = y.getNewCoords();
       h.yolo.layer = steps[i].layer;
-      // pjreddie Darknet has no nms_kind (always sort-based IoU NMS).
-      h.nmsKind = info.flavor == Flavor::AlexeyAB ? toRt(y.getNmsKind())
-                                                  : rt::NmsKind::Default;
+      h.nmsKind = decodingNmsKind(y, info.flavor);
       h.betaNms = y.getBetaNms().convertToFloat();
       h.classes = y.getClasses();
       info.heads.push_back(h);

@@ -15,7 +15,8 @@
 namespace qsim::rt {
 
 enum class Flavor { AlexeyAB, PJReddie };
-enum class NmsKind { Default, Greedy, DIoU, Corners };
+/// The values are also qsim_yolo_head's nms_kind in generated device headers.
+enum class NmsKind { Default = 0, Greedy = 1, DIoU = 2, Corners = 3 };
 
 /// Centre x, y and size w, h (fractions of the network input or image).
 struct Box {

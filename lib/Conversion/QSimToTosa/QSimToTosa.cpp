@@ -576,13 +576,14 @@ Converted LayerLowering::conv(Conv2DOp op, const Converted &inC) {
     a.append(extra.begin(), extra.end());
     return a;
   };
-  Value zeroBias = q ? constant<int32_t>({F}, i32(), std::vector<int32_t>(F, 0))
-                     : constant<float>({F}, f32(), biasF);
   auto accType = tensorType({1, outShape[1], outShape[2], F}, accEl);
   Value acc;
   if (G > 1 && G == C && F % C == 0) {
-    // Depthwise: weight [kh][kw][C][M], output channel c*M + m.
+    // Depthwise: weight [kh][kw][C][M], output channel c*M + m. The int8
+    // bias is added with the requantization (int32, after the folding).
     int64_t M = F / C;
+    Value dwBias = q ? constant<int32_t>({F}, i32(), std::vector<int32_t>(F, 0))
+                     : constant<float>({F}, f32(), biasF);
     SmallVector<int64_t> shape = {kh, kw, C, M};
     if (q) {
       std::vector<int8_t> w(kh * kw * C * M);
@@ -592,7 +593,7 @@ Converted LayerLowering::conv(Conv2DOp op, const Converted &inC) {
             for (int64_t x = 0; x < kw; ++x)
               w[((y * kw + x) * C + c) * M + m] = wq[wAt(c * M + m, 0, y, x)];
       acc = make<tosa::DepthwiseConv2DOp>(
-          accType, {in, constant<int8_t>(shape, wEl, w), zeroBias},
+          accType, {in, constant<int8_t>(shape, wEl, w), dwBias},
           convAttrs(quantInfo()));
     } else {
       std::vector<float> w(kh * kw * C * M);
@@ -602,8 +603,7 @@ Converted LayerLowering::conv(Conv2DOp op, const Converted &inC) {
             for (int64_t x = 0; x < kw; ++x)
               w[((y * kw + x) * C + c) * M + m] = wf[wAt(c * M + m, 0, y, x)];
       acc = make<tosa::DepthwiseConv2DOp>(
-          accType, {in, constant<float>(shape, wEl, w), zeroBias},
-          convAttrs({}));
+          accType, {in, constant<float>(shape, wEl, w), dwBias}, convAttrs({}));
     }
   } else {
     // Grouped: one conv per group on a channel slice, concatenated.
@@ -875,7 +875,7 @@ Converted LayerLowering::lower(Operation *op, ArrayRef<Converted> ins) {
                             {attr("shift", b.getI8IntegerAttr(0))});
     return finish(r);
   }
-  if (auto d = dyn_cast<DropoutOp>(op))
+  if (isa<DropoutOp>(op))
     return ins[0];
   if (auto route = dyn_cast<RouteOp>(op)) {
     int64_t G = route.getGroups(), gid = route.getGroupId();
@@ -1099,10 +1099,12 @@ void LowerToTosaPass::runOnOperation() {
                           << ": batch norm on an unexpected layer";
       return signalPassFailure();
     }
-  rt::Rounding rounding = rt::Rounding::TFLite;
-  if (auto qd = module->getAttrOfType<DictionaryAttr>("qsim.quantization"))
-    if (auto r = qd.getAs<StringAttr>("rounding"))
-      rt::parseRounding(r.getValue().str(), rounding);
+  rt::Rounding rounding;
+  std::string roundingError;
+  if (failed(getModuleRounding(module, rounding, roundingError))) {
+    module.emitError() << roundingError;
+    return signalPassFailure();
+  }
   Flavor flavor = getFlavor(module);
 
   MLIRContext *ctx = &getContext();
@@ -1213,22 +1215,9 @@ void LowerToTosaPass::runOnOperation() {
         b.getNamedAttr("zero_point",
                        b.getI64IntegerAttr(outQ ? outQ.getZeroPoint() : 0))};
     if (auto y = dyn_cast<YoloOp>(l.head)) {
-      // What the device needs to decode boxes as qsim-run does.
-      int64_t nms = 0;
-      if (flavor == Flavor::AlexeyAB)
-        switch (y.getNmsKind()) {
-        case NmsKind::greedynms:
-          nms = 1;
-          break;
-        case NmsKind::diounms:
-          nms = 2;
-          break;
-        case NmsKind::cornersnms:
-          nms = 3;
-          break;
-        default:
-          break;
-        }
+      // What the device needs to decode boxes as qsim-run does (nms_kind
+      // as rt::NmsKind's value, qsim_yolo_head's encoding).
+      int64_t nms = static_cast<int64_t>(decodingNmsKind(y, flavor));
       d.push_back(
           b.getNamedAttr("classes", b.getI64IntegerAttr(y.getClasses())));
       d.push_back(b.getNamedAttr("num", b.getI64IntegerAttr(y.getNum())));
@@ -1241,21 +1230,18 @@ void LowerToTosaPass::runOnOperation() {
     }
     table.push_back(b.getDictionaryAttr(d));
   }
-  auto inT = cast<ShapedType>(main.getArgument(0).getType());
+  auto letterBox = module->getAttrOfType<BoolAttr>("qsim.letter_box");
   module->setAttr("qsim.codegen", b.getArrayAttr(table));
   module->setAttr(
       "qsim.codegen.input",
       b.getDictionaryAttr(
-          {b.getNamedAttr("shape", b.getDenseI64ArrayAttr({1, inT.getDimSize(2),
-                                                           inT.getDimSize(3),
-                                                           inT.getDimSize(1)})),
+          {b.getNamedAttr("shape",
+                          b.getDenseI64ArrayAttr(
+                              LayerLowering::nhwcShape(main.getArgument(0)))),
            b.getNamedAttr("prefix", b.getStringAttr(prefix)),
            b.getNamedAttr("flavor", b.getStringAttr(stringifyFlavor(flavor))),
-           b.getNamedAttr(
-               "letter_box",
-               b.getBoolAttr(module->hasAttr("qsim.letter_box") &&
-                             module->getAttrOfType<BoolAttr>("qsim.letter_box")
-                                 .getValue()))}));
+           b.getNamedAttr("letter_box",
+                          b.getBoolAttr(letterBox && letterBox.getValue()))}));
   // The qsim function is gone; only the layer functions remain.
   main.erase();
 }

@@ -33,6 +33,34 @@ Flavor qsim::getFlavor(Operation *op) {
   return Flavor::AlexeyAB;
 }
 
+rt::NmsKind qsim::decodingNmsKind(YoloOp yolo, Flavor flavor) {
+  if (flavor != Flavor::AlexeyAB)
+    return rt::NmsKind::Default;
+  switch (yolo.getNmsKind()) {
+  case NmsKind::greedynms:
+    return rt::NmsKind::Greedy;
+  case NmsKind::diounms:
+    return rt::NmsKind::DIoU;
+  case NmsKind::cornersnms:
+    return rt::NmsKind::Corners;
+  default:
+    return rt::NmsKind::Default;
+  }
+}
+
+LogicalResult qsim::getModuleRounding(ModuleOp module, rt::Rounding &out,
+                                      std::string &error) {
+  out = rt::Rounding::TFLite;
+  if (auto q = module->getAttrOfType<DictionaryAttr>("qsim.quantization"))
+    if (auto r = q.getAs<StringAttr>("rounding"))
+      if (!rt::parseRounding(r.getValue().str(), out)) {
+        error = "unknown rounding '" + r.getValue().str() +
+                "' in qsim.quantization";
+        return failure();
+      }
+  return success();
+}
+
 void qsim::setFlavor(ModuleOp module, Flavor f) {
   module->setAttr(QSimDialect::getFlavorAttrName(),
                   StringAttr::get(module.getContext(), stringifyFlavor(f)));

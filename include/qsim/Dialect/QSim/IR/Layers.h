@@ -9,9 +9,11 @@
 #ifndef QSIM_DIALECT_QSIM_IR_LAYERS_H
 #define QSIM_DIALECT_QSIM_IR_LAYERS_H
 
-#include "qsim/Dialect/QSim/IR/QSimOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "qsim/Dialect/QSim/IR/QSimOps.h"
+#include "qsim/Runtime/Detection.h"
+#include "qsim/Runtime/QuantMath.h"
 
 #include <optional>
 #include <string>
@@ -73,12 +75,10 @@ llvm::ArrayRef<char> getRawBytes(mlir::ElementsAttr attr);
 
 /// A new weight attribute of `type` holding `data` in a resource blob named
 /// after `name` (uniqued by MLIR). Copies `data`.
-mlir::ElementsAttr makeResourceAttr(mlir::ShapedType type,
-                                    llvm::StringRef name,
+mlir::ElementsAttr makeResourceAttr(mlir::ShapedType type, llvm::StringRef name,
                                     llvm::ArrayRef<char> data);
 template <typename T>
-mlir::ElementsAttr makeResourceAttr(mlir::ShapedType type,
-                                    llvm::StringRef name,
+mlir::ElementsAttr makeResourceAttr(mlir::ShapedType type, llvm::StringRef name,
                                     llvm::ArrayRef<T> data) {
   return makeResourceAttr(
       type, name,
@@ -92,6 +92,15 @@ mlir::ElementsAttr makeFloatAttr(mlir::MLIRContext *ctx,
 
 /// True for f32/f16 element types; false for quantized ones.
 bool isFloatElement(mlir::Type t);
+
+/// The NMS Darknet's detector applies after this head: the cfg's nms_kind
+/// in the AlexeyAB flavour; pjreddie Darknet has only sort-based IoU NMS.
+rt::NmsKind decodingNmsKind(YoloOp yolo, Flavor flavor);
+
+/// The module's integer rounding (`qsim.quantization`'s "rounding", TFLite
+/// when absent); fails with `error` naming an unknown one.
+mlir::LogicalResult getModuleRounding(mlir::ModuleOp module, rt::Rounding &out,
+                                      std::string &error);
 
 } // namespace qsim
 
