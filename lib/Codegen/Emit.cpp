@@ -33,9 +33,10 @@ static void initializeTargets() {
 }
 
 std::unique_ptr<llvm::TargetMachine>
-qsim::createTargetMachine(const EmitOptions &o, std::string &error) {
+qsim::createTargetMachine(const CodegenTarget &t, int optLevel,
+                          std::string &error) {
   initializeTargets();
-  std::string triple = o.triple, cpu = o.cpu, features = o.features;
+  std::string triple = t.triple, cpu = t.cpu, features = t.features;
   if (cpu == "native") {
     triple = llvm::sys::getDefaultTargetTriple();
     cpu = llvm::sys::getHostCPUName().str();
@@ -47,9 +48,9 @@ qsim::createTargetMachine(const EmitOptions &o, std::string &error) {
     }
   }
   // The generated code is tested on these two (ARM64 devices, the host).
-  llvm::Triple t(triple);
-  if (t.getArch() != llvm::Triple::aarch64 &&
-      t.getArch() != llvm::Triple::x86_64) {
+  llvm::Triple parsed(triple);
+  if (parsed.getArch() != llvm::Triple::aarch64 &&
+      parsed.getArch() != llvm::Triple::x86_64) {
     error = "target '" + triple +
             "' is not supported (aarch64-linux-gnu, x86_64-linux-gnu or host)";
     return nullptr;
@@ -86,9 +87,9 @@ qsim::createTargetMachine(const EmitOptions &o, std::string &error) {
     }
   }
   llvm::TargetOptions options;
-  auto level = o.optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
-               : o.optLevel == 0 ? llvm::CodeGenOptLevel::None
-                                 : llvm::CodeGenOptLevel::Default;
+  auto level = optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
+               : optLevel == 0 ? llvm::CodeGenOptLevel::None
+                               : llvm::CodeGenOptLevel::Default;
   std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
       triple, cpu, features, options, llvm::Reloc::PIC_, std::nullopt, level));
   if (!tm) {
@@ -107,6 +108,22 @@ LogicalResult qsim::emitCode(ModuleOp module, const EmitOptions &o,
   registerLLVMDialectTranslation(registry);
   module->getContext()->appendDialectRegistry(registry);
 
+  auto recorded = module->getAttrOfType<DictionaryAttr>("qsim.target");
+  if (!recorded) {
+    error = "the module records no target (compile it with "
+            "--qsim-codegen-pipeline)";
+    return failure();
+  }
+  auto field = [&](StringRef name) {
+    auto s = recorded.getAs<StringAttr>(name);
+    return s ? s.str() : std::string();
+  };
+  CodegenTarget target{field("triple"), field("cpu"), field("features")};
+  std::unique_ptr<llvm::TargetMachine> tm =
+      createTargetMachine(target, o.optLevel, error);
+  if (!tm)
+    return failure();
+
   llvm::LLVMContext llvmCtx;
   std::unique_ptr<llvm::Module> llvmModule =
       translateModuleToLLVMIR(module, llvmCtx, "qsim-model");
@@ -114,9 +131,6 @@ LogicalResult qsim::emitCode(ModuleOp module, const EmitOptions &o,
     error = "translation to LLVM IR failed";
     return failure();
   }
-  std::unique_ptr<llvm::TargetMachine> tm = createTargetMachine(o, error);
-  if (!tm)
-    return failure();
   std::string triple = tm->getTargetTriple().str();
   std::string cpu = tm->getTargetCPU().str();
   std::string features = tm->getTargetFeatureString().str();

@@ -17,20 +17,17 @@
 
 using namespace mlir;
 
-/// The textual form, so that `qsim-opt --dump-pass-pipeline` shows exactly
-/// what runs.
+/// The passes of the module's pass manager, as text (what
+/// `qsim-opt --dump-pass-pipeline` shows).
 static std::string pipelineText(const qsim::CodegenTarget &t) {
-  std::string vw = "16";
-  return "builtin.module(qsim-fold-batchnorm,"
+  return "qsim-fold-batchnorm,"
          "qsim-lower-to-tosa{prefix=" +
          t.prefix +
          "},"
          "func.func(tosa-to-linalg-named,tosa-to-linalg,"
          "tosa-to-arith{include-apply-rescale=true use-32-bit=false},"
          "tosa-to-tensor,canonicalize,qsim-prepare-convs,canonicalize,"
-         "qsim-tile-and-vectorize{vector-width=" +
-         vw +
-         " pixel-tile=8},"
+         "qsim-tile-and-vectorize,"
          "canonicalize,cse),"
          "one-shot-bufferize{bufferize-function-boundaries "
          "function-boundary-type-conversion=identity-layout-map "
@@ -43,18 +40,33 @@ static std::string pipelineText(const qsim::CodegenTarget &t) {
          "convert-vector-to-llvm,convert-math-to-llvm,"
          "finalize-memref-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
          "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1},"
-         "convert-cf-to-llvm,reconcile-unrealized-casts)";
+         "convert-cf-to-llvm,reconcile-unrealized-casts";
 }
+
+namespace {
+/// Records the target on the module for the object emitter (emitCode).
+struct SetTarget : public PassWrapper<SetTarget, OperationPass<ModuleOp>> {
+  SetTarget(qsim::CodegenTarget t) : t(std::move(t)) {}
+  StringRef getArgument() const override { return "qsim-set-target"; }
+  void runOnOperation() override {
+    Builder b(&getContext());
+    getOperation()->setAttr(
+        "qsim.target",
+        b.getDictionaryAttr(
+            {b.getNamedAttr("triple", b.getStringAttr(t.triple)),
+             b.getNamedAttr("cpu", b.getStringAttr(t.cpu)),
+             b.getNamedAttr("features", b.getStringAttr(t.features))}));
+  }
+  qsim::CodegenTarget t;
+};
+} // namespace
 
 void qsim::buildCodegenPipeline(OpPassManager &pm, const CodegenTarget &t) {
   std::string errors;
   llvm::raw_string_ostream es(errors);
-  // The outer builtin.module(...) is the pass manager's own anchor.
-  std::string text = pipelineText(t);
-  text = text.substr(std::string("builtin.module(").size());
-  text.pop_back();
-  if (failed(parsePassPipeline(text, pm, es)))
+  if (failed(parsePassPipeline(pipelineText(t), pm, es)))
     llvm::report_fatal_error(llvm::Twine("qsim-codegen-pipeline: ") + es.str());
+  pm.addPass(std::make_unique<SetTarget>(t));
 }
 
 namespace {
@@ -72,21 +84,6 @@ struct CodegenPipelineOptions
                              llvm::cl::init("model")};
 };
 
-/// Records the target on the module for the object emitter (qsim-compile).
-struct SetTarget : public PassWrapper<SetTarget, OperationPass<ModuleOp>> {
-  SetTarget(qsim::CodegenTarget t) : t(std::move(t)) {}
-  StringRef getArgument() const override { return "qsim-set-target"; }
-  void runOnOperation() override {
-    Builder b(&getContext());
-    getOperation()->setAttr(
-        "qsim.target",
-        b.getDictionaryAttr(
-            {b.getNamedAttr("triple", b.getStringAttr(t.triple)),
-             b.getNamedAttr("cpu", b.getStringAttr(t.cpu)),
-             b.getNamedAttr("features", b.getStringAttr(t.features))}));
-  }
-  qsim::CodegenTarget t;
-};
 } // namespace
 
 void qsim::registerCodegenPipeline() {
@@ -94,10 +91,9 @@ void qsim::registerCodegenPipeline() {
       "qsim-codegen-pipeline",
       "qsim model -> LLVM dialect for the device (docs/deploy.md): TOSA, "
       "linalg, tiling and vectorization, bufferization, scratch arena, step "
-      "entry, LLVM; `target`, `cpu`, `features` are recorded for qsim-compile",
+      "entry, LLVM; `target`, `cpu`, `features` are recorded as qsim.target "
+      "for the object emitter",
       [](OpPassManager &pm, const CodegenPipelineOptions &o) {
-        CodegenTarget t{o.target, o.cpu, o.features, o.prefix};
-        buildCodegenPipeline(pm, t);
-        pm.addPass(std::make_unique<SetTarget>(t));
+        buildCodegenPipeline(pm, {o.target, o.cpu, o.features, o.prefix});
       });
 }

@@ -95,10 +95,8 @@ int main(int argc, char **argv) {
   eo.kind = emit == "asm"    ? qsim::EmitOptions::Kind::Assembly
             : emit == "llvm" ? qsim::EmitOptions::Kind::LLVMIR
                              : qsim::EmitOptions::Kind::Object;
-  eo.triple = triple;
-  eo.cpu = cpu;
-  eo.features = features;
   eo.optLevel = opt;
+  qsim::CodegenTarget target{triple, cpu, features, prefix};
   // Before the (long) compilation: can the outputs be written at all?
   for (const std::string &path : {output, header}) {
     if (path.empty() || path == "-")
@@ -111,7 +109,7 @@ int main(int argc, char **argv) {
   {
     // Before the (long) compilation: is the target one we can emit for?
     std::string error;
-    if (!qsim::createTargetMachine(eo, error))
+    if (!qsim::createTargetMachine(target, opt, error))
       return fail(error);
   }
 
@@ -137,8 +135,7 @@ int main(int argc, char **argv) {
   PassManager pm(&ctx);
   if (timing)
     pm.enableTiming();
-  qsim::CodegenTarget t{triple, cpu, features, prefix};
-  qsim::buildCodegenPipeline(pm, t);
+  qsim::buildCodegenPipeline(pm, target);
   if (failed(pm.run(*module)))
     return 1; // diagnostics name the layer
 

@@ -10,6 +10,8 @@
 #ifndef QSIM_CODEGEN_EMIT_H
 #define QSIM_CODEGEN_EMIT_H
 
+#include "qsim/Conversion/Passes.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/Support/raw_ostream.h"
@@ -24,21 +26,20 @@ namespace qsim {
 struct EmitOptions {
   enum class Kind { Object, Assembly, LLVMIR };
   Kind kind = Kind::Object;
-  std::string triple = "aarch64-linux-gnu";
-  /// "native" (and empty features) means this host.
-  std::string cpu = "cortex-a72";
-  std::string features = "+neon";
   int optLevel = 3;
 };
 
-/// The LLVM target machine for `options` (cpu "native": this host). Fails
-/// with `error` for a target other than aarch64/x86-64, an unknown CPU or an
-/// unknown feature, so that a tool can check before compiling.
+/// The LLVM target machine for `target` (cpu "native", empty features: this
+/// host). Fails with `error` for a target other than aarch64/x86-64, an
+/// unknown CPU or an unknown feature, so that a tool can check before
+/// compiling.
 std::unique_ptr<llvm::TargetMachine>
-createTargetMachine(const EmitOptions &options, std::string &error);
+createTargetMachine(const CodegenTarget &target, int optLevel,
+                    std::string &error);
 
-/// Translates, optimizes and emits `module` (LLVM dialect). Fails with
-/// `error` (unknown target, translation failure).
+/// Translates, optimizes and emits `module` (LLVM dialect from
+/// --qsim-codegen-pipeline) for the target it records (`qsim.target`).
+/// Fails with `error` (no or unknown target, translation failure).
 mlir::LogicalResult emitCode(mlir::ModuleOp module, const EmitOptions &options,
                              llvm::SmallVectorImpl<char> &out,
                              std::string &error);

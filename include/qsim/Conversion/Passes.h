@@ -34,7 +34,8 @@ struct CodegenTarget {
 };
 
 /// The passes of --qsim-codegen-pipeline, from a qsim module to the LLVM
-/// dialect (with the target's triple and data layout set).
+/// dialect; the target is recorded on the module as `qsim.target`, where
+/// the object emitter (qsim::emitCode) takes it from.
 void buildCodegenPipeline(mlir::OpPassManager &pm, const CodegenTarget &t);
 
 /// Registers --qsim-codegen-pipeline.
