@@ -10,7 +10,7 @@ static uint8_t *align64(uint8_t *p) {
 }
 
 size_t qsim_memory_bytes(const qsim_model *m) {
-  return m->arena_bytes + m->scratch_bytes + 128;
+  return m->arena_bytes + m->scratch_bytes + QSIM_MEMORY_SLACK;
 }
 
 int qsim_init(qsim_context *ctx, const qsim_model *m, void *memory,

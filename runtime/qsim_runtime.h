@@ -29,6 +29,9 @@ extern "C" {
 
 typedef enum { QSIM_F32 = 0, QSIM_F16 = 1, QSIM_I8 = 2 } qsim_dtype;
 
+/* Memory beyond arena + scratch: aligning both to 64 bytes. */
+#define QSIM_MEMORY_SLACK 128
+
 /* One Darknet layer of the compiled model. Shapes are NHWC (the layout the
  * generated code computes in); `offset` is the output's place in the arena. */
 typedef struct {

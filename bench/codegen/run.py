@@ -73,7 +73,7 @@ def main():
         compile_model(model, out, ["--target", "aarch64-linux-gnu", "--cpu", "cortex-a72", "--features", "+neon"])
         text, ro = sizes(os.path.join(out, "model.o"))
         h = open(os.path.join(out, "model.h")).read()
-        mem = int(re.search(r"_MEMORY_BYTES \((\d+)\)", h).group(1))
+        mem = int(re.search(r"_MEMORY_BYTES \((\d+) \+", h).group(1))
         print("%-6s .text %8.1f KiB   weights/constants %8.1f KiB   arena+scratch %6.1f MiB" % (
             name, text / 1024, ro / 1024, mem / 1048576))
     shutil.rmtree(tmp)

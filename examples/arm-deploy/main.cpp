@@ -212,11 +212,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   int netH = model_desc.input_shape[1], netW = model_desc.input_shape[2];
-  // Darknet's detector: letterbox when the cfg asks for it (pjreddie always).
-  rt::Preprocess pre = model_desc.letterbox || model_desc.flavor
-                           ? rt::Preprocess::Letterbox
-                           : rt::Preprocess::Resize;
-  rt::Tensor input = rt::makeNetworkInput(image, netW, netH, pre);
+  rt::Tensor input =
+      rt::makeNetworkInput(image, netW, netH,
+                           rt::detectorPreprocess(model_desc.flavor != 0,
+                                                  model_desc.letterbox != 0));
 
   // The one allocation: arena + scratch, sized at compile time.
   std::vector<unsigned char> memory(qsim_memory_bytes(&model_desc));

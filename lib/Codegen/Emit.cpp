@@ -229,7 +229,7 @@ LogicalResult qsim::writeDeviceHeader(ModuleOp module, StringRef source,
      << "#define " << guard << "_ARENA_BYTES " << arena.getInt() << "\n"
      << "#define " << guard << "_SCRATCH_BYTES " << scratch.getInt() << "\n"
      << "#define " << guard << "_MEMORY_BYTES ("
-     << arena.getInt() + scratch.getInt() + 128 << ")\n"
+     << arena.getInt() + scratch.getInt() << " + QSIM_MEMORY_SLACK)\n"
      << "#define " << guard << "_INPUT_C " << in[3] << "\n#define " << guard
      << "_INPUT_H " << in[1] << "\n#define " << guard << "_INPUT_W " << in[2]
      << "\n\n";

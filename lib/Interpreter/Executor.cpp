@@ -820,24 +820,17 @@ static bool readInts(Operation *op, std::optional<ElementsAttr> attr,
     error = describeLayer(op) + " has no " + what.str();
     return false;
   }
-  ArrayRef<char> raw = getRawBytes(*attr);
   if (attr->getNumElements() != count) {
     error = describeLayer(op) + ": " + what.str() + " has the wrong size";
     return false;
   }
-  out.resize(count);
-  if ((int64_t)raw.size() == count * (int64_t)sizeof(T)) {
-    std::memcpy(out.data(), raw.data(), raw.size());
-    return true;
+  auto values = getInts<T>(*attr);
+  if (!values) {
+    error = describeLayer(op) + ": cannot read " + what.str();
+    return false;
   }
-  if (auto d = dyn_cast<DenseElementsAttr>(*attr)) { // splat
-    int64_t i = 0;
-    for (APInt v : d.getValues<APInt>())
-      out[i++] = (T)v.getSExtValue();
-    return true;
-  }
-  error = describeLayer(op) + ": cannot read " + what.str();
-  return false;
+  out = std::move(*values);
+  return true;
 }
 
 /// The Requant of a quantized conv2d/connected op.

@@ -66,9 +66,8 @@ rt::Preprocess qsim::interp::choosePreprocess(const ModelInfo &info,
   if (info.isClassifier())
     return info.flavor == Flavor::AlexeyAB ? rt::Preprocess::CenterCrop
                                            : rt::Preprocess::Letterbox;
-  if (info.flavor == Flavor::PJReddie)
-    return rt::Preprocess::Letterbox;
-  return info.letterBoxCfg ? rt::Preprocess::Letterbox : rt::Preprocess::Resize;
+  return rt::detectorPreprocess(info.flavor == Flavor::PJReddie,
+                                info.letterBoxCfg);
 }
 
 InferenceResult qsim::interp::decodeOutputs(Executor &executor,

@@ -43,7 +43,8 @@ double LayerComparison::cosine() const {
   return sumDot / std::sqrt(sumRef2 * sumTest2);
 }
 
-std::pair<float, float> qsim::quantization::representableRange(const rt::Tensor &t) {
+std::pair<float, float>
+qsim::quantization::representableRange(const rt::Tensor &t) {
   if (t.dtype() != rt::DType::I8)
     return {1.0f, 0.0f};
   return {t.quant.scale * (-128 - t.quant.zeroPoint),
@@ -51,17 +52,9 @@ std::pair<float, float> qsim::quantization::representableRange(const rt::Tensor 
 }
 
 static std::vector<int8_t> int8Weights(Conv2DOp conv) {
-  std::vector<int8_t> w;
   if (!conv.getWeight())
-    return w;
-  ArrayRef<char> raw = getRawBytes(*conv.getWeight());
-  w.resize(conv.getWeight()->getNumElements());
-  if (raw.size() == w.size())
-    std::memcpy(w.data(), raw.data(), w.size());
-  else if (auto d = dyn_cast<DenseElementsAttr>(*conv.getWeight()))
-    for (auto [i, v] : llvm::enumerate(d.getValues<APInt>()))
-      w[i] = (int8_t)v.getSExtValue();
-  return w;
+    return {};
+  return getInts<int8_t>(*conv.getWeight()).value_or(std::vector<int8_t>());
 }
 
 OverflowStats qsim::quantization::analyzeOverflow(Conv2DOp conv,
@@ -92,7 +85,8 @@ OverflowStats qsim::quantization::analyzeOverflow(Conv2DOp conv,
         for (int64_t ci = 0; ci < cg; ++ci)
           for (int64_t ky = 0; ky < kh; ++ky)
             for (int64_t kx = 0; kx < kw; ++kx) {
-              int64_t iy = oy * sy - py * d + ky * d, ix = ox * sx - px * d + kx * d;
+              int64_t iy = oy * sy - py * d + ky * d,
+                      ix = ox * sx - px * d + kx * d;
               if (iy < 0 || iy >= H || ix < 0 || ix >= W)
                 continue;
               int32_t p = (int32_t)w[((f * cg + ci) * kh + ky) * kw + kx] *

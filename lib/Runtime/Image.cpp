@@ -367,6 +367,10 @@ Image qsim::rt::cropImage(const Image &im, int dx, int dy, int w, int h) {
   return cropped;
 }
 
+Preprocess qsim::rt::detectorPreprocess(bool pjreddie, bool letterBoxCfg) {
+  return pjreddie || letterBoxCfg ? Preprocess::Letterbox : Preprocess::Resize;
+}
+
 Tensor qsim::rt::makeNetworkInput(const Image &im, int netW, int netH,
                                   Preprocess p) {
   if (netW <= 0 || netH <= 0)

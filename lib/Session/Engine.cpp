@@ -1100,13 +1100,7 @@ static json cmdCross(Engine::State &s, const json &req, SessionControl &) {
   if (failed(layers))
     reject(s.takeDiagnostics("not a layer sequence"));
   const Layer &l = (*layers)[n];
-  // The layer's external inputs.
-  llvm::SetVector<Value> ins;
-  llvm::DenseSet<Operation *> own(l.ops.begin(), l.ops.end());
-  for (Operation *op : l.ops)
-    for (Value v : op->getOperands())
-      if (!v.getDefiningOp() || !own.count(v.getDefiningOp()))
-        ins.insert(v);
+  SmallVector<Value> ins = l.externalInputs();
   if (ins.size() != 1)
     reject("cross runs single-input layers; layer " + std::to_string(n) + " (" +
            s.steps[n].kind + ") has " + std::to_string(ins.size()));

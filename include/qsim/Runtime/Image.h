@@ -21,8 +21,12 @@ namespace qsim::rt {
 struct Image {
   int w = 0, h = 0, c = 0;
   std::vector<float> data;
-  float &at(int x, int y, int ch) { return data[(size_t)ch * h * w + (size_t)y * w + x]; }
-  float at(int x, int y, int ch) const { return data[(size_t)ch * h * w + (size_t)y * w + x]; }
+  float &at(int x, int y, int ch) {
+    return data[(size_t)ch * h * w + (size_t)y * w + x];
+  }
+  float at(int x, int y, int ch) const {
+    return data[(size_t)ch * h * w + (size_t)y * w + x];
+  }
 };
 
 /// Darknet's load_image_color: any format stb reads (jpg, png, bmp, ...),
@@ -52,6 +56,10 @@ enum class Preprocess {
   CenterCrop, ///< AlexeyAB classifier: resize_min(net_w), centre crop
 };
 
+/// What Darknet's detector does to an image: pjreddie always letterboxes,
+/// AlexeyAB only when the cfg says letter_box=1.
+Preprocess detectorPreprocess(bool pjreddie, bool letterBoxCfg);
+
 /// The network input tensor (3 x netH x netW, f32) for `im`.
 Tensor makeNetworkInput(const Image &im, int netW, int netH, Preprocess p);
 
@@ -60,8 +68,8 @@ bool writePng(const std::string &path, const Image &im, std::string &error);
 
 /// Draws a rectangle outline of `thickness` pixels and a filled label bar
 /// with `text` (built-in 5x7 font) in colour (r,g,b) in [0,1].
-void drawBox(Image &im, int left, int top, int right, int bottom,
-             int thickness, float r, float g, float b);
+void drawBox(Image &im, int left, int top, int right, int bottom, int thickness,
+             float r, float g, float b);
 void drawLabel(Image &im, int left, int top, const std::string &text, float r,
                float g, float b);
 /// Darknet's class colour for class `cls` of `classes` (get_color).

@@ -385,29 +385,12 @@ public:
   MLIRContext *ctx;
 };
 
-// Weights of a conv op as floats (f32 or f16 storage).
-std::vector<float> floatWeights(ElementsAttr a) { return getFloats(a); }
-
-std::vector<int8_t> int8Weights(ElementsAttr a) {
-  ArrayRef<char> raw = getRawBytes(a);
-  std::vector<int8_t> w(a.getNumElements());
-  if ((int64_t)raw.size() == a.getNumElements())
-    std::memcpy(w.data(), raw.data(), w.size());
-  else
-    for (int64_t i = 0; i < a.getNumElements(); ++i)
-      w[i] = (int8_t)a.getValues<APInt>()[i].getSExtValue();
-  return w;
-}
-
-std::vector<int32_t> int32Values(ElementsAttr a) {
-  ArrayRef<char> raw = getRawBytes(a);
-  std::vector<int32_t> v(a.getNumElements());
-  if ((int64_t)raw.size() == a.getNumElements() * 4)
-    std::memcpy(v.data(), raw.data(), raw.size());
-  else
-    for (int64_t i = 0; i < a.getNumElements(); ++i)
-      v[i] = (int32_t)a.getValues<APInt>()[i].getSExtValue();
-  return v;
+/// `op`'s integer weights or biases, or an error naming the layer.
+template <typename T>
+std::vector<T> integerValues(Operation *op, ElementsAttr a) {
+  if (auto v = getInts<T>(a))
+    return std::move(*v);
+  unsupported(op, "integer weights in a storage that cannot be read");
 }
 
 Converted LayerLowering::requantize(Value acc, ArrayRef<int64_t> bias,
@@ -538,9 +521,9 @@ Converted LayerLowering::conv(Conv2DOp op, const Converted &inC) {
   std::vector<float> wf;
   std::vector<int8_t> wq;
   if (q)
-    wq = int8Weights(*op.getWeight());
+    wq = integerValues<int8_t>(op, *op.getWeight());
   else
-    wf = floatWeights(*op.getWeight());
+    wf = getFloats(*op.getWeight());
   auto wAt = [&](int64_t f, int64_t c, int64_t y, int64_t x) {
     return ((f * cg + c) * kh + y) * kw + x;
   };
@@ -548,11 +531,11 @@ Converted LayerLowering::conv(Conv2DOp op, const Converted &inC) {
   std::vector<float> biasF(F, 0.0f);
   if (op.getBias()) {
     if (q) {
-      auto bv = int32Values(*op.getBias());
+      auto bv = integerValues<int32_t>(op, *op.getBias());
       for (int64_t f = 0; f < F; ++f)
         bias[f] = bv[f];
     } else {
-      biasF = floatWeights(*op.getBias());
+      biasF = getFloats(*op.getBias());
     }
   }
   if (q)
@@ -692,13 +675,13 @@ Converted LayerLowering::connected(ConnectedOp op, const Converted &inC) {
   Value acc;
   auto outT2 = tensorType({1, O}, q ? i32() : f32());
   if (q) {
-    auto w = int8Weights(*op.getWeight());
+    auto w = integerValues<int8_t>(op, *op.getWeight());
     std::vector<int8_t> wt(O * N);
     for (int64_t o = 0; o < O; ++o)
       for (int64_t i = 0; i < N; ++i)
         wt[o * N + nhwcIndex(i)] = w[o * N + i];
     if (op.getBias()) {
-      auto bv = int32Values(*op.getBias());
+      auto bv = integerValues<int32_t>(op, *op.getBias());
       for (int64_t o = 0; o < O; ++o)
         bias[o] = bv[o];
     }
@@ -715,14 +698,14 @@ Converted LayerLowering::connected(ConnectedOp op, const Converted &inC) {
         {attr("quantization_info",
               tosa::ConvOpQuantizationAttr::get(ctx, 0, 0))});
   } else {
-    auto w = floatWeights(*op.getWeight());
+    auto w = getFloats(*op.getWeight());
     std::vector<float> wt(O * N);
     for (int64_t o = 0; o < O; ++o)
       for (int64_t i = 0; i < N; ++i)
         wt[o * N + nhwcIndex(i)] = w[o * N + i];
     std::vector<float> bf(O, 0.0f);
     if (op.getBias())
-      bf = floatWeights(*op.getBias());
+      bf = getFloats(*op.getBias());
     acc = make<tosa::FullyConnectedOp>(
         outT2, {flat, constant<float>({O, N}, f32(), wt),
                 constant<float>({O}, f32(), bf)});
@@ -1126,13 +1109,7 @@ void LowerToTosaPass::runOnOperation() {
                           << funcs.size() << ")";
       return signalPassFailure();
     }
-    // External inputs, in order of first use.
-    llvm::SetVector<Value> ins;
-    llvm::DenseSet<Operation *> own(l.ops.begin(), l.ops.end());
-    for (Operation *op : l.ops)
-      for (Value v : op->getOperands())
-        if (!v.getDefiningOp() || !own.count(v.getDefiningOp()))
-          ins.insert(v);
+    SmallVector<Value> ins = l.externalInputs();
     SmallVector<Type> argTypes;
     SmallVector<Converted> argInfo;
     SmallVector<int64_t> inputLayers;

@@ -6,6 +6,8 @@
 #include "mlir/IR/AttrTypeSubElements.h"
 #include "mlir/IR/BuiltinDialect.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringExtras.h"
 
 using namespace mlir;
@@ -79,6 +81,16 @@ Value Layer::output() const {
 
 StringRef Layer::kind() const {
   return cast<LayerOpInterface>(head).getDarknetSection();
+}
+
+SmallVector<Value> Layer::externalInputs() const {
+  llvm::SetVector<Value> ins;
+  llvm::DenseSet<Operation *> own(ops.begin(), ops.end());
+  for (Operation *op : ops)
+    for (Value v : op->getOperands())
+      if (!v.getDefiningOp() || !own.count(v.getDefiningOp()))
+        ins.insert(v);
+  return ins.takeVector();
 }
 
 func::FuncOp qsim::getMainFunc(ModuleOp module) {

@@ -15,6 +15,7 @@
 #include "qsim/Runtime/Detection.h"
 #include "qsim/Runtime/QuantMath.h"
 
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ struct Layer {
   mlir::Value output() const;
   /// Darknet's section name ("convolutional").
   llvm::StringRef kind() const;
+  /// The values the layer reads from outside (other layers' outputs, the
+  /// network input), in order of first use.
+  llvm::SmallVector<mlir::Value> externalInputs() const;
 };
 
 /// quant.qcast/dcast/scast and arith.truncf/extf: the casts inserted at
@@ -72,6 +76,26 @@ llvm::ArrayRef<float> getFloatsNoCopy(mlir::ElementsAttr attr);
 std::vector<float> getFloats(mlir::ElementsAttr attr);
 /// Raw bytes of a weight attribute without copying, if stored densely.
 llvm::ArrayRef<char> getRawBytes(mlir::ElementsAttr attr);
+
+/// Integer values (int8 weights, int32 biases) as T: the raw storage when it
+/// holds exactly T's, else element by element (splats, other widths);
+/// nullopt for a storage neither way can read.
+template <typename T>
+std::optional<std::vector<T>> getInts(mlir::ElementsAttr attr) {
+  std::vector<T> out(attr.getNumElements());
+  llvm::ArrayRef<char> raw = getRawBytes(attr);
+  if (raw.size() == out.size() * sizeof(T)) {
+    std::memcpy(out.data(), raw.data(), raw.size());
+    return out;
+  }
+  auto dense = llvm::dyn_cast<mlir::DenseElementsAttr>(attr);
+  if (!dense)
+    return std::nullopt;
+  size_t i = 0;
+  for (const llvm::APInt &v : dense.getValues<llvm::APInt>())
+    out[i++] = static_cast<T>(v.getSExtValue());
+  return out;
+}
 
 /// A new weight attribute of `type` holding `data` in a resource blob named
 /// after `name` (uniqued by MLIR). Copies `data`.
