@@ -2,12 +2,31 @@
 # The main job: import a real Darknet model, lighten and quantize it with the
 # guideline pipeline, run it, print the comparison with the original, and
 # compile it for ARM64 (run under qemu-user, checked layer by layer).
+# With --studio it then serves qsim-studio on 127.0.0.1 (port
+# $QSIM_STUDIO_PORT, default 8080) with the demo account (demo / qsim-demo)
+# and the real model imported; Ctrl-C stops it. --studio-only skips the job.
 # Uses $QSIM_MODELS_DIR / $QSIM_DATA_DIR (default ../shared/models and
 # ../shared/data); without them, a model and images generated here, and says
 # so.
 set -e
 cd "$(dirname "$0")/.."
+STUDIO=""
+case "$1" in
+  --studio) STUDIO=after ;;
+  --studio-only) STUDIO=only ;;
+  "") ;;
+  *) echo "usage: scripts/main-job.sh [--studio|--studio-only]" >&2; exit 2 ;;
+esac
 BIN=build/bin
+start_studio() {
+  echo "== qsim-studio: http://127.0.0.1:${QSIM_STUDIO_PORT:-8080}/ (log in as demo / qsim-demo; Ctrl-C stops it)"
+  exec $BIN/qsim-studio --demo --data "${OUT:-build/main-job}/studio-data" \
+    --listen "127.0.0.1:${QSIM_STUDIO_PORT:-8080}" -q
+}
+if [ "$STUDIO" = only ]; then
+  export QSIM_MODELS_DIR="${QSIM_MODELS_DIR:-../shared/models}" QSIM_DATA_DIR="${QSIM_DATA_DIR:-../shared/data}"
+  OUT=${QSIM_OUT:-build/main-job}; mkdir -p "$OUT"; start_studio
+fi
 OUT=${QSIM_OUT:-build/main-job}
 mkdir -p "$OUT"
 MODELS=${QSIM_MODELS_DIR:-../shared/models}
@@ -67,3 +86,7 @@ make -s -C examples/arm-deploy MODEL_DIR="$ARM" QSIM_SRC="$PWD" CROSS=aarch64-li
 $BIN/qsim-run "$OUT/$MODEL-light.mlirbc" --image "$IMAGE" --kernels reference \
   --dump-layers "$ARM/reference" > /dev/null
 qemu-aarch64 -L /usr/aarch64-linux-gnu "$ARM/qsim-deploy" "$IMAGE" --compare-dumps "$ARM/reference"
+if [ "$STUDIO" = after ]; then
+  export QSIM_MODELS_DIR="$MODELS" QSIM_DATA_DIR="$DATA"
+  start_studio
+fi

@@ -1,0 +1,69 @@
+//===- StudioServer.h - qsim-studio, the multi-user web service -*- C++ -*-===//
+//
+// An HTTP server (cpp-httplib) with a JSON API and server-sent events over
+// qsim's tools: accounts (argon2id, HttpOnly SameSite cookies, CSRF tokens),
+// per-user workspaces, and every model operation as a limited child process
+// (ProcessManager). docs/studio.md lists the API.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QSIM_STUDIO_STUDIOSERVER_H
+#define QSIM_STUDIO_STUDIOSERVER_H
+
+#include "qsim/Studio/ProcessManager.h"
+
+#include <memory>
+#include <string>
+
+namespace qsim::studio {
+
+struct StudioConfig {
+  std::string dataDirectory; // database, workspaces, logs, sockets
+  std::string webDirectory;  // the built front end ("" : API only)
+  std::string qsimRun, qsimOpt, qsimTranslate; // tool paths
+  double maxUploadMiB = 512;
+  double maxImageMegapixels = 64;
+  ProcessLimits jobLimits{600, 4096, 900};
+  ProcessLimits sessionLimits{3600, 4096, 4 * 3600};
+  double commandTimeoutSeconds = 300;
+  int childThreads = 1; // threads per child (OMP_NUM_THREADS)
+  int maxChildrenPerUser = 4;
+  double loginHours = 12;
+  size_t passwordMemoryKiB = 0; // argon2id memory; 0 = libsodium's default
+  bool secureCookies = false;   // add Secure (behind an HTTPS proxy)
+  bool quiet = false;           // no request log on stderr
+};
+
+class StudioServer {
+public:
+  ~StudioServer();
+  static std::unique_ptr<StudioServer> create(const StudioConfig &config,
+                                              std::string &error);
+  /// Binds; port 0 picks a free one. Returns the port or -1.
+  int bind(const std::string &host, int port);
+  /// Serves until stop() (blocking).
+  bool serve();
+  void stop();
+
+  /// Creates an account unless it exists (the demo account); false with the
+  /// reason if the name or password is refused.
+  bool ensureUser(const std::string &name, const std::string &password,
+                  std::string &error);
+  /// Copies a file into a user's workspace (demo content).
+  bool addFile(const std::string &user, const std::string &source,
+               const std::string &relative, std::string &error);
+  /// Imports a Darknet model into a user's workspace, waiting for the job.
+  bool importModel(const std::string &user, const std::string &cfg,
+                   const std::string &weights, const std::string &output,
+                   std::string &error);
+
+  struct Impl;
+
+private:
+  explicit StudioServer(std::shared_ptr<Impl> impl) : impl(std::move(impl)) {}
+  std::shared_ptr<Impl> impl;
+};
+
+} // namespace qsim::studio
+
+#endif
