@@ -10,6 +10,8 @@ fi
 cmake --build build -j "$(nproc)"
 cd studio
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # `npm install` with the lock file rather than `npm ci`: registries that
+  # lack other platforms' optional packages (rollup's) make `npm ci` refuse.
+  npm install --no-save --no-audit --no-fund
 fi
 npm run build
