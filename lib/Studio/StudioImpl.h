@@ -15,6 +15,7 @@
 #include "qsim/Studio/Workspace.h"
 
 #include <atomic>
+#include <deque>
 #include <httplib.h>
 #include <map>
 #include <memory>
@@ -64,6 +65,21 @@ struct LiveSession {
   std::atomic<bool> ended{false};
 };
 
+/// Slows password guessing: after kMaxFailures wrong passwords for a name
+/// within kWindowSeconds, that name's logins are refused until the oldest
+/// failure leaves the window.
+class LoginThrottle {
+public:
+  static constexpr size_t kMaxFailures = 5;
+  static constexpr int64_t kWindowSeconds = 300;
+  int secondsToWait(const std::string &name);
+  void recordFailure(const std::string &name);
+
+private:
+  std::mutex mutex;
+  std::map<std::string, std::deque<int64_t>> failures;
+};
+
 struct StudioServer::Impl : std::enable_shared_from_this<StudioServer::Impl> {
   StudioConfig config;
   std::unique_ptr<Database> db;
@@ -76,6 +92,8 @@ struct StudioServer::Impl : std::enable_shared_from_this<StudioServer::Impl> {
   std::map<int64_t, std::shared_ptr<LiveSession>> sessions; // by job id
   std::map<int64_t, pid_t> jobPids;                         // running jobs
   std::atomic<int> activeThreads{0};
+  LoginThrottle loginThrottle;
+  bool ownRunDir = false; // a mkdtemp directory, removed at the end
 
   Workspace workspaceOf(int64_t userId);
   /// Children (jobs and sessions) the user has running now.

@@ -633,7 +633,13 @@ json StudioServer::Impl::startSession(const Caller &c, const json &body) {
   session->pid = child->pid;
   db->setJobRunning(id, child->pid);
   {
+    // Ended sessions stay (their commands answer 410 with the reason) until
+    // the user starts a new one.
     std::lock_guard<std::mutex> lock(liveMutex);
+    for (auto it = sessions.begin(); it != sessions.end();)
+      it = it->second->userId == c.userId && it->second->ended
+               ? sessions.erase(it)
+               : std::next(it);
     sessions[id] = session;
   }
   int64_t user = c.userId;

@@ -102,6 +102,32 @@ std::string contentTypeOf(const std::string &path) {
 // Shared state helpers
 //===----------------------------------------------------------------------===//
 
+int LoginThrottle::secondsToWait(const std::string &name) {
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = failures.find(name);
+  if (it == failures.end())
+    return 0;
+  int64_t t = now();
+  while (!it->second.empty() && it->second.front() <= t - kWindowSeconds)
+    it->second.pop_front();
+  if (it->second.size() < kMaxFailures) {
+    if (it->second.empty())
+      failures.erase(it);
+    return 0;
+  }
+  return static_cast<int>(it->second.front() + kWindowSeconds - t);
+}
+
+void LoginThrottle::recordFailure(const std::string &name) {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (failures.size() > 100000) // bounded whatever names are tried
+    failures.clear();
+  std::deque<int64_t> &times = failures[name];
+  times.push_back(now());
+  while (times.size() > kMaxFailures)
+    times.pop_front();
+}
+
 Workspace StudioServer::Impl::workspaceOf(int64_t userId) {
   std::string dir = workspacesDir + "/" + std::to_string(userId);
   mkdir(dir.c_str(), 0750);
@@ -180,6 +206,8 @@ StudioServer::~StudioServer() {
     // Detached job threads hold the state; let them see their children end.
     for (int i = 0; i < 100 && impl->activeThreads > 0; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (impl->ownRunDir)
+      rmdir(impl->runDir.c_str());
   }
 }
 
@@ -231,6 +259,7 @@ std::unique_ptr<StudioServer> StudioServer::create(const StudioConfig &config,
       return nullptr;
     }
     impl->runDir = tmpl;
+    impl->ownRunDir = true;
   } else if (!makeDirectory(impl->runDir, error)) {
     return nullptr;
   }
@@ -408,13 +437,19 @@ std::unique_ptr<StudioServer> StudioServer::create(const StudioConfig &config,
               json body = jsonBody(req);
               std::string name = stringField(body, "name");
               std::string password = stringField(body, "password");
+              int wait = s.loginThrottle.secondsToWait(name);
+              if (wait > 0)
+                fail(429, "too many failed logins for '" + name +
+                              "': try again in " + std::to_string(wait) + " s");
               auto user = s.db->findUser(name);
               bool ok = withHashSlot([&] {
                 return user ? verifyPassword(user->passwordHash, password)
                             : false;
               });
-              if (!ok)
+              if (!ok) {
+                s.loginThrottle.recordFailure(name);
                 fail(401, "wrong user name or password");
+              }
               return startLogin(res, user->id, user->name);
             }));
   http.Post("/api/logout",
