@@ -503,6 +503,9 @@ TEST_F(StudioApiTest, ImportGraphInferenceAndQuantize) {
                                 job["result"]["report"].get<std::string>())
                            ->body;
   EXPECT_NE(report.find("int8"), std::string::npos) << report;
+  std::string log = alice.getJson(
+      "/api/jobs/" + std::to_string(job["id"].get<int64_t>()) + "/log")["log"];
+  EXPECT_NE(log.find("calibrating: 2/2"), std::string::npos) << log;
   graph = alice.getJson("/api/models/graph?path=" +
                         job["result"]["model"].get<std::string>());
   EXPECT_EQ(graph["layers"][0]["precision"], "fp32");
@@ -575,6 +578,15 @@ TEST_F(StudioApiTest, StepSessionCrossEditRerunSave) {
   EXPECT_EQ(r->status, 403);
   r = alice.post(command, {{"cmd", "load"}, {"model", "/etc/passwd"}});
   EXPECT_EQ(r->status, 403);
+  // Control commands reach the child at once (docs/step-debugging.md).
+  reply = ask({{"cmd", "status"}});
+  ASSERT_TRUE(reply["ok"].get<bool>()) << reply.dump();
+  EXPECT_FALSE(reply["status"]["running"].get<bool>());
+  EXPECT_EQ(reply["status"]["position"], 5);
+  json live = alice.getJson("/api/sessions")["sessions"];
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0]["session"], started["session"]);
+  EXPECT_EQ(live[0]["args"]["mode"], "int8");
   reply = ask({{"cmd", "frobnicate"}});
   EXPECT_FALSE(reply["ok"].get<bool>());
   EXPECT_EQ(alice.del(command.substr(0, command.rfind('/')))->status, 200);
@@ -608,6 +620,11 @@ TEST_F(StudioApiTest, ReportsChildrenThatCrashOrExceedLimits) {
   EXPECT_NE(job["error"].get<std::string>().find("crashed (signal 11"),
             std::string::npos)
       << job["error"];
+  // The job's log is the child's output, without server paths.
+  json log = alice.getJson("/api/jobs/" +
+                           std::to_string(job["id"].get<int64_t>()) + "/log");
+  EXPECT_TRUE(log.contains("log")) << log.dump();
+  EXPECT_EQ(log["log"].get<std::string>().find(dataDir), std::string::npos);
   auto r = alice.post("/api/sessions", {{"model", "models/tiny.mlirbc"}});
   EXPECT_EQ(r->status, 502);
   EXPECT_NE(r->body.find("crashed (signal 11"), std::string::npos) << r->body;
