@@ -582,7 +582,7 @@ TEST_F(StudioApiTest, StepSessionCrossEditRerunSave) {
   reply = ask({{"cmd", "status"}});
   ASSERT_TRUE(reply["ok"].get<bool>()) << reply.dump();
   EXPECT_FALSE(reply["status"]["running"].get<bool>());
-  EXPECT_EQ(reply["status"]["position"], 5);
+  EXPECT_EQ(reply["status"]["queued"], 0);
   json live = alice.getJson("/api/sessions")["sessions"];
   ASSERT_EQ(live.size(), 1u);
   EXPECT_EQ(live[0]["session"], started["session"]);
