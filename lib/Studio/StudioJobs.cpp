@@ -11,6 +11,8 @@
 
 #include "StudioImpl.h"
 
+#include "qsim/Studio/Accounts.h"
+
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -569,9 +571,7 @@ json StudioServer::Impl::modelGraph(const Caller &c, const std::string &rel) {
   Workspace ws = workspaceOf(c.userId);
   json body = {{"path", rel}};
   std::string model = workspacePath(ws, body, "path", true, "model");
-  std::string tmp = logDir + "/graph-" + std::to_string(c.userId) + "-" +
-                    std::to_string(reinterpret_cast<uintptr_t>(&body)) +
-                    ".json";
+  std::string tmp = logDir + "/graph-" + newToken() + ".json";
   ProcessSpec spec;
   spec.argv = {config.qsimTranslate, "--export-json", model, "-o", tmp};
   spec.workingDirectory = ws.directory();

@@ -584,6 +584,10 @@ std::unique_ptr<StudioServer> StudioServer::create(const StudioConfig &config,
       if (!temporary.empty())
         unlink(temporary.c_str());
       sendError(res, e.status, e.message);
+    } catch (const std::exception &e) { // a malformed Content-Length
+      if (!temporary.empty())
+        unlink(temporary.c_str());
+      sendError(res, 400, std::string("bad request: ") + e.what());
     }
   });
   http.Delete(
