@@ -80,7 +80,10 @@ qsim_tensor qsim_layer_output(const qsim_context *ctx, int layer) {
   if (layer < 0 || layer >= ctx->model->num_layers)
     return t;
   const qsim_layer_info *l = &ctx->model->layers[layer];
-  t.data = ctx->arena + l->offset;
+  if (l->overwritten_by >= 0 && ctx->next > l->overwritten_by)
+    t.data = NULL;
+  else
+    t.data = ctx->arena + l->offset;
   t.dtype = l->dtype;
   t.n = l->shape[0];
   t.h = l->shape[1];

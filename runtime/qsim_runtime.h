@@ -44,6 +44,10 @@ typedef struct {
   size_t offset, bytes;
   int32_t num_inputs;
   const int32_t *inputs; /* producing layers; -1 = the network input */
+  /* -1; or, in a run-only build (qsim-compile --reuse-buffers), the layer
+   * whose output overwrites this one: once it has run, this output is gone
+   * (qsim_layer_output gives data == NULL). */
+  int32_t overwritten_by;
 } qsim_layer_info;
 
 /* A [yolo] detection head: what box decoding needs (as Darknet's cfg). */
@@ -112,7 +116,8 @@ void qsim_run(qsim_context *ctx);
 void qsim_restart(qsim_context *ctx);
 int qsim_num_layers(const qsim_context *ctx);
 int qsim_next_layer(const qsim_context *ctx);
-/* The output of layer `layer` (valid once it has run). */
+/* The output of layer `layer` (valid once it has run); data is NULL for a
+ * layer out of range or overwritten (run-only builds, see overwritten_by). */
 qsim_tensor qsim_layer_output(const qsim_context *ctx, int layer);
 /* Writes "layer 12 (convolutional)" into buf. */
 const char *qsim_layer_name(const qsim_context *ctx, int layer, char *buf,

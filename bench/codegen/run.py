@@ -74,8 +74,18 @@ def main():
         text, ro = sizes(os.path.join(out, "model.o"))
         h = open(os.path.join(out, "model.h")).read()
         mem = int(re.search(r"_MEMORY_BYTES \((\d+) \+", h).group(1))
-        print("%-6s .text %8.1f KiB   weights/constants %8.1f KiB   arena+scratch %6.1f MiB" % (
-            name, text / 1024, ro / 1024, mem / 1048576))
+        # Run-only memory: the same model with --reuse-buffers (the header
+        # is all that is read; LLVM IR output skips the backend).
+        reuse = os.path.join(tmp, "arm-reuse-" + name)
+        os.makedirs(reuse)
+        subprocess.run([tool("qsim-compile"), model, "--target", "aarch64-linux-gnu", "--reuse-buffers",
+                        "--emit", "llvm", "-o", os.devnull, "--header", os.path.join(reuse, "model.h")],
+                       check=True, capture_output=True)
+        h = open(os.path.join(reuse, "model.h")).read()
+        mem_reuse = int(re.search(r"_MEMORY_BYTES \((\d+) \+", h).group(1))
+        print("%-6s .text %8.1f KiB   weights/constants %8.1f KiB   arena+scratch %6.1f MiB"
+              "   run-only (--reuse-buffers) %6.1f MiB" % (
+                  name, text / 1024, ro / 1024, mem / 1048576, mem_reuse / 1048576))
     shutil.rmtree(tmp)
 
 if __name__ == "__main__":

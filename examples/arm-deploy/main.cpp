@@ -112,6 +112,8 @@ std::string dumpName(const qsim_layer_info &l) {
 
 std::vector<float> layerAsChw(const qsim_context &ctx, int layer) {
   qsim_tensor t = qsim_layer_output(&ctx, layer);
+  if (!t.data) // overwritten: a run-only build (--reuse-buffers)
+    return {};
   std::vector<float> chw((size_t)t.c * t.h * t.w);
   qsim_tensor_to_chw(&t, chw.data());
   return chw;

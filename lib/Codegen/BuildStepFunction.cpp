@@ -4,7 +4,8 @@
 // scratch, layer)` runs one layer with its inputs and output at fixed
 // offsets of the arena. The arena holds the network input (NHWC f32) and
 // then every layer's output, each 64-byte aligned, so that after a step any
-// layer's output can still be read (stepping on the device).
+// layer's output can still be read (stepping on the device); with
+// reuse-buffers, outputs share memory once no later layer reads them.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,6 +13,8 @@
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/Builders.h"
+
+#include <limits>
 
 namespace qsim {
 #define GEN_PASS_DEF_BUILDSTEPFUNCTIONPASS
@@ -24,8 +27,61 @@ namespace {
 
 int64_t elemBytes(StringRef el) { return el == "i8" ? 1 : el == "f16" ? 2 : 4; }
 
+int64_t align64(int64_t x) { return (x + 63) / 64 * 64; }
+
+/// Where each layer's output goes: one after the other, or (reuse) at the
+/// lowest 64-byte aligned place not held by an output still to be read.
+/// Returns the offsets, the arena size, and for each layer the first later
+/// layer whose output overlaps it (-1: none).
+struct ArenaLayout {
+  SmallVector<int64_t> offsets, overwrittenBy;
+  int64_t bytes = 0;
+};
+
+ArenaLayout layoutArena(int64_t start, ArrayRef<int64_t> sizes,
+                        ArrayRef<int64_t> lastUse, bool reuse) {
+  ArenaLayout l;
+  l.bytes = start;
+  struct Held {
+    int64_t begin, end, lastUse;
+  };
+  SmallVector<Held> held;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    int64_t at = l.bytes;
+    if (reuse) {
+      // Outputs read for the last time before layer i are free; layer i's
+      // inputs are still held (their last use is i or later).
+      llvm::erase_if(held, [&](const Held &h) {
+        return h.lastUse < static_cast<int64_t>(i);
+      });
+      llvm::sort(
+          held, [](const Held &a, const Held &b) { return a.begin < b.begin; });
+      at = start;
+      for (const Held &h : held) {
+        if (at + sizes[i] <= h.begin)
+          break;
+        at = std::max(at, align64(h.end));
+      }
+      held.push_back({at, at + sizes[i], lastUse[i]});
+    }
+    l.offsets.push_back(at);
+    l.bytes = std::max(l.bytes, align64(at + sizes[i]));
+  }
+  for (size_t j = 0; j < sizes.size(); ++j) {
+    int64_t by = -1;
+    for (size_t k = j + 1; k < sizes.size() && by < 0; ++k)
+      if (l.offsets[k] < l.offsets[j] + sizes[j] &&
+          l.offsets[j] < l.offsets[k] + sizes[k])
+        by = k;
+    l.overwrittenBy.push_back(by);
+  }
+  return l;
+}
+
 struct BuildStepFunctionPass
     : public qsim::impl::BuildStepFunctionPassBase<BuildStepFunctionPass> {
+  using BuildStepFunctionPassBase::BuildStepFunctionPassBase;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
@@ -38,28 +94,43 @@ struct BuildStepFunctionPass
     }
     std::string prefix = input.getAs<StringAttr>("prefix").str();
     auto inShape = input.getAs<DenseI64ArrayAttr>("shape").asArrayRef();
-    auto align = [](int64_t x) { return (x + 63) / 64 * 64; };
 
     // Arena layout.
     int64_t inBytes = 4;
     for (int64_t d : inShape)
       inBytes *= d;
-    int64_t offset = align(inBytes);
-    SmallVector<int64_t> offsets;
-    SmallVector<func::FuncOp> fns;
-    SmallVector<Attribute> newTable;
-    int64_t scratchBytes = 64;
-    for (Attribute a : table) {
+    // Each output's size and the last layer that reads it; the network's
+    // outputs (read by nobody, detection heads, the last layer) are read
+    // "at the end".
+    SmallVector<int64_t> sizes, lastUse(table.size(), -1);
+    for (auto [i, a] : llvm::enumerate(table)) {
       auto d = cast<DictionaryAttr>(a);
       int64_t bytes = elemBytes(d.getAs<StringAttr>("elem").getValue());
       for (int64_t s : d.getAs<DenseI64ArrayAttr>("shape").asArrayRef())
         bytes *= s;
-      offsets.push_back(offset);
+      sizes.push_back(bytes);
+      for (int64_t src : d.getAs<DenseI64ArrayAttr>("inputs").asArrayRef())
+        if (src >= 0 && src < static_cast<int64_t>(i))
+          lastUse[src] = std::max<int64_t>(lastUse[src], i);
+    }
+    for (auto [i, a] : llvm::enumerate(table))
+      if (lastUse[i] < 0 || cast<DictionaryAttr>(a).get("anchors") ||
+          i + 1 == table.size())
+        lastUse[i] = std::numeric_limits<int64_t>::max();
+    ArenaLayout layout =
+        layoutArena(align64(inBytes), sizes, lastUse, reuseBuffers);
+    const SmallVector<int64_t> &offsets = layout.offsets;
+
+    SmallVector<func::FuncOp> fns;
+    SmallVector<Attribute> newTable;
+    int64_t scratchBytes = 64;
+    for (auto [i, a] : llvm::enumerate(table)) {
+      auto d = cast<DictionaryAttr>(a);
       NamedAttrList l(d);
-      l.set("offset", b.getI64IntegerAttr(offset));
-      l.set("bytes", b.getI64IntegerAttr(bytes));
+      l.set("offset", b.getI64IntegerAttr(offsets[i]));
+      l.set("bytes", b.getI64IntegerAttr(sizes[i]));
+      l.set("overwritten_by", b.getI64IntegerAttr(layout.overwrittenBy[i]));
       newTable.push_back(l.getDictionary(ctx));
-      offset = align(offset + bytes);
       auto fn = module.lookupSymbol<func::FuncOp>(
           d.getAs<StringAttr>("func").getValue());
       if (!fn) {
@@ -71,7 +142,7 @@ struct BuildStepFunctionPass
       if (auto s = fn->getAttrOfType<IntegerAttr>("qsim.scratch_bytes"))
         scratchBytes = std::max(scratchBytes, s.getInt());
     }
-    int64_t arenaBytes = offset;
+    int64_t arenaBytes = layout.bytes;
     module->setAttr("qsim.codegen", b.getArrayAttr(newTable));
     module->setAttr("qsim.codegen.arena_bytes",
                     b.getI64IntegerAttr(arenaBytes));

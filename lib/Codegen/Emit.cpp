@@ -260,7 +260,8 @@ LogicalResult qsim::writeDeviceHeader(ModuleOp module, StringRef source,
        << d.getAs<IntegerAttr>("offset").getInt() << ", "
        << d.getAs<IntegerAttr>("bytes").getInt() << ", "
        << d.getAs<DenseI64ArrayAttr>("inputs").size() << ", " << prefix
-       << "_inputs_" << idx << "},\n";
+       << "_inputs_" << idx << ", "
+       << d.getAs<IntegerAttr>("overwritten_by").getInt() << "},\n";
   }
   os << "};\n\n";
   // Detection heads.

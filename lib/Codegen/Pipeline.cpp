@@ -33,7 +33,9 @@ static std::string pipelineText(const qsim::CodegenTarget &t) {
          "function-boundary-type-conversion=identity-layout-map "
          "unknown-type-conversion=identity-layout-map},"
          "buffer-results-to-out-params,canonicalize,"
-         "qsim-scratch-to-arena,qsim-build-step-function,"
+         "qsim-scratch-to-arena,qsim-build-step-function{reuse-buffers=" +
+         (t.reuseBuffers ? "true" : "false") +
+         "},"
          "func.func(convert-linalg-to-loops),"
          "convert-vector-to-scf{full-unroll=true target-rank=1},"
          "lower-affine,convert-scf-to-cf,canonicalize,expand-strided-metadata,"
@@ -82,6 +84,11 @@ struct CodegenPipelineOptions
   Option<std::string> prefix{*this, "prefix",
                              llvm::cl::desc("Prefix of the generated symbols"),
                              llvm::cl::init("model")};
+  Option<bool> reuseBuffers{
+      *this, "reuse-buffers",
+      llvm::cl::desc("Run-only memory: outputs share the arena once no "
+                     "later layer reads them"),
+      llvm::cl::init(false)};
 };
 
 } // namespace
@@ -94,6 +101,7 @@ void qsim::registerCodegenPipeline() {
       "entry, LLVM; `target`, `cpu`, `features` are recorded as qsim.target "
       "for the object emitter",
       [](OpPassManager &pm, const CodegenPipelineOptions &o) {
-        buildCodegenPipeline(pm, {o.target, o.cpu, o.features, o.prefix});
+        buildCodegenPipeline(
+            pm, {o.target, o.cpu, o.features, o.prefix, o.reuseBuffers});
       });
 }

@@ -78,9 +78,20 @@ def BuildStepFunctionPass : Pass<"qsim-build-step-function", "mlir::ModuleOp"> {
     Creates `<prefix>_run_layer(arena, scratch, layer)`, which runs layer `layer`
     with its inputs and output at their compile-time offsets in the arena
     (the network input first, then every layer's output, 64-byte aligned),
-    and records the layout in `qsim.codegen` (`offset`, `bytes`) and the
-    arena and scratch sizes on the module.
+    and records the layout in `qsim.codegen` (`offset`, `bytes`,
+    `overwritten_by`) and the arena and scratch sizes on the module.
+
+    With `reuse-buffers` (run-only memory), a layer's output takes the place
+    of outputs that no later layer reads (first fit, in layer order); the
+    network's outputs (layers nothing reads, detection heads, the last layer)
+    are never overwritten. Stepping still works, but an earlier layer's output
+    is gone once `overwritten_by` has run (the device runtime then gives no
+    data for it).
   }];
+  let options = [
+    Option<"reuseBuffers", "reuse-buffers", "bool", /*default=*/"false",
+           "Outputs no later layer reads share memory (run-only)">
+  ];
   let dependentDialects = ["::mlir::scf::SCFDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::arith::ArithDialect",

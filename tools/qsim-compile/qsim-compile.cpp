@@ -39,6 +39,7 @@ int fail(const std::string &msg) {
 
 int main(int argc, char **argv) {
   std::string model, weights, output, header, emit = "obj", prefix = "model";
+  bool reuseBuffers = false;
   std::string triple = "aarch64-linux-gnu", cpu = "cortex-a72",
               features = "+neon";
   std::optional<uint64_t> seed;
@@ -81,6 +82,11 @@ int main(int argc, char **argv) {
                  "Prefix of the generated symbols (several models in one "
                  "program need different prefixes)")
       ->capture_default_str();
+  app.add_flag("--reuse-buffers", reuseBuffers,
+               "Run-only memory: a layer's output reuses the memory of "
+               "outputs no later layer reads (stepping still works, but an "
+               "overwritten output is gone: qsim_layer_output gives NULL "
+               "data)");
   app.add_option("-O", opt, "LLVM optimization level (0-3)")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
@@ -96,7 +102,7 @@ int main(int argc, char **argv) {
             : emit == "llvm" ? qsim::EmitOptions::Kind::LLVMIR
                              : qsim::EmitOptions::Kind::Object;
   eo.optLevel = opt;
-  qsim::CodegenTarget target{triple, cpu, features, prefix};
+  qsim::CodegenTarget target{triple, cpu, features, prefix, reuseBuffers};
   // Before the (long) compilation: can the outputs be written at all?
   for (const std::string &path : {output, header}) {
     if (path.empty() || path == "-")

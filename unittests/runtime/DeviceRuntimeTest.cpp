@@ -36,8 +36,28 @@ void fakeRunLayer(uint8_t *arena, uint8_t *scratch, int32_t layer) {
 
 const int32_t inputs0[] = {-1}, inputs1[] = {0};
 const qsim_layer_info layers[] = {
-    {0, "convolutional", QSIM_F32, {1, 2, 2, 3}, 1.0f, 0, 64, 48, 1, inputs0},
-    {1, "convolutional", QSIM_I8, {1, 2, 2, 3}, 0.5f, 3, 128, 12, 1, inputs1},
+    {0,
+     "convolutional",
+     QSIM_F32,
+     {1, 2, 2, 3},
+     1.0f,
+     0,
+     64,
+     48,
+     1,
+     inputs0,
+     -1},
+    {1,
+     "convolutional",
+     QSIM_I8,
+     {1, 2, 2, 3},
+     0.5f,
+     3,
+     128,
+     12,
+     1,
+     inputs1,
+     -1},
 };
 const qsim_model model = {"test",       2, layers,  192, 32, {1, 2, 2, 3},
                           fakeRunLayer, 0, nullptr, 0,   0};
@@ -103,6 +123,27 @@ TEST(DeviceRuntime, StepsRunsRestartsAndConvertsLayouts) {
                "layer 1 (convolutional)");
   EXPECT_STREQ(qsim_layer_name(&ctx, 7, name, sizeof name), "no layer 7");
   EXPECT_EQ(qsim_layer_output(&ctx, 7).data, nullptr);
+}
+
+TEST(DeviceRuntime, OverwrittenOutputsHaveNoData) {
+  // A run-only layout: layer 1 writes where layer 0's output was.
+  qsim_layer_info shared[] = {layers[0], layers[1]};
+  shared[0].overwritten_by = 1;
+  qsim_model runOnly = model;
+  runOnly.layers = shared;
+  std::vector<unsigned char> memory(qsim_memory_bytes(&runOnly));
+  qsim_context ctx;
+  ASSERT_EQ(qsim_init(&ctx, &runOnly, memory.data(), memory.size()), 0);
+  float chw[12] = {0};
+  qsim_set_input_chw(&ctx, chw);
+  ASSERT_EQ(qsim_step(&ctx), 0);
+  EXPECT_NE(qsim_layer_output(&ctx, 0).data, nullptr);
+  ASSERT_EQ(qsim_step(&ctx), 1);
+  EXPECT_EQ(qsim_layer_output(&ctx, 0).data, nullptr);
+  EXPECT_NE(qsim_layer_output(&ctx, 1).data, nullptr);
+  qsim_restart(&ctx);
+  ASSERT_EQ(qsim_step(&ctx), 0);
+  EXPECT_NE(qsim_layer_output(&ctx, 0).data, nullptr);
 }
 
 TEST(DeviceRuntime, Int8Input) {

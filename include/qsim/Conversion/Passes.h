@@ -31,6 +31,9 @@ struct CodegenTarget {
   std::string cpu = "cortex-a72";
   std::string features = "+neon";
   std::string prefix = "model";
+  /// Run-only memory: outputs share the arena once no later layer reads them
+  /// (qsim-build-step-function's reuse-buffers).
+  bool reuseBuffers = false;
 };
 
 /// The passes of --qsim-codegen-pipeline, from a qsim module to the LLVM
