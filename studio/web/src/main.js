@@ -6,6 +6,12 @@ import { renderGraph, modelStatistics, formatCount } from './graph.js';
 const main = document.getElementById('main');
 const notice = document.getElementById('notice');
 let me = null;
+// Views load data before they draw; only the latest view asked for may draw
+// (a slow response must not paint over the login form or a newer view).
+let generation = 0;
+function render(gen, ...nodes) {
+  if (gen === generation) main.replaceChildren(...nodes);
+}
 
 function h(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -66,6 +72,7 @@ function sqnrText(v) {
 
 function showLogin() {
   me = null;
+  ++generation;
   stopEvents();
   document.getElementById('nav').hidden = true;
   document.getElementById('logout').hidden = true;
@@ -103,7 +110,7 @@ document.getElementById('logout').addEventListener('click', () => attempt(async 
 
 //===--- files ---------------------------------------------------------===//
 
-async function showFiles() {
+async function showFiles(gen = ++generation) {
   const f = await listFiles();
   const dir = h('input', { id: 'upload-dir', value: 'models', size: 12 });
   const input = h('input', { id: 'upload-file', type: 'file', multiple: true });
@@ -145,7 +152,7 @@ async function showFiles() {
         await api('DELETE', `/api/files?path=${encodeURIComponent(e.path)}`);
         showFiles();
       }) }, 'Delete'))));
-  main.replaceChildren(
+  render(gen, 
     h('section', { class: 'card' }, h('h2', {}, 'Upload'),
       h('label', {}, 'into folder ', dir), input,
       h('button', { id: 'upload-button', onclick: upload }, 'Upload')),
@@ -170,7 +177,7 @@ function layerDetails(l) {
   return h('table', { id: 'layer-details' }, rows.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v))));
 }
 
-async function showModel() {
+async function showModel(gen = ++generation) {
   const f = await listFiles();
   const select = h('select', { id: 'model-select' });
   options(select, f.models);
@@ -194,7 +201,7 @@ async function showModel() {
     });
     say(`${select.value}: ${s.layers} layers.`);
   });
-  main.replaceChildren(h('section', { class: 'card' },
+  render(gen, h('section', { class: 'card' },
     h('label', {}, 'model ', select), h('button', { id: 'model-open', onclick: open }, 'Open'), stats),
   h('div', { class: 'row' }, graphBox, details));
   if (f.models.length) open();
@@ -262,7 +269,7 @@ function compareTable(a, b) {
     h('tr', {}, h('th', {}, 'detections'), h('td', {}), h('td', {}), h('td', {}, a.result.detection_count), h('td', {}), h('td', {}, b.result.detection_count)));
 }
 
-async function showInference() {
+async function showInference(gen = ++generation) {
   const f = await listFiles();
   const model = h('select', { id: 'inf-model' });
   const image = h('select', { id: 'inf-image' });
@@ -303,7 +310,7 @@ async function showInference() {
     say(`Run ${job} finished: ${done.result.detection_count} detection(s).`);
     refreshRuns();
   });
-  main.replaceChildren(
+  render(gen, 
     h('section', { class: 'card' }, h('h2', {}, 'Run a model on an image'),
       h('label', {}, 'model ', model), h('label', {}, 'image ', image), h('label', {}, 'mode ', mode),
       h('label', {}, 'calibration ', calib), h('label', {}, 'mixed plan ', plan),
@@ -321,7 +328,7 @@ async function showInference() {
 
 let session = null; // { id, layers, position }
 
-async function showDebugger() {
+async function showDebugger(gen = ++generation) {
   const f = await listFiles();
   const model = h('select', { id: 'dbg-model' }), image = h('select', { id: 'dbg-image' });
   const mode = h('select', { id: 'dbg-mode' }), calib = h('select', { id: 'dbg-calib' });
@@ -377,7 +384,7 @@ async function showDebugger() {
     show(stats);
   };
   const button = (id, label, fn) => h('button', { id, onclick: fn }, label);
-  main.replaceChildren(
+  render(gen, 
     h('section', { class: 'card' }, h('h2', {}, 'Step session'),
       h('label', {}, 'model ', model), h('label', {}, 'image ', image), h('label', {}, 'mode ', mode), h('label', {}, 'calibration ', calib),
       button('dbg-start', 'Start', start),
@@ -412,7 +419,7 @@ async function showDebugger() {
 
 //===--- quantization --------------------------------------------------===//
 
-async function showQuantize() {
+async function showQuantize(gen = ++generation) {
   const f = await listFiles();
   const model = h('select', { id: 'q-model' }), calib = h('select', { id: 'q-calib' });
   const method = h('select', { id: 'q-method' }), mode = h('select', { id: 'q-mode' });
@@ -469,7 +476,7 @@ async function showQuantize() {
       h('pre', { id: 'q-report' }, report));
     say(`Quantized: ${done.result.model}.`);
   });
-  main.replaceChildren(
+  render(gen, 
     h('section', { class: 'card' }, h('h2', {}, 'Quantize a model'),
       h('label', {}, 'model ', model), h('label', {}, 'calibration images ', calib), h('label', {}, 'at most ', images),
       h('label', {}, 'method ', method), h('label', {}, 'mode ', mode),
@@ -480,11 +487,11 @@ async function showQuantize() {
 
 //===--- jobs ----------------------------------------------------------===//
 
-async function showJobs() {
+async function showJobs(gen = ++generation) {
   const { jobs } = await api('GET', '/api/jobs');
   const log = h('pre', { id: 'job-log' });
   const act = (id, action) => attempt(async () => { await api('POST', `/api/jobs/${id}/${action}`); showJobs(); });
-  main.replaceChildren(h('section', { class: 'card' }, h('h2', {}, 'Jobs'),
+  render(gen, h('section', { class: 'card' }, h('h2', {}, 'Jobs'),
     h('table', { id: 'job-table' }, h('tr', {}, ['id', 'kind', 'status', 'arguments', 'error', ''].map((t) => h('th', {}, t))),
       jobs.map((j) => h('tr', {}, h('td', {}, j.id), h('td', {}, j.kind), h('td', {}, j.status),
         h('td', {}, JSON.stringify(j.args).slice(0, 120)), h('td', { class: 'bad' }, (j.error || '').slice(0, 200)),
