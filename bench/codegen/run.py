@@ -28,6 +28,11 @@ def sizes(obj):
     ro = sum(int(m.group(1)) for m in re.finditer(r"^\.(?:l?rodata|data\.rel\.ro)\S*\s+(\d+)", out, re.M))
     return text, ro
 
+def memory_bytes(header):
+    """Arena + scratch of a generated header (<PREFIX>_MEMORY_BYTES)."""
+    return int(re.search(r"_MEMORY_BYTES \((\d+) \+", open(header).read()).group(1))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=5)
@@ -72,8 +77,7 @@ def main():
         out = os.path.join(tmp, "arm-" + name)
         compile_model(model, out, ["--target", "aarch64-linux-gnu", "--cpu", "cortex-a72", "--features", "+neon"])
         text, ro = sizes(os.path.join(out, "model.o"))
-        h = open(os.path.join(out, "model.h")).read()
-        mem = int(re.search(r"_MEMORY_BYTES \((\d+) \+", h).group(1))
+        mem = memory_bytes(os.path.join(out, "model.h"))
         # Run-only memory: the same model with --reuse-buffers (the header
         # is all that is read; LLVM IR output skips the backend).
         reuse = os.path.join(tmp, "arm-reuse-" + name)
@@ -81,8 +85,7 @@ def main():
         subprocess.run([tool("qsim-compile"), model, "--target", "aarch64-linux-gnu", "--reuse-buffers",
                         "--emit", "llvm", "-o", os.devnull, "--header", os.path.join(reuse, "model.h")],
                        check=True, capture_output=True)
-        h = open(os.path.join(reuse, "model.h")).read()
-        mem_reuse = int(re.search(r"_MEMORY_BYTES \((\d+) \+", h).group(1))
+        mem_reuse = memory_bytes(os.path.join(reuse, "model.h"))
         print("%-6s .text %8.1f KiB   weights/constants %8.1f KiB   arena+scratch %6.1f MiB"
               "   run-only (--reuse-buffers) %6.1f MiB" % (
                   name, text / 1024, ro / 1024, mem / 1048576, mem_reuse / 1048576))

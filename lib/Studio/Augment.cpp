@@ -2,9 +2,10 @@
 
 #include "qsim/Studio/Augment.h"
 
+#include "qsim/Runtime/AtomicFile.h"
+
 #include <cstdio>
 #include <mutex>
-#include <unistd.h>
 #include <vips/vips.h>
 
 namespace qsim::studio {
@@ -87,22 +88,22 @@ bool augmentImage(const std::string &input, const std::string &stem,
        }},
   };
   std::vector<std::string> done;
+  std::string suffix = "." + ext;
   for (const Variant &v : variants) {
     ImageRef out;
-    std::string target = stem + "-" + v.name + "." + ext;
-    std::string temporary =
-        stem + ".tmp-" + std::to_string(getpid()) + "-" + v.name + "." + ext;
+    void *buffer = nullptr;
+    size_t size = 0;
     if (v.make(in.image, &out.image) != 0 ||
-        vips_image_write_to_file(out.image, temporary.c_str(), nullptr) != 0) {
+        vips_image_write_to_buffer(out.image, suffix.c_str(), &buffer, &size,
+                                   nullptr) != 0) {
       error = std::string(v.name) + ": " + takeVipsError();
-      unlink(temporary.c_str());
       return false;
     }
-    if (rename(temporary.c_str(), target.c_str()) != 0) {
-      error = "cannot write " + target;
-      unlink(temporary.c_str());
+    std::string target = stem + "-" + v.name + suffix;
+    bool ok = rt::writeFileAtomically(target, buffer, size, error);
+    g_free(buffer);
+    if (!ok)
       return false;
-    }
     done.push_back(target);
   }
   written = done;

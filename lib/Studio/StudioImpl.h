@@ -90,7 +90,11 @@ struct StudioServer::Impl : std::enable_shared_from_this<StudioServer::Impl> {
 
   std::mutex liveMutex;
   std::map<int64_t, std::shared_ptr<LiveSession>> sessions; // by job id
-  std::map<int64_t, pid_t> jobPids;                         // running jobs
+  struct RunningJob {
+    pid_t pid;
+    int64_t userId;
+  };
+  std::map<int64_t, RunningJob> runningJobs; // by job id
   std::atomic<int> activeThreads{0};
   LoginThrottle loginThrottle;
   bool ownRunDir = false; // a mkdtemp directory, removed at the end
@@ -102,6 +106,11 @@ struct StudioServer::Impl : std::enable_shared_from_this<StudioServer::Impl> {
   /// A child's log tail with the server's paths taken out.
   std::string userVisibleLog(const std::string &logFile, int64_t userId);
   std::string logFileOf(int64_t jobId);
+  /// The caller's job `id`, or 404 (another user's job is not revealed).
+  JobRecord ownJob(const Caller &c, int64_t id);
+  /// What every child process runs with: its thread count and a passive
+  /// OpenMP wait policy (many children share few cores).
+  std::vector<std::pair<std::string, std::string>> childEnvironment() const;
   void publishJob(int64_t jobId);
 
   // StudioJobs.cpp

@@ -116,16 +116,22 @@ std::string optionalString(const json &body, const char *key) {
   return it->get<std::string>();
 }
 
-/// A workspace path from the body, checked (and its kind, when given).
-std::string workspacePath(Workspace &ws, const json &body, const char *key,
-                          bool mustExist, const char *kind = nullptr) {
-  std::string rel = optionalString(body, key);
+/// A workspace-relative path, checked (and its kind, when given); `key`
+/// names it in errors.
+std::string checkedPath(Workspace &ws, const std::string &rel, const char *key,
+                        bool mustExist, const char *kind = nullptr) {
   if (rel.empty())
     fail(400, std::string("'") + key + "' is required");
   resolveOrFail(ws, rel, mustExist, key);
   if (kind && fileKind(rel) != kind)
     fail(400, std::string(key) + ": '" + rel + "' is not a " + kind + " file");
   return rel;
+}
+
+/// The same for the body's field `key`.
+std::string workspacePath(Workspace &ws, const json &body, const char *key,
+                          bool mustExist, const char *kind = nullptr) {
+  return checkedPath(ws, optionalString(body, key), key, mustExist, kind);
 }
 
 constexpr size_t kMaxDetections = 200;
@@ -192,7 +198,7 @@ static void finishJob(StudioServer::Impl &s, int64_t id, int64_t userId,
                       const json &result, std::string error) {
   {
     std::lock_guard<std::mutex> lock(s.liveMutex);
-    s.jobPids.erase(id);
+    s.runningJobs.erase(id);
   }
   std::string status = "done";
   if (exit.stoppedByUser) {
@@ -212,13 +218,11 @@ static void finishJob(StudioServer::Impl &s, int64_t id, int64_t userId,
 }
 
 /// Spawns a job's child and records it running.
-static ChildProcess spawnJob(StudioServer::Impl &s, int64_t id,
+static ChildProcess spawnJob(StudioServer::Impl &s, int64_t id, int64_t userId,
                              ProcessSpec spec) {
   spec.logFile = s.logFileOf(id);
   spec.limits = s.config.jobLimits;
-  spec.environment = {
-      {"OMP_NUM_THREADS", std::to_string(s.config.childThreads)},
-      {"OMP_WAIT_POLICY", "PASSIVE"}};
+  spec.environment = s.childEnvironment();
   std::string error;
   auto child = s.processes.spawn(spec, error);
   if (!child) {
@@ -228,7 +232,7 @@ static ChildProcess spawnJob(StudioServer::Impl &s, int64_t id,
   s.db->setJobRunning(id, child->pid);
   {
     std::lock_guard<std::mutex> lock(s.liveMutex);
-    s.jobPids[id] = child->pid;
+    s.runningJobs[id] = {child->pid, userId};
   }
   s.publishJob(id);
   return *child;
@@ -243,8 +247,7 @@ json StudioServer::Impl::startImport(const Caller &c, const json &body) {
   std::string output = optionalString(body, "output");
   if (output.empty())
     output = cfg.substr(0, cfg.size() - 4) + ".mlirbc";
-  json outBody = {{"output", output}};
-  workspacePath(ws, outBody, "output", false, "model");
+  checkedPath(ws, output, "output", false, "model");
   requireChildSlot(c.userId);
   json args = {{"cfg", cfg}, {"weights", weights}, {"output", output}};
   int64_t id = db->createJob(c.userId, "import", args.dump());
@@ -256,7 +259,7 @@ json StudioServer::Impl::startImport(const Caller &c, const json &body) {
     spec.argv.insert(spec.argv.end(), {"--weights", weights});
   spec.argv.insert(spec.argv.end(), {"-o", output});
   spec.workingDirectory = ws.directory();
-  ChildProcess child = spawnJob(*this, id, spec);
+  ChildProcess child = spawnJob(*this, id, c.userId, spec);
   int64_t user = c.userId;
   runDetached([this, id, user, child, args] {
     ExitStatus exit = processes.wait(child.pid);
@@ -343,7 +346,7 @@ json StudioServer::Impl::startInference(const Caller &c, const json &body) {
   spec.argv = sessionArgv(*this, ws.directory());
   spec.workingDirectory = ws.directory();
   spec.pipeStdin = spec.pipeStdout = true;
-  ChildProcess child = spawnJob(*this, id, spec);
+  ChildProcess child = spawnJob(*this, id, c.userId, spec);
   int64_t user = c.userId;
   runDetached([this, id, user, child, load, args] {
     LineReader replies(child.stdoutFd);
@@ -364,14 +367,13 @@ json StudioServer::Impl::startInference(const Caller &c, const json &body) {
     json loaded, info, result = nullptr;
     if (ask(load, loaded) && ask({{"cmd", "info"}}, info)) {
       bool shadow = loaded.value("float_shadow", false);
-      json layers = json::array(), detections = json::array();
+      json layers = json::array(), last;
       double ms = 0;
-      size_t detectionCount = 0;
       size_t total = info["layers"].size();
       bool ok = true;
       for (size_t i = 0; ok && i < total; ++i) {
-        json step, cmp;
-        ok = ask({{"cmd", "step"}}, step);
+        json cmp;
+        ok = ask({{"cmd", "step"}}, last);
         if (!ok)
           break;
         const json &layer = info["layers"][i];
@@ -379,8 +381,8 @@ json StudioServer::Impl::startInference(const Caller &c, const json &body) {
                       {"kind", layer["kind"]},
                       {"precision", layer["precision"]},
                       {"output", layer["output"]},
-                      {"ms", step.value("ms", 0.0)}};
-        ms += step.value("ms", 0.0);
+                      {"ms", last.value("ms", 0.0)}};
+        ms += last.value("ms", 0.0);
         if (shadow) {
           ok = ask({{"cmd", "compare"}, {"layer", i}}, cmp);
           if (ok) {
@@ -389,20 +391,6 @@ json StudioServer::Impl::startInference(const Caller &c, const json &body) {
           }
         }
         layers.push_back(entry);
-        if (step.contains("detections"))
-          detections = step["detections"];
-        // An untrained model can report thousands of boxes: keep the best.
-        if (detections.size() > kMaxDetections) {
-          std::sort(detections.begin(), detections.end(),
-                    [](const json &a, const json &b) {
-                      return a.value("prob", 0.0) > b.value("prob", 0.0);
-                    });
-          detectionCount = detections.size();
-          detections.erase(detections.begin() + kMaxDetections,
-                           detections.end());
-        }
-        if (step.contains("top"))
-          result["top"] = step["top"];
         events.publish(user, "progress",
                        json{{"job", id},
                             {"done", i + 1},
@@ -411,21 +399,29 @@ json StudioServer::Impl::startInference(const Caller &c, const json &body) {
                            .dump());
       }
       if (ok) {
-        json top = result.is_null() ? json(nullptr) : result["top"];
-        result = {
-            {"model", args["model"]},
-            {"image", args["image"]},
-            {"mode", args["mode"]},
-            {"image_size", loaded["image"]},
-            {"float_shadow", shadow},
-            {"layers", layers},
-            {"detections", detections},
-            {"detection_count", std::max(detectionCount, detections.size())},
-            {"ms", ms}};
-        if (!top.is_null())
-          result["top"] = top;
-      } else {
-        result = nullptr;
+        // The last step's reply has what the model detected. An untrained
+        // model can report thousands of boxes: keep the best.
+        json detections = last.value("detections", json::array());
+        size_t count = detections.size();
+        if (count > kMaxDetections) {
+          std::sort(detections.begin(), detections.end(),
+                    [](const json &a, const json &b) {
+                      return a.value("prob", 0.0) > b.value("prob", 0.0);
+                    });
+          detections.erase(detections.begin() + kMaxDetections,
+                           detections.end());
+        }
+        result = {{"model", args["model"]},
+                  {"image", args["image"]},
+                  {"mode", args["mode"]},
+                  {"image_size", loaded["image"]},
+                  {"float_shadow", shadow},
+                  {"layers", layers},
+                  {"detections", detections},
+                  {"detection_count", count},
+                  {"ms", ms}};
+        if (last.contains("top"))
+          result["top"] = last["top"];
       }
     }
     close(child.stdinFd);
@@ -445,8 +441,7 @@ json StudioServer::Impl::startQuantize(const Caller &c, const json &body) {
   std::string output = optionalString(body, "output");
   if (output.empty())
     output = model.substr(0, model.rfind('.')) + "-quantized.mlirbc";
-  json outBody = {{"output", output}};
-  workspacePath(ws, outBody, "output", false, "model");
+  checkedPath(ws, output, "output", false, "model");
   std::string method = body.value("method", "minmax");
   if (method != "minmax" && method != "percentile" && method != "entropy" &&
       method != "mse" && method != "log2")
@@ -482,7 +477,7 @@ json StudioServer::Impl::startQuantize(const Caller &c, const json &body) {
                output};
   spec.workingDirectory = ws.directory();
   spec.pipeStderr = true;
-  ChildProcess child = spawnJob(*this, id, spec);
+  ChildProcess child = spawnJob(*this, id, c.userId, spec);
   int64_t user = c.userId;
   std::string root = ws.directory();
   runDetached([this, id, user, child, args, root] {
@@ -541,19 +536,17 @@ json StudioServer::Impl::startQuantize(const Caller &c, const json &body) {
 
 json StudioServer::Impl::controlJob(const Caller &c, int64_t jobId,
                                     const std::string &action) {
-  auto job = db->findJob(jobId);
-  if (!job || job->userId != c.userId)
-    fail(404, "no such job");
-  if (job->kind == "session")
+  JobRecord job = ownJob(c, jobId);
+  if (job.kind == "session")
     fail(400, "a step session is controlled through /api/sessions");
   pid_t pid;
   {
     std::lock_guard<std::mutex> lock(liveMutex);
-    auto it = jobPids.find(jobId);
-    if (it == jobPids.end())
+    auto it = runningJobs.find(jobId);
+    if (it == runningJobs.end())
       fail(409, "job " + std::to_string(jobId) + " is not running (" +
-                    job->status + ")");
-    pid = it->second;
+                    job.status + ")");
+    pid = it->second.pid;
   }
   if (action == "stop")
     processes.stop(pid);
@@ -563,14 +556,13 @@ json StudioServer::Impl::controlJob(const Caller &c, int64_t jobId,
     processes.resume(pid);
   events.publish(
       c.userId, "job",
-      json{{"id", jobId}, {"status", job->status}, {"action", action}}.dump());
+      json{{"id", jobId}, {"status", job.status}, {"action", action}}.dump());
   return {{"job", jobId}, {"action", action}};
 }
 
 json StudioServer::Impl::modelGraph(const Caller &c, const std::string &rel) {
   Workspace ws = workspaceOf(c.userId);
-  json body = {{"path", rel}};
-  std::string model = workspacePath(ws, body, "path", true, "model");
+  std::string model = checkedPath(ws, rel, "path", true, "model");
   std::string tmp = logDir + "/graph-" + newToken() + ".json";
   ProcessSpec spec;
   spec.argv = {config.qsimTranslate, "--export-json", model, "-o", tmp};
@@ -622,8 +614,7 @@ json StudioServer::Impl::startSession(const Caller &c, const json &body) {
   spec.workingDirectory = ws.directory();
   spec.logFile = logFileOf(id);
   spec.limits = config.sessionLimits;
-  spec.environment = {{"OMP_NUM_THREADS", std::to_string(config.childThreads)},
-                      {"OMP_WAIT_POLICY", "PASSIVE"}};
+  spec.environment = childEnvironment();
   std::string error;
   auto child = processes.spawn(spec, error);
   if (!child) {
@@ -777,8 +768,8 @@ void StudioServer::Impl::stopAllChildren() {
     std::lock_guard<std::mutex> lock(liveMutex);
     for (auto &[id, s] : sessions)
       pids.push_back(s->pid);
-    for (auto &[id, pid] : jobPids)
-      pids.push_back(pid);
+    for (auto &[id, job] : runningJobs)
+      pids.push_back(job.pid);
   }
   for (pid_t pid : pids)
     processes.stop(pid);

@@ -7,6 +7,7 @@
 
 #include "StudioImpl.h"
 
+#include "qsim/Runtime/AtomicFile.h"
 #include "qsim/Studio/Accounts.h"
 #include "qsim/Studio/Augment.h"
 
@@ -139,10 +140,8 @@ int StudioServer::Impl::childrenOf(int64_t userId) {
   int n = 0;
   for (auto &[id, s] : sessions)
     n += s->userId == userId && !s->ended;
-  for (auto &[id, pid] : jobPids) {
-    auto job = db->findJob(id);
-    n += job && job->userId == userId;
-  }
+  for (auto &[id, job] : runningJobs)
+    n += job.userId == userId;
   return n;
 }
 
@@ -153,6 +152,19 @@ void StudioServer::Impl::requireChildSlot(int64_t userId) {
                   " jobs and sessions running (the limit is " +
                   std::to_string(config.maxChildrenPerUser) +
                   "): end one first");
+}
+
+JobRecord StudioServer::Impl::ownJob(const Caller &c, int64_t id) {
+  auto job = db->findJob(id);
+  if (!job || job->userId != c.userId)
+    fail(404, "no such job");
+  return *job;
+}
+
+std::vector<std::pair<std::string, std::string>>
+StudioServer::Impl::childEnvironment() const {
+  return {{"OMP_NUM_THREADS", std::to_string(config.childThreads)},
+          {"OMP_WAIT_POLICY", "PASSIVE"}};
 }
 
 std::string StudioServer::Impl::logFileOf(int64_t jobId) {
@@ -535,9 +547,9 @@ std::unique_ptr<StudioServer> StudioServer::create(const StudioConfig &config,
         fail(400, "'path' is required");
       std::string rel = req.get_param_value("path"), error;
       Workspace ws = s.workspaceOf(c.userId);
-      std::optional<std::string> path = resolveOrFail(ws, rel, false);
+      std::string path = resolveOrFail(ws, rel, false);
       struct stat st;
-      bool exists = lstat(path->c_str(), &st) == 0;
+      bool exists = lstat(path.c_str(), &st) == 0;
       if (exists && S_ISDIR(st.st_mode))
         fail(409, "'" + rel + "' is a directory");
       if (exists && req.get_param_value("overwrite") != "1")
@@ -546,10 +558,10 @@ std::unique_ptr<StudioServer> StudioServer::create(const StudioConfig &config,
           std::stod(req.get_header_value("Content-Length")) >
               maxUpload * 1024 * 1024)
         fail(413, "the upload is larger than the limit");
-      if (!ws.makeParents(*path, error))
+      if (!ws.makeParents(path, error))
         fail(409, error);
-      size_t slash = path->rfind('/');
-      temporary = path->substr(0, slash + 1) + ".upload-" + newToken();
+      size_t slash = path.rfind('/');
+      temporary = path.substr(0, slash + 1) + ".upload-" + newToken();
       int fd =
           ::open(temporary.c_str(),
                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
@@ -573,7 +585,7 @@ std::unique_ptr<StudioServer> StudioServer::create(const StudioConfig &config,
                  maxUpload);
         fail(413, b);
       }
-      if (rename(temporary.c_str(), path->c_str()) != 0) {
+      if (rename(temporary.c_str(), path.c_str()) != 0) {
         unlink(temporary.c_str());
         fail(500, "cannot store the upload");
       }
@@ -610,13 +622,13 @@ std::unique_ptr<StudioServer> StudioServer::create(const StudioConfig &config,
               json body = jsonBody(req);
               std::string rel = stringField(body, "path"), error;
               Workspace ws = s.workspaceOf(c.userId);
-              std::optional<std::string> path = resolveOrFail(ws, rel, true);
+              std::string path = resolveOrFail(ws, rel, true);
               if (fileKind(rel) != "image")
                 fail(400, "'" + rel + "' is not an image");
-              size_t dot = path->rfind('.');
-              std::string ext = path->substr(dot + 1) == "png" ? "png" : "jpg";
+              size_t dot = path.rfind('.');
+              std::string ext = path.substr(dot + 1) == "png" ? "png" : "jpg";
               std::vector<std::string> written;
-              if (!augmentImage(*path, path->substr(0, dot), ext,
+              if (!augmentImage(path, path.substr(0, dot), ext,
                                 s.config.maxImageMegapixels, written, error))
                 fail(422, rel + ": " + error);
               json files = json::array();
@@ -666,20 +678,14 @@ std::unique_ptr<StudioServer> StudioServer::create(const StudioConfig &config,
   http.Get(R"(/api/jobs/(\d+))",
            guarded(false, [&s, idParam](const httplib::Request &req,
                                         httplib::Response &, const Caller &c) {
-             auto job = s.db->findJob(idParam(req));
-             if (!job || job->userId != c.userId)
-               fail(404, "no such job");
-             return jobToJson(*job);
+             return jobToJson(s.ownJob(c, idParam(req)));
            }));
-  http.Get(
-      R"(/api/jobs/(\d+)/log)",
-      guarded(false, [&s, idParam](const httplib::Request &req,
-                                   httplib::Response &, const Caller &c) {
-        auto job = s.db->findJob(idParam(req));
-        if (!job || job->userId != c.userId)
-          fail(404, "no such job");
-        return json{{"log", s.userVisibleLog(s.logFileOf(job->id), c.userId)}};
-      }));
+  http.Get(R"(/api/jobs/(\d+)/log)",
+           guarded(false, [&s, idParam](const httplib::Request &req,
+                                        httplib::Response &, const Caller &c) {
+             int64_t id = s.ownJob(c, idParam(req)).id;
+             return json{{"log", s.userVisibleLog(s.logFileOf(id), c.userId)}};
+           }));
   http.Post(R"(/api/jobs/(\d+)/(stop|pause|resume))",
             guarded(true, [&s, idParam](const httplib::Request &req,
                                         httplib::Response &, const Caller &c) {
@@ -787,23 +793,13 @@ bool StudioServer::addFile(const std::string &user, const std::string &source,
   if (!path || !ws.makeParents(*path, error))
     return false;
   std::ifstream in(source, std::ios::binary);
-  if (!in) {
+  std::string data(std::istreambuf_iterator<char>(in), {});
+  if (!in && !in.eof()) {
     error = source + ": cannot read";
     return false;
   }
-  std::string tmp = *path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << in.rdbuf();
-    if (!out) {
-      error = tmp + ": cannot write";
-      return false;
-    }
-  }
-  if (rename(tmp.c_str(), path->c_str()) != 0) {
-    error = *path + ": cannot write";
+  if (!rt::writeFileAtomically(*path, data.data(), data.size(), error))
     return false;
-  }
   if (fileKind(relative) == "model")
     impl->db->recordModel(u->id, relative, source);
   return true;

@@ -2,8 +2,8 @@
 //
 // The seed platform's augmentation: the original, rotated by 90 degrees,
 // blurred (Gaussian, sigma 3), flipped (top-bottom) and flopped (left-right),
-// in Sharp's sense of flip and flop. Each output is written to a temporary
-// file and renamed into place.
+// in Sharp's sense of flip and flop. Each output is encoded in memory and
+// written atomically (rt::writeFileAtomically).
 //
 //===----------------------------------------------------------------------===//
 
