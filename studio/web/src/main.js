@@ -118,15 +118,19 @@ async function showFiles(gen = ++generation) {
   const weights = h('select', { id: 'import-weights' });
   options(cfg, f.cfgs);
   options(weights, ['(synthetic weights)', ...f.weights]);
+  // Each action redraws the list before it reports, so that what it reports
+  // is on the page.
   const upload = () => attempt(async () => {
+    const count = input.files.length;
+    if (!count) throw new Error('choose one or more files first');
     for (const file of input.files) {
       const name = file.name.replace(/[^A-Za-z0-9._+-]/g, '_');
       const path = `${dir.value.replace(/\/+$/, '')}/${name}`;
       say(`Uploading ${path} ...`);
       await api('POST', `/api/files?path=${encodeURIComponent(path)}&overwrite=1`, file);
     }
-    say(`Uploaded ${input.files.length} file(s).`);
-    showFiles();
+    await showFiles();
+    say(`Uploaded ${count} file(s).`);
   });
   const importModel = () => attempt(async () => {
     const body = { cfg: cfg.value };
@@ -135,8 +139,8 @@ async function showFiles(gen = ++generation) {
     say(`Importing ${cfg.value} (job ${job}) ...`);
     const done = await waitForJob(job);
     if (done.status !== 'done') throw new Error(done.error);
+    await showFiles();
     say(`Imported ${done.result.model}.`);
-    showFiles();
   });
   const rows = f.all.map((e) => h('tr', { 'data-path': e.path },
     h('td', {}, e.directory ? e.path + '/' : h('a', { href: fileUrl(e.path, true) }, e.path)),
@@ -144,8 +148,8 @@ async function showFiles(gen = ++generation) {
     h('td', {},
       e.kind === 'image' ? h('button', { class: 'augment', onclick: () => attempt(async () => {
         const r = await api('POST', '/api/files/augment', { path: e.path });
+        await showFiles();
         say(`Augmented: ${r.files.join(', ')}`);
-        showFiles();
       }) }, 'Augment ×5') : '',
       h('button', { class: 'delete', onclick: () => attempt(async () => {
         if (!confirm(`Delete ${e.path}?`)) return;
