@@ -50,43 +50,51 @@ def main():
     subprocess.run([tool("qsim-run"), f32, "--mode", "int8", "--calib", calib, "--calib-images", "20",
                     "--repeat", "1", "--save-model", i8], check=True, capture_output=True)
 
+    # int8 twice: with the host's packed 8-bit dot products (VNNI) where
+    # it has them, and with the generic vector kernels (--generic-kernels).
+    variants = [("fp32", f32, []), ("int8", i8, []), ("int8-generic", i8, ["--generic-kernels"])]
+    models = {name: model for name, model, _ in variants}
     programs = {}
-    for name, model in [("fp32", f32), ("int8", i8)]:
+    for name, model, extra in variants:
         out = os.path.join(tmp, "host-" + name)
-        compile_model(model, out, ["--target", "host"])
+        compile_model(model, out, ["--target", "host"] + extra)
         subprocess.run(["make", "-s", "-C", EXAMPLE, "MODEL_DIR=" + out, "RT_DIR=" + os.path.join(tmp, "rt"),
                         "QSIM_SRC=" + SRC], check=True)
         programs[name] = os.path.join(out, "qsim-deploy")
 
     times = {}
     for _ in range(a.rounds):
-        for name, model in [("fp32", f32), ("int8", i8)]:
+        for name, model, _ in variants:
             times.setdefault((name, "gen"), []).append(
                 forward_ms(run([programs[name], image, "--repeat", str(a.repeat)])[0]))
+            if name.endswith("-generic"):
+                continue  # same qsim-run model as "int8"
             for t in (1, 2):
                 times.setdefault((name, t), []).append(forward_ms(run(
                     [tool("qsim-run"), model, "--image", image, "--repeat", str(a.repeat), "--threads", str(t)])[0]))
     print("== yolov3-tiny 416x416 on this host: median forward ms of %d interleaved rounds x %d runs" % (a.rounds, a.repeat))
-    print("%-6s %14s %16s %16s %12s %12s" % ("", "generated 1T", "qsim-run fast 1T", "qsim-run fast 2T", "gen / 1T", "gen / 2T"))
-    for name in ["fp32", "int8"]:
-        g, r1, r2 = median(times[(name, "gen")]), median(times[(name, 1)]), median(times[(name, 2)])
-        print("%-6s %14.2f %16.2f %16.2f %11.2fx %11.2fx" % (name, g, r1, r2, g / r1, g / r2))
+    print("%-13s %14s %16s %16s %12s %12s" % ("", "generated 1T", "qsim-run fast 1T", "qsim-run fast 2T", "gen / 1T", "gen / 2T"))
+    for name, _, _ in variants:
+        ref = name.split("-")[0]
+        g, r1, r2 = median(times[(name, "gen")]), median(times[(ref, 1)]), median(times[(ref, 2)])
+        print("%-13s %14.2f %16.2f %16.2f %11.2fx %11.2fx" % (name, g, r1, r2, g / r1, g / r2))
 
-    print("== ARM64 objects (aarch64-linux-gnu, cortex-a72, +neon)")
-    for name, model in [("fp32", f32), ("int8", i8)]:
+    print("== ARM64 objects (aarch64-linux-gnu, cortex-a72; +neon, and +neon,+dotprod for sdot kernels)")
+    for name, model, features in [("fp32", f32, "+neon"), ("int8", i8, "+neon"),
+                                  ("int8-dotprod", i8, "+neon,+dotprod")]:
         out = os.path.join(tmp, "arm-" + name)
-        compile_model(model, out, ["--target", "aarch64-linux-gnu", "--cpu", "cortex-a72", "--features", "+neon"])
+        compile_model(model, out, ["--target", "aarch64-linux-gnu", "--cpu", "cortex-a72", "--features", features])
         text, ro = sizes(os.path.join(out, "model.o"))
         mem = memory_bytes(os.path.join(out, "model.h"))
         # Run-only memory: the same model with --reuse-buffers (the header
         # is all that is read; LLVM IR output skips the backend).
         reuse = os.path.join(tmp, "arm-reuse-" + name)
         os.makedirs(reuse)
-        subprocess.run([tool("qsim-compile"), model, "--target", "aarch64-linux-gnu", "--reuse-buffers",
+        subprocess.run([tool("qsim-compile"), model, "--target", "aarch64-linux-gnu", "--features", features, "--reuse-buffers",
                         "--emit", "llvm", "-o", os.devnull, "--header", os.path.join(reuse, "model.h")],
                        check=True, capture_output=True)
         mem_reuse = memory_bytes(os.path.join(reuse, "model.h"))
-        print("%-6s .text %8.1f KiB   weights/constants %8.1f KiB   arena+scratch %6.1f MiB"
+        print("%-13s .text %8.1f KiB   weights/constants %8.1f KiB   arena+scratch %6.1f MiB"
               "   run-only (--reuse-buffers) %6.1f MiB" % (
                   name, text / 1024, ro / 1024, mem / 1048576, mem_reuse / 1048576))
     shutil.rmtree(tmp)

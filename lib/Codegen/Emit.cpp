@@ -99,6 +99,46 @@ qsim::createTargetMachine(const CodegenTarget &t, int optLevel,
   return tm;
 }
 
+qsim::VectorRegisterFile qsim::vectorRegisters(const CodegenTarget &t) {
+  if (!t.microKernels)
+    return {};
+  std::string error;
+  std::unique_ptr<llvm::TargetMachine> tm = createTargetMachine(t, 2, error);
+  if (!tm)
+    return {};
+  const llvm::MCSubtargetInfo *sti = tm->getMCSubtargetInfo();
+  switch (tm->getTargetTriple().getArch()) {
+  case llvm::Triple::x86_64:
+    if (sti->checkFeatures("+avx512f"))
+      return {16, 32};
+    if (sti->checkFeatures("+avx2,+fma"))
+      return {8, 16};
+    return {4, 16};
+  case llvm::Triple::aarch64:
+    return {4, 32};
+  default:
+    return {};
+  }
+}
+
+std::string qsim::dotProductIsa(const CodegenTarget &t) {
+  if (!t.microKernels)
+    return "none";
+  std::string error;
+  std::unique_ptr<llvm::TargetMachine> tm = createTargetMachine(t, 2, error);
+  if (!tm)
+    return "none";
+  const llvm::MCSubtargetInfo *sti = tm->getMCSubtargetInfo();
+  switch (tm->getTargetTriple().getArch()) {
+  case llvm::Triple::x86_64:
+    return sti->checkFeatures("+avx512vnni,+avx512bw") ? "avx512-vnni" : "none";
+  case llvm::Triple::aarch64:
+    return sti->checkFeatures("+dotprod") ? "neon-dotprod" : "none";
+  default:
+    return "none";
+  }
+}
+
 LogicalResult qsim::emitCode(ModuleOp module, const EmitOptions &o,
                              llvm::SmallVectorImpl<char> &out,
                              std::string &error) {

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "qsim/Codegen/Emit.h"
 #include "qsim/Conversion/Passes.h"
 #include "qsim/Transforms/Passes.h"
 
@@ -20,13 +21,18 @@ using namespace mlir;
 /// The passes of the module's pass manager, as text (what
 /// `qsim-opt --dump-pass-pipeline` shows).
 static std::string pipelineText(const qsim::CodegenTarget &t) {
+  qsim::VectorRegisterFile regs = qsim::vectorRegisters(t);
   return "qsim-fold-batchnorm,"
          "qsim-lower-to-tosa{prefix=" +
          t.prefix +
          "},"
          "func.func(tosa-to-linalg-named,tosa-to-linalg,"
          "tosa-to-arith{include-apply-rescale=true use-32-bit=false},"
-         "tosa-to-tensor,canonicalize,qsim-prepare-convs,canonicalize,"
+         "tosa-to-tensor,canonicalize,qsim-dot-product-convs{isa=" +
+         qsim::dotProductIsa(t) +
+         "},qsim-fma-convs{lanes=" + std::to_string(regs.f32Lanes) +
+         " registers=" + std::to_string(regs.count) +
+         "},qsim-prepare-convs,canonicalize,"
          "qsim-tile-and-vectorize,"
          "canonicalize,cse),"
          "one-shot-bufferize{bufferize-function-boundaries "
@@ -89,6 +95,12 @@ struct CodegenPipelineOptions
       llvm::cl::desc("Run-only memory: outputs share the arena once no "
                      "later layer reads them"),
       llvm::cl::init(false)};
+  Option<bool> microKernels{
+      *this, "micro-kernels",
+      llvm::cl::desc("Convolutions on register-tiled micro-kernels (f32 "
+                     "FMA; int8 on packed 8-bit dot products where the "
+                     "target has them); false: generic vector kernels"),
+      llvm::cl::init(true)};
 };
 
 } // namespace
@@ -101,7 +113,7 @@ void qsim::registerCodegenPipeline() {
       "entry, LLVM; `target`, `cpu`, `features` are recorded as qsim.target "
       "for the object emitter",
       [](OpPassManager &pm, const CodegenPipelineOptions &o) {
-        buildCodegenPipeline(
-            pm, {o.target, o.cpu, o.features, o.prefix, o.reuseBuffers});
+        buildCodegenPipeline(pm, {o.target, o.cpu, o.features, o.prefix,
+                                  o.reuseBuffers, o.microKernels});
       });
 }

@@ -42,6 +42,56 @@ def PrepareConvsPass : Pass<"qsim-prepare-convs", "mlir::func::FuncOp"> {
   }];
 }
 
+def FmaConvsPass : Pass<"qsim-fma-convs", "mlir::func::FuncOp"> {
+  let summary = "f32 convolutions as register-tiled broadcast-FMA micro-kernels";
+  let description = [{
+    Rewrites f32 convolutions (`conv_2d_nhwc_fhwc` with a constant filter,
+    static shapes, unit dilation) into a loop nest whose tiles of output
+    columns x filter vectors keep their accumulators in registers over every
+    tap and input channel: per channel, `vectors` weight vectors are loaded
+    and each pixel's input value is broadcast into `vectors` FMAs. The
+    filter is packed at compile time to [filter block][kh][kw][channel]
+    [block] (filters padded to whole vectors with zeros; padded lanes are not
+    stored). `lanes=0` leaves every convolution to
+    `--qsim-tile-and-vectorize`.
+  }];
+  let options = [
+    Option<"lanes", "lanes", "int", "0",
+           "f32 lanes per vector register (16 AVX-512, 8 AVX2, 4 NEON; 0: off)">,
+    Option<"registers", "registers", "int", "32",
+           "Vector registers (32 AVX-512 and NEON, 16 AVX2)">,
+  ];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
+def DotProductConvsPass : Pass<"qsim-dot-product-convs", "mlir::func::FuncOp"> {
+  let summary = "int8 convolutions as packed 8-bit dot-product micro-kernels";
+  let description = [{
+    Rewrites int8 convolutions (`conv_2d_nhwc_fhwc(_q)` with zero points 0,
+    i8 x i8 -> i32, a constant filter, static shapes, input channels a
+    multiple of 4, unit dilation) into a register-blocked loop nest whose
+    multiply-accumulates are the target's packed 8-bit dot products: each
+    32-bit lane adds the products of 4 consecutive input channels
+    (`vpdpbusd` with AVX512-VNNI, `sdot` with the Armv8.2 dot-product
+    extension). The filter is packed at compile time to
+    [filter block][kh][kw][channel/4][block x 4], so a block's weights stream
+    contiguously. `vpdpbusd` multiplies unsigned by signed bytes: the input is
+    shifted by 128 (xor 0x80) and 128 x the sum of each filter's weights is
+    subtracted from its accumulator, which is exact in wrapping 32-bit
+    arithmetic. Convolutions that do not qualify, and every convolution with
+    `isa=none`, are left to `--qsim-tile-and-vectorize`.
+  }];
+  let options = [
+    Option<"isa", "isa", "std::string", "\"none\"",
+           "Dot-product instructions: none, avx512-vnni or neon-dotprod">,
+  ];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::LLVM::LLVMDialect"];
+}
+
 def TileAndVectorizePass : Pass<"qsim-tile-and-vectorize", "mlir::func::FuncOp"> {
   let summary = "Tile and vectorize convolutions, matmuls and elementwise ops";
   let description = [{

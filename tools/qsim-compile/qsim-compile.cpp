@@ -40,6 +40,7 @@ int fail(const std::string &msg) {
 int main(int argc, char **argv) {
   std::string model, weights, output, header, emit = "obj", prefix = "model";
   bool reuseBuffers = false;
+  bool genericKernels = false;
   std::string triple = "aarch64-linux-gnu", cpu = "cortex-a72",
               features = "+neon";
   std::optional<uint64_t> seed;
@@ -76,8 +77,10 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   app.add_option("--cpu", cpu, "Target CPU ('native': this host)")
       ->capture_default_str();
-  app.add_option("--features", features, "Target features, e.g. +neon,+dotprod")
-      ->capture_default_str();
+  CLI::Option *featuresOption = app.add_option(
+      "--features", features,
+      "Target features, e.g. +neon,+dotprod (default: +neon for aarch64, "
+      "none for x86_64, the host's own for host)");
   app.add_option("--prefix", prefix,
                  "Prefix of the generated symbols (several models in one "
                  "program need different prefixes)")
@@ -87,6 +90,11 @@ int main(int argc, char **argv) {
                "outputs no later layer reads (stepping still works, but an "
                "overwritten output is gone: qsim_layer_output gives NULL "
                "data)");
+  app.add_flag("--generic-kernels", genericKernels,
+               "Convolutions with the generic vector kernels instead of the "
+               "register-tiled micro-kernels (f32 FMA; int8 on packed 8-bit "
+               "dot products where the target has avx512vnni or dotprod); "
+               "for comparison");
   app.add_option("-O", opt, "LLVM optimization level (0-3)")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
@@ -94,15 +102,17 @@ int main(int argc, char **argv) {
   CLI11_PARSE(app, argc, argv);
   if (triple == "host")
     cpu = "native";
-  if (cpu == "native" && features == "+neon")
-    features.clear(); // the host's own features
+  if (!featuresOption->count() &&
+      (cpu == "native" || llvm::StringRef(triple).starts_with("x86_64")))
+    features.clear(); // the host's own features / the CPU's
 
   qsim::EmitOptions eo;
   eo.kind = emit == "asm"    ? qsim::EmitOptions::Kind::Assembly
             : emit == "llvm" ? qsim::EmitOptions::Kind::LLVMIR
                              : qsim::EmitOptions::Kind::Object;
   eo.optLevel = opt;
-  qsim::CodegenTarget target{triple, cpu, features, prefix, reuseBuffers};
+  qsim::CodegenTarget target{triple, cpu,          features,
+                             prefix, reuseBuffers, !genericKernels};
   // Before the (long) compilation: can the outputs be written at all?
   for (const std::string &path : {output, header}) {
     if (path.empty() || path == "-")
@@ -138,6 +148,14 @@ int main(int argc, char **argv) {
   if (!module)
     return 1;
 
+  std::string kernels = "generic vector kernels";
+  if (int64_t lanes = qsim::vectorRegisters(target).f32Lanes) {
+    std::string isa = qsim::dotProductIsa(target);
+    kernels = "f32 FMA micro-kernels (" + std::to_string(lanes) +
+              " lanes), int8 " +
+              (isa == "none" ? std::string("generic vector kernels")
+                             : isa + " dot-product micro-kernels");
+  }
   PassManager pm(&ctx);
   if (timing)
     pm.enableTiming();
@@ -185,10 +203,10 @@ int main(int argc, char **argv) {
   auto table = (*module)->getAttrOfType<ArrayAttr>("qsim.codegen");
   fprintf(stderr,
           "qsim-compile: wrote %s%s%s: %zu layers for %s (%s), arena %.1f "
-          "MiB + scratch %.1f MiB\n",
+          "MiB + scratch %.1f MiB; convolutions: %s\n",
           output.c_str(), header.empty() ? "" : " and ", header.c_str(),
           table ? table.size() : (size_t)0, eoTriple.c_str(), cpu.c_str(),
           bytesOf("qsim.codegen.arena_bytes") / 1048576.0,
-          bytesOf("qsim.codegen.scratch_bytes") / 1048576.0);
+          bytesOf("qsim.codegen.scratch_bytes") / 1048576.0, kernels.c_str());
   return 0;
 }

@@ -37,6 +37,22 @@ std::unique_ptr<llvm::TargetMachine>
 createTargetMachine(const CodegenTarget &target, int optLevel,
                     std::string &error);
 
+/// The packed 8-bit dot-product instructions `target` has, as the `isa` of
+/// --qsim-dot-product-convs: "avx512-vnni", "neon-dotprod" (Armv8.2
+/// dotprod, from the CPU or +dotprod) or "none" (also for a target that
+/// createTargetMachine refuses, or when target.microKernels is off).
+std::string dotProductIsa(const CodegenTarget &target);
+
+/// The target's vector registers for --qsim-fma-convs: f32 lanes per
+/// register and their number (AVX-512 16 x 32, AVX2 8 x 16, NEON 4 x 32);
+/// lanes 0 (off) for a target createTargetMachine refuses, or when
+/// target.microKernels is off.
+struct VectorRegisterFile {
+  int64_t f32Lanes = 0;
+  int64_t count = 32;
+};
+VectorRegisterFile vectorRegisters(const CodegenTarget &target);
+
 /// Translates, optimizes and emits `module` (LLVM dialect from
 /// --qsim-codegen-pipeline) for the target it records (`qsim.target`).
 /// Fails with `error` (no or unknown target, translation failure).

@@ -6,6 +6,7 @@
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -34,6 +35,11 @@ struct CodegenTarget {
   /// Run-only memory: outputs share the arena once no later layer reads them
   /// (qsim-build-step-function's reuse-buffers).
   bool reuseBuffers = false;
+  /// Convolutions on register-tiled micro-kernels: f32 broadcast-FMA
+  /// (qsim-fma-convs), int8 on the target's packed 8-bit dot products where
+  /// it has them (qsim-dot-product-convs); off: the generic vector kernels
+  /// of qsim-tile-and-vectorize for all.
+  bool microKernels = true;
 };
 
 /// The passes of --qsim-codegen-pipeline, from a qsim module to the LLVM
