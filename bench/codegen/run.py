@@ -50,9 +50,11 @@ def main():
     subprocess.run([tool("qsim-run"), f32, "--mode", "int8", "--calib", calib, "--calib-images", "20",
                     "--repeat", "1", "--save-model", i8], check=True, capture_output=True)
 
-    # int8 twice: with the host's packed 8-bit dot products (VNNI) where
-    # it has them, and with the generic vector kernels (--generic-kernels).
-    variants = [("fp32", f32, []), ("int8", i8, []), ("int8-generic", i8, ["--generic-kernels"])]
+    # Each twice: with the convolution micro-kernels (f32 FMA tiles; int8
+    # on the host's packed 8-bit dot products, VNNI, where it has them) and
+    # with the generic vector kernels (--generic-kernels).
+    variants = [("fp32", f32, []), ("fp32-generic", f32, ["--generic-kernels"]),
+                ("int8", i8, []), ("int8-generic", i8, ["--generic-kernels"])]
     models = {name: model for name, model, _ in variants}
     programs = {}
     for name, model, extra in variants:
@@ -68,7 +70,7 @@ def main():
             times.setdefault((name, "gen"), []).append(
                 forward_ms(run([programs[name], image, "--repeat", str(a.repeat)])[0]))
             if name.endswith("-generic"):
-                continue  # same qsim-run model as "int8"
+                continue  # same qsim-run model as without -generic
             for t in (1, 2):
                 times.setdefault((name, t), []).append(forward_ms(run(
                     [tool("qsim-run"), model, "--image", image, "--repeat", str(a.repeat), "--threads", str(t)])[0]))
