@@ -1050,7 +1050,7 @@ Converted LayerLowering::lower(Operation *op, ArrayRef<Converted> ins) {
           }
           return v;
         });
-    return {out};
+    return finish(out);
   }
   unsupported(op, "'" + op->getName().getStringRef().str() +
                       "' is not supported by the code generator");
