@@ -12,10 +12,7 @@
 using namespace mlir;
 
 namespace {
-bool isZero(Value v) {
-  APInt i;
-  return matchPattern(v, m_ConstantInt(&i)) && i.isZero();
-}
+bool isZero(Value v) { return matchPattern(v, m_Zero()); }
 } // namespace
 
 FailureOr<qsim::ConvGeometry> qsim::matchConvGeometry(linalg::LinalgOp op,

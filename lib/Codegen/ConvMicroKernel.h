@@ -15,6 +15,7 @@
 #ifndef QSIM_LIB_CODEGEN_CONVMICROKERNEL_H
 #define QSIM_LIB_CODEGEN_CONVMICROKERNEL_H
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -80,25 +81,42 @@ void rewriteConvWithMicroKernel(mlir::PatternRewriter &rw,
                                 mlir::Value input, mlir::Value packed,
                                 mlir::Value correction);
 
-/// The filter's elements (FHWC, `f` x `kh` x `kw` x `c`) packed for the
-/// kernel: zero-padded to `fPad` filters and `cPad` channels.
+/// The filter (FHWC constant `weights`) packed for the kernel as a new
+/// constant: filters zero-padded to whole vectors, channels to `cPad`, the
+/// register tile chosen for the padded filters.
+struct PackedFilter {
+  KernelTile tile;
+  int64_t paddedFilters;
+  mlir::Value constant;
+};
+
 template <typename T>
-std::vector<T> packFilter(llvm::ArrayRef<T> fhwc, const ConvGeometry &g,
-                          int64_t fPad, int64_t cPad, int64_t block,
-                          int64_t group) {
-  int64_t groups = cPad / group;
+PackedFilter packFilterConstant(mlir::OpBuilder &b, mlir::Location loc,
+                                mlir::DenseElementsAttr weights,
+                                const ConvGeometry &g,
+                                const MicroKernelTarget &target, int64_t cPad) {
+  int64_t lanes = target.lanes, group = target.group();
+  int64_t fPad = (g.f + lanes - 1) / lanes * lanes;
+  KernelTile tile = chooseKernelTile(g.ow, fPad, lanes, target.registers);
+  int64_t block = tile.vectors * lanes, groups = cPad / group;
+  auto fhwc = llvm::to_vector(weights.getValues<T>());
   std::vector<T> packed(fPad * g.kh * g.kw * cPad, T(0));
   for (int64_t fi = 0; fi < g.f; ++fi)
     for (int64_t y = 0; y < g.kh; ++y)
       for (int64_t x = 0; x < g.kw; ++x)
         for (int64_t ci = 0; ci < g.c; ++ci) {
-          int64_t b = fi / block, fl = fi % block;
+          int64_t bi = fi / block, fl = fi % block;
           int64_t gi = ci / group, k = ci % group;
-          packed[(((b * g.kh + y) * g.kw + x) * groups + gi) * block * group +
+          packed[(((bi * g.kh + y) * g.kw + x) * groups + gi) * block * group +
                  fl * group + k] =
               fhwc[((fi * g.kh + y) * g.kw + x) * g.c + ci];
         }
-  return packed;
+  auto type = mlir::RankedTensorType::get(
+      {fPad / block, g.kh, g.kw, groups, block * group},
+      weights.getElementType());
+  mlir::Value constant = b.create<mlir::arith::ConstantOp>(
+      loc, mlir::DenseElementsAttr::get(type, llvm::ArrayRef<T>(packed)));
+  return {tile, fPad, constant};
 }
 
 } // namespace qsim

@@ -59,38 +59,30 @@ template <typename ConvOp> struct ConvToDotProducts : OpRewritePattern<ConvOp> {
     // Channels and filters are padded with zero weights to whole groups of
     // 4 and whole vectors (the first layer's 3 channels, a head's 255
     // filters); the padded filters' lanes are never stored.
-    int64_t lanes = target.lanes;
     int64_t cPad = (g->c + 3) / 4 * 4;
-    int64_t fPad = (g->f + lanes - 1) / lanes * lanes;
-    qsim::KernelTile tile =
-        qsim::chooseKernelTile(g->ow, fPad, lanes, target.registers);
-    int64_t block = tile.vectors * lanes;
-    auto weights = llvm::to_vector(filterAttr.getValues<int8_t>());
-    std::vector<int8_t> packed =
-        qsim::packFilter<int8_t>(weights, *g, fPad, cPad, block, 4);
-
     Location loc = op.getLoc();
-    Type i8 = rw.getI8Type(), i32 = rw.getI32Type();
-    auto packedType = RankedTensorType::get(
-        {fPad / block, g->kh, g->kw, cPad / 4, block * 4}, i8);
-    Value packedFilter = rw.create<arith::ConstantOp>(
-        loc, DenseElementsAttr::get(packedType, ArrayRef<int8_t>(packed)));
+    qsim::PackedFilter packed =
+        qsim::packFilterConstant<int8_t>(rw, loc, filterAttr, *g, target, cPad);
+
+    Type i32 = rw.getI32Type();
     if (cPad != g->c)
       input = paddedChannels(rw, loc, input, cPad);
     Value correction;
     if (target.multiplyAdd == qsim::MultiplyAdd::X86Vpdpbusd) {
       // vpdpbusd multiplies unsigned bytes: the input shifted by +128 (xor
       // 0x80), each filter's accumulator 128 x its weight sum lower.
-      std::vector<int32_t> sums(fPad, 0);
-      for (int64_t i = 0, e = (int64_t)weights.size(); i < e; ++i)
-        sums[i / (g->kh * g->kw * g->c)] -= 128 * int32_t(weights[i]);
+      std::vector<int32_t> sums(packed.paddedFilters, 0);
+      int64_t perFilter = g->kh * g->kw * g->c, i = 0;
+      for (int8_t w : filterAttr.getValues<int8_t>())
+        sums[i++ / perFilter] -= 128 * int32_t(w);
       correction = rw.create<arith::ConstantOp>(
-          loc, DenseElementsAttr::get(RankedTensorType::get({fPad}, i32),
-                                      ArrayRef<int32_t>(sums)));
+          loc, DenseElementsAttr::get(
+                   RankedTensorType::get({packed.paddedFilters}, i32),
+                   ArrayRef<int32_t>(sums)));
       input = shiftedToUnsigned(rw, loc, input);
     }
-    qsim::rewriteConvWithMicroKernel(rw, op, target, *g, tile, input,
-                                     packedFilter, correction);
+    qsim::rewriteConvWithMicroKernel(rw, op, target, *g, packed.tile, input,
+                                     packed.constant, correction);
     return success();
   }
 

@@ -42,21 +42,10 @@ struct ConvToFmas : OpRewritePattern<linalg::Conv2DNhwcFhwcOp> {
     if (!matchPattern(filter, m_Constant(&filterAttr)))
       return rw.notifyMatchFailure(op, "filter is not a constant");
 
-    int64_t lanes = target.lanes;
-    int64_t fPad = (g->f + lanes - 1) / lanes * lanes;
-    qsim::KernelTile tile =
-        qsim::chooseKernelTile(g->ow, fPad, lanes, target.registers);
-    int64_t block = tile.vectors * lanes;
-    auto weights = llvm::to_vector(filterAttr.getValues<float>());
-    std::vector<float> packed =
-        qsim::packFilter<float>(weights, *g, fPad, g->c, block, 1);
-    auto packedType = RankedTensorType::get(
-        {fPad / block, g->kh, g->kw, g->c, block}, rw.getF32Type());
-    Value packedFilter = rw.create<arith::ConstantOp>(
-        op.getLoc(),
-        DenseElementsAttr::get(packedType, ArrayRef<float>(packed)));
-    qsim::rewriteConvWithMicroKernel(rw, op, target, *g, tile, input,
-                                     packedFilter, Value());
+    qsim::PackedFilter packed = qsim::packFilterConstant<float>(
+        rw, op.getLoc(), filterAttr, *g, target, g->c);
+    qsim::rewriteConvWithMicroKernel(rw, op, target, *g, packed.tile, input,
+                                     packed.constant, Value());
     return success();
   }
 

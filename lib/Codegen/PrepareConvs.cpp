@@ -24,10 +24,7 @@ using namespace mlir;
 
 namespace {
 
-bool isZero(Value v) {
-  APInt i;
-  return matchPattern(v, m_ConstantInt(&i)) && i.isZero();
-}
+bool isZero(Value v) { return matchPattern(v, m_Zero()); }
 
 /// A constant of `resultType` whose element i is the source's element
 /// `sourceOf(i)`, or zero where that is -1 (f32 and int8 filters).
