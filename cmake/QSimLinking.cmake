@@ -53,7 +53,14 @@ function(qsim_link_mlir target kind)
   if(kind STREQUAL "SHARED")
     target_link_libraries(${target} PRIVATE qsim-mlir-shared)
   else()
-    qsim_static_mlir_closure(libs ${ARGN})
+    # The target's own (qsim) libraries go into the group too: CMake places
+    # their transitive dependencies after the target's direct ones, i.e.
+    # after the group, where nothing would resolve their MLIR symbols.
+    get_target_property(own ${target} LINK_LIBRARIES)
+    if(NOT own)
+      set(own "")
+    endif()
+    qsim_static_mlir_closure(libs ${own} ${ARGN})
     # Static archives reference each other in cycles: one link group.
     target_link_libraries(${target} PRIVATE -Wl,--start-group ${libs}
       -Wl,--end-group)

@@ -46,6 +46,8 @@ else:
                     "deployment tests are skipped (UNSUPPORTED)")
 
 config.substitutions.append(("%PYTHON", config.python_executable))
-config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
+# Synthetic test images (PPM), shared by every test folder.
+config.substitutions.append(("%make_image", config.python_executable + " " +
+                             os.path.join(config.test_source_root, "Inputs", "make-image.py")))
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.qsim_tools_dir, append_path=True)

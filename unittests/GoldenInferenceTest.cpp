@@ -11,15 +11,16 @@
 #include "TestEnv.h"
 
 #include "qsim/Interpreter/Executor.h"
-#include "qsim/Interpreter/Inference.h"
+#include "qsim/Evaluation/Inference.h"
 #include "qsim/Runtime/Evaluation.h"
-#include "qsim/Support/ModelIO.h"
+#include "qsim/Target/ModelIO.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
 #include <gtest/gtest.h>
+#include "llvm/ADT/StringSwitch.h"
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -27,6 +28,7 @@
 
 using namespace qsim;
 using namespace qsim::interp;
+using namespace qsim::eval;
 using json = nlohmann::json;
 
 namespace {
@@ -275,6 +277,15 @@ INSTANTIATE_TEST_SUITE_P(
 #include "mlir/Pass/PassManager.h"
 
 namespace {
+/// The --qsim-assign-precision preset a test case names.
+qsim::quantization::PrecisionPreset presetNamed(llvm::StringRef name) {
+  using qsim::quantization::PrecisionPreset;
+  return llvm::StringSwitch<PrecisionPreset>(name)
+      .Case("all-int8", PrecisionPreset::AllInt8)
+      .Case("hybrid", PrecisionPreset::Hybrid)
+      .Case("fp16", PrecisionPreset::FP16)
+      .Default(PrecisionPreset::None);
+}
 
 struct QuantMapCase {
   const char *model;
@@ -298,6 +309,7 @@ TEST_P(QuantizedMap, StaysWithinTarget) {
   lo.weightsPath = testenv::modelsDir() + "/weights/" + qc.model + ".weights";
   auto module = loadModel(&ctx, lo);
   ASSERT_TRUE(module);
+  registerQSimDialectPasses();
   registerQSimPasses();
   mlir::PassManager pm(&ctx);
   std::string errs;
@@ -312,7 +324,7 @@ TEST_P(QuantizedMap, StaysWithinTarget) {
   co.progress = false;
   ASSERT_TRUE(quantization::calibrateModule(*module, co, error)) << error;
   quantization::PrecisionPlan plan;
-  plan.preset = qc.preset;
+  plan.preset = presetNamed(qc.preset);
   ASSERT_TRUE(succeeded(quantization::assignPrecision(*module, plan)));
   ASSERT_TRUE(succeeded(
       quantization::quantizeModule(*module, quantization::QuantizeOptions())));

@@ -10,7 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qsim/Interpreter/Executor.h"
-#include "qsim/Support/ModelIO.h"
+#include "qsim/Target/ModelIO.h"
 #include "qsim/Target/Darknet/DarknetImporter.h"
 
 #include "mlir/IR/MLIRContext.h"

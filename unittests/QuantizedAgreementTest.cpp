@@ -13,7 +13,7 @@
 #include "qsim/Quant/Precision.h"
 #include "qsim/Quant/Quantizer.h"
 #include "qsim/Quant/Sensitivity.h"
-#include "qsim/Support/ModelIO.h"
+#include "qsim/Target/ModelIO.h"
 #include "qsim/Target/Darknet/DarknetImporter.h"
 #include "qsim/Transforms/Passes.h"
 
@@ -24,12 +24,24 @@
 #include <cmath>
 #include <cstdio>
 #include <gtest/gtest.h>
+#include "llvm/ADT/StringSwitch.h"
 
 using namespace qsim;
 using namespace qsim::interp;
+using namespace qsim::eval;
 using namespace qsim::quantization;
 
 namespace {
+
+/// The --qsim-assign-precision preset a test case names.
+qsim::quantization::PrecisionPreset presetNamed(llvm::StringRef name) {
+  using qsim::quantization::PrecisionPreset;
+  return llvm::StringSwitch<PrecisionPreset>(name)
+      .Case("all-int8", PrecisionPreset::AllInt8)
+      .Case("hybrid", PrecisionPreset::Hybrid)
+      .Case("fp16", PrecisionPreset::FP16)
+      .Default(PrecisionPreset::None);
+}
 
 /// Writes a few deterministic PPM images for calibration.
 std::vector<std::string> calibrationImages() {
@@ -90,6 +102,7 @@ TEST_P(QuantizedAgreement, FastIsBitExactToReference) {
   auto module = darknet::importDarknetFromString(&ctx, qc.cfg, qc.name, io);
   ASSERT_TRUE(module);
   auto floatModule = module->clone();
+  registerQSimDialectPasses();
   registerQSimPasses();
   mlir::PassManager pm(&ctx);
   std::string errs;
@@ -102,7 +115,7 @@ TEST_P(QuantizedAgreement, FastIsBitExactToReference) {
   std::string error;
   ASSERT_TRUE(calibrateModule(*module, co, error)) << error;
   PrecisionPlan plan;
-  plan.preset = qc.preset;
+  plan.preset = presetNamed(qc.preset);
   ASSERT_TRUE(succeeded(assignPrecision(*module, plan)));
   ASSERT_TRUE(succeeded(quantizeModule(*module, qc.options)));
 
@@ -198,7 +211,7 @@ TEST(QuantizedAgreement, Fp16IsCloseToFloat) {
   ASSERT_TRUE(module);
   auto floatModule = module->clone();
   PrecisionPlan plan;
-  plan.preset = "fp16";
+  plan.preset = quantization::PrecisionPreset::FP16;
   ASSERT_TRUE(succeeded(assignPrecision(*module, plan)));
   ASSERT_TRUE(succeeded(quantizeModule(*module, QuantizeOptions())));
   rt::Tensor input(rt::DType::F32, 3, 20, 24);

@@ -3,7 +3,7 @@
 #include "TestEnv.h"
 
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
-#include "qsim/Support/ModelIO.h"
+#include "qsim/Target/ModelIO.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include <gtest/gtest.h>

@@ -27,13 +27,11 @@ using namespace mlir;
 
 namespace {
 
-std::optional<qsim::MicroKernelTarget> isaNamed(StringRef name) {
+qsim::MicroKernelTarget microKernelTarget(qsim::DotProductIsa isa) {
   // Both have 32 vector registers (zmm0-31 / v0-31).
-  if (name == "avx512-vnni")
+  if (isa == qsim::DotProductIsa::Avx512Vnni)
     return qsim::MicroKernelTarget{qsim::MultiplyAdd::X86Vpdpbusd, 16, 32};
-  if (name == "neon-dotprod")
-    return qsim::MicroKernelTarget{qsim::MultiplyAdd::ArmSdot, 4, 32};
-  return std::nullopt;
+  return qsim::MicroKernelTarget{qsim::MultiplyAdd::ArmSdot, 4, 32};
 }
 
 template <typename ConvOp> struct ConvToDotProducts : OpRewritePattern<ConvOp> {
@@ -130,19 +128,13 @@ struct DotProductConvsPass
   using DotProductConvsPassBase::DotProductConvsPassBase;
 
   void runOnOperation() override {
-    if (isa == "none")
+    if (isa == qsim::DotProductIsa::None)
       return;
-    std::optional<qsim::MicroKernelTarget> target = isaNamed(isa);
-    if (!target) {
-      getOperation().emitError()
-          << "qsim-dot-product-convs: unknown isa '" << isa
-          << "' (none, avx512-vnni or neon-dotprod)";
-      return signalPassFailure();
-    }
+    qsim::MicroKernelTarget target = microKernelTarget(isa);
     RewritePatternSet patterns(&getContext());
     patterns.add<ConvToDotProducts<linalg::Conv2DNhwcFhwcOp>,
                  ConvToDotProducts<linalg::Conv2DNhwcFhwcQOp>>(&getContext(),
-                                                               *target);
+                                                               target);
     if (failed(
             applyPatternsAndFoldGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();

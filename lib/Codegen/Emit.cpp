@@ -121,21 +121,24 @@ qsim::VectorRegisterFile qsim::vectorRegisters(const CodegenTarget &t) {
   }
 }
 
-std::string qsim::dotProductIsa(const CodegenTarget &t) {
+qsim::DotProductIsa qsim::dotProductIsa(const CodegenTarget &t) {
   if (!t.microKernels)
-    return "none";
+    return DotProductIsa::None;
   std::string error;
   std::unique_ptr<llvm::TargetMachine> tm = createTargetMachine(t, 2, error);
   if (!tm)
-    return "none";
+    return DotProductIsa::None;
   const llvm::MCSubtargetInfo *sti = tm->getMCSubtargetInfo();
   switch (tm->getTargetTriple().getArch()) {
   case llvm::Triple::x86_64:
-    return sti->checkFeatures("+avx512vnni,+avx512bw") ? "avx512-vnni" : "none";
+    return sti->checkFeatures("+avx512vnni,+avx512bw")
+               ? DotProductIsa::Avx512Vnni
+               : DotProductIsa::None;
   case llvm::Triple::aarch64:
-    return sti->checkFeatures("+dotprod") ? "neon-dotprod" : "none";
+    return sti->checkFeatures("+dotprod") ? DotProductIsa::NeonDotprod
+                                          : DotProductIsa::None;
   default:
-    return "none";
+    return DotProductIsa::None;
   }
 }
 

@@ -10,45 +10,38 @@
 
 #include "qsim/Codegen/Emit.h"
 #include "qsim/Conversion/Passes.h"
-#include "qsim/Transforms/Passes.h"
+#include "qsim/Dialect/QSim/Transforms/Passes.h"
 
+#include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Conversion/TosaToArith/TosaToArith.h"
+#include "mlir/Conversion/TosaToLinalg/TosaToLinalg.h"
+#include "mlir/Conversion/TosaToTensor/TosaToTensor.h"
+#include "mlir/Conversion/VectorToSCF/VectorToSCF.h"
+#include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
+#include "mlir/Dialect/Bufferization/Transforms/OneShotAnalysis.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
-#include "llvm/Support/raw_ostream.h"
+#include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
+using namespace qsim;
 
-/// The passes of the module's pass manager, as text (what
-/// `qsim-opt --dump-pass-pipeline` shows).
-static std::string pipelineText(const qsim::CodegenTarget &t) {
-  qsim::VectorRegisterFile regs = qsim::vectorRegisters(t);
-  return "qsim-fold-batchnorm,"
-         "qsim-lower-to-tosa{prefix=" +
-         t.prefix +
-         "},"
-         "func.func(tosa-to-linalg-named,tosa-to-linalg,"
-         "tosa-to-arith{include-apply-rescale=true use-32-bit=false},"
-         "tosa-to-tensor,canonicalize,qsim-dot-product-convs{isa=" +
-         qsim::dotProductIsa(t) +
-         "},qsim-fma-convs{lanes=" + std::to_string(regs.f32Lanes) +
-         " registers=" + std::to_string(regs.count) +
-         "},qsim-prepare-convs,canonicalize,"
-         "qsim-tile-and-vectorize,"
-         "canonicalize,cse),"
-         "one-shot-bufferize{bufferize-function-boundaries "
-         "function-boundary-type-conversion=identity-layout-map "
-         "unknown-type-conversion=identity-layout-map},"
-         "buffer-results-to-out-params,canonicalize,"
-         "qsim-scratch-to-arena,qsim-build-step-function{reuse-buffers=" +
-         (t.reuseBuffers ? "true" : "false") +
-         "},"
-         "func.func(convert-linalg-to-loops),"
-         "convert-vector-to-scf{full-unroll=true target-rank=1},"
-         "lower-affine,convert-scf-to-cf,canonicalize,expand-strided-metadata,"
-         "convert-vector-to-llvm,convert-math-to-llvm,"
-         "finalize-memref-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
-         "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1},"
-         "convert-cf-to-llvm,reconcile-unrealized-casts";
+llvm::StringRef qsim::stringifyDotProductIsa(DotProductIsa isa) {
+  switch (isa) {
+  case DotProductIsa::None:
+    return "none";
+  case DotProductIsa::Avx512Vnni:
+    return "avx512-vnni";
+  case DotProductIsa::NeonDotprod:
+    return "neon-dotprod";
+  }
+  llvm_unreachable("isa");
 }
 
 namespace {
@@ -69,11 +62,72 @@ struct SetTarget : public PassWrapper<SetTarget, OperationPass<ModuleOp>> {
 };
 } // namespace
 
+/// One-Shot Bufferize across function boundaries with identity layouts
+/// (plain pointers at the C boundary).
+static bufferization::OneShotBufferizationOptions bufferizationOptions() {
+  bufferization::OneShotBufferizationOptions o;
+  o.bufferizeFunctionBoundaries = true;
+  o.setFunctionBoundaryTypeConversion(
+      bufferization::LayoutMapOption::IdentityLayoutMap);
+  o.unknownTypeConverterFn = [](Value value, Attribute memorySpace,
+                                const bufferization::BufferizationOptions &) {
+    return bufferization::getMemRefTypeWithStaticIdentityLayout(
+        cast<TensorType>(value.getType()), memorySpace);
+  };
+  return o;
+}
+
 void qsim::buildCodegenPipeline(OpPassManager &pm, const CodegenTarget &t) {
-  std::string errors;
-  llvm::raw_string_ostream es(errors);
-  if (failed(parsePassPipeline(pipelineText(t), pm, es)))
-    llvm::report_fatal_error(llvm::Twine("qsim-codegen-pipeline: ") + es.str());
+  VectorRegisterFile regs = vectorRegisters(t);
+  pm.addPass(createFoldBatchNormPass());
+  LowerToTosaPassOptions toTosa;
+  toTosa.prefix = t.prefix;
+  pm.addPass(createLowerToTosaPass(toTosa));
+
+  OpPassManager &fn = pm.nest<func::FuncOp>();
+  fn.addPass(tosa::createTosaToLinalgNamed());
+  fn.addPass(tosa::createTosaToLinalg());
+  fn.addPass(tosa::createTosaToArith(/*includeApplyRescale=*/true,
+                                     /*use32BitApplyRescale=*/false));
+  fn.addPass(tosa::createTosaToTensor());
+  fn.addPass(createCanonicalizerPass());
+  DotProductConvsPassOptions dot;
+  dot.isa = dotProductIsa(t);
+  fn.addPass(createDotProductConvsPass(dot));
+  FmaConvsPassOptions fma;
+  fma.lanes = regs.f32Lanes;
+  fma.registers = regs.count;
+  fn.addPass(createFmaConvsPass(fma));
+  fn.addPass(createPrepareConvsPass());
+  fn.addPass(createCanonicalizerPass());
+  fn.addPass(createTileAndVectorizePass());
+  fn.addPass(createCanonicalizerPass());
+  fn.addPass(createCSEPass());
+
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferizationOptions()));
+  pm.addPass(bufferization::createBufferResultsToOutParamsPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createScratchToArenaPass());
+  BuildStepFunctionPassOptions step;
+  step.reuseBuffers = t.reuseBuffers;
+  pm.addPass(createBuildStepFunctionPass(step));
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addPass(createConvertVectorToSCFPass(
+      VectorTransferToSCFOptions().enableFullUnroll(true).setTargetRank(1)));
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createConvertSCFToCFPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createConvertVectorToLLVMPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  ConvertFuncToLLVMPassOptions toLLVM;
+  toLLVM.useBarePtrCallConv = true;
+  pm.addPass(createConvertFuncToLLVMPass(toLLVM));
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(std::make_unique<SetTarget>(t));
 }
 

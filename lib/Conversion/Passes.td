@@ -83,8 +83,15 @@ def DotProductConvsPass : Pass<"qsim-dot-product-convs", "mlir::func::FuncOp"> {
     `isa=none`, are left to `--qsim-tile-and-vectorize`.
   }];
   let options = [
-    Option<"isa", "isa", "std::string", "\"none\"",
-           "Dot-product instructions: none, avx512-vnni or neon-dotprod">,
+    Option<"isa", "isa", "::qsim::DotProductIsa", "::qsim::DotProductIsa::None",
+           "Dot-product instructions",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::DotProductIsa::None, "none",
+                        "leave convolutions alone"),
+             clEnumValN(::qsim::DotProductIsa::Avx512Vnni, "avx512-vnni",
+                        "x86 vpdpbusd"),
+             clEnumValN(::qsim::DotProductIsa::NeonDotprod, "neon-dotprod",
+                        "Armv8.2 sdot"))}]>,
   ];
   let dependentDialects = ["::mlir::scf::SCFDialect",
                            "::mlir::vector::VectorDialect",

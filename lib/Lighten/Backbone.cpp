@@ -3,9 +3,7 @@
 #include "qsim/Lighten/Backbone.h"
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
 #include "qsim/Lighten/Pruning.h"
-#include "qsim/Quant/Precision.h"
 #include "qsim/Support/StringUtils.h"
-#include "qsim/Target/Darknet/DarknetImporter.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
@@ -33,9 +31,10 @@ RankedTensorType tensor(MLIRContext *ctx, Shape s) {
 
 class Substitution {
 public:
-  Substitution(ModuleOp module, const BackboneOptions &o, raw_ostream *report)
-      : module(module), o(o), report(report), ctx(module.getContext()), b(ctx),
-        rng(o.seed) {}
+  Substitution(ModuleOp module, ModuleOp donor, const BackboneOptions &o,
+               raw_ostream *report)
+      : module(module), donor(donor), o(o), report(report),
+        ctx(module.getContext()), b(ctx), rng(o.seed) {}
   LogicalResult run();
 
 private:
@@ -44,7 +43,7 @@ private:
   ElementsAttr randomWeights(ArrayRef<int64_t> shape, int64_t fanIn,
                              StringRef name);
 
-  ModuleOp module;
+  ModuleOp module, donor;
   const BackboneOptions &o;
   raw_ostream *report;
   MLIRContext *ctx;
@@ -158,16 +157,7 @@ LogicalResult Substitution::run() {
         return module.emitError() << "substitute the backbone of the float "
                                      "model (before --qsim-quantize)";
 
-  darknet::ImportOptions io;
-  io.flavor = getFlavor(module);
-  if (o.otherWeights.empty())
-    io.randomSeed = o.seed;
-  else
-    io.weightsPath = o.otherWeights;
-  OwningOpRef<ModuleOp> other = darknet::importDarknet(ctx, o.otherCfg, io);
-  if (!other)
-    return module.emitError() << "cannot import '" << o.otherCfg << "'";
-  func::FuncOp ofunc = getMainFunc(*other);
+  func::FuncOp ofunc = getMainFunc(donor);
   auto olayers = getLayers(ofunc);
   if (failed(olayers))
     return failure();
@@ -226,7 +216,7 @@ LogicalResult Substitution::run() {
       c->removeAttr("qsim.precision_reason");
     }
     newOutputs.push_back(map.lookup(l.output()));
-    if (o.warnInt8 && !quantization::hasInt8Form(l))
+    if (o.warnInt8 && !hasInt8Form(l))
       lacking.push_back(
           {map.lookup(l.head->getResult(0)).getDefiningOp(),
            "layer " + std::to_string(l.index) + " (" + l.kind().str() + ")"});
@@ -350,8 +340,9 @@ bool qsim::lighten::parseBackboneOptions(StringRef with, StringRef weights,
 }
 
 LogicalResult qsim::lighten::substituteBackbone(ModuleOp module,
+                                                ModuleOp donor,
                                                 const BackboneOptions &options,
                                                 raw_ostream *report) {
-  Substitution s(module, options, report);
+  Substitution s(module, donor, options, report);
   return s.run();
 }

@@ -5,7 +5,7 @@
 #include "qsim/Interpreter/Executor.h"
 #include "qsim/Lighten/Decompositions.h"
 #include "qsim/Lighten/Pruning.h"
-#include "qsim/Quant/Sensitivity.h"
+#include "qsim/Evaluation/ModelMeasures.h"
 #include "qsim/Runtime/Image.h"
 #include "qsim/Support/StringUtils.h"
 
@@ -446,7 +446,7 @@ LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
   if (o.maxImages > 0 && (int)files.size() > o.maxImages)
     files.resize(o.maxImages);
   std::vector<rt::Tensor> inputs;
-  if (!quantization::loadNetworkInputs(*original, files, inputs, error))
+  if (!eval::loadNetworkInputs(*original, files, inputs, error))
     return module.emitError() << error;
   interp::ExecutorOptions eo;
   auto ex = interp::Executor::create(*original, eo, error);
@@ -494,10 +494,10 @@ LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
     f.outputError = e.ref > 0 ? std::sqrt(e.err / e.ref) : 0;
   }
   std::vector<float> refOut, newOut;
-  if (!quantization::runOutputs(*original, inputs, refOut, error) ||
-      !quantization::runOutputs(module, inputs, newOut, error))
+  if (!eval::runOutputs(*original, inputs, refOut, error) ||
+      !eval::runOutputs(module, inputs, newOut, error))
     return module.emitError() << error;
-  result.outputSqnr = quantization::sqnr(refOut, newOut);
+  result.outputSqnr = eval::sqnr(refOut, newOut);
   result.imagesUsed = inputs.size();
   return success();
 }

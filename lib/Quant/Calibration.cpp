@@ -1,7 +1,7 @@
 //===- Calibration.cpp - activation ranges from sample images ------------===//
 
 #include "qsim/Quant/Calibration.h"
-#include "qsim/Interpreter/Inference.h"
+#include "qsim/Evaluation/Inference.h"
 #include "qsim/Support/Progress.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -272,8 +272,8 @@ bool qsim::quantization::calibrateModule(ModuleOp module,
   auto ex = interp::Executor::create(module, eo, error);
   if (!ex)
     return false;
-  interp::ModelInfo info = interp::describeModel(module, *ex);
-  rt::Preprocess pre = interp::choosePreprocess(info, options.letterbox);
+  eval::ModelInfo info = eval::describeModel(module, *ex);
+  rt::Preprocess pre = eval::choosePreprocess(info, options.letterbox);
   const auto &steps = ex->steps();
   std::vector<CalibrationObserver> obs(steps.size() + 1); // [0] = input
   // Images are decoded again in each pass rather than kept: memory stays

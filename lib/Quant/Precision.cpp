@@ -9,17 +9,15 @@ using namespace mlir;
 using namespace qsim;
 using namespace qsim::quantization;
 
-bool qsim::quantization::parseLayerList(StringRef s, ModuleOp module,
-                                        std::set<int64_t> &out,
+bool qsim::quantization::parseLayerList(ArrayRef<std::string> items,
+                                        ModuleOp module, std::set<int64_t> &out,
                                         std::string &error) {
-  SmallVector<StringRef> items;
-  s.split(items, ',', -1, /*KeepEmpty=*/false);
   for (StringRef item : items) {
     item = item.trim();
     int64_t top;
     if (item.consume_front("top")) {
       if (item.getAsInteger(10, top) || top < 1) {
-        error = "bad 'topN' in '" + s.str() + "'";
+        error = "bad 'topN' item 'top" + item.str() + "'";
         return false;
       }
       // The N heaviest convolutional/connected layers by MACs.
@@ -64,25 +62,6 @@ bool qsim::quantization::parseLayerList(StringRef s, ModuleOp module,
   return true;
 }
 
-static bool int8Activation(Activation a, bool shortcut) {
-  return a == Activation::linear || a == Activation::relu ||
-         a == Activation::leaky || (!shortcut && a == Activation::relu6);
-}
-
-bool qsim::quantization::hasInt8Form(const Layer &layer) {
-  Operation *op = layer.head;
-  BatchNormOp bn = layer.batchNorm;
-  if (auto c = dyn_cast<Conv2DOp>(op))
-    return int8Activation(bn ? bn.getActivation() : c.getActivation(), false);
-  if (auto c = dyn_cast<ConnectedOp>(op))
-    return int8Activation(bn ? bn.getActivation() : c.getActivation(), false);
-  if (auto u = dyn_cast<UpsampleOp>(op))
-    return u.getStride() > 0 && u.getScale().convertToFloat() == 1.0f;
-  if (auto s = dyn_cast<ShortcutOp>(op))
-    return int8Activation(s.getActivation(), true);
-  return isa<MaxPoolOp, ReorgOp, DropoutOp, RouteOp>(op);
-}
-
 std::string qsim::quantization::getAssignedPrecision(const Layer &layer) {
   if (auto p = layer.head->getAttrOfType<StringAttr>("qsim.precision"))
     return p.getValue().str();
@@ -99,15 +78,6 @@ void qsim::quantization::setAssignedPrecision(const Layer &layer,
 
 LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
                                                   const PrecisionPlan &plan) {
-  for (const std::string &p : {plan.defaultPrecision})
-    if (p != "fp32" && p != "fp16" && p != "int8")
-      return module.emitError() << "default precision must be fp32, fp16 or "
-                                   "int8, got '"
-                                << p << "'";
-  if (!plan.preset.empty() && plan.preset != "all-int8" &&
-      plan.preset != "hybrid" && plan.preset != "fp16")
-    return module.emitError()
-           << "unknown preset '" << plan.preset << "' (all-int8, hybrid, fp16)";
   auto layers = getLayers(getMainFunc(module));
   if (failed(layers))
     return failure();
@@ -134,7 +104,7 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
   // hybrid (yolo2_light): convolutions int8 except the first, the last and
   // those feeding a detection head; everything else float.
   std::set<int64_t> hybridInt8;
-  if (plan.preset == "hybrid") {
+  if (plan.preset == PrecisionPreset::Hybrid) {
     std::vector<int64_t> convs;
     for (const Layer &l : *layers)
       if (isa<Conv2DOp>(l.head))
@@ -165,17 +135,17 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
                    l.head->getAttrOfType<StringAttr>("qsim.precision_reason");
                r && r.getValue() == "cfg") {
       continue; // the plan written in the cfg stands
-    } else if (plan.preset == "all-int8") {
+    } else if (plan.preset == PrecisionPreset::AllInt8) {
       want = "int8";
       reason = "preset:all-int8";
-    } else if (plan.preset == "hybrid") {
+    } else if (plan.preset == PrecisionPreset::Hybrid) {
       want = hybridInt8.count(l.index) ? "int8" : "fp32";
       reason = "preset:hybrid";
-    } else if (plan.preset == "fp16") {
+    } else if (plan.preset == PrecisionPreset::FP16) {
       want = isa<YoloOp, RegionOp>(l.head) ? "fp32" : "fp16";
       reason = "preset:fp16";
     } else {
-      want = plan.defaultPrecision;
+      want = stringifyPrecision(plan.defaultPrecision).str();
       reason = "default";
     }
     if (want == "int8" && !hasInt8Form(l)) {

@@ -7,7 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qsim/Quant/Sensitivity.h"
-#include "qsim/Interpreter/Inference.h"
+#include "qsim/Evaluation/Inference.h"
 #include "qsim/Quant/Precision.h"
 #include "qsim/Runtime/Evaluation.h"
 #include "qsim/Runtime/Image.h"
@@ -21,57 +21,7 @@
 using namespace mlir;
 using namespace qsim;
 using namespace qsim::quantization;
-
-double qsim::quantization::sqnr(const std::vector<float> &ref,
-                                const std::vector<float> &test) {
-  double sig = 0, err = 0;
-  for (size_t i = 0; i < ref.size() && i < test.size(); ++i) {
-    sig += (double)ref[i] * ref[i];
-    double d = (double)ref[i] - test[i];
-    err += d * d;
-  }
-  if (err == 0)
-    return std::numeric_limits<double>::infinity();
-  if (sig == 0)
-    return -std::numeric_limits<double>::infinity();
-  return 10.0 * std::log10(sig / err);
-}
-
-bool qsim::quantization::loadNetworkInputs(
-    ModuleOp module, const std::vector<std::string> &files,
-    std::vector<rt::Tensor> &inputs, std::string &error) {
-  auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
-  if (!ex)
-    return false;
-  interp::ModelInfo info = interp::describeModel(module, *ex);
-  rt::Preprocess pre = interp::choosePreprocess(info, std::nullopt);
-  for (const std::string &f : files) {
-    rt::Image im;
-    if (!rt::loadImage(f, im, error))
-      return false;
-    inputs.push_back(rt::makeNetworkInput(im, info.netW, info.netH, pre));
-  }
-  return true;
-}
-
-bool qsim::quantization::runOutputs(ModuleOp module,
-                                    const std::vector<rt::Tensor> &inputs,
-                                    std::vector<float> &out,
-                                    std::string &error) {
-  auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
-  if (!ex)
-    return false;
-  out.clear();
-  for (const rt::Tensor &in : inputs) {
-    ex->setInput(in);
-    ex->run();
-    for (const rt::Tensor &t : ex->outputs()) {
-      std::vector<float> v = t.toFloat();
-      out.insert(out.end(), v.begin(), v.end());
-    }
-  }
-  return true;
-}
+using namespace qsim::eval;
 
 namespace {
 
@@ -123,29 +73,6 @@ OwningOpRef<ModuleOp> quantizedVariant(ModuleOp module,
 
 } // namespace
 
-bool qsim::quantization::evaluateMap(
-    ModuleOp module, const std::vector<rt::Image> &images,
-    const std::vector<std::vector<rt::GroundTruth>> &truth, double &map,
-    std::string &error) {
-  auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
-  if (!ex)
-    return false;
-  interp::ModelInfo info = interp::describeModel(module, *ex);
-  if (info.isClassifier()) {
-    error = "mAP needs a detection model";
-    return false;
-  }
-  rt::MapEvaluator eval(info.classes());
-  interp::InferenceOptions io;
-  io.thresh = 0.005f;
-  for (size_t i = 0; i < images.size(); ++i) {
-    auto r = interp::runImage(*ex, info, images[i], io);
-    eval.addImage(r.detections, truth[i]);
-  }
-  map = eval.compute().map * 100;
-  return true;
-}
-
 LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
                                                   const SearchOptions &o,
                                                   llvm::raw_ostream &os) {
@@ -180,14 +107,14 @@ LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
         interp::Executor::create(module, interp::ExecutorOptions(), error);
     if (!ex)
       return fail(error);
-    interp::ModelInfo info = interp::describeModel(module, *ex);
+    eval::ModelInfo info = eval::describeModel(module, *ex);
     for (const std::string &f : files) {
       rt::Image im;
       if (!rt::loadImage(f, im, error))
         return fail(error);
       inputs.push_back(
           rt::makeNetworkInput(im, info.netW, info.netH,
-                               interp::choosePreprocess(info, std::nullopt)));
+                               eval::choosePreprocess(info, std::nullopt)));
       if (!o.labels.empty()) {
         std::vector<rt::GroundTruth> gt;
         bool missing;

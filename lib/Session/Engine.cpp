@@ -3,15 +3,15 @@
 #include "qsim/Session/Engine.h"
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
 #include "qsim/Interpreter/Executor.h"
-#include "qsim/Interpreter/Inference.h"
-#include "qsim/Quant/Analysis.h"
+#include "qsim/Evaluation/Inference.h"
+#include "qsim/Evaluation/LayerAnalysis.h"
 #include "qsim/Quant/Calibration.h"
 #include "qsim/Quant/Precision.h"
 #include "qsim/Quant/Quantizer.h"
 #include "qsim/Runtime/Image.h"
 #include "qsim/Session/Render.h"
 #include "qsim/Support/Diagnostics.h"
-#include "qsim/Support/ModelIO.h"
+#include "qsim/Target/ModelIO.h"
 #include "qsim/Transforms/Passes.h"
 #include "qsim/Transforms/QuantizePipeline.h"
 
@@ -19,7 +19,6 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
@@ -157,7 +156,7 @@ json summary(const std::vector<float> &v) {
 
 json compareJson(const std::vector<float> &ref,
                  const std::vector<float> &test) {
-  quantization::LayerComparison c;
+  eval::LayerComparison c;
   c.add(ref, test, 1.0f, 0.0f);
   return {{"sqnr_db", number(c.sqnrDb())},
           {"cosine", number(c.cosine())},
@@ -189,7 +188,7 @@ struct Engine::State {
   /// The executor as it was before the first weight edit not yet shown by
   /// rerun: the "before" of rerun's comparison.
   std::unique_ptr<interp::Executor> preEdit;
-  interp::ModelInfo info;
+  eval::ModelInfo info;
   std::vector<interp::StepInfo> steps;
   std::string modelPath, imagePath;
   rt::Image image;
@@ -317,7 +316,7 @@ struct Engine::State {
       reject(error);
     ex = std::move(e);
     steps = ex->steps();
-    info = interp::describeModel(*runModule, *ex);
+    info = eval::describeModel(*runModule, *ex);
     stale = false;
     shadow.reset();
     shadowPosition = 0;
@@ -328,7 +327,7 @@ struct Engine::State {
     if (haveImage) {
       input =
           rt::makeNetworkInput(image, info.netW, info.netH,
-                               interp::choosePreprocess(info, std::nullopt));
+                               eval::choosePreprocess(info, std::nullopt));
     } else {
       // No image yet: a mid-grey input, so that layers can still be stepped.
       input = rt::Tensor(rt::DType::F32, info.netC, info.netH, info.netW);
@@ -489,9 +488,7 @@ struct Engine::State {
              "loaded a float model");
     OwningOpRef<ModuleOp> next = floatModule->clone();
     {
-      PassManager pm(ctx.get());
-      pm.addPass(createFoldBatchNormPass());
-      if (failed(pm.run(*next)))
+      if (failed(foldBatchNorms(*next)))
         reject(takeDiagnostics("folding batch norms failed"));
     }
     auto layers = getLayers(getMainFunc(*next));
@@ -590,10 +587,18 @@ static json cmdLoad(Engine::State &s, const json &req, SessionControl &) {
                std::to_string(s.opts.limits.maxModelBytes));
     }
     QuantizeRequest q;
-    q.mode = s.str(req, "mode", false);
+    std::string mode = s.str(req, "mode", false);
+    auto preset = parseRunMode(mode);
+    if (!preset)
+      reject("unknown mode '" + mode + "' (float, hybrid, int8, fp16)");
+    q.preset = *preset;
     q.precision = s.str(req, "precision", false);
-    q.calib = s.path(req, "calib", false, false);
-    q.calibMethod = req.value("calib_method", std::string("minmax"));
+    if (std::string calib = s.path(req, "calib", false, false); !calib.empty())
+      q.calib = {calib};
+    std::string method = req.value("calib_method", std::string("minmax"));
+    if (!quantization::parseCalibrationMethod(method, q.calibMethod))
+      reject("unknown calib_method '" + method +
+             "' (minmax, percentile, entropy, mse, log2)");
     q.calibImages = req.value("calib_images", 100);
     q.calibProgress = false;
     q.quantize = s.str(req, "quantize", false);
@@ -753,7 +758,7 @@ static json runUntil(Engine::State &s, int64_t target, bool useBreaks,
     if (useBreaks && s.sqnrBreak) {
       s.shadowTo(n);
       std::vector<float> ref = s.shadow->stepOutput(n).toFloat();
-      quantization::LayerComparison c;
+      eval::LayerComparison c;
       c.add(ref, s.ex->stepOutput(n).toFloat(), 1.0f, 0.0f);
       if (c.sqnrDb() < *s.sqnrBreak) {
         reason = "condition";
@@ -782,10 +787,10 @@ static json runUntil(Engine::State &s, int64_t target, bool useBreaks,
     r["last"] = stepSummary(s, s.position - 1);
   if (s.position == total) {
     // The whole model ran: what it detected.
-    interp::InferenceOptions io;
+    eval::InferenceOptions io;
     int w = s.haveImage ? s.image.w : s.info.netW;
     int h = s.haveImage ? s.image.h : s.info.netH;
-    auto res = interp::decodeOutputs(*s.ex, s.info, w, h, io);
+    auto res = eval::decodeOutputs(*s.ex, s.info, w, h, io);
     json dets = json::array();
     for (const auto &d : res.reported)
       dets.push_back({{"class_id", d.classId},
@@ -1135,15 +1140,13 @@ static json cmdCross(Engine::State &s, const json &req, SessionControl &) {
 
   std::string note;
   if (p != "fp32") {
-    PassManager pm(ctx);
-    pm.addPass(createFoldBatchNormPass());
-    if (failed(pm.run(*mini)))
+    if (failed(foldBatchNorms(*mini)))
       reject(s.takeDiagnostics("folding the batch norm failed"));
     auto miniLayers = getLayers(func);
     if (failed(miniLayers))
       reject(s.takeDiagnostics("internal error"));
     if (p == "int8") {
-      if (!quantization::hasInt8Form((*miniLayers)[0]))
+      if (!hasInt8Form((*miniLayers)[0]))
         reject("layer " + std::to_string(n) + " (" + s.steps[n].kind +
                ") has no int8 form");
       // Ranges: the calibration when there is one, else this image's.
@@ -1185,7 +1188,8 @@ static json cmdCross(Engine::State &s, const json &req, SessionControl &) {
         note = "no calibration recorded: int8 ranges taken from this image";
     }
     quantization::PrecisionPlan plan;
-    plan.preset = p == "int8" ? "all-int8" : "fp16";
+    plan.preset = p == "int8" ? quantization::PrecisionPreset::AllInt8
+                              : quantization::PrecisionPreset::FP16;
     if (failed(quantization::assignPrecision(*mini, plan)) ||
         failed(quantization::quantizeModule(*mini, {})))
       reject(s.takeDiagnostics("quantizing the layer failed"));

@@ -21,9 +21,9 @@ struct AssignPrecisionPass
     quantization::PrecisionPlan plan;
     plan.defaultPrecision = defaultPrecision;
     plan.preset = preset;
-    plan.int8 = int8Layers;
-    plan.fp16 = fp16Layers;
-    plan.fp32 = fp32Layers;
+    plan.int8.assign(int8Layers.begin(), int8Layers.end());
+    plan.fp16.assign(fp16Layers.begin(), fp16Layers.end());
+    plan.fp32.assign(fp32Layers.begin(), fp32Layers.end());
     if (failed(quantization::assignPrecision(module, plan)))
       return signalPassFailure();
     if (!autoSearch)
@@ -38,5 +38,24 @@ struct AssignPrecisionPass
     if (failed(quantization::searchPrecision(module, s, llvm::errs())))
       return signalPassFailure();
   }
+
+  /// Whether the plan puts some layer in int8.
+  bool plansInt8() const {
+    using quantization::PrecisionPreset;
+    return preset == PrecisionPreset::AllInt8 ||
+           preset == PrecisionPreset::Hybrid ||
+           defaultPrecision == Precision::Int8 || !int8Layers.empty() ||
+           autoSearch;
+  }
 };
 } // namespace
+
+FailureOr<bool> qsim::assignPrecisionPlansInt8(
+    StringRef text, quantization::PrecisionPreset preset, std::string &error) {
+  AssignPrecisionPassOptions options;
+  options.preset = preset;
+  AssignPrecisionPass pass(options);
+  if (failed(applyOptionText(pass, text, error)))
+    return failure();
+  return pass.plansInt8();
+}

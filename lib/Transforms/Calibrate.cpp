@@ -4,8 +4,6 @@
 #include "qsim/Runtime/Image.h"
 #include "qsim/Transforms/Passes.h"
 
-#include "llvm/ADT/StringExtras.h"
-
 namespace qsim {
 #define GEN_PASS_DEF_CALIBRATEPASS
 #include "qsim/Transforms/Passes.h.inc"
@@ -20,22 +18,12 @@ struct CalibratePass : public qsim::impl::CalibratePassBase<CalibratePass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     quantization::CalibrationOptions o;
-    if (!quantization::parseCalibrationMethod(method, o.method)) {
-      module.emitError() << "--qsim-calibrate: unknown method '" << method
-                         << "' (minmax, percentile, entropy, mse, log2)";
-      return signalPassFailure();
-    }
     if (percentile <= 50 || percentile > 100) {
       module.emitError() << "--qsim-calibrate: percentile must be in (50, 100]";
       return signalPassFailure();
     }
-    if (kernels != "fast" && kernels != "reference") {
-      module.emitError()
-          << "--qsim-calibrate: kernels must be fast or reference";
-      return signalPassFailure();
-    }
-    o.kernels = kernels == "fast" ? interp::KernelSet::Fast
-                                  : interp::KernelSet::Reference;
+    o.method = method;
+    o.kernels = kernels;
     o.percentile = percentile;
     o.maxImages = maxImages;
     o.threads = threads;
@@ -46,10 +34,8 @@ struct CalibratePass : public qsim::impl::CalibratePassBase<CalibratePass> {
                             "comma-separated list of files)";
       return signalPassFailure();
     }
-    SmallVector<StringRef> items;
-    StringRef(images).split(items, ',', -1, false);
-    for (StringRef item : items)
-      if (!rt::listImageFiles(item.str(), o.images, error)) {
+    for (const std::string &item : images)
+      if (!rt::listImageFiles(item, o.images, error)) {
         module.emitError() << "--qsim-calibrate: " << error;
         return signalPassFailure();
       }

@@ -23,11 +23,7 @@ struct FactorizeConvPass
       signalPassFailure();
     };
     lighten::FactorizeOptions o;
-    auto m = lighten::parseFactorizeMethod(method);
-    if (!m)
-      return fail("unknown method '" + method +
-                  "' (tucker2, spatial-svd, depthwise-separable, kernel)");
-    o.method = *m;
+    o.method = method;
     std::string error;
     if (!quantization::parseLayerList(layers, module, o.layers, error))
       return fail(error);
@@ -51,12 +47,7 @@ struct FactorizeConvPass
       if (r2.empty())
         o.rank2 = o.rank1;
     }
-    if (!images.empty()) {
-      SmallVector<StringRef> items;
-      StringRef(images).split(items, ',', -1, false);
-      for (StringRef s : items)
-        o.images.push_back(s.str());
-    }
+    o.images.assign(images.begin(), images.end());
     o.maxImages = maxImages;
     lighten::FactorizeResult result;
     if (failed(lighten::factorizeConvs(module, o, result)))

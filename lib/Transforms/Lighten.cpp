@@ -16,9 +16,11 @@
 #include "qsim/Quant/Precision.h"
 #include "qsim/Quant/Sensitivity.h"
 #include "qsim/Support/StringUtils.h"
+#include "qsim/Target/ModelIO.h"
 #include "qsim/Transforms/Passes.h"
 
-#include "mlir/Pass/PassManager.h"
+
+#include "llvm/ADT/StringExtras.h"
 
 #include <algorithm>
 #include <chrono>
@@ -135,7 +137,7 @@ private:
   double sqnrFloor = 0;
   std::optional<double> targetMacs, targetParams, targetBytes;
   /// G3's precision plan (layer list), for G4.
-  std::string int8Layers;
+  std::vector<std::string> int8Layers;
   bool g3Kept = false;
 };
 
@@ -176,14 +178,14 @@ FailureOr<Measurement> Guideline::measure(ModuleOp m) {
     r.latencyMs = ms[ms.size() / 2];
     if (!reference.empty()) {
       std::vector<float> out;
-      if (!quantization::runOutputs(m, fidelityInputs, out, error))
+      if (!eval::runOutputs(m, fidelityInputs, out, error))
         return fail(error);
-      r.sqnr = quantization::sqnr(reference, out);
+      r.sqnr = eval::sqnr(reference, out);
     }
   }
   if (!evalImages.empty()) {
     double map;
-    if (!quantization::evaluateMap(m, evalImages, truth, map, error))
+    if (!eval::evaluateMap(m, evalImages, truth, map, error))
       return fail(error);
     r.map = map;
   }
@@ -233,10 +235,10 @@ LogicalResult Guideline::setReference(ModuleOp m) {
   std::string error;
   reference.clear();
   if (!fidelityInputs.empty() &&
-      !quantization::runOutputs(m, fidelityInputs, reference, error))
+      !eval::runOutputs(m, fidelityInputs, reference, error))
     return fail(error);
   if (!evalImages.empty() &&
-      !quantization::evaluateMap(m, evalImages, truth, referenceMap, error))
+      !eval::evaluateMap(m, evalImages, truth, referenceMap, error))
     return fail(error);
   return success();
 }
@@ -251,8 +253,13 @@ LogicalResult Guideline::stepBackbone() {
   if (!lighten::parseBackboneOptions(o.with, o.weights, o.cut, o.take, bo,
                                      error))
     return fail("G1 " + error);
+  OwningOpRef<ModuleOp> donor =
+      loadDonorNetwork(current->getContext(), bo.otherCfg, bo.otherWeights,
+                       bo.seed, getFlavor(*current));
+  if (!donor)
+    return fail("G1 cannot import '" + bo.otherCfg + "'");
   OwningOpRef<ModuleOp> next = current->clone();
-  if (failed(lighten::substituteBackbone(*next, bo, nullptr)))
+  if (failed(lighten::substituteBackbone(*next, *donor, bo, nullptr)))
     return failure();
   // The new backbone changes what the head sees: from here on, fidelity is
   // measured against the substituted model (it needs fine-tuning first).
@@ -272,15 +279,12 @@ LogicalResult Guideline::stepBackbone() {
 }
 
 LogicalResult Guideline::stepFactorize() {
-  auto method = lighten::parseFactorizeMethod(o.factorizeMethod);
-  if (!method)
-    return fail("unknown factorize-method '" + o.factorizeMethod + "'");
   double energy = o.energy;
   std::string lastWhy, lastWhat;
   std::optional<Measurement> lastM;
   for (int attempt = 0; attempt < 3; ++attempt, energy = (1 + energy) / 2) {
     lighten::FactorizeOptions fo;
-    fo.method = *method;
+    fo.method = o.factorizeMethod;
     fo.top = o.factorizeTop;
     fo.energy = energy;
     OwningOpRef<ModuleOp> next = current->clone();
@@ -292,7 +296,8 @@ LogicalResult Guideline::stepFactorize() {
       applied += l.applied;
     std::string what =
         strprintf("%s of the %d heaviest convs, energy %.3g",
-                  o.factorizeMethod.c_str(), (int)o.factorizeTop, energy);
+                  lighten::stringifyFactorizeMethod(o.factorizeMethod).data(),
+                  (int)o.factorizeTop, energy);
     if (applied == 0)
       break; // higher energies only raise the ranks
     auto m = measure(*next);
@@ -309,7 +314,8 @@ LogicalResult Guideline::stepFactorize() {
   }
   if (!lastM)
     rows.push_back(
-        {"G2", o.factorizeMethod, {}, "skipped: the ranks save no MACs"});
+        {"G2", lighten::stringifyFactorizeMethod(o.factorizeMethod).str(), {},
+         "skipped: the ranks save no MACs"});
   else
     rows.push_back({"G2", lastWhat, lastM, "rejected: " + lastWhy});
   return success();
@@ -389,16 +395,13 @@ LogicalResult Guideline::stepQuantize() {
   // Fold batch norms and calibrate once; G3 and G4 both start from here.
   OwningOpRef<ModuleOp> calibrated = current->clone();
   {
-    PassManager pm(ctx);
-    pm.addPass(createFoldBatchNormPass());
-    if (failed(pm.run(*calibrated)))
+    if (failed(foldBatchNorms(*calibrated)))
       return failure();
     quantization::CalibrationOptions co;
     std::string error;
-    if (!rt::listImageFiles(o.calib, co.images, error) ||
-        !quantization::parseCalibrationMethod(o.calibMethod, co.method))
-      return fail(error.empty() ? "unknown calib-method '" + o.calibMethod + "'"
-                                : error);
+    if (!rt::listImageFiles(o.calib, co.images, error))
+      return fail(error);
+    co.method = o.calibMethod;
     co.maxImages = o.calibImages;
     co.threads = o.threads;
     if (!quantization::calibrateModule(*calibrated, co, error))
@@ -413,19 +416,19 @@ LogicalResult Guideline::stepQuantize() {
     return next;
   };
   auto int8List = [](ModuleOp m) {
-    std::string s;
+    std::vector<std::string> list;
     auto layers = getLayers(getMainFunc(m));
     if (succeeded(layers))
       for (const Layer &l : *layers)
         if (quantization::getAssignedPrecision(l) == "int8")
-          s += (s.empty() ? "" : ",") + std::to_string(l.index);
-    return s;
+          list.push_back(std::to_string(l.index));
+    return list;
   };
 
   // G3: every layer with an int8 form; a mixed-precision search when that
   // breaks the SQNR bound.
   quantization::PrecisionPlan all;
-  all.preset = "all-int8";
+  all.preset = quantization::PrecisionPreset::AllInt8;
   auto q = quantized(all);
   if (failed(q))
     return failure();
@@ -462,7 +465,7 @@ LogicalResult Guideline::stepQuantize() {
     if (why2.empty() && !int8Layers.empty()) {
       commit(std::move(next), *mm,
              {"G3",
-              "int8 (mixed: layers " + int8Layers + ")",
+              "int8 (mixed: layers " + llvm::join(int8Layers, ",") + ")",
               {},
               "kept (all-int8: " + why + ")"});
       g3Kept = true;
@@ -478,10 +481,10 @@ LogicalResult Guideline::stepQuantize() {
   // G4: what int8 left in float goes to fp16 (everything without G3).
   quantization::PrecisionPlan half;
   if (g3Kept) {
-    half.defaultPrecision = "fp16";
+    half.defaultPrecision = Precision::FP16;
     half.int8 = int8Layers;
   } else {
-    half.preset = "fp16";
+    half.preset = quantization::PrecisionPreset::FP16;
   }
   auto h = quantized(half);
   if (failed(h))
@@ -530,7 +533,7 @@ LogicalResult Guideline::run() {
       return fail(error);
     if ((int)files.size() > o.fidelityImages)
       files.resize(std::max(1, (int)o.fidelityImages));
-    if (!quantization::loadNetworkInputs(*current, files, fidelityInputs,
+    if (!eval::loadNetworkInputs(*current, files, fidelityInputs,
                                          error))
       return fail(error);
   }
@@ -561,17 +564,15 @@ LogicalResult Guideline::run() {
     // "drop" is measured from there.
     OwningOpRef<ModuleOp> half = current->clone();
     quantization::PrecisionPlan p;
-    p.preset = "fp16";
-    PassManager pm(ctx);
-    pm.addPass(createFoldBatchNormPass());
-    if (failed(pm.run(*half)) ||
+    p.preset = quantization::PrecisionPreset::FP16;
+    if (failed(foldBatchNorms(*half)) ||
         failed(quantization::assignPrecision(*half, p)) ||
         failed(quantization::quantizeModule(*half, {})))
       return failure();
     std::vector<float> out;
-    if (!quantization::runOutputs(*half, fidelityInputs, out, error))
+    if (!eval::runOutputs(*half, fidelityInputs, out, error))
       return fail(error);
-    fp16Sqnr = quantization::sqnr(reference, out);
+    fp16Sqnr = eval::sqnr(reference, out);
     sqnrFloor = std::max(sqnrFloor, fp16Sqnr - o.maxSqnrDrop);
   }
   auto base = measure(*current);

@@ -34,26 +34,6 @@ def PrintStatsPass : Pass<"qsim-print-stats", "mlir::ModuleOp"> {
   ];
 }
 
-def FoldBatchNormPass : Pass<"qsim-fold-batchnorm", "mlir::ModuleOp"> {
-  let summary = "Fold batch norms into the preceding convolution or connected layer";
-  let description = [{
-    For every `batch_normalize=1` layer (a bias-less conv2d/connected followed
-    by its qsim.batchnorm), computes in double
-
-      w'[f] = w[f] * scale[f] / sd[f]
-      b'[f] = bias[f] - scale[f] * mean[f] / sd[f]
-
-    with sd = sqrt(variance + 1e-5) (AlexeyAB) or sqrt(variance) + 1e-6
-    (pjreddie) per the module's `qsim.flavor` (AlexeyAB's
-    fuse_conv_batchnorm), and moves the activation onto the conv. Standalone
-    [batchnorm] layers are left alone (folding them would change the
-    layer count). Required before quantization.
-  }];
-  let statistics = [
-    Statistic<"numFolded", "folded", "Batch norms folded">,
-  ];
-}
-
 def CalibratePass : Pass<"qsim-calibrate", "mlir::ModuleOp"> {
   let summary = "Record activation ranges observed on sample images";
   let description = [{
@@ -77,15 +57,31 @@ def CalibratePass : Pass<"qsim-calibrate", "mlir::ModuleOp"> {
     ```
   }];
   let options = [
-    Option<"images", "images", "std::string", "\"\"",
-           "Directory of images or comma-separated image files">,
+    ListOption<"images", "images", "std::string",
+               "Directories of images or image files (comma-separated)">,
     Option<"maxImages", "max-images", "int", "100", "Use at most N images">,
-    Option<"method", "method", "std::string", "\"minmax\"",
-           "minmax | percentile | entropy | mse | log2">,
+    Option<"method", "method", "::qsim::quantization::CalibrationMethod",
+           "::qsim::quantization::CalibrationMethod::MinMax",
+           "How the range is chosen from the observations",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::CalibrationMethod::MinMax,
+                        "minmax", "the observed range"),
+             clEnumValN(::qsim::quantization::CalibrationMethod::Percentile,
+                        "percentile", "clip `percentile` % tails"),
+             clEnumValN(::qsim::quantization::CalibrationMethod::Entropy,
+                        "entropy", "TensorRT's KL-divergence threshold"),
+             clEnumValN(::qsim::quantization::CalibrationMethod::MSE,
+                        "mse", "least expected quantization MSE"),
+             clEnumValN(::qsim::quantization::CalibrationMethod::Log2,
+                        "log2", "observed range, power-of-two scales"))}]>,
     Option<"percentile", "percentile", "double", "99.99",
            "Percentile kept by method=percentile">,
-    Option<"kernels", "kernels", "std::string", "\"fast\"",
-           "Interpreter kernels: fast | reference">,
+    Option<"kernels", "kernels", "::qsim::interp::KernelSet",
+           "::qsim::interp::KernelSet::Fast", "Interpreter kernels",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::interp::KernelSet::Fast, "fast", "oneDNN"),
+             clEnumValN(::qsim::interp::KernelSet::Reference, "reference",
+                        "plain loops (the specification)"))}]>,
     Option<"threads", "threads", "int", "0", "Threads (0 = all cores)">,
     Option<"progress", "progress", "bool", "true", "Progress bar on stderr">,
   ];
@@ -119,13 +115,29 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
     ```
   }];
   let options = [
-    Option<"defaultPrecision", "default", "std::string", "\"fp32\"",
-           "Precision of layers not otherwise planned">,
-    Option<"int8Layers", "int8", "std::string", "\"\"", "Layers in int8">,
-    Option<"fp16Layers", "fp16", "std::string", "\"\"", "Layers in fp16">,
-    Option<"fp32Layers", "fp32", "std::string", "\"\"", "Layers in fp32">,
-    Option<"preset", "preset", "std::string", "\"\"",
-           "all-int8 | hybrid | fp16">,
+    Option<"defaultPrecision", "default", "::qsim::Precision",
+           "::qsim::Precision::FP32",
+           "Precision of layers not otherwise planned",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::Precision::FP32, "fp32", "float"),
+             clEnumValN(::qsim::Precision::FP16, "fp16", "IEEE half"),
+             clEnumValN(::qsim::Precision::Int8, "int8", "affine int8"))}]>,
+    ListOption<"int8Layers", "int8", "std::string",
+               "Layers in int8 (indices, ranges 3-9, topN)">,
+    ListOption<"fp16Layers", "fp16", "std::string", "Layers in fp16">,
+    ListOption<"fp32Layers", "fp32", "std::string", "Layers in fp32">,
+    Option<"preset", "preset", "::qsim::quantization::PrecisionPreset",
+           "::qsim::quantization::PrecisionPreset::None",
+           "A plan for every layer",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::PrecisionPreset::None, "none",
+                        "no preset"),
+             clEnumValN(::qsim::quantization::PrecisionPreset::AllInt8,
+                        "all-int8", "every layer with an int8 form"),
+             clEnumValN(::qsim::quantization::PrecisionPreset::Hybrid,
+                        "hybrid", "yolo2_light's int8 convolutions"),
+             clEnumValN(::qsim::quantization::PrecisionPreset::FP16, "fp16",
+                        "everything but the heads"))}]>,
     Option<"autoSearch", "auto", "bool", "false", "Mixed-precision search">,
     Option<"minSqnr", "min-sqnr", "double", "0",
            "auto: lowest acceptable output SQNR (dB)">,
@@ -157,15 +169,46 @@ def QuantizePass : Pass<"qsim-quantize", "mlir::ModuleOp"> {
     arithmetic.
   }];
   let options = [
-    Option<"weights", "weights", "std::string", "\"per-channel\"",
-           "per-channel | per-tensor">,
-    Option<"activations", "activations", "std::string", "\"asymmetric\"",
-           "asymmetric | symmetric">,
-    Option<"scale", "scale", "std::string", "\"float\"", "float | pow2">,
-    Option<"accumulator", "accumulator", "std::string", "\"int32\"",
-           "int32 | int16 (saturating, simulated)">,
-    Option<"rounding", "rounding", "std::string", "\"tflite\"",
-           "tflite | tosa-double">,
+    Option<"weights", "weights", "::qsim::quantization::WeightGranularity",
+           "::qsim::quantization::WeightGranularity::PerChannel",
+           "Weight scales",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::WeightGranularity::PerChannel,
+                        "per-channel", "one scale per output channel"),
+             clEnumValN(::qsim::quantization::WeightGranularity::PerTensor,
+                        "per-tensor", "one scale per layer"))}]>,
+    Option<"activations", "activations",
+           "::qsim::quantization::ActivationScheme",
+           "::qsim::quantization::ActivationScheme::Asymmetric",
+           "Activation zero points",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::ActivationScheme::Asymmetric,
+                        "asymmetric", "zero point from the range"),
+             clEnumValN(::qsim::quantization::ActivationScheme::Symmetric,
+                        "symmetric", "zero point 0"))}]>,
+    Option<"scale", "scale", "::qsim::quantization::ScaleKind",
+           "::qsim::quantization::ScaleKind::Float", "Scale values",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::ScaleKind::Float, "float",
+                        "any positive scale"),
+             clEnumValN(::qsim::quantization::ScaleKind::Pow2, "pow2",
+                        "powers of two (yolo2_light)"))}]>,
+    Option<"accumulator", "accumulator",
+           "::qsim::quantization::AccumulatorWidth",
+           "::qsim::quantization::AccumulatorWidth::Int32",
+           "Convolution accumulator",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::AccumulatorWidth::Int32,
+                        "int32", "32-bit"),
+             clEnumValN(::qsim::quantization::AccumulatorWidth::Int16,
+                        "int16", "16-bit, saturating (simulated)"))}]>,
+    Option<"rounding", "rounding", "::qsim::rt::Rounding",
+           "::qsim::rt::Rounding::TFLite", "Requantization rounding",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::rt::Rounding::TFLite, "tflite",
+                        "gemmlowp/TFLite doubling high multiply"),
+             clEnumValN(::qsim::rt::Rounding::TosaDouble, "tosa-double",
+                        "TOSA rescale with double_round"))}]>,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::quant::QuantizationDialect"];
@@ -198,10 +241,26 @@ def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
     stderr.
   }];
   let options = [
-    Option<"mode", "mode", "std::string", "\"channel\"", "channel | magnitude">,
+    Option<"mode", "mode", "::qsim::lighten::PruneMode",
+           "::qsim::lighten::PruneMode::Channel", "What is removed",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::lighten::PruneMode::Channel, "channel",
+                        "whole channels (structured)"),
+             clEnumValN(::qsim::lighten::PruneMode::Magnitude, "magnitude",
+                        "the smallest weights (unstructured)"))}]>,
     Option<"ratio", "ratio", "double", "0.3", "channel: fraction of channels to remove">,
-    Option<"criterion", "criterion", "std::string", "\"l1\"", "channel: l1 | l2 | bn-gamma">,
-    Option<"layers", "layers", "std::string", "\"\"", "Layers to prune (indices, ranges); all when empty">,
+    Option<"criterion", "criterion", "::qsim::lighten::PruneCriterion",
+           "::qsim::lighten::PruneCriterion::L1",
+           "channel: how channels are ranked",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::lighten::PruneCriterion::L1, "l1",
+                        "L1 norm of the filters"),
+             clEnumValN(::qsim::lighten::PruneCriterion::L2, "l2",
+                        "L2 norm of the filters"),
+             clEnumValN(::qsim::lighten::PruneCriterion::BNGamma, "bn-gamma",
+                        "batch-norm scale"))}]>,
+    ListOption<"layers", "layers", "std::string",
+               "Layers to prune (indices, ranges); all when empty">,
     Option<"roundTo", "round-to", "int", "8", "channel: keep a multiple of this many channels">,
     Option<"sparsity", "sparsity", "double", "0.5", "magnitude: fraction of weights zeroed">,
     Option<"report", "report", "bool", "true", "Print the pruning report to stderr">,
@@ -241,10 +300,19 @@ def FactorizeConvPass : Pass<"qsim-factorize-conv", "mlir::ModuleOp"> {
     ```
   }];
   let options = [
-    Option<"method", "method", "std::string", "\"tucker2\"",
-           "tucker2 | spatial-svd | depthwise-separable | kernel">,
-    Option<"layers", "layers", "std::string", "\"\"",
-           "Layers to factorize (indices, ranges); all eligible when empty">,
+    Option<"method", "method", "::qsim::lighten::FactorizeMethod",
+           "::qsim::lighten::FactorizeMethod::Tucker2", "Factorization",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::lighten::FactorizeMethod::Tucker2, "tucker2",
+                        "1x1, kxk core, 1x1 (HOSVD)"),
+             clEnumValN(::qsim::lighten::FactorizeMethod::SpatialSvd,
+                        "spatial-svd", "kx1 then 1xk"),
+             clEnumValN(::qsim::lighten::FactorizeMethod::DepthwiseSeparable,
+                        "depthwise-separable", "depthwise kxk + pointwise"),
+             clEnumValN(::qsim::lighten::FactorizeMethod::Kernel, "kernel",
+                        "5x5 as two 3x3, 7x7 as three"))}]>,
+    ListOption<"layers", "layers", "std::string",
+               "Layers to factorize (indices, ranges); all eligible when empty">,
     Option<"top", "top", "int", "0", "Only the N heaviest eligible convolutions">,
     Option<"rank", "rank", "std::string", "\"\"",
            "R or R1:R2 (tucker2); channels between stages (kernel)">,
@@ -253,8 +321,8 @@ def FactorizeConvPass : Pass<"qsim-factorize-conv", "mlir::ModuleOp"> {
     Option<"minMacs", "min-macs", "int64_t", "0", "Skip convolutions with fewer MACs">,
     Option<"force", "force", "bool", "false",
            "Factorize even when the ranks save no MACs">,
-    Option<"images", "images", "std::string", "\"\"",
-           "Images (directory or comma-separated files) for output errors">,
+    ListOption<"images", "images", "std::string",
+               "Images (directories or files, comma-separated) for output errors">,
     Option<"maxImages", "max-images", "int", "4", "Use at most N images">,
     Option<"report", "report", "bool", "true", "Print the report to stderr">,
   ];
@@ -319,13 +387,37 @@ def LightenPass : Pass<"qsim-lighten", "mlir::ModuleOp"> {
     Option<"weights", "weights", "std::string", "\"\"", "G1: its weights">,
     Option<"cut", "cut", "std::string", "\"\"", "G1: FIRST:LAST layers of this model">,
     Option<"take", "take", "std::string", "\"\"", "G1: FIRST:LAST layers of the other">,
-    Option<"factorizeMethod", "factorize-method", "std::string", "\"tucker2\"",
-           "G2: method of --qsim-factorize-conv">,
+    Option<"factorizeMethod", "factorize-method",
+           "::qsim::lighten::FactorizeMethod",
+           "::qsim::lighten::FactorizeMethod::Tucker2",
+           "G2: method of --qsim-factorize-conv",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::lighten::FactorizeMethod::Tucker2, "tucker2",
+                        "1x1, kxk core, 1x1 (HOSVD)"),
+             clEnumValN(::qsim::lighten::FactorizeMethod::SpatialSvd,
+                        "spatial-svd", "kx1 then 1xk"),
+             clEnumValN(::qsim::lighten::FactorizeMethod::DepthwiseSeparable,
+                        "depthwise-separable", "depthwise kxk + pointwise"),
+             clEnumValN(::qsim::lighten::FactorizeMethod::Kernel, "kernel",
+                        "5x5 as two 3x3, 7x7 as three"))}]>,
     Option<"factorizeTop", "factorize-top", "int", "3", "G2: heaviest convolutions to factorize">,
     Option<"energy", "energy", "double", "0.9", "G2: starting energy">,
     Option<"maxPruneRatio", "max-prune-ratio", "double", "0.5", "G5: largest ratio tried">,
     Option<"roundTo", "round-to", "int", "8", "G5: channel multiple">,
-    Option<"calibMethod", "calib-method", "std::string", "\"minmax\"", "G3: calibration method">,
+    Option<"calibMethod", "calib-method",
+           "::qsim::quantization::CalibrationMethod",
+           "::qsim::quantization::CalibrationMethod::MinMax",
+           "G3: calibration method (as --qsim-calibrate's method)",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::CalibrationMethod::MinMax,
+                        "minmax", ""),
+             clEnumValN(::qsim::quantization::CalibrationMethod::Percentile,
+                        "percentile", ""),
+             clEnumValN(::qsim::quantization::CalibrationMethod::Entropy,
+                        "entropy", ""),
+             clEnumValN(::qsim::quantization::CalibrationMethod::MSE, "mse", ""),
+             clEnumValN(::qsim::quantization::CalibrationMethod::Log2, "log2",
+                        ""))}]>,
     Option<"latencyRuns", "latency-runs", "int", "10", "Forward passes per latency measurement">,
     Option<"threads", "threads", "int", "0", "Threads for the measurements (0 = all cores)">,
   ];

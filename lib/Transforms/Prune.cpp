@@ -24,30 +24,16 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
       return signalPassFailure();
     }
     raw_ostream *out = report ? &llvm::errs() : nullptr;
-    if (mode == "magnitude") {
+    if (mode == lighten::PruneMode::Magnitude) {
       if (failed(lighten::pruneMagnitude(module, sparsity, layerSet, out)))
         return signalPassFailure();
       return;
-    }
-    if (mode != "channel") {
-      module.emitError() << "--qsim-prune: mode must be channel or magnitude";
-      return signalPassFailure();
     }
     lighten::ChannelPruneOptions o;
     o.ratio = ratio;
     o.layers = layerSet;
     o.roundTo = roundTo;
-    if (criterion == "l1")
-      o.criterion = lighten::PruneCriterion::L1;
-    else if (criterion == "l2")
-      o.criterion = lighten::PruneCriterion::L2;
-    else if (criterion == "bn-gamma")
-      o.criterion = lighten::PruneCriterion::BNGamma;
-    else {
-      module.emitError()
-          << "--qsim-prune: criterion must be l1, l2 or bn-gamma";
-      return signalPassFailure();
-    }
+    o.criterion = criterion;
     if (failed(lighten::pruneChannels(module, o, out)))
       return signalPassFailure();
   }

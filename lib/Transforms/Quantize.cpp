@@ -17,24 +17,11 @@ struct QuantizePass : public qsim::impl::QuantizePassBase<QuantizePass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     quantization::QuantizeOptions o;
-    auto bad = [&](StringRef what, StringRef value, StringRef allowed) {
-      module.emitError() << "--qsim-quantize: " << what << "=" << value
-                         << " (expected " << allowed << ")";
-      signalPassFailure();
-    };
-    if (weights != "per-channel" && weights != "per-tensor")
-      return bad("weights", weights, "per-channel or per-tensor");
-    if (activations != "asymmetric" && activations != "symmetric")
-      return bad("activations", activations, "asymmetric or symmetric");
-    if (scale != "float" && scale != "pow2")
-      return bad("scale", scale, "float or pow2");
-    if (accumulator != "int32" && accumulator != "int16")
-      return bad("accumulator", accumulator, "int32 or int16");
-    if (!rt::parseRounding(rounding, o.rounding))
-      return bad("rounding", rounding, "tflite or tosa-double");
-    o.perChannelWeights = weights == "per-channel";
-    o.symmetricActivations = activations == "symmetric";
-    o.accumulatorBits = accumulator == "int16" ? 16 : 32;
+    using namespace quantization;
+    o.perChannelWeights = weights == WeightGranularity::PerChannel;
+    o.symmetricActivations = activations == ActivationScheme::Symmetric;
+    o.accumulatorBits = accumulator == AccumulatorWidth::Int16 ? 16 : 32;
+    o.rounding = rounding;
     // log2 calibration asks for power-of-two scales.
     bool log2 = false;
     module.walk([&](Operation *op) {
@@ -42,7 +29,7 @@ struct QuantizePass : public qsim::impl::QuantizePassBase<QuantizePass> {
         if (auto m = d.getAs<StringAttr>("method"); m && m.getValue() == "log2")
           log2 = true;
     });
-    o.pow2Scales = scale == "pow2" || log2;
+    o.pow2Scales = scale == quantization::ScaleKind::Pow2 || log2;
     if (failed(quantization::quantizeModule(module, o)))
       return signalPassFailure();
   }

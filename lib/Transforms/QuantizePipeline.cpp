@@ -4,29 +4,36 @@
 #include "qsim/Transforms/Passes.h"
 
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Pass/PassRegistry.h"
 
 using namespace mlir;
 using namespace qsim;
+using quantization::PrecisionPreset;
 
-static LogicalResult runPipeline(ModuleOp module, const std::string &pipeline,
-                                 std::string &error) {
-  // Registering twice is harmless (same pass type ids).
-  registerQSimPasses();
-  PassManager pm(module.getContext());
-  std::string errors;
-  llvm::raw_string_ostream es(errors);
-  // The pass manager is anchored on the module: the pipeline lists its
-  // passes directly (a builtin.module(...) wrapper would nest them).
-  if (failed(parsePassPipeline(pipeline, pm, es))) {
-    error = "bad precision/quantize options: " + es.str();
-    return failure();
-  }
-  if (failed(pm.run(module))) {
-    error = "quantization failed (see the diagnostics above)";
-    return failure();
-  }
-  return success();
+std::optional<PrecisionPreset> qsim::parseRunMode(StringRef m) {
+  if (m.empty() || m == "float")
+    return PrecisionPreset::None;
+  if (m == "hybrid")
+    return PrecisionPreset::Hybrid;
+  if (m == "int8")
+    return PrecisionPreset::AllInt8;
+  if (m == "fp16")
+    return PrecisionPreset::FP16;
+  return std::nullopt;
+}
+
+LogicalResult qsim::applyOptionText(Pass &pass, StringRef text,
+                                    std::string &error) {
+  if (text.empty())
+    return success();
+  std::string message;
+  if (succeeded(pass.initializeOptions(text, [&](const Twine &msg) {
+        message = msg.str();
+        return failure();
+      })))
+    return success();
+  error = "bad options for --" + pass.getArgument().str() + " '" +
+          text.str() + "'" + (message.empty() ? "" : ": " + message);
+  return failure();
 }
 
 LogicalResult qsim::prepareQuantization(ModuleOp module,
@@ -36,44 +43,49 @@ LogicalResult qsim::prepareQuantization(ModuleOp module,
     error = "the model is already quantized; precisions apply to float models";
     return failure();
   }
-  std::string assign;
-  if (r.mode == "int8")
-    assign = "preset=all-int8";
-  else if (r.mode == "hybrid")
-    assign = "preset=hybrid";
-  else if (r.mode == "fp16")
-    assign = "preset=fp16";
-  else if (!r.mode.empty() && r.mode != "float") {
-    error = "unknown mode '" + r.mode + "' (float, hybrid, int8, fp16)";
+  FailureOr<bool> int8 =
+      assignPrecisionPlansInt8(r.precision, r.preset, error);
+  if (failed(int8))
     return failure();
-  }
-  if (!r.precision.empty())
-    assign += (assign.empty() ? "" : " ") + r.precision;
-  bool wantsInt8 = r.mode == "int8" || r.mode == "hybrid" ||
-                   r.precision.find("int8") != std::string::npos ||
-                   (r.alwaysCalibrate && !r.calib.empty());
-  std::string pipeline = "qsim-fold-batchnorm";
-  if (wantsInt8) {
+  AssignPrecisionPassOptions assignOptions;
+  assignOptions.preset = r.preset;
+  std::unique_ptr<Pass> assign = createAssignPrecisionPass(assignOptions);
+  if (failed(applyOptionText(*assign, r.precision, error)))
+    return failure();
+  PassManager pm(module.getContext());
+  pm.addPass(createFoldBatchNormPass());
+  if (*int8 || (r.alwaysCalibrate && !r.calib.empty())) {
     if (r.calib.empty()) {
       error = "int8 layers need calibration images (images other than the "
               "ones you evaluate on)";
       return failure();
     }
-    pipeline += ",qsim-calibrate{images=" + r.calib +
-                " max-images=" + std::to_string(r.calibImages) +
-                " method=" + r.calibMethod +
-                (r.calibProgress ? "" : " progress=0") + "}";
+    CalibratePassOptions calibrate;
+    calibrate.images = r.calib;
+    calibrate.maxImages = r.calibImages;
+    calibrate.method = r.calibMethod;
+    calibrate.progress = r.calibProgress;
+    pm.addPass(createCalibratePass(calibrate));
   }
-  if (!assign.empty())
-    pipeline += ",qsim-assign-precision{" + assign + "}";
-  return runPipeline(module, pipeline, error);
+  if (!r.empty())
+    pm.addPass(std::move(assign));
+  if (failed(pm.run(module))) {
+    error = "quantization failed (see the diagnostics above)";
+    return failure();
+  }
+  return success();
 }
 
 LogicalResult qsim::applyQuantization(ModuleOp module, const QuantizeRequest &r,
                                       std::string &error) {
-  return runPipeline(module,
-                     "qsim-quantize" + (r.quantize.empty()
-                                            ? std::string()
-                                            : "{" + r.quantize + "}"),
-                     error);
+  std::unique_ptr<Pass> quantize = createQuantizePass();
+  if (failed(applyOptionText(*quantize, r.quantize, error)))
+    return failure();
+  PassManager pm(module.getContext());
+  pm.addPass(std::move(quantize));
+  if (failed(pm.run(module))) {
+    error = "quantization failed (see the diagnostics above)";
+    return failure();
+  }
+  return success();
 }

@@ -1,6 +1,7 @@
 //===- SubstituteBackbone.cpp - --qsim-substitute-backbone ---------------===//
 
 #include "qsim/Lighten/Backbone.h"
+#include "qsim/Target/ModelIO.h"
 #include "qsim/Transforms/Passes.h"
 
 namespace qsim {
@@ -24,7 +25,14 @@ struct SubstituteBackbonePass
       module.emitError() << "--qsim-substitute-backbone " << error;
       return signalPassFailure();
     }
-    if (failed(lighten::substituteBackbone(module, o,
+    OwningOpRef<ModuleOp> donor = loadDonorNetwork(
+        module.getContext(), o.otherCfg, o.otherWeights, o.seed,
+        getFlavor(module));
+    if (!donor) {
+      module.emitError() << "cannot import '" << o.otherCfg << "'";
+      return signalPassFailure();
+    }
+    if (failed(lighten::substituteBackbone(module, *donor, o,
                                            report ? &llvm::errs() : nullptr)))
       return signalPassFailure();
   }

@@ -1,6 +1,6 @@
 // RUN: qsim-opt %s -split-input-file --qsim-quantize -verify-diagnostics
 // RUN: not qsim-opt %s -split-input-file --qsim-quantize="weights=per-row" 2>&1 | FileCheck %s --check-prefix=OPT
-// OPT: error: --qsim-quantize: weights=per-row (expected per-channel or per-tensor)
+// OPT: for the --weights option: 'per-row' is not a valid value: expected one of per-channel, per-tensor
 
 // An int8 layer needs its input's calibrated range.
 func.func @main(%in: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> {

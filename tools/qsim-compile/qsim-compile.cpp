@@ -11,10 +11,10 @@
 
 #include "qsim/Codegen/Emit.h"
 #include "qsim/Conversion/Passes.h"
-#include "qsim/InitAll.h"
+#include "qsim/Dialect/QSim/Transforms/Passes.h"
 #include "qsim/Support/Diagnostics.h"
 #include "qsim/Support/FileUtils.h"
-#include "qsim/Support/ModelIO.h"
+#include "qsim/Target/ModelIO.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/InitAllDialects.h"
@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
   registerAllDialects(registry);
   registerAllExtensions(registry);
   registerAllPasses();
-  qsim::registerQSimPasses();
+  qsim::registerQSimDialectPasses();
   qsim::registerQSimConversionPasses();
   MLIRContext ctx(registry);
   ctx.printOpOnDiagnostic(false);
@@ -150,11 +150,13 @@ int main(int argc, char **argv) {
 
   std::string kernels = "generic vector kernels";
   if (int64_t lanes = qsim::vectorRegisters(target).f32Lanes) {
-    std::string isa = qsim::dotProductIsa(target);
+    qsim::DotProductIsa isa = qsim::dotProductIsa(target);
     kernels = "f32 FMA micro-kernels (" + std::to_string(lanes) +
               " lanes), int8 " +
-              (isa == "none" ? std::string("generic vector kernels")
-                             : isa + " dot-product micro-kernels");
+              (isa == qsim::DotProductIsa::None
+                   ? std::string("generic vector kernels")
+                   : qsim::stringifyDotProductIsa(isa).str() +
+                         " dot-product micro-kernels");
   }
   PassManager pm(&ctx);
   if (timing)

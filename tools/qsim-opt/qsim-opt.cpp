@@ -12,7 +12,6 @@
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
 #include "mlir/Transforms/Passes.h"
-#include "qsim/Conversion/Passes.h"
 #include "llvm/ADT/StringRef.h"
 
 #include <vector>
@@ -51,9 +50,7 @@ int main(int argc, char **argv) {
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
   mlir::registerAllPasses();
-  qsim::registerQSimPasses();
-  qsim::registerQSimConversionPasses();
-  qsim::registerCodegenPipeline();
+  qsim::registerAllQSimPasses();
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv,
       "qsim-opt: transform qsim models (.mlir/.mlirbc) with qsim passes\n"

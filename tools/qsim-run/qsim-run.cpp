@@ -8,12 +8,12 @@
 
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
 #include "qsim/Interpreter/Executor.h"
-#include "qsim/Interpreter/Inference.h"
-#include "qsim/Quant/Analysis.h"
+#include "qsim/Evaluation/Inference.h"
+#include "qsim/Evaluation/LayerAnalysis.h"
 #include "qsim/Runtime/Evaluation.h"
 #include "qsim/Support/Diagnostics.h"
 #include "qsim/Support/FileUtils.h"
-#include "qsim/Support/ModelIO.h"
+#include "qsim/Target/ModelIO.h"
 #include "qsim/Support/Progress.h"
 #include "qsim/Transforms/Passes.h"
 
@@ -35,6 +35,7 @@
 
 using namespace qsim;
 using namespace qsim::interp;
+using namespace qsim::eval;
 using json = nlohmann::json;
 using llvm::cast;
 using llvm::isa;
@@ -70,11 +71,13 @@ int fail(const std::string &msg) {
 /// calibrate, assign precisions, quantize), on the loaded float model.
 bool quantizeForRun(mlir::ModuleOp module, const Options &o) {
   QuantizeRequest r;
-  r.mode = o.mode;
+  // CLI11 checked --mode and --calib-method against their values.
+  r.preset = *parseRunMode(o.mode);
   r.precision = o.precision;
-  r.calib = o.calib;
+  if (!o.calib.empty())
+    r.calib = {o.calib};
   r.calibImages = o.calibImages;
-  r.calibMethod = o.calibMethod;
+  quantization::parseCalibrationMethod(o.calibMethod, r.calibMethod);
   r.quantize = o.quantize;
   if (r.empty())
     return true; // --mode float: run the model as it is
@@ -360,6 +363,7 @@ int runSession(const Options &o) {
 
 int main(int argc, char **argv) {
   Options o;
+  registerQSimDialectPasses();
   registerQSimPasses();
   CLI::App app{
       "qsim-run: run a qsim or Darknet model on images.\n\n"
@@ -432,6 +436,7 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   app.add_option("--calib-method", o.calibMethod,
                  "minmax, percentile, entropy, mse or log2")
+      ->check(CLI::IsMember({"minmax", "percentile", "entropy", "mse", "log2"}))
       ->capture_default_str();
   app.add_option("--quantize", o.quantize,
                  "Options of --qsim-quantize, e.g. \"weights=per-tensor "
@@ -551,7 +556,7 @@ int main(int argc, char **argv) {
   mlir::OwningOpRef<mlir::ModuleOp> floatModule;
   std::unique_ptr<Executor> floatEx;
   bool outputsOnly = false;
-  std::vector<quantization::LayerComparison> comparisons(steps.size());
+  std::vector<eval::LayerComparison> comparisons(steps.size());
   std::vector<std::vector<float>> quantOut(steps.size()),
       floatOut(steps.size());
   std::vector<std::pair<float, float>> clipRange(steps.size(), {1.0f, 0.0f});
@@ -620,12 +625,12 @@ int main(int argc, char **argv) {
       }
       if (!o.compare.empty()) {
         quantOut[i] = out.toFloat();
-        clipRange[i] = quantization::representableRange(out);
+        clipRange[i] = eval::representableRange(out);
       }
       if (o.overflowReport && isa<Conv2DOp>(steps[i].head) &&
           steps[i].precision == "int8") {
         std::vector<rt::Tensor> ins = executor->stepInputs(i);
-        auto s = quantization::analyzeOverflow(cast<Conv2DOp>(steps[i].head),
+        auto s = eval::analyzeOverflow(cast<Conv2DOp>(steps[i].head),
                                                ins[0]);
         overflow[i].products.push_back(s.productPercent);
         overflow[i].accumulators.push_back(s.accumulatorPercent);
@@ -688,7 +693,7 @@ int main(int argc, char **argv) {
         std::vector<rt::Tensor> qo = executor->outputs(),
                                 fo = floatEx->outputs();
         for (size_t k = 0; k < qo.size(); ++k) {
-          auto [lo, hi] = quantization::representableRange(qo[k]);
+          auto [lo, hi] = eval::representableRange(qo[k]);
           comparisons[k].add(fo[k].toFloat(), qo[k].toFloat(), lo, hi);
         }
         for (double t : floatEx->stepMillis())
@@ -899,7 +904,7 @@ int main(int argc, char **argv) {
           "%5lld  %-14s %7.2f%% %7.2f%% %7.2f%%  %7.2f%% %7.2f%% %7.2f%%  %d\n",
           (long long)steps[i].layer, steps[i].output.str().c_str(), pa, px, pn,
           aa, ax, an,
-          quantization::staticAccumulatorBits(cast<Conv2DOp>(steps[i].head)));
+          eval::staticAccumulatorBits(cast<Conv2DOp>(steps[i].head)));
     }
   }
 

@@ -2,7 +2,7 @@
 
 #include "qsim/Support/Diagnostics.h"
 #include "qsim/Support/FileUtils.h"
-#include "qsim/Support/ModelIO.h"
+#include "qsim/Target/ModelIO.h"
 #include "qsim/Target/Darknet/DarknetExporter.h"
 #include "qsim/Target/Json/JsonExport.h"
 

@@ -14,7 +14,7 @@
 #include "qsim/Lighten/Decompositions.h"
 #include "qsim/Lighten/Factorization.h"
 #include "qsim/Lighten/Pruning.h"
-#include "qsim/Support/ModelIO.h"
+#include "qsim/Target/ModelIO.h"
 #include "qsim/Target/Darknet/DarknetExporter.h"
 #include "qsim/Target/Darknet/DarknetImporter.h"
 

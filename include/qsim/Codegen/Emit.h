@@ -38,10 +38,10 @@ createTargetMachine(const CodegenTarget &target, int optLevel,
                     std::string &error);
 
 /// The packed 8-bit dot-product instructions `target` has, as the `isa` of
-/// --qsim-dot-product-convs: "avx512-vnni", "neon-dotprod" (Armv8.2
-/// dotprod, from the CPU or +dotprod) or "none" (also for a target that
-/// createTargetMachine refuses, or when target.microKernels is off).
-std::string dotProductIsa(const CodegenTarget &target);
+/// --qsim-dot-product-convs: AVX512-VNNI, Armv8.2 dotprod (from the CPU or
+/// +dotprod) or none (also for a target that createTargetMachine refuses,
+/// or when target.microKernels is off).
+DotProductIsa dotProductIsa(const CodegenTarget &target);
 
 /// The target's vector registers for --qsim-fma-convs: f32 lanes per
 /// register and their number (AVX-512 16 x 32, AVX2 8 x 16, NEON 4 x 32);

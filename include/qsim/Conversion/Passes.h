@@ -15,8 +15,18 @@
 #include "mlir/Dialect/Tosa/IR/TosaOps.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Pass/Pass.h"
+#include "qsim/Support/EnumOption.h"
 
 #include <string>
+
+namespace qsim {
+/// The packed 8-bit dot-product instructions --qsim-dot-product-convs
+/// targets: none, x86 AVX512-VNNI vpdpbusd, Armv8.2 sdot.
+enum class DotProductIsa { None, Avx512Vnni, NeonDotprod };
+/// Its option value: "none", "avx512-vnni", "neon-dotprod".
+llvm::StringRef stringifyDotProductIsa(DotProductIsa isa);
+} // namespace qsim
+QSIM_ENUM_OPTION_PARSER(qsim::DotProductIsa)
 
 namespace qsim {
 

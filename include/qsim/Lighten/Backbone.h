@@ -27,12 +27,14 @@ bool parseBackboneOptions(llvm::StringRef with, llvm::StringRef weights,
                           BackboneOptions &o, std::string &error);
 
 /// Replaces layers [cutFirst, cutLast] of `module` by layers
-/// [takeFirst, takeLast] of another Darknet network. Adapters (max pooling
+/// [takeFirst, takeLast] of `donor`, another network in the same flavour
+/// (imported by the caller: `loadDonorNetwork` in qsim/Target/ModelIO.h). Adapters (max pooling
 /// or upsampling for the spatial size, a 1x1 convolution for the channels)
 /// are inserted where the shapes differ at the cut points; every later
 /// reference to a removed layer is remapped (to the block output, or to the
 /// last new layer of the same spatial size). Prints a summary to `report`.
 mlir::LogicalResult substituteBackbone(mlir::ModuleOp module,
+                                       mlir::ModuleOp donor,
                                        const BackboneOptions &options,
                                        llvm::raw_ostream *report);
 

@@ -14,6 +14,8 @@
 namespace qsim::lighten {
 
 enum class PruneCriterion { L1, L2, BNGamma };
+/// --qsim-prune's mode: whole channels, or the smallest weights.
+enum class PruneMode { Channel, Magnitude };
 
 struct ChannelPruneOptions {
   double ratio = 0.3;

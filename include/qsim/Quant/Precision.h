@@ -13,22 +13,20 @@ namespace qsim::quantization {
 /// What --qsim-assign-precision is asked for. Explicit lists win over a
 /// plan written in the cfg (`precision=` / `quantize=` keys), which wins over
 /// the preset, which wins over the default.
+/// A plan for every layer at once (--qsim-assign-precision's preset).
+enum class PrecisionPreset { None, AllInt8, Hybrid, FP16 };
+
 struct PrecisionPlan {
-  std::string defaultPrecision = "fp32"; // fp32 | fp16 | int8
-  std::string preset;                    // "", all-int8, hybrid, fp16
-  /// Layer lists: indices "2,7,12", ranges "3-9", and "topN" for the N
+  Precision defaultPrecision = Precision::FP32;
+  PrecisionPreset preset = PrecisionPreset::None;
+  /// Layer lists: items are indices "7", ranges "3-9", and "topN" for the N
   /// convolutional/connected layers with the most MACs.
-  std::string int8, fp16, fp32;
+  std::vector<std::string> int8, fp16, fp32;
 };
 
-/// Resolves a layer list (see PrecisionPlan) against `module`.
-bool parseLayerList(llvm::StringRef s, mlir::ModuleOp module,
+/// Resolves a layer list (items as in PrecisionPlan) against `module`.
+bool parseLayerList(llvm::ArrayRef<std::string> items, mlir::ModuleOp module,
                     std::set<int64_t> &out, std::string &error);
-
-/// Whether the layer has an int8 form (conv/connected with linear, relu,
-/// relu6 or leaky; max pooling, positive-stride upsampling with scale 1,
-/// reorg, dropout, route, shortcut with linear/relu/leaky).
-bool hasInt8Form(const Layer &layer);
 
 /// Sets `qsim.precision` and `qsim.precision_reason` on every layer's head
 /// op. Explicitly asking int8 of a layer without an int8 form is an error

@@ -18,6 +18,12 @@
 
 namespace qsim::quantization {
 
+/// --qsim-quantize's choices (QuantizeOptions holds what they mean).
+enum class WeightGranularity { PerChannel, PerTensor };
+enum class ActivationScheme { Asymmetric, Symmetric };
+enum class ScaleKind { Float, Pow2 };
+enum class AccumulatorWidth { Int32, Int16 };
+
 struct QuantizeOptions {
   bool perChannelWeights = true;
   bool symmetricActivations = false;

@@ -2,39 +2,51 @@
 //
 // What `qsim-run --mode/--precision/--calib` and a step session do to a
 // loaded float model: the qsim-opt passes fold-batchnorm, calibrate (when
-// some layer is int8), assign-precision and quantize, run on the module.
+// some layer is int8), assign-precision and quantize, built from their
+// generated option structs (never from pasted pipeline text).
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef QSIM_TRANSFORMS_QUANTIZEPIPELINE_H
 #define QSIM_TRANSFORMS_QUANTIZEPIPELINE_H
 
+#include "qsim/Quant/Calibration.h"
+#include "qsim/Quant/Precision.h"
+
 #include "mlir/IR/BuiltinOps.h"
 
+#include <optional>
 #include <string>
 
 namespace qsim {
 
+/// qsim-run's --mode / a session's "mode": "float" (or empty: run as it
+/// is), "hybrid", "int8" (every layer with an int8 form), "fp16"; nullopt
+/// for anything else.
+std::optional<quantization::PrecisionPreset> parseRunMode(llvm::StringRef m);
+
 struct QuantizeRequest {
-  /// "", "float", "hybrid", "int8" or "fp16" (a preset).
-  std::string mode;
-  /// Options of --qsim-assign-precision, e.g. "int8=top3 default=fp16".
+  /// The preset of --mode (None: only `precision` plans).
+  quantization::PrecisionPreset preset = quantization::PrecisionPreset::None;
+  /// Options of --qsim-assign-precision as the user wrote them
+  /// ("int8=top3 default=fp16"), applied over the preset.
   std::string precision;
-  /// Calibration images (needed when a layer ends up int8).
-  std::string calib;
+  /// Calibration images (directories or files; needed when a layer ends
+  /// up int8).
+  std::vector<std::string> calib;
   int calibImages = 100;
-  std::string calibMethod = "minmax";
+  quantization::CalibrationMethod calibMethod =
+      quantization::CalibrationMethod::MinMax;
   bool calibProgress = true;
-  /// Options of --qsim-quantize.
+  /// Options of --qsim-quantize as the user wrote them.
   std::string quantize;
   /// Calibrate on `calib` even when no layer is int8 (a session's float
   /// twin, for crossing layers to int8 later).
   bool alwaysCalibrate = false;
 
-  /// Whether anything is asked of the model (mode "" or "float" and no
-  /// precision: nothing).
+  /// Whether anything is asked of the model.
   bool empty() const {
-    return (mode.empty() || mode == "float") && precision.empty();
+    return preset == quantization::PrecisionPreset::None && precision.empty();
   }
 };
 

@@ -405,8 +405,7 @@ Converted LayerLowering::requantize(Value acc, ArrayRef<int64_t> bias,
   float so = (float)outQ.getScale();
   int32_t q6 = rt::quantizeValue(6.0f, 1.0f / so, zo);
   bool leaky = act == Activation::leaky;
-  if (act != Activation::linear && act != Activation::relu &&
-      act != Activation::relu6 && !leaky)
+  if (!hasInt8Activation(act))
     unsupported(op, "int8 activation '" + stringifyActivation(act).str() +
                         "' has no integer form");
   if (leaky && (!negMult || !negShift))

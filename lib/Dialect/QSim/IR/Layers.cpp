@@ -13,6 +13,28 @@
 using namespace mlir;
 using namespace qsim;
 
+StringRef qsim::stringifyPrecision(Precision p) {
+  switch (p) {
+  case Precision::FP32:
+    return "fp32";
+  case Precision::FP16:
+    return "fp16";
+  case Precision::Int8:
+    return "int8";
+  }
+  llvm_unreachable("precision");
+}
+
+std::optional<Precision> qsim::parsePrecision(StringRef s) {
+  if (s == "fp32")
+    return Precision::FP32;
+  if (s == "fp16")
+    return Precision::FP16;
+  if (s == "int8")
+    return Precision::Int8;
+  return std::nullopt;
+}
+
 StringRef qsim::stringifyFlavor(Flavor f) {
   return f == Flavor::AlexeyAB ? "alexeyab" : "pjreddie";
 }
@@ -292,4 +314,8 @@ ElementsAttr qsim::makeFloatAttr(MLIRContext *ctx, ArrayRef<int64_t> shape,
                                  StringRef name, ArrayRef<float> data) {
   auto type = RankedTensorType::get(shape, Float32Type::get(ctx));
   return makeResourceAttr(type, name, data);
+}
+
+bool qsim::hasInt8Form(const Layer &layer) {
+  return cast<LayerOpInterface>(layer.head).hasInt8Form();
 }

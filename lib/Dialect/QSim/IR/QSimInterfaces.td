@@ -29,6 +29,16 @@ def QSim_LayerOpInterface : OpInterface<"LayerOpInterface"> {
       "double", "getBFLOPs", (ins), [{}], [{ return 0.0; }]>,
     InterfaceMethod<"Number of trained parameters (weights, biases, BN).",
       "int64_t", "getParameterCount", (ins), [{}], [{ return 0; }]>,
+    InterfaceMethod<[{
+        Whether the layer has an integer-only int8 form (interpreter kernels
+        and lowering): weighted layers and shortcuts by their activation
+        (`qsim::hasInt8Activation`; a convolution followed by its unfolded
+        batch norm is judged by the batch norm's activation, which folding
+        moves onto it), data movement always, upsampling only by an integer
+        stride with scale 1; heads, normalisation and the smooth
+        activations never.
+      }],
+      "bool", "hasInt8Form", (ins), [{}], [{ return false; }]>,
   ];
   let verify = [{ return ::qsim::detail::verifyLayerOp($_op); }];
 }

@@ -132,8 +132,7 @@ static LogicalResult verifyWeightedTypes(
       return layerError(op) << "multiplier must be non-negative";
   if (bias && !bias->getShapedType().getElementType().isSignlessInteger(32))
     return layerError(op) << "quantized layer needs i32 biases";
-  if (act != Activation::linear && act != Activation::relu &&
-      act != Activation::relu6 && act != Activation::leaky)
+  if (!hasInt8Activation(act))
     return layerError(op) << "an int8 layer supports linear, relu, relu6 and "
                              "leaky activations, not "
                           << stringifyActivation(act);
@@ -182,9 +181,7 @@ static LogicalResult verifyElementTypes(Operation *op) {
     if (types[0] != result && (quantized || isInt8Activation(types[0])))
       return layerError(op) << "an int8 " << op->getName()
                             << " keeps its input's scale and zero point";
-    if (auto up = dyn_cast<UpsampleOp>(op);
-        up && quantized &&
-        (up.getStride() < 0 || up.getScale().convertToFloat() != 1.0f))
+    if (auto up = dyn_cast<UpsampleOp>(op); up && quantized && !up.hasInt8Form())
       return layerError(op) << "int8 upsampling needs a positive stride and "
                                "scale 1";
     return success();
@@ -205,8 +202,7 @@ static LogicalResult verifyElementTypes(Operation *op) {
       shift = sc.getInputShift();
       if (quantized) {
         Activation a = sc.getActivation();
-        if (a != Activation::linear && a != Activation::relu &&
-            a != Activation::leaky)
+        if (!hasInt8Activation(a, /*onShortcut=*/true))
           return layerError(op) << "an int8 shortcut supports linear, relu and "
                                    "leaky activations, not "
                                 << stringifyActivation(a);
@@ -264,6 +260,43 @@ bool Conv2DOp::isDepthwise() {
   return getGroups() > 1 && getGroups() == getInputChannels() &&
          getGroups() == getFilters();
 }
+//===----------------------------------------------------------------------===//
+// int8 forms (the one rule: docs/quantization.md)
+//===----------------------------------------------------------------------===//
+
+bool qsim::hasInt8Activation(Activation a, bool onShortcut) {
+  return a == Activation::linear || a == Activation::relu ||
+         a == Activation::leaky || (!onShortcut && a == Activation::relu6);
+}
+
+/// The activation a weighted layer ends with: its own, or that of the batch
+/// norm that follows it unfolded (folding moves it onto the layer).
+static Activation layerActivation(Operation *op, Activation own) {
+  Value out = op->getResult(0);
+  if (out.hasOneUse())
+    if (auto bn = dyn_cast<BatchNormOp>(*out.getUsers().begin());
+        bn && !bn.getStandalone())
+      return bn.getActivation();
+  return own;
+}
+
+bool Conv2DOp::hasInt8Form() {
+  return hasInt8Activation(layerActivation(*this, getActivation()));
+}
+bool ConnectedOp::hasInt8Form() {
+  return hasInt8Activation(layerActivation(*this, getActivation()));
+}
+bool ShortcutOp::hasInt8Form() {
+  return hasInt8Activation(getActivation(), /*onShortcut=*/true);
+}
+bool UpsampleOp::hasInt8Form() {
+  return getStride() > 0 && getScale().convertToFloat() == 1.0f;
+}
+bool MaxPoolOp::hasInt8Form() { return true; }
+bool RouteOp::hasInt8Form() { return true; }
+bool ReorgOp::hasInt8Form() { return true; }
+bool DropoutOp::hasInt8Form() { return true; }
+
 StringRef Conv2DOp::getDarknetSection() { return "convolutional"; }
 
 FailureOr<SmallVector<int64_t, 4>> Conv2DOp::inferOutputShape() {

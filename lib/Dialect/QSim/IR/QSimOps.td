@@ -19,18 +19,20 @@ include "mlir/IR/BuiltinAttributeInterfaces.td"
 // NCHW tensors with N = 1; element type f32, f16 or a quantized type.
 def QSim_Tensor : TensorRankOf<[AnyType], [4]>;
 
-// `costs` lists the cost methods of the layer interface this op overrides.
+// `overrides` lists the methods of the layer interface with a default that
+// this op overrides (costs, hasInt8Form).
 class QSim_Op<string mnemonic, list<Trait> traits = [],
-              list<string> costs = []>
+              list<string> overrides = []>
     : Op<QSim_Dialect, mnemonic,
          !listconcat(traits, [Pure,
-           DeclareOpInterfaceMethods<QSim_LayerOpInterface, costs>])>;
+           DeclareOpInterfaceMethods<QSim_LayerOpInterface, overrides>])>;
 
 defvar AllCosts = ["getMACs", "getBFLOPs", "getParameterCount"];
+defvar Int8Form = ["hasInt8Form"];
 
 class QSim_UnaryOp<string mnemonic, list<Trait> traits = [],
-                   list<string> costs = []>
-    : QSim_Op<mnemonic, traits, costs> {
+                   list<string> overrides = []>
+    : QSim_Op<mnemonic, traits, overrides> {
   let results = (outs QSim_Tensor:$output);
   let assemblyFormat = [{
     $input attr-dict `:` type($input) `->` type($output)
@@ -41,7 +43,7 @@ class QSim_UnaryOp<string mnemonic, list<Trait> traits = [],
 // Weighted layers
 //===----------------------------------------------------------------------===//
 
-def QSim_Conv2DOp : QSim_UnaryOp<"conv2d", [], AllCosts> {
+def QSim_Conv2DOp : QSim_UnaryOp<"conv2d", [], !listconcat(AllCosts, Int8Form)> {
   let hasVerifier = 1;
   let summary = "[convolutional]: grouped, strided, dilated 2-D convolution";
   let description = [{
@@ -92,7 +94,7 @@ def QSim_Conv2DOp : QSim_UnaryOp<"conv2d", [], AllCosts> {
   }];
 }
 
-def QSim_ConnectedOp : QSim_UnaryOp<"connected", [], AllCosts> {
+def QSim_ConnectedOp : QSim_UnaryOp<"connected", [], !listconcat(AllCosts, Int8Form)> {
   let hasVerifier = 1;
   let summary = "[connected]: fully connected layer over the flattened input";
   let description = [{
@@ -143,7 +145,7 @@ def QSim_ActivationOp : QSim_UnaryOp<"activation"> {
   let arguments = (ins QSim_Tensor:$input, QSim_ActivationAttr:$activation);
 }
 
-def QSim_MaxPoolOp : QSim_UnaryOp<"maxpool", [], ["getBFLOPs"]> {
+def QSim_MaxPoolOp : QSim_UnaryOp<"maxpool", [], ["getBFLOPs", "hasInt8Form"]> {
   let summary = "[maxpool] with Darknet's asymmetric padding";
   let description = [{
     Window for output (oy, ox) starts at (oy*sy - padding/2, ox*sx - padding/2)
@@ -161,7 +163,7 @@ def QSim_AvgPoolOp : QSim_UnaryOp<"avgpool"> {
   let arguments = (ins QSim_Tensor:$input);
 }
 
-def QSim_RouteOp : QSim_Op<"route"> {
+def QSim_RouteOp : QSim_Op<"route", [], Int8Form> {
   let summary = "[route]: channel concatenation, optionally of channel slices";
   let description = [{
     Concatenates its inputs along channels in order. With `groups = G` and
@@ -183,7 +185,7 @@ def QSim_RouteOp : QSim_Op<"route"> {
   }];
 }
 
-def QSim_ShortcutOp : QSim_Op<"shortcut", [], ["getBFLOPs"]> {
+def QSim_ShortcutOp : QSim_Op<"shortcut", [], ["getBFLOPs", "hasInt8Form"]> {
   let summary = "[shortcut]: residual addition, then activation";
   let description = [{
     `out = inputs[0] + sum_{l>0} inputs[l]` (inputs[0] is the previous layer,
@@ -210,7 +212,7 @@ def QSim_ShortcutOp : QSim_Op<"shortcut", [], ["getBFLOPs"]> {
   }];
 }
 
-def QSim_UpsampleOp : QSim_UnaryOp<"upsample"> {
+def QSim_UpsampleOp : QSim_UnaryOp<"upsample", [], Int8Form> {
   let summary = "[upsample]: nearest-neighbour up (or summing down) sampling";
   let description = [{
     stride > 0: `out[c][y][x] = scale * in[c][y/s][x/s]`. stride < 0 (Darknet's
@@ -221,7 +223,7 @@ def QSim_UpsampleOp : QSim_UnaryOp<"upsample"> {
       DefaultValuedAttr<F32Attr, "1.0f">:$scale);
 }
 
-def QSim_ReorgOp : QSim_UnaryOp<"reorg"> {
+def QSim_ReorgOp : QSim_UnaryOp<"reorg", [], Int8Form> {
   let summary = "[reorg]: Darknet's own space-to-depth index scheme";
   let description = [{
     The YOLOv2 reorg of DARKNET.md §4.9 (not a plain space-to-depth):
@@ -255,7 +257,7 @@ def QSim_SoftmaxOp : QSim_UnaryOp<"softmax"> {
       DefaultValuedAttr<F32Attr, "1.0f">:$temperature);
 }
 
-def QSim_DropoutOp : QSim_UnaryOp<"dropout"> {
+def QSim_DropoutOp : QSim_UnaryOp<"dropout", [], Int8Form> {
   let summary = "[dropout]: identity at inference";
   let arguments = (ins QSim_Tensor:$input,
       DefaultValuedAttr<F32Attr, "0.2f">:$probability);

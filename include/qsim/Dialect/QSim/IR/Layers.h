@@ -23,6 +23,11 @@
 namespace qsim {
 
 enum class Flavor { AlexeyAB, PJReddie };
+
+/// The precision a layer runs in (`qsim.precision`: "fp32", "fp16", "int8").
+enum class Precision { FP32, FP16, Int8 };
+llvm::StringRef stringifyPrecision(Precision p);
+std::optional<Precision> parsePrecision(llvm::StringRef s);
 llvm::StringRef stringifyFlavor(Flavor f);
 std::optional<Flavor> parseFlavor(llvm::StringRef s);
 /// The module's `qsim.flavor` (AlexeyAB when absent).
@@ -45,6 +50,15 @@ struct Layer {
   /// network input), in order of first use.
   llvm::SmallVector<mlir::Value> externalInputs() const;
 };
+
+/// The activations an int8 layer applies in integer arithmetic after its
+/// requantization: linear, relu, leaky, and relu6 except on a shortcut. The
+/// one statement of this rule (verifiers, quantizer, lowering use it).
+bool hasInt8Activation(Activation a, bool onShortcut = false);
+
+/// Whether the layer has an int8 form (LayerOpInterface::hasInt8Form of its
+/// head, see QSimInterfaces.td).
+bool hasInt8Form(const Layer &layer);
 
 /// quant.qcast/dcast/scast and arith.truncf/extf: the casts inserted at
 /// precision boundaries; they belong to the layer that consumes them.
