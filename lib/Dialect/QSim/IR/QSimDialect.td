@@ -35,9 +35,49 @@ def QSim_Dialect : Dialect {
   // that models saved as bytecode keep loading when ops gain attributes.
   let usePropertiesForAttributes = 0;
   let dependentDialects = ["::mlir::quant::QuantizationDialect"];
+  // The attributes qsim attaches to ops it does not own (the module, func
+  // arguments and functions, its own ops' discardable annotations). Each
+  // is checked by verifyOperationAttribute / verifyRegionArgAttribute
+  // (DiscardableAttrs.cpp); an unknown `qsim.` attribute is an error.
+  let discardableAttrs = (ins
+    // module: the Darknet flavour, "alexeyab" or "pjreddie".
+    "::mlir::StringAttr":$flavor,
+    // module: the cfg's [net] letter_box=1.
+    "::mlir::BoolAttr":$letter_box,
+    // module: [net] keys kept for export; the cfg file imported.
+    "::mlir::DictionaryAttr":$net,
+    "::mlir::StringAttr":$source,
+    // module: the .weights header (major, minor, revision, seen).
+    "::mlir::DenseI64ArrayAttr":$weights_header,
+    // module: how --qsim-quantize quantized (weights, activations, scale,
+    // accumulator, rounding); present once quantized.
+    "::mlir::DictionaryAttr":$quantization,
+    // layer: cfg keys without an inference meaning, kept for export.
+    "::mlir::DictionaryAttr":$cfg,
+    // layer: the layer this one was derived from (factorization, backbone).
+    "::mlir::StringAttr":$origin,
+    // value producer or network input: the calibrated range
+    // {method, min, max, lo, hi, images[, percentile]}.
+    "::mlir::DictionaryAttr":$calib,
+    // layer: the planned precision ("fp32", "fp16", "int8") and why.
+    "::mlir::StringAttr":$precision,
+    "::mlir::StringAttr":$precision_reason,
+    // layer: the fraction of zero weights after magnitude pruning.
+    "::mlir::FloatAttr":$sparsity,
+    // code generation: the target, the per-layer function table, a layer
+    // function's index and scratch bytes.
+    "::mlir::DictionaryAttr":$target,
+    "::mlir::ArrayAttr":$codegen,
+    "::mlir::IntegerAttr":$layer,
+    "::mlir::IntegerAttr":$scratch_bytes
+  );
+  let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
   let extraClassDeclaration = [{
     /// Name of the module attribute holding the Darknet flavour.
-    static llvm::StringRef getFlavorAttrName() { return "qsim.flavor"; }
+    static llvm::StringRef getFlavorAttrName() {
+      return FlavorAttrHelper::getNameStr();
+    }
   }];
 }
 

@@ -1,0 +1,147 @@
+//===- DiscardableAttrs.cpp - verify the qsim.* attributes ---------------===//
+//
+// The dialect declares every `qsim.` attribute it attaches to ops it does
+// not own (QSimDialect.td, discardableAttrs); here it checks their types and
+// values wherever they appear, so that a hand-edited or stale model fails
+// verification with the attribute's name instead of misleading a pass.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qsim/Dialect/QSim/IR/Layers.h"
+#include "qsim/Dialect/QSim/IR/QSimOps.h"
+#include "qsim/Runtime/QuantMath.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/StringSwitch.h"
+
+using namespace mlir;
+using namespace qsim;
+
+namespace {
+
+/// The attributes attached under `qsim.codegen.` while lowering (arena and
+/// scratch sizes, the input description); the rest are declared in ODS.
+LogicalResult verifyCodegenDetail(Operation *op, StringRef name,
+                                  Attribute value) {
+  bool ok = llvm::StringSwitch<bool>(name)
+                .Case("codegen.arena_bytes", isa<IntegerAttr>(value))
+                .Case("codegen.scratch_bytes", isa<IntegerAttr>(value))
+                .Case("codegen.input", isa<DictionaryAttr>(value))
+                .Default(false);
+  if (!ok)
+    return op->emitError() << "'qsim." << name
+                           << "' is not a qsim attribute or has the wrong type";
+  return success();
+}
+
+/// A calibrated range: float lo <= hi (what quantization uses); min, max,
+/// method and images, when present (--qsim-calibrate records them), of
+/// their types.
+LogicalResult verifyCalib(Operation *op, DictionaryAttr d) {
+  auto lo = d.getAs<FloatAttr>("lo"), hi = d.getAs<FloatAttr>("hi");
+  if (!lo || !hi)
+    return op->emitError() << "'qsim.calib' needs float 'lo' and 'hi'";
+  if (!(lo.getValueAsDouble() <= hi.getValueAsDouble()))
+    return op->emitError() << "'qsim.calib' range [" << lo.getValueAsDouble()
+                           << ", " << hi.getValueAsDouble() << "] is empty";
+  for (NamedAttribute entry : d) {
+    StringRef key = entry.getName().getValue();
+    Attribute v = entry.getValue();
+    bool ok = llvm::StringSwitch<bool>(key)
+                  .Cases("min", "max", "percentile", isa<FloatAttr>(v))
+                  .Case("method", isa<StringAttr>(v))
+                  .Case("images", isa<IntegerAttr>(v))
+                  .Default(true);
+    if (!ok)
+      return op->emitError() << "'qsim.calib' has a '" << key
+                             << "' of the wrong type";
+  }
+  return success();
+}
+
+template <typename AttrT>
+LogicalResult expectType(Operation *op, StringRef name, Attribute value,
+                         StringRef what) {
+  if (isa<AttrT>(value))
+    return success();
+  return op->emitError() << "'qsim." << name << "' must be " << what;
+}
+
+LogicalResult verifyModuleOnly(Operation *op, StringRef name) {
+  if (isa<ModuleOp>(op))
+    return success();
+  return op->emitError() << "'qsim." << name << "' belongs on the module";
+}
+
+} // namespace
+
+LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
+                                                    NamedAttribute attribute) {
+  StringRef name = attribute.getName().getValue();
+  if (!name.consume_front("qsim."))
+    return success();
+  Attribute value = attribute.getValue();
+  if (name.starts_with("codegen."))
+    return verifyCodegenDetail(op, name, value);
+  if (name == "flavor") {
+    auto s = dyn_cast<StringAttr>(value);
+    if (!s || !parseFlavor(s.getValue()))
+      return op->emitError()
+             << "'qsim.flavor' must be \"alexeyab\" or \"pjreddie\"";
+    return verifyModuleOnly(op, name);
+  }
+  if (name == "letter_box")
+    return failure(failed(expectType<BoolAttr>(op, name, value, "a bool")) ||
+                   failed(verifyModuleOnly(op, name)));
+  if (name == "net" || name == "quantization")
+    return failure(
+        failed(expectType<DictionaryAttr>(op, name, value, "a dictionary")) ||
+        failed(verifyModuleOnly(op, name)));
+  if (name == "source")
+    return failure(failed(expectType<StringAttr>(op, name, value, "a string")) ||
+                   failed(verifyModuleOnly(op, name)));
+  if (name == "weights_header")
+    return failure(failed(expectType<DenseI64ArrayAttr>(
+                       op, name, value, "an array of i64")) ||
+                   failed(verifyModuleOnly(op, name)));
+  if (name == "precision") {
+    auto s = dyn_cast<StringAttr>(value);
+    if (!s || !parsePrecision(s.getValue()))
+      return op->emitError() << describeLayer(op)
+                             << ": 'qsim.precision' must be \"fp32\", "
+                                "\"fp16\" or \"int8\"";
+    return success();
+  }
+  if (name == "calib") {
+    auto d = dyn_cast<DictionaryAttr>(value);
+    if (!d)
+      return op->emitError() << "'qsim.calib' must be a dictionary";
+    return verifyCalib(op, d);
+  }
+  if (name == "precision_reason" || name == "origin")
+    return expectType<StringAttr>(op, name, value, "a string");
+  if (name == "cfg" || name == "target")
+    return expectType<DictionaryAttr>(op, name, value, "a dictionary");
+  if (name == "sparsity")
+    return expectType<FloatAttr>(op, name, value, "a float");
+  if (name == "codegen")
+    return expectType<ArrayAttr>(op, name, value, "an array");
+  if (name == "layer" || name == "scratch_bytes")
+    return expectType<IntegerAttr>(op, name, value, "an integer");
+  return op->emitError() << "unknown qsim attribute 'qsim." << name << "'";
+}
+
+LogicalResult QSimDialect::verifyRegionArgAttribute(Operation *op,
+                                                    unsigned regionIndex,
+                                                    unsigned argIndex,
+                                                    NamedAttribute attribute) {
+  StringRef name = attribute.getName().getValue();
+  if (name != CalibAttrHelper::getNameStr())
+    return op->emitError() << "unknown qsim argument attribute '" << name
+                           << "' (only qsim.calib, on the network input)";
+  auto d = dyn_cast<DictionaryAttr>(attribute.getValue());
+  if (!d)
+    return op->emitError() << "'qsim.calib' must be a dictionary";
+  return verifyCalib(op, d);
+}

@@ -1,0 +1,56 @@
+// RUN: qsim-opt %s -split-input-file -verify-diagnostics
+// The dialect verifies the qsim.* attributes it declares wherever they
+// appear: type, value, and place.
+
+// expected-error @+1 {{'qsim.flavor' must be "alexeyab" or "pjreddie"}}
+module attributes {qsim.flavor = "darknet"} {}
+
+// -----
+
+// expected-error @+1 {{unknown qsim attribute 'qsim.flavour'}}
+module attributes {qsim.flavour = "alexeyab"} {}
+
+// -----
+
+// expected-error @+1 {{'qsim.letter_box' belongs on the module}}
+func.func @f() attributes {qsim.letter_box = true} {
+  return
+}
+
+// -----
+
+func.func @precision(%in: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> {
+  // expected-error @+1 {{(maxpool): 'qsim.precision' must be "fp32", "fp16" or "int8"}}
+  %0 = qsim.maxpool %in {size = 1 : i64, stride = array<i64: 1, 1>, padding = 0 : i64, qsim.precision = "int4"} : tensor<1x1x2x2xf32> -> tensor<1x1x2x2xf32>
+  return %0 : tensor<1x1x2x2xf32>
+}
+
+// -----
+
+func.func @empty_range(%in: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> {
+  // expected-error @+1 {{'qsim.calib' range [2.000000e+00, 1.000000e+00] is empty}}
+  %0 = qsim.maxpool %in {size = 1 : i64, stride = array<i64: 1, 1>, padding = 0 : i64, qsim.calib = {lo = 2.0 : f32, hi = 1.0 : f32}} : tensor<1x1x2x2xf32> -> tensor<1x1x2x2xf32>
+  return %0 : tensor<1x1x2x2xf32>
+}
+
+// -----
+
+func.func @calib_type(%in: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> {
+  // expected-error @+1 {{'qsim.calib' has a 'images' of the wrong type}}
+  %0 = qsim.maxpool %in {size = 1 : i64, stride = array<i64: 1, 1>, padding = 0 : i64, qsim.calib = {lo = 0.0 : f32, hi = 1.0 : f32, images = "two"}} : tensor<1x1x2x2xf32> -> tensor<1x1x2x2xf32>
+  return %0 : tensor<1x1x2x2xf32>
+}
+
+// -----
+
+// expected-error @+1 {{'qsim.calib' needs float 'lo' and 'hi'}}
+func.func @arg(%in: tensor<1x1x2x2xf32> {qsim.calib = {lo = 0.0 : f32}}) -> tensor<1x1x2x2xf32> {
+  return %in : tensor<1x1x2x2xf32>
+}
+
+// -----
+
+// expected-error @+1 {{unknown qsim argument attribute 'qsim.range'}}
+func.func @arg_name(%in: tensor<1x1x2x2xf32> {qsim.range = 1.0 : f32}) -> tensor<1x1x2x2xf32> {
+  return %in : tensor<1x1x2x2xf32>
+}

@@ -1,0 +1,13 @@
+// RUN: qsim-opt %s -split-input-file | FileCheck %s
+// RUN: qsim-opt %s -split-input-file | qsim-opt -split-input-file | FileCheck %s
+// The qsim.* attributes the dialect declares, where they belong, round-trip.
+
+// CHECK: module attributes {qsim.flavor = "pjreddie", qsim.letter_box = true, qsim.source = "m.cfg", qsim.weights_header = array<i64: 0, 2, 5, 0>}
+module attributes {qsim.flavor = "pjreddie", qsim.letter_box = true, qsim.source = "m.cfg", qsim.weights_header = array<i64: 0, 2, 5, 0>} {
+  // CHECK: func.func @main(%{{.*}}: tensor<1x1x2x2xf32> {qsim.calib = {hi = 1.000000e+00 : f32, lo = 0.000000e+00 : f32}})
+  func.func @main(%in: tensor<1x1x2x2xf32> {qsim.calib = {lo = 0.0 : f32, hi = 1.0 : f32}}) -> tensor<1x1x2x2xf32> {
+    // CHECK: qsim.maxpool {{.*}}qsim.calib = {{.*}}qsim.precision = "int8", qsim.precision_reason = "explicit"
+    %0 = qsim.maxpool %in {size = 1 : i64, stride = array<i64: 1, 1>, padding = 0 : i64, qsim.calib = {method = "minmax", min = 0.0 : f32, max = 1.0 : f32, lo = 0.0 : f32, hi = 1.0 : f32, images = 2 : i64}, qsim.precision = "int8", qsim.precision_reason = "explicit"} : tensor<1x1x2x2xf32> -> tensor<1x1x2x2xf32>
+    return %0 : tensor<1x1x2x2xf32>
+  }
+}
