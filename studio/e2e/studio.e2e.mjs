@@ -44,7 +44,7 @@ if (capp && fs.existsSync(capp)) {
 } else {
   for (let i = 0; i < 3; ++i) {
     const p = path.join(uploads, `picture${i}.ppm`);
-    execFileSync('python3', [path.join(repo, 'test/Interpreter/Inputs/make-image.py'), p, String(300 + 20 * i), String(220 + 10 * i)]);
+    execFileSync('python3', [path.join(repo, 'test/Inputs/make-image.py'), p, String(300 + 20 * i), String(220 + 10 * i)]);
     images.push(p);
   }
 }
