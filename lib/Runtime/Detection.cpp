@@ -1,9 +1,9 @@
 //===- Detection.cpp - Darknet's box decoding, NMS, top-k ----------------===//
 //
-// DARKNET.md §5 (get_network_boxes), §6 (do_nms_sort, diounms_sort) and §8
-// (top_k). The arithmetic keeps Darknet's float/double mix: where the C code
-// calls exp() or uses a double literal the sub-expression is evaluated in
-// double and rounded to float on assignment.
+// docs/darknet.md §R5 (get_network_boxes), §R6 (do_nms_sort, diounms_sort)
+// and §R8 (top_k). The arithmetic keeps Darknet's float/double mix: where
+// the C code calls exp() or uses a double literal the sub-expression is
+// evaluated in double and rounded to float on assignment.
 //
 //===----------------------------------------------------------------------===//
 

@@ -3,7 +3,8 @@
 // One pass over the cfg sections builds one op (two for batch_normalize=1)
 // per layer, computing shapes with the same formulas the verifiers use, and
 // takes each layer's floats from the weights file in Darknet's order
-// (DARKNET.md §2.2). Weight attributes reference the mapped file directly.
+// (docs/darknet.md §R2.2). Weight attributes reference the mapped file
+// directly.
 //
 //===----------------------------------------------------------------------===//
 

@@ -41,7 +41,7 @@ bool qsim::shapes::conv2d(const CHW &in, int64_t filters, int64_t kh,
     return fail(error, "filters (" + std::to_string(filters) +
                            ") not divisible by groups (" +
                            std::to_string(groups) + ")");
-  // AlexeyAB: dilation does not enter the shape formula (DARKNET.md §3).
+  // AlexeyAB: dilation does not enter the shape formula (docs/darknet.md §R3).
   int64_t oh = (in.h + 2 * py - kh) / sy + 1;
   int64_t ow = (in.w + 2 * px - kw) / sx + 1;
   if (in.h + 2 * py < kh || in.w + 2 * px < kw || oh < 1 || ow < 1)
