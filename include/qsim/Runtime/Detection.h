@@ -58,8 +58,8 @@ struct DecodeOptions {
   int netW = 0, netH = 0;
   int imageW = 0, imageH = 0;
   float thresh = 0.25f;
-  /// Correct for a letterboxed input (AlexeyAB: only when letterboxed;
-  /// pjreddie always applies the correction).
+  /// The input was letterboxed: boxes are corrected for it (pjreddie's
+  /// tools always letterbox; AlexeyAB's when the cfg says letter_box=1).
   bool letterbox = false;
   /// Boxes as fractions of the image (true) or pixels (false).
   bool relative = true;
