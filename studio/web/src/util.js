@@ -39,6 +39,7 @@ export function num(v, digits = 4) {
   if (v === '-inf' || v === -Infinity) return '-∞';
   if (typeof v !== 'number') return String(v);
   if (v === 0) return '0';
+  if (Number.isInteger(v) && Math.abs(v) < 1e15) return v.toLocaleString('en-US');
   const a = Math.abs(v);
   if (a >= 1e5 || a < 1e-3) return v.toExponential(2);
   return String(Number(v.toPrecision(digits)));

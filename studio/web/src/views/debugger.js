@@ -6,7 +6,7 @@ import { api, fileUrl } from '../api.js';
 import { h, say, options, num } from '../util.js';
 import { GraphView } from '../graph.js';
 import { parseNpy } from '../npy.js';
-import { attempt, listFiles, nextGeneration, render, preferImages, preferCalib, graphOf, current } from './common.js';
+import { attempt, listFiles, nextGeneration, render, preferImages, preferCalib, graphOf, current, latestOnly } from './common.js';
 import { featureMaps, histogramOf, quantText, replyTable } from './tensor.js';
 
 let session = null; // { id, layers, position, model }
@@ -50,6 +50,7 @@ export async function showDebugger(gen = nextGeneration()) {
   const saveFile = h('input', { id: 'dbg-save-file', value: 'models/edited.mlirbc' });
   const graphView = new GraphView(picker, { compact: true, id: 'dbg-graph', onSelect: (l) => { layer.value = l.index; } });
   let shown = null; // what the view shows: redrawn after edits
+  const latestInspect = latestOnly(); // the view shows what was asked last
 
   const showStatus = (reply = {}) => {
     if (!session) { status.textContent = 'No session.'; return; }
@@ -85,7 +86,8 @@ export async function showDebugger(gen = nextGeneration()) {
     await loadGraph();
     say(`Session ${r.session} ready.`);
   });
-  const inspect = async (target = { n: Number(layer.value), w: what.value }) => {
+  const inspect = (target = { n: Number(layer.value), w: what.value }) => latestInspect(fetchTensor(target)).then(drawTensor);
+  const fetchTensor = async (target) => {
     const { n, w } = target;
     const request = (body) => api('POST', `/api/sessions/${session.id}/command`, body);
     const stats = await request({ cmd: 'stats', layer: n, what: w, bins: 32 });
@@ -97,6 +99,10 @@ export async function showDebugger(gen = nextGeneration()) {
     }
     await request({ cmd: 'histogram', layer: n, what: w, file: `${base}-hist.png` });
     const npy = parseNpy(await (await fetch(fileUrl(`${base}.npy`), { credentials: 'same-origin' })).arrayBuffer());
+    return { target, stats, npy, base };
+  };
+  const drawTensor = ({ target, stats, npy, base }) => {
+    const { n, w } = target;
     shown = target;
     view.replaceChildren(h('div', { class: 'row' },
       h('div', {}, h('h4', {}, `layer ${n} ${w} ${(stats.shape || []).join('×')}`), featureMaps(npy)),
