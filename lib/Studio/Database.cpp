@@ -266,13 +266,6 @@ int Database::markInterruptedJobs() {
   return sqlite3_changes(db);
 }
 
-void Database::setJobResult(int64_t id, const std::string &result) {
-  std::lock_guard<std::mutex> lock(mutex);
-  Statement s(db, "UPDATE jobs SET result = ? WHERE id = ?");
-  s.bind(1, result).bind(2, id);
-  s.step();
-}
-
 void Database::recordModel(int64_t userId, const std::string &path,
                            const std::string &source) {
   std::lock_guard<std::mutex> lock(mutex);

@@ -62,15 +62,21 @@ const realModels = modelsDir && realFiles.every((f) => fs.existsSync(f));
 
 // Pictures of the views on yolov3-tiny-aix2022 (trained) and yolov4 (random
 // weights, 162 layers), kept as docs-*.png.
-async function documentRealModels(page, shot, expectNotice, upload) {
+async function documentRealModels(page, fullShot, expectNotice, upload) {
   const aix = 'models/yolov3-tiny-aix2022.mlirbc';
+  // What one screen shows, from `selector` on.
+  const shot = async (p, name, selector) => {
+    if (selector) await p.locator(selector).first().evaluate((e) => e.scrollIntoView({ block: 'start' }));
+    else await p.evaluate(() => window.scrollTo(0, 0));
+    await p.screenshot({ path: path.join(artifacts, `${name}.png`) });
+  };
   await page.click('a[href="#files"]');
   await upload('models', realFiles);
   const importModel = async (cfg, weights) => {
     await page.selectOption('#import-cfg', cfg);
     await page.selectOption('#import-weights', weights);
     await page.click('#import-button');
-    await expectNotice(/Imported /);
+    await expectNotice(new RegExp(`Imported ${cfg.replace('.cfg', '.mlirbc')}`));
   };
   await importModel('models/yolov3-tiny-aix2022.cfg', 'models/yolov3-tiny-aix2022.weights');
   await importModel('models/ab-yolov4.cfg', '(synthetic weights)');
@@ -92,15 +98,21 @@ async function documentRealModels(page, shot, expectNotice, upload) {
     await page.click('#inf-run');
     await page.waitForFunction((n) => document.querySelectorAll('#run-table tr[data-run]').length > n, before);
   }
+  await shot(page, 'docs-runs', '#run-table');
+  const aixRuns = await page.locator('#run-table tr[data-run]').evaluateAll((rows) => rows.filter((r) => /aix2022/.test(r.textContent)).map((r) => r.dataset.run));
+  await page.selectOption('#cmp-a', aixRuns[1]);
+  await page.selectOption('#cmp-b', aixRuns[0]);
   await page.click('#cmp-show');
   await page.waitForSelector('#compare-table');
-  await page.waitForTimeout(500);
-  await shot(page, 'docs-inference');
+  await page.waitForTimeout(800);
+  await shot(page, 'docs-inference', '#side-by-side');
   await page.click('a[href="#model"]');
   await page.selectOption('#model-select', aix);
   await page.waitForFunction(() => /^22 layers/.test(document.getElementById('model-stats').textContent));
   await shot(page, 'docs-graph');
   await page.selectOption('#figure-select', 'sqnr');
+  const int8Run = await page.locator('#figure-run option').evaluateAll((o) => o.find((x) => /int8/.test(x.textContent)).value);
+  await page.selectOption('#figure-run', int8Run);
   await page.waitForTimeout(300);
   await shot(page, 'docs-figures');
   await page.selectOption('#diff-select', 'models/yolov3-tiny-aix2022-quantized.mlirbc');
@@ -114,6 +126,7 @@ async function documentRealModels(page, shot, expectNotice, upload) {
   await page.click('#graph .graph-expand');
   await page.fill('#graph .graph-search', '100');
   await page.press('#graph .graph-search', 'Enter');
+  await page.waitForTimeout(300);
   await shot(page, 'docs-graph-yolov4-search');
   await page.click('a[href="#debugger"]');
   await page.selectOption('#dbg-model', aix);
@@ -126,8 +139,9 @@ async function documentRealModels(page, shot, expectNotice, upload) {
   await page.click('#dbg-show');
   await page.waitForFunction(() => /layer 8 output/.test(document.getElementById('dbg-view').textContent));
   await page.click('#dbg-cross');
-  await page.waitForSelector('#dbg-result');
-  await shot(page, 'docs-step');
+  await page.waitForFunction(() => /vs_float/.test(document.getElementById('dbg-result-box').textContent));
+  await shot(page, 'docs-step', '#dbg-graph');
+  await shot(page, 'docs-step-tensor', '#dbg-view');
   await page.click('#dbg-end');
   await page.click('a[href="#jobs"]');
   await page.waitForSelector('#job-table');

@@ -83,8 +83,6 @@ public:
   /// Jobs a previous server process left queued or running: marks them
   /// interrupted and returns how many there were.
   int markInterruptedJobs();
-  /// Stores a result with a finished job (a run's figures kept for later).
-  void setJobResult(int64_t id, const std::string &result);
 
   void recordModel(int64_t userId, const std::string &path,
                    const std::string &source);

@@ -1,15 +1,7 @@
 // Plain SVG charts with axes: per-layer series (several runs overlaid) and
 // histograms.
-import { num } from './util.js';
+import { num, svgEl as el } from './util.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
-function el(name, attrs, parent, text) {
-  const e = document.createElementNS(SVG, name);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
 
 export const palette = ['#1e88e5', '#e53935', '#43a047', '#8e24aa', '#fb8c00', '#00897b', '#6d4c41', '#3949ab'];
 

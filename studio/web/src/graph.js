@@ -3,17 +3,10 @@
 // pans, fits, searches, shows a minimap, colours any per-layer figure onto
 // the boxes and exports itself as SVG or PNG.
 import dagre from 'dagre';
-import { h, formatCount, num, goodBad, download } from './util.js';
+import { h, formatCount, num, goodBad, download, svgEl as el } from './util.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 
-function el(name, attrs, parent, text) {
-  const e = document.createElementNS(SVG, name);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
 
 export { formatCount };
 

@@ -10,6 +10,15 @@ export function h(tag, attrs = {}, ...children) {
   return e;
 }
 
+// An SVG element with attributes (and text), appended to parent.
+export function svgEl(name, attrs, parent, text) {
+  const e = document.createElementNS('http://www.w3.org/2000/svg', name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
 const notice = () => document.getElementById('notice');
 export function say(text, isError) {
   notice().textContent = text;

@@ -1,7 +1,7 @@
 // Files: upload into folders, import a Darknet model, augment, delete.
 import { api, fileUrl, waitForJob } from '../api.js';
 import { h, say, options, formatCount } from '../util.js';
-import { attempt, listFiles, nextGeneration, render } from './common.js';
+import { attempt, listFiles, nextGeneration, render, current } from './common.js';
 
 export async function showFiles(gen = nextGeneration()) {
   const f = await listFiles();
@@ -12,7 +12,9 @@ export async function showFiles(gen = nextGeneration()) {
   options(cfg, f.cfgs);
   options(weights, ['(synthetic weights)', ...f.weights]);
   // Each action redraws the list before it reports, so that what it reports
-  // is on the page.
+  // is on the page; but only while this view is still the one shown (an
+  // import that ends after the user moved on does not paint over a view).
+  const refresh = () => (current(gen) ? showFiles() : undefined);
   const upload = () => attempt(async () => {
     const count = input.files.length;
     if (!count) throw new Error('choose one or more files first');
@@ -22,7 +24,7 @@ export async function showFiles(gen = nextGeneration()) {
       say(`Uploading ${path} ...`);
       await api('POST', `/api/files?path=${encodeURIComponent(path)}&overwrite=1`, file);
     }
-    await showFiles();
+    await refresh();
     say(`Uploaded ${count} file(s).`);
   });
   const importModel = () => attempt(async () => {
@@ -32,7 +34,7 @@ export async function showFiles(gen = nextGeneration()) {
     say(`Importing ${cfg.value} (job ${job}) ...`);
     const done = await waitForJob(job);
     if (done.status !== 'done') throw new Error(done.error);
-    await showFiles();
+    await refresh();
     say(`Imported ${done.result.model}.`);
   });
   const rows = f.all.map((e) => h('tr', { 'data-path': e.path },
@@ -41,13 +43,13 @@ export async function showFiles(gen = nextGeneration()) {
     h('td', {},
       e.kind === 'image' ? h('button', { class: 'augment', onclick: () => attempt(async () => {
         const r = await api('POST', '/api/files/augment', { path: e.path });
-        await showFiles();
+        await refresh();
         say(`Augmented: ${r.files.join(', ')}`);
       }) }, 'Augment ×5') : '',
       h('button', { class: 'delete', onclick: () => attempt(async () => {
         if (!confirm(`Delete ${e.path}?`)) return;
         await api('DELETE', `/api/files?path=${encodeURIComponent(e.path)}`);
-        showFiles();
+        refresh();
       }) }, 'Delete'))));
   const quota = f.quota ? `${formatCount(f.quota.used)}B of ${formatCount(f.quota.limit)}B used` : '';
   render(gen,

@@ -2,7 +2,7 @@
 // words, a link to its result; pause, resume and stop jobs; end sessions.
 import { api, fileUrl } from '../api.js';
 import { h, say, when, duration } from '../util.js';
-import { attempt, nextGeneration, render } from './common.js';
+import { attempt, nextGeneration, render, current } from './common.js';
 import { forgetSession } from './debugger.js';
 
 export function describeArgs(job) {
@@ -30,12 +30,13 @@ export async function showJobs(gen = nextGeneration()) {
   const { jobs } = await api('GET', '/api/jobs');
   const now = Math.floor(Date.now() / 1000);
   const log = h('pre', { id: 'job-log' });
-  const act = (id, action) => attempt(async () => { await api('POST', `/api/jobs/${id}/${action}`); showJobs(); });
+  const refresh = () => (current(gen) ? showJobs() : undefined);
+  const act = (id, action) => attempt(async () => { await api('POST', `/api/jobs/${id}/${action}`); refresh(); });
   const endSession = (id) => attempt(async () => {
     await api('DELETE', `/api/sessions/${id}`);
     forgetSession(id);
     say(`Session ${id} ended.`);
-    showJobs();
+    refresh();
   });
   const actions = (j) => {
     if (j.status !== 'running') return '';
