@@ -18,20 +18,17 @@ namespace qsim::studio {
 namespace {
 
 constexpr int64_t kDeviceDays = 90;
-/// Failed logins from one address within the window, whatever the names.
-LoginThrottle addressFailures(50, 300, 100000);
 
 /// The login cookie (and the device cookie) for a user, and the reply.
 http::Response startLogin(StudioServer::Impl &s, const http::Request &req,
-                          int status, int64_t userId,
-                          const std::string &name) {
+                          int status, int64_t userId, const std::string &name) {
   std::string token = newToken(), csrf = newToken();
   int64_t maxAge = static_cast<int64_t>(s.config.loginHours * 3600);
   s.db->createLoginSession(tokenDigest(token), userId, csrf,
                            unixNow() + maxAge);
   std::string secure = s.config.secureCookies ? "; Secure" : "";
-  http::Response r = http::Response::json(
-      status, json{{"name", name}, {"csrf", csrf}}.dump());
+  http::Response r =
+      http::Response::json(status, json{{"name", name}, {"csrf", csrf}}.dump());
   r.headers.emplace_back("Set-Cookie",
                          std::string(kLoginCookie) + "=" + token +
                              "; HttpOnly; SameSite=Strict; Path=/; Max-Age=" +
@@ -88,15 +85,15 @@ void login(StudioServer::Impl &s, Call &call, http::Reply reply) {
   std::string password = stringField(body, "password");
   auto user = s.db->findUser(name);
   std::string device = cookieValue(call.req, kDeviceCookie);
-  bool trusted = user && device.size() == 64 &&
-                 s.db->isTrustedDevice(tokenDigest(device), user->id,
-                                       unixNow());
+  bool trusted =
+      user && device.size() == 64 &&
+      s.db->isTrustedDevice(tokenDigest(device), user->id, unixNow());
   // A trusted browser answers for its own failures only.
   std::string key = trusted ? "device:" + tokenDigest(device) : "name:" + name;
   std::string address = "address:" + call.req.remoteAddress;
   int wait = s.loginThrottle.secondsToWait(key, unixNow());
   if (!trusted)
-    wait = std::max(wait, addressFailures.secondsToWait(address, unixNow()));
+    wait = std::max(wait, s.addressFailures.secondsToWait(address, unixNow()));
   if (wait > 0)
     fail(429, "too many failed logins for '" + name + "': try again in " +
                   std::to_string(wait) + " s");
@@ -104,7 +101,7 @@ void login(StudioServer::Impl &s, Call &call, http::Reply reply) {
   s.runComputation([&s, req, user, password, key, address, reply] {
     if (!user || !verifyPassword(user->passwordHash, password)) {
       s.loginThrottle.recordFailure(key, unixNow());
-      addressFailures.recordFailure(address, unixNow());
+      s.addressFailures.recordFailure(address, unixNow());
       return reply(http::Response::error(401, "wrong user name or password"));
     }
     reply(startLogin(s, *req, 200, user->id, user->name));

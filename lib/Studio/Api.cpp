@@ -149,15 +149,14 @@ http::Response jsonResponse(const Call &call, int status, const json &body) {
 
 /// Runs fn with the request's caller; an exception becomes the reply.
 void guarded(StudioServer::Impl &s, http::Request &req, Access access,
-             const http::Reply &reply,
-             const std::function<void(Call &)> &fn) {
+             const http::Reply &reply, const std::function<void(Call &)> &fn) {
   Call call{req, Caller{}};
   try {
     call.caller = authenticate(s, req, access);
     fn(call);
   } catch (const ApiError &e) {
-    http::Response r =
-        http::Response::error(e.status, s.redact(e.message, call.caller.userId));
+    http::Response r = http::Response::error(
+        e.status, s.redact(e.message, call.caller.userId));
     r.headers = call.headers;
     r.userId = call.caller.userId;
     reply(std::move(r));
@@ -216,18 +215,18 @@ void asyncRawRoute(StudioServer::Impl &s, const char *method,
 void asyncRoute(StudioServer::Impl &s, const char *method,
                 const std::string &pattern, Access access, AsyncHandler fn) {
   StudioServer::Impl *state = &s;
-  asyncRawRoute(s, method, pattern, access,
-                [fn, state](Call &call, http::Reply reply) {
-                  int64_t user = call.caller.userId;
-                  fn(call, [reply, user, state](int status, json body) {
-                    if (status >= 400 && body.contains("error") &&
-                        body["error"].is_string())
-                      body["error"] = state->redact(body["error"], user);
-                    http::Response r = http::Response::json(status, body.dump());
-                    r.userId = user;
-                    reply(std::move(r));
-                  });
-                });
+  asyncRawRoute(
+      s, method, pattern, access, [fn, state](Call &call, http::Reply reply) {
+        int64_t user = call.caller.userId;
+        fn(call, [reply, user, state](int status, json body) {
+          if (status >= 400 && body.contains("error") &&
+              body["error"].is_string())
+            body["error"] = state->redact(body["error"], user);
+          http::Response r = http::Response::json(status, body.dump());
+          r.userId = user;
+          reply(std::move(r));
+        });
+      });
 }
 
 void uploadRoute(StudioServer::Impl &s, const std::string &pattern,

@@ -21,8 +21,7 @@ void addEventRoutes(StudioServer::Impl &s) {
   };
   source.subscribe = [hub](int64_t user,
                            std::function<void(uint64_t, std::string)> fn) {
-    return hub->subscribe(user,
-                          [fn](const Event &e) { fn(e.id, e.format()); });
+    return hub->subscribe(user, [fn](const Event &e) { fn(e.id, e.format()); });
   };
   source.unsubscribe = [hub](uint64_t token) { hub->unsubscribe(token); };
   s.http->setEventSource(std::move(source));
@@ -31,8 +30,8 @@ void addEventRoutes(StudioServer::Impl &s) {
     http::Response r;
     r.eventStream = true;
     std::string last = call.req.header("Last-Event-ID");
-    r.streamAfter = last.empty() ? hub->lastId()
-                                 : std::strtoull(last.c_str(), nullptr, 10);
+    r.streamAfter =
+        last.empty() ? hub->lastId() : std::strtoull(last.c_str(), nullptr, 10);
     return r;
   });
 }

@@ -59,16 +59,18 @@ json listFiles(StudioServer::Impl &s, const Caller &c) {
   for (auto &[path, source] : s.db->listModels(c.userId))
     models.push_back({{"path", path}, {"source", source}});
   uint64_t used = s.workspaceBytes(c.userId);
-  return json{{"files", files},
-              {"models", models},
-              {"quota", {{"used", used},
-                         {"limit", static_cast<uint64_t>(
-                                       s.config.quotaMiB * 1048576)}}}};
+  return json{
+      {"files", files},
+      {"models", models},
+      {"quota",
+       {{"used", used},
+        {"limit", static_cast<uint64_t>(s.config.quotaMiB * 1048576)}}}};
 }
 
 http::Response fileContent(StudioServer::Impl &s, Call &call) {
   std::string rel = call.param("path");
-  std::string path = resolveOrFail(s.workspaceOf(call.caller.userId), rel, true);
+  std::string path =
+      resolveOrFail(s.workspaceOf(call.caller.userId), rel, true);
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -115,8 +117,9 @@ http::UploadTarget startUpload(StudioServer::Impl &s, Call &call) {
     fail(409, error);
   std::string temporary =
       path.substr(0, path.rfind('/') + 1) + ".upload-" + newToken();
-  target.fd = ::open(temporary.c_str(),
-                     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+  target.fd =
+      ::open(temporary.c_str(),
+             O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (target.fd < 0)
     fail(500, std::string("cannot store the upload: ") + strerror(errno));
   int fd = target.fd;
@@ -135,8 +138,8 @@ http::UploadTarget startUpload(StudioServer::Impl &s, Call &call) {
     }
     if (fileKind(rel) == "model")
       state->db->recordModel(user, rel, "upload");
-    http::Response r = http::Response::json(
-        201, json{{"path", rel}, {"size", bytes}}.dump());
+    http::Response r =
+        http::Response::json(201, json{{"path", rel}, {"size", bytes}}.dump());
     r.userId = user;
     return r;
   };
@@ -145,7 +148,8 @@ http::UploadTarget startUpload(StudioServer::Impl &s, Call &call) {
 
 json deleteFile(StudioServer::Impl &s, Call &call) {
   std::string rel = call.param("path");
-  std::string path = resolveOrFail(s.workspaceOf(call.caller.userId), rel, true);
+  std::string path =
+      resolveOrFail(s.workspaceOf(call.caller.userId), rel, true);
   struct stat st;
   lstat(path.c_str(), &st);
   if (S_ISDIR(st.st_mode) ? rmdir(path.c_str()) != 0

@@ -569,9 +569,9 @@ void Connection::sendString(Response &r) {
   message->body() = std::move(r.body);
   message->prepare_payload();
   outgoing = message;
-  stream.expires_after(seconds(s.limits.idleSeconds +
-                               message->body().size() /
-                                   s.limits.minBodyBytesPerSecond));
+  stream.expires_after(
+      seconds(s.limits.idleSeconds +
+              message->body().size() / s.limits.minBodyBytesPerSecond));
   bhttp::async_write(stream, *message,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->outgoing.reset();
@@ -657,8 +657,9 @@ static std::string chunked(const std::string &text) {
 
 void Connection::startStream(const Response &r) {
   phase = Phase::Streaming;
-  std::string headerText = "HTTP/1.1 200 OK\r\nContent-Type: "
-                           "text/event-stream\r\nTransfer-Encoding: chunked\r\n";
+  std::string headerText =
+      "HTTP/1.1 200 OK\r\nContent-Type: "
+      "text/event-stream\r\nTransfer-Encoding: chunked\r\n";
   for (const auto &[k, v] : r.headers)
     headerText += k + ": " + v + "\r\n";
   pending.push_back(headerText + "\r\n");
@@ -672,9 +673,8 @@ void Connection::startStream(const Response &r) {
   // A client never sends on an event stream: any byte or the end closes it.
   stream.expires_never();
   stream.async_read_some(asio::buffer(scratch),
-                         [self = shared_from_this()](beast::error_code, size_t) {
-                           self->close();
-                         });
+                         [self = shared_from_this()](
+                             beast::error_code, size_t) { self->close(); });
   std::weak_ptr<Connection> weak = shared_from_this();
   auto beat = std::make_shared<std::function<void(beast::error_code)>>();
   *beat = [weak, beat](beast::error_code ec) {
@@ -697,8 +697,8 @@ void Connection::startStream(const Response &r) {
 void Connection::subscribe(uint64_t after) {
   std::weak_ptr<Connection> weak = shared_from_this();
   std::weak_ptr<Server::State> server = owner;
-  subscription = s.events.subscribe(
-      userId, [weak, server](uint64_t id, std::string text) {
+  subscription =
+      s.events.subscribe(userId, [weak, server](uint64_t id, std::string text) {
         if (auto st = server.lock())
           asio::post(st->io, [weak, id, text = std::move(text)] {
             if (auto self = weak.lock())

@@ -1,4 +1,5 @@
-//===- HttpServer.h - qsim-studio's HTTP/1.1 server (Boost.Beast) -*- C++ -*-===//
+//===- HttpServer.h - qsim-studio's HTTP/1.1 server (Boost.Beast) -*- C++
+//-*-===//
 //
 // One I/O thread runs every connection as a state machine on Boost.Asio: a
 // connection that waits for bytes (a slow client, an idle keep-alive, an
@@ -130,8 +131,8 @@ public:
   /// Requests no route takes (static files); nullptr: 404.
   void setFallback(std::function<void(Request &, Reply)> fallback);
   /// Headers added to every response.
-  void setCommonHeaders(
-      std::function<void(const Request &, Response &)> decorate);
+  void
+  setCommonHeaders(std::function<void(const Request &, Response &)> decorate);
   void setEventSource(EventSource source);
   void setLogger(std::function<void(const Request &, int)> logger);
 

@@ -88,12 +88,10 @@ json runLayers(StudioServer::Impl &s, int64_t id, int64_t user,
       entry["cosine"] = cmp["cosine"];
     }
     layers.push_back(entry);
-    s.events.publish(user, "progress",
-                     json{{"job", id},
-                          {"done", i + 1},
-                          {"total", total},
-                          {"what", "layers"}}
-                         .dump());
+    s.events.publish(
+        user, "progress",
+        json{{"job", id}, {"done", i + 1}, {"total", total}, {"what", "layers"}}
+            .dump());
   }
   json detections = last.value("detections", json::array());
   json result = {{"model", args["model"]},

@@ -36,12 +36,10 @@ void addJobRoutes(StudioServer::Impl &s) {
   jsonRoute(s, "GET", R"(/api/jobs/(\d+))", Access::Read, [&s](Call &call) {
     return jobToJson(s.ownJob(call.caller, call.id()));
   });
-  jsonRoute(s, "GET", R"(/api/jobs/(\d+)/log)", Access::Read,
-            [&s](Call &call) {
-              int64_t id = s.ownJob(call.caller, call.id()).id;
-              return json{{"log", s.userVisibleLog(s.logFileOf(id),
-                                                   call.caller.userId)}};
-            });
+  jsonRoute(s, "GET", R"(/api/jobs/(\d+)/log)", Access::Read, [&s](Call &call) {
+    int64_t id = s.ownJob(call.caller, call.id()).id;
+    return json{{"log", s.userVisibleLog(s.logFileOf(id), call.caller.userId)}};
+  });
   jsonRoute(s, "POST", R"(/api/jobs/(\d+)/(stop|pause|resume))", Access::Write,
             [&s](Call &call) {
               return s.controlJob(call.caller, call.id(), call.req.matches[2]);

@@ -4,9 +4,9 @@
 
 namespace qsim::studio {
 
-LoginThrottle::Order
-LoginThrottle::orderOf(const std::string &key, const std::deque<int64_t> &times,
-                       int64_t now) const {
+LoginThrottle::Order LoginThrottle::orderOf(const std::string &key,
+                                            const std::deque<int64_t> &times,
+                                            int64_t now) const {
   bool locked = times.size() >= maxFailures && times.front() > now - window;
   return {locked, times.empty() ? 0 : times.back(), key};
 }

@@ -47,9 +47,9 @@ void modelGraph(StudioServer::Impl &s, Call &call,
       unlink((tmp + ".log").c_str());
       (void)slot; // held until here
       if (!exit.success() || graph.is_discarded())
-        return done(422, json{{"error", rel + ": the model cannot be read: " +
-                                            exit.describe(limits, log) +
-                                            "\n" + log}});
+        return done(
+            422, json{{"error", rel + ": the model cannot be read: " +
+                                    exit.describe(limits, log) + "\n" + log}});
       for (json &layer : graph["layers"])
         if (layer.contains("location"))
           layer["location"].erase("file"); // a server path

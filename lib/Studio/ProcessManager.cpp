@@ -304,8 +304,7 @@ void ProcessManager::whenEnded(pid_t pid,
   fn(e);
 }
 
-void ProcessManager::stop(pid_t pid, double graceSeconds,
-                          bool serverShutdown) {
+void ProcessManager::stop(pid_t pid, double graceSeconds, bool serverShutdown) {
   std::lock_guard<std::mutex> lock(mutex);
   auto it = children.find(pid);
   if (it == children.end())

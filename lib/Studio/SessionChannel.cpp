@@ -58,25 +58,24 @@ void askSession(asio::io_context &io, const std::string &socketPath,
     if (!ec)
       x->fail("the session did not answer in time");
   });
-  x->socket.async_connect(Local::endpoint(socketPath), [x](
-                                                           boost::system::
-                                                               error_code ec) {
-    if (ec)
-      return x->fail("the session does not accept connections", true);
-    asio::async_write(
-        x->socket, asio::buffer(x->output),
-        [x](boost::system::error_code ec, size_t) {
-          if (ec)
-            return x->fail("the session ended or did not answer");
-          asio::async_read_until(
-              x->socket, x->input, '\n',
-              [x](boost::system::error_code ec, size_t) {
-                if (ec)
-                  return x->fail("the session ended or did not answer");
-                x->onLine();
-              });
-        });
-  });
+  x->socket.async_connect(
+      Local::endpoint(socketPath), [x](boost::system::error_code ec) {
+        if (ec)
+          return x->fail("the session does not accept connections", true);
+        asio::async_write(
+            x->socket, asio::buffer(x->output),
+            [x](boost::system::error_code ec, size_t) {
+              if (ec)
+                return x->fail("the session ended or did not answer");
+              asio::async_read_until(
+                  x->socket, x->input, '\n',
+                  [x](boost::system::error_code ec, size_t) {
+                    if (ec)
+                      return x->fail("the session ended or did not answer");
+                    x->onLine();
+                  });
+            });
+      });
 }
 
 } // namespace qsim::studio

@@ -1,4 +1,5 @@
-//===- SessionChannel.h - one request to a step session's socket -*- C++ -*-===//
+//===- SessionChannel.h - one request to a step session's socket -*- C++
+//-*-===//
 //
 // A step session child listens on a Unix socket and answers one JSON line
 // per request. The exchange runs on the HTTP server's I/O loop, so a long

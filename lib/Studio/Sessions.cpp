@@ -80,44 +80,44 @@ void sessionEnded(StudioServer::Impl &s, std::shared_ptr<LiveSession> session,
 void loadWhenReady(StudioServer::Impl &s, std::shared_ptr<LiveSession> session,
                    json load, int attempt, Caller c, Done done) {
   boost::asio::io_context &io = s.http->ioContext();
-  askSession(io, session->socketPath, load, s.config.commandTimeoutSeconds + 30,
-             [&s, session, load, attempt, c, done](ChannelResult r) {
-               if (!r.ok && r.noAnswer && !session->ended && attempt < 1200)
-                 return after(s.http->ioContext(), 25, [=, &s] {
-                   loadWhenReady(s, session, load, attempt + 1, c, done);
-                 });
-               if (!r.ok) {
-                 s.processes.stop(session->pid, 0.2);
-                 int64_t id = session->id;
-                 return session->whenEnded([&s, id, r, done] {
-                   auto job = s.db->findJob(id);
-                   done(502, json{{"error", "the session could not start: " +
-                                                (job && !job->error.empty()
-                                                     ? job->error
-                                                     : r.error)}});
-                 });
-               }
-               if (!r.reply.value("ok", false)) {
-                 s.endSession(c, session->id, [](int, json) {});
-                 return done(422, json{{"error", r.reply.value(
-                                                     "error", "the model could "
-                                                              "not be loaded")}});
-               }
-               {
-                 std::lock_guard<std::mutex> lock(s.liveMutex);
-                 session->loadReply = r.reply;
-               }
-               s.events.publish(
-                   c.userId, "session",
-                   json{{"session", session->id}, {"cmd", "load"}, {"position", 0}}
-                       .dump());
-               done(201, json{{"session", session->id}, {"load", r.reply}});
-             });
+  askSession(
+      io, session->socketPath, load, s.config.commandTimeoutSeconds + 30,
+      [&s, session, load, attempt, c, done](ChannelResult r) {
+        if (!r.ok && r.noAnswer && !session->ended && attempt < 1200)
+          return after(s.http->ioContext(), 25, [=, &s] {
+            loadWhenReady(s, session, load, attempt + 1, c, done);
+          });
+        if (!r.ok) {
+          s.processes.stop(session->pid, 0.2);
+          int64_t id = session->id;
+          return session->whenEnded([&s, id, r, done] {
+            auto job = s.db->findJob(id);
+            done(502,
+                 json{{"error", "the session could not start: " +
+                                    (job && !job->error.empty() ? job->error
+                                                                : r.error)}});
+          });
+        }
+        if (!r.reply.value("ok", false)) {
+          s.endSession(c, session->id, [](int, json) {});
+          return done(422,
+                      json{{"error", r.reply.value("error", "the model could "
+                                                            "not be loaded")}});
+        }
+        {
+          std::lock_guard<std::mutex> lock(s.liveMutex);
+          session->loadReply = r.reply;
+        }
+        s.events.publish(
+            c.userId, "session",
+            json{{"session", session->id}, {"cmd", "load"}, {"position", 0}}
+                .dump());
+        done(201, json{{"session", session->id}, {"load", r.reply}});
+      });
 }
 
-std::shared_ptr<LiveSession> findSession(StudioServer::Impl &s,
-                                         const Caller &c, int64_t id,
-                                         bool remove) {
+std::shared_ptr<LiveSession> findSession(StudioServer::Impl &s, const Caller &c,
+                                         int64_t id, bool remove) {
   std::lock_guard<std::mutex> lock(s.liveMutex);
   auto it = s.sessions.find(id);
   if (it == s.sessions.end() || it->second->userId != c.userId)
@@ -173,7 +173,8 @@ void StudioServer::Impl::startSession(const Caller &c, const json &body,
     sessions[id] = session;
   }
   processes.whenEnded(child->pid, [this, session](const ExitStatus &exit) {
-    http->runOnWorker([this, session, exit] { sessionEnded(*this, session, exit); });
+    http->runOnWorker(
+        [this, session, exit] { sessionEnded(*this, session, exit); });
   });
   publishJob(id);
   loadWhenReady(*this, session, load, 0, c, std::move(done));
@@ -214,8 +215,9 @@ void StudioServer::Impl::sessionCommand(const Caller &c, int64_t id,
                  return after(http->ioContext(), 500, [=] {
                    auto job = db->findJob(id);
                    if (session->ended)
-                     return done(410, json{{"error", "the session has ended: " +
-                                                         (job ? job->error : "")}});
+                     return done(410,
+                                 json{{"error", "the session has ended: " +
+                                                    (job ? job->error : "")}});
                    done(502, json{{"error", r.error}});
                  });
                }

@@ -79,9 +79,9 @@ struct LiveSession {
   int64_t userId = 0;
   pid_t pid = -1;
   std::string socketPath;
-  json loaded;     // model, image, mode of the load request
-  json loadReply;  // what the child answered to the load
-  ChildSlot slot;  // released when the session ends
+  json loaded;    // model, image, mode of the load request
+  json loadReply; // what the child answered to the load
+  ChildSlot slot; // released when the session ends
   std::atomic<bool> ended{false};
   std::mutex endMutex;
   std::vector<std::function<void()>> onEnd; // run once it has ended
@@ -108,8 +108,9 @@ struct StudioServer::Impl : std::enable_shared_from_this<StudioServer::Impl> {
   std::atomic<int> computeQueued{0};
   std::string dataDir, workspacesDir, logDir, runDir;
   ChildSlots slots;
-  LoginThrottle loginThrottle;
-  LoginThrottle registrations{10, 3600, 10000}; // per address and hour
+  LoginThrottle loginThrottle; // per name (unknown browsers) or browser
+  LoginThrottle addressFailures{50, 300, 100000}; // per client address
+  LoginThrottle registrations{10, 3600, 10000};   // per address and hour
 
   std::mutex liveMutex;
   std::map<int64_t, std::shared_ptr<LiveSession>> sessions; // by job id

@@ -51,8 +51,7 @@ int ChildSlots::count(int64_t userId) {
 }
 
 StudioServer::Impl::Impl(const StudioConfig &config)
-    : config(config),
-      compute(std::make_unique<boost::asio::thread_pool>(2)),
+    : config(config), compute(std::make_unique<boost::asio::thread_pool>(2)),
       slots(config.maxChildrenPerUser),
       registrations(static_cast<size_t>(config.registrationsPerHour), 3600,
                     10000) {}
@@ -287,9 +286,9 @@ std::unique_ptr<StudioServer> StudioServer::create(const StudioConfig &config,
             n);
   impl->db->deleteExpiredLoginSessions(unixNow());
   impl->http = makeHttpServer(config);
-  for (auto add : {addAccountRoutes, addFileRoutes, addModelRoutes,
-                   addJobRoutes, addSessionRoutes, addEventRoutes,
-                   addStaticFiles})
+  for (auto add :
+       {addAccountRoutes, addFileRoutes, addModelRoutes, addJobRoutes,
+        addSessionRoutes, addEventRoutes, addStaticFiles})
     add(*impl);
   return std::unique_ptr<StudioServer>(new StudioServer(impl));
 }

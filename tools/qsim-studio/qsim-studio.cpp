@@ -200,7 +200,8 @@ static void addOptions(CLI::App &app, Options &o) {
   app.add_option("--quota-mb", o.config.quotaMiB,
                  "Disk quota of each user's workspace")
       ->capture_default_str();
-  app.add_option("--max-users", o.config.maxUsers, "Accounts the server accepts")
+  app.add_option("--max-users", o.config.maxUsers,
+                 "Accounts the server accepts")
       ->capture_default_str();
   app.add_option("--registrations-per-hour", o.config.registrationsPerHour,
                  "New accounts per client address and hour")
@@ -309,11 +310,11 @@ int main(int argc, char **argv) {
     std::ofstream(tmp) << bound << "\n";
     rename(tmp.c_str(), o.portFile.c_str());
   }
-  fprintf(
-      stderr, "qsim-studio: serving http://%s:%d/%s\n", host.c_str(), bound,
-      o.demo
-          ? (" (demo account: " + o.demoUser + " / " + o.demoPassword + ")").c_str()
-          : "");
+  fprintf(stderr, "qsim-studio: serving http://%s:%d/%s\n", host.c_str(), bound,
+          o.demo
+              ? (" (demo account: " + o.demoUser + " / " + o.demoPassword + ")")
+                    .c_str()
+              : "");
   bool ok = server->serve();
   server.reset();
   return ok ? 0 : 1;

@@ -27,8 +27,8 @@ protected:
   /// A request head with the browser's login cookie and CSRF token.
   std::string head(const Browser &b, const std::string &requestLine,
                    const std::string &extra = "") {
-    return requestLine + " HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: " +
-           b.cookie + "\r\nX-CSRF-Token: " + b.csrf + "\r\n" + extra;
+    return requestLine + " HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: " + b.cookie +
+           "\r\nX-CSRF-Token: " + b.csrf + "\r\n" + extra;
   }
   /// `bytes` of chunked body in 64 KiB chunks, with the last chunk.
   static std::string chunkedBody(size_t bytes) {
@@ -107,11 +107,12 @@ TEST_F(StudioAbuseTest, StreamsAndSlowClientsHoldNoWorker) {
   httplib::Client other("127.0.0.1", port);
   other.set_connection_timeout(10, 0);
   other.set_read_timeout(10, 0);
-  auto r = other.Post("/api/login",
-                      json{{"name", "bobby"}, {"password", "secret-bobby"}}
-                          .dump(),
-                      "application/json");
-  ASSERT_TRUE(r) << "login did not get through: " << httplib::to_string(r.error());
+  auto r =
+      other.Post("/api/login",
+                 json{{"name", "bobby"}, {"password", "secret-bobby"}}.dump(),
+                 "application/json");
+  ASSERT_TRUE(r) << "login did not get through: "
+                 << httplib::to_string(r.error());
   ASSERT_EQ(r->status, 200) << r->body;
   std::string cookie = r->get_header_value("Set-Cookie");
   httplib::Headers h = {{"Cookie", cookie.substr(0, cookie.find(';'))}};
@@ -189,9 +190,9 @@ TEST_F(StudioAbuseTest, ChildLimitHoldsForGraphsAndParallelStarts) {
   // A qsim-translate that records how many of it run at once.
   writeFile(scripts + "/qsim-translate",
             "#!/bin/sh\ntouch " + scripts + "/run.$$\nls " + scripts +
-                " | grep -c '^run\\.' >> " + scripts +
-                "/counts\nsleep 1\nrm " + scripts + "/run.$$\nexec " +
-                QSIM_TOOLS_DIR + "/qsim-translate \"$@\"\n",
+                " | grep -c '^run\\.' >> " + scripts + "/counts\nsleep 1\nrm " +
+                scripts + "/run.$$\nexec " + QSIM_TOOLS_DIR +
+                "/qsim-translate \"$@\"\n",
             true);
   writeFile(scripts + "/qsim-opt", "#!/bin/sh\nexec sleep 30\n", true);
   StudioConfig config = defaultConfig();
@@ -227,10 +228,10 @@ TEST_F(StudioAbuseTest, ChildLimitHoldsForGraphsAndParallelStarts) {
   EXPECT_LE(most, 4) << "graph reads ran beyond the per-user limit";
   auto quantize = parallel(12, [&] {
     httplib::Client c("127.0.0.1", port);
-    auto r = c.Post("/api/jobs/quantize", alice.headers(),
-                    json{{"model", "models/tiny.mlirbc"}, {"calib", "calib"}}
-                        .dump(),
-                    "application/json");
+    auto r =
+        c.Post("/api/jobs/quantize", alice.headers(),
+               json{{"model", "models/tiny.mlirbc"}, {"calib", "calib"}}.dump(),
+               "application/json");
     return r ? r->status : 0;
   });
   EXPECT_EQ(std::count(quantize.begin(), quantize.end(), 202), 4);
@@ -289,12 +290,13 @@ TEST_F(StudioAbuseTest, GuessingCannotLockOutTheOwnersBrowser) {
   ASSERT_FALSE(device.empty()) << "no device cookie";
   for (int i = 0; i < 8; ++i)
     anon.post("/api/login", {{"name", "alice"}, {"password", "guess"}});
-  EXPECT_EQ(anon.post("/api/login",
-                      {{"name", "alice"}, {"password", "secret-alice"}})
-                ->status,
-            429);
+  EXPECT_EQ(
+      anon.post("/api/login", {{"name", "alice"}, {"password", "secret-alice"}})
+          ->status,
+      429);
   Browser owner{client.get(), device, ""};
-  r = owner.post("/api/login", {{"name", "alice"}, {"password", "secret-alice"}});
+  r = owner.post("/api/login",
+                 {{"name", "alice"}, {"password", "secret-alice"}});
   EXPECT_EQ(r->status, 200) << r->body;
 }
 

@@ -11,7 +11,6 @@
 using namespace qsim::studio;
 using namespace qsim::studio::test;
 
-
 namespace {
 
 TEST_F(StudioApiTest, RegisterLoginLogout) {

@@ -1,4 +1,5 @@
-//===- StudioTestSupport.h - a studio server and browsers for tests -*- C++ -*-===//
+//===- StudioTestSupport.h - a studio server and browsers for tests -*- C++
+//-*-===//
 //
 // Each test starts a StudioServer on a free loopback port with a fresh data
 // directory and talks to it with cpp-httplib's client (or raw sockets where
@@ -34,7 +35,6 @@ namespace qsim::studio::test {
 
 using json = nlohmann::json;
 
-
 inline std::string makeTempDir() {
   char tmpl[] = "/tmp/qsim-studio-test-XXXXXX";
   EXPECT_NE(mkdtemp(tmpl), nullptr);
@@ -42,7 +42,7 @@ inline std::string makeTempDir() {
 }
 
 inline void writeFile(const std::string &path, const std::string &text,
-               bool executable = false) {
+                      bool executable = false) {
   std::ofstream(path, std::ios::binary) << text;
   if (executable)
     chmod(path.c_str(), 0755);
@@ -208,7 +208,6 @@ protected:
   std::unique_ptr<httplib::Client> client;
 };
 
-
 /// A raw TCP connection to the server, for what a client library would not
 /// send: partial headers, smuggled bodies, floods.
 class RawSocket {
@@ -234,8 +233,8 @@ public:
   bool send(const std::string &data) {
     size_t done = 0;
     while (done < data.size()) {
-      ssize_t n = ::send(fd, data.data() + done, data.size() - done,
-                         MSG_NOSIGNAL);
+      ssize_t n =
+          ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
       if (n <= 0)
         return false;
       done += static_cast<size_t>(n);

@@ -1,4 +1,5 @@
-//===- LoginThrottle.h - slows password guessing without lock-outs -*- C++ -*-===//
+//===- LoginThrottle.h - slows password guessing without lock-outs -*- C++
+//-*-===//
 //
 // Failed logins are counted per key within a sliding window; a key with
 // kMaxFailures failures in the window waits until the oldest leaves it. The

@@ -29,9 +29,9 @@ struct StudioConfig {
   double commandTimeoutSeconds = 300;
   int childThreads = 1; // threads per child (OMP_NUM_THREADS)
   int maxChildrenPerUser = 4;
-  double quotaMiB = 10240;         // a workspace's disk quota
-  int maxUsers = 1000;             // accounts the server accepts
-  int registrationsPerHour = 10;   // new accounts per client address
+  double quotaMiB = 10240;       // a workspace's disk quota
+  int maxUsers = 1000;           // accounts the server accepts
+  int registrationsPerHour = 10; // new accounts per client address
   double loginHours = 12;
   size_t passwordMemoryKiB = 0; // argon2id memory; 0 = libsodium's default
   bool secureCookies = false;   // add Secure (behind an HTTPS proxy)
