@@ -398,6 +398,7 @@ TEST_F(StudioAbuseTest, OutOfMemoryImportSaysSoWithoutStackDump) {
   EXPECT_NE(error.find("memory"), std::string::npos) << error;
   EXPECT_EQ(error.find("Stack dump"), std::string::npos) << error;
   EXPECT_EQ(error.find("PLEASE submit"), std::string::npos) << error;
+  EXPECT_EQ(error.find("0x0000"), std::string::npos) << error; // frames
   EXPECT_FALSE(listed(alice, "models/t.mlirbc"));
 }
 
