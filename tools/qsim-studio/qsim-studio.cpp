@@ -227,8 +227,8 @@ static void addOptions(CLI::App &app, Options &o) {
   app.add_option("--login-hours", o.config.loginHours, "Lifetime of a login")
       ->capture_default_str();
   app.add_option("--password-memory-kb", o.config.passwordMemoryKiB,
-                 "argon2id memory per password hash (0: libsodium's "
-                 "interactive default, 64 MiB)")
+                 "argon2id memory per password hash (default: OWASP's "
+                 "19 MiB; 0: libsodium's interactive 64 MiB)")
       ->capture_default_str();
   app.add_flag("--secure-cookies", o.config.secureCookies,
                "Mark cookies Secure (when served behind HTTPS)");

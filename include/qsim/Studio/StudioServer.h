@@ -33,7 +33,9 @@ struct StudioConfig {
   int maxUsers = 1000;           // accounts the server accepts
   int registrationsPerHour = 10; // new accounts per client address
   double loginHours = 12;
-  size_t passwordMemoryKiB = 0; // argon2id memory; 0 = libsodium's default
+  // argon2id memory per hash: OWASP's 19 MiB (t=2) keeps a login under
+  // 200 ms on a shared 2-core host under attack (bench/studio/README.md).
+  size_t passwordMemoryKiB = 19456;
   bool secureCookies = false;   // add Secure (behind an HTTPS proxy)
   bool quiet = false;           // no request log on stderr
   // The HTTP layer's limits (docs/studio.md, "The HTTP layer").
