@@ -462,8 +462,7 @@ struct Engine::State {
       std::vector<int8_t> q(w.values.size());
       for (size_t i = 0; i < q.size(); ++i) {
         float s = w.scales.size() == 1 ? w.scales[0] : w.scales[i / per];
-        q[i] = (int8_t)std::max(
-            -127.0f, std::min(127.0f, std::nearbyint(w.values[i] / s)));
+        q[i] = rt::quantizeWeight(w.values[i], s); // as the quantizer rounds
       }
       op->setAttr("weight", makeResourceAttr<int8_t>(type, name, q));
     } else if (w.f16) {
