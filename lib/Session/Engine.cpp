@@ -2,9 +2,9 @@
 
 #include "qsim/Session/Engine.h"
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
-#include "qsim/Interpreter/Executor.h"
 #include "qsim/Evaluation/Inference.h"
 #include "qsim/Evaluation/LayerAnalysis.h"
+#include "qsim/Interpreter/Executor.h"
 #include "qsim/Quant/Calibration.h"
 #include "qsim/Quant/Precision.h"
 #include "qsim/Quant/Quantizer.h"
@@ -17,7 +17,6 @@
 
 #include "mlir/Dialect/Quant/QuantTypes.h"
 #include "mlir/IR/Builders.h"
-#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/Support/FileSystem.h"
@@ -325,9 +324,8 @@ struct Engine::State {
 
   void makeInput(bool keepPreEdit = false) {
     if (haveImage) {
-      input =
-          rt::makeNetworkInput(image, info.netW, info.netH,
-                               eval::choosePreprocess(info, std::nullopt));
+      input = rt::makeNetworkInput(image, info.netW, info.netH,
+                                   eval::choosePreprocess(info, std::nullopt));
     } else {
       // No image yet: a mid-grey input, so that layers can still be stepped.
       input = rt::Tensor(rt::DType::F32, info.netC, info.netH, info.netW);
@@ -1114,28 +1112,16 @@ static json cmdCross(Engine::State &s, const json &req, SessionControl &) {
                 actualIns[0].w());
   std::copy(inF.begin(), inF.end(), in.f32());
 
-  // The mini model.
+  // The layer alone, as the float twin has it (its precision marks dropped:
+  // the precision asked for is assigned below).
+  OwningOpRef<ModuleOp> mini = extractLayerModule(l);
+  func::FuncOp func = getMainFunc(*mini);
+  func.walk([](Operation *op) {
+    op->removeAttr("qsim.precision");
+    op->removeAttr("qsim.precision_reason");
+  });
   MLIRContext *ctx = s.ctx.get();
-  OpBuilder b(ctx);
-  OwningOpRef<ModuleOp> mini = ModuleOp::create(s.floatModule->getLoc());
-  for (NamedAttribute a : s.floatModule->getOperation()->getAttrs())
-    if (a.getName() != SymbolTable::getSymbolAttrName())
-      (*mini)->setAttr(a.getName(), a.getValue());
-  b.setInsertionPointToEnd(mini->getBody());
   Value inV = ins[0];
-  auto func = b.create<func::FuncOp>(
-      s.floatModule->getLoc(), "main",
-      b.getFunctionType({inV.getType()}, {l.output().getType()}));
-  Block *body = func.addEntryBlock();
-  b.setInsertionPointToEnd(body);
-  IRMapping map;
-  map.map(inV, body->getArgument(0));
-  for (Operation *op : l.ops) {
-    Operation *c = b.clone(*op, map);
-    c->removeAttr("qsim.precision");
-    c->removeAttr("qsim.precision_reason");
-  }
-  b.create<func::ReturnOp>(s.floatModule->getLoc(), map.lookup(l.output()));
 
   std::string note;
   if (p != "fp32") {
