@@ -4,6 +4,7 @@
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
 #include "qsim/Evaluation/Inference.h"
 #include "qsim/Evaluation/LayerAnalysis.h"
+#include "qsim/Evaluation/RunStatistics.h"
 #include "qsim/Interpreter/Executor.h"
 #include "qsim/Quant/Calibration.h"
 #include "qsim/Quant/Precision.h"
@@ -136,21 +137,9 @@ json number(double v) {
 json shapeJson(const rt::Tensor &t) { return {t.c(), t.h(), t.w()}; }
 
 json summary(const std::vector<float> &v) {
-  double sum = 0, sq = 0;
-  float mn = v.empty() ? 0 : v[0], mx = mn;
-  int64_t zeros = 0;
-  for (float x : v) {
-    mn = std::min(mn, x);
-    mx = std::max(mx, x);
-    sum += x;
-    sq += (double)x * x;
-    zeros += x == 0.0f;
-  }
-  double n = v.empty() ? 1 : v.size(), mean = sum / n;
-  return {
-      {"min", mn},      {"max", mx},
-      {"mean", mean},   {"std", std::sqrt(std::max(0.0, sq / n - mean * mean))},
-      {"zeros", zeros}, {"count", (int64_t)v.size()}};
+  eval::TensorStats s = eval::computeTensorStats(v);
+  return {{"min", s.min}, {"max", s.max},     {"mean", s.mean},
+          {"std", s.std}, {"zeros", s.zeros}, {"count", s.count}};
 }
 
 json compareJson(const std::vector<float> &ref,
