@@ -18,6 +18,8 @@
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/FileSystem.h"
 
+#include <CLI/CLI.hpp>
+
 using namespace qsim;
 
 namespace {
