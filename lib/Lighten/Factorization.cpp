@@ -2,15 +2,14 @@
 
 #include "qsim/Lighten/Factorization.h"
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
+#include "qsim/Evaluation/ModelMeasures.h"
 #include "qsim/Interpreter/Executor.h"
 #include "qsim/Lighten/Decompositions.h"
 #include "qsim/Lighten/Pruning.h"
-#include "qsim/Evaluation/ModelMeasures.h"
 #include "qsim/Runtime/Image.h"
 #include "qsim/Support/StringUtils.h"
 
 #include "mlir/IR/Builders.h"
-#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Verifier.h"
 
 #include <algorithm>
@@ -224,30 +223,6 @@ Replacement factorize(Conv2DOp conv, const FactorizeOptions &o) {
   return r;
 }
 
-/// A module whose main function runs `ops` (a layer, or its replacement)
-/// from `input` to `output`, with `parent`'s module attributes.
-OwningOpRef<ModuleOp> makeLayerModule(ModuleOp parent, Value input,
-                                      ArrayRef<Operation *> ops, Value output) {
-  MLIRContext *ctx = parent.getContext();
-  OpBuilder b(ctx);
-  OwningOpRef<ModuleOp> m = ModuleOp::create(parent.getLoc());
-  for (NamedAttribute a : parent->getAttrs())
-    if (a.getName() != SymbolTable::getSymbolAttrName())
-      (*m)->setAttr(a.getName(), a.getValue());
-  b.setInsertionPointToEnd(m->getBody());
-  auto func = b.create<func::FuncOp>(
-      parent.getLoc(), "main",
-      b.getFunctionType({input.getType()}, {output.getType()}));
-  Block *body = func.addEntryBlock();
-  b.setInsertionPointToEnd(body);
-  IRMapping map;
-  map.map(input, body->getArgument(0));
-  for (Operation *op : ops)
-    b.clone(*op, map);
-  b.create<func::ReturnOp>(parent.getLoc(), map.lookup(output));
-  return m;
-}
-
 } // namespace
 
 LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
@@ -408,9 +383,7 @@ LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
     if (l->batchNorm)
       layerOps.push_back(l->batchNorm);
     Value out = l->batchNorm ? l->batchNorm->getResult(0) : cur;
-    Applied a{
-        result.layers.size(),
-        makeLayerModule(module, newOps.front()->getOperand(0), layerOps, out)};
+    Applied a{result.layers.size(), extractOpsAsModule(layerOps, out)};
     applied.emplace(l->index, std::move(a));
     result.layers.push_back(f);
   }
