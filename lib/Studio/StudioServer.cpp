@@ -17,6 +17,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <sys/stat.h>
@@ -267,6 +268,10 @@ std::unique_ptr<StudioServer> StudioServer::create(const StudioConfig &config,
   }
   if (!initImageLibrary(error))
     return nullptr;
+  // The server writes to pipes of children that may die at any moment (a
+  // crashed qsim-run); a closed reader must be an error return, not SIGPIPE
+  // ending the server (or the test process that embeds it).
+  signal(SIGPIPE, SIG_IGN);
   auto impl = std::make_shared<Impl>(config);
   if (!prepareDirectories(*impl, error))
     return nullptr;
