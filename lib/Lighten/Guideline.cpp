@@ -455,10 +455,10 @@ LogicalResult Guideline::stepFactorize() {
     int applied = 0;
     for (const auto &l : fr.layers)
       applied += l.applied;
-    std::string what = strprintf(
-        "%s of the %d heaviest convs, energy %.3g",
-        stringifyFactorizeMethod(o.factorizeMethod).data(), o.factorizeTop,
-        energy);
+    std::string what =
+        strprintf("%s of the %d heaviest convs, energy %.3g",
+                  stringifyFactorizeMethod(o.factorizeMethod).data(),
+                  o.factorizeTop, energy);
     if (applied == 0)
       break; // higher energies only raise the ranks
     auto m = measure(*next);
@@ -474,8 +474,10 @@ LogicalResult Guideline::stepFactorize() {
     lastM = *m;
   }
   if (!lastM)
-    rows.push_back({"G2", stringifyFactorizeMethod(o.factorizeMethod).str(),
-                    {}, "skipped: the ranks save no MACs"});
+    rows.push_back({"G2",
+                    stringifyFactorizeMethod(o.factorizeMethod).str(),
+                    {},
+                    "skipped: the ranks save no MACs"});
   else
     rows.push_back({"G2", lastWhat, lastM, "rejected: " + lastWhy});
   return success();
@@ -529,8 +531,8 @@ LogicalResult Guideline::stepPrune() {
     if (failed(m))
       return failure();
     std::string why = violation(*m);
-    std::string what = strprintf("channels, ratio %.3f, l1, round-to %d", ratio,
-                                 o.roundTo);
+    std::string what =
+        strprintf("channels, ratio %.3f, l1, round-to %d", ratio, o.roundTo);
     if (why.empty()) {
       commit(std::move(*next), *m,
              {"G5",
@@ -756,7 +758,9 @@ LogicalResult Guideline::run() {
 
 LogicalResult qsim::lighten::applyGuideline(ModuleOp module,
                                             const GuidelineOptions &options,
-                                            ModuleOp donor, raw_ostream &report) {
-  assert(!options.backbone == !donor && "G1 needs its donor network, and only G1");
+                                            ModuleOp donor,
+                                            raw_ostream &report) {
+  assert(!options.backbone == !donor &&
+         "G1 needs its donor network, and only G1");
   return Guideline(module, options, donor, report).run();
 }
