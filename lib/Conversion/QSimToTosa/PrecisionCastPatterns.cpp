@@ -72,6 +72,8 @@ struct FloatCastLowering : OpConversionPattern<CastOp> {
   LogicalResult
   matchAndRewrite(CastOp op, typename CastOp::Adaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
+    if (!isa<RankedTensorType>(op.getType()))
+      return rewriter.notifyMatchFailure(op, "a scalar cast, not a layer's");
     TosaBuilder tb(rewriter, op.getLoc());
     rewriter.replaceOp(
         op, tb.castTo(adaptor.getIn(), getElementTypeOrSelf(op.getType())));
