@@ -182,164 +182,221 @@ Value applyEpilogue(OpBuilder &b, Location loc, linalg::GenericOp epilogue,
   return map.lookup(yield.getValues()[0]);
 }
 
-Value buildConvMicroKernel(OpBuilder &rw, Location loc,
-                           const qsim::MicroKernelTarget &target,
-                           const qsim::ConvGeometry &g,
-                           const qsim::KernelTile &tile, Value input,
-                           Value init, Value bias, Value conv,
-                           linalg::GenericOp epilogue, Value packed,
-                           Value correction) {
-  using namespace qsim;
-  auto packedType = cast<RankedTensorType>(packed.getType());
-  Type elem = packedType.getElementType();
-  Type accElem = cast<RankedTensorType>(init.getType()).getElementType();
-  int64_t lanes = target.lanes, group = target.group();
-  int64_t block = tile.vectors * lanes;
-  int64_t blocks = packedType.getDimSize(0), groups = packedType.getDimSize(3);
-  bool outInBounds = blocks * block == g.f; // else the last vector is partial
+/// Builds the register-tiled loop nest of one convolution: per tile of
+/// `tile.pixels` output pixels x `tile.vectors` filter vectors, the
+/// accumulators stay in registers over every tap and channel group.
+class ConvMicroKernelBuilder {
+public:
+  ConvMicroKernelBuilder(Location loc, const qsim::MicroKernelTarget &target,
+                         const qsim::ConvGeometry &g,
+                         const qsim::KernelTile &tile, Value input, Value init,
+                         Value bias, Value conv, linalg::GenericOp epilogue,
+                         Value packed, Value correction)
+      : loc(loc), target(target), g(g), tile(tile), input(input), init(init),
+        bias(bias), conv(conv), epilogue(epilogue), packed(packed),
+        correction(correction) {
+    auto packedType = cast<RankedTensorType>(packed.getType());
+    elem = packedType.getElementType();
+    accElem = cast<RankedTensorType>(init.getType()).getElementType();
+    lanes = target.lanes;
+    group = target.group();
+    block = tile.vectors * lanes;
+    blocks = packedType.getDimSize(0);
+    groups = packedType.getDimSize(3);
+    outInBounds = blocks * block == g.f; // else the last vector is partial
+    accType = VectorType::get({lanes}, accElem);
+    weightType = VectorType::get({lanes * group}, elem);
+    inputType = VectorType::get({group}, elem);
+  }
 
-  auto cst = [&](OpBuilder &b, int64_t v) -> Value {
+  Value build(OpBuilder &rw);
+
+private:
+  Value cst(OpBuilder &b, int64_t v) {
     return b.create<arith::ConstantIndexOp>(loc, v);
-  };
-  auto add = [&](OpBuilder &b, Value x, int64_t v) -> Value {
+  }
+  Value add(OpBuilder &b, Value x, int64_t v) {
     return v == 0 ? x : b.create<arith::AddIOp>(loc, x, cst(b, v));
-  };
-  auto mul = [&](OpBuilder &b, Value x, int64_t v) -> Value {
+  }
+  Value mul(OpBuilder &b, Value x, int64_t v) {
     return v == 1 ? x : b.create<arith::MulIOp>(loc, x, cst(b, v));
-  };
-  auto accType = VectorType::get({lanes}, accElem);
-  auto weightType = VectorType::get({lanes * group}, elem);
-  auto inputType = VectorType::get({group}, elem);
-  Type i32 = rw.getI32Type();
-  Value accPad = rw.create<arith::ConstantOp>(loc, rw.getZeroAttr(accElem));
-  Value elemPad = rw.create<arith::ConstantOp>(loc, rw.getZeroAttr(elem));
+  }
+  Value multiplyAdd(OpBuilder &b, Value acc, Value splat, Value w);
+  Value asOperand(OpBuilder &b, Value v);
+  SmallVector<Value> initialAccumulators(OpBuilder &b, Value ni, Value f0,
+                                         Value yi, Value x0, Value out);
+  SmallVector<Value> channelGroup(OpBuilder &b, Value bi, Value yi, Value x0,
+                                  Value ni, Value ky, Value kx, Value gi,
+                                  ValueRange accIn);
+  ValueRange loopOver(OpBuilder &b, int64_t count, ValueRange carried,
+                      llvm::function_ref<SmallVector<Value>(
+                          OpBuilder &, Value, ValueRange)>
+                          body);
+  Value tileBody(OpBuilder &b, Value ni, Value bi, Value yi, Value x0,
+                 Value out);
+
+  Location loc;
+  const qsim::MicroKernelTarget &target;
+  const qsim::ConvGeometry &g;
+  const qsim::KernelTile &tile;
+  Value input, init, bias, conv;
+  linalg::GenericOp epilogue;
+  Value packed, correction;
+  Type elem, accElem;
+  int64_t lanes, group, block, blocks, groups;
+  bool outInBounds;
+  VectorType accType, weightType, inputType;
+  Value accPad, elemPad;
+};
+
+/// The target's multiply-add of a broadcast input and a weight vector.
+Value ConvMicroKernelBuilder::multiplyAdd(OpBuilder &b, Value acc, Value splat,
+                                          Value w) {
+  using qsim::MultiplyAdd;
+  switch (target.multiplyAdd) {
+  case MultiplyAdd::FloatFma:
+    return b.create<vector::FMAOp>(loc, splat, w, acc);
+  case MultiplyAdd::X86Vpdpbusd:
+    return b
+        .create<LLVM::CallIntrinsicOp>(loc, TypeRange{accType},
+                                       "llvm.x86.avx512.vpdpbusd.512",
+                                       ValueRange{acc, splat, w})
+        .getResult(0);
+  case MultiplyAdd::ArmSdot:
+    return b
+        .create<LLVM::CallIntrinsicOp>(loc, TypeRange{accType},
+                                       "llvm.aarch64.neon.sdot",
+                                       ValueRange{acc, splat, w})
+        .getResult(0);
+  }
+  llvm_unreachable("multiply-add kind");
+}
+
+/// vpdpbusd takes its bytes as i32 lanes; sdot as bytes.
+Value ConvMicroKernelBuilder::asOperand(OpBuilder &b, Value v) {
+  Type want = target.multiplyAdd == qsim::MultiplyAdd::ArmSdot
+                  ? Type(weightType)
+                  : Type(accType);
+  return v.getType() == want ? v : b.create<vector::BitCastOp>(loc, want, v);
+}
+
+/// The tile's accumulators before the first tap: the bias (per filter or
+/// one scalar) or the initialised output, plus the int8 zero-point
+/// correction.
+SmallVector<Value> ConvMicroKernelBuilder::initialAccumulators(
+    OpBuilder &b, Value ni, Value f0, Value yi, Value x0, Value out) {
   SmallVector<bool> inBounds = {true}, outBounds = {outInBounds};
-
-  // The target's multiply-add of a broadcast input and a weight vector.
-  auto multiplyAdd = [&](OpBuilder &b, Value acc, Value splat,
-                         Value w) -> Value {
-    switch (target.multiplyAdd) {
-    case MultiplyAdd::FloatFma:
-      return b.create<vector::FMAOp>(loc, splat, w, acc);
-    case MultiplyAdd::X86Vpdpbusd:
-      return b
-          .create<LLVM::CallIntrinsicOp>(loc, TypeRange{accType},
-                                         "llvm.x86.avx512.vpdpbusd.512",
-                                         ValueRange{acc, splat, w})
-          .getResult(0);
-    case MultiplyAdd::ArmSdot:
-      return b
-          .create<LLVM::CallIntrinsicOp>(loc, TypeRange{accType},
-                                         "llvm.aarch64.neon.sdot",
-                                         ValueRange{acc, splat, w})
-          .getResult(0);
+  SmallVector<Value> accs;
+  for (int64_t p = 0; p < tile.pixels; ++p)
+    for (int64_t v = 0; v < tile.vectors; ++v) {
+      Value fv = add(b, f0, v * lanes);
+      Value acc;
+      if (bias && isa<RankedTensorType>(bias.getType()))
+        acc = b.create<vector::TransferReadOp>(
+            loc, accType, bias, ValueRange{fv}, accPad, outBounds);
+      else if (bias)
+        acc = b.create<vector::BroadcastOp>(loc, accType, bias);
+      else // the initialised output (carried, unless fused)
+        acc = b.create<vector::TransferReadOp>(
+            loc, accType, epilogue ? init : out,
+            ValueRange{ni, yi, add(b, x0, p), fv}, accPad, outBounds);
+      if (correction)
+        acc = b.create<arith::AddIOp>(
+            loc, acc,
+            b.create<vector::TransferReadOp>(
+                loc, accType, correction, ValueRange{fv}, accPad, inBounds));
+      accs.push_back(acc);
     }
-    llvm_unreachable("multiply-add kind");
-  };
-  // vpdpbusd takes its bytes as i32 lanes; sdot as bytes.
-  auto asOperand = [&](OpBuilder &b, Value v) -> Value {
-    Type want = target.multiplyAdd == MultiplyAdd::ArmSdot ? Type(weightType)
-                                                           : Type(accType);
-    return v.getType() == want ? v : b.create<vector::BitCastOp>(loc, want, v);
-  };
+  return accs;
+}
 
-  auto tileBody = [&](OpBuilder &b, Value ni, Value bi, Value yi, Value x0,
-                      Value out) -> Value {
-    Value f0 = mul(b, bi, block);
-    SmallVector<Value> accs;
-    for (int64_t p = 0; p < tile.pixels; ++p)
-      for (int64_t v = 0; v < tile.vectors; ++v) {
-        Value fv = add(b, f0, v * lanes);
-        Value acc;
-        if (bias && isa<RankedTensorType>(bias.getType()))
-          acc = b.create<vector::TransferReadOp>(
-              loc, accType, bias, ValueRange{fv}, accPad, outBounds);
-        else if (bias)
-          acc = b.create<vector::BroadcastOp>(loc, accType, bias);
-        else // the initialised output (carried, unless fused)
-          acc = b.create<vector::TransferReadOp>(
-              loc, accType, epilogue ? init : out,
-              ValueRange{ni, yi, add(b, x0, p), fv}, accPad, outBounds);
-        if (correction)
-          acc = b.create<arith::AddIOp>(
-              loc, acc,
-              b.create<vector::TransferReadOp>(
-                  loc, accType, correction, ValueRange{fv}, accPad, inBounds));
-        accs.push_back(acc);
-      }
-    // One channel group of one tap: weights, then per pixel a broadcast
-    // input and its multiply-adds.
-    auto channelGroup = [&](OpBuilder &b, Value ky, Value kx, Value gi,
-                            ValueRange accIn) -> SmallVector<Value> {
-      SmallVector<Value> w;
-      for (int64_t v = 0; v < tile.vectors; ++v)
-        w.push_back(asOperand(
-            b, b.create<vector::TransferReadOp>(
-                   loc, weightType, packed,
-                   ValueRange{bi, ky, kx, gi, cst(b, v * lanes * group)},
-                   elemPad, inBounds)));
-      Value iy = b.create<arith::AddIOp>(loc, mul(b, yi, g.strideH), ky);
-      Value ch = mul(b, gi, group);
-      SmallVector<Value> accOut(accIn);
-      for (int64_t p = 0; p < tile.pixels; ++p) {
-        Value ix =
-            b.create<arith::AddIOp>(loc, mul(b, add(b, x0, p), g.strideW), kx);
-        Value in = b.create<vector::TransferReadOp>(loc, inputType, input,
-                                                    ValueRange{ni, iy, ix, ch},
-                                                    elemPad, inBounds);
-        // int8: the group's 4 bytes as one 32-bit word.
-        if (group > 1)
-          in = b.create<vector::BitCastOp>(loc, VectorType::get({1}, i32), in);
-        Value scalar = b.create<vector::ExtractOp>(loc, in, int64_t(0));
-        Value splat = asOperand(
-            b, b.create<vector::BroadcastOp>(
-                   loc, VectorType::get({lanes}, scalar.getType()), scalar));
-        for (int64_t v = 0; v < tile.vectors; ++v) {
-          Value &acc = accOut[p * tile.vectors + v];
-          acc = multiplyAdd(b, acc, splat, w[v]);
-        }
-      }
-      return accOut;
-    };
-    // Taps and channel groups, the accumulators carried.
-    auto loopOver = [&](OpBuilder &b, int64_t count, ValueRange carried,
-                        llvm::function_ref<SmallVector<Value>(
-                            OpBuilder &, Value, ValueRange)>
-                            body) {
-      return b
-          .create<scf::ForOp>(
-              loc, cst(b, 0), cst(b, count), cst(b, 1), carried,
-              [&](OpBuilder &b, Location, Value i, ValueRange args) {
-                b.create<scf::YieldOp>(loc, body(b, i, args));
-              })
-          .getResults();
-    };
-    ValueRange sums =
-        loopOver(b, g.kh, accs, [&](OpBuilder &b, Value ky, ValueRange a1) {
-          return SmallVector<Value>(
-              loopOver(b, g.kw, a1, [&](OpBuilder &b, Value kx, ValueRange a2) {
-                return SmallVector<Value>(loopOver(
-                    b, groups, a2, [&](OpBuilder &b, Value gi, ValueRange a3) {
-                      return channelGroup(b, ky, kx, gi, a3);
-                    }));
-              }));
-        });
-    Value result = out;
-    for (int64_t p = 0; p < tile.pixels; ++p)
-      for (int64_t v = 0; v < tile.vectors; ++v) {
-        Value fv = add(b, f0, v * lanes);
-        Value value = sums[p * tile.vectors + v];
-        if (epilogue)
-          value = applyEpilogue(b, loc, epilogue, conv, value, fv, lanes,
-                                outBounds);
-        result = b.create<vector::TransferWriteOp>(
-                      loc, value, result, ValueRange{ni, yi, add(b, x0, p), fv},
-                      outBounds)
-                     .getResult();
-      }
-    return result;
-  };
+/// One channel group of one tap: weights, then per pixel a broadcast input
+/// and its multiply-adds.
+SmallVector<Value> ConvMicroKernelBuilder::channelGroup(
+    OpBuilder &b, Value bi, Value yi, Value x0, Value ni, Value ky, Value kx,
+    Value gi, ValueRange accIn) {
+  SmallVector<bool> inBounds = {true};
+  SmallVector<Value> w;
+  for (int64_t v = 0; v < tile.vectors; ++v)
+    w.push_back(asOperand(
+        b, b.create<vector::TransferReadOp>(
+               loc, weightType, packed,
+               ValueRange{bi, ky, kx, gi, cst(b, v * lanes * group)}, elemPad,
+               inBounds)));
+  Value iy = b.create<arith::AddIOp>(loc, mul(b, yi, g.strideH), ky);
+  Value ch = mul(b, gi, group);
+  SmallVector<Value> accOut(accIn);
+  for (int64_t p = 0; p < tile.pixels; ++p) {
+    Value ix =
+        b.create<arith::AddIOp>(loc, mul(b, add(b, x0, p), g.strideW), kx);
+    Value in = b.create<vector::TransferReadOp>(
+        loc, inputType, input, ValueRange{ni, iy, ix, ch}, elemPad, inBounds);
+    // int8: the group's 4 bytes as one 32-bit word.
+    if (group > 1)
+      in = b.create<vector::BitCastOp>(
+          loc, VectorType::get({1}, b.getI32Type()), in);
+    Value scalar = b.create<vector::ExtractOp>(loc, in, int64_t(0));
+    Value splat = asOperand(
+        b, b.create<vector::BroadcastOp>(
+               loc, VectorType::get({lanes}, scalar.getType()), scalar));
+    for (int64_t v = 0; v < tile.vectors; ++v) {
+      Value &acc = accOut[p * tile.vectors + v];
+      acc = multiplyAdd(b, acc, splat, w[v]);
+    }
+  }
+  return accOut;
+}
 
+/// A loop over [0, count) carrying the accumulators.
+ValueRange ConvMicroKernelBuilder::loopOver(
+    OpBuilder &b, int64_t count, ValueRange carried,
+    llvm::function_ref<SmallVector<Value>(OpBuilder &, Value, ValueRange)>
+        body) {
+  return b
+      .create<scf::ForOp>(loc, cst(b, 0), cst(b, count), cst(b, 1), carried,
+                          [&](OpBuilder &b, Location, Value i,
+                              ValueRange args) {
+                            b.create<scf::YieldOp>(loc, body(b, i, args));
+                          })
+      .getResults();
+}
+
+/// One output tile: accumulate over taps and channel groups, then the
+/// epilogue and the stores.
+Value ConvMicroKernelBuilder::tileBody(OpBuilder &b, Value ni, Value bi,
+                                       Value yi, Value x0, Value out) {
+  SmallVector<bool> outBounds = {outInBounds};
+  Value f0 = mul(b, bi, block);
+  SmallVector<Value> accs = initialAccumulators(b, ni, f0, yi, x0, out);
+  ValueRange sums =
+      loopOver(b, g.kh, accs, [&](OpBuilder &b, Value ky, ValueRange a1) {
+        return SmallVector<Value>(
+            loopOver(b, g.kw, a1, [&](OpBuilder &b, Value kx, ValueRange a2) {
+              return SmallVector<Value>(loopOver(
+                  b, groups, a2, [&](OpBuilder &b, Value gi, ValueRange a3) {
+                    return channelGroup(b, bi, yi, x0, ni, ky, kx, gi, a3);
+                  }));
+            }));
+      });
+  Value result = out;
+  for (int64_t p = 0; p < tile.pixels; ++p)
+    for (int64_t v = 0; v < tile.vectors; ++v) {
+      Value fv = add(b, f0, v * lanes);
+      Value value = sums[p * tile.vectors + v];
+      if (epilogue)
+        value =
+            applyEpilogue(b, loc, epilogue, conv, value, fv, lanes, outBounds);
+      result = b.create<vector::TransferWriteOp>(
+                    loc, value, result, ValueRange{ni, yi, add(b, x0, p), fv},
+                    outBounds)
+                   .getResult();
+    }
+  return result;
+}
+
+Value ConvMicroKernelBuilder::build(OpBuilder &rw) {
+  accPad = rw.create<arith::ConstantOp>(loc, rw.getZeroAttr(accElem));
+  elemPad = rw.create<arith::ConstantOp>(loc, rw.getZeroAttr(elem));
   // Filter blocks outermost (a block's packed weights stay in cache while
   // every output pixel uses them), then rows, then column tiles.
   auto loop = [&](OpBuilder &b, int64_t count, int64_t step, Value carried,
@@ -363,6 +420,18 @@ Value buildConvMicroKernel(OpBuilder &rw, Location loc,
       });
     });
   });
+}
+
+Value buildConvMicroKernel(OpBuilder &rw, Location loc,
+                           const qsim::MicroKernelTarget &target,
+                           const qsim::ConvGeometry &g,
+                           const qsim::KernelTile &tile, Value input,
+                           Value init, Value bias, Value conv,
+                           linalg::GenericOp epilogue, Value packed,
+                           Value correction) {
+  return ConvMicroKernelBuilder(loc, target, g, tile, input, init, bias, conv,
+                                epilogue, packed, correction)
+      .build(rw);
 }
 
 } // namespace

@@ -2,7 +2,9 @@
 
 #include "qsim/Lighten/Pruning.h"
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
+#include "qsim/Evaluation/ModelMeasures.h"
 #include "qsim/Lighten/ChannelGroups.h"
+#include "qsim/Runtime/Image.h"
 #include "qsim/Support/StringUtils.h"
 
 #include "mlir/IR/Builders.h"
@@ -10,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 using namespace mlir;
@@ -105,6 +108,9 @@ struct PrunedLayer {
   int64_t layer;
   std::string kind;
   int64_t filtersBefore, filtersAfter, inputsBefore, inputsAfter;
+  /// Convolutions: the original index of each remaining filter.
+  std::vector<int64_t> keptFilters;
+  bool grouped = false;
 };
 
 /// Chooses the filters to remove and removes them with the input channels
@@ -246,9 +252,15 @@ std::vector<PrunedLayer> ChannelPruner::removeChosen(func::FuncOp func) {
         op->setAttr("bias",
                     select(ctx, *conv.getBias(), outMask, {}, base + "_bias"));
       conv.setFilters(after);
-      if (after != before || count(inMask) != (int64_t)inMask.size())
-        changes.push_back({layerOf.lookup(op), "convolutional", before, after,
-                           (int64_t)inMask.size(), count(inMask)});
+      if (after == before && count(inMask) == (int64_t)inMask.size())
+        continue;
+      PrunedLayer c{layerOf.lookup(op), "convolutional", before,  after,
+                    (int64_t)inMask.size(), count(inMask), {}, false};
+      for (int64_t f = 0; f < before; ++f)
+        if (outMask[f])
+          c.keptFilters.push_back(f);
+      c.grouped = conv.getGroups() != 1;
+      changes.push_back(std::move(c));
     } else if (auto fc = dyn_cast<ConnectedOp>(op)) {
       std::vector<char> inMask = keepMask(fc.getInput());
       if (count(inMask) != (int64_t)inMask.size()) {
@@ -299,6 +311,44 @@ void printPruneReport(const ChannelPruneOptions &o,
                             std::max<int64_t>(before.params, 1));
 }
 
+/// Refits the convolutions that lost input channels to `original`'s
+/// outputs on the options' images, and reports each fit.
+LogicalResult reconstructPruned(ModuleOp module, ModuleOp original,
+                                ArrayRef<PrunedLayer> changes,
+                                const ChannelPruneOptions &o,
+                                raw_ostream *report) {
+  std::map<int64_t, std::vector<int64_t>> kept;
+  for (const PrunedLayer &c : changes)
+    if (c.kind == "convolutional" && !c.grouped &&
+        c.inputsAfter < c.inputsBefore)
+      kept[c.layer] = c.keptFilters;
+  std::string error;
+  std::vector<std::string> files;
+  for (const std::string &item : o.images)
+    if (!rt::listImageFiles(item, files, error))
+      return module.emitError() << error;
+  if (o.maxImages > 0 && (int)files.size() > o.maxImages)
+    files.resize(o.maxImages);
+  std::vector<rt::Tensor> inputs;
+  if (!eval::loadNetworkInputs(original, files, inputs, error))
+    return module.emitError() << error;
+  std::vector<ReconstructedLayer> fits;
+  if (failed(reconstructConvs(module, original, inputs, kept, o.reconstruct,
+                              fits)))
+    return failure();
+  if (!report)
+    return success();
+  *report << strprintf("reconstruction on %zu images (%lld positions each): "
+                       "relative output error of the refit layers\n",
+                       inputs.size(), (long long)o.reconstruct.samplesPerImage);
+  for (const ReconstructedLayer &f : fits)
+    *report << strprintf("%5lld  %.4f -> %.4f%s\n", (long long)f.layer,
+                         f.errorBefore, f.errorAfter,
+                         f.errorAfter < f.errorBefore ? ""
+                                                      : "  (kept: no better)");
+  return success();
+}
+
 } // namespace
 
 LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
@@ -316,6 +366,9 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
   auto groups = ChannelGroups::analyze(func);
   if (failed(groups))
     return failure();
+  OwningOpRef<ModuleOp> original;
+  if (!o.images.empty())
+    original = module.clone();
   ChannelPruner pruner(*layers, *groups, o);
   pruner.chooseRemovedFilters();
   std::vector<PrunedLayer> changes = pruner.removeChosen(func);
@@ -323,6 +376,9 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
     return failure();
   if (report)
     printPruneReport(o, changes, *before, module, *report);
+  if (original &&
+      failed(reconstructPruned(module, *original, changes, o, report)))
+    return failure();
   return success();
 }
 

@@ -232,6 +232,15 @@ def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
     restricts which layers' filters may go. The pruned model exports to a
     Darknet cfg/weights pair.
 
+    With `images=`, every convolution that lost input channels is then refit
+    by least squares so that its pre-activation output on those images (at
+    `samples` sampled positions per image) matches the original model's
+    (He et al. 2017; ThiNet): the removed channels' contribution is carried
+    by the remaining ones, the layers are refit in order on the inputs the
+    earlier refits produce, and a layer keeps its weights when the fit is not
+    better. The report gives each refit layer's relative output error before
+    and after.
+
     `mode=magnitude`: zeros the `sparsity` fraction of smallest-magnitude
     weights of each convolutional/connected layer (`layers=` to choose);
     `--qsim-print-stats` then shows the sparsity and the size of a sparse
@@ -263,6 +272,12 @@ def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
                "Layers to prune (indices, ranges); all when empty">,
     Option<"roundTo", "round-to", "int", "8", "channel: keep a multiple of this many channels">,
     Option<"sparsity", "sparsity", "double", "0.5", "magnitude: fraction of weights zeroed">,
+    ListOption<"images", "images", "std::string",
+               "channel: images or folders on which each convolution that lost "
+               "input channels is refit to the original's output (least squares)">,
+    Option<"maxImages", "max-images", "int", "16", "channel: use at most N images for the refit">,
+    Option<"samples", "samples", "int", "256",
+           "channel: output positions sampled per image and layer for the refit">,
     Option<"report", "report", "bool", "true", "Print the pruning report to stderr">,
   ];
 }

@@ -25,6 +25,11 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
     }
     raw_ostream *out = report ? &llvm::errs() : nullptr;
     if (mode == lighten::PruneMode::Magnitude) {
+      if (!images.empty()) {
+        module.emitError() << "--qsim-prune: images= (the refit) applies to "
+                              "mode=channel only";
+        return signalPassFailure();
+      }
       if (failed(lighten::pruneMagnitude(module, sparsity, layerSet, out)))
         return signalPassFailure();
       return;
@@ -34,6 +39,9 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
     o.layers = layerSet;
     o.roundTo = roundTo;
     o.criterion = criterion;
+    o.images.assign(images.begin(), images.end());
+    o.maxImages = maxImages;
+    o.reconstruct.samplesPerImage = samples;
     if (failed(lighten::pruneChannels(module, o, out)))
       return signalPassFailure();
   }

@@ -35,9 +35,9 @@ int fail(const std::string &msg) {
   fprintf(stderr, "qsim-compile: error: %s\n", msg.c_str());
   return 1;
 }
-} // namespace
 
-int main(int argc, char **argv) {
+/// What the command line asks for.
+struct CompileRequest {
   std::string model, weights, output, header, emit = "obj", prefix = "model";
   bool reuseBuffers = false;
   bool genericKernels = false;
@@ -46,20 +46,18 @@ int main(int argc, char **argv) {
   std::optional<uint64_t> seed;
   int opt = 3;
   bool timing = false;
-  CLI::App app{
-      "qsim-compile: compile a qsim model (float or quantized) for a device.\n"
-      "\n"
-      "  qsim-compile m.mlirbc -o model.o --header model.h   # aarch64 "
-      "(cortex-a72, NEON)\n"
-      "  qsim-compile m.mlirbc --target aarch64-linux-gnu --cpu cortex-a55 "
-      "--features +neon,+dotprod -o model.o --header model.h\n"
-      "  qsim-compile m.mlirbc --cpu native -o model.o --header model.h   "
-      "# this host\n"
-      "\n"
-      "The object exports <prefix>_run_layer(arena, scratch, layer); the "
-      "header "
-      "describes the layers for runtime/qsim_runtime.c (docs/deploy.md).\n",
-      "qsim-compile"};
+  CLI::Option *featuresOption = nullptr;
+
+  void addOptions(CLI::App &app);
+  /// Resolves the defaults that depend on other options ('host', features).
+  void resolveTarget();
+  qsim::CodegenTarget target() const {
+    return {triple, cpu, features, prefix, reuseBuffers, !genericKernels};
+  }
+  qsim::EmitOptions emitOptions() const;
+};
+
+void CompileRequest::addOptions(CLI::App &app) {
   app.add_option("model", model, "Model: .mlirbc, .mlir or Darknet .cfg")
       ->required();
   app.add_option("--weights", weights, "Darknet .weights for a .cfg model");
@@ -77,7 +75,7 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   app.add_option("--cpu", cpu, "Target CPU ('native': this host)")
       ->capture_default_str();
-  CLI::Option *featuresOption = app.add_option(
+  featuresOption = app.add_option(
       "--features", features,
       "Target features, e.g. +neon,+dotprod (default: +neon for aarch64, "
       "none for x86_64, the host's own for host)");
@@ -99,35 +97,123 @@ int main(int argc, char **argv) {
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
   app.add_flag("--timing", timing, "Print the time of each pass");
-  CLI11_PARSE(app, argc, argv);
+}
+
+void CompileRequest::resolveTarget() {
   if (triple == "host")
     cpu = "native";
   if (!featuresOption->count() &&
       (cpu == "native" || llvm::StringRef(triple).starts_with("x86_64")))
     features.clear(); // the host's own features / the CPU's
+}
 
+qsim::EmitOptions CompileRequest::emitOptions() const {
   qsim::EmitOptions eo;
   eo.kind = emit == "asm"    ? qsim::EmitOptions::Kind::Assembly
             : emit == "llvm" ? qsim::EmitOptions::Kind::LLVMIR
                              : qsim::EmitOptions::Kind::Object;
   eo.optLevel = opt;
-  qsim::CodegenTarget target{triple, cpu,          features,
-                             prefix, reuseBuffers, !genericKernels};
-  // Before the (long) compilation: can the outputs be written at all?
-  for (const std::string &path : {output, header}) {
+  return eo;
+}
+
+/// Before the (long) compilation: can the outputs be written at all, and is
+/// the target one we can emit for?
+bool checkBeforeCompiling(const CompileRequest &r) {
+  for (const std::string &path : {r.output, r.header}) {
     if (path.empty() || path == "-")
       continue;
     llvm::StringRef dir = llvm::sys::path::parent_path(path);
-    if (!dir.empty() && !llvm::sys::fs::is_directory(dir))
-      return fail("cannot write '" + path + "': no directory '" + dir.str() +
-                  "'");
+    if (!dir.empty() && !llvm::sys::fs::is_directory(dir)) {
+      fail("cannot write '" + path + "': no directory '" + dir.str() + "'");
+      return false;
+    }
   }
-  {
-    // Before the (long) compilation: is the target one we can emit for?
-    std::string error;
-    if (!qsim::createTargetMachine(target, opt, error))
-      return fail(error);
+  std::string error;
+  if (!qsim::createTargetMachine(r.target(), r.opt, error)) {
+    fail(error);
+    return false;
   }
+  return true;
+}
+
+/// The convolution kernels the target gets, for the summary line.
+std::string describeKernels(const qsim::CodegenTarget &target) {
+  int64_t lanes = qsim::vectorRegisters(target).f32Lanes;
+  if (!lanes)
+    return "generic vector kernels";
+  qsim::DotProductIsa isa = qsim::dotProductIsa(target);
+  return "f32 FMA micro-kernels (" + std::to_string(lanes) + " lanes), int8 " +
+         (isa == qsim::DotProductIsa::None
+              ? std::string("generic vector kernels")
+              : qsim::stringifyDotProductIsa(isa).str() +
+                    " dot-product micro-kernels");
+}
+
+/// The header, then the code: both files only once the code exists (no
+/// header without its object).
+int writeOutputs(const CompileRequest &r, ModuleOp module,
+                 llvm::ArrayRef<char> code) {
+  std::string error;
+  if (!r.header.empty() &&
+      failed(qsim::writeFileAtomically(
+          r.header,
+          [&](llvm::raw_ostream &os) {
+            return qsim::writeDeviceHeader(
+                module, llvm::sys::path::filename(r.model), os, error);
+          },
+          error)))
+    return fail(error);
+  if (r.output == "-") {
+    fwrite(code.data(), 1, code.size(), stdout);
+    return 0;
+  }
+  if (failed(qsim::writeFileAtomically(
+          r.output,
+          [&](llvm::raw_ostream &os) {
+            os.write(code.data(), code.size());
+            return success();
+          },
+          error)))
+    return fail(error);
+  auto bytesOf = [&](llvm::StringRef name) -> int64_t {
+    auto a = module->getAttrOfType<IntegerAttr>(name);
+    return a ? a.getInt() : 0;
+  };
+  auto table = module->getAttrOfType<ArrayAttr>("qsim.codegen");
+  std::string where = r.cpu == "native" ? "this host" : r.triple;
+  fprintf(stderr,
+          "qsim-compile: wrote %s%s%s: %zu layers for %s (%s), arena %.1f "
+          "MiB + scratch %.1f MiB; convolutions: %s\n",
+          r.output.c_str(), r.header.empty() ? "" : " and ", r.header.c_str(),
+          table ? table.size() : (size_t)0, where.c_str(), r.cpu.c_str(),
+          bytesOf("qsim.codegen.arena_bytes") / 1048576.0,
+          bytesOf("qsim.codegen.scratch_bytes") / 1048576.0,
+          describeKernels(r.target()).c_str());
+  return 0;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  CompileRequest r;
+  CLI::App app{
+      "qsim-compile: compile a qsim model (float or quantized) for a device.\n"
+      "\n"
+      "  qsim-compile m.mlirbc -o model.o --header model.h   # aarch64 "
+      "(cortex-a72, NEON)\n"
+      "  qsim-compile m.mlirbc --target aarch64-linux-gnu --cpu cortex-a55 "
+      "--features +neon,+dotprod -o model.o --header model.h\n"
+      "  qsim-compile m.mlirbc --cpu native -o model.o --header model.h   "
+      "# this host\n"
+      "\n"
+      "The object exports <prefix>_run_layer(arena, scratch, layer); the "
+      "header "
+      "describes the layers for runtime/qsim_runtime.c (docs/deploy.md).\n",
+      "qsim-compile"};
+  r.addOptions(app);
+  CLI11_PARSE(app, argc, argv);
+  r.resolveTarget();
+  if (!checkBeforeCompiling(r))
+    return 1;
 
   DialectRegistry registry;
   qsim::registerQSimDialects(registry);
@@ -141,74 +227,28 @@ int main(int argc, char **argv) {
   qsim::ToolDiagnostics diags(&ctx);
 
   qsim::ModelLoadOptions lo;
-  lo.path = model;
-  lo.weightsPath = weights;
-  lo.randomSeed = seed;
+  lo.path = r.model;
+  lo.weightsPath = r.weights;
+  lo.randomSeed = r.seed;
   auto module = qsim::loadModel(&ctx, lo);
   if (!module)
     return 1;
 
-  std::string kernels = "generic vector kernels";
-  if (int64_t lanes = qsim::vectorRegisters(target).f32Lanes) {
-    qsim::DotProductIsa isa = qsim::dotProductIsa(target);
-    kernels = "f32 FMA micro-kernels (" + std::to_string(lanes) +
-              " lanes), int8 " +
-              (isa == qsim::DotProductIsa::None
-                   ? std::string("generic vector kernels")
-                   : qsim::stringifyDotProductIsa(isa).str() +
-                         " dot-product micro-kernels");
-  }
   PassManager pm(&ctx);
-  if (timing)
+  if (r.timing)
     pm.enableTiming();
-  qsim::buildCodegenPipeline(pm, target);
+  qsim::buildCodegenPipeline(pm, r.target());
   if (failed(pm.run(*module)))
     return 1; // diagnostics name the layer
 
-  std::string error;
-  std::string eoTriple = cpu == "native" ? "this host" : triple;
-  llvm::SmallVector<char, 0> out;
-  if (emit == "mlir") {
-    llvm::raw_svector_ostream os(out);
+  llvm::SmallVector<char, 0> code;
+  if (r.emit == "mlir") {
+    llvm::raw_svector_ostream os(code);
     module->print(os);
   } else {
-    if (failed(qsim::emitCode(*module, eo, out, error)))
+    std::string error;
+    if (failed(qsim::emitCode(*module, r.emitOptions(), code, error)))
       return fail(error);
   }
-  // Both files only once the code exists (no header without its object).
-  if (!header.empty() && failed(qsim::writeFileAtomically(
-                             header,
-                             [&](llvm::raw_ostream &os) {
-                               return qsim::writeDeviceHeader(
-                                   *module, llvm::sys::path::filename(model),
-                                   os, error);
-                             },
-                             error)))
-    return fail(error);
-
-  if (output == "-") {
-    fwrite(out.data(), 1, out.size(), stdout);
-    return 0;
-  }
-  if (failed(qsim::writeFileAtomically(
-          output,
-          [&](llvm::raw_ostream &os) {
-            os.write(out.data(), out.size());
-            return success();
-          },
-          error)))
-    return fail(error);
-  auto bytesOf = [&](llvm::StringRef name) -> int64_t {
-    auto a = (*module)->getAttrOfType<IntegerAttr>(name);
-    return a ? a.getInt() : 0;
-  };
-  auto table = (*module)->getAttrOfType<ArrayAttr>("qsim.codegen");
-  fprintf(stderr,
-          "qsim-compile: wrote %s%s%s: %zu layers for %s (%s), arena %.1f "
-          "MiB + scratch %.1f MiB; convolutions: %s\n",
-          output.c_str(), header.empty() ? "" : " and ", header.c_str(),
-          table ? table.size() : (size_t)0, eoTriple.c_str(), cpu.c_str(),
-          bytesOf("qsim.codegen.arena_bytes") / 1048576.0,
-          bytesOf("qsim.codegen.scratch_bytes") / 1048576.0, kernels.c_str());
-  return 0;
+  return writeOutputs(r, *module, code);
 }

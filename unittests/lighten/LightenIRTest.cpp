@@ -467,3 +467,127 @@ TEST_F(LightenIR, FactorizeRefusesNonConvolutionsAndSkipsIneligible) {
 }
 
 } // namespace
+
+namespace {
+
+/// Inputs from their own seeds (the fit's and a held-out one).
+rt::Tensor seededInput(mlir::ModuleOp m, uint32_t seed) {
+  auto t = mlir::cast<mlir::ShapedType>(getMainFunc(m).getArgument(0).getType());
+  rt::Tensor in(rt::DType::F32, t.getDimSize(1), t.getDimSize(2),
+                t.getDimSize(3));
+  for (int64_t i = 0; i < in.numel(); ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    in.f32()[i] = (seed >> 8) * (1.0f / 16777216.0f);
+  }
+  return in;
+}
+
+} // namespace
+
+// Filters 6..11 of layer 0 are 0.25 x filters 0..5 (weights and bias), so
+// after leaky (positively homogeneous) channel 6+j is 0.25 x channel j: L1
+// pruning removes 6..11, and the least-squares refit of layer 1 must carry
+// their contribution exactly; without the refit the output is off.
+TEST_F(LightenIR, ReconstructionRecoversRemovedScaledCopies) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  Conv2DOp c0 = conv(*m, 0);
+  std::vector<float> w = getFloats(*c0.getWeight());
+  std::vector<float> b = getFloats(*c0.getBias());
+  int64_t per = w.size() / 12;
+  for (int64_t f = 6; f < 12; ++f) {
+    for (int64_t k = 0; k < per; ++k)
+      w[f * per + k] = 0.25f * w[(f - 6) * per + k];
+    b[f] = 0.25f * b[f - 6];
+  }
+  c0->setAttr("weight", makeFloatAttr(&ctx, {12, 3, 3, 3}, "w0", w));
+  c0->setAttr("bias", makeFloatAttr(&ctx, {12}, "b0", b));
+  rt::Tensor heldOut = seededInput(*m, 12345);
+  auto ref = run(*m, heldOut);
+
+  auto pruned = m->clone();
+  ChannelPruneOptions o;
+  o.ratio = 0.5;
+  o.roundTo = 1;
+  o.layers = {0};
+  ASSERT_TRUE(mlir::succeeded(pruneChannels(pruned, o, nullptr)));
+  ASSERT_EQ(conv(pruned, 1).getInputChannels(), 6);
+  auto unfitted = run(pruned, heldOut);
+
+  std::vector<rt::Tensor> fitInputs;
+  for (uint32_t s : {1u, 2u, 3u})
+    fitInputs.push_back(seededInput(*m, s));
+  std::map<int64_t, std::vector<int64_t>> kept;
+  for (int64_t f = 0; f < 10; ++f)
+    kept[1].push_back(f);
+  ReconstructOptions ro;
+  ro.samplesPerImage = 100;
+  ro.ridge = 1e-9;
+  std::vector<ReconstructedLayer> fits;
+  ASSERT_TRUE(mlir::succeeded(
+      reconstructConvs(pruned, *m, fitInputs, kept, ro, fits)));
+  ASSERT_EQ(fits.size(), 1u);
+  EXPECT_EQ(fits[0].layer, 1);
+  EXPECT_EQ(fits[0].samples, 300);
+  // Errors on the held-out quarter of the samples.
+  EXPECT_GT(fits[0].errorBefore, 1e-2);
+  EXPECT_LT(fits[0].errorAfter, 1e-4);
+  auto fitted = run(pruned, heldOut);
+  ASSERT_EQ(fitted.size(), ref.size());
+  for (size_t i = 0; i < ref.size(); ++i) {
+    EXPECT_GT(relDiff(ref[i], unfitted[i]), 1e-2) << "output " << i;
+    EXPECT_LT(relDiff(ref[i], fitted[i]), 1e-4) << "output " << i;
+  }
+  pruned->erase();
+}
+
+// With a batch norm after the refit conv, the fitted offset moves into the
+// batch norm's mean; a bad request names the layer.
+TEST_F(LightenIR, ReconstructionThroughBatchNormAndItsErrors) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  auto pruned = m->clone();
+  ChannelPruneOptions o;
+  o.ratio = 0.5;
+  o.roundTo = 1;
+  o.layers = {1};
+  ASSERT_TRUE(mlir::succeeded(pruneChannels(pruned, o, nullptr)));
+  ASSERT_EQ(conv(pruned, 2).getInputChannels(), 5);
+  // 8 x 64 positions for 5x5x5 + 1 unknowns per filter.
+  std::vector<rt::Tensor> fitInputs;
+  for (uint32_t s = 1; s <= 8; ++s)
+    fitInputs.push_back(seededInput(*m, s));
+  std::map<int64_t, std::vector<int64_t>> kept;
+  for (int64_t f = 0; f < 9; ++f)
+    kept[2].push_back(f);
+  std::vector<float> meanBefore =
+      getFloats(*getLayers(getMainFunc(pruned))->at(2).batchNorm.getMean());
+  std::vector<ReconstructedLayer> fits;
+  ASSERT_TRUE(mlir::succeeded(
+      reconstructConvs(pruned, *m, fitInputs, kept, {}, fits)));
+  ASSERT_EQ(fits.size(), 1u);
+  EXPECT_LT(fits[0].errorAfter, fits[0].errorBefore);
+  std::vector<float> meanAfter =
+      getFloats(*getLayers(getMainFunc(pruned))->at(2).batchNorm.getMean());
+  EXPECT_NE(meanAfter, meanBefore);
+  EXPECT_FALSE(conv(pruned, 2).getBias());
+  // The held-out output moves towards the original's.
+  rt::Tensor heldOut = seededInput(*m, 777);
+  auto ref = run(*m, heldOut);
+  auto fitted = run(pruned, heldOut);
+  auto unfittedModule = m->clone();
+  ASSERT_TRUE(mlir::succeeded(pruneChannels(unfittedModule, o, nullptr)));
+  auto unfitted = run(unfittedModule, heldOut);
+  EXPECT_LT(relDiff(ref[0], fitted[0]), relDiff(ref[0], unfitted[0]));
+  unfittedModule->erase();
+
+  // Wrong filter count; a layer that is not a convolution; no images.
+  std::vector<ReconstructedLayer> none;
+  EXPECT_TRUE(mlir::failed(reconstructConvs(
+      pruned, *m, fitInputs, {{2, {0, 1}}}, {}, none)));
+  EXPECT_TRUE(mlir::failed(
+      reconstructConvs(pruned, *m, fitInputs, {{4, {0}}}, {}, none)));
+  EXPECT_TRUE(mlir::failed(
+      reconstructConvs(pruned, *m, {}, {{2, kept[2]}}, {}, none)));
+  pruned->erase();
+}

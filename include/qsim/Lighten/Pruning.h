@@ -5,10 +5,12 @@
 #define QSIM_LIGHTEN_PRUNING_H
 
 #include "qsim/Dialect/QSim/IR/Layers.h"
+#include "qsim/Lighten/Reconstruction.h"
 
 #include "llvm/Support/raw_ostream.h"
 
 #include <set>
+#include <vector>
 #include <string>
 
 namespace qsim::lighten {
@@ -24,6 +26,13 @@ struct ChannelPruneOptions {
   std::set<int64_t> layers;
   /// Remaining filter counts are rounded up to a multiple of this.
   int64_t roundTo = 8;
+  /// Images (files or folders) on which every convolution that lost input
+  /// channels is refit to the original's output (Reconstruction.h); none:
+  /// the kept weights stay as they were.
+  std::vector<std::string> images;
+  /// At most this many of them (0: all).
+  int maxImages = 16;
+  ReconstructOptions reconstruct;
 };
 
 /// Removes the least important channels: for every set of convolutions

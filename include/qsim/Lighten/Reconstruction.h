@@ -1,0 +1,63 @@
+//===- Reconstruction.h - least-squares refit after lightening -*- C++ -*-===//
+//
+// Removing channels (or approximating a layer) changes what the next
+// convolution sees. Instead of retraining, its weights can be refit in
+// closed form so that its output on sample images matches the original
+// model's (He et al. 2017, "Channel pruning"; Luo et al. 2017, ThiNet):
+// min_W' || X' W'^T + b' - Y ||^2 over sampled output positions, where X'
+// are the im2col patches of the lightened model's input to the layer (so
+// that errors of the layers before are compensated too) and Y the original
+// layer's pre-activation output at the same positions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QSIM_LIGHTEN_RECONSTRUCTION_H
+#define QSIM_LIGHTEN_RECONSTRUCTION_H
+
+#include "qsim/Runtime/Tensor.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace qsim::lighten {
+
+struct ReconstructOptions {
+  /// Sampled output positions per image and layer.
+  int64_t samplesPerImage = 256;
+  /// The smallest Tikhonov regularisation tried, relative to the mean
+  /// diagonal of X'^T X'; larger ones (up to 1) are tried too and the one
+  /// best on held-out samples is used.
+  double ridge = 1e-4;
+  uint64_t seed = 1;
+};
+
+/// One refit layer: its relative output error on the held-out samples
+/// (every fourth), ||X'W^T + b - Y|| / ||Y||, with the weights before and
+/// after the fit (equal when the layer was kept as it was).
+struct ReconstructedLayer {
+  int64_t layer = 0;
+  int64_t samples = 0;
+  double errorBefore = 0, errorAfter = 0;
+};
+
+/// Refits, in layer order, each convolution of `module` named in
+/// `keptFilters` (Darknet index -> the original filter index of each of its
+/// filters, in order) to the same layer of `original`, on `networkInputs`.
+/// Only non-grouped convolutions; the new bias goes to the conv's bias or,
+/// with a batch norm after it, into the batch norm's mean. A layer keeps its
+/// weights when the fit is not better on held-out samples. Both modules must be
+/// float and have the same layer numbering.
+mlir::LogicalResult
+reconstructConvs(mlir::ModuleOp module, mlir::ModuleOp original,
+                 const std::vector<rt::Tensor> &networkInputs,
+                 const std::map<int64_t, std::vector<int64_t>> &keptFilters,
+                 const ReconstructOptions &options,
+                 std::vector<ReconstructedLayer> &result);
+
+} // namespace qsim::lighten
+
+#endif

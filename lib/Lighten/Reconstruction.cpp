@@ -1,0 +1,315 @@
+//===- Reconstruction.cpp - least-squares refit after lightening ----------===//
+
+#include "qsim/Lighten/Reconstruction.h"
+#include "qsim/Dialect/QSim/IR/Layers.h"
+#include "qsim/Evaluation/LayerActivations.h"
+
+#include <Eigen/Dense>
+
+#include <cmath>
+#include <random>
+
+using namespace mlir;
+using namespace qsim;
+using namespace qsim::lighten;
+
+namespace {
+
+using Matrix =
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// The layers of `module` by Darknet index.
+FailureOr<std::map<int64_t, Layer>> layersByIndex(ModuleOp module) {
+  func::FuncOp func = getMainFunc(module);
+  if (!func)
+    return module.emitError() << "no main function";
+  auto layers = getLayers(func);
+  if (failed(layers))
+    return failure();
+  std::map<int64_t, Layer> out;
+  for (Layer &l : *layers)
+    out.emplace(l.index, std::move(l));
+  return out;
+}
+
+/// The same positions for the original and the lightened layer: one
+/// generator per (layer, image).
+std::vector<int64_t> positionsFor(const ReconstructOptions &o, int64_t layer,
+                                  size_t image, int64_t positions) {
+  std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ull + layer * 1000003ull +
+                      image);
+  return eval::samplePositions(positions, o.samplesPerImage, rng);
+}
+
+/// The original layer's pre-activation outputs (filters `kept`) at the
+/// sampled positions of every image: rows of kept.size() values.
+struct LayerTargets {
+  std::vector<int64_t> kept;
+  std::vector<std::vector<float>> perImage;
+};
+
+/// Pre-activation output rows = patches x weight^T + bias.
+void appendLinearOutputs(const std::vector<float> &patches, int64_t patchSize,
+                         const std::vector<float> &weight,
+                         const std::vector<float> &bias,
+                         const std::vector<int64_t> &filters,
+                         std::vector<float> &out) {
+  size_t rows = patches.size() / patchSize;
+  for (size_t r = 0; r < rows; ++r) {
+    const float *p = patches.data() + r * patchSize;
+    for (int64_t f : filters) {
+      const float *w = weight.data() + f * patchSize;
+      double sum = bias.empty() ? 0.0 : bias[f];
+      for (int64_t k = 0; k < patchSize; ++k)
+        sum += (double)w[k] * p[k];
+      out.push_back((float)sum);
+    }
+  }
+}
+
+/// Records the targets of every layer to refit in one pass of the original.
+LogicalResult recordTargets(ModuleOp original,
+                            const std::map<int64_t, Layer> &layers,
+                            const std::vector<rt::Tensor> &inputs,
+                            const std::map<int64_t, std::vector<int64_t>> &kept,
+                            const ReconstructOptions &o,
+                            std::map<int64_t, LayerTargets> &targets) {
+  std::vector<int64_t> indices;
+  std::map<int64_t, std::pair<std::vector<float>, std::vector<float>>> params;
+  for (auto &[index, filters] : kept) {
+    auto it = layers.find(index);
+    auto conv = it == layers.end() ? Conv2DOp()
+                                   : dyn_cast<Conv2DOp>(it->second.head);
+    if (!conv)
+      return original.emitError()
+             << "layer " << index << " of the original is not a convolution";
+    indices.push_back(index);
+    targets[index].kept = filters;
+    targets[index].perImage.resize(inputs.size());
+    params[index] = {getFloats(conv.getWeightAttr()),
+                     conv.getBias() ? getFloats(*conv.getBias())
+                                    : std::vector<float>()};
+  }
+  auto sink = [&](size_t image, int64_t layer,
+                  const eval::LayerActivations &a) {
+    auto conv = cast<Conv2DOp>(layers.at(layer).head);
+    auto g = eval::ConvPatchGeometry::of(conv);
+    std::vector<int64_t> pos =
+        positionsFor(o, layer, image, g.outputPositions());
+    std::vector<float> patches;
+    eval::appendConvPatches(g, a.inputs[0].f32(), 0, pos, patches);
+    LayerTargets &t = targets[layer];
+    appendLinearOutputs(patches, g.patchSize(), params[layer].first,
+                        params[layer].second, t.kept, t.perImage[image]);
+  };
+  return eval::recordLayerActivations(original, inputs, indices, sink);
+}
+
+/// The normal equations of one layer's fit, accumulated over images:
+/// [X' 1]^T [X' 1] and [X' 1]^T Y, and Y^T Y.
+struct NormalEquations {
+  Matrix gram, cross;
+  double targetEnergy = 0;
+  int64_t samples = 0;
+};
+
+/// Squared fit error of `w` (rows: filters, columns: patch then bias).
+double fitError(const NormalEquations &n, const Matrix &w) {
+  // ||Xw^T - Y||^2 = tr(w G w^T) - 2 tr(w C) + ||Y||^2, G = gram, C = cross.
+  double quadratic = (w * n.gram).cwiseProduct(w).sum();
+  double linear = (w * n.cross).trace();
+  return std::max(0.0, quadratic - 2 * linear + n.targetEnergy);
+}
+
+/// Writes the fitted weights (and bias) into the conv (or its batch norm).
+void writeBack(const Layer &layer, const Matrix &w, int64_t patchSize,
+               bool withBias) {
+  auto conv = cast<Conv2DOp>(layer.head);
+  MLIRContext *ctx = conv.getContext();
+  int64_t filters = w.rows();
+  std::vector<float> weight(filters * patchSize), bias(filters);
+  for (int64_t f = 0; f < filters; ++f) {
+    for (int64_t k = 0; k < patchSize; ++k)
+      weight[f * patchSize + k] = (float)w(f, k);
+    bias[f] = withBias ? (float)w(f, patchSize) : 0.0f;
+  }
+  std::string base = "layer" + std::to_string(layer.index) + "_refit";
+  auto shape = conv.getWeightAttr().getShapedType().getShape();
+  conv->setAttr("weight", makeFloatAttr(ctx, shape, base + "_weight", weight));
+  if (!withBias)
+    return;
+  if (conv.getBias()) {
+    conv->setAttr("bias", makeFloatAttr(ctx, {filters}, base + "_bias", bias));
+  } else if (BatchNormOp bn = layer.batchNorm; bn && bn.getMean()) {
+    // BN((Wx + d) - mean) = BN(Wx - (mean - d)): the offset moves into the
+    // mean, the conv keeps no bias.
+    std::vector<float> mean = getFloats(*bn.getMean());
+    for (int64_t f = 0; f < filters; ++f)
+      mean[f] -= bias[f];
+    bn->setAttr(
+        "mean", makeFloatAttr(ctx, {filters}, base + "_bn_mean", mean));
+  }
+}
+
+/// The layer's weights as a fit matrix (rows: filters; columns: the patch,
+/// then the bias when there is one).
+Matrix currentWeights(Conv2DOp conv, int64_t patchSize, bool withBias) {
+  std::vector<float> w = getFloats(conv.getWeightAttr());
+  std::vector<float> b =
+      conv.getBias() ? getFloats(*conv.getBias()) : std::vector<float>();
+  int64_t filters = conv.getFilters();
+  Matrix m = Matrix::Zero(filters, patchSize + (withBias ? 1 : 0));
+  for (int64_t f = 0; f < filters; ++f) {
+    for (int64_t k = 0; k < patchSize; ++k)
+      m(f, k) = w[f * patchSize + k];
+    if (withBias && !b.empty())
+      m(f, patchSize) = b[f]; // with a BN, the offset is 0 (the mean holds it)
+  }
+  return m;
+}
+
+NormalEquations zeroEquations(int64_t cols, int64_t filters) {
+  NormalEquations n;
+  n.gram = Matrix::Zero(cols, cols);
+  n.cross = Matrix::Zero(cols, filters);
+  return n;
+}
+
+void accumulate(NormalEquations &n, const Matrix &x, const Matrix &y) {
+  n.gram.selfadjointView<Eigen::Lower>().rankUpdate(x.transpose());
+  n.cross.noalias() += x.transpose() * y;
+  n.targetEnergy += y.squaredNorm();
+  n.samples += x.rows();
+}
+
+void symmetrize(NormalEquations &n) {
+  n.gram.triangularView<Eigen::StrictlyUpper>() =
+      n.gram.transpose().triangularView<Eigen::StrictlyUpper>();
+}
+
+/// The ridge solution of `n` with lambda = relative x mean diagonal.
+Matrix solveRidge(const NormalEquations &n, double relative) {
+  double lambda = relative * std::max(n.gram.diagonal().mean(), 1e-12);
+  Matrix regularised = n.gram;
+  regularised.diagonal().array() += lambda;
+  return regularised.ldlt().solve(n.cross).transpose();
+}
+
+/// Fits one layer of `module` on its current inputs. Every fourth sampled
+/// position is held out: the ridge is chosen on them (a fit with more
+/// unknowns than samples would otherwise learn the noise), and the refit is
+/// kept only if it is better there than the weights as they are.
+LogicalResult refitLayer(ModuleOp module, const Layer &layer,
+                         const std::vector<rt::Tensor> &inputs,
+                         const LayerTargets &targets,
+                         const ReconstructOptions &o,
+                         ReconstructedLayer &report) {
+  auto conv = cast<Conv2DOp>(layer.head);
+  auto g = eval::ConvPatchGeometry::of(conv);
+  int64_t p = g.patchSize(), filters = conv.getFilters();
+  if (g.groups != 1)
+    return conv.emitError() << "reconstruction of grouped convolutions is "
+                               "not supported";
+  if ((int64_t)targets.kept.size() != filters)
+    return conv.emitError() << "reconstruction: " << targets.kept.size()
+                            << " original filters named for " << filters
+                            << " filters";
+  BatchNormOp bn = layer.batchNorm;
+  bool withBias = conv.getBias() || (bn && bn.getMean());
+  int64_t cols = p + (withBias ? 1 : 0);
+  NormalEquations fit = zeroEquations(cols, filters);
+  NormalEquations heldOut = zeroEquations(cols, filters);
+  auto sink = [&](size_t image, int64_t, const eval::LayerActivations &a) {
+    std::vector<int64_t> pos =
+        positionsFor(o, layer.index, image, g.outputPositions());
+    std::vector<float> patches;
+    eval::appendConvPatches(g, a.inputs[0].f32(), 0, pos, patches);
+    const std::vector<float> &y = targets.perImage[image];
+    for (int part = 0; part < 2; ++part) {
+      std::vector<int64_t> rows;
+      for (int64_t r = 0; r < (int64_t)pos.size(); ++r)
+        if ((r % 4 == 3) == (part == 1))
+          rows.push_back(r);
+      Matrix x(rows.size(), cols), t(rows.size(), filters);
+      for (size_t i = 0; i < rows.size(); ++i) {
+        for (int64_t k = 0; k < p; ++k)
+          x(i, k) = patches[rows[i] * p + k];
+        if (withBias)
+          x(i, p) = 1.0;
+        for (int64_t f = 0; f < filters; ++f)
+          t(i, f) = y[rows[i] * filters + f];
+      }
+      accumulate(part == 0 ? fit : heldOut, x, t);
+    }
+  };
+  if (failed(eval::recordLayerActivations(module, inputs, {layer.index}, sink)))
+    return failure();
+  symmetrize(fit);
+  symmetrize(heldOut);
+
+  Matrix current = currentWeights(conv, p, withBias);
+  double energy = std::max(heldOut.targetEnergy, 1e-30);
+  double best = fitError(heldOut, current);
+  double bestRidge = -1;
+  for (double relative : {o.ridge, 1e-3, 1e-2, 1e-1, 1.0}) {
+    Matrix w = solveRidge(fit, relative);
+    double e = w.allFinite() ? fitError(heldOut, w) : INFINITY;
+    if (e < best)
+      best = e, bestRidge = relative;
+  }
+  report.layer = layer.index;
+  report.samples = fit.samples + heldOut.samples;
+  report.errorBefore = std::sqrt(fitError(heldOut, current) / energy);
+  report.errorAfter = std::sqrt(best / energy);
+  if (bestRidge < 0)
+    return success(); // kept as it was
+  // The final fit uses every sample, with the ridge the held-out ones chose.
+  NormalEquations all = fit;
+  all.gram += heldOut.gram;
+  all.cross += heldOut.cross;
+  all.targetEnergy += heldOut.targetEnergy;
+  Matrix w = solveRidge(all, bestRidge);
+  if (!w.allFinite()) {
+    report.errorAfter = report.errorBefore;
+    return success();
+  }
+  writeBack(layer, w, p, withBias);
+  return success();
+}
+
+} // namespace
+
+LogicalResult qsim::lighten::reconstructConvs(
+    ModuleOp module, ModuleOp original,
+    const std::vector<rt::Tensor> &networkInputs,
+    const std::map<int64_t, std::vector<int64_t>> &keptFilters,
+    const ReconstructOptions &o, std::vector<ReconstructedLayer> &result) {
+  if (keptFilters.empty())
+    return success();
+  if (networkInputs.empty())
+    return module.emitError() << "reconstruction needs at least one image";
+  if (o.samplesPerImage < 1)
+    return module.emitError() << "reconstruction: samples must be positive";
+  auto originalLayers = layersByIndex(original);
+  if (failed(originalLayers))
+    return failure();
+  std::map<int64_t, LayerTargets> targets;
+  if (failed(recordTargets(original, *originalLayers, networkInputs,
+                           keptFilters, o, targets)))
+    return failure();
+  // In layer order, each fit on the inputs the earlier fits produce.
+  for (auto &[index, t] : targets) {
+    auto layers = layersByIndex(module);
+    if (failed(layers))
+      return failure();
+    auto it = layers->find(index);
+    if (it == layers->end() || !isa<Conv2DOp>(it->second.head))
+      return module.emitError()
+             << "layer " << index << " is not a convolution";
+    ReconstructedLayer r;
+    if (failed(refitLayer(module, it->second, networkInputs, t, o, r)))
+      return failure();
+    result.push_back(r);
+  }
+  return success();
+}
