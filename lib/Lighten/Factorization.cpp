@@ -228,6 +228,7 @@ Replacement factorize(Conv2DOp conv, const FactorizeOptions &o) {
 struct AppliedFactorization {
   size_t report;
   OwningOpRef<ModuleOp> replacement;
+  int64_t stages;
 };
 /// By the layer's index before the rewrite.
 using AppliedFactorizations = std::map<int64_t, AppliedFactorization>;
@@ -385,7 +386,8 @@ void factorizeLayer(ModuleOp module, const Layer &l, const FactorizeOptions &o,
   applied.emplace(l.index,
                   AppliedFactorization{
                       result.layers.size(),
-                      extractOpsAsModule(layerOps, out)});
+                      extractOpsAsModule(layerOps, out),
+                      static_cast<int64_t>(newOps.size())});
   result.layers.push_back(f);
 }
 
@@ -459,11 +461,10 @@ LogicalResult measureLayerErrors(ModuleOp module, ModuleOp original,
   return success();
 }
 
-/// The layer output errors and the model output SQNR on `o.images`.
-LogicalResult measureOutputErrors(ModuleOp module, ModuleOp original,
-                                  const FactorizeOptions &o,
-                                  const AppliedFactorizations &applied,
-                                  FactorizeResult &result) {
+/// The network inputs of `o.images` (at most `o.maxImages`).
+LogicalResult loadImages(ModuleOp module, ModuleOp original,
+                         const FactorizeOptions &o,
+                         std::vector<rt::Tensor> &inputs) {
   std::string error;
   std::vector<std::string> files;
   for (const std::string &item : o.images)
@@ -471,9 +472,58 @@ LogicalResult measureOutputErrors(ModuleOp module, ModuleOp original,
       return module.emitError() << error;
   if (o.maxImages > 0 && (int)files.size() > o.maxImages)
     files.resize(o.maxImages);
-  std::vector<rt::Tensor> inputs;
   if (!eval::loadNetworkInputs(original, files, inputs, error))
     return module.emitError() << error;
+  return success();
+}
+
+/// Refits each replacement's last stage to the original layer's
+/// pre-activation output on the images (Reconstruction.h): the stages
+/// before it stay as the decomposition made them, the last one absorbs what
+/// they lose on the data. The replacements measured afterwards are the
+/// refit ones.
+LogicalResult refitLastStages(ModuleOp module, ModuleOp original,
+                              const std::vector<rt::Tensor> &inputs,
+                              const FactorizeOptions &o,
+                              AppliedFactorizations &applied,
+                              FactorizeResult &result) {
+  auto originalLayers = getLayers(getMainFunc(original));
+  if (failed(originalLayers))
+    return failure();
+  std::vector<RefitRequest> requests;
+  for (auto &[index, a] : applied) {
+    const FactorizedLayer &f = result.layers[a.report];
+    RefitRequest r;
+    r.layer = f.firstNewLayer + a.stages - 1;
+    r.originalLayer = index;
+    auto conv = cast<Conv2DOp>((*originalLayers)[index].head);
+    for (int64_t i = 0; i < conv.getFilters(); ++i)
+      r.originalFilters.push_back(i);
+    requests.push_back(std::move(r));
+  }
+  if (failed(reconstructConvs(module, original, inputs, std::move(requests),
+                              o.reconstruct, result.refits)))
+    return failure();
+  auto layers = getLayers(getMainFunc(module));
+  if (failed(layers))
+    return failure();
+  for (auto &[index, a] : applied) {
+    int64_t first = result.layers[a.report].firstNewLayer;
+    std::vector<Operation *> ops;
+    for (int64_t i = first; i < first + a.stages; ++i)
+      ops.insert(ops.end(), (*layers)[i].ops.begin(), (*layers)[i].ops.end());
+    a.replacement =
+        extractOpsAsModule(ops, (*layers)[first + a.stages - 1].output());
+  }
+  return success();
+}
+
+/// The layer output errors and the model output SQNR on the images.
+LogicalResult measureOutputErrors(ModuleOp module, ModuleOp original,
+                                  const std::vector<rt::Tensor> &inputs,
+                                  const AppliedFactorizations &applied,
+                                  FactorizeResult &result) {
+  std::string error;
   if (failed(measureLayerErrors(module, original, inputs, applied, result)))
     return failure();
   std::vector<float> refOut, newOut;
@@ -525,7 +575,13 @@ LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
   locateNewLayers(applied, result);
   if (o.images.empty() || applied.empty())
     return success();
-  return measureOutputErrors(module, *original, o, applied, result);
+  std::vector<rt::Tensor> inputs;
+  if (failed(loadImages(module, *original, o, inputs)))
+    return failure();
+  if (o.refit &&
+      failed(refitLastStages(module, *original, inputs, o, applied, result)))
+    return failure();
+  return measureOutputErrors(module, *original, inputs, applied, result);
 }
 
 void qsim::lighten::printFactorizeReport(const FactorizeOptions &o,
@@ -570,6 +626,11 @@ void qsim::lighten::printFactorizeReport(const FactorizeOptions &o,
                   (long long)r.paramsBefore, (long long)r.paramsAfter,
                   r.paramsBefore ? 100.0 * r.paramsAfter / r.paramsBefore
                                  : 100.0);
+  for (const ReconstructedLayer &f : r.refits)
+    os << strprintf("refit of layer %lld (last stage) on the images: relative "
+                    "output error %.4f -> %.4f%s\n",
+                    (long long)f.layer, f.errorBefore, f.errorAfter,
+                    f.errorAfter < f.errorBefore ? "" : " (kept: no better)");
   if (r.outputSqnr)
     os << strprintf(
         "model output SQNR vs the original on %d image(s): %.2f dB\n",

@@ -333,7 +333,7 @@ LogicalResult reconstructPruned(ModuleOp module, ModuleOp original,
   if (!eval::loadNetworkInputs(original, files, inputs, error))
     return module.emitError() << error;
   std::vector<ReconstructedLayer> fits;
-  if (failed(reconstructConvs(module, original, inputs, kept, o.reconstruct,
+  if (failed(reconstructPrunedConvs(module, original, inputs, kept, o.reconstruct,
                               fits)))
     return failure();
   if (!report)

@@ -67,40 +67,54 @@ void appendLinearOutputs(const std::vector<float> &patches, int64_t patchSize,
   }
 }
 
-/// Records the targets of every layer to refit in one pass of the original.
+/// Records the targets of every request in one pass of the original:
+/// targets[i] belongs to requests[i].
 LogicalResult recordTargets(ModuleOp original,
                             const std::map<int64_t, Layer> &layers,
                             const std::vector<rt::Tensor> &inputs,
-                            const std::map<int64_t, std::vector<int64_t>> &kept,
+                            ArrayRef<RefitRequest> requests,
                             const ReconstructOptions &o,
-                            std::map<int64_t, LayerTargets> &targets) {
+                            std::vector<LayerTargets> &targets) {
   std::vector<int64_t> indices;
   std::map<int64_t, std::pair<std::vector<float>, std::vector<float>>> params;
-  for (auto &[index, filters] : kept) {
-    auto it = layers.find(index);
+  targets.resize(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const RefitRequest &r = requests[i];
+    auto it = layers.find(r.originalLayer);
     auto conv = it == layers.end() ? Conv2DOp()
                                    : dyn_cast<Conv2DOp>(it->second.head);
     if (!conv)
-      return original.emitError()
-             << "layer " << index << " of the original is not a convolution";
-    indices.push_back(index);
-    targets[index].kept = filters;
-    targets[index].perImage.resize(inputs.size());
-    params[index] = {getFloats(conv.getWeightAttr()),
-                     conv.getBias() ? getFloats(*conv.getBias())
-                                    : std::vector<float>()};
+      return original.emitError() << "layer " << r.originalLayer
+                                   << " of the original is not a convolution";
+    for (int64_t f : r.originalFilters)
+      if (f < 0 || f >= conv.getFilters())
+        return conv.emitError() << "reconstruction: filter " << f
+                                << " does not exist";
+    targets[i].kept = r.originalFilters;
+    targets[i].perImage.resize(inputs.size());
+    if (params.count(r.originalLayer))
+      continue;
+    indices.push_back(r.originalLayer);
+    params[r.originalLayer] = {getFloats(conv.getWeightAttr()),
+                               conv.getBias() ? getFloats(*conv.getBias())
+                                              : std::vector<float>()};
   }
   auto sink = [&](size_t image, int64_t layer,
                   const eval::LayerActivations &a) {
     auto conv = cast<Conv2DOp>(layers.at(layer).head);
     auto g = eval::ConvPatchGeometry::of(conv);
-    std::vector<int64_t> pos =
-        positionsFor(o, layer, image, g.outputPositions());
-    std::vector<float> patches;
-    eval::appendConvPatches(g, a.inputs[0].f32(), 0, pos, patches);
-    LayerTargets &t = targets[layer];
-    appendLinearOutputs(patches, g.patchSize(), params[layer].first,
-                        params[layer].second, t.kept, t.perImage[image]);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      if (requests[i].originalLayer != layer)
+        continue;
+      // The positions are drawn for the refit layer (same output size).
+      std::vector<int64_t> pos =
+          positionsFor(o, requests[i].layer, image, g.outputPositions());
+      std::vector<float> patches;
+      eval::appendConvPatches(g, a.inputs[0].f32(), 0, pos, patches);
+      appendLinearOutputs(patches, g.patchSize(), params[layer].first,
+                          params[layer].second, targets[i].kept,
+                          targets[i].perImage[image]);
+    }
   };
   return eval::recordLayerActivations(original, inputs, indices, sink);
 }
@@ -282,23 +296,27 @@ LogicalResult refitLayer(ModuleOp module, const Layer &layer,
 LogicalResult qsim::lighten::reconstructConvs(
     ModuleOp module, ModuleOp original,
     const std::vector<rt::Tensor> &networkInputs,
-    const std::map<int64_t, std::vector<int64_t>> &keptFilters,
-    const ReconstructOptions &o, std::vector<ReconstructedLayer> &result) {
-  if (keptFilters.empty())
+    std::vector<RefitRequest> requests, const ReconstructOptions &o,
+    std::vector<ReconstructedLayer> &result) {
+  if (requests.empty())
     return success();
   if (networkInputs.empty())
     return module.emitError() << "reconstruction needs at least one image";
   if (o.samplesPerImage < 1)
     return module.emitError() << "reconstruction: samples must be positive";
+  llvm::sort(requests, [](const RefitRequest &a, const RefitRequest &b) {
+    return a.layer < b.layer;
+  });
   auto originalLayers = layersByIndex(original);
   if (failed(originalLayers))
     return failure();
-  std::map<int64_t, LayerTargets> targets;
-  if (failed(recordTargets(original, *originalLayers, networkInputs,
-                           keptFilters, o, targets)))
+  std::vector<LayerTargets> targets;
+  if (failed(recordTargets(original, *originalLayers, networkInputs, requests,
+                           o, targets)))
     return failure();
   // In layer order, each fit on the inputs the earlier fits produce.
-  for (auto &[index, t] : targets) {
+  for (size_t i = 0; i < requests.size(); ++i) {
+    int64_t index = requests[i].layer;
     auto layers = layersByIndex(module);
     if (failed(layers))
       return failure();
@@ -306,10 +324,29 @@ LogicalResult qsim::lighten::reconstructConvs(
     if (it == layers->end() || !isa<Conv2DOp>(it->second.head))
       return module.emitError()
              << "layer " << index << " is not a convolution";
+    auto g = eval::ConvPatchGeometry::of(cast<Conv2DOp>(it->second.head));
+    auto og = eval::ConvPatchGeometry::of(
+        cast<Conv2DOp>(originalLayers->at(requests[i].originalLayer).head));
+    if (g.outH != og.outH || g.outW != og.outW)
+      return it->second.head->emitError()
+             << "reconstruction: the output size differs from layer "
+             << requests[i].originalLayer << " of the original";
     ReconstructedLayer r;
-    if (failed(refitLayer(module, it->second, networkInputs, t, o, r)))
+    if (failed(refitLayer(module, it->second, networkInputs, targets[i], o, r)))
       return failure();
     result.push_back(r);
   }
   return success();
+}
+
+LogicalResult qsim::lighten::reconstructPrunedConvs(
+    ModuleOp module, ModuleOp original,
+    const std::vector<rt::Tensor> &networkInputs,
+    const std::map<int64_t, std::vector<int64_t>> &keptFilters,
+    const ReconstructOptions &o, std::vector<ReconstructedLayer> &result) {
+  std::vector<RefitRequest> requests;
+  for (auto &[layer, filters] : keptFilters)
+    requests.push_back({layer, layer, filters});
+  return reconstructConvs(module, original, networkInputs, std::move(requests),
+                          o, result);
 }

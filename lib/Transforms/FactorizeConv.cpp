@@ -49,6 +49,10 @@ struct FactorizeConvPass
     }
     o.images.assign(images.begin(), images.end());
     o.maxImages = maxImages;
+    if (refit && images.empty())
+      return fail("refit needs images=");
+    o.refit = refit;
+    o.reconstruct.samplesPerImage = samples;
     lighten::FactorizeResult result;
     if (failed(lighten::factorizeConvs(module, o, result)))
       return signalPassFailure();

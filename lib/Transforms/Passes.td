@@ -310,8 +310,16 @@ def FactorizeConvPass : Pass<"qsim-factorize-conv", "mlir::ModuleOp"> {
     error of the layer's output on those images (the replacement fed the
     original layer's input) and the model output SQNR.
 
+    With `refit` (and `images=`), each replacement's last stage is refit by
+    least squares to the original layer's pre-activation output on the
+    images (data-aware factorization: the stages before it stay as the
+    decomposition made them, the last absorbs what they lose on real data;
+    the ridge is chosen on held-out positions and a refit is kept only where
+    it is better there). Use more images (`max-images=16`) for the refit.
+
     ```
     qsim-opt m.mlirbc --qsim-factorize-conv="method=tucker2 top=3 energy=0.9 images=data/"
+    qsim-opt m.mlirbc --qsim-factorize-conv="method=depthwise-separable top=3 images=coco/ max-images=16 refit"
     ```
   }];
   let options = [
@@ -339,6 +347,10 @@ def FactorizeConvPass : Pass<"qsim-factorize-conv", "mlir::ModuleOp"> {
     ListOption<"images", "images", "std::string",
                "Images (directories or files, comma-separated) for output errors">,
     Option<"maxImages", "max-images", "int", "4", "Use at most N images">,
+    Option<"refit", "refit", "bool", "false",
+           "Refit each replacement's last stage to the original's output on the images">,
+    Option<"samples", "samples", "int", "256",
+           "refit: output positions sampled per image">,
     Option<"report", "report", "bool", "true", "Print the report to stderr">,
   ];
 }

@@ -525,7 +525,7 @@ TEST_F(LightenIR, ReconstructionRecoversRemovedScaledCopies) {
   ro.ridge = 1e-9;
   std::vector<ReconstructedLayer> fits;
   ASSERT_TRUE(mlir::succeeded(
-      reconstructConvs(pruned, *m, fitInputs, kept, ro, fits)));
+      reconstructPrunedConvs(pruned, *m, fitInputs, kept, ro, fits)));
   ASSERT_EQ(fits.size(), 1u);
   EXPECT_EQ(fits[0].layer, 1);
   EXPECT_EQ(fits[0].samples, 300);
@@ -564,7 +564,7 @@ TEST_F(LightenIR, ReconstructionThroughBatchNormAndItsErrors) {
       getFloats(*getLayers(getMainFunc(pruned))->at(2).batchNorm.getMean());
   std::vector<ReconstructedLayer> fits;
   ASSERT_TRUE(mlir::succeeded(
-      reconstructConvs(pruned, *m, fitInputs, kept, {}, fits)));
+      reconstructPrunedConvs(pruned, *m, fitInputs, kept, {}, fits)));
   ASSERT_EQ(fits.size(), 1u);
   EXPECT_LT(fits[0].errorAfter, fits[0].errorBefore);
   std::vector<float> meanAfter =
@@ -583,11 +583,11 @@ TEST_F(LightenIR, ReconstructionThroughBatchNormAndItsErrors) {
 
   // Wrong filter count; a layer that is not a convolution; no images.
   std::vector<ReconstructedLayer> none;
-  EXPECT_TRUE(mlir::failed(reconstructConvs(
+  EXPECT_TRUE(mlir::failed(reconstructPrunedConvs(
       pruned, *m, fitInputs, {{2, {0, 1}}}, {}, none)));
   EXPECT_TRUE(mlir::failed(
-      reconstructConvs(pruned, *m, fitInputs, {{4, {0}}}, {}, none)));
+      reconstructPrunedConvs(pruned, *m, fitInputs, {{4, {0}}}, {}, none)));
   EXPECT_TRUE(mlir::failed(
-      reconstructConvs(pruned, *m, {}, {{2, kept[2]}}, {}, none)));
+      reconstructPrunedConvs(pruned, *m, {}, {{2, kept[2]}}, {}, none)));
   pruned->erase();
 }

@@ -9,6 +9,8 @@
 #ifndef QSIM_LIGHTEN_FACTORIZATION_H
 #define QSIM_LIGHTEN_FACTORIZATION_H
 
+#include "qsim/Lighten/Reconstruction.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -42,6 +44,10 @@ struct FactorizeOptions {
   /// Images for the output error (layer outputs and model outputs).
   std::vector<std::string> images;
   int maxImages = 4;
+  /// With images: refit each replacement's last stage by least squares to
+  /// the original layer's output on them (data-aware factorization).
+  bool refit = false;
+  ReconstructOptions reconstruct;
 };
 
 /// What happened to one convolution.
@@ -65,6 +71,8 @@ struct FactorizeResult {
   /// the images; unset without images.
   std::optional<double> outputSqnr;
   int imagesUsed = 0;
+  /// The last stages refit (with `refit`), by their index after the rewrite.
+  std::vector<ReconstructedLayer> refits;
 };
 
 /// Factorizes the selected convolutions of a float module in place. Layer

@@ -44,19 +44,34 @@ struct ReconstructedLayer {
   double errorBefore = 0, errorAfter = 0;
 };
 
-/// Refits, in layer order, each convolution of `module` named in
-/// `keptFilters` (Darknet index -> the original filter index of each of its
-/// filters, in order) to the same layer of `original`, on `networkInputs`.
-/// Only non-grouped convolutions; the new bias goes to the conv's bias or,
-/// with a batch norm after it, into the batch norm's mean. A layer keeps its
-/// weights when the fit is not better on held-out samples. Both modules must be
-/// float and have the same layer numbering.
-mlir::LogicalResult
-reconstructConvs(mlir::ModuleOp module, mlir::ModuleOp original,
-                 const std::vector<rt::Tensor> &networkInputs,
-                 const std::map<int64_t, std::vector<int64_t>> &keptFilters,
-                 const ReconstructOptions &options,
-                 std::vector<ReconstructedLayer> &result);
+/// A convolution of the lightened model to refit: its Darknet index, the
+/// index of the original layer whose output it must reproduce (the same
+/// output size), and the original filter index of each of its filters.
+struct RefitRequest {
+  int64_t layer = 0;
+  int64_t originalLayer = 0;
+  std::vector<int64_t> originalFilters;
+};
+
+/// Refits, in layer order, each requested convolution of `module` to its
+/// original layer of `original`, on `networkInputs`. Only non-grouped
+/// convolutions; the new bias goes to the conv's bias or, with a batch norm
+/// after it, into the batch norm's mean. A layer keeps its weights when the
+/// fit is not better on held-out samples. Both modules must be float.
+mlir::LogicalResult reconstructConvs(mlir::ModuleOp module,
+                                     mlir::ModuleOp original,
+                                     const std::vector<rt::Tensor> &networkInputs,
+                                     std::vector<RefitRequest> requests,
+                                     const ReconstructOptions &options,
+                                     std::vector<ReconstructedLayer> &result);
+
+/// The same layer numbering (pruning): `keptFilters` maps a layer to the
+/// original index of each of its filters.
+mlir::LogicalResult reconstructPrunedConvs(
+    mlir::ModuleOp module, mlir::ModuleOp original,
+    const std::vector<rt::Tensor> &networkInputs,
+    const std::map<int64_t, std::vector<int64_t>> &keptFilters,
+    const ReconstructOptions &options, std::vector<ReconstructedLayer> &result);
 
 } // namespace qsim::lighten
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""bench/recover/prune.py: channel pruning with and without the
-least-squares refit (--qsim-prune images=) on yolov3-tiny-aix2022.
+"""bench/recover/lighten.py: channel pruning and factorization with and
+without the least-squares refit (--qsim-prune images=,
+--qsim-factorize-conv refit) on yolov3-tiny-aix2022.
 
-For each ratio: MACs, parameters and mAP@0.5 on the 58-image CAPP subset
-(qsim-run --eval, Darknet's `detector map` rules) of the model pruned
-without the refit and with it. The refit uses coco128 images only (no label
+For each variant: MACs, parameters and mAP@0.5 on the 58-image CAPP subset
+(qsim-run --eval, Darknet's `detector map` rules) without the refit and
+with it. The refit uses coco128 images only (no label
 is read, and never the evaluation images). Nothing is fine-tuned.
 """
 import argparse, os, re, subprocess, sys, tempfile, time
@@ -46,20 +47,24 @@ def main():
     macs0, params0 = stats(base)
     print("yolov3-tiny-aix2022: mAP@0.5 on the CAPP subset; refit on %d coco128 images, %d positions each"
           % (a.images, a.samples))
-    print("%-28s %9s %9s %8s %9s" % ("variant", "MACs", "params", "mAP", "time s"))
-    print("%-28s %8.1fM %8.1fK %8.2f %9s" % ("original", macs0 / 1e6, params0 / 1e3, map50(base, capp), "-"))
+    print("%-36s %9s %9s %8s %9s" % ("variant", "MACs", "params", "mAP", "time s"))
+    print("%-36s %8.1fM %8.1fK %8.2f %9s" % ("original", macs0 / 1e6, params0 / 1e3, map50(base, capp), "-"))
+    variants = []
     for r in [float(x) for x in a.ratios.split(",")]:
-        for refit in [False, True]:
-            out = os.path.join(tmp, "p%g%s.mlirbc" % (r, "r" if refit else ""))
-            opt = "ratio=%g" % r
-            if refit:
-                opt += " images=%s max-images=%d samples=%d" % (coco, a.images, a.samples)
+        variants.append(("prune %g" % r, "--qsim-prune=ratio=%g" % r,
+                         " images=%s max-images=%d samples=%d" % (coco, a.images, a.samples)))
+    refit = " images=%s max-images=%d samples=%d refit report=0" % (coco, a.images, a.samples)
+    variants.append(("tucker2 top3 energy=0.9", "--qsim-factorize-conv=method=tucker2 top=3 energy=0.9", refit))
+    variants.append(("depthwise-separable top3", "--qsim-factorize-conv=method=depthwise-separable top=3", refit))
+    for name, opt, extra in variants:
+        for with_refit in [False, True]:
+            out = os.path.join(tmp, "v%d.mlirbc" % len(os.listdir(tmp)))
             t0 = time.time()
-            check([tool("qsim-opt"), base, "--qsim-prune=" + opt, "-o", out])
+            check([tool("qsim-opt"), base, opt + (extra if with_refit else ""), "-o", out])
             took = time.time() - t0
             macs, params = stats(out)
-            print("%-28s %8.1fM %8.1fK %8.2f %9.1f" % (
-                "prune %g%s" % (r, " + refit" if refit else ""), macs / 1e6, params / 1e3,
+            print("%-36s %8.1fM %8.1fK %8.2f %9.1f" % (
+                name + (" + refit" if with_refit else ""), macs / 1e6, params / 1e3,
                 map50(out, capp), took))
             sys.stdout.flush()
 
