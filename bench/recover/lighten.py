@@ -53,6 +53,8 @@ def main():
     for r in [float(x) for x in a.ratios.split(",")]:
         variants.append(("prune %g" % r, "--qsim-prune=ratio=%g" % r,
                          " images=%s max-images=%d samples=%d" % (coco, a.images, a.samples)))
+    variants.append(("magnitude sparsity 0.5", "--qsim-prune=mode=magnitude sparsity=0.5",
+                     " images=%s max-images=%d samples=%d" % (coco, a.images, a.samples)))
     refit = " images=%s max-images=%d samples=%d refit report=0" % (coco, a.images, a.samples)
     variants.append(("tucker2 top3 energy=0.9", "--qsim-factorize-conv=method=tucker2 top=3 energy=0.9", refit))
     variants.append(("depthwise-separable top3", "--qsim-factorize-conv=method=depthwise-separable top=3", refit))

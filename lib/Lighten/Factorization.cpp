@@ -461,22 +461,6 @@ LogicalResult measureLayerErrors(ModuleOp module, ModuleOp original,
   return success();
 }
 
-/// The network inputs of `o.images` (at most `o.maxImages`).
-LogicalResult loadImages(ModuleOp module, ModuleOp original,
-                         const FactorizeOptions &o,
-                         std::vector<rt::Tensor> &inputs) {
-  std::string error;
-  std::vector<std::string> files;
-  for (const std::string &item : o.images)
-    if (!rt::listImageFiles(item, files, error))
-      return module.emitError() << error;
-  if (o.maxImages > 0 && (int)files.size() > o.maxImages)
-    files.resize(o.maxImages);
-  if (!eval::loadNetworkInputs(original, files, inputs, error))
-    return module.emitError() << error;
-  return success();
-}
-
 /// Refits each replacement's last stage to the original layer's
 /// pre-activation output on the images (Reconstruction.h): the stages
 /// before it stay as the decomposition made them, the last one absorbs what
@@ -576,7 +560,7 @@ LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
   if (o.images.empty() || applied.empty())
     return success();
   std::vector<rt::Tensor> inputs;
-  if (failed(loadImages(module, *original, o, inputs)))
+  if (failed(loadRefitImages(*original, o.images, o.maxImages, inputs)))
     return failure();
   if (o.refit &&
       failed(refitLastStages(module, *original, inputs, o, applied, result)))

@@ -160,7 +160,12 @@ private:
   LogicalResult stepBackbone();
   LogicalResult stepFactorize();
   LogicalResult stepPrune();
-  FailureOr<OwningOpRef<ModuleOp>> prunedCopy(double ratio);
+  /// The current model pruned at `ratio`; with `refit`, refit on the
+  /// calibration images when the options ask for it.
+  FailureOr<OwningOpRef<ModuleOp>> prunedCopy(double ratio,
+                                              bool refit = false);
+  /// Whether G2/G5 refit what they change (calibration images given).
+  bool refits() const { return !o.calibDir.empty() && o.refitImages > 0; }
   LogicalResult stepQuantize();
   FailureOr<OwningOpRef<ModuleOp>> calibratedCopy();
   LogicalResult stepInt8(ModuleOp calibrated);
@@ -448,6 +453,11 @@ LogicalResult Guideline::stepFactorize() {
     fo.method = o.factorizeMethod;
     fo.top = o.factorizeTop;
     fo.energy = energy;
+    if (refits()) {
+      fo.images = {o.calibDir};
+      fo.maxImages = o.refitImages;
+      fo.refit = true;
+    }
     OwningOpRef<ModuleOp> next = current->clone();
     FactorizeResult fr;
     if (failed(factorizeConvs(*next, fo, fr)))
@@ -456,9 +466,9 @@ LogicalResult Guideline::stepFactorize() {
     for (const auto &l : fr.layers)
       applied += l.applied;
     std::string what =
-        strprintf("%s of the %d heaviest convs, energy %.3g",
+        strprintf("%s of the %d heaviest convs, energy %.3g%s",
                   stringifyFactorizeMethod(o.factorizeMethod).data(),
-                  o.factorizeTop, energy);
+                  o.factorizeTop, energy, refits() ? ", refit" : "");
     if (applied == 0)
       break; // higher energies only raise the ranks
     auto m = measure(*next);
@@ -483,11 +493,16 @@ LogicalResult Guideline::stepFactorize() {
   return success();
 }
 
-FailureOr<OwningOpRef<ModuleOp>> Guideline::prunedCopy(double ratio) {
+FailureOr<OwningOpRef<ModuleOp>> Guideline::prunedCopy(double ratio,
+                                                        bool refit) {
   OwningOpRef<ModuleOp> next = current->clone();
   ChannelPruneOptions po;
   po.ratio = ratio;
   po.roundTo = o.roundTo;
+  if (refit && refits()) {
+    po.images = {o.calibDir};
+    po.maxImages = o.refitImages;
+  }
   if (failed(pruneChannels(*next, po, nullptr)))
     return failure();
   return next;
@@ -524,7 +539,7 @@ LogicalResult Guideline::stepPrune() {
   std::string lastWhy;
   std::optional<Measurement> lastM;
   for (double ratio = hi; ratio >= 0.05; ratio *= 0.7) {
-    auto next = prunedCopy(ratio);
+    auto next = prunedCopy(ratio, /*refit=*/true);
     if (failed(next))
       return failure();
     auto m = measure(**next);
@@ -532,7 +547,8 @@ LogicalResult Guideline::stepPrune() {
       return failure();
     std::string why = violation(*m);
     std::string what =
-        strprintf("channels, ratio %.3f, l1, round-to %d", ratio, o.roundTo);
+        strprintf("channels, ratio %.3f, l1, round-to %d%s", ratio, o.roundTo,
+                  refits() ? ", refit" : "");
     if (why.empty()) {
       commit(std::move(*next), *m,
              {"G5",

@@ -322,16 +322,36 @@ LogicalResult reconstructPruned(ModuleOp module, ModuleOp original,
     if (c.kind == "convolutional" && !c.grouped &&
         c.inputsAfter < c.inputsBefore)
       kept[c.layer] = c.keptFilters;
-  std::string error;
-  std::vector<std::string> files;
-  for (const std::string &item : o.images)
-    if (!rt::listImageFiles(item, files, error))
-      return module.emitError() << error;
-  if (o.maxImages > 0 && (int)files.size() > o.maxImages)
-    files.resize(o.maxImages);
+  if (o.refitDownstream && !changes.empty()) {
+    // Every later convolution sees inputs that differ from the original's
+    // (the refits are not exact): refit those too, to the original's own
+    // output, so that the error does not accumulate towards the heads.
+    std::map<int64_t, std::vector<int64_t>> keptByLayer;
+    for (const PrunedLayer &c : changes)
+      keptByLayer[c.layer] = c.keptFilters;
+    int64_t first = changes.front().layer;
+    auto layers = getLayers(getMainFunc(module));
+    if (failed(layers))
+      return failure();
+    for (const Layer &l : *layers) {
+      auto conv = dyn_cast<Conv2DOp>(l.head);
+      if (!conv || l.index <= first || conv.getGroups() != 1 ||
+          kept.count(l.index))
+        continue;
+      auto it = keptByLayer.find(l.index);
+      if (it != keptByLayer.end()) {
+        kept[l.index] = it->second;
+        continue;
+      }
+      std::vector<int64_t> all(conv.getFilters());
+      for (int64_t f = 0; f < conv.getFilters(); ++f)
+        all[f] = f;
+      kept[l.index] = std::move(all);
+    }
+  }
   std::vector<rt::Tensor> inputs;
-  if (!eval::loadNetworkInputs(original, files, inputs, error))
-    return module.emitError() << error;
+  if (failed(loadRefitImages(original, o.images, o.maxImages, inputs)))
+    return failure();
   std::vector<ReconstructedLayer> fits;
   if (failed(reconstructPrunedConvs(module, original, inputs, kept, o.reconstruct,
                               fits)))
@@ -385,18 +405,26 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
 LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module, double sparsity,
                                             const std::set<int64_t> &layerSet,
                                             raw_ostream *report) {
+  MagnitudePruneOptions o;
+  o.sparsity = sparsity;
+  o.layers = layerSet;
+  return pruneMagnitude(module, o, report);
+}
+
+LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module,
+                                            const MagnitudePruneOptions &o,
+                                            raw_ostream *report) {
   func::FuncOp func = getMainFunc(module);
   if (!func)
     return module.emitError() << "no main function";
-  if (sparsity < 0 || sparsity >= 1)
+  if (o.sparsity < 0 || o.sparsity >= 1)
     return module.emitError() << "sparsity must be in [0, 1)";
   auto layers = getLayers(func);
   if (failed(layers))
     return failure();
-  Builder b(module.getContext());
   for (const Layer &l : *layers) {
     if (!isa<Conv2DOp, ConnectedOp>(l.head) ||
-        (!layerSet.empty() && !layerSet.count(l.index)))
+        (!o.layers.empty() && !o.layers.count(l.index)))
       continue;
     auto attr = l.head->getAttrOfType<ElementsAttr>("weight");
     if (!attr)
@@ -407,10 +435,47 @@ LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module, double sparsity,
       return l.head->emitError() << describeLayer(l.head)
                                  << ": prune the float model (before "
                                     "--qsim-quantize)";
+  }
+  // With images: the non-grouped convolutions by SparseGPT's update.
+  std::set<int64_t> done;
+  if (!o.images.empty()) {
+    std::vector<rt::Tensor> inputs;
+    if (failed(loadRefitImages(module, o.images, o.maxImages, inputs)))
+      return failure();
+    std::vector<SparsifiedLayer> sparse;
+    if (failed(sparsifyConvs(module, inputs, o.sparsity, o.layers,
+                             o.reconstruct, sparse)))
+      return failure();
+    if (report)
+      *report << strprintf("second-order update on %zu images (%lld "
+                           "positions each): relative output error\n",
+                           inputs.size(),
+                           (long long)o.reconstruct.samplesPerImage);
+    for (const SparsifiedLayer &s : sparse) {
+      done.insert(s.layer);
+      if (report)
+        *report << strprintf("layer %lld (convolutional): %lld of %lld "
+                             "weights zeroed, output error %.4f\n",
+                             (long long)s.layer, (long long)s.zeroed,
+                             (long long)s.weights, s.error);
+    }
+    layers = getLayers(func);
+    if (failed(layers))
+      return failure();
+  }
+  Builder b(module.getContext());
+  for (const Layer &l : *layers) {
+    if (!isa<Conv2DOp, ConnectedOp>(l.head) ||
+        (!o.layers.empty() && !o.layers.count(l.index)))
+      continue;
+    l.head->setAttr("qsim.sparsity", b.getF64FloatAttr(o.sparsity));
+    if (done.count(l.index))
+      continue;
+    auto attr = l.head->getAttrOfType<ElementsAttr>("weight");
     std::vector<float> w = getFloats(attr);
     std::vector<size_t> order(w.size());
     std::iota(order.begin(), order.end(), 0);
-    size_t k = (size_t)std::floor(sparsity * w.size());
+    size_t k = (size_t)std::floor(o.sparsity * w.size());
     std::nth_element(order.begin(), order.begin() + k, order.end(),
                      [&](size_t a, size_t c) {
                        return std::fabs(w[a]) < std::fabs(w[c]) ||
@@ -422,7 +487,6 @@ LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module, double sparsity,
         "weight",
         makeFloatAttr(module.getContext(), attr.getShapedType().getShape(),
                       "layer" + std::to_string(l.index) + "_sparse", w));
-    l.head->setAttr("qsim.sparsity", b.getF64FloatAttr(sparsity));
     if (report)
       *report << strprintf("layer %lld (%s): %zu of %zu weights zeroed\n",
                            (long long)l.index, l.kind().str().c_str(), k,

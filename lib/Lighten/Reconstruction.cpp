@@ -3,6 +3,8 @@
 #include "qsim/Lighten/Reconstruction.h"
 #include "qsim/Dialect/QSim/IR/Layers.h"
 #include "qsim/Evaluation/LayerActivations.h"
+#include "qsim/Evaluation/ModelMeasures.h"
+#include "qsim/Runtime/Image.h"
 
 #include <Eigen/Dense>
 
@@ -293,6 +295,21 @@ LogicalResult refitLayer(ModuleOp module, const Layer &layer,
 
 } // namespace
 
+LogicalResult qsim::lighten::loadRefitImages(
+    ModuleOp module, const std::vector<std::string> &items, int maxImages,
+    std::vector<rt::Tensor> &inputs) {
+  std::string error;
+  std::vector<std::string> files;
+  for (const std::string &item : items)
+    if (!rt::listImageFiles(item, files, error))
+      return module.emitError() << error;
+  if (maxImages > 0 && (int)files.size() > maxImages)
+    files.resize(maxImages);
+  if (!eval::loadNetworkInputs(module, files, inputs, error))
+    return module.emitError() << error;
+  return success();
+}
+
 LogicalResult qsim::lighten::reconstructConvs(
     ModuleOp module, ModuleOp original,
     const std::vector<rt::Tensor> &networkInputs,
@@ -349,4 +366,173 @@ LogicalResult qsim::lighten::reconstructPrunedConvs(
     requests.push_back({layer, layer, filters});
   return reconstructConvs(module, original, networkInputs, std::move(requests),
                           o, result);
+}
+
+namespace {
+
+/// X'^T X' of the layer's input patches on the images (the model as it is
+/// now), and the number of rows.
+FailureOr<Matrix> inputGram(ModuleOp module, const Layer &layer,
+                            const std::vector<rt::Tensor> &inputs,
+                            const ReconstructOptions &o, int64_t &rows) {
+  auto conv = cast<Conv2DOp>(layer.head);
+  auto g = eval::ConvPatchGeometry::of(conv);
+  int64_t p = g.patchSize();
+  Matrix gram = Matrix::Zero(p, p);
+  rows = 0;
+  auto sink = [&](size_t image, int64_t, const eval::LayerActivations &a) {
+    std::vector<int64_t> pos =
+        positionsFor(o, layer.index, image, g.outputPositions());
+    std::vector<float> patches;
+    eval::appendConvPatches(g, a.inputs[0].f32(), 0, pos, patches);
+    Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
+                                   Eigen::RowMajor>>
+        x(patches.data(), pos.size(), p);
+    gram.selfadjointView<Eigen::Lower>().rankUpdate(
+        x.cast<double>().transpose());
+    rows += pos.size();
+  };
+  if (failed(eval::recordLayerActivations(module, inputs, {layer.index}, sink)))
+    return failure();
+  gram.triangularView<Eigen::StrictlyUpper>() =
+      gram.transpose().triangularView<Eigen::StrictlyUpper>();
+  return gram;
+}
+
+/// SparseGPT's column sweep on W (filters x patch) with H = X^T X + lambda:
+/// per block of columns, the `sparsity` share of the block's weights with
+/// the smallest w^2 / [H^-1]_jj^2 are zeroed and every removal's error is
+/// pushed onto the columns not yet visited (the OBS update through the
+/// Cholesky factor of H^-1). Returns false when H cannot be factorized.
+bool sparsifyRows(Matrix &w, const Matrix &gram, double sparsity,
+                  double relativeRidge) {
+  int64_t p = w.cols();
+  Matrix h = gram;
+  double lambda = relativeRidge * std::max(h.diagonal().mean(), 1e-12);
+  h.diagonal().array() += lambda;
+  // Dead inputs (never non-zero) would make H singular; they carry nothing.
+  for (int64_t j = 0; j < p; ++j)
+    if (gram(j, j) == 0)
+      h(j, j) = 1, w.col(j).setZero();
+  Eigen::LLT<Matrix> llt(h);
+  if (llt.info() != Eigen::Success)
+    return false;
+  Matrix hinv = llt.solve(Matrix::Identity(p, p));
+  Eigen::LLT<Matrix> lltInv(hinv);
+  if (lltInv.info() != Eigen::Success)
+    return false;
+  Matrix u = lltInv.matrixU(); // H^-1 = U^T U
+  const int64_t blockSize = 128;
+  for (int64_t i1 = 0; i1 < p; i1 += blockSize) {
+    int64_t count = std::min(blockSize, p - i1);
+    Matrix block = w.middleCols(i1, count);
+    Matrix errors = Matrix::Zero(w.rows(), count);
+    // The block's mask: the smallest saliencies over the whole block.
+    std::vector<double> saliency;
+    saliency.reserve(block.size());
+    for (int64_t r = 0; r < block.rows(); ++r)
+      for (int64_t c = 0; c < count; ++c) {
+        double d = u(i1 + c, i1 + c);
+        saliency.push_back(block(r, c) * block(r, c) / (d * d));
+      }
+    size_t k = (size_t)std::floor(sparsity * saliency.size());
+    std::vector<double> sorted = saliency;
+    double threshold = -1;
+    if (k > 0) {
+      std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end());
+      threshold = sorted[k - 1];
+    }
+    size_t removed = 0;
+    std::vector<char> zero(saliency.size(), 0);
+    for (size_t i = 0; i < saliency.size() && removed < k; ++i)
+      if (saliency[i] < threshold)
+        zero[i] = 1, ++removed;
+    for (size_t i = 0; i < saliency.size() && removed < k; ++i)
+      if (saliency[i] == threshold && !zero[i])
+        zero[i] = 1, ++removed;
+    for (int64_t c = 0; c < count; ++c) {
+      double d = u(i1 + c, i1 + c);
+      for (int64_t r = 0; r < block.rows(); ++r) {
+        if (!zero[r * count + c])
+          continue;
+        double err = block(r, c) / d;
+        // The removed weight's error onto the block's later columns.
+        block.row(r).tail(count - c) -=
+            err * u.row(i1 + c).segment(i1 + c, count - c);
+        block(r, c) = 0;
+        errors(r, c) = err;
+      }
+    }
+    w.middleCols(i1, count) = block;
+    if (i1 + count < p)
+      w.rightCols(p - i1 - count) -=
+          errors * u.block(i1, i1 + count, count, p - i1 - count);
+  }
+  return true;
+}
+
+} // namespace
+
+LogicalResult qsim::lighten::sparsifyConvs(
+    ModuleOp module, const std::vector<rt::Tensor> &networkInputs,
+    double sparsity, const std::set<int64_t> &layerSet,
+    const ReconstructOptions &o, std::vector<SparsifiedLayer> &result) {
+  if (networkInputs.empty())
+    return module.emitError() << "sparsification needs at least one image";
+  auto layers = getLayers(getMainFunc(module));
+  if (failed(layers))
+    return failure();
+  std::vector<int64_t> chosen;
+  for (const Layer &l : *layers)
+    if (auto conv = dyn_cast<Conv2DOp>(l.head))
+      if (conv.getGroups() == 1 &&
+          (layerSet.empty() || layerSet.count(l.index)))
+        chosen.push_back(l.index);
+  // In order: each layer's H from the inputs the earlier sparse layers give.
+  for (int64_t index : chosen) {
+    auto now = layersByIndex(module);
+    if (failed(now))
+      return failure();
+    const Layer &layer = now->at(index);
+    auto conv = cast<Conv2DOp>(layer.head);
+    int64_t rows = 0;
+    auto gram = inputGram(module, layer, networkInputs, o, rows);
+    if (failed(gram))
+      return failure();
+    int64_t p = gram->rows(), filters = conv.getFilters();
+    std::vector<float> w0 = getFloats(conv.getWeightAttr());
+    Matrix w(filters, p);
+    for (int64_t f = 0; f < filters; ++f)
+      for (int64_t k = 0; k < p; ++k)
+        w(f, k) = w0[f * p + k];
+    Matrix dense = w;
+    SparsifiedLayer r;
+    r.layer = index;
+    r.samples = rows;
+    if (!sparsifyRows(w, *gram, sparsity, std::max(o.ridge, 1e-2)))
+      return conv.emitError() << "sparsification: the input statistics "
+                                 "cannot be factorized";
+    // Relative output error on the samples: ||(W - W0) X^T|| / ||W0 X^T||.
+    auto energy = [&](const Matrix &m) {
+      return (m * *gram).cwiseProduct(m).sum();
+    };
+    double ref = std::max(energy(dense), 1e-30);
+    r.error = std::sqrt(std::max(0.0, energy(w - dense)) / ref);
+    std::vector<float> out(filters * p);
+    int64_t zeros = 0;
+    for (int64_t f = 0; f < filters; ++f)
+      for (int64_t k = 0; k < p; ++k) {
+        out[f * p + k] = (float)w(f, k);
+        zeros += out[f * p + k] == 0.0f;
+      }
+    r.zeroed = zeros;
+    r.weights = filters * p;
+    conv->setAttr("weight",
+                  makeFloatAttr(conv.getContext(),
+                                conv.getWeightAttr().getShapedType().getShape(),
+                                "layer" + std::to_string(index) + "_sparse",
+                                out));
+    result.push_back(r);
+  }
+  return success();
 }

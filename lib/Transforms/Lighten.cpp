@@ -54,6 +54,7 @@ struct LightenPass : public qsim::impl::LightenPassBase<LightenPass> {
     o.energy = energy;
     o.maxPruneRatio = maxPruneRatio;
     o.roundTo = roundTo;
+    o.refitImages = refitImages;
     o.calibMethod = calibMethod;
     o.latencyRuns = latencyRuns;
     o.threads = threads;

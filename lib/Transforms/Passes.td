@@ -238,11 +238,18 @@ def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
     (He et al. 2017; ThiNet): the removed channels' contribution is carried
     by the remaining ones, the layers are refit in order on the inputs the
     earlier refits produce, and a layer keeps its weights when the fit is not
-    better. The report gives each refit layer's relative output error before
+    better. With `refit-downstream` (default), every later convolution is
+    refit too, so that the remaining error does not accumulate towards the
+    heads. The report gives each refit layer's relative output error before
     and after.
 
     `mode=magnitude`: zeros the `sparsity` fraction of smallest-magnitude
     weights of each convolutional/connected layer (`layers=` to choose);
+    with `images=`, the non-grouped convolutions are sparsified by
+    SparseGPT's second-order update instead (the weights whose removal costs
+    the least output error on the images go, the remaining weights of the
+    filter absorb their contribution; layer by layer on the inputs the
+    earlier sparse layers produce);
     `--qsim-print-stats` then shows the sparsity and the size of a sparse
     encoding.
 
@@ -273,11 +280,14 @@ def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
     Option<"roundTo", "round-to", "int", "8", "channel: keep a multiple of this many channels">,
     Option<"sparsity", "sparsity", "double", "0.5", "magnitude: fraction of weights zeroed">,
     ListOption<"images", "images", "std::string",
-               "channel: images or folders on which each convolution that lost "
-               "input channels is refit to the original's output (least squares)">,
-    Option<"maxImages", "max-images", "int", "16", "channel: use at most N images for the refit">,
+               "Images or folders: channel: refit the convolutions to the "
+               "original's output (least squares); magnitude: choose and "
+               "compensate the zeroed weights by their output error (SparseGPT)">,
+    Option<"maxImages", "max-images", "int", "16", "Use at most N images for the refit">,
     Option<"samples", "samples", "int", "256",
-           "channel: output positions sampled per image and layer for the refit">,
+           "Output positions sampled per image and layer for the refit">,
+    Option<"refitDownstream", "refit-downstream", "bool", "true",
+           "channel: also refit every later convolution to the original's output">,
     Option<"report", "report", "bool", "true", "Print the pruning report to stderr">,
   ];
 }
@@ -372,6 +382,12 @@ def LightenPass : Pass<"qsim-lighten", "mlir::ModuleOp"> {
       when all-int8 misses the fidelity bound),
     - G4 fp16 for what int8 left in float (everything when G3 was rejected).
 
+    With `calib=`, G2 and G5 refit what they change by least squares on the
+    first `refit-images` calibration images (the factorized layers' last
+    stages, the convolutions that lost input channels; see
+    --qsim-factorize-conv `refit` and --qsim-prune `images=`);
+    `refit-images=0` turns this off.
+
     Targets: `target-macs`, `target-params` (counts: 300M, 1.5G, 2e6, or a
     percentage of the original like 50%), `target-size` (weight bytes: 2M,
     900K, 50%) and `target-latency` (ms, measured here). Without any target
@@ -431,6 +447,8 @@ def LightenPass : Pass<"qsim-lighten", "mlir::ModuleOp"> {
     Option<"energy", "energy", "double", "0.9", "G2: starting energy">,
     Option<"maxPruneRatio", "max-prune-ratio", "double", "0.5", "G5: largest ratio tried">,
     Option<"roundTo", "round-to", "int", "8", "G5: channel multiple">,
+    Option<"refitImages", "refit-images", "int", "16",
+           "G2/G5: calibration images for the least-squares refit (0: no refit)">,
     Option<"calibMethod", "calib-method",
            "::qsim::quantization::CalibrationMethod",
            "::qsim::quantization::CalibrationMethod::MinMax",

@@ -25,12 +25,13 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
     }
     raw_ostream *out = report ? &llvm::errs() : nullptr;
     if (mode == lighten::PruneMode::Magnitude) {
-      if (!images.empty()) {
-        module.emitError() << "--qsim-prune: images= (the refit) applies to "
-                              "mode=channel only";
-        return signalPassFailure();
-      }
-      if (failed(lighten::pruneMagnitude(module, sparsity, layerSet, out)))
+      lighten::MagnitudePruneOptions mo;
+      mo.sparsity = sparsity;
+      mo.layers = layerSet;
+      mo.images.assign(images.begin(), images.end());
+      mo.maxImages = maxImages;
+      mo.reconstruct.samplesPerImage = samples;
+      if (failed(lighten::pruneMagnitude(module, mo, out)))
         return signalPassFailure();
       return;
     }
@@ -42,6 +43,7 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
     o.images.assign(images.begin(), images.end());
     o.maxImages = maxImages;
     o.reconstruct.samplesPerImage = samples;
+    o.refitDownstream = refitDownstream;
     if (failed(lighten::pruneChannels(module, o, out)))
       return signalPassFailure();
   }

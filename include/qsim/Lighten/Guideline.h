@@ -67,6 +67,9 @@ struct GuidelineOptions {
   /// G5: the largest pruning ratio tried, the channel multiple.
   double maxPruneRatio = 0.5;
   int roundTo = 8;
+  /// G2/G5: the first N calibration images refit what the step changed by
+  /// least squares (Reconstruction.h); 0 or no calibDir: no refit.
+  int refitImages = 16;
   /// G3: how activation ranges are chosen.
   quantization::CalibrationMethod calibMethod =
       quantization::CalibrationMethod::MinMax;

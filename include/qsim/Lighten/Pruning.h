@@ -32,6 +32,9 @@ struct ChannelPruneOptions {
   std::vector<std::string> images;
   /// At most this many of them (0: all).
   int maxImages = 16;
+  /// Also refit every later (non-grouped) convolution to the original's
+  /// output, not only those that lost input channels.
+  bool refitDownstream = true;
   ReconstructOptions reconstruct;
 };
 
@@ -44,6 +47,21 @@ struct ChannelPruneOptions {
 mlir::LogicalResult pruneChannels(mlir::ModuleOp module,
                                   const ChannelPruneOptions &options,
                                   llvm::raw_ostream *report);
+
+struct MagnitudePruneOptions {
+  double sparsity = 0.5;
+  /// Darknet indices of the layers to sparsify (empty: all).
+  std::set<int64_t> layers;
+  /// Images (files or folders): the non-grouped convolutions are then
+  /// sparsified by SparseGPT's second-order update on them
+  /// (Reconstruction.h, sparsifyConvs) instead of by magnitude alone.
+  std::vector<std::string> images;
+  int maxImages = 16;
+  ReconstructOptions reconstruct;
+};
+mlir::LogicalResult pruneMagnitude(mlir::ModuleOp module,
+                                   const MagnitudePruneOptions &options,
+                                   llvm::raw_ostream *report);
 
 /// Zeros the `sparsity` fraction of smallest-magnitude weights of every
 /// convolutional/connected layer in `layers` (empty: all), recording

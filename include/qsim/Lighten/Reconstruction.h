@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,13 @@ struct ReconstructOptions {
   double ridge = 1e-4;
   uint64_t seed = 1;
 };
+
+/// The network inputs of the images in `items` (files or folders, at most
+/// `maxImages` of them; 0: all), preprocessed for `module`.
+mlir::LogicalResult loadRefitImages(mlir::ModuleOp module,
+                                    const std::vector<std::string> &items,
+                                    int maxImages,
+                                    std::vector<rt::Tensor> &inputs);
 
 /// One refit layer: its relative output error on the held-out samples
 /// (every fourth), ||X'W^T + b - Y|| / ||Y||, with the weights before and
@@ -72,6 +80,28 @@ mlir::LogicalResult reconstructPrunedConvs(
     const std::vector<rt::Tensor> &networkInputs,
     const std::map<int64_t, std::vector<int64_t>> &keptFilters,
     const ReconstructOptions &options, std::vector<ReconstructedLayer> &result);
+
+/// One sparsified convolution: zeroed weights and the relative output error
+/// on the samples, ||(W' - W) X'|| / ||W X'||.
+struct SparsifiedLayer {
+  int64_t layer = 0;
+  int64_t samples = 0;
+  int64_t zeroed = 0, weights = 0;
+  double error = 0;
+};
+
+/// Zeros the `sparsity` share of the weights of each non-grouped
+/// convolution in `layers` (empty: all) with SparseGPT's second-order
+/// update (Frantar & Alistarh 2023, OBS row updates from X'X'^T): the
+/// weights that cost the least output error on `networkInputs` go, and the
+/// remaining weights of the same filter absorb their contribution. In layer
+/// order, each on the inputs the earlier sparse layers produce.
+mlir::LogicalResult sparsifyConvs(mlir::ModuleOp module,
+                                  const std::vector<rt::Tensor> &networkInputs,
+                                  double sparsity,
+                                  const std::set<int64_t> &layers,
+                                  const ReconstructOptions &options,
+                                  std::vector<SparsifiedLayer> &result);
 
 } // namespace qsim::lighten
 
