@@ -591,3 +591,62 @@ TEST_F(LightenIR, ReconstructionThroughBatchNormAndItsErrors) {
       reconstructPrunedConvs(pruned, *m, {}, {{2, kept[2]}}, {}, none)));
   pruned->erase();
 }
+
+// With nothing removed the refit reproduces every layer (the original
+// weights are the least-squares solution): outputs unchanged.
+TEST_F(LightenIR, RefitWithNothingRemovedKeepsTheOutputs) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  auto copy = m->clone();
+  std::vector<rt::Tensor> fitInputs;
+  for (uint32_t s = 1; s <= 6; ++s)
+    fitInputs.push_back(seededInput(*m, s));
+  std::vector<RefitRequest> requests;
+  for (int64_t layer : {1, 2, 3}) {
+    RefitRequest r{layer, layer, {}};
+    for (int64_t f = 0; f < conv(copy, layer).getFilters(); ++f)
+      r.originalFilters.push_back(f);
+    requests.push_back(r);
+  }
+  std::vector<ReconstructedLayer> fits;
+  ASSERT_TRUE(mlir::succeeded(
+      reconstructConvs(copy, *m, fitInputs, requests, {}, fits)));
+  ASSERT_EQ(fits.size(), 3u);
+  for (const ReconstructedLayer &f : fits)
+    EXPECT_LT(f.errorBefore, 1e-6) << "layer " << f.layer;
+  rt::Tensor heldOut = seededInput(*m, 4242);
+  auto ref = run(*m, heldOut);
+  auto got = run(copy, heldOut);
+  for (size_t i = 0; i < ref.size(); ++i)
+    EXPECT_LT(relDiff(ref[i], got[i]), 1e-5) << "output " << i;
+  copy->erase();
+}
+
+// SparseGPT's update zeroes exactly the asked share and costs less output
+// error than zeroing the smallest weights, on held-out inputs too.
+TEST_F(LightenIR, SecondOrderSparsityBeatsMagnitude) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  std::vector<rt::Tensor> fitInputs;
+  for (uint32_t s = 1; s <= 8; ++s)
+    fitInputs.push_back(seededInput(*m, s));
+  auto byMagnitude = m->clone();
+  auto bySecondOrder = m->clone();
+  ASSERT_TRUE(mlir::succeeded(pruneMagnitude(byMagnitude, 0.5, {2}, nullptr)));
+  std::vector<SparsifiedLayer> sparse;
+  ASSERT_TRUE(mlir::succeeded(
+      sparsifyConvs(bySecondOrder, fitInputs, 0.5, {2}, {}, sparse)));
+  ASSERT_EQ(sparse.size(), 1u);
+  EXPECT_EQ(sparse[0].layer, 2);
+  EXPECT_EQ(sparse[0].weights, 9 * 10 * 25);
+  EXPECT_EQ(sparse[0].zeroed, 9 * 10 * 25 / 2);
+  std::vector<float> w = getFloats(conv(bySecondOrder, 2).getWeightAttr());
+  EXPECT_EQ(std::count(w.begin(), w.end(), 0.0f), 9 * 10 * 25 / 2);
+  rt::Tensor heldOut = seededInput(*m, 31337);
+  auto ref = run(*m, heldOut);
+  auto magnitude = run(byMagnitude, heldOut);
+  auto secondOrder = run(bySecondOrder, heldOut);
+  EXPECT_LT(relDiff(ref[0], secondOrder[0]), relDiff(ref[0], magnitude[0]));
+  byMagnitude->erase();
+  bySecondOrder->erase();
+}
