@@ -36,6 +36,7 @@ def main():
     ap.add_argument("--ratios", default="0.1,0.2,0.3")
     ap.add_argument("--images", type=int, default=32, help="coco128 images for the refit")
     ap.add_argument("--samples", type=int, default=256, help="positions per image and layer")
+    ap.add_argument("--only", default="", help="only the variants whose name contains this")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp()
     coco = os.path.join(DATA, "coco128", "images", "train2017")
@@ -47,28 +48,33 @@ def main():
     macs0, params0 = stats(base)
     print("yolov3-tiny-aix2022: mAP@0.5 on the CAPP subset; refit on %d coco128 images, %d positions each"
           % (a.images, a.samples))
-    print("%-36s %9s %9s %8s %9s" % ("variant", "MACs", "params", "mAP", "time s"))
-    print("%-36s %8.1fM %8.1fK %8.2f %9s" % ("original", macs0 / 1e6, params0 / 1e3, map50(base, capp), "-"))
-    variants = []
+    print("%-40s %9s %9s %8s %9s" % ("variant", "MACs", "params", "mAP", "time s"))
+    print("%-40s %8.1fM %8.1fK %8.2f %9s" % ("original", macs0 / 1e6, params0 / 1e3, map50(base, capp), "-"))
+    img = " images=%s max-images=%d samples=%d" % (coco, a.images, a.samples)
+    rows = []
     for r in [float(x) for x in a.ratios.split(",")]:
-        variants.append(("prune %g" % r, "--qsim-prune=ratio=%g" % r,
-                         " images=%s max-images=%d samples=%d" % (coco, a.images, a.samples)))
-    variants.append(("magnitude sparsity 0.5", "--qsim-prune=mode=magnitude sparsity=0.5",
-                     " images=%s max-images=%d samples=%d" % (coco, a.images, a.samples)))
-    refit = " images=%s max-images=%d samples=%d refit report=0" % (coco, a.images, a.samples)
-    variants.append(("tucker2 top3 energy=0.9", "--qsim-factorize-conv=method=tucker2 top=3 energy=0.9", refit))
-    variants.append(("depthwise-separable top3", "--qsim-factorize-conv=method=depthwise-separable top=3", refit))
-    for name, opt, extra in variants:
-        for with_refit in [False, True]:
-            out = os.path.join(tmp, "v%d.mlirbc" % len(os.listdir(tmp)))
-            t0 = time.time()
-            check([tool("qsim-opt"), base, opt + (extra if with_refit else ""), "-o", out])
-            took = time.time() - t0
-            macs, params = stats(out)
-            print("%-36s %8.1fM %8.1fK %8.2f %9.1f" % (
-                name + (" + refit" if with_refit else ""), macs / 1e6, params / 1e3,
-                map50(out, capp), took))
-            sys.stdout.flush()
+        rows.append(("prune %g (l1)" % r, "--qsim-prune=ratio=%g" % r))
+        rows.append(("prune %g (l1) + refit" % r, "--qsim-prune=ratio=%g" % r + img))
+        rows.append(("prune %g (contribution) + refit" % r,
+                     "--qsim-prune=ratio=%g criterion=contribution" % r + img))
+    rows.append(("magnitude 0.5", "--qsim-prune=mode=magnitude sparsity=0.5"))
+    rows.append(("magnitude 0.5, second-order + refit",
+                 "--qsim-prune=mode=magnitude sparsity=0.5" + img))
+    for name, opt in [("tucker2 top3 energy=0.9", "--qsim-factorize-conv=method=tucker2 top=3 energy=0.9"),
+                      ("depthwise-separable top3", "--qsim-factorize-conv=method=depthwise-separable top=3")]:
+        rows.append((name, opt))
+        rows.append((name + " + refit", opt + img + " refit report=0"))
+    if a.only:
+        rows = [r for r in rows if a.only in r[0]]
+    for name, opt in rows:
+        out = os.path.join(tmp, "v%d.mlirbc" % len(os.listdir(tmp)))
+        t0 = time.time()
+        check([tool("qsim-opt"), base, opt, "-o", out])
+        took = time.time() - t0
+        macs, params = stats(out)
+        print("%-40s %8.1fM %8.1fK %8.2f %9.1f" % (name, macs / 1e6, params / 1e3,
+                                                  map50(out, capp), took))
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 #include "qsim/Lighten/Pruning.h"
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
+#include "qsim/Evaluation/LayerActivations.h"
 #include "qsim/Evaluation/ModelMeasures.h"
 #include "qsim/Lighten/ChannelGroups.h"
 #include "qsim/Runtime/Image.h"
@@ -133,6 +134,10 @@ public:
   /// Removes the chosen filters, and the input channels they fed, from the
   /// weights, biases and batch norms of `func`'s ops.
   std::vector<PrunedLayer> removeChosen(func::FuncOp func);
+  /// Ranks by these per-filter importances instead of the weights.
+  void setImportance(llvm::DenseMap<Operation *, std::vector<double>> given) {
+    importance = std::move(given);
+  }
 
 private:
   /// Importance of each filter of a conv2d/connected op, cached.
@@ -153,6 +158,9 @@ const std::vector<double> &ChannelPruner::filterImportance(Operation *op) {
   auto it = importance.find(op);
   if (it != importance.end())
     return it->second;
+  if (o.criterion == PruneCriterion::Contribution) // consumed by nothing
+    return importance[op] = std::vector<double>(
+               cast<ShapedType>(op->getResult(0).getType()).getDimSize(1), 0);
   std::vector<float> w = getFloats(op->getAttrOfType<ElementsAttr>("weight"));
   int64_t f = cast<ShapedType>(op->getResult(0).getType()).getDimSize(1);
   int64_t per = w.size() / f;
@@ -282,15 +290,26 @@ std::vector<PrunedLayer> ChannelPruner::removeChosen(func::FuncOp func) {
   return changes;
 }
 
+const char *criterionName(PruneCriterion c) {
+  switch (c) {
+  case PruneCriterion::L1:
+    return "l1";
+  case PruneCriterion::L2:
+    return "l2";
+  case PruneCriterion::BNGamma:
+    return "bn-gamma";
+  case PruneCriterion::Contribution:
+    return "contribution";
+  }
+  return "?";
+}
+
 void printPruneReport(const ChannelPruneOptions &o,
                       ArrayRef<PrunedLayer> changes, const ModelStats &before,
                       ModuleOp module, raw_ostream &report) {
   auto after = computeModelStats(module);
   report << strprintf("channel pruning: ratio %g, %s, round-to %lld\n", o.ratio,
-                      o.criterion == PruneCriterion::L1   ? "l1"
-                      : o.criterion == PruneCriterion::L2 ? "l2"
-                                                          : "bn-gamma",
-                      (long long)o.roundTo);
+                      criterionName(o.criterion), (long long)o.roundTo);
   report << strprintf("%5s  %-15s %15s %15s\n", "layer", "type", "filters",
                       "input channels");
   for (const PrunedLayer &c : changes)
@@ -309,6 +328,65 @@ void printPruneReport(const ChannelPruneOptions &o,
                         (long long)before.params, (long long)after->params,
                         100.0 * after->params /
                             std::max<int64_t>(before.params, 1));
+}
+
+/// Each producer filter's contribution to the outputs of the convolutions
+/// that consume it on `inputs`: sum over consumers of E[x_c^2] (the mean
+/// square of the consumer's input channel) times ||W[:, c]||^2 (the
+/// weights that read it). Channels are followed through routes, pools and
+/// shortcuts by the coupling analysis.
+FailureOr<llvm::DenseMap<Operation *, std::vector<double>>>
+channelContributions(ModuleOp module, ArrayRef<Layer> layers,
+                     const ChannelGroups &groups,
+                     const std::vector<rt::Tensor> &inputs) {
+  std::map<int64_t, Conv2DOp> convs;
+  for (const Layer &l : layers)
+    if (auto conv = dyn_cast<Conv2DOp>(l.head))
+      convs[l.index] = conv;
+  std::map<int64_t, std::vector<double>> meanSquares;
+  auto sink = [&](size_t, int64_t layer, const eval::LayerActivations &a) {
+    const rt::Tensor &x = a.inputs[0];
+    std::vector<double> &ms = meanSquares[layer];
+    ms.resize(x.c(), 0.0);
+    int64_t hw = x.h() * x.w();
+    for (int64_t c = 0; c < x.c(); ++c) {
+      double s = 0;
+      for (int64_t i = 0; i < hw; ++i)
+        s += (double)x.f32()[c * hw + i] * x.f32()[c * hw + i];
+      ms[c] += s / hw / inputs.size();
+    }
+  };
+  std::vector<int64_t> indices;
+  for (auto &[index, conv] : convs)
+    indices.push_back(index);
+  if (failed(eval::recordLayerActivations(module, inputs, indices, sink)))
+    return failure();
+  llvm::DenseMap<Operation *, std::vector<double>> importance;
+  for (auto &[index, conv] : convs) {
+    std::vector<float> w = getFloats(conv.getWeightAttr());
+    int64_t f = conv.getFilters(), c = conv.getInputChannels();
+    int64_t groups_ = conv.getGroups(), cpg = c / groups_, fpg = f / groups_;
+    int64_t taps = w.size() / (f * cpg);
+    const std::vector<int> &elements = groups.channels(conv.getInput());
+    for (int64_t ch = 0; ch < c && ch < (int64_t)elements.size(); ++ch) {
+      const FilterRef &r = groups.element(elements[ch]);
+      if (!r.source)
+        continue;
+      int64_t g = ch / cpg, local = ch % cpg;
+      double norm = 0;
+      for (int64_t fi = g * fpg; fi < (g + 1) * fpg; ++fi)
+        for (int64_t k = 0; k < taps; ++k) {
+          double v = w[(fi * cpg + local) * taps + k];
+          norm += v * v;
+        }
+      std::vector<double> &imp = importance[r.source];
+      imp.resize(cast<ShapedType>(r.source->getResult(0).getType())
+                     .getDimSize(1),
+                 0.0);
+      imp[r.channel] += meanSquares[index][ch] * norm;
+    }
+  }
+  return importance;
 }
 
 /// Refits the convolutions that lost input channels to `original`'s
@@ -390,6 +468,19 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
   if (!o.images.empty())
     original = module.clone();
   ChannelPruner pruner(*layers, *groups, o);
+  if (o.criterion == PruneCriterion::Contribution) {
+    if (o.images.empty())
+      return module.emitError()
+             << "criterion=contribution needs images= (the channels are "
+                "ranked by their effect on the consumers on those images)";
+    std::vector<rt::Tensor> inputs;
+    if (failed(loadRefitImages(module, o.images, o.maxImages, inputs)))
+      return failure();
+    auto importance = channelContributions(module, *layers, *groups, inputs);
+    if (failed(importance))
+      return failure();
+    pruner.setImportance(std::move(*importance));
+  }
   pruner.chooseRemovedFilters();
   std::vector<PrunedLayer> changes = pruner.removeChosen(func);
   if (failed(refreshResultTypes(func)) || failed(verify(module)))
@@ -443,8 +534,9 @@ LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module,
     if (failed(loadRefitImages(module, o.images, o.maxImages, inputs)))
       return failure();
     std::vector<SparsifiedLayer> sparse;
+    OwningOpRef<ModuleOp> original = module.clone();
     if (failed(sparsifyConvs(module, inputs, o.sparsity, o.layers,
-                             o.reconstruct, sparse)))
+                             o.reconstruct, sparse, *original)))
       return failure();
     if (report)
       *report << strprintf("second-order update on %zu images (%lld "

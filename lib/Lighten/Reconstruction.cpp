@@ -476,7 +476,8 @@ bool sparsifyRows(Matrix &w, const Matrix &gram, double sparsity,
 LogicalResult qsim::lighten::sparsifyConvs(
     ModuleOp module, const std::vector<rt::Tensor> &networkInputs,
     double sparsity, const std::set<int64_t> &layerSet,
-    const ReconstructOptions &o, std::vector<SparsifiedLayer> &result) {
+    const ReconstructOptions &o, std::vector<SparsifiedLayer> &result,
+    ModuleOp original) {
   if (networkInputs.empty())
     return module.emitError() << "sparsification needs at least one image";
   auto layers = getLayers(getMainFunc(module));
@@ -490,6 +491,23 @@ LogicalResult qsim::lighten::sparsifyConvs(
         chosen.push_back(l.index);
   // In order: each layer's H from the inputs the earlier sparse layers give.
   for (int64_t index : chosen) {
+    if (original) {
+      // First the dense least-squares fit to the original's output on the
+      // inputs the sparse layers before give: then W X' - Y splits into the
+      // fit's residual (orthogonal to X') and (W - W') X', which the sweep
+      // below minimises.
+      std::vector<RefitRequest> request(1, RefitRequest{index, index, {}});
+      auto layers = layersByIndex(original);
+      if (failed(layers))
+        return failure();
+      auto oconv = cast<Conv2DOp>(layers->at(index).head);
+      for (int64_t f = 0; f < oconv.getFilters(); ++f)
+        request[0].originalFilters.push_back(f);
+      std::vector<ReconstructedLayer> fits;
+      if (failed(reconstructConvs(module, original, networkInputs, request, o,
+                                  fits)))
+        return failure();
+    }
     auto now = layersByIndex(module);
     if (failed(now))
       return failure();

@@ -274,7 +274,11 @@ def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
              clEnumValN(::qsim::lighten::PruneCriterion::L2, "l2",
                         "L2 norm of the filters"),
              clEnumValN(::qsim::lighten::PruneCriterion::BNGamma, "bn-gamma",
-                        "batch-norm scale"))}]>,
+                        "batch-norm scale"),
+             clEnumValN(::qsim::lighten::PruneCriterion::Contribution,
+                        "contribution",
+                        "with images=: the channel's share of its consumers' "
+                        "outputs on the images"))}]>,
     ListOption<"layers", "layers", "std::string",
                "Layers to prune (indices, ranges); all when empty">,
     Option<"roundTo", "round-to", "int", "8", "channel: keep a multiple of this many channels">,

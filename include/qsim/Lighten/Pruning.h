@@ -15,7 +15,10 @@
 
 namespace qsim::lighten {
 
-enum class PruneCriterion { L1, L2, BNGamma };
+/// How channels are ranked: filter norms, the batch-norm scale, or (with
+/// images) each channel's contribution to its consumers' outputs,
+/// E[x_c^2] * ||W[:, c]||^2 summed over the consuming convolutions.
+enum class PruneCriterion { L1, L2, BNGamma, Contribution };
 /// --qsim-prune's mode: whole channels, or the smallest weights.
 enum class PruneMode { Channel, Magnitude };
 

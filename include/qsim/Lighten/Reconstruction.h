@@ -95,13 +95,17 @@ struct SparsifiedLayer {
 /// update (Frantar & Alistarh 2023, OBS row updates from X'X'^T): the
 /// weights that cost the least output error on `networkInputs` go, and the
 /// remaining weights of the same filter absorb their contribution. In layer
-/// order, each on the inputs the earlier sparse layers produce.
+/// order, each on the inputs the earlier sparse layers produce. With
+/// `original` (the dense model, same layers), each layer is first refit to
+/// the original's output on those inputs, so that the error of the earlier
+/// sparse layers is compensated too.
 mlir::LogicalResult sparsifyConvs(mlir::ModuleOp module,
                                   const std::vector<rt::Tensor> &networkInputs,
                                   double sparsity,
                                   const std::set<int64_t> &layers,
                                   const ReconstructOptions &options,
-                                  std::vector<SparsifiedLayer> &result);
+                                  std::vector<SparsifiedLayer> &result,
+                                  mlir::ModuleOp original = {});
 
 } // namespace qsim::lighten
 
