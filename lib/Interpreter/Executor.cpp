@@ -981,8 +981,8 @@ bool PlanBuilder::buildInt8Connected(ConnectedOp fc, int step) {
 
 bool PlanBuilder::buildInt8MaxPool(MaxPoolOp mp, int step) {
   int input = slotOf(mp.getInput());
-  if (fast() &&
-      boundFastResult(mp.getResult(), buildDnnlMaxPool(plan, step, mp, input)))
+  if (fast() && boundFastResult(mp.getResult(),
+                                buildFastInt8MaxPool(plan, step, mp, input)))
     return true;
   CHW in = chwOf(mp.getInput()), outS = chwOf(mp.getResult());
   int64_t size = mp.getSize(), sy = mp.getStride()[0], sx = mp.getStride()[1],
@@ -999,8 +999,8 @@ bool PlanBuilder::buildInt8MaxPool(MaxPoolOp mp, int step) {
 
 bool PlanBuilder::buildInt8Upsample(UpsampleOp up, int step) {
   int input = slotOf(up.getInput());
-  if (fast() &&
-      boundFastResult(up.getResult(), buildDnnlUpsample(plan, step, up, input)))
+  if (fast() && boundFastResult(up.getResult(),
+                                buildFastInt8Upsample(plan, step, up, input)))
     return true;
   CHW in = chwOf(up.getInput()), outS = chwOf(up.getResult());
   int64_t stride = up.getStride();
@@ -1036,6 +1036,17 @@ bool PlanBuilder::buildInt8Route(RouteOp route, int step) {
   std::vector<int32_t> zps;
   std::vector<char> identity;
   auto fps = fixedPoints(*route.getInputMultiplier(), *route.getInputShift());
+  std::vector<int> ins;
+  for (Value v : op->getOperands())
+    ins.push_back(slotOf(v));
+  bool copyOnly =
+      op->getNumOperands() == 1 && route.getGroups() == 1 &&
+      quantOf(op->getOperand(0).getType()) == std::make_pair(sOut, zpOut);
+  if (copyOnly)
+    return aliasResult(op, step); // in whatever layout the input has
+  if (fast() && boundFastResult(route.getResult(),
+                                buildFastInt8Route(plan, step, route, ins)))
+    return true;
   for (Value v : op->getOperands()) {
     srcs.push_back(plan.plainOf(slotOf(v), step));
     shapes.push_back(chwOf(v));
@@ -1043,8 +1054,6 @@ bool PlanBuilder::buildInt8Route(RouteOp route, int step) {
     zps.push_back(zp);
     identity.push_back(s == sOut && zp == zpOut);
   }
-  if (op->getNumOperands() == 1 && route.getGroups() == 1 && identity[0])
-    return aliasResult(op, step);
   int64_t groups = route.getGroups(), groupId = route.getGroupId();
   rt::Rounding rounding = plan.rounding;
   int32_t zo = zpOut;
@@ -1063,6 +1072,12 @@ bool PlanBuilder::buildInt8Route(RouteOp route, int step) {
 }
 
 bool PlanBuilder::buildInt8Shortcut(ShortcutOp sc, int step) {
+  std::vector<int> ins;
+  for (Value v : sc->getOperands())
+    ins.push_back(slotOf(v));
+  if (fast() && boundFastResult(sc.getResult(),
+                                buildFastInt8Shortcut(plan, step, sc, ins)))
+    return true;
   auto p = std::make_shared<ref::ShortcutInt8Params>();
   std::vector<int> srcs;
   std::vector<CHW> shapes;

@@ -51,6 +51,13 @@ inline int32_t select(bool c, int32_t a, int32_t b) {
 inline int64_t clampInt32(int64_t v) {
   return std::min<int64_t>(std::max<int64_t>(v, INT32_MIN), INT32_MAX);
 }
+/// clampInt32((int64_t)a + b) in 32-bit lanes: on overflow (both operands'
+/// sign differs from the wrapped sum's) the bound on a's side.
+inline int32_t saturatingAdd(int32_t a, int32_t b) {
+  int32_t s = (int32_t)((uint32_t)a + (uint32_t)b);
+  int32_t overflow = ((a ^ s) & (b ^ s)) >> 31; // all ones or zero
+  return select(overflow != 0, (a >> 31) ^ INT32_MAX, s);
+}
 
 // gemmlowp's SaturatingRoundingDoublingHighMul then RoundingDivideByPOT
 // (m > 0, so the INT32_MIN * INT32_MIN case cannot occur).
@@ -86,13 +93,15 @@ chunkTFLite(const int32_t *__restrict acc, int64_t pixels, int64_t C,
     const int32_t *__restrict a = acc + p * C;
     int8_t *__restrict o = out + p * C;
     for (int64_t f = 0; f < C; ++f) {
-      int32_t x = (int32_t)clampInt32((int64_t)a[f] + bias[f]);
+      int32_t x = saturatingAdd(a[f], bias[f]);
       int32_t neg = leaky & (int32_t)(x < 0);
       int32_t mm = select(neg, nm[f], m[f]);
       int32_t r = select(neg, nrs[f], rs[f]);
       int64_t ab = (int64_t)x * mm;
-      int64_t v = ab + (1ll << 30) + ((ab >> 63) & (1 - (1ll << 31)));
-      int32_t h = (int32_t)((v + ((v >> 63) & ((1ll << 31) - 1))) >> 31);
+      // SaturatingRoundingDoublingHighMul: (ab + nudge) / 2^31 truncated,
+      // nudge = 2^30 for ab >= 0 and 1 - 2^30 below, is floor((ab + 2^30) /
+      // 2^31) in both cases (for ab < 0 the truncation is a ceiling).
+      int32_t h = (int32_t)((ab + (1ll << 30)) >> 31);
       int32_t mask = (1 << r) - 1;
       int32_t th = (mask >> 1) + (int32_t)(h < 0);
       int32_t y = (h >> r) + (int32_t)((h & mask) > th) + zp;
@@ -111,7 +120,7 @@ chunkTosa(const int32_t *__restrict acc, int64_t pixels, int64_t C,
     const int32_t *__restrict a = acc + p * C;
     int8_t *__restrict o = out + p * C;
     for (int64_t f = 0; f < C; ++f) {
-      int32_t x = (int32_t)clampInt32((int64_t)a[f] + bias[f]);
+      int32_t x = saturatingAdd(a[f], bias[f]);
       int32_t neg = leaky & (int32_t)(x < 0);
       int32_t y =
           tosaDouble(x, select(neg, nm[f], m[f]), select(neg, nsh[f], sh[f])) +
