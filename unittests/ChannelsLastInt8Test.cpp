@@ -145,6 +145,10 @@ TEST(ChannelsLastInt8, ShortcutEqualsReferenceOnEveryPair) {
       ref::shortcutInt8({a.data(), b.data()}, {shape, shape}, p, want.data());
       cl::ShortcutInt8(p, 2).run({a.data(), b.data()}, 65536, got.data());
       EXPECT_EQ(want, got) << "activation " << (int)act;
+      // A length that is not a multiple of the vector width.
+      std::vector<int8_t> tail(65531, 0);
+      cl::ShortcutInt8(p, 2).run({a.data(), b.data()}, 65531, tail.data());
+      EXPECT_TRUE(std::equal(tail.begin(), tail.end(), want.begin()));
       // Three inputs: the per-input tables.
       auto c = randomInt8(65536, 9);
       p.zp.push_back(40);

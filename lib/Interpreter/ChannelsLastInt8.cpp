@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <immintrin.h>
 
 using namespace qsim;
 using namespace qsim::interp;
@@ -25,19 +26,28 @@ void cl::maxPoolInt8(const int8_t *in, const CHW &inShape, int64_t size,
   const int64_t C = inShape.c, off = -(padding / 2);
   const int64_t rowBytes = outShape.w * C;
   const bool parallel = inShape.size() > kParallelBytes;
-  // rows[iy][ox] = max over the window's in-bounds columns of input row iy.
+  // rows[iy][ox] = max over the window's in-bounds columns of input row iy:
+  // tap m of output column ox reads column ox * sx + off + m, inside the
+  // input for ox in [first, last].
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t iy = 0; iy < inShape.h; ++iy) {
     const int8_t *x = in + iy * inShape.w * C;
     int8_t *r = rows + iy * rowBytes;
-    for (int64_t ox = 0; ox < outShape.w; ++ox) {
-      int8_t *d = r + ox * C;
-      std::memset(d, -128, C);
-      for (int64_t m = 0; m < size; ++m) {
-        int64_t ix = ox * sx + off + m;
-        if (ix >= 0 && ix < inShape.w)
-          maxInto(d, x + ix * C, C);
-      }
+    std::memset(r, -128, rowBytes);
+    for (int64_t m = 0; m < size; ++m) {
+      const int64_t shift = off + m;
+      if (shift > inShape.w - 1)
+        continue;
+      const int64_t first = shift >= 0 ? 0 : (-shift + sx - 1) / sx;
+      const int64_t last =
+          std::min(outShape.w - 1, (inShape.w - 1 - shift) / sx);
+      if (last < first)
+        continue;
+      if (sx == 1) // the taps of consecutive columns are contiguous
+        maxInto(r + first * C, x + (first + shift) * C, (last - first + 1) * C);
+      else
+        for (int64_t ox = first; ox <= last; ++ox)
+          maxInto(r + ox * C, x + (ox * sx + shift) * C, C);
     }
   }
   // out[oy] = max over the window's in-bounds rows.
@@ -92,22 +102,60 @@ cl::ShortcutInt8::ShortcutInt8(const ref::ShortcutInt8Params &p, size_t inputs)
       terms[k][(uint8_t)v] = p.term(k, (int8_t)v);
   if (inputs != 2)
     return;
-  pairTable.resize(256 * 256);
+  pairTable.resize(256 * 256 + 3); // + the gather's padding
   for (int a = -128; a < 128; ++a)
     for (int b = -128; b < 128; ++b)
       pairTable[(a + 128) * 256 + (b + 128)] =
           p.finish(terms[0][(uint8_t)a] + terms[1][(uint8_t)b]);
 }
 
+namespace {
+
+/// out[i] = table[a[i] * 256 + b[i]] (table centred on (0, 0)).
+void pairLookup(const int8_t *__restrict a, const int8_t *__restrict b,
+                int64_t n, const int8_t *table, int8_t *__restrict out) {
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = table[a[i] * 256 + b[i]];
+}
+
+/// The same with 16 lookups per gather; the gather reads 4 bytes at each
+/// index, so the table has 3 bytes of padding after its end.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void
+pairLookupAvx512(const int8_t *a, const int8_t *b, int64_t n,
+                 const int8_t *table, int8_t *out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 k =
+        n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    __m512i av = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, a + i));
+    __m512i bv = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, b + i));
+    __m512i idx = _mm512_add_epi32(_mm512_slli_epi32(av, 8), bv);
+    __m512i v =
+        _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, table, 1);
+    _mm512_mask_cvtepi32_storeu_epi8(out + i, k, v);
+  }
+}
+
+bool hasAvx512() {
+  static const bool yes =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  return yes;
+}
+
+} // namespace
+
 void cl::ShortcutInt8::run(const std::vector<const int8_t *> &ins, int64_t n,
                            int8_t *out) const {
   const bool parallel = n > 4 * kParallelBytes;
   if (ins.size() == 2) {
-    const int8_t *__restrict a = ins[0], *__restrict b = ins[1];
     const int8_t *t = pairTable.data() + 128 * 256 + 128;
+    auto lookup = hasAvx512() ? pairLookupAvx512 : pairLookup;
+    const int64_t chunk = 16384, chunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t i = 0; i < n; ++i)
-      out[i] = t[a[i] * 256 + b[i]];
+    for (int64_t c = 0; c < chunks; ++c) {
+      int64_t i = c * chunk;
+      lookup(ins[0] + i, ins[1] + i, std::min(chunk, n - i), t, out + i);
+    }
     return;
   }
 #pragma omp parallel for schedule(static) if (parallel)

@@ -328,6 +328,21 @@ private:
   std::string &error;
 };
 
+/// The threads a step runs on. Waking the worker threads costs tens of
+/// microseconds when they wait passively, more than a small layer takes on
+/// one core, so small layers run on the calling thread (oneDNN primitives
+/// are created with the thread count they run with).
+static int stepThreads(const StepInfo &info, int threads) {
+  constexpr int64_t kParallelMacs = 3 << 20;       // ~50 us on one core
+  constexpr int64_t kParallelElements = 256 << 10; // outputs of copy layers
+  if (threads <= 1)
+    return 1;
+  if (info.macs >= kParallelMacs ||
+      (info.macs == 0 && info.output.size() >= kParallelElements))
+    return threads;
+  return 1;
+}
+
 bool PlanBuilder::build(ModuleOp module) {
   func::FuncOp func = getMainFunc(module);
   if (!func) {
@@ -381,6 +396,8 @@ bool PlanBuilder::build(ModuleOp module) {
       auto it = producerStep.find(src);
       st.info.inputLayers.push_back(it == producerStep.end() ? -1 : it->second);
     }
+    st.threads = stepThreads(st.info, plan.options.threads);
+    omp_set_num_threads(st.threads);
     if (!buildLayer(layer, step))
       return false;
     int out = slotOf(layer.output());
@@ -409,6 +426,7 @@ bool PlanBuilder::build(ModuleOp module) {
     for (size_t i = 0; i < plan.steps.size(); ++i)
       if (plan.steps[i].outputSlot == s)
         stepIdx = i;
+    omp_set_num_threads(plan.steps[stepIdx].threads);
     int plain = plan.plainOf(s, stepIdx);
     plan.storage(plain).pinned = true;
     plan.storage(s).pinned = true;
@@ -1121,6 +1139,11 @@ std::unique_ptr<Executor> Executor::create(ModuleOp module,
   omp_set_num_threads(threads);
   ex->plan->options.threads = threads;
   PlanBuilder builder(*ex->plan, error);
+  // Planning sets each step's thread count; the executor's is restored.
+  struct RestoreThreads {
+    int threads;
+    ~RestoreThreads() { omp_set_num_threads(threads); }
+  } restore{threads};
   try {
     if (!builder.build(module))
       return nullptr;
@@ -1153,6 +1176,8 @@ void Executor::setInput(const rt::Tensor &input) {
 
 void Executor::runStep(size_t i) {
   Step &st = plan->steps[i];
+  if (omp_get_max_threads() != st.threads)
+    omp_set_num_threads(st.threads);
   for (auto &k : st.kernels)
     k->run(*plan);
   plan->stream.wait();

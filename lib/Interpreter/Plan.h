@@ -69,6 +69,8 @@ private:
 
 struct Step {
   StepInfo info;
+  /// Threads the step's kernels were planned and run with.
+  int threads = 1;
   std::vector<std::unique_ptr<Kernel>> kernels;
   int outputSlot = -1;
   std::vector<int> inputSlots;
