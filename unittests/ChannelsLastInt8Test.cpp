@@ -161,6 +161,25 @@ TEST(ChannelsLastInt8, ShortcutEqualsReferenceOnEveryPair) {
     }
 }
 
+TEST(ChannelsLastInt8, QuantizeEqualsReference) {
+  // Ties at +-0.5, -0.0, values beyond int32 and the saturation bounds, and
+  // a length that is not a multiple of the vector width.
+  std::vector<float> x = {0.0f,  -0.0f, 0.5f,   -0.5f,  1.5f,    -1.5f,
+                          2.5f,  -2.5f, 127.4f, 127.6f, -128.6f, 3e9f,
+                          -3e9f, 2e9f,  -2e9f,  1e30f,  -1e30f,  0.49999997f};
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<float> d(-300.0f, 300.0f);
+  while (x.size() < 1003)
+    x.push_back(d(gen));
+  for (float scale : {1.0f, 0.37f, 2.5f})
+    for (int32_t zp : {0, -17, 90}) {
+      std::vector<int8_t> want(x.size()), got(x.size());
+      ref::quantize(x.data(), x.size(), scale, zp, want.data());
+      cl::quantize(x.data(), x.size(), scale, zp, got.data());
+      EXPECT_EQ(want, got) << "scale " << scale << " zero point " << zp;
+    }
+}
+
 TEST(ChannelsLastInt8, UpsampleEqualsReference) {
   for (int64_t stride : {2, 3}) {
     CHW in{10, 4, 5}, out{10, 4 * stride, 5 * stride};

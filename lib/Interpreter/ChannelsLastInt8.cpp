@@ -167,6 +167,53 @@ void cl::ShortcutInt8::run(const std::vector<const int8_t *> &ins, int64_t n,
   }
 }
 
+namespace {
+
+/// rt::quantizeValue on 16 lanes: v = x * inv; beyond +-1e9 the bound,
+/// else v rounded half away from zero (v >= 0 ? v + 0.5 : v - 0.5,
+/// truncated) plus the zero point, saturated to int8.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void
+quantizeAvx512(const float *in, int64_t n, float inv, int32_t zp, int8_t *out) {
+  const __m512 invv = _mm512_set1_ps(inv), halfv = _mm512_set1_ps(0.5f);
+  const __m512 zero = _mm512_setzero_ps(), bigv = _mm512_set1_ps(1e9f);
+  const __m512i zpv = _mm512_set1_epi32(zp);
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 k =
+        n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, in + i), invv);
+    // The product is rounded before the +-0.5 as in the scalar form: no
+    // fused multiply-add across this point.
+    __asm__("" : "+v"(v));
+    __mmask16 nonNegative = _mm512_cmp_ps_mask(v, zero, _CMP_GE_OQ);
+    __m512 r = _mm512_mask_blend_ps(nonNegative, _mm512_sub_ps(v, halfv),
+                                    _mm512_add_ps(v, halfv));
+    __m512i q = _mm512_add_epi32(zpv, _mm512_cvttps_epi32(r));
+    // Beyond +-1e9 the scalar form clamps before converting.
+    q = _mm512_mask_mov_epi32(q, _mm512_cmp_ps_mask(v, bigv, _CMP_GT_OQ),
+                              _mm512_set1_epi32(127));
+    q = _mm512_mask_mov_epi32(
+        q, _mm512_cmp_ps_mask(v, _mm512_sub_ps(zero, bigv), _CMP_LT_OQ),
+        _mm512_set1_epi32(-128));
+    _mm512_mask_cvtsepi32_storeu_epi8(out + i, k, q);
+  }
+}
+
+} // namespace
+
+void cl::quantize(const float *in, int64_t n, float scale, int32_t zp,
+                  int8_t *out) {
+  if (!hasAvx512()) {
+    ref::quantize(in, n, scale, zp, out);
+    return;
+  }
+  const float inv = 1.0f / scale;
+  const int64_t chunk = 16384, chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (n > 4 * kParallelBytes)
+  for (int64_t c = 0; c < chunks; ++c)
+    quantizeAvx512(in + c * chunk, std::min(chunk, n - c * chunk), inv, zp,
+                   out + c * chunk);
+}
+
 void cl::upsampleInt8(const int8_t *in, const CHW &inShape, int64_t stride,
                       int8_t *out, const CHW &outShape) {
   const int64_t C = inShape.c, rowBytes = outShape.w * C;

@@ -1,5 +1,6 @@
 //===- Executor.cpp - planning and running qsim modules ------------------===//
 
+#include "ChannelsLastInt8.h"
 #include "Plan.h"
 #include "QuantKernels.h"
 #include "ReferenceKernels.h"
@@ -533,9 +534,13 @@ bool PlanBuilder::buildCast(Operation *op, int step) {
     int dst = plan.newSlot(shape, rt::DType::I8, step);
     plan.slots[dst].quant = {scale, zp};
     plan.valueSlots[out] = dst;
+    bool fastKernel = fast();
     plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::quantize(pl.f32(f), n, scale, zp,
-                                   static_cast<int8_t *>(pl.ptr(dst)));
+                     auto *q = static_cast<int8_t *>(pl.ptr(dst));
+                     if (fastKernel)
+                       cl::quantize(pl.f32(f), n, scale, zp, q);
+                     else
+                       ref::quantize(pl.f32(f), n, scale, zp, q);
                    }));
     return true;
   }
