@@ -1,5 +1,6 @@
 //===- Executor.cpp - planning and running qsim modules ------------------===//
 
+#include "ChannelsLastInt8.h"
 #include "Plan.h"
 #include "QuantKernels.h"
 #include "ReferenceKernels.h"
@@ -328,6 +329,21 @@ private:
   std::string &error;
 };
 
+/// The threads a step runs on. Waking the worker threads costs tens of
+/// microseconds when they wait passively, more than a small layer takes on
+/// one core, so small layers run on the calling thread (oneDNN primitives
+/// are created with the thread count they run with).
+static int stepThreads(const StepInfo &info, int threads) {
+  constexpr int64_t kParallelMacs = 3 << 20;       // ~50 us on one core
+  constexpr int64_t kParallelElements = 256 << 10; // outputs of copy layers
+  if (threads <= 1)
+    return 1;
+  if (info.macs >= kParallelMacs ||
+      (info.macs == 0 && info.output.size() >= kParallelElements))
+    return threads;
+  return 1;
+}
+
 bool PlanBuilder::build(ModuleOp module) {
   func::FuncOp func = getMainFunc(module);
   if (!func) {
@@ -381,6 +397,8 @@ bool PlanBuilder::build(ModuleOp module) {
       auto it = producerStep.find(src);
       st.info.inputLayers.push_back(it == producerStep.end() ? -1 : it->second);
     }
+    st.threads = stepThreads(st.info, plan.options.threads);
+    omp_set_num_threads(st.threads);
     if (!buildLayer(layer, step))
       return false;
     int out = slotOf(layer.output());
@@ -409,6 +427,7 @@ bool PlanBuilder::build(ModuleOp module) {
     for (size_t i = 0; i < plan.steps.size(); ++i)
       if (plan.steps[i].outputSlot == s)
         stepIdx = i;
+    omp_set_num_threads(plan.steps[stepIdx].threads);
     int plain = plan.plainOf(s, stepIdx);
     plan.storage(plain).pinned = true;
     plan.storage(s).pinned = true;
@@ -515,9 +534,13 @@ bool PlanBuilder::buildCast(Operation *op, int step) {
     int dst = plan.newSlot(shape, rt::DType::I8, step);
     plan.slots[dst].quant = {scale, zp};
     plan.valueSlots[out] = dst;
+    bool fastKernel = fast();
     plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::quantize(pl.f32(f), n, scale, zp,
-                                   static_cast<int8_t *>(pl.ptr(dst)));
+                     auto *q = static_cast<int8_t *>(pl.ptr(dst));
+                     if (fastKernel)
+                       cl::quantize(pl.f32(f), n, scale, zp, q);
+                     else
+                       ref::quantize(pl.f32(f), n, scale, zp, q);
                    }));
     return true;
   }
@@ -981,8 +1004,8 @@ bool PlanBuilder::buildInt8Connected(ConnectedOp fc, int step) {
 
 bool PlanBuilder::buildInt8MaxPool(MaxPoolOp mp, int step) {
   int input = slotOf(mp.getInput());
-  if (fast() &&
-      boundFastResult(mp.getResult(), buildDnnlMaxPool(plan, step, mp, input)))
+  if (fast() && boundFastResult(mp.getResult(),
+                                buildFastInt8MaxPool(plan, step, mp, input)))
     return true;
   CHW in = chwOf(mp.getInput()), outS = chwOf(mp.getResult());
   int64_t size = mp.getSize(), sy = mp.getStride()[0], sx = mp.getStride()[1],
@@ -999,8 +1022,8 @@ bool PlanBuilder::buildInt8MaxPool(MaxPoolOp mp, int step) {
 
 bool PlanBuilder::buildInt8Upsample(UpsampleOp up, int step) {
   int input = slotOf(up.getInput());
-  if (fast() &&
-      boundFastResult(up.getResult(), buildDnnlUpsample(plan, step, up, input)))
+  if (fast() && boundFastResult(up.getResult(),
+                                buildFastInt8Upsample(plan, step, up, input)))
     return true;
   CHW in = chwOf(up.getInput()), outS = chwOf(up.getResult());
   int64_t stride = up.getStride();
@@ -1036,6 +1059,17 @@ bool PlanBuilder::buildInt8Route(RouteOp route, int step) {
   std::vector<int32_t> zps;
   std::vector<char> identity;
   auto fps = fixedPoints(*route.getInputMultiplier(), *route.getInputShift());
+  std::vector<int> ins;
+  for (Value v : op->getOperands())
+    ins.push_back(slotOf(v));
+  bool copyOnly =
+      op->getNumOperands() == 1 && route.getGroups() == 1 &&
+      quantOf(op->getOperand(0).getType()) == std::make_pair(sOut, zpOut);
+  if (copyOnly)
+    return aliasResult(op, step); // in whatever layout the input has
+  if (fast() && boundFastResult(route.getResult(),
+                                buildFastInt8Route(plan, step, route, ins)))
+    return true;
   for (Value v : op->getOperands()) {
     srcs.push_back(plan.plainOf(slotOf(v), step));
     shapes.push_back(chwOf(v));
@@ -1043,8 +1077,6 @@ bool PlanBuilder::buildInt8Route(RouteOp route, int step) {
     zps.push_back(zp);
     identity.push_back(s == sOut && zp == zpOut);
   }
-  if (op->getNumOperands() == 1 && route.getGroups() == 1 && identity[0])
-    return aliasResult(op, step);
   int64_t groups = route.getGroups(), groupId = route.getGroupId();
   rt::Rounding rounding = plan.rounding;
   int32_t zo = zpOut;
@@ -1063,6 +1095,12 @@ bool PlanBuilder::buildInt8Route(RouteOp route, int step) {
 }
 
 bool PlanBuilder::buildInt8Shortcut(ShortcutOp sc, int step) {
+  std::vector<int> ins;
+  for (Value v : sc->getOperands())
+    ins.push_back(slotOf(v));
+  if (fast() && boundFastResult(sc.getResult(),
+                                buildFastInt8Shortcut(plan, step, sc, ins)))
+    return true;
   auto p = std::make_shared<ref::ShortcutInt8Params>();
   std::vector<int> srcs;
   std::vector<CHW> shapes;
@@ -1106,6 +1144,11 @@ std::unique_ptr<Executor> Executor::create(ModuleOp module,
   omp_set_num_threads(threads);
   ex->plan->options.threads = threads;
   PlanBuilder builder(*ex->plan, error);
+  // Planning sets each step's thread count; the executor's is restored.
+  struct RestoreThreads {
+    int threads;
+    ~RestoreThreads() { omp_set_num_threads(threads); }
+  } restore{threads};
   try {
     if (!builder.build(module))
       return nullptr;
@@ -1138,6 +1181,8 @@ void Executor::setInput(const rt::Tensor &input) {
 
 void Executor::runStep(size_t i) {
   Step &st = plan->steps[i];
+  if (omp_get_max_threads() != st.threads)
+    omp_set_num_threads(st.threads);
   for (auto &k : st.kernels)
     k->run(*plan);
   plan->stream.wait();

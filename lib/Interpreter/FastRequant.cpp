@@ -3,6 +3,7 @@
 #include "FastRequant.h"
 
 #include <algorithm>
+#include <immintrin.h>
 
 using namespace qsim;
 using namespace qsim::interp;
@@ -51,6 +52,13 @@ inline int32_t select(bool c, int32_t a, int32_t b) {
 inline int64_t clampInt32(int64_t v) {
   return std::min<int64_t>(std::max<int64_t>(v, INT32_MIN), INT32_MAX);
 }
+/// clampInt32((int64_t)a + b) in 32-bit lanes: on overflow (both operands'
+/// sign differs from the wrapped sum's) the bound on a's side.
+inline int32_t saturatingAdd(int32_t a, int32_t b) {
+  int32_t s = (int32_t)((uint32_t)a + (uint32_t)b);
+  int32_t overflow = ((a ^ s) & (b ^ s)) >> 31; // all ones or zero
+  return select(overflow != 0, (a >> 31) ^ INT32_MAX, s);
+}
 
 // gemmlowp's SaturatingRoundingDoublingHighMul then RoundingDivideByPOT
 // (m > 0, so the INT32_MIN * INT32_MIN case cannot occur).
@@ -86,13 +94,15 @@ chunkTFLite(const int32_t *__restrict acc, int64_t pixels, int64_t C,
     const int32_t *__restrict a = acc + p * C;
     int8_t *__restrict o = out + p * C;
     for (int64_t f = 0; f < C; ++f) {
-      int32_t x = (int32_t)clampInt32((int64_t)a[f] + bias[f]);
+      int32_t x = saturatingAdd(a[f], bias[f]);
       int32_t neg = leaky & (int32_t)(x < 0);
       int32_t mm = select(neg, nm[f], m[f]);
       int32_t r = select(neg, nrs[f], rs[f]);
       int64_t ab = (int64_t)x * mm;
-      int64_t v = ab + (1ll << 30) + ((ab >> 63) & (1 - (1ll << 31)));
-      int32_t h = (int32_t)((v + ((v >> 63) & ((1ll << 31) - 1))) >> 31);
+      // SaturatingRoundingDoublingHighMul: (ab + nudge) / 2^31 truncated,
+      // nudge = 2^30 for ab >= 0 and 1 - 2^30 below, is floor((ab + 2^30) /
+      // 2^31) in both cases (for ab < 0 the truncation is a ceiling).
+      int32_t h = (int32_t)((ab + (1ll << 30)) >> 31);
       int32_t mask = (1 << r) - 1;
       int32_t th = (mask >> 1) + (int32_t)(h < 0);
       int32_t y = (h >> r) + (int32_t)((h & mask) > th) + zp;
@@ -111,7 +121,7 @@ chunkTosa(const int32_t *__restrict acc, int64_t pixels, int64_t C,
     const int32_t *__restrict a = acc + p * C;
     int8_t *__restrict o = out + p * C;
     for (int64_t f = 0; f < C; ++f) {
-      int32_t x = (int32_t)clampInt32((int64_t)a[f] + bias[f]);
+      int32_t x = saturatingAdd(a[f], bias[f]);
       int32_t neg = leaky & (int32_t)(x < 0);
       int32_t y =
           tosaDouble(x, select(neg, nm[f], m[f]), select(neg, nsh[f], sh[f])) +
@@ -136,12 +146,66 @@ chunkTosa(const int32_t *__restrict acc, int64_t pixels, int64_t C,
 #define QSIM_REQUANT_TOSA_CALL                                                 \
   acc, pixels, C, bias, m, sh, nm, nsh, zp, lo, hi, leaky, out
 
+// AVX-512 by hand: the compiler widens the whole row to 64-bit lanes; here
+// only the products are 64-bit (even and odd lanes, vpmuldq), the rest stays
+// in 16 x 32-bit lanes. Same arithmetic as chunkTFLite, so bit-identical.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void
+chunkTFLiteAvx512Intrinsics(QSIM_REQUANT_TFLITE_ARGS) {
+  const __m512i one = _mm512_set1_epi32(1),
+                int32Max = _mm512_set1_epi32(INT32_MAX);
+  const __m512i half = _mm512_set1_epi64(1ll << 30);
+  const __m512i zpv = _mm512_set1_epi32(zp), lov = _mm512_set1_epi32(lo),
+                hiv = _mm512_set1_epi32(hi);
+  for (int64_t p = 0; p < pixels; ++p) {
+    const int32_t *a = acc + p * C;
+    int8_t *o = out + p * C;
+    for (int64_t f = 0; f < C; f += 16) {
+      __mmask16 k =
+          C - f >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - f)) - 1);
+      __m512i av = _mm512_maskz_loadu_epi32(k, a + f);
+      __m512i bv = _mm512_maskz_loadu_epi32(k, bias + f);
+      // x = acc + bias, saturated (saturatingAdd).
+      __m512i sum = _mm512_add_epi32(av, bv);
+      __mmask16 overflow = _mm512_movepi32_mask(_mm512_and_si512(
+          _mm512_xor_si512(av, sum), _mm512_xor_si512(bv, sum)));
+      __m512i x = _mm512_mask_blend_epi32(
+          overflow, sum, _mm512_xor_si512(_mm512_srai_epi32(av, 31), int32Max));
+      __m512i mv = _mm512_maskz_loadu_epi32(k, m + f);
+      __m512i rv = _mm512_maskz_loadu_epi32(k, rs + f);
+      if (leaky) {
+        __mmask16 neg = _mm512_movepi32_mask(x);
+        mv = _mm512_mask_blend_epi32(neg, mv,
+                                     _mm512_maskz_loadu_epi32(k, nm + f));
+        rv = _mm512_mask_blend_epi32(neg, rv,
+                                     _mm512_maskz_loadu_epi32(k, nrs + f));
+      }
+      // h = (x * m + 2^30) >> 31: even lanes shifted down, odd lanes shifted
+      // up into the high half of their 64-bit lane.
+      __m512i even = _mm512_srai_epi64(
+          _mm512_add_epi64(_mm512_mul_epi32(x, mv), half), 31);
+      __m512i odd = _mm512_slli_epi64(
+          _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32),
+                                            _mm512_srli_epi64(mv, 32)),
+                           half),
+          1);
+      __m512i h = _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, odd);
+      // Rounding division by 2^r.
+      __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rv), one);
+      __m512i threshold = _mm512_add_epi32(_mm512_srai_epi32(mask, 1),
+                                           _mm512_srli_epi32(h, 31));
+      __m512i q = _mm512_srav_epi32(h, rv);
+      __mmask16 up =
+          _mm512_cmpgt_epi32_mask(_mm512_and_si512(h, mask), threshold);
+      q = _mm512_mask_add_epi32(q, up, q, one);
+      __m512i y = _mm512_min_epi32(
+          _mm512_max_epi32(_mm512_add_epi32(q, zpv), lov), hiv);
+      _mm512_mask_cvtepi32_storeu_epi8(o + f, k, y);
+    }
+  }
+}
+
 // Per instruction set copies; GCC 12's target_clones resolver does not pick
 // its x86-64-v4 clone on AVX-512 machines, so the dispatch is explicit.
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void
-chunkTFLiteAvx512(QSIM_REQUANT_TFLITE_ARGS) {
-  chunkTFLite(QSIM_REQUANT_TFLITE_CALL);
-}
 __attribute__((target("avx2"))) void chunkTFLiteAvx2(QSIM_REQUANT_TFLITE_ARGS) {
   chunkTFLite(QSIM_REQUANT_TFLITE_CALL);
 }
@@ -170,7 +234,7 @@ bool hasAvx512() {
 }
 TFLiteFn pickTFLite() {
   if (hasAvx512())
-    return chunkTFLiteAvx512;
+    return chunkTFLiteAvx512Intrinsics;
   return __builtin_cpu_supports("avx2") ? chunkTFLiteAvx2 : chunkTFLiteBase;
 }
 TosaFn pickTosa() {

@@ -69,6 +69,8 @@ private:
 
 struct Step {
   StepInfo info;
+  /// Threads the step's kernels were planned and run with.
+  int threads = 1;
   std::vector<std::unique_ptr<Kernel>> kernels;
   int outputSlot = -1;
   std::vector<int> inputSlots;
@@ -151,6 +153,17 @@ int buildDnnlRoute(Plan &plan, int step, RouteOp op,
 struct ConvInt8Setup;
 int buildDnnlConvInt8(Plan &plan, int step, Conv2DOp op, int inputSlot,
                       const void *params);
+
+/// Fast int8 max pooling, upsampling, route and shortcut in the channels-last
+/// layout of the int8 convolutions (ChannelsLastInt8.h), bit-exact to the
+/// reference kernels; -1 when the layer does not fit them (the caller uses
+/// the reference kernel).
+int buildFastInt8MaxPool(Plan &plan, int step, MaxPoolOp op, int inputSlot);
+int buildFastInt8Upsample(Plan &plan, int step, UpsampleOp op, int inputSlot);
+int buildFastInt8Route(Plan &plan, int step, RouteOp op,
+                       const std::vector<int> &inputSlots);
+int buildFastInt8Shortcut(Plan &plan, int step, ShortcutOp op,
+                          const std::vector<int> &inputSlots);
 
 /// The weight attribute as f32 values (f16 widened), or an error.
 bool readWeights(mlir::Operation *op, std::optional<mlir::ElementsAttr> attr,

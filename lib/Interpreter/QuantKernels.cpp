@@ -122,6 +122,15 @@ void ref::routeSliceInt8(const int8_t *in, const CHW &inShape, int64_t groups,
         zpOut + rt::multiplyByFixedPoint((int32_t)src[i] - zpIn, m, rounding));
 }
 
+int8_t ref::ShortcutInt8Params::finish(int32_t sum) const {
+  if (act == Activation::relu)
+    sum = std::max(sum, 0);
+  else if (act == Activation::leaky && sum < 0)
+    sum = rt::multiplyByFixedPoint(sum, negMult, rounding);
+  return rt::saturateInt8(zpOut +
+                          rt::roundingDivideByPOT(sum, kShortcutFractionBits));
+}
+
 void ref::shortcutInt8(const std::vector<const int8_t *> &ins,
                        const std::vector<CHW> &shapes,
                        const ShortcutInt8Params &p, int8_t *out) {
@@ -131,14 +140,8 @@ void ref::shortcutInt8(const std::vector<const int8_t *> &ins,
     int32_t sum = 0;
     for (size_t k = 0; k < ins.size(); ++k)
       if (i < shapes[k].size())
-        sum += rt::multiplyByFixedPoint((int32_t)ins[k][i] - p.zp[k], p.mult[k],
-                                        p.rounding);
-    if (p.act == Activation::relu)
-      sum = std::max(sum, 0);
-    else if (p.act == Activation::leaky && sum < 0)
-      sum = rt::multiplyByFixedPoint(sum, p.negMult, p.rounding);
-    out[i] = rt::saturateInt8(
-        p.zpOut + rt::roundingDivideByPOT(sum, kShortcutFractionBits));
+        sum += p.term(k, ins[k][i]);
+    out[i] = p.finish(sum);
   }
 }
 

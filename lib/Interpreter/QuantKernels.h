@@ -77,6 +77,14 @@ struct ShortcutInt8Params {
   Activation act = Activation::linear;
   int32_t zpOut = 0;
   rt::Rounding rounding = rt::Rounding::TFLite;
+
+  /// Input k's value x in the common scale (kShortcutFractionBits extra
+  /// fractional bits).
+  int32_t term(size_t k, int8_t x) const {
+    return rt::multiplyByFixedPoint((int32_t)x - zp[k], mult[k], rounding);
+  }
+  /// The output for the sum of the terms: activation, then back to int8.
+  int8_t finish(int32_t sum) const;
 };
 /// Number of extra fractional bits of the shortcut's common scale.
 constexpr int kShortcutFractionBits = 16;

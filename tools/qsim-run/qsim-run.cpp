@@ -11,6 +11,7 @@
 #include "qsim/Evaluation/RunReport.h"
 #include "qsim/Session/CommandLine.h"
 #include "qsim/Support/Diagnostics.h"
+#include "qsim/Support/ThreadWaits.h"
 #include "qsim/Target/ModelIO.h"
 #include "qsim/Transforms/Passes.h"
 #include "qsim/Transforms/QuantizePipeline.h"
@@ -275,6 +276,8 @@ void addOptions(CLI::App &app, Options &o) {
 } // namespace
 
 int main(int argc, char **argv) {
+  // Before anything else: workers that spin collapse a shared machine.
+  preferPassiveThreadWaits(argv);
   Options o;
   registerQSimDialectPasses();
   registerQSimPasses();
