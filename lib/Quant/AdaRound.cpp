@@ -31,11 +31,11 @@ Eigen::VectorXd rowLosses(const Matrix &e, const ConstMap &h) {
 /// The rounding problem of one weight block, in grid units.
 struct Problem {
   int64_t rows = 0, size = 0;
-  Matrix grid;              // w / s
-  Matrix floorGrid;         // floor(w / s), clamped to [-127, 127]
-  Matrix nearest;           // what --qsim-quantize rounds to
-  Eigen::VectorXd scale;    // s per row
-  std::vector<char> fixed;  // rounded to nearest whatever is learned
+  Matrix grid;             // w / s
+  Matrix floorGrid;        // floor(w / s), clamped to [-127, 127]
+  Matrix nearest;          // what --qsim-quantize rounds to
+  Eigen::VectorXd scale;   // s per row
+  std::vector<char> fixed; // rounded to nearest whatever is learned
   Matrix errors(const Matrix &q) const {
     return ((q - grid).array().colwise() * scale.array()).matrix();
   }
@@ -72,11 +72,11 @@ Matrix optimize(const Problem &p, const ConstMap &h, double nearestLoss,
                 const AdaRoundOptions &o) {
   int64_t n = p.rows * p.size;
   Matrix v(p.rows, p.size), m = Matrix::Zero(p.rows, p.size),
-      s2 = Matrix::Zero(p.rows, p.size);
+                            s2 = Matrix::Zero(p.rows, p.size);
   for (int64_t k = 0; k < n; ++k) {
     double frac = p.grid.data()[k] - p.floorGrid.data()[k];
-    double prob = std::min(1 - 1e-4, std::max(1e-4, (frac - kGamma) /
-                                                        (kZeta - kGamma)));
+    double prob =
+        std::min(1 - 1e-4, std::max(1e-4, (frac - kGamma) / (kZeta - kGamma)));
     v.data()[k] = std::log(prob / (1 - prob));
   }
   Matrix soft(p.rows, p.size), dh(p.rows, p.size);
@@ -90,8 +90,9 @@ Matrix optimize(const Problem &p, const ConstMap &h, double nearestLoss,
       double r = sig * (kZeta - kGamma) + kGamma;
       soft.data()[k] = p.fixed[k] ? p.nearest.data()[k] - p.floorGrid.data()[k]
                                   : std::min(1.0, std::max(0.0, r));
-      dh.data()[k] =
-          (p.fixed[k] || r <= 0 || r >= 1) ? 0 : sig * (1 - sig) * (kZeta - kGamma);
+      dh.data()[k] = (p.fixed[k] || r <= 0 || r >= 1)
+                         ? 0
+                         : sig * (1 - sig) * (kZeta - kGamma);
     }
     Matrix e = p.errors(p.floorGrid + soft);
     Matrix grad = ((e * h).array().colwise() * p.scale.array()).matrix();
@@ -103,8 +104,8 @@ Matrix optimize(const Problem &p, const ConstMap &h, double nearestLoss,
       for (int64_t k = 0; k < n; ++k) {
         double x = 2 * soft.data()[k] - 1, ax = std::fabs(x);
         if (ax > 0)
-          grad.data()[k] -= o.regularization * beta *
-                            std::pow(ax, beta - 1) * (x > 0 ? 1 : -1) * 2;
+          grad.data()[k] -= o.regularization * beta * std::pow(ax, beta - 1) *
+                            (x > 0 ? 1 : -1) * 2;
       }
     }
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
@@ -120,10 +121,10 @@ Matrix optimize(const Problem &p, const ConstMap &h, double nearestLoss,
   Matrix q(p.rows, p.size);
   for (int64_t k = 0; k < n; ++k) {
     double r = 1 / (1 + std::exp(-v.data()[k])) * (kZeta - kGamma) + kGamma;
-    q.data()[k] = p.fixed[k] ? p.nearest.data()[k]
-                             : std::min(127.0, std::max(-127.0,
-                                                        p.floorGrid.data()[k] +
-                                                            (r >= 0.5 ? 1 : 0)));
+    q.data()[k] =
+        p.fixed[k] ? p.nearest.data()[k]
+                   : std::min(127.0, std::max(-127.0, p.floorGrid.data()[k] +
+                                                          (r >= 0.5 ? 1 : 0)));
   }
   return q;
 }
@@ -221,8 +222,8 @@ LogicalResult AdaRounder::measureGrams(const Layer &layer,
     size = in.getNumElements() / in.getDimSize(0);
   }
   grams.assign(groups, Matrix::Zero(size, size));
-  int64_t perImage =
-      std::max<int64_t>(1, o.samples / (int64_t)std::max<size_t>(1, inputs.size()));
+  int64_t perImage = std::max<int64_t>(
+      1, o.samples / (int64_t)std::max<size_t>(1, inputs.size()));
   int64_t rows = 0;
   auto accumulate = [&](size_t, const rt::Tensor &in) {
     if (!conv) {
@@ -286,12 +287,11 @@ FailureOr<AdaRoundRow> AdaRounder::roundLayer(const Layer &layer) {
     row.nearestLoss += r.nearestLoss;
     row.loss += r.loss;
   }
-  op->setAttr("weight",
-              makeFloatAttr(op->getContext(),
-                            weightAttr.getShapedType().getShape(),
-                            "layer" + std::to_string(layer.index) +
-                                "_weight_adarounded",
-                            w));
+  op->setAttr("weight", makeFloatAttr(op->getContext(),
+                                      weightAttr.getShapedType().getShape(),
+                                      "layer" + std::to_string(layer.index) +
+                                          "_weight_adarounded",
+                                      w));
   return row;
 }
 
@@ -327,10 +327,9 @@ void qsim::quantization::printAdaRoundReport(ArrayRef<AdaRoundRow> rows,
                   "changed", "kept nearest", "loss nearest", "loss learned",
                   "gain");
   for (const AdaRoundRow &r : rows)
-    os << strprintf("%-8lld %10lld %10lld %5lld/%-6lld %14.4g %14.4g %7.1f%%\n",
-                    (long long)r.layer, (long long)r.weights,
-                    (long long)r.changed, (long long)r.keptRows,
-                    (long long)r.rows, r.nearestLoss, r.loss,
-                    r.nearestLoss > 0 ? 100 * (1 - r.loss / r.nearestLoss)
-                                      : 0.0);
+    os << strprintf(
+        "%-8lld %10lld %10lld %5lld/%-6lld %14.4g %14.4g %7.1f%%\n",
+        (long long)r.layer, (long long)r.weights, (long long)r.changed,
+        (long long)r.keptRows, (long long)r.rows, r.nearestLoss, r.loss,
+        r.nearestLoss > 0 ? 100 * (1 - r.loss / r.nearestLoss) : 0.0);
 }

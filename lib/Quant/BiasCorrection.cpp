@@ -6,7 +6,6 @@
 #include "qsim/Support/Progress.h"
 #include "qsim/Support/StringUtils.h"
 
-
 #include <climits>
 #include <cmath>
 #include <map>
@@ -43,8 +42,8 @@ private:
 };
 
 LogicalResult BiasCorrector::findTargets() {
-  if (failed(findInt8WeightedLayers(module, "qsim-bias-correct", layers,
-                                    targets)))
+  if (failed(
+          findInt8WeightedLayers(module, "qsim-bias-correct", layers, targets)))
     return failure();
   if (inputs.empty())
     return module.emitError() << "--qsim-bias-correct: no images";
@@ -112,14 +111,14 @@ FailureOr<BiasCorrectionRow> BiasCorrector::correct(const Layer &layer) {
     for (int64_t f = g * perGroup; f < (g + 1) * perGroup; ++f) {
       double shift = 0;
       for (int64_t i = 0; i < size; ++i)
-        shift += (double)w[f * size + i] * mf[i] -
-                 (double)wq[f * size + i] * mq[i];
+        shift +=
+            (double)w[f * size + i] * mf[i] - (double)wq[f * size + i] * mq[i];
       bias[f] += (float)shift;
       row.meanShift += std::fabs(shift) / channels;
       row.maxShift = std::max(row.maxShift, std::fabs(shift));
       // The clone's int32 bias, as --qsim-quantize computes it.
-      double acc = std::round((double)bias[f] /
-                              ((double)qin.getScale() * scales[f]));
+      double acc =
+          std::round((double)bias[f] / ((double)qin.getScale() * scales[f]));
       qbias[f] = (int32_t)std::max<double>(INT32_MIN,
                                            std::min<double>(INT32_MAX, acc));
     }
@@ -127,11 +126,11 @@ FailureOr<BiasCorrectionRow> BiasCorrector::correct(const Layer &layer) {
   std::string base = "layer" + std::to_string(layer.index);
   op->setAttr("bias", makeFloatAttr(op->getContext(), {channels},
                                     base + "_bias_corrected", bias));
-  qop->setAttr("bias",
-               makeResourceAttr(RankedTensorType::get(
-                                    {channels},
-                                    IntegerType::get(op->getContext(), 32)),
-                                base + "_int8_bias", ArrayRef<int32_t>(qbias)));
+  qop->setAttr(
+      "bias",
+      makeResourceAttr(RankedTensorType::get(
+                           {channels}, IntegerType::get(op->getContext(), 32)),
+                       base + "_int8_bias", ArrayRef<int32_t>(qbias)));
   return row;
 }
 

@@ -49,7 +49,8 @@ Operation *findReaders(Conv2DOp p, std::vector<Reader> &readers) {
         work.push_back({user->getResult(0), offset});
         continue;
       }
-      if (auto route = dyn_cast<RouteOp>(user); route && route.getGroups() == 1) {
+      if (auto route = dyn_cast<RouteOp>(user);
+          route && route.getGroups() == 1) {
         int64_t before = 0;
         for (unsigned i = 0; i < use.getOperandNumber(); ++i)
           before += channelCount(user->getOperand(i));
@@ -221,14 +222,16 @@ void Equalizer::writeBack() {
   for (auto &[op, values] : w) {
     auto conv = cast<Conv2DOp>(op);
     std::string base =
-        "layer" + std::to_string(getLayerIndexFromLoc(op->getLoc()).value_or(0));
-    conv.setWeightAttr(makeFloatAttr(
-        ctx, conv.getWeightAttr().getShapedType().getShape(),
-        base + "_weight_equalized", values));
+        "layer" +
+        std::to_string(getLayerIndexFromLoc(op->getLoc()).value_or(0));
+    conv.setWeightAttr(
+        makeFloatAttr(ctx, conv.getWeightAttr().getShapedType().getShape(),
+                      base + "_weight_equalized", values));
   }
   for (auto &[op, values] : bias) {
     std::string base =
-        "layer" + std::to_string(getLayerIndexFromLoc(op->getLoc()).value_or(0));
+        "layer" +
+        std::to_string(getLayerIndexFromLoc(op->getLoc()).value_or(0));
     cast<Conv2DOp>(op).setBiasAttr(makeFloatAttr(
         ctx, {(int64_t)values.size()}, base + "_bias_equalized", values));
   }
@@ -275,8 +278,8 @@ FailureOr<EqualizationResult> Equalizer::run() {
       break;
   }
   for (size_t i = 0; i < pairs.size(); ++i)
-    result.rows[i].precisionAfter = precision(
-        producerRanges(pairs[i].producer), readerRanges(pairs[i]));
+    result.rows[i].precisionAfter =
+        precision(producerRanges(pairs[i].producer), readerRanges(pairs[i]));
   writeBack();
   return result;
 }
@@ -291,8 +294,8 @@ qsim::quantization::equalizeModule(ModuleOp module,
 
 void qsim::quantization::printEqualizationReport(const EqualizationResult &r,
                                                  raw_ostream &os) {
-  os << "cross-layer equalization: " << r.rows.size()
-     << " convolution(s), " << r.sweeps << " sweep(s)\n";
+  os << "cross-layer equalization: " << r.rows.size() << " convolution(s), "
+     << r.sweeps << " sweep(s)\n";
   os << strprintf("%-8s %-20s %17s %17s\n", "layer", "read by",
                   "precision before", "precision after");
   for (const EqualizationRow &row : r.rows) {

@@ -39,8 +39,8 @@ LogicalResult qsim::quantization::findInt8WeightedLayers(
              << describeLayer(l.head) << ": fold its batch norm before --"
              << pass << " (--qsim-fold-batchnorm)";
     if (!l.head->getAttrOfType<ElementsAttr>("weight"))
-      return l.head->emitError()
-             << describeLayer(l.head) << ": has no weights (a shape-only model)";
+      return l.head->emitError() << describeLayer(l.head)
+                                 << ": has no weights (a shape-only model)";
     targets.push_back(&l);
   }
   if (targets.empty())

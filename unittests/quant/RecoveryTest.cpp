@@ -99,8 +99,7 @@ protected:
     auto ctx = conv->getContext();
     conv.setWeightAttr(makeFloatAttr(
         ctx, conv.getWeightAttr().getShapedType().getShape(), "skew_w", w));
-    conv.setBiasAttr(
-        makeFloatAttr(ctx, {(int64_t)b.size()}, "skew_b", b));
+    conv.setBiasAttr(makeFloatAttr(ctx, {(int64_t)b.size()}, "skew_b", b));
   }
   static Conv2DOp convOfLayer(mlir::ModuleOp module, int64_t layer) {
     Conv2DOp found;
@@ -269,8 +268,7 @@ TEST_F(RecoveryTest, EqualizationRefusesUnfoldedBatchNormAndCalibratedModels) {
   EXPECT_TRUE(mlir::failed(equalizeModule(*module, {})));
   EXPECT_NE(message.find("fold its batch norm"), std::string::npos);
   ASSERT_TRUE(mlir::succeeded(foldBatchNorms(*module)));
-  getMainFunc(*module).setArgAttr(0, "qsim.calib",
-                                  mlir::UnitAttr::get(&ctx));
+  getMainFunc(*module).setArgAttr(0, "qsim.calib", mlir::UnitAttr::get(&ctx));
   EXPECT_TRUE(mlir::failed(equalizeModule(*module, {})));
   EXPECT_NE(message.find("equalize before --qsim-calibrate"),
             std::string::npos);
@@ -455,16 +453,15 @@ TEST_F(RecoveryTest, AdaRoundedWeightsAreStoredExactlyByQuantize) {
     }
     EXPECT_GT(changed, 0);
     std::vector<std::vector<float>> rounded;
-    m->walk([&](Conv2DOp c) {
-      rounded.push_back(getFloats(c.getWeightAttr()));
-    });
+    m->walk(
+        [&](Conv2DOp c) { rounded.push_back(getFloats(c.getWeightAttr())); });
     ASSERT_TRUE(mlir::succeeded(quantizeModule(*m, o.quantize)));
     size_t layer = 0;
     m->walk([&](Conv2DOp c) {
       auto q = getInts<int8_t>(c.getWeightAttr());
       ASSERT_TRUE(q.has_value());
-      std::vector<float> s = chooseWeightScales(rounded[layer], c.getFilters(),
-                                                o.quantize);
+      std::vector<float> s =
+          chooseWeightScales(rounded[layer], c.getFilters(), o.quantize);
       size_t per = q->size() / c.getFilters();
       // The stored integer is the learned one: the rounded float weight
       // lies on the grid of the scale --qsim-quantize chooses.

@@ -11,8 +11,8 @@
 #ifndef QSIM_QUANT_RECOVERY_H
 #define QSIM_QUANT_RECOVERY_H
 
-#include "qsim/Evaluation/LayerActivations.h"
 #include "qsim/Dialect/QSim/IR/Layers.h"
+#include "qsim/Evaluation/LayerActivations.h"
 #include "qsim/Quant/Quantizer.h"
 
 #include <string>
@@ -42,15 +42,14 @@ bool calibratedLog2(mlir::ModuleOp module);
 
 /// The first `maxImages` (all when <= 0) of `files` decoded and
 /// preprocessed as `module`'s input (letterbox or resize, as Darknet).
-bool loadNetworkInputs(mlir::ModuleOp module,
-                       llvm::ArrayRef<std::string> files, int maxImages,
-                       std::vector<rt::Tensor> &out, std::string &error);
+bool loadNetworkInputs(mlir::ModuleOp module, llvm::ArrayRef<std::string> files,
+                       int maxImages, std::vector<rt::Tensor> &out,
+                       std::string &error);
 
 /// The weight scales --qsim-quantize chooses for `w` (`channels` output
 /// channels): per channel or per tensor, max |w| / 127, power of two when
 /// asked.
-std::vector<float> chooseWeightScales(llvm::ArrayRef<float> w,
-                                      int64_t channels,
+std::vector<float> chooseWeightScales(llvm::ArrayRef<float> w, int64_t channels,
                                       const QuantizeOptions &options);
 
 /// `w` rounded to the int8 grid as --qsim-quantize rounds it, as floats
