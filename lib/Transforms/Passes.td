@@ -214,6 +214,171 @@ def QuantizePass : Pass<"qsim-quantize", "mlir::ModuleOp"> {
                            "::mlir::quant::QuantizationDialect"];
 }
 
+def EqualizePass : Pass<"qsim-equalize", "mlir::ModuleOp"> {
+  let summary = "Cross-layer equalization of consecutive convolutions";
+  let description = [{
+    Cross-layer equalization (Nagel et al. 2019): a convolution whose
+    activation is positively homogeneous (linear, relu, leaky) computes the
+    same function when its output channel c is divided by s_c and every
+    weight reading channel c further down is multiplied by s_c. The channel
+    may pass through max pooling, upsampling, dropout and concatenating
+    routes to the convolutions that read it (all of them are scaled).
+    s_c = sqrt(r1/r2), with r1 the channel's weight range in the producer
+    and r2 the range of the weights reading it, gives both the same range;
+    pairs are swept until the scales settle. The float model's outputs are
+    unchanged (up to float rounding); per-tensor int8 weights then lose much
+    less precision (depthwise-heavy models gain most).
+
+    A convolution is left alone, with a remark naming it and the reason,
+    when its activation is not positively homogeneous (relu6, mish, swish,
+    logistic, ...) or when its channels reach a shortcut, a head, a model
+    output or any other layer that ties them to other layers' channels.
+    Needs folded batch norms; run it before `--qsim-calibrate`.
+
+    ```
+    qsim-opt m.mlirbc --qsim-fold-batchnorm --qsim-equalize \
+      --qsim-calibrate=images=calib/ --qsim-assign-precision=preset=all-int8 \
+      --qsim-quantize=weights=per-tensor -o m-int8.mlirbc
+    ```
+  }];
+  let options = [
+    Option<"maxSweeps", "max-sweeps", "int", "50",
+           "Sweeps over all pairs at most">,
+    Option<"report", "report", "bool", "true",
+           "Print the equalized layers to stderr">,
+  ];
+}
+
+def BiasCorrectPass : Pass<"qsim-bias-correct", "mlir::ModuleOp"> {
+  let summary = "Shift int8 layers' biases by the mean error quantization introduces";
+  let description = [{
+    Empirical bias correction (Nagel et al. 2019): quantizing weights and
+    activations shifts the mean of every layer's output, and the shifts add
+    up through the network. For every conv2d/connected layer planned int8,
+    in program order, the float bias becomes
+    `b + W·E[x_float] - W~·E[x_int8]` per output channel: `E[x]` is the mean
+    input patch on the images, in the float model and in the quantized
+    model whose earlier layers are already corrected (so every layer also
+    undoes what reaches it from above), `W~` the weights as
+    `--qsim-quantize` rounds them. Run it after `--qsim-calibrate` and
+    `--qsim-assign-precision`, right before `--qsim-quantize`, with the same
+    `weights=`/`activations=`/`scale=` options. Use images other than the
+    ones you evaluate on. A table of the shifts goes to stderr.
+
+    ```
+    qsim-opt m.mlirbc --qsim-fold-batchnorm --qsim-calibrate=images=calib/ \
+      --qsim-assign-precision=preset=all-int8 \
+      --qsim-bias-correct="images=calib/ weights=per-tensor" \
+      --qsim-quantize=weights=per-tensor -o m-int8.mlirbc
+    ```
+  }];
+  let options = [
+    ListOption<"images", "images", "std::string",
+               "Directories of images or image files (comma-separated)">,
+    Option<"maxImages", "max-images", "int", "32", "Use at most N images">,
+    Option<"weights", "weights", "::qsim::quantization::WeightGranularity",
+           "::qsim::quantization::WeightGranularity::PerChannel",
+           "Weight scales (as --qsim-quantize will use)",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::WeightGranularity::PerChannel,
+                        "per-channel", "one scale per output channel"),
+             clEnumValN(::qsim::quantization::WeightGranularity::PerTensor,
+                        "per-tensor", "one scale per layer"))}]>,
+    Option<"scale", "scale", "::qsim::quantization::ScaleKind",
+           "::qsim::quantization::ScaleKind::Float",
+           "Weight scale values (as --qsim-quantize will use)",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::ScaleKind::Float, "float",
+                        "any positive scale"),
+             clEnumValN(::qsim::quantization::ScaleKind::Pow2, "pow2",
+                        "powers of two (yolo2_light)"))}]>,
+    Option<"activations", "activations",
+           "::qsim::quantization::ActivationScheme",
+           "::qsim::quantization::ActivationScheme::Asymmetric",
+           "Activation zero points (as --qsim-quantize will use)",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::ActivationScheme::Asymmetric,
+                        "asymmetric", "zero point from the range"),
+             clEnumValN(::qsim::quantization::ActivationScheme::Symmetric,
+                        "symmetric", "zero point 0"))}]>,
+    Option<"threads", "threads", "int", "0", "Threads (0 = all cores)">,
+    Option<"progress", "progress", "bool", "true", "Progress bar on stderr">,
+    Option<"report", "report", "bool", "true", "Print the shifts to stderr">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::quant::QuantizationDialect"];
+}
+
+def AdaRoundPass : Pass<"qsim-adaround", "mlir::ModuleOp"> {
+  let summary = "Learn the rounding (up or down) of every int8 weight";
+  let description = [{
+    AdaRound (Nagel et al. 2020): for every conv2d/connected layer planned
+    int8, in program order, chooses for each weight whether it rounds up or
+    down so that the layer's output on the images changes least: with the
+    Gram matrix H = X^T X of `samples` input patches (the layer's inputs in
+    the quantized model whose earlier layers are already rounded), it
+    minimises (q - w/s)^T s^2 H (q - w/s) per output channel, relaxing the
+    choice to a rectified sigmoid (zeta 1.1, gamma -0.1) with the annealed
+    regulariser (beta 20 to 2 after a 20 % warm-up, weight
+    `regularization`), by Adam on the logits (`iterations`,
+    `learning-rate`). An output channel keeps nearest rounding when the
+    learned one is not better. The float weights become q * s, which
+    `--qsim-quantize` with the same `weights=`/`scale=` stores as exactly q.
+    Run it after `--qsim-calibrate` and `--qsim-assign-precision` (and
+    before `--qsim-bias-correct`, which then corrects the rounded weights).
+    Use images other than the ones you evaluate on.
+
+    ```
+    qsim-opt m.mlirbc --qsim-fold-batchnorm --qsim-calibrate=images=calib/ \
+      --qsim-assign-precision=preset=all-int8 \
+      --qsim-adaround="images=calib/ max-images=64" --qsim-quantize -o q.mlirbc
+    ```
+  }];
+  let options = [
+    ListOption<"images", "images", "std::string",
+               "Directories of images or image files (comma-separated)">,
+    Option<"maxImages", "max-images", "int", "32", "Use at most N images">,
+    Option<"weights", "weights", "::qsim::quantization::WeightGranularity",
+           "::qsim::quantization::WeightGranularity::PerChannel",
+           "Weight scales (as --qsim-quantize will use)",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::WeightGranularity::PerChannel,
+                        "per-channel", "one scale per output channel"),
+             clEnumValN(::qsim::quantization::WeightGranularity::PerTensor,
+                        "per-tensor", "one scale per layer"))}]>,
+    Option<"scale", "scale", "::qsim::quantization::ScaleKind",
+           "::qsim::quantization::ScaleKind::Float",
+           "Weight scale values (as --qsim-quantize will use)",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::ScaleKind::Float, "float",
+                        "any positive scale"),
+             clEnumValN(::qsim::quantization::ScaleKind::Pow2, "pow2",
+                        "powers of two (yolo2_light)"))}]>,
+    Option<"activations", "activations",
+           "::qsim::quantization::ActivationScheme",
+           "::qsim::quantization::ActivationScheme::Asymmetric",
+           "Activation zero points (as --qsim-quantize will use)",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::ActivationScheme::Asymmetric,
+                        "asymmetric", "zero point from the range"),
+             clEnumValN(::qsim::quantization::ActivationScheme::Symmetric,
+                        "symmetric", "zero point 0"))}]>,
+    Option<"iterations", "iterations", "int", "500",
+           "Adam steps per layer">,
+    Option<"samples", "samples", "int", "4096",
+           "Input patches per layer (over all images)">,
+    Option<"regularization", "regularization", "double", "0.01",
+           "Weight of the rounding regulariser">,
+    Option<"learningRate", "learning-rate", "double", "0.01", "Adam step size">,
+    Option<"seed", "seed", "unsigned", "1", "Seed of the patch sampling">,
+    Option<"threads", "threads", "int", "0", "Threads (0 = all cores)">,
+    Option<"progress", "progress", "bool", "true", "Progress bar on stderr">,
+    Option<"report", "report", "bool", "true", "Print the per-layer losses to stderr">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::quant::QuantizationDialect"];
+}
+
 def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
   let summary = "Structured channel pruning or unstructured magnitude pruning";
   let description = [{

@@ -1,0 +1,68 @@
+//===- AdaRound.cpp - --qsim-adaround ------------------------------------===//
+
+#include "qsim/Quant/AdaRound.h"
+#include "qsim/Quant/Recovery.h"
+#include "qsim/Runtime/Image.h"
+#include "qsim/Transforms/Passes.h"
+
+namespace qsim {
+#define GEN_PASS_DEF_ADAROUNDPASS
+#include "qsim/Transforms/Passes.h.inc"
+} // namespace qsim
+
+using namespace mlir;
+using namespace qsim;
+
+namespace {
+struct AdaRoundPass : public qsim::impl::AdaRoundPassBase<AdaRoundPass> {
+  using AdaRoundPassBase::AdaRoundPassBase;
+  LogicalResult fail(const Twine &message) {
+    getOperation().emitError() << "--qsim-adaround: " << message;
+    return failure();
+  }
+  LogicalResult checkOptions() {
+    if (iterations < 0)
+      return fail("iterations must be >= 0");
+    if (samples < 1)
+      return fail("samples must be >= 1");
+    if (regularization < 0)
+      return fail("regularization must be >= 0");
+    if (learningRate <= 0)
+      return fail("learning-rate must be > 0");
+    if (images.empty())
+      return fail("needs images=DIR (or a comma-separated list of files)");
+    return success();
+  }
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    using namespace quantization;
+    if (failed(checkOptions()))
+      return signalPassFailure();
+    std::string error;
+    std::vector<std::string> files;
+    std::vector<rt::Tensor> inputs;
+    for (const std::string &item : images)
+      if (!rt::listImageFiles(item, files, error))
+        return (void)fail(error), signalPassFailure();
+    if (!loadNetworkInputs(module, files, maxImages, inputs, error))
+      return (void)fail(error), signalPassFailure();
+    AdaRoundOptions o;
+    o.quantize.perChannelWeights = weights == WeightGranularity::PerChannel;
+    o.quantize.symmetricActivations =
+        activations == ActivationScheme::Symmetric;
+    o.quantize.pow2Scales = scale == ScaleKind::Pow2 || calibratedLog2(module);
+    o.executor.threads = threads;
+    o.iterations = iterations;
+    o.samples = samples;
+    o.regularization = regularization;
+    o.learningRate = learningRate;
+    o.seed = seed;
+    o.progress = progress;
+    auto rows = adaroundModule(module, inputs, o);
+    if (failed(rows))
+      return signalPassFailure();
+    if (report)
+      printAdaRoundReport(*rows, llvm::errs());
+  }
+};
+} // namespace

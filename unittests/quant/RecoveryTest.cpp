@@ -1,0 +1,476 @@
+//===- RecoveryTest.cpp - equalization and bias correction numerics ------===//
+//
+// Cross-layer equalization must leave the float model's function unchanged
+// (it only moves scale between layers) while evening out the channel
+// ranges; bias correction must bring the quantized model's mean outputs
+// back to the float model's.
+//
+//===----------------------------------------------------------------------===//
+
+#include "../TestEnv.h"
+
+#include "qsim/Dialect/QSim/Transforms/Passes.h"
+#include "qsim/Quant/AdaRound.h"
+#include "qsim/Quant/BiasCorrection.h"
+#include "qsim/Quant/Calibration.h"
+#include "qsim/Quant/Equalization.h"
+#include "qsim/Quant/Precision.h"
+#include "qsim/Quant/Quantizer.h"
+#include "qsim/Quant/Recovery.h"
+#include "qsim/Runtime/Image.h"
+#include "qsim/Target/Darknet/DarknetImporter.h"
+#include "qsim/Target/ModelIO.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/FileSystem.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+using namespace qsim;
+using namespace qsim::quantization;
+
+namespace {
+
+class RecoveryTest : public ::testing::Test {
+protected:
+  RecoveryTest() : ctx(registry()) { ctx.loadAllAvailableDialects(); }
+  static mlir::DialectRegistry registry() {
+    mlir::DialectRegistry r;
+    registerQSimDialects(r);
+    return r;
+  }
+  mlir::OwningOpRef<mlir::ModuleOp> import(const std::string &cfg) {
+    darknet::ImportOptions io;
+    io.randomSeed = 11;
+    return darknet::importDarknetFromString(&ctx, cfg, "test.cfg", io);
+  }
+  static rt::Tensor input(int64_t c, int64_t h, int64_t w, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    rt::Tensor t(rt::DType::F32, c, h, w);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      t.f32()[i] = u(rng);
+    return t;
+  }
+  /// The model's outputs on `in`, concatenated.
+  static std::vector<float> run(mlir::ModuleOp module, const rt::Tensor &in) {
+    std::string error;
+    auto ex = interp::Executor::create(module, {}, error);
+    EXPECT_TRUE(ex) << error;
+    if (!ex)
+      return {};
+    ex->setInput(in);
+    ex->run();
+    std::vector<float> out;
+    for (const rt::Tensor &t : ex->outputs()) {
+      std::vector<float> v = t.toFloat();
+      out.insert(out.end(), v.begin(), v.end());
+    }
+    return out;
+  }
+  /// max |a - b| / max |a|.
+  static double relativeError(const std::vector<float> &a,
+                              const std::vector<float> &b) {
+    EXPECT_EQ(a.size(), b.size());
+    double diff = 0, ref = 0;
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+      diff = std::max(diff, (double)std::fabs(a[i] - b[i]));
+      ref = std::max(ref, (double)std::fabs(a[i]));
+    }
+    return ref > 0 ? diff / ref : diff;
+  }
+  /// Multiplies output channel c of `conv` (weights and bias) by
+  /// factors[c % factors.size()]: channel ranges as uneven as trained
+  /// depthwise layers have them.
+  static void skewChannels(Conv2DOp conv, const std::vector<float> &factors) {
+    std::vector<float> w = getFloats(conv.getWeightAttr());
+    std::vector<float> b = getFloats(conv.getBiasAttr());
+    int64_t per = w.size() / b.size();
+    for (size_t c = 0; c < b.size(); ++c) {
+      float f = factors[c % factors.size()];
+      for (int64_t k = 0; k < per; ++k)
+        w[c * per + k] *= f;
+      b[c] *= f;
+    }
+    auto ctx = conv->getContext();
+    conv.setWeightAttr(makeFloatAttr(
+        ctx, conv.getWeightAttr().getShapedType().getShape(), "skew_w", w));
+    conv.setBiasAttr(makeFloatAttr(ctx, {(int64_t)b.size()}, "skew_b", b));
+  }
+  static Conv2DOp convOfLayer(mlir::ModuleOp module, int64_t layer) {
+    Conv2DOp found;
+    module.walk([&](Conv2DOp c) {
+      if (getLayerIndexFromLoc(c->getLoc()) == layer)
+        found = c;
+    });
+    return found;
+  }
+  /// Calibrates `module` (all int8) on `count` written images of
+  /// `size` x `size`; returns their network inputs.
+  std::vector<rt::Tensor> calibrate(mlir::ModuleOp module,
+                                    const std::string &name, int count,
+                                    int size) {
+    std::string dir = ::testing::TempDir() + "/" + name, error;
+    EXPECT_FALSE(llvm::sys::fs::create_directories(dir));
+    std::vector<std::string> files;
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    for (int i = 0; i < count; ++i) {
+      rt::Image im;
+      im.w = im.h = size;
+      im.c = 3;
+      for (int k = 0; k < size * size * 3; ++k)
+        im.data.push_back(0.25f + 0.5f * u(rng) * ((k / size) % 3 == 0));
+      files.push_back(dir + "/img" + std::to_string(i) + ".png");
+      EXPECT_TRUE(rt::writePng(files.back(), im, error)) << error;
+    }
+    CalibrationOptions co;
+    co.images = files;
+    co.progress = false;
+    EXPECT_TRUE(calibrateModule(module, co, error)) << error;
+    PrecisionPlan plan;
+    plan.preset = PrecisionPreset::AllInt8;
+    EXPECT_TRUE(mlir::succeeded(assignPrecision(module, plan)));
+    std::vector<rt::Tensor> inputs;
+    EXPECT_TRUE(loadNetworkInputs(module, files, 0, inputs, error)) << error;
+    return inputs;
+  }
+  mlir::MLIRContext ctx;
+};
+
+// 0 feeds 2 through a max pool and 6 through a concatenating route; 2 is
+// depthwise; 6 is coupled to 8 by a shortcut; 7 is relu6.
+const char *kChain = R"([net]
+width=16
+height=16
+channels=3
+
+[convolutional]
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=8
+groups=8
+size=3
+stride=1
+pad=1
+activation=relu
+
+[convolutional]
+filters=12
+size=1
+activation=leaky
+
+[upsample]
+stride=2
+
+[route]
+layers=4,0
+
+[convolutional]
+filters=10
+size=3
+pad=1
+activation=linear
+
+[convolutional]
+filters=10
+size=1
+activation=relu6
+
+[shortcut]
+from=6
+activation=linear
+
+[convolutional]
+filters=6
+size=1
+activation=linear
+)";
+
+TEST_F(RecoveryTest, EqualizationPreservesTheFunctionAndEvensRanges) {
+  auto module = import(kChain);
+  ASSERT_TRUE(module);
+  skewChannels(convOfLayer(*module, 0), {0.02f, 1.0f, 30.0f, 0.5f});
+  skewChannels(convOfLayer(*module, 2), {5.0f, 0.1f});
+  rt::Tensor in = input(3, 16, 16, 1);
+  std::vector<float> before = run(*module, in);
+  std::vector<std::string> remarks;
+  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
+    remarks.push_back(d.str());
+    return mlir::success();
+  });
+  auto result = equalizeModule(*module, {});
+  ASSERT_TRUE(mlir::succeeded(result));
+  std::vector<float> after = run(*module, in);
+  EXPECT_LE(relativeError(before, after), 1e-5);
+
+  // 0 (read by 2 and 6), 2 (read by 3) and 3 (read by 6) are equalized.
+  ASSERT_EQ(result->rows.size(), 3u);
+  EXPECT_EQ(result->rows[0].layer, 0);
+  EXPECT_EQ(result->rows[0].consumers, (std::vector<int64_t>{2, 6}));
+  // The skewed producer keeps more precision (a depthwise layer between
+  // two pairs trades some of its own for its neighbours').
+  EXPECT_GT(result->rows[0].precisionAfter, result->rows[0].precisionBefore);
+  // Equalized: filter c of layer 0 and the weights reading channel c (in
+  // layer 2, depthwise, and at offset 12 of layer 6) have the same range.
+  std::vector<float> w0 = getFloats(convOfLayer(*module, 0).getWeightAttr()),
+                     w2 = getFloats(convOfLayer(*module, 2).getWeightAttr()),
+                     w6 = getFloats(convOfLayer(*module, 6).getWeightAttr());
+  for (int c = 0; c < 8; ++c) {
+    float r1 = 0, r2 = 0;
+    for (int k = 0; k < 27; ++k)
+      r1 = std::max(r1, std::fabs(w0[c * 27 + k]));
+    for (int k = 0; k < 9; ++k)
+      r2 = std::max(r2, std::fabs(w2[c * 9 + k]));
+    for (int f = 0; f < 10; ++f)
+      for (int k = 0; k < 9; ++k)
+        r2 = std::max(r2, std::fabs(w6[(f * 20 + 12 + c) * 9 + k]));
+    EXPECT_NEAR(r1 / r2, 1.0, 1e-3) << "channel " << c;
+  }
+  // The others are left alone with a reason.
+  auto mentions = [&](const std::string &a, const std::string &b) {
+    for (const std::string &r : remarks)
+      if (r.find(a) != std::string::npos && r.find(b) != std::string::npos)
+        return true;
+    return false;
+  };
+  EXPECT_TRUE(mentions("layer 6", "reach layer 8 (shortcut)"));
+  EXPECT_TRUE(mentions("layer 7", "relu6 is not positively homogeneous"));
+  EXPECT_TRUE(mentions("layer 9", "a model output"));
+}
+
+TEST_F(RecoveryTest, EqualizationRefusesUnfoldedBatchNormAndCalibratedModels) {
+  auto module = import("[net]\nwidth=8\nheight=8\nchannels=3\n"
+                       "[convolutional]\nbatch_normalize=1\nfilters=4\n"
+                       "size=1\nactivation=leaky\n"
+                       "[convolutional]\nfilters=2\nsize=1\n"
+                       "activation=linear\n");
+  ASSERT_TRUE(module);
+  std::string message;
+  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
+    if (d.getSeverity() == mlir::DiagnosticSeverity::Error)
+      message = d.str();
+    return mlir::success();
+  });
+  EXPECT_TRUE(mlir::failed(equalizeModule(*module, {})));
+  EXPECT_NE(message.find("fold its batch norm"), std::string::npos);
+  ASSERT_TRUE(mlir::succeeded(foldBatchNorms(*module)));
+  getMainFunc(*module).setArgAttr(0, "qsim.calib", mlir::UnitAttr::get(&ctx));
+  EXPECT_TRUE(mlir::failed(equalizeModule(*module, {})));
+  EXPECT_NE(message.find("equalize before --qsim-calibrate"),
+            std::string::npos);
+}
+
+TEST_F(RecoveryTest, EqualizationPreservesRealModels) {
+  QSIM_REQUIRE_MODELS();
+  for (const char *name : {"yolo-fastest-1.1-xl", "yolov3-tiny-aix2022"}) {
+    std::string m = testenv::modelsDir();
+    darknet::ImportOptions io;
+    io.weightsPath = m + "/weights/" + name + ".weights";
+    if (!testenv::isFile(io.weightsPath))
+      GTEST_SKIP() << "no " << io.weightsPath;
+    auto module =
+        darknet::importDarknet(&ctx, m + "/darknet/" + name + ".cfg", io);
+    ASSERT_TRUE(module) << name;
+    ASSERT_TRUE(mlir::succeeded(foldBatchNorms(*module)));
+    std::string error;
+    auto ex = interp::Executor::create(*module, {}, error);
+    ASSERT_TRUE(ex) << error;
+    shapes::CHW shape = ex->inputShape();
+    rt::Tensor in = input(shape.c, shape.h, shape.w, 3);
+    ex.reset();
+    std::vector<float> before = run(*module, in);
+    mlir::ScopedDiagnosticHandler quiet(&ctx, [](mlir::Diagnostic &d) {
+      return mlir::success(d.getSeverity() == mlir::DiagnosticSeverity::Remark);
+    });
+    auto result = equalizeModule(*module, {});
+    ASSERT_TRUE(mlir::succeeded(result)) << name;
+    EXPECT_GT(result->rows.size(), 0u) << name;
+    EXPECT_LE(relativeError(before, run(*module, in)), 1e-5) << name;
+  }
+}
+
+// Per-tensor weights of a layer with one large channel round the others
+// coarsely: the quantized model's outputs are off on average.
+const char *kSkewed = R"([net]
+width=24
+height=24
+channels=3
+
+[convolutional]
+filters=16
+size=3
+stride=1
+pad=1
+activation=linear
+
+[convolutional]
+filters=8
+size=1
+activation=linear
+)";
+
+TEST_F(RecoveryTest, BiasCorrectionRestoresMeanOutputs) {
+  auto module = import(kSkewed);
+  ASSERT_TRUE(module);
+  skewChannels(convOfLayer(*module, 0), {40.0f, 1.0f, 0.7f, 1.3f});
+  std::vector<rt::Tensor> inputs = calibrate(*module, "bias-correct", 6, 24);
+  ASSERT_EQ(inputs.size(), 6u);
+
+  QuantizeOptions qo;
+  qo.perChannelWeights = false;
+  mlir::OwningOpRef<mlir::ModuleOp> plain = module->clone();
+  BiasCorrectionOptions bo;
+  bo.quantize = qo;
+  bo.progress = false;
+  auto rows = correctBiases(*module, inputs, bo);
+  ASSERT_TRUE(mlir::succeeded(rows));
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_GT((*rows)[0].maxShift, 0.0);
+
+  // Mean error per output channel over the images, float vs int8.
+  mlir::OwningOpRef<mlir::ModuleOp> floatModel = plain->clone();
+  ASSERT_TRUE(mlir::succeeded(quantizeModule(*plain, qo)));
+  ASSERT_TRUE(mlir::succeeded(quantizeModule(*module, qo)));
+  auto meanError = [&](mlir::ModuleOp q) {
+    std::vector<double> sum;
+    for (const rt::Tensor &in : inputs) {
+      std::vector<float> f = run(*floatModel, in), o = run(q, in);
+      sum.resize(f.size(), 0.0);
+      for (size_t i = 0; i < f.size(); ++i)
+        sum[i] += o[i] - f[i];
+    }
+    // Per channel (8 channels of 24 x 24).
+    double total = 0;
+    size_t per = sum.size() / 8;
+    for (size_t c = 0; c < 8; ++c) {
+      double s = 0;
+      for (size_t i = 0; i < per; ++i)
+        s += sum[c * per + i];
+      total += std::fabs(s / (per * inputs.size()));
+    }
+    return total / 8;
+  };
+  double before = meanError(*plain), after = meanError(*module);
+  EXPECT_GT(before, 0.0);
+  EXPECT_LT(after, 0.25 * before) << "before " << before << " after " << after;
+}
+
+TEST_F(RecoveryTest, BiasCorrectionNeedsAnInt8Plan) {
+  auto module = import(kSkewed);
+  ASSERT_TRUE(module);
+  std::string message;
+  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
+    message = d.str();
+    return mlir::success();
+  });
+  std::vector<rt::Tensor> inputs = {input(3, 24, 24, 1)};
+  EXPECT_TRUE(mlir::failed(correctBiases(*module, inputs, {})));
+  EXPECT_NE(message.find("no convolutional or connected layer is planned int8"),
+            std::string::npos);
+}
+
+// A layer whose inputs are correlated (as neighbouring pixels are): the
+// best rounding is not the nearest one.
+TEST_F(RecoveryTest, AdaRoundIsNeverWorseThanNearestAndUsuallyBetter) {
+  const int64_t filters = 6, size = 27, n = 400;
+  std::mt19937 rng(3);
+  std::normal_distribution<double> normal;
+  std::vector<float> w(filters * size);
+  for (float &v : w)
+    v = (float)(0.1 * normal(rng));
+  QuantizeOptions qo;
+  std::vector<float> scales = chooseWeightScales(w, filters, qo);
+  // Rows of X: a common component plus noise, so H has large off-diagonal
+  // terms.
+  std::vector<double> gram(size * size, 0.0);
+  for (int64_t r = 0; r < n; ++r) {
+    double common = normal(rng);
+    std::vector<double> x(size);
+    for (int64_t i = 0; i < size; ++i)
+      x[i] = common + 0.3 * normal(rng);
+    for (int64_t i = 0; i < size; ++i)
+      for (int64_t j = 0; j < size; ++j)
+        gram[i * size + j] += x[i] * x[j] / n;
+  }
+  AdaRoundOptions o;
+  RoundingResult r = learnRounding(w, scales, size, gram, o);
+  std::vector<int8_t> nearest(w.size());
+  for (size_t k = 0; k < w.size(); ++k) {
+    nearest[k] = rt::quantizeWeight(w[k], scales[k / size]);
+    double g = w[k] / scales[k / size];
+    EXPECT_LE(std::fabs(r.q[k] - g), 1.0) << "weight " << k; // floor or ceil
+  }
+  EXPECT_NEAR(r.nearestLoss, roundingLoss(w, nearest, scales, size, gram),
+              1e-9 * r.nearestLoss);
+  EXPECT_NEAR(r.loss, roundingLoss(w, r.q, scales, size, gram),
+              1e-9 * r.nearestLoss);
+  // Per output channel, never worse; over the layer, clearly better.
+  for (int64_t f = 0; f < filters; ++f) {
+    auto row = [&](const std::vector<int8_t> &q) {
+      return roundingLoss(llvm::ArrayRef<float>(w).slice(f * size, size),
+                          llvm::ArrayRef<int8_t>(q).slice(f * size, size),
+                          llvm::ArrayRef<float>(scales).slice(f, 1), size,
+                          gram);
+    };
+    EXPECT_LE(row(r.q), row(nearest) * (1 + 1e-12)) << "channel " << f;
+  }
+  EXPECT_LT(r.loss, 0.8 * r.nearestLoss);
+  EXPECT_GT(r.changed, 0);
+}
+
+TEST_F(RecoveryTest, AdaRoundedWeightsAreStoredExactlyByQuantize) {
+  auto module = import(kSkewed);
+  ASSERT_TRUE(module);
+  std::vector<rt::Tensor> inputs = calibrate(*module, "adaround", 4, 24);
+  for (bool perChannel : {true, false}) {
+    mlir::OwningOpRef<mlir::ModuleOp> m = module->clone();
+    AdaRoundOptions o;
+    o.quantize.perChannelWeights = perChannel;
+    o.iterations = 200;
+    o.samples = 512;
+    o.progress = false;
+    auto rows = adaroundModule(*m, inputs, o);
+    ASSERT_TRUE(mlir::succeeded(rows));
+    ASSERT_EQ(rows->size(), 2u);
+    int64_t changed = 0;
+    for (const AdaRoundRow &r : *rows) {
+      EXPECT_LE(r.loss, r.nearestLoss * (1 + 1e-12)) << "layer " << r.layer;
+      changed += r.changed;
+    }
+    EXPECT_GT(changed, 0);
+    std::vector<std::vector<float>> rounded;
+    m->walk(
+        [&](Conv2DOp c) { rounded.push_back(getFloats(c.getWeightAttr())); });
+    ASSERT_TRUE(mlir::succeeded(quantizeModule(*m, o.quantize)));
+    size_t layer = 0;
+    m->walk([&](Conv2DOp c) {
+      auto q = getInts<int8_t>(c.getWeightAttr());
+      ASSERT_TRUE(q.has_value());
+      std::vector<float> s =
+          chooseWeightScales(rounded[layer], c.getFilters(), o.quantize);
+      size_t per = q->size() / c.getFilters();
+      // The stored integer is the learned one: the rounded float weight
+      // lies on the grid of the scale --qsim-quantize chooses.
+      for (size_t k = 0; k < q->size(); ++k)
+        ASSERT_NEAR(rounded[layer][k] / s[k / per], (double)(*q)[k], 1e-3)
+            << "layer " << layer << " weight " << k;
+      ++layer;
+    });
+  }
+}
+
+} // namespace
