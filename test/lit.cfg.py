@@ -45,6 +45,13 @@ else:
     lit_config.note("aarch64-linux-gnu-g++ or qemu-aarch64 missing: ARM64 "
                     "deployment tests are skipped (UNSUPPORTED)")
 
+# A single-node Slurm started by the test itself (test/Sweep): needs the
+# Debian slurm-wlm binaries.
+if all(shutil.which(t) for t in ("slurmctld", "slurmd", "sbatch", "squeue", "sinfo")):
+    config.available_features.add("slurm")
+else:
+    lit_config.note("slurmctld/slurmd/sbatch missing: the real-Slurm sweep "
+                    "test is skipped (UNSUPPORTED); the stand-in Slurm test runs")
 config.substitutions.append(("%PYTHON", config.python_executable))
 # Synthetic test images (PPM), shared by every test folder.
 config.substitutions.append(("%make_image", config.python_executable + " " +

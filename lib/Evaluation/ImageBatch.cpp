@@ -65,6 +65,8 @@ bool qsim::eval::runImages(ModelRun &run, const std::vector<std::string> &files,
       if (o.warnSkipped)
         o.warnSkipped(error);
       ++result.unreadable;
+      if (o.recordImage)
+        o.recordImage(n, path, nullptr);
       continue;
     }
     InferenceResult r;
@@ -72,6 +74,8 @@ bool qsim::eval::runImages(ModelRun &run, const std::vector<std::string> &files,
       return false;
     result.detections += r.reported.size();
     result.forwardMillis += r.forwardMillis;
+    if (o.recordImage)
+      o.recordImage(n, path, &r);
     if (!reportImage(run, path, image, r, o, os, result, error))
       return false;
     progress.update(n + 1);

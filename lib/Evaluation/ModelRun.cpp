@@ -391,10 +391,15 @@ std::vector<LayerStatsRow> ModelRun::layerStats() const {
 std::optional<MapReport> ModelRun::evaluation() const {
   if (!evaluator)
     return std::nullopt;
+  return makeMapReport(*evaluator, opts.inference.thresh);
+}
+
+MapReport qsim::eval::makeMapReport(const rt::MapEvaluator &evaluator,
+                                    float thresh) {
   MapReport m;
-  m.thresh = opts.inference.thresh;
-  m.result = evaluator->compute(0.5f, 0, m.thresh);
-  m.map50to95 = evaluator->mapRange();
+  m.thresh = thresh;
+  m.result = evaluator.compute(0.5f, 0, m.thresh);
+  m.map50to95 = evaluator.mapRange();
   return m;
 }
 

@@ -2,6 +2,7 @@
 
 #include "qsim/Quant/Calibration.h"
 #include "qsim/Evaluation/Inference.h"
+#include "qsim/Quant/CalibrationStats.h"
 #include "qsim/Support/Progress.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 using namespace mlir;
 using namespace qsim;
@@ -52,17 +54,69 @@ StringRef qsim::quantization::stringifyCalibrationMethod(CalibrationMethod m) {
 // CalibrationObserver
 //===----------------------------------------------------------------------===//
 
-void CalibrationObserver::observeRange(const float *x, int64_t n) {
+void CalibrationObserver::observeRange(const float *x, int64_t n,
+                                       int64_t image) {
   for (int64_t i = 0; i < n; ++i) {
     if (!std::isfinite(x[i]))
       continue;
     if (!seen) {
       minV = maxV = x[i];
+      minAt = maxAt = image;
       seen = true;
     }
-    minV = std::min(minV, x[i]);
-    maxV = std::max(maxV, x[i]);
+    // Strictly smaller/larger, as std::min/std::max keep the first of
+    // equal values.
+    if (x[i] < minV) {
+      minV = x[i];
+      minAt = image;
+    }
+    if (x[i] > maxV) {
+      maxV = x[i];
+      maxAt = image;
+    }
   }
+}
+
+void CalibrationObserver::mergeRange(const CalibrationObserver &o) {
+  if (!o.seen)
+    return;
+  if (!seen) {
+    *this = o;
+    return;
+  }
+  // A single run keeps the first image's value among equal ones.
+  if (o.minV < minV || (o.minV == minV && o.minAt < minAt)) {
+    minV = o.minV;
+    minAt = o.minAt;
+  }
+  if (o.maxV > maxV || (o.maxV == maxV && o.maxAt < maxAt)) {
+    maxV = o.maxV;
+    maxAt = o.maxAt;
+  }
+}
+
+void CalibrationObserver::setRange(const CalibrationObserver &range) {
+  minV = range.minV;
+  maxV = range.maxV;
+  minAt = range.minAt;
+  maxAt = range.maxAt;
+  seen = range.seen;
+}
+
+static bool sameBits(float a, float b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+bool CalibrationObserver::mergeHistograms(const CalibrationObserver &o) {
+  if (!sameBits(minV, o.minV) || !sameBits(maxV, o.maxV) ||
+      o.hist.size() != hist.size() || o.absHist.size() != absHist.size())
+    return false;
+  for (size_t b = 0; b < hist.size(); ++b) {
+    hist[b] += o.hist[b];
+    absHist[b] += o.absHist[b];
+  }
+  total += o.total;
+  return true;
 }
 
 void CalibrationObserver::startHistograms() {
@@ -239,6 +293,154 @@ qsim::quantization::getCalibratedRange(Value v) {
                         (float)hi.getValueAsDouble());
 }
 
+namespace {
+/// The float model run over calibration images, feeding observers ([0] the
+/// input, then one per layer).
+struct CalibrationRun {
+  std::unique_ptr<interp::Executor> ex;
+  eval::ModelInfo info;
+  rt::Preprocess pre;
+  std::vector<CalibrationObserver> obs;
+
+  /// Pass 0 observes ranges, pass 1 histograms, over the images at
+  /// `indices` of `images`.
+  bool observe(int pass, const std::vector<std::string> &images,
+               const std::vector<size_t> &indices, const char *title,
+               bool progress, std::string &error) {
+    ProgressBar bar(title, indices.size(), progress);
+    int64_t image = 0;
+    ex->setStepHook([&](size_t i) {
+      rt::Tensor t = ex->stepOutput(i);
+      if (pass == 0)
+        obs[i + 1].observeRange(t.f32(), t.numel(), image);
+      else
+        obs[i + 1].observeHistogram(t.f32(), t.numel());
+    });
+    for (size_t n = 0; n < indices.size(); ++n) {
+      // Decoded again in each pass rather than kept: memory stays flat
+      // however many calibration images there are.
+      image = (int64_t)indices[n];
+      rt::Image im;
+      if (!rt::loadImage(images[image], im, error, 64ll << 20))
+        return false;
+      rt::Tensor in = rt::makeNetworkInput(im, info.netW, info.netH, pre);
+      if (pass == 0)
+        obs[0].observeRange(in.f32(), in.numel(), image);
+      else
+        obs[0].observeHistogram(in.f32(), in.numel());
+      ex->setInput(in);
+      ex->run();
+      bar.update(n + 1);
+    }
+    return true;
+  }
+};
+
+bool needsHistograms(CalibrationMethod m) {
+  return m != CalibrationMethod::MinMax && m != CalibrationMethod::Log2;
+}
+
+/// A shard's stage (stats-out): ranges, or histograms on the merged ranges
+/// of `in`; writes the statistics and leaves the model as it is.
+bool observeShard(CalibrationRun &run, const CalibrationOptions &o,
+                  const std::vector<std::string> &images,
+                  const CalibrationStats *in, const std::string &fingerprint,
+                  std::string &error) {
+  std::vector<size_t> indices;
+  for (size_t i = o.shardIndex; i < images.size(); i += o.shardCount)
+    indices.push_back(i);
+  CalibrationStats out;
+  out.fingerprint = fingerprint;
+  out.images = images.size();
+  out.shardIndex = o.shardIndex;
+  out.shardCount = o.shardCount;
+  if (in && in->stage == CalibrationStats::Stage::Histograms) {
+    error = "stats-in are histograms, the last stage: record the ranges "
+            "with stats-in and no stats-out";
+    return false;
+  }
+  if (in && !needsHistograms(o.method)) {
+    error = "method=" + stringifyCalibrationMethod(o.method).str() +
+            " needs only ranges: record them with stats-in and no stats-out";
+    return false;
+  }
+  if (in) {
+    for (size_t i = 0; i < run.obs.size(); ++i) {
+      run.obs[i].setRange(in->observers[i]);
+      run.obs[i].startHistograms();
+    }
+    out.stage = CalibrationStats::Stage::Histograms;
+  }
+  int pass = in ? 1 : 0;
+  if (!run.observe(pass, images, indices,
+                   in ? "calibrating (histograms)" : "calibrating (ranges)",
+                   o.progress, error))
+    return false;
+  out.observers = run.obs;
+  return writeCalibrationStats(o.statsOut, out, error);
+}
+
+/// The merged statistics of stats-in, checked against this calibration.
+bool readStatsIn(const CalibrationOptions &o, size_t images, size_t tensors,
+                 const std::string &fingerprint, CalibrationStats &in,
+                 std::string &error) {
+  if (!mergeCalibrationStats(o.statsIn, in, error))
+    return false;
+  if (in.fingerprint != fingerprint || in.images != images ||
+      in.observers.size() != tensors) {
+    error = "stats-in '" + o.statsIn[0] +
+            "' are of another model, image list (max-images), kernels or "
+            "preprocessing";
+    return false;
+  }
+  if (o.statsOut.empty() && needsHistograms(o.method) &&
+      in.stage == CalibrationStats::Stage::Ranges) {
+    error = "method=" + stringifyCalibrationMethod(o.method).str() +
+            " needs histograms: run the shards again with stats-in=<these "
+            "ranges> stats-out=<histograms>, then merge those";
+    return false;
+  }
+  return true;
+}
+} // namespace
+
+/// The chosen ranges as `qsim.calib` on the IR (and on `log`).
+static void recordRanges(func::FuncOp func,
+                         const std::vector<CalibrationObserver> &obs,
+                         const CalibrationOptions &options, size_t images,
+                         const std::vector<interp::StepInfo> &steps,
+                         llvm::raw_ostream *log) {
+  auto layers = getLayers(func);
+  Builder b(func.getContext());
+  auto record = [&](const CalibrationObserver &o) {
+    auto [lo, hi] = o.choose(options.method, options.percentile);
+    SmallVector<NamedAttribute> a = {
+        b.getNamedAttr("method", b.getStringAttr(stringifyCalibrationMethod(
+                                     options.method))),
+        b.getNamedAttr("min", b.getF32FloatAttr(o.min())),
+        b.getNamedAttr("max", b.getF32FloatAttr(o.max())),
+        b.getNamedAttr("lo", b.getF32FloatAttr(lo)),
+        b.getNamedAttr("hi", b.getF32FloatAttr(hi)),
+        b.getNamedAttr("images", b.getI64IntegerAttr(images))};
+    if (options.method == CalibrationMethod::Percentile)
+      a.push_back(
+          b.getNamedAttr("percentile", b.getF64FloatAttr(options.percentile)));
+    return b.getDictionaryAttr(a);
+  };
+  func.setArgAttr(0, "qsim.calib", record(obs[0]));
+  for (size_t i = 0; i < layers->size(); ++i) {
+    Value out = (*layers)[i].output();
+    Operation *def = out.getDefiningOp();
+    def->setAttr("qsim.calib", record(obs[i + 1]));
+    if (log) {
+      auto [lo, hi] = obs[i + 1].choose(options.method, options.percentile);
+      *log << strprintf("  %-24s min %10.4g max %10.4g -> [%10.4g, %10.4g]\n",
+                        steps[i].label.c_str(), obs[i + 1].min(),
+                        obs[i + 1].max(), lo, hi);
+    }
+  }
+}
+
 bool qsim::quantization::calibrateModule(ModuleOp module,
                                          const CalibrationOptions &options,
                                          std::string &error,
@@ -265,87 +467,56 @@ bool qsim::quantization::calibrateModule(ModuleOp module,
   }
   if (options.maxImages > 0 && (int)images.size() > options.maxImages)
     images.resize(options.maxImages);
+  if (options.shardCount > 1 && options.statsOut.empty()) {
+    error = "shard= needs stats-out=FILE (the shard's statistics)";
+    return false;
+  }
+  bool sharded = !options.statsOut.empty() || !options.statsIn.empty();
+  // Before the executor: planning adds nothing to the IR, but the
+  // fingerprint should not depend on it.
+  std::string fingerprint =
+      sharded ? calibrationFingerprint(module, options, images) : "";
 
+  CalibrationRun run;
   interp::ExecutorOptions eo;
   eo.kernels = options.kernels;
   eo.threads = options.threads;
-  auto ex = interp::Executor::create(module, eo, error);
-  if (!ex)
+  run.ex = interp::Executor::create(module, eo, error);
+  if (!run.ex)
     return false;
-  eval::ModelInfo info = eval::describeModel(module, *ex);
-  rt::Preprocess pre = eval::choosePreprocess(info, options.letterbox);
-  const auto &steps = ex->steps();
-  std::vector<CalibrationObserver> obs(steps.size() + 1); // [0] = input
-  // Images are decoded again in each pass rather than kept: memory stays
-  // flat however many calibration images there are.
-  auto load = [&](const std::string &path, rt::Tensor &out) {
-    rt::Image im;
-    if (!rt::loadImage(path, im, error, 64ll << 20))
-      return false;
-    out = rt::makeNetworkInput(im, info.netW, info.netH, pre);
-    return true;
-  };
-  bool histograms = options.method != CalibrationMethod::MinMax &&
-                    options.method != CalibrationMethod::Log2;
-  int passes = histograms ? 2 : 1;
-  for (int pass = 0; pass < passes; ++pass) {
-    if (pass == 1)
-      for (auto &o : obs)
-        o.startHistograms();
-    ProgressBar bar(passes == 1 ? "calibrating"
-                    : pass == 0 ? "calibrating (ranges)"
-                                : "calibrating (histograms)",
-                    images.size(), options.progress);
-    ex->setStepHook([&](size_t i) {
-      rt::Tensor t = ex->stepOutput(i);
-      if (pass == 0)
-        obs[i + 1].observeRange(t.f32(), t.numel());
-      else
-        obs[i + 1].observeHistogram(t.f32(), t.numel());
-    });
-    for (size_t n = 0; n < images.size(); ++n) {
-      rt::Tensor in;
-      if (!load(images[n], in))
-        return false;
-      if (pass == 0)
-        obs[0].observeRange(in.f32(), in.numel());
-      else
-        obs[0].observeHistogram(in.f32(), in.numel());
-      ex->setInput(in);
-      ex->run();
-      bar.update(n + 1);
-    }
-  }
+  run.info = eval::describeModel(module, *run.ex);
+  run.pre = eval::choosePreprocess(run.info, options.letterbox);
+  const auto &steps = run.ex->steps();
+  run.obs.resize(steps.size() + 1);
 
-  // Record the ranges on the IR.
-  auto layers = getLayers(func);
-  Builder b(module.getContext());
-  auto record = [&](const CalibrationObserver &o) {
-    auto [lo, hi] = o.choose(options.method, options.percentile);
-    SmallVector<NamedAttribute> a = {
-        b.getNamedAttr("method", b.getStringAttr(stringifyCalibrationMethod(
-                                     options.method))),
-        b.getNamedAttr("min", b.getF32FloatAttr(o.min())),
-        b.getNamedAttr("max", b.getF32FloatAttr(o.max())),
-        b.getNamedAttr("lo", b.getF32FloatAttr(lo)),
-        b.getNamedAttr("hi", b.getF32FloatAttr(hi)),
-        b.getNamedAttr("images", b.getI64IntegerAttr(images.size()))};
-    if (options.method == CalibrationMethod::Percentile)
-      a.push_back(
-          b.getNamedAttr("percentile", b.getF64FloatAttr(options.percentile)));
-    return b.getDictionaryAttr(a);
-  };
-  func.setArgAttr(0, "qsim.calib", record(obs[0]));
-  for (size_t i = 0; i < layers->size(); ++i) {
-    Value out = (*layers)[i].output();
-    Operation *def = out.getDefiningOp();
-    def->setAttr("qsim.calib", record(obs[i + 1]));
-    if (log) {
-      auto [lo, hi] = obs[i + 1].choose(options.method, options.percentile);
-      *log << strprintf("  %-24s min %10.4g max %10.4g -> [%10.4g, %10.4g]\n",
-                        steps[i].label.c_str(), obs[i + 1].min(),
-                        obs[i + 1].max(), lo, hi);
+  CalibrationStats in;
+  if (!options.statsIn.empty() &&
+      !readStatsIn(options, images.size(), run.obs.size(), fingerprint, in,
+                   error))
+    return false;
+  if (!options.statsOut.empty())
+    return observeShard(run, options, images,
+                        options.statsIn.empty() ? nullptr : &in, fingerprint,
+                        error);
+  if (!options.statsIn.empty()) {
+    run.obs = in.observers;
+  } else {
+    std::vector<size_t> all(images.size());
+    for (size_t i = 0; i < all.size(); ++i)
+      all[i] = i;
+    bool histograms = needsHistograms(options.method);
+    if (!run.observe(0, images, all,
+                     histograms ? "calibrating (ranges)" : "calibrating",
+                     options.progress, error))
+      return false;
+    if (histograms) {
+      for (auto &o : run.obs)
+        o.startHistograms();
+      if (!run.observe(1, images, all, "calibrating (histograms)",
+                       options.progress, error))
+        return false;
     }
   }
+  recordRanges(func, run.obs, options, images.size(), steps, log);
   return true;
 }

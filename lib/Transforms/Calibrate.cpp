@@ -15,6 +15,16 @@ using namespace qsim;
 namespace {
 struct CalibratePass : public qsim::impl::CalibratePassBase<CalibratePass> {
   using CalibratePassBase::CalibratePassBase;
+  /// shard=K/N with 0 <= K < N.
+  bool parseShard(quantization::CalibrationOptions &o, std::string &error) {
+    auto [k, n] = llvm::StringRef(shard).split('/');
+    if (k.getAsInteger(10, o.shardIndex) || n.getAsInteger(10, o.shardCount) ||
+        o.shardIndex < 0 || o.shardIndex >= o.shardCount) {
+      error = "shard '" + shard + "' is not K/N with 0 <= K < N";
+      return false;
+    }
+    return true;
+  }
   void runOnOperation() override {
     ModuleOp module = getOperation();
     quantization::CalibrationOptions o;
@@ -29,6 +39,12 @@ struct CalibratePass : public qsim::impl::CalibratePassBase<CalibratePass> {
     o.threads = threads;
     o.progress = progress;
     std::string error;
+    if (!shard.empty() && !parseShard(o, error)) {
+      module.emitError() << "--qsim-calibrate: " << error;
+      return signalPassFailure();
+    }
+    o.statsOut = statsOut;
+    o.statsIn.assign(statsIn.begin(), statsIn.end());
     if (images.empty()) {
       module.emitError() << "--qsim-calibrate needs images=DIR (or a "
                             "comma-separated list of files)";

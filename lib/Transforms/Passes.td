@@ -55,6 +55,11 @@ def CalibratePass : Pass<"qsim-calibrate", "mlir::ModuleOp"> {
     ```
     qsim-opt m.mlirbc --qsim-calibrate="images=calib/ max-images=100 method=entropy"
     ```
+
+    Sharded (docs/scale-out.md): `shard=K/N stats-out=F` observes every
+    N-th image and writes mergeable statistics; `stats-in=F1,F2,...`
+    merges them into exactly the single run's ranges (histogram methods
+    take a ranges stage, then a histograms stage on the merged ranges).
   }];
   let options = [
     ListOption<"images", "images", "std::string",
@@ -84,6 +89,13 @@ def CalibratePass : Pass<"qsim-calibrate", "mlir::ModuleOp"> {
                         "plain loops (the specification)"))}]>,
     Option<"threads", "threads", "int", "0", "Threads (0 = all cores)">,
     Option<"progress", "progress", "bool", "true", "Progress bar on stderr">,
+    Option<"shard", "shard", "std::string", "\"\"",
+           "K/N: observe every N-th image from K (needs stats-out)">,
+    Option<"statsOut", "stats-out", "std::string", "\"\"",
+           "Write this shard's statistics here; the model is left as it is">,
+    ListOption<"statsIn", "stats-in", "std::string",
+               "Merged statistics of every shard (comma-separated): ranges "
+               "before a histogram stage, or the last stage to record">,
   ];
 }
 

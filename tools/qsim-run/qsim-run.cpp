@@ -9,9 +9,11 @@
 
 #include "qsim/Evaluation/ImageBatch.h"
 #include "qsim/Evaluation/RunReport.h"
+#include "qsim/Evaluation/ShardedRun.h"
 #include "qsim/Session/CommandLine.h"
 #include "qsim/Support/Diagnostics.h"
 #include "qsim/Support/ThreadWaits.h"
+#include "qsim/Support/StringUtils.h"
 #include "qsim/Target/ModelIO.h"
 #include "qsim/Transforms/Passes.h"
 #include "qsim/Transforms/QuantizePipeline.h"
@@ -40,6 +42,9 @@ struct Options {
   eval::RunOptions run;
   eval::BatchOptions batch;
   session::SessionCommandLine session;
+  // Sharded evaluation (docs/scale-out.md).
+  std::string shard, partOut;
+  std::vector<std::string> merge;
 };
 
 int fail(const std::string &msg) {
@@ -135,6 +140,54 @@ loadRunModel(mlir::MLIRContext *ctx, const Options &o, bool reference) {
   return nullptr;
 }
 
+/// The options that decide a run's results (a part's identity).
+std::string runOptionsText(const Options &o) {
+  const eval::InferenceOptions &io = o.run.inference;
+  return strprintf(
+      "thresh=%a nms=%a letterbox=%d/%d kernels=%s flavor=%s "
+      "random-weights=%s mode=%s precision=%s quantize=%s calib=%s "
+      "calib-images=%d calib-method=%s",
+      io.thresh, io.nms, o.letterbox, o.noLetterbox, o.kernels.c_str(),
+      o.flavor.c_str(),
+      o.randomSeed ? std::to_string(*o.randomSeed).c_str() : "-",
+      o.mode.c_str(), o.quant.precision.c_str(), o.quant.quantize.c_str(),
+      o.calib.c_str(), o.quant.calibImages, o.calibMethod.c_str());
+}
+
+/// --shard K/N: keeps the shard's images and records each into `part`.
+bool prepareShard(Options &o, const eval::ModelRun &run,
+                  std::vector<std::string> &images, eval::RunPart &part,
+                  std::string &error) {
+  if (!eval::parseShard(o.shard, part.shard, error))
+    return false;
+  std::vector<std::string> modelFiles = {o.model};
+  if (!o.weights.empty())
+    modelFiles.push_back(o.weights);
+  if (!eval::describeRun(run, o.model, modelFiles, runOptionsText(o), images,
+                         o.batch.batch, part.identity, error))
+    return false;
+  images = eval::selectShard(images, part.shard);
+  bool candidates = run.hasLabels();
+  o.batch.recordImage = [&part, candidates](size_t n, const std::string &path,
+                                            const eval::InferenceResult *r) {
+    eval::recordPartImage(part, n, path, r, candidates);
+  };
+  return true;
+}
+
+/// --merge PARTS: the summary lines of the unsharded run.
+int mergeParts(const Options &o) {
+  std::string error;
+  eval::MergedRun merged;
+  std::vector<std::string> names;
+  if ((!o.names.empty() && !rt::readNames(o.names, names, error)) ||
+      !eval::mergeRunParts(o.merge, merged, error) ||
+      !eval::reportMergedRun(merged, o.run.labelsDir, names, o.batch.jsonPath,
+                             llvm::outs(), error))
+    return fail(error);
+  return 0;
+}
+
 /// Runs the model over the images with what the options ask of the run.
 int runModel(Options &o) {
   mlir::DialectRegistry registry;
@@ -175,13 +228,17 @@ int runModel(Options &o) {
     return fail(error);
   if (!o.run.labelsDir.empty() && run->info().isClassifier())
     return fail("--eval needs a detection model");
+  eval::RunPart part;
+  if (!o.shard.empty() && !prepareShard(o, *run, images, part, error))
+    return fail(error);
   o.batch.model = o.model;
   o.batch.warnSkipped = [](const std::string &why) {
     fprintf(stderr, "\nqsim-run: warning: skipping %s\n", why.c_str());
   };
   eval::BatchResult batch;
   if (!eval::runImages(*run, images, o.batch, llvm::outs(), batch, error) ||
-      !eval::reportRun(*run, o.batch, batch, llvm::outs(), error))
+      !eval::reportRun(*run, o.batch, batch, llvm::outs(), error) ||
+      (!o.partOut.empty() && !eval::writeRunPart(o.partOut, part, error)))
     return fail(error);
   return 0;
 }
@@ -270,7 +327,35 @@ void addOptions(CLI::App &app, Options &o) {
                "Per int8 convolution: % of int8 x int8 products overflowing "
                "int8 and of accumulations overflowing int16, and the "
                "worst-case accumulator width");
+  app.add_option("--shard", o.shard,
+                 "Run shard K of N (every N-th image from K, K in 0..N-1) "
+                 "and write its part file (--part-out)");
+  app.add_option("--part-out", o.partOut,
+                 "The shard's part file: per-image mAP candidates and times");
+  app.add_option("--merge", o.merge,
+                 "Merge part files (every shard of one run) and print the "
+                 "unsharded run's summary (with --eval LABELS: its mAP)")
+      ->expected(1, -1);
   o.session.addOptions(app);
+}
+
+/// What a shard run cannot do: reports that are not merged across shards.
+std::string checkShardOptions(const Options &o) {
+  if (o.shard.empty() != o.partOut.empty())
+    return "--shard and --part-out go together";
+  if (o.shard.empty())
+    return "";
+  if (o.image.empty())
+    return "--shard needs --image DIR";
+  for (auto [given, name] : {std::pair{!o.compare.empty(), "--compare"},
+                             {o.run.overflowReport, "--overflow-report"},
+                             {o.run.layerStats, "--layer-stats"},
+                             {o.run.timeLayers, "--time-layers"},
+                             {o.run.repeat > 0, "--repeat"}})
+    if (given)
+      return std::string(name) + " is not merged across shards: run it "
+                                 "without --shard";
+  return "";
 }
 
 } // namespace
@@ -291,6 +376,14 @@ int main(int argc, char **argv) {
   CLI11_PARSE(app, argc, argv);
   if (o.session.requested())
     return runSession(o);
+  if (!o.merge.empty()) {
+    if (!o.model.empty() || !o.image.empty() || !o.shard.empty())
+      return fail("--merge takes part files only (no model, --image or "
+                  "--shard)");
+    return mergeParts(o);
+  }
+  if (std::string error = checkShardOptions(o); !error.empty())
+    return fail(error);
   if (o.model.empty())
     return fail("a model is required (see --help)");
   if (o.letterbox && o.noLetterbox)

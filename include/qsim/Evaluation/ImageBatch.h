@@ -36,6 +36,11 @@ struct BatchOptions {
   int64_t maxImagePixels = 64ll << 20;
   /// Told why an image of a batch is skipped.
   std::function<void(const std::string &error)> warnSkipped;
+  /// Told of every image in order (its position in the list; no result
+  /// when it was unreadable): a shard run records its part with it.
+  std::function<void(size_t position, const std::string &path,
+                     const InferenceResult *result)>
+      recordImage;
 };
 
 struct BatchResult {

@@ -119,6 +119,8 @@ struct MapReport {
   double map50to95 = 0;
   float thresh = 0;
 };
+/// The mAP of the images added to `evaluator`, summarized at `thresh`.
+MapReport makeMapReport(const rt::MapEvaluator &evaluator, float thresh);
 
 /// Of two reported detection lists, how many of `reference` are matched one
 /// to one by a detection of `test` of the same class with IoU >= 0.5.

@@ -30,7 +30,10 @@ llvm::StringRef stringifyCalibrationMethod(CalibrationMethod m);
 class CalibrationObserver {
 public:
   static constexpr int kBins = 2048;
-  void observeRange(const float *x, int64_t n);
+  /// `image` is the image's index in the whole calibration list: where the
+  /// min and max were reached decides, between equal values of different
+  /// shards (-0 and +0), which one a single run would have kept.
+  void observeRange(const float *x, int64_t n, int64_t image = 0);
   void startHistograms();
   void observeHistogram(const float *x, int64_t n);
   float min() const { return minV; }
@@ -38,12 +41,23 @@ public:
   /// The range [lo, hi] the method chooses (always within [min, max]).
   std::pair<float, float> choose(CalibrationMethod m, double percentile) const;
 
+  /// Merging shards (CalibrationStats.h): the range of both, as one run
+  /// over both shards' images would have observed it.
+  void mergeRange(const CalibrationObserver &other);
+  /// Adds the histograms of `other`, observed on the same range; false when
+  /// the ranges (hence the bins) differ.
+  bool mergeHistograms(const CalibrationObserver &other);
+  /// Sets the range (of a merged ranges stage) before histograms.
+  void setRange(const CalibrationObserver &range);
+  friend struct CalibrationObserverIO;
+
 private:
   std::pair<float, float> percentileRange(double p) const;
   float entropyThreshold() const;
   std::pair<float, float> mseRange() const;
   float minV = 0, maxV = 0;
   bool seen = false;
+  int64_t minAt = 0, maxAt = 0; // image where min/max were reached
   std::vector<uint64_t> hist, absHist;
   uint64_t total = 0;
 };
@@ -57,6 +71,14 @@ struct CalibrationOptions {
   int threads = 0;
   bool progress = true;
   std::optional<bool> letterbox;
+  /// Sharded calibration (docs/scale-out.md): observe only shard
+  /// `shardIndex` of `shardCount` of the images and write the statistics
+  /// to `statsOut` instead of recording ranges; `statsIn` are the merged
+  /// statistics of a previous stage (ranges before histograms) or, without
+  /// `statsOut`, of the last stage, whose ranges are then recorded.
+  int shardIndex = 0, shardCount = 1;
+  std::string statsOut;
+  std::vector<std::string> statsIn;
 };
 
 /// Calibrates `module` in place. Fails with `error` (no images, unreadable
