@@ -45,6 +45,13 @@ else:
     lit_config.note("aarch64-linux-gnu-g++ or qemu-aarch64 missing: ARM64 "
                     "deployment tests are skipped (UNSUPPORTED)")
 
+# qsim-train exists when the build found libtorch (QSIM_ENABLE_TRAIN).
+if getattr(config, "qsim_have_torch", False):
+    config.available_features.add("train")
+else:
+    lit_config.note("qsim-train is not built (no libtorch): training tests "
+                    "are skipped (UNSUPPORTED)")
+
 config.substitutions.append(("%PYTHON", config.python_executable))
 # Synthetic test images (PPM), shared by every test folder.
 config.substitutions.append(("%make_image", config.python_executable + " " +

@@ -69,7 +69,8 @@ void rgbToHsv(rt::Image &im) {
 void hsvToRgb(rt::Image &im) {
   const size_t plane = (size_t)im.w * im.h;
   for (size_t i = 0; i < plane; ++i) {
-    float h = 6 * im.data[i], s = im.data[plane + i], v = im.data[2 * plane + i];
+    float h = 6 * im.data[i], s = im.data[plane + i],
+          v = im.data[2 * plane + i];
     float r, g, b;
     if (s == 0) {
       r = g = b = v;
@@ -106,10 +107,9 @@ void hsvToRgb(rt::Image &im) {
 /// Darknet's correct_boxes after a crop (dx, dy, sx, sy as in
 /// fill_truth_detection) and an optional flip; boxes that leave the image
 /// or become thinner than one network pixel are dropped.
-std::vector<rt::GroundTruth> correctBoxes(const std::vector<rt::GroundTruth> &in,
-                                          float dx, float dy, float sx,
-                                          float sy, bool flip, int netW,
-                                          int netH) {
+std::vector<rt::GroundTruth>
+correctBoxes(const std::vector<rt::GroundTruth> &in, float dx, float dy,
+             float sx, float sy, bool flip, int netW, int netH) {
   std::vector<rt::GroundTruth> out;
   for (rt::GroundTruth g : in) {
     float left = (g.box.x - g.box.w / 2) * sx - dx;
@@ -299,7 +299,8 @@ static void letterboxBoxes(std::vector<rt::GroundTruth> &truth, int imW,
     newH = netH;
     newW = (int)(((int64_t)imW * netH) / imH);
   }
-  float ox = (float)((netW - newW) / 2) / netW, oy = (float)((netH - newH) / 2) / netH;
+  float ox = (float)((netW - newW) / 2) / netW,
+        oy = (float)((netH - newH) / 2) / netH;
   float sx = (float)newW / netW, sy = (float)newH / netH;
   for (rt::GroundTruth &g : truth) {
     g.box.x = g.box.x * sx + ox;
@@ -350,8 +351,8 @@ bool DataLoader::build(int64_t step, Batch &out, std::string &error) {
       float dhue = rng.uniform(-aug.hue, aug.hue);
       float dsat = rng.scale(aug.saturation), dexp = rng.scale(aug.exposure);
       distortImage(sized, dhue, dsat, dexp);
-      truth = correctBoxes(truth, dx, dy, 1.0f / sx, 1.0f / sy, flip, netW,
-                           netH);
+      truth =
+          correctBoxes(truth, dx, dy, 1.0f / sx, 1.0f / sy, flip, netW, netH);
       if (opts.letterbox)
         letterboxBoxes(truth, sw, sh, netW, netH);
     } else {

@@ -40,16 +40,18 @@ static LossTerm yoloDistillation(const Node &head, Flavor flavor,
       xy = xy * head.scaleXY - 0.5 * (head.scaleXY - 1.0f);
     return xy;
   };
-  torch::Tensor tObj = probs ? tv.select(2, 4) : torch::sigmoid(tv.select(2, 4));
+  torch::Tensor tObj =
+      probs ? tv.select(2, 4) : torch::sigmoid(tv.select(2, 4));
   torch::Tensor box =
-      (decodeXY(sv.narrow(2, 0, 2)) - decodeXY(tv.narrow(2, 0, 2))).pow(2).sum(2) +
+      (decodeXY(sv.narrow(2, 0, 2)) - decodeXY(tv.narrow(2, 0, 2)))
+          .pow(2)
+          .sum(2) +
       (sv.narrow(2, 2, 2) - tv.narrow(2, 2, 2)).pow(2).sum(2);
   torch::Tensor obj = softBce(sv.select(2, 4), tObj, probs);
   torch::Tensor tCls = tv.narrow(2, 5, head.classes);
-  torch::Tensor cls =
-      softBce(sv.narrow(2, 5, head.classes), probs ? tCls : torch::sigmoid(tCls),
-              probs)
-          .sum(2);
+  torch::Tensor cls = softBce(sv.narrow(2, 5, head.classes),
+                              probs ? tCls : torch::sigmoid(tCls), probs)
+                          .sum(2);
   torch::Tensor total = (0.5 * tObj * box + obj + tObj * cls).sum() / n;
   return {total, total.item<double>()};
 }
@@ -73,8 +75,9 @@ static LossTerm regionDistillation(const Node &head, const torch::Tensor &s,
   torch::Tensor cls;
   if (head.softmax) {
     torch::Tensor p = torch::softmax(tCls, 2);
-    cls = (p * (torch::log(torch::clamp(p, 1e-12)) - torch::log_softmax(sCls, 2)))
-              .sum(2);
+    cls =
+        (p * (torch::log(torch::clamp(p, 1e-12)) - torch::log_softmax(sCls, 2)))
+            .sum(2);
   } else {
     cls = softBce(sCls, torch::sigmoid(tCls), false).sum(2);
   }
@@ -189,8 +192,9 @@ struct HeadImage {
 void HeadImage::deltaClass(int64_t n, int64_t j, int64_t i, int classId) {
   auto target = [&](bool on) {
     float y = on ? 1.0f : 0.0f;
-    return keys.labelSmooth ? y * (1 - keys.labelSmooth) + 0.5f * keys.labelSmooth
-                            : y;
+    return keys.labelSmooth
+               ? y * (1 - keys.labelSmooth) + 0.5f * keys.labelSmooth
+               : y;
   };
   size_t own = at(n, 5 + classId, j, i);
   if (delta[own] != 0) {
@@ -332,10 +336,11 @@ void imageDeltas(HeadImage &im, const std::vector<rt::GroundTruth> &truth) {
 
 } // namespace
 
-LossTerm qsim::train::yoloLoss(
-    const Node &head, int netW, int netH, const torch::Tensor &raw,
-    const std::vector<std::vector<rt::GroundTruth>> &truth,
-    const std::vector<char> &labeled) {
+LossTerm
+qsim::train::yoloLoss(const Node &head, int netW, int netH,
+                      const torch::Tensor &raw,
+                      const std::vector<std::vector<rt::GroundTruth>> &truth,
+                      const std::vector<char> &labeled) {
   const int64_t n = raw.size(0), a = head.mask.size(), e = head.classes + 5;
   const int64_t h = raw.size(2), w = raw.size(3);
   torch::Tensor rawCpu = raw.detach().to(torch::kFloat).contiguous();
@@ -343,8 +348,8 @@ LossTerm qsim::train::yoloLoss(
   {
     // The layer's own output (AlexeyAB): logistic and scale_x_y.
     torch::Tensor v = rawCpu.view({n, a, e, h, w});
-    torch::Tensor xy = head.newCoords ? v.narrow(2, 0, 2)
-                                      : torch::sigmoid(v.narrow(2, 0, 2));
+    torch::Tensor xy =
+        head.newCoords ? v.narrow(2, 0, 2) : torch::sigmoid(v.narrow(2, 0, 2));
     if (head.scaleXY != 1.0f)
       xy = xy * head.scaleXY - 0.5 * (head.scaleXY - 1.0f);
     torch::Tensor rest = head.newCoords ? v.narrow(2, 4, e - 4)
@@ -359,7 +364,14 @@ LossTerm qsim::train::yoloLoss(
       continue;
     ++images;
     size_t offset = (size_t)b * a * e * h * w;
-    HeadImage im{head, keys, a, e, h, w, netW, netH,
+    HeadImage im{head,
+                 keys,
+                 a,
+                 e,
+                 h,
+                 w,
+                 netW,
+                 netH,
                  outCpu.data_ptr<float>() + offset,
                  rawCpu.data_ptr<float>() + offset,
                  delta.data_ptr<float>() + offset};

@@ -236,9 +236,8 @@ void readPrecision(Operation *op, Node &n) {
   bool identityRoute = false;
   if (auto r = dyn_cast<RouteOp>(op))
     identityRoute = r.getInputs().size() == 1 && r.getGroups() == 1;
-  n.requantizes =
-      isa<Conv2DOp, ConnectedOp, ShortcutOp>(op) ||
-      (isa<RouteOp>(op) && !identityRoute);
+  n.requantizes = isa<Conv2DOp, ConnectedOp, ShortcutOp>(op) ||
+                  (isa<RouteOp>(op) && !identityRoute);
 }
 
 } // namespace
@@ -331,7 +330,8 @@ void qsim::train::buildRangeGroups(NetSpec &spec, GridRule rule) {
     if (!n.isInt8())
       continue;
     for (size_t k = 0; k < n.inputs.size() && k < n.inputGrids.size(); ++k)
-      if (n.inputGrids[k] && (n.inputs[k] < 0 || !spec.nodes[n.inputs[k]].isInt8())) {
+      if (n.inputGrids[k] &&
+          (n.inputs[k] < 0 || !spec.nodes[n.inputs[k]].isInt8())) {
         classes.insert(n.inputs[k] + 1);
         gridOfOwner[n.inputs[k]] = *n.inputGrids[k];
       }
@@ -394,8 +394,8 @@ std::string blobName(Operation *op, StringRef what) {
 }
 
 /// A float attribute like `old` (f32 or f16 storage) holding `values`.
-ElementsAttr floatLike(ElementsAttr old, ArrayRef<float> values,
-                       Operation *op, StringRef what) {
+ElementsAttr floatLike(ElementsAttr old, ArrayRef<float> values, Operation *op,
+                       StringRef what) {
   ShapedType type = old.getShapedType();
   if (type.getElementType().isF16()) {
     std::vector<uint16_t> h(values.size());
@@ -414,20 +414,21 @@ void writeIntWeights(const Node &n, Operation *op) {
   std::vector<int8_t> wq(n.weight.size());
   for (int64_t f = 0; f < n.filters; ++f)
     for (int64_t i = 0; i < per; ++i)
-      wq[f * per + i] = rt::quantizeWeight(n.weight[f * per + i],
-                                           n.weightScales[f]);
-  op->setAttr("weight", makeResourceAttr(w.getShapedType(),
-                                         blobName(op, "weight"),
-                                         ArrayRef<int8_t>(wq)));
+      wq[f * per + i] =
+          rt::quantizeWeight(n.weight[f * per + i], n.weightScales[f]);
+  op->setAttr("weight",
+              makeResourceAttr(w.getShapedType(), blobName(op, "weight"),
+                               ArrayRef<int8_t>(wq)));
   auto b = op->getAttrOfType<ElementsAttr>("bias");
   std::optional<QuantGrid> in = gridOf(op->getOperand(0).getType());
   if (!b || n.bias.empty() || !in)
     return;
   std::vector<int32_t> bq(n.filters);
   for (int64_t f = 0; f < n.filters; ++f) {
-    double v = std::round((double)n.bias[f] /
-                          ((double)in->scale * n.weightScales[f]));
-    bq[f] = (int32_t)std::max<double>(INT32_MIN, std::min<double>(INT32_MAX, v));
+    double v =
+        std::round((double)n.bias[f] / ((double)in->scale * n.weightScales[f]));
+    bq[f] =
+        (int32_t)std::max<double>(INT32_MIN, std::min<double>(INT32_MAX, v));
   }
   op->setAttr("bias", makeResourceAttr(b.getShapedType(), blobName(op, "bias"),
                                        ArrayRef<int32_t>(bq)));
@@ -454,17 +455,17 @@ void writeWeights(const Node &n, Operation *op) {
 
 /// The learned range of `owner` in its `qsim.calib` (other keys kept).
 void writeRange(const ModuleSpec &target, int owner, const GridGroup &g) {
-  func::FuncOp func =
-      target.ops.empty()
-          ? func::FuncOp()
-          : target.ops.front()->getParentOfType<func::FuncOp>();
+  func::FuncOp func = target.ops.empty()
+                          ? func::FuncOp()
+                          : target.ops.front()->getParentOfType<func::FuncOp>();
   if (!func)
     return;
   MLIRContext *ctx = func.getContext();
   Builder b(ctx);
   DictionaryAttr old =
-      owner < 0 ? func.getArgAttrOfType<DictionaryAttr>(0, "qsim.calib")
-                : target.ops[owner]->getAttrOfType<DictionaryAttr>("qsim.calib");
+      owner < 0
+          ? func.getArgAttrOfType<DictionaryAttr>(0, "qsim.calib")
+          : target.ops[owner]->getAttrOfType<DictionaryAttr>("qsim.calib");
   NamedAttrList attrs(old ? old : b.getDictionaryAttr({}));
   attrs.set("lo", b.getF32FloatAttr(g.lo));
   attrs.set("hi", b.getF32FloatAttr(g.hi));

@@ -29,7 +29,8 @@ double Schedule::rate(int64_t s) const {
     return lr * 0.5 * (1 + std::cos(M_PI * t));
   }
   case Policy::Poly:
-    return lr * std::pow(1 - (double)s / std::max<int64_t>(total, 1), polyPower);
+    return lr *
+           std::pow(1 - (double)s / std::max<int64_t>(total, 1), polyPower);
   }
   return lr;
 }
@@ -107,15 +108,16 @@ bool qsim::train::scheduleFromNet(const std::map<std::string, std::string> &net,
   if (out.policy == Policy::Steps) {
     std::vector<double> steps, scales;
     if (policy == "step") {
-      double step = cfgNumber(net, "step", 1), scale = cfgNumber(net, "scale", 1);
+      double step = cfgNumber(net, "step", 1),
+             scale = cfgNumber(net, "scale", 1);
       for (double s = step; s < maxBatches; s += step)
         steps.push_back(s), scales.push_back(scale);
     } else if (net.count("steps") &&
                (!parseList(net.at("steps"), steps) || !net.count("scales") ||
                 !parseList(net.at("scales"), scales) ||
                 steps.size() != scales.size())) {
-      error = "[net] steps=" + net.at("steps") +
-              " needs as many scales= values";
+      error =
+          "[net] steps=" + net.at("steps") + " needs as many scales= values";
       return false;
     }
     if (steps.empty() && request.policy) {

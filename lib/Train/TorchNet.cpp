@@ -65,9 +65,9 @@ torch::Tensor qsim::train::activate(const torch::Tensor &x, Act a,
   case Act::Tanh:
     return torch::tanh(x);
   case Act::Plse:
-    return torch::where(x < -4, 0.01 * (x + 4),
-                        torch::where(x > 4, 0.01 * (x - 4) + 1,
-                                     0.125 * x + 0.5));
+    return torch::where(
+        x < -4, 0.01 * (x + 4),
+        torch::where(x > 4, 0.01 * (x - 4) + 1, 0.125 * x + 0.5));
   case Act::Hardtan:
     return torch::clamp(x, -1, 1);
   case Act::Lhtan:
@@ -89,9 +89,8 @@ torch::Tensor qsim::train::activate(const torch::Tensor &x, Act a,
     return x * torch::tanh(softplus);
   }
   case Act::HardMish:
-    return torch::where(x > 0, x,
-                        torch::where(x > -2, x * x / 2 + x,
-                                     torch::zeros_like(x)));
+    return torch::where(
+        x > 0, x, torch::where(x > -2, x * x / 2 + x, torch::zeros_like(x)));
   case Act::NormalizeChannels:
   case Act::NormalizeChannelsSoftmax:
   case Act::NormalizeChannelsSoftmaxMaxval:
@@ -132,9 +131,8 @@ bool TorchNet::validate(const NetSpec &spec, std::string &error) {
     }
     if ((n.kind == NodeKind::Conv || n.kind == NodeKind::Connected) &&
         n.weight.empty()) {
-      error = n.label +
-              ": has no weights (a shape-only model): import it with "
-              "--weights or --random-weights to train it";
+      error = n.label + ": has no weights (a shape-only model): import it with "
+                        "--weights or --random-weights to train it";
       return false;
     }
     if (n.kind == NodeKind::BatchNorm &&
@@ -149,8 +147,7 @@ bool TorchNet::validate(const NetSpec &spec, std::string &error) {
 }
 
 static torch::Tensor fromVector(const std::vector<float> &v,
-                                std::vector<int64_t> shape,
-                                torch::Dtype type) {
+                                std::vector<int64_t> shape, torch::Dtype type) {
   return torch::from_blob(const_cast<float *>(v.data()), shape, torch::kFloat)
       .to(type)
       .clone();
@@ -163,8 +160,8 @@ void TorchNet::addParam(torch::Tensor t, int node, Role role,
   p.tensor = t;
   p.node = node;
   p.role = role;
-  p.name = (node >= 0 ? net.nodes[node].label : std::string("range")) + " " +
-           what;
+  p.name =
+      (node >= 0 ? net.nodes[node].label : std::string("range")) + " " + what;
   params.push_back(p);
 }
 
@@ -180,15 +177,15 @@ TorchNet::TorchNet(const NetSpec &spec, const ViewOptions &options)
         lastUse[in] = (int)i;
     NodeTensors &t = tensors[i];
     if (n.kind == NodeKind::Conv) {
-      t.weight = fromVector(n.weight, {n.filters, (int64_t)n.weight.size() /
-                                                       (n.filters * n.kh * n.kw),
-                                       n.kh, n.kw},
-                            type);
+      t.weight = fromVector(
+          n.weight,
+          {n.filters, (int64_t)n.weight.size() / (n.filters * n.kh * n.kw),
+           n.kh, n.kw},
+          type);
       addParam(t.weight, i, Role::Weight, "weight");
     } else if (n.kind == NodeKind::Connected) {
-      t.weight = fromVector(n.weight,
-                            {n.filters, (int64_t)n.weight.size() / n.filters},
-                            type);
+      t.weight = fromVector(
+          n.weight, {n.filters, (int64_t)n.weight.size() / n.filters}, type);
       addParam(t.weight, i, Role::Weight, "weight");
     }
     if ((n.kind == NodeKind::Conv || n.kind == NodeKind::Connected) &&
@@ -316,7 +313,8 @@ torch::Tensor TorchNet::fakeQuant(const torch::Tensor &x, QuantGrid fixed,
   QuantGrid g = currentGrid(fixed, group);
   // Exactly rt::quantizeValue then rt::dequantizeValue.
   const float inv = 1.0f / g.scale;
-  torch::Tensor q = torch::clamp(roundHalfAway(x * inv) + g.zeroPoint, -128, 127);
+  torch::Tensor q =
+      torch::clamp(roundHalfAway(x * inv) + g.zeroPoint, -128, 127);
   torch::Tensor exact = (q - g.zeroPoint) * g.scale;
   const float lo = g.scale * (float)(-128 - g.zeroPoint);
   const float hi = g.scale * (float)(127 - g.zeroPoint);
@@ -331,8 +329,8 @@ torch::Tensor TorchNet::fakeQuant(const torch::Tensor &x, QuantGrid fixed,
   const GridRule rule = net.gridGroups[group].rule;
   torch::Tensor loT = torch::clamp_max(rangeLo[group], 0);
   torch::Tensor hiT = torch::clamp_min(rangeHi[group], 0);
-  torch::Tensor s = rule.symmetric ? torch::maximum(-loT, hiT) / 127
-                                   : (hiT - loT) / 255;
+  torch::Tensor s =
+      rule.symmetric ? torch::maximum(-loT, hiT) / 127 : (hiT - loT) / 255;
   double gradScale = 1.0 / std::sqrt((double)(x.numel() / x.size(0)) * 127.0);
   torch::Tensor sScaled = (s - s * gradScale).detach() + s * gradScale;
   torch::Tensor v = torch::clamp(x / sScaled + g.zeroPoint, -128, 127);
@@ -345,6 +343,58 @@ torch::Tensor TorchNet::toHalfSte(const torch::Tensor &x) const {
   return x + (x.to(torch::kHalf).to(type) - x).detach();
 }
 
+std::optional<QuantGrid> TorchNet::inputGrid(int i, size_t k) const {
+  const Node &n = net.nodes[i];
+  if (k >= n.inputGrids.size() || !n.inputGrids[k])
+    return std::nullopt;
+  return currentGrid(*n.inputGrids[k],
+                     k < n.inputGroups.size() ? n.inputGroups[k] : -1);
+}
+
+std::optional<QuantGrid> TorchNet::outputGrid(int i) const {
+  const Node &n = net.nodes[i];
+  if (!n.outputGrid)
+    return std::nullopt;
+  return currentGrid(*n.outputGrid, n.outputGroup);
+}
+
+TorchNet::IntWeights TorchNet::intWeights(int i) const {
+  const Node &n = net.nodes[i];
+  const NodeTensors &t = tensors[i];
+  const int64_t f = n.filters;
+  torch::Tensor flat = t.weight.detach().reshape({f, -1});
+  IntWeights r;
+  if (n.fixedWeightScales) {
+    r.scales = fromVector(n.weightScales, {f}, type);
+  } else {
+    // rt::weightScales: max |w| / 127 per channel (or over the tensor).
+    torch::Tensor m = std::get<0>(flat.abs().max(1));
+    if (!n.perChannelWeights)
+      m = m.max().expand({f});
+    r.scales = torch::where(m > 0, m / 127, torch::full_like(m, 1e-8));
+    if (n.pow2WeightScales) {
+      torch::Tensor c = r.scales.to(torch::kFloat).contiguous();
+      std::vector<float> v(c.data_ptr<float>(), c.data_ptr<float>() + f);
+      for (float &s : v)
+        s = std::ldexp(1.0f, (int)std::ceil(std::log2((double)s)));
+      r.scales = fromVector(v, {f}, type);
+    }
+  }
+  // rt::quantizeWeight: round(w / scale) clamped to [-127, 127].
+  r.weights =
+      torch::clamp(roundHalfAway(flat / r.scales.view({f, 1})), -127, 127);
+  if (!t.bias.defined())
+    return r;
+  // The int32 bias in units of s_in * s_w[f] (the quantizer's std::round
+  // in double).
+  QuantGrid in = inputGrid(i, 0).value_or(QuantGrid());
+  torch::Tensor acc = (double)in.scale * r.scales.to(torch::kDouble);
+  r.bias =
+      torch::clamp(roundHalfAwayExact(t.bias.detach().to(torch::kDouble) / acc),
+                   (double)INT32_MIN, (double)INT32_MAX);
+  return r;
+}
+
 std::pair<torch::Tensor, torch::Tensor>
 TorchNet::effectiveWeights(int i) const {
   const Node &n = net.nodes[i];
@@ -354,45 +404,21 @@ TorchNet::effectiveWeights(int i) const {
   if (n.fp16)
     return {toHalfSte(t.weight), t.bias.defined() ? toHalfSte(t.bias) : t.bias};
   const int64_t f = n.filters;
+  IntWeights q = intWeights(i);
   torch::Tensor flat = t.weight.reshape({f, -1});
-  torch::Tensor scales;
-  if (n.fixedWeightScales) {
-    scales = fromVector(n.weightScales, {f}, type);
-  } else {
-    // rt::weightScales: max |w| / 127 per channel (or over the tensor).
-    torch::Tensor m = std::get<0>(flat.detach().abs().max(1));
-    if (!n.perChannelWeights)
-      m = m.max().expand({f});
-    scales = torch::where(m > 0, m / 127, torch::full_like(m, 1e-8));
-    if (n.pow2WeightScales) {
-      torch::Tensor c = scales.to(torch::kFloat).contiguous();
-      std::vector<float> v(c.data_ptr<float>(), c.data_ptr<float>() + f);
-      for (float &s : v)
-        s = std::ldexp(1.0f, (int)std::ceil(std::log2((double)s)));
-      scales = fromVector(v, {f}, type);
-    }
-  }
-  torch::Tensor sCol = scales.view({f, 1});
-  // rt::quantizeWeight: round(w / scale) clamped to [-127, 127].
-  torch::Tensor q = torch::clamp(roundHalfAway(flat.detach() / sCol), -127, 127);
-  torch::Tensor wq = q * sCol;
+  torch::Tensor sCol = q.scales.view({f, 1});
+  torch::Tensor wq = q.weights * sCol;
+  // Straight-through; with fixed scales no gradient beyond the range.
   torch::Tensor clipped =
-      n.fixedWeightScales ? torch::maximum(torch::minimum(flat, 127 * sCol), -127 * sCol)
-                          : flat;
+      n.fixedWeightScales
+          ? torch::maximum(torch::minimum(flat, 127 * sCol), -127 * sCol)
+          : flat;
   torch::Tensor w = (clipped + (wq - clipped).detach()).view(t.weight.sizes());
   if (!t.bias.defined())
     return {w, t.bias};
-  // The int32 bias in units of s_in * s_w[f] (Quantizer: std::round in
-  // double).
-  QuantGrid in = currentGrid(n.inputGrids.empty() || !n.inputGrids[0]
-                                 ? QuantGrid()
-                                 : *n.inputGrids[0],
-                             n.inputGroups.empty() ? -1 : n.inputGroups[0]);
-  torch::Tensor acc = (double)in.scale * scales.detach().to(torch::kDouble);
-  torch::Tensor bq = torch::clamp(
-      roundHalfAwayExact(t.bias.detach().to(torch::kDouble) / acc),
-      (double)INT32_MIN, (double)INT32_MAX);
-  torch::Tensor b = (bq * acc).to(type);
+  QuantGrid in = inputGrid(i, 0).value_or(QuantGrid());
+  torch::Tensor acc = (double)in.scale * q.scales.to(torch::kDouble);
+  torch::Tensor b = (q.bias * acc).to(type);
   return {w, t.bias + (b - t.bias).detach()};
 }
 
@@ -435,8 +461,8 @@ torch::Tensor TorchNet::conv(const Node &n, const torch::Tensor &in,
     y = torch::conv2d(in, w, b, stride, padding, dilation, n.groups);
   } else {
     torch::Tensor padded = torch::constant_pad_nd(
-        in, {left, std::max<int64_t>(right, 0), top,
-             std::max<int64_t>(bottom, 0)},
+        in,
+        {left, std::max<int64_t>(right, 0), top, std::max<int64_t>(bottom, 0)},
         0);
     const std::vector<int64_t> padding = {0, 0};
     y = torch::conv2d(padded, w, b, stride, padding, dilation, n.groups);
@@ -479,8 +505,8 @@ static torch::Tensor maxPool(const Node &n, const torch::Tensor &in) {
   torch::Tensor padded = in;
   if (off || bottom || right)
     padded = torch::constant_pad_nd(in, {off, right, off, bottom}, -FLT_MAX);
-  torch::Tensor y = torch::max_pool2d(padded, {n.poolSize, n.poolSize},
-                                      {n.sy, n.sx});
+  torch::Tensor y =
+      torch::max_pool2d(padded, {n.poolSize, n.poolSize}, {n.sy, n.sx});
   return y.narrow(2, 0, n.out.h).narrow(3, 0, n.out.w);
 }
 
@@ -495,14 +521,15 @@ static torch::Tensor shortcut(const Node &n,
     if (m == c0)
       out = out + add;
     else
-      out = torch::cat({out.narrow(1, 0, m) + add, out.narrow(1, m, c0 - m)},
-                       1);
+      out =
+          torch::cat({out.narrow(1, 0, m) + add, out.narrow(1, m, c0 - m)}, 1);
   }
   return out;
 }
 
-torch::Tensor TorchNet::dataMovement(
-    const Node &n, int i, const std::vector<torch::Tensor> &ins) const {
+torch::Tensor
+TorchNet::dataMovement(const Node &n, int i,
+                       const std::vector<torch::Tensor> &ins) const {
   const torch::Tensor &in = ins[0];
   const int64_t batch = in.size(0);
   switch (n.kind) {
@@ -541,8 +568,8 @@ torch::Tensor TorchNet::dataMovement(
     return ins[1] * ins[0];
   case NodeKind::Softmax: {
     torch::Tensor flat = in.reshape({batch, n.groups, -1});
-    return torch::softmax(flat / n.temperature, 2).view(
-        {batch, n.out.c, n.out.h, n.out.w});
+    return torch::softmax(flat / n.temperature, 2)
+        .view({batch, n.out.c, n.out.h, n.out.w});
   }
   case NodeKind::Dropout:
     return in;
@@ -587,9 +614,9 @@ torch::Tensor TorchNet::head(const Node &n, const torch::Tensor &in) const {
     return torch::cat(parts, 2).reshape(in.sizes());
   }
   torch::Tensor v = in.reshape({batch, n.num, size, h, w});
-  std::vector<torch::Tensor> parts = {
-      torch::sigmoid(v.narrow(2, 0, 2)), v.narrow(2, 2, n.coords - 2),
-      torch::sigmoid(v.narrow(2, n.coords, 1))};
+  std::vector<torch::Tensor> parts = {torch::sigmoid(v.narrow(2, 0, 2)),
+                                      v.narrow(2, 2, n.coords - 2),
+                                      torch::sigmoid(v.narrow(2, n.coords, 1))};
   torch::Tensor cls = v.narrow(2, n.coords + 1, n.classes);
   parts.push_back(n.softmax ? torch::softmax(cls, 2) : torch::sigmoid(cls));
   return torch::cat(parts, 2).reshape(in.sizes());
@@ -621,10 +648,10 @@ torch::Tensor TorchNet::runNode(int i, const std::vector<torch::Tensor> &outs,
     torch::Tensor sd = net.flavor == Flavor::AlexeyAB
                            ? torch::sqrt(t.bnVariance + 1e-5)
                            : torch::sqrt(t.bnVariance) + 1e-6;
-    torch::Tensor scale = opts.fakeQuant && n.fp16 ? toHalfSte(t.bnScale)
-                                                   : t.bnScale;
-    torch::Tensor bias = opts.fakeQuant && n.fp16 ? toHalfSte(t.bnBias)
-                                                  : t.bnBias;
+    torch::Tensor scale =
+        opts.fakeQuant && n.fp16 ? toHalfSte(t.bnScale) : t.bnScale;
+    torch::Tensor bias =
+        opts.fakeQuant && n.fp16 ? toHalfSte(t.bnBias) : t.bnBias;
     y = (ins[0] - t.bnMean) / sd * scale + bias;
     break;
   }
@@ -666,4 +693,20 @@ TorchNet::forward(const torch::Tensor &x, const std::vector<bool> &keep) const {
         outs[p] = torch::Tensor();
   }
   return outs;
+}
+
+std::vector<torch::Tensor>
+TorchNet::forwardForced(const torch::Tensor &x,
+                        const std::map<int, torch::Tensor> &forced) const {
+  std::vector<torch::Tensor> outs(net.nodes.size()), own(net.nodes.size());
+  torch::Tensor in = x.to(type);
+  for (size_t i = 0; i < net.nodes.size(); ++i) {
+    if (foldedIntoNext[i])
+      continue;
+    own[i] = outs[i] = runNode((int)i, outs, in);
+    auto it = forced.find((int)i);
+    if (it != forced.end())
+      outs[i] = it->second.to(type).view(own[i].sizes());
+  }
+  return own;
 }

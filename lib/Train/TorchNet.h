@@ -16,6 +16,7 @@
 
 #include <torch/torch.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,11 +41,27 @@ public:
   /// node reads are dropped unless `keep[i]` (empty: keep all).
   std::vector<torch::Tensor> forward(const torch::Tensor &x,
                                      const std::vector<bool> &keep = {}) const;
+  /// The same, but the nodes of `forced` pass the given values on to their
+  /// consumers instead of their own (their own output is still returned):
+  /// each node's output from exactly the inputs another engine computed.
+  std::vector<torch::Tensor>
+  forwardForced(const torch::Tensor &x,
+                const std::map<int, torch::Tensor> &forced) const;
 
   std::vector<Param> &parameters() { return params; }
   const std::vector<Param> &parameters() const { return params; }
   const NetSpec &spec() const { return net; }
   torch::Dtype dtype() const { return type; }
+  /// An int8 conv/connected node's integers as the fake quantization uses
+  /// them: weights [F, K] (rounded, as floats), the int32 bias [F] (double)
+  /// and the weight scales [F].
+  struct IntWeights {
+    torch::Tensor scales, weights, bias;
+  };
+  IntWeights intWeights(int i) const;
+  /// The grid a node's input k / output uses now (learned or fixed).
+  std::optional<QuantGrid> inputGrid(int i, size_t k) const;
+  std::optional<QuantGrid> outputGrid(int i) const;
   /// Keeps learned ranges valid (lo <= 0 <= hi, non-empty) after a step.
   void clampRanges();
   /// Writes weights and learned ranges into `spec` (same structure).
@@ -70,8 +87,7 @@ private:
   /// The weight and bias a layer computes with (fake-quantized if int8).
   std::pair<torch::Tensor, torch::Tensor> effectiveWeights(int i) const;
   /// Fake quantization of an activation on grid `g` (or learned group).
-  torch::Tensor fakeQuant(const torch::Tensor &x, QuantGrid g,
-                          int group) const;
+  torch::Tensor fakeQuant(const torch::Tensor &x, QuantGrid g, int group) const;
   QuantGrid currentGrid(QuantGrid fixed, int group) const;
   torch::Tensor toHalfSte(const torch::Tensor &x) const;
   void addParam(torch::Tensor t, int node, Role role, const std::string &what);

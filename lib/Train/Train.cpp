@@ -115,12 +115,13 @@ LogicalResult TrainJob::checkOptions() {
   auto finiteNonNegative = [](double v) { return std::isfinite(v) && v >= 0; };
   if ((opts.lr && !(std::isfinite(*opts.lr) && *opts.lr > 0)))
     return bad("the learning rate must be a positive number");
-  if ((opts.momentum && !(finiteNonNegative(*opts.momentum) &&
-                          *opts.momentum < 1)) ||
+  if ((opts.momentum &&
+       !(finiteNonNegative(*opts.momentum) && *opts.momentum < 1)) ||
       (opts.decay && !finiteNonNegative(*opts.decay)))
     return bad("momentum must be in [0, 1) and decay non-negative");
   if (!finiteNonNegative(opts.distillWeight) ||
-      !finiteNonNegative(opts.yoloWeight) || !finiteNonNegative(opts.hintWeight))
+      !finiteNonNegative(opts.yoloWeight) ||
+      !finiteNonNegative(opts.hintWeight))
     return bad("loss weights must be non-negative numbers");
   if (opts.burnIn && *opts.burnIn < 0)
     return bad("burn-in must be non-negative");
@@ -171,7 +172,8 @@ LogicalResult TrainJob::readStudent() {
     return failure();
   planQat = true;
   if (opts.lsq)
-    buildRangeGroups(spec, GridRule{opts.symmetricActivations, opts.pow2Scales});
+    buildRangeGroups(spec,
+                     GridRule{opts.symmetricActivations, opts.pow2Scales});
   return success();
 }
 
@@ -182,8 +184,9 @@ LogicalResult TrainJob::readTeacher() {
   if (s.input.c != t.input.c || s.input.h != t.input.h ||
       s.input.w != t.input.w)
     return error() << "qsim-train: the teacher '" << opts.teacherName
-                   << "' takes " << shapeText(t.input) << " inputs, the student '"
-                   << opts.studentName << "' " << shapeText(s.input);
+                   << "' takes " << shapeText(t.input)
+                   << " inputs, the student '" << opts.studentName << "' "
+                   << shapeText(s.input);
   if (s.outputs.size() != t.outputs.size())
     return error() << "qsim-train: the teacher '" << opts.teacherName
                    << "' has " << t.outputs.size() << " outputs, the student '"
@@ -321,7 +324,10 @@ LogicalResult TrainJob::configure(TrainerConfig &config) {
   if (!scheduleFromNet(s.net, opts.steps, request, config.schedule, err))
     return error() << "qsim-train: " << err;
   config.steps = opts.steps;
-  config.startStep = checkpointStep(student);
+  config.startStep = opts.resume ? checkpointStep(student) : 0;
+  if (opts.resume && config.startStep == 0)
+    return error() << "qsim-train: '" << opts.studentName
+                   << "' is not a qsim-train checkpoint (no qsim.training)";
   if (config.startStep >= opts.steps)
     return error() << "qsim-train: '" << opts.studentName
                    << "' was trained to step " << config.startStep
@@ -346,12 +352,12 @@ LogicalResult TrainJob::configure(TrainerConfig &config) {
 
 void TrainJob::setTrainingAttr(ModuleOp m, int64_t step) {
   Builder b(m.getContext());
-  m->setAttr("qsim.training",
-             b.getDictionaryAttr(
-                 {b.getNamedAttr("step", b.getI64IntegerAttr(step)),
-                  b.getNamedAttr("steps", b.getI64IntegerAttr(opts.steps)),
-                  b.getNamedAttr("seed",
-                                 b.getI64IntegerAttr((int64_t)opts.seed))}));
+  m->setAttr(
+      "qsim.training",
+      b.getDictionaryAttr(
+          {b.getNamedAttr("step", b.getI64IntegerAttr(step)),
+           b.getNamedAttr("steps", b.getI64IntegerAttr(opts.steps)),
+           b.getNamedAttr("seed", b.getI64IntegerAttr((int64_t)opts.seed))}));
 }
 
 OwningOpRef<ModuleOp> TrainJob::withWeights(const NetSpec &trained,
@@ -483,9 +489,8 @@ LogicalResult TrainJob::run(TrainSummary &summary) {
   };
   hooks.stop = callbacks.stop;
   hooks.teacher = [&](const Batch &b, const std::vector<int64_t> &layers,
-                      std::vector<std::vector<float>> &out, std::string &e) {
-    return runTeacher(b, layers, out, e);
-  };
+                      std::vector<std::vector<float>> &out,
+                      std::string &e) { return runTeacher(b, layers, out, e); };
   hooks.checkpoint = [&](const NetSpec &t, int64_t step,
                          const std::string &state, std::string &e) {
     return checkpoint(t, step, state, e);
@@ -495,8 +500,7 @@ LogicalResult TrainJob::run(TrainSummary &summary) {
   };
   TrainerResult result;
   NetSpec trained = studentSpec.spec;
-  if (!runTrainer(trained, teacherSpec.spec, *data, config, hooks, result,
-                  err))
+  if (!runTrainer(trained, teacherSpec.spec, *data, config, hooks, result, err))
     return error() << "qsim-train: " << err;
   bar.finish();
   if (failed(writeModule(trained, studentSpec)))

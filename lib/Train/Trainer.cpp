@@ -116,9 +116,9 @@ bool Trainer::setUp(std::string &error) {
                                       .momentum(config.momentum)
                                       .weight_decay(decay)));
     else
-      groups.emplace_back(ps, std::make_unique<torch::optim::AdamOptions>(
-                                  torch::optim::AdamOptions(lr).weight_decay(
-                                      decay)));
+      groups.emplace_back(
+          ps, std::make_unique<torch::optim::AdamOptions>(
+                  torch::optim::AdamOptions(lr).weight_decay(decay)));
   };
   add(decayed, config.decay);
   add(plain, 0);
@@ -233,8 +233,8 @@ bool Trainer::step(int64_t s, StepReport &report, std::string &error) {
       report.distill += d.reported;
     }
     if (config.yoloWeight > 0 && anyLabeled && head.kind == NodeKind::Yolo) {
-      LossTerm y = yoloLoss(head, batch.w, batch.h, raw, batch.truth,
-                            batch.labeled);
+      LossTerm y =
+          yoloLoss(head, batch.w, batch.h, raw, batch.truth, batch.labeled);
       loss = loss + config.yoloWeight * y.loss;
       report.yolo += y.reported;
     }
@@ -291,9 +291,9 @@ bool Trainer::run(TrainerResult &result, std::string &error) {
     report.steps = config.steps;
     if (!step(s, report, error))
       return false;
-    report.seconds = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - start)
-                         .count();
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     if (!afterStep(s, report, error))
       return false;
     result.endStep = s + 1;

@@ -1,4 +1,5 @@
-//===- Trainer.h - the training loop, without MLIR or torch types -*- C++ -*-===//
+//===- Trainer.h - the training loop, without MLIR or torch types -*- C++
+//-*-===//
 //
 // The loop runs on NetSpecs (torch side); the MLIR side (Train.cpp) turns
 // modules into NetSpecs, implements the hooks (checkpoints as .mlirbc, mAP

@@ -61,6 +61,21 @@ std::vector<Blob> NetView::forward(const Blob &input,
   return result;
 }
 
+std::vector<Blob>
+NetView::forwardForced(const Blob &input,
+                       const std::map<int, Blob> &forced) const {
+  torch::NoGradGuard noGrad;
+  TorchNet &net = *impl->net;
+  std::map<int, torch::Tensor> values;
+  for (const auto &[node, blob] : forced)
+    values[node] = toTensor(blob, net.dtype());
+  std::vector<Blob> result;
+  for (const torch::Tensor &t :
+       net.forwardForced(toTensor(input, net.dtype()), values))
+    result.push_back(toBlob(t));
+  return result;
+}
+
 size_t NetView::numParameters() const { return impl->net->parameters().size(); }
 
 std::string NetView::parameterName(size_t i) const {
@@ -72,8 +87,10 @@ int NetView::parameterNode(size_t i) const {
 }
 
 std::vector<double> NetView::parameter(size_t i) const {
-  torch::Tensor t =
-      impl->net->parameters()[i].tensor.detach().to(torch::kDouble).contiguous();
+  torch::Tensor t = impl->net->parameters()[i]
+                        .tensor.detach()
+                        .to(torch::kDouble)
+                        .contiguous();
   return std::vector<double>(t.data_ptr<double>(),
                              t.data_ptr<double>() + t.numel());
 }
@@ -121,6 +138,27 @@ NetView::gradient(const Blob &input, const std::vector<int> &nodes,
 }
 
 void NetView::exportTo(NetSpec &spec) const { impl->net->exportTo(spec); }
+
+NetView::QuantState NetView::quantState(int node) const {
+  torch::NoGradGuard noGrad;
+  const TorchNet &net = *impl->net;
+  const Node &n = net.spec().nodes[node];
+  QuantState q;
+  for (size_t k = 0; k < n.inputs.size(); ++k)
+    q.inputs.push_back(net.inputGrid(node, k));
+  q.output = net.outputGrid(node);
+  if (!n.isInt8() ||
+      (n.kind != NodeKind::Conv && n.kind != NodeKind::Connected))
+    return q;
+  TorchNet::IntWeights w = net.intWeights(node);
+  torch::Tensor wi = w.weights.to(torch::kInt8).contiguous();
+  q.weights.assign(wi.data_ptr<int8_t>(), wi.data_ptr<int8_t>() + wi.numel());
+  if (w.bias.defined()) {
+    torch::Tensor bi = w.bias.to(torch::kInt).contiguous();
+    q.bias.assign(bi.data_ptr<int32_t>(), bi.data_ptr<int32_t>() + bi.numel());
+  }
+  return q;
+}
 
 void qsim::train::setTorchThreads(int threads) {
   if (threads > 0)

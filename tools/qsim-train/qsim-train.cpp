@@ -155,8 +155,7 @@ void addMoreOptions(CLI::App &app, Args &a, qsim::train::TrainOptions &o) {
                "No jitter, flip or colour distortion");
   app.add_option("--threads", o.threads, "Compute threads (0: all cores)")
       ->capture_default_str();
-  app.add_option("--loader-threads", o.loaderThreads,
-                 "Image loading threads")
+  app.add_option("--loader-threads", o.loaderThreads, "Image loading threads")
       ->capture_default_str();
   app.add_option("--seed", o.seed, "Seed of the data order and augmentation")
       ->capture_default_str();
@@ -168,9 +167,76 @@ void addMoreOptions(CLI::App &app, Args &a, qsim::train::TrainOptions &o) {
                  "Labelled images for mAP@0.5 during training");
   app.add_option("--eval-labels", o.evalLabels,
                  "Their label folder (default: beside the images)");
-  app.add_option("--eval-every", o.evalEvery, "mAP every N steps and at the end");
+  app.add_option("--eval-every", o.evalEvery,
+                 "mAP every N steps and at the end");
   app.add_option("--log", a.log, "Write step,loss,...,mAP as CSV here");
   app.add_flag("-q,--quiet", a.quiet, "No progress bar");
+}
+
+/// The choices CLI11 parsed as strings; the checks it cannot do.
+std::string finishOptions(Args &a, qsim::train::TrainOptions &o) {
+  using Options = qsim::train::TrainOptions;
+  o.optimizer = a.optimizer == "adam" ? Options::Optimizer::Adam
+                                      : Options::Optimizer::SGD;
+  o.schedule = a.schedule == "constant" ? Options::Schedule::Constant
+               : a.schedule == "steps"  ? Options::Schedule::Steps
+               : a.schedule == "cosine" ? Options::Schedule::Cosine
+                                        : Options::Schedule::Net;
+  o.perChannelWeights = a.qatWeights == "per-channel";
+  o.symmetricActivations = a.qatActivations == "symmetric";
+  o.pow2Scales = a.qatScale == "pow2";
+  o.augment = !a.noAugment;
+  o.progressBar = !a.quiet;
+  if (o.lsq && !o.qat)
+    return "--lsq learns the ranges of quantization-aware training: add --qat";
+  for (const std::string &h : a.hints) {
+    std::pair<int64_t, int64_t> p;
+    if (!parseHint(h, p))
+      return "--hint " + h + ": expected STUDENT_LAYER:TEACHER_LAYER";
+    o.hints.push_back(p);
+  }
+  llvm::StringRef dir = llvm::sys::path::parent_path(a.output);
+  if (!dir.empty() && !llvm::sys::fs::is_directory(dir))
+    return "cannot write '" + a.output + "': no directory '" + dir.str() + "'";
+  return "";
+}
+
+/// A checkpoint of `original`'s training, and its optimizer state.
+std::string checkResume(const Args &a, ModuleOp original, ModuleOp checkpoint,
+                        qsim::train::TrainOptions &o) {
+  if (!qsim::train::checkpointStep(checkpoint))
+    return "'" + a.resume + "' is not a qsim-train checkpoint";
+  o.resume = true;
+  auto n1 = qsim::getLayers(qsim::getMainFunc(original));
+  auto n2 = qsim::getLayers(qsim::getMainFunc(checkpoint));
+  if (failed(n1) || failed(n2) || n1->size() != n2->size())
+    return "'" + a.resume + "' is not a checkpoint of '" + a.student +
+           "' (other layers)";
+  if (!readFile(a.resume + ".optim", o.optimizerState))
+    fprintf(stderr,
+            "qsim-train: warning: no '%s.optim': the optimizer's momentum "
+            "restarts from zero\n",
+            a.resume.c_str());
+  return "";
+}
+
+void printSummary(const qsim::train::TrainSummary &summary,
+                  const qsim::train::TrainOptions &o) {
+  double seconds = 0;
+  for (const auto &p : summary.history)
+    seconds += p.seconds;
+  size_t n = summary.history.size();
+  printf("schedule: %s\n", summary.schedule.c_str());
+  printf("trained steps %lld-%lld of %lld%s in %.1f s (%.3f steps/s)\n",
+         (long long)summary.firstStep + 1, (long long)summary.lastStep,
+         (long long)o.steps, summary.stopped ? " (stopped)" : "", seconds,
+         seconds > 0 ? n / seconds : 0.0);
+  if (n)
+    printf("loss: first %.6g, last %.6g\n", summary.history.front().loss,
+           summary.history.back().loss);
+  if (summary.mapBefore && summary.mapAfter)
+    printf("mAP@0.5: before %.2f %%, after %.2f %%\n", *summary.mapBefore,
+           *summary.mapAfter);
 }
 
 } // namespace
@@ -199,31 +265,9 @@ int main(int argc, char **argv) {
   addOptions(app, a, o);
   addMoreOptions(app, a, o);
   CLI11_PARSE(app, argc, argv);
-  o.optimizer = a.optimizer == "adam" ? qsim::train::TrainOptions::Optimizer::Adam
-                                      : qsim::train::TrainOptions::Optimizer::SGD;
-  using S = qsim::train::TrainOptions::Schedule;
-  o.schedule = a.schedule == "constant" ? S::Constant
-               : a.schedule == "steps"  ? S::Steps
-               : a.schedule == "cosine" ? S::Cosine
-                                        : S::Net;
-  o.perChannelWeights = a.qatWeights == "per-channel";
-  o.symmetricActivations = a.qatActivations == "symmetric";
-  o.pow2Scales = a.qatScale == "pow2";
-  o.augment = !a.noAugment;
-  o.progressBar = !a.quiet;
-  if (o.lsq && !o.qat)
-    return fail("--lsq learns the ranges of quantization-aware training: "
-                "add --qat");
-  for (const std::string &h : a.hints) {
-    std::pair<int64_t, int64_t> p;
-    if (!parseHint(h, p))
-      return fail("--hint " + h + ": expected STUDENT_LAYER:TEACHER_LAYER");
-    o.hints.push_back(p);
-  }
-  llvm::StringRef dir = llvm::sys::path::parent_path(a.output);
-  if (!dir.empty() && !llvm::sys::fs::is_directory(dir))
-    return fail("cannot write '" + a.output + "': no directory '" + dir.str() +
-                "'");
+  std::string problem = finishOptions(a, o);
+  if (!problem.empty())
+    return fail(problem);
 
   DialectRegistry registry;
   qsim::registerQSimDialects(registry);
@@ -241,24 +285,15 @@ int main(int argc, char **argv) {
   OwningOpRef<ModuleOp> teacher = load(a.teacher);
   if (!teacher)
     return 1;
-  o.studentName = a.student;
+  o.studentName = a.resume.empty() ? a.student : a.resume;
   o.teacherName = a.teacher;
   if (!a.resume.empty()) {
-    if (!qsim::train::checkpointStep(*student))
-      return fail("'" + a.resume + "' is not a qsim-train checkpoint");
     OwningOpRef<ModuleOp> original = load(a.student);
     if (!original)
       return 1;
-    auto n1 = qsim::getLayers(qsim::getMainFunc(*original));
-    auto n2 = qsim::getLayers(qsim::getMainFunc(*student));
-    if (failed(n1) || failed(n2) || n1->size() != n2->size())
-      return fail("'" + a.resume + "' is not a checkpoint of '" + a.student +
-                  "' (other layers)");
-    if (!readFile(a.resume + ".optim", o.optimizerState))
-      fprintf(stderr,
-              "qsim-train: warning: no '%s.optim': the optimizer's momentum "
-              "restarts from zero\n",
-              a.resume.c_str());
+    problem = checkResume(a, *original, *student, o);
+    if (!problem.empty())
+      return fail(problem);
   }
 
   std::unique_ptr<FILE, int (*)(FILE *)> log(nullptr, fclose);
@@ -297,28 +332,14 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, nullptr);
 
   qsim::train::TrainSummary summary;
-  if (failed(qsim::train::trainModule(*student, *teacher, o, callbacks,
-                                      &summary)))
+  if (failed(
+          qsim::train::trainModule(*student, *teacher, o, callbacks, &summary)))
     return 1;
   std::string error;
   bool bytecode = !llvm::StringRef(a.output).ends_with(".mlir");
   if (failed(qsim::saveModel(*student, a.output, bytecode, error)))
     return fail(error);
-  double seconds = 0;
-  for (const auto &p : summary.history)
-    seconds += p.seconds;
-  size_t n = summary.history.size();
-  printf("schedule: %s\n", summary.schedule.c_str());
-  printf("trained steps %lld-%lld of %lld%s in %.1f s (%.3f steps/s)\n",
-         (long long)summary.firstStep + 1, (long long)summary.lastStep,
-         (long long)o.steps, summary.stopped ? " (stopped)" : "", seconds,
-         seconds > 0 ? n / seconds : 0.0);
-  if (n)
-    printf("loss: first %.6g, last %.6g\n", summary.history.front().loss,
-           summary.history.back().loss);
-  if (summary.mapBefore && summary.mapAfter)
-    printf("mAP@0.5: before %.2f %%, after %.2f %%\n", *summary.mapBefore,
-           *summary.mapAfter);
+  printSummary(summary, o);
   printf("wrote %s\n", a.output.c_str());
   return 0;
 }

@@ -63,9 +63,11 @@ struct TrainOptions {
   int64_t evalEvery = 0;
   std::vector<std::string> evalImages;
   std::string evalLabels;
-  /// A resumed run: the optimizer state saved with the checkpoint (the
-  /// student module itself is the checkpoint; its `qsim.training` says at
-  /// which step it was).
+  /// Continue a run: the student is a checkpoint (its `qsim.training` says
+  /// at which step it was written); `optimizerState` is the state saved
+  /// with it (empty: the momentum restarts). Without `resume` a student
+  /// trained before starts a new run at step 0.
+  bool resume = false;
   std::string optimizerState;
   /// File names for messages.
   std::string studentName = "student", teacherName = "teacher";

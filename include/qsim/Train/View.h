@@ -1,4 +1,5 @@
-//===- View.h - the torch view of a network, without torch types -*- C++ -*-===//
+//===- View.h - the torch view of a network, without torch types -*- C++
+//-*-===//
 //
 // The torch module lib/Train builds from a NetSpec, behind an interface of
 // plain vectors so that callers (the MLIR side of lib/Train, the tests)
@@ -11,7 +12,9 @@
 
 #include "qsim/Train/NetSpec.h"
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,14 +45,19 @@ struct Blob {
 class NetView {
 public:
   /// Fails with `error` naming the layer when a node has no torch form.
-  static std::unique_ptr<NetView> create(const NetSpec &spec,
-                                         const ViewOptions &options,
-                                         std::string &error);
+  static std::unique_ptr<NetView>
+  create(const NetSpec &spec, const ViewOptions &options, std::string &error);
   ~NetView();
 
   /// The outputs of `nodes` (of every node when empty) for `input`.
   std::vector<Blob> forward(const Blob &input,
                             const std::vector<int> &nodes = {}) const;
+
+  /// The outputs of every node when the nodes of `forced` hand the given
+  /// values to their consumers (a layer's error alone, on the inputs
+  /// another engine computed).
+  std::vector<Blob> forwardForced(const Blob &input,
+                                  const std::map<int, Blob> &forced) const;
 
   /// The trainable tensors: weights, biases, batch-norm scales and biases,
   /// learned range ends.
@@ -68,6 +76,17 @@ public:
   /// every parameter and to the input.
   Gradients gradient(const Blob &input, const std::vector<int> &nodes,
                      const std::vector<std::vector<double>> &seeds) const;
+
+  /// What the fake quantization of int8 node `node` computes with now: its
+  /// int8 weights and int32 bias (conv/connected), the grids of its inputs
+  /// and output (--qsim-quantize must produce exactly these).
+  struct QuantState {
+    std::vector<int8_t> weights;
+    std::vector<int32_t> bias;
+    std::vector<std::optional<QuantGrid>> inputs;
+    std::optional<QuantGrid> output;
+  };
+  QuantState quantState(int node) const;
 
   /// Writes the current weights (and learned ranges) into `spec`.
   void exportTo(NetSpec &spec) const;
