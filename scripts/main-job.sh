@@ -56,7 +56,7 @@ else
   CALIB="$OUT/images"
   mkdir -p "$CALIB"
   for i in 1 2 3 4 5 6 7 8; do
-    python3 test/Interpreter/Inputs/make-image.py "$CALIB/img$i.ppm" $((200 + 13 * i)) $((160 + 7 * i))
+    python3 test/Inputs/make-image.py "$CALIB/img$i.ppm" $((200 + 13 * i)) $((160 + 7 * i))
   done
   EVALOPT="min-sqnr=10"
   IMAGES="$CALIB"

@@ -149,7 +149,7 @@ def main():
     else:
         for i in range(6):
             p = os.path.join(work, f'img{i}.ppm')
-            subprocess.run([sys.executable, os.path.join(ROOT, 'test/Interpreter/Inputs/make-image.py'), p, str(300 + 10 * i), str(240)], check=True)
+            subprocess.run([sys.executable, os.path.join(ROOT, 'test/Inputs/make-image.py'), p, str(300 + 10 * i), str(240)], check=True)
             files.append(((f'images/img{i}.ppm' if i < 2 else f'calib/img{i}.ppm'), p))
 
     port_file = os.path.join(work, 'port')

@@ -195,7 +195,9 @@ std::vector<rt::Detection> decode(const qsim_context &ctx, int imageW,
   d.imageW = imageW;
   d.imageH = imageH;
   d.thresh = o.thresh;
-  d.letterbox = model_desc.letterbox != 0;
+  d.letterbox = rt::detectorPreprocess(model_desc.flavor != 0,
+                                       model_desc.letterbox != 0) ==
+                rt::Preprocess::Letterbox;
   d.flavor = model_desc.flavor ? rt::Flavor::PJReddie : rt::Flavor::AlexeyAB;
   return rt::decodeHeads(specs, d, o.nms);
 }

@@ -265,6 +265,33 @@ private:
   bool buildF32Op(Operation *op, const Layer &layer, int step, bool &skipBN);
   bool buildF16Op(Operation *op, const Layer &layer, int step, bool &skipBN);
   bool buildInt8Op(Operation *op, int step);
+  // One builder per op family: a fast (oneDNN) kernel when the plan asks for
+  // fast kernels and it fits, else the reference kernel.
+  bool buildF32Conv(Conv2DOp conv, BatchNormOp bn, int step, bool &skipBN);
+  bool buildF32Connected(ConnectedOp fc, BatchNormOp bn, int step,
+                         bool &skipBN);
+  bool buildF32BatchNorm(BatchNormOp bn, int step);
+  bool buildF32MaxPool(MaxPoolOp mp, int step);
+  bool buildF32Upsample(UpsampleOp up, int step);
+  bool buildF32Route(RouteOp route, int step);
+  bool buildF32Shortcut(ShortcutOp sc, int step);
+  bool buildF32ReferenceOp(Operation *op, int step);
+  bool buildInt8Conv(Conv2DOp conv, int step);
+  bool buildInt8Connected(ConnectedOp fc, int step);
+  bool buildInt8MaxPool(MaxPoolOp mp, int step);
+  bool buildInt8Upsample(UpsampleOp up, int step);
+  bool buildInt8Reorg(ReorgOp r, int step);
+  bool buildInt8Route(RouteOp route, int step);
+  bool buildInt8Shortcut(ShortcutOp sc, int step);
+  /// Binds `result` to `out`, the slot of a fast kernel, when one was built
+  /// (out >= 0).
+  bool boundFastResult(Value result, int out);
+  /// Tries `build`, a oneDNN convolution or inner product that folds the
+  /// layer's batch norm `bn`: true when it planned the layer (`skipBN` set
+  /// when it took `bn`), false with `error` set when it failed, unset when
+  /// fast kernels are off or the layer does not fit (reference kernel).
+  std::optional<bool> tryDnnlLayer(Value result, BatchNormOp bn, bool &skipBN,
+                                   function_ref<int(std::string &why)> build);
   bool buildCast(Operation *op, int step);
   /// An int8 result slot for `v` with its type's scale and zero point.
   int int8Result(Value v, int step);
@@ -516,219 +543,253 @@ bool PlanBuilder::buildCast(Operation *op, int step) {
               "unsupported cast '" + op->getName().getStringRef().str() + "'");
 }
 
+/// The convolution geometry of a conv2d op, for the reference kernels.
+static ref::ConvParams convParamsOf(Conv2DOp conv) {
+  ref::ConvParams p;
+  p.filters = conv.getFilters();
+  p.kh = conv.getKernelH();
+  p.kw = conv.getKernelW();
+  p.sy = conv.getStride()[0];
+  p.sx = conv.getStride()[1];
+  p.py = conv.getPadding()[0];
+  p.px = conv.getPadding()[1];
+  p.groups = conv.getGroups();
+  p.dilation = conv.getDilation();
+  return p;
+}
+
+bool PlanBuilder::boundFastResult(Value result, int out) {
+  if (out < 0)
+    return false;
+  plan.valueSlots[result] = out;
+  return true;
+}
+
+std::optional<bool>
+PlanBuilder::tryDnnlLayer(Value result, BatchNormOp bn, bool &skipBN,
+                          function_ref<int(std::string &why)> build) {
+  if (!fast())
+    return std::nullopt;
+  std::string why;
+  int out = build(why);
+  if (out >= 0) {
+    plan.valueSlots[bn ? bn.getResult() : result] = out;
+    skipBN = (bool)bn;
+    return true;
+  }
+  if (!why.empty()) {
+    error = why; // already names the layer
+    return false;
+  }
+  return std::nullopt;
+}
+
 bool PlanBuilder::buildF32Op(Operation *op, const Layer &layer, int step,
                              bool &skipBN) {
-  Flavor flavor = plan.flavor;
-  auto input = [&](unsigned i) { return slotOf(op->getOperand(i)); };
-
-  if (auto conv = dyn_cast<Conv2DOp>(op)) {
-    BatchNormOp bn = layer.batchNorm;
-    if (fast()) {
-      std::string why;
-      int out = buildDnnlConv(plan, step, op, bn, input(0), why);
-      if (out >= 0) {
-        plan.valueSlots[bn ? bn.getResult() : conv.getResult()] = out;
-        skipBN = (bool)bn;
-        return true;
-      }
-      if (!why.empty()) {
-        error = why; // already names the layer
-        return false;
-      }
-    }
-    ref::ConvParams p;
-    p.filters = conv.getFilters();
-    p.kh = conv.getKernelH();
-    p.kw = conv.getKernelW();
-    p.sy = conv.getStride()[0];
-    p.sx = conv.getStride()[1];
-    p.py = conv.getPadding()[0];
-    p.px = conv.getPadding()[1];
-    p.groups = conv.getGroups();
-    p.dilation = conv.getDilation();
-    CHW in = chwOf(conv.getInput()), outS = chwOf(conv.getResult());
-    auto w = std::make_shared<std::vector<float>>();
-    if (!readWeights(op, conv.getWeight(), "weights",
-                     p.filters * (in.c / p.groups) * p.kh * p.kw, *w, error))
-      return false;
-    auto b = std::make_shared<std::vector<float>>();
-    if (conv.getBias() &&
-        !readWeights(op, conv.getBias(), "biases", p.filters, *b, error))
-      return false;
-    int src = plan.plainOf(input(0), step);
-    int dst = plainResult(conv.getResult(), step);
-    Activation act = conv.getActivation();
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::conv2d(pl.f32(src), in, w->data(),
-                                 b->empty() ? nullptr : b->data(), p,
-                                 pl.f32(dst), outS);
-                     ref::activate(pl.f32(dst), outS, act, flavor);
-                   }));
-    return true;
-  }
-  if (auto fc = dyn_cast<ConnectedOp>(op)) {
-    BatchNormOp bn = layer.batchNorm;
-    if (fast()) {
-      std::string why;
-      int out = buildDnnlConnected(plan, step, op, bn, input(0), why);
-      if (out >= 0) {
-        plan.valueSlots[bn ? bn.getResult() : fc.getResult()] = out;
-        skipBN = (bool)bn;
-        return true;
-      }
-      if (!why.empty()) {
-        error = why; // already names the layer
-        return false;
-      }
-    }
-    int64_t inputs = chwOf(fc.getInput()).size(), outputs = fc.getOutputSize();
-    auto w = std::make_shared<std::vector<float>>();
-    if (!readWeights(op, fc.getWeight(), "weights", inputs * outputs, *w,
-                     error))
-      return false;
-    auto b = std::make_shared<std::vector<float>>();
-    if (fc.getBias() &&
-        !readWeights(op, fc.getBias(), "biases", outputs, *b, error))
-      return false;
-    int src = plan.plainOf(input(0), step);
-    int dst = plainResult(fc.getResult(), step);
-    CHW outS = chwOf(fc.getResult());
-    Activation act = fc.getActivation();
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::connected(pl.f32(src), inputs, w->data(),
-                                    b->empty() ? nullptr : b->data(), outputs,
-                                    pl.f32(dst));
-                     ref::activate(pl.f32(dst), outS, act, flavor);
-                   }));
-    return true;
-  }
-  if (auto bn = dyn_cast<BatchNormOp>(op)) {
-    CHW s = chwOf(bn.getInput());
-    auto scale = std::make_shared<std::vector<float>>();
-    auto mean = std::make_shared<std::vector<float>>();
-    auto var = std::make_shared<std::vector<float>>();
-    auto bias = std::make_shared<std::vector<float>>();
-    if (!readWeights(op, bn.getScale(), "batch-norm scales", s.c, *scale,
-                     error) ||
-        !readWeights(op, bn.getMean(), "batch-norm means", s.c, *mean, error) ||
-        !readWeights(op, bn.getVariance(), "batch-norm variances", s.c, *var,
-                     error) ||
-        !readWeights(op, bn.getBias(), "batch-norm biases", s.c, *bias, error))
-      return false;
-    int src = plan.plainOf(input(0), step);
-    int dst = plainResult(bn.getResult(), step);
-    Activation act = bn.getActivation();
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::batchNorm(pl.f32(src), s, scale->data(), mean->data(),
-                                    var->data(), bias->data(), flavor,
-                                    pl.f32(dst));
-                     ref::activate(pl.f32(dst), s, act, flavor);
-                   }));
-    return true;
-  }
-  if (auto mp = dyn_cast<MaxPoolOp>(op)) {
-    if (fast()) {
-      int out = buildDnnlMaxPool(plan, step, mp, input(0));
-      if (out >= 0) {
-        plan.valueSlots[mp.getResult()] = out;
-        return true;
-      }
-    }
-    CHW in = chwOf(mp.getInput()), outS = chwOf(mp.getResult());
-    int64_t size = mp.getSize(), sy = mp.getStride()[0], sx = mp.getStride()[1],
-            pad = mp.getPadding();
-    int src = plan.plainOf(input(0), step);
-    int dst = plainResult(mp.getResult(), step);
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::maxPool(pl.f32(src), in, size, sy, sx, pad,
-                                  pl.f32(dst), outS);
-                   }));
-    return true;
-  }
-  if (auto up = dyn_cast<UpsampleOp>(op)) {
-    if (fast()) {
-      int out = buildDnnlUpsample(plan, step, up, input(0));
-      if (out >= 0) {
-        plan.valueSlots[up.getResult()] = out;
-        return true;
-      }
-    }
-    CHW in = chwOf(up.getInput()), outS = chwOf(up.getResult());
-    int64_t stride = up.getStride();
-    float scale = up.getScale().convertToFloat();
-    int src = plan.plainOf(input(0), step);
-    int dst = plainResult(up.getResult(), step);
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::upsample(pl.f32(src), in, stride, scale, pl.f32(dst),
-                                   outS);
-                   }));
-    return true;
-  }
-  if (auto route = dyn_cast<RouteOp>(op)) {
-    if (op->getNumOperands() == 1 && route.getGroups() == 1)
-      return aliasResult(op, step);
-    std::vector<int> ins;
-    for (unsigned i = 0; i < op->getNumOperands(); ++i)
-      ins.push_back(input(i));
-    if (fast()) {
-      int out = buildDnnlRoute(plan, step, route, ins);
-      if (out >= 0) {
-        plan.valueSlots[route.getResult()] = out;
-        return true;
-      }
-    }
-    std::vector<int> srcs;
-    std::vector<CHW> shapes;
-    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
-      srcs.push_back(plan.plainOf(ins[i], step));
-      shapes.push_back(chwOf(op->getOperand(i)));
-    }
-    int64_t groups = route.getGroups(), groupId = route.getGroupId();
-    int dst = plainResult(route.getResult(), step);
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     int64_t offset = 0;
-                     for (size_t i = 0; i < srcs.size(); ++i) {
-                       ref::routeSlice(pl.f32(srcs[i]), shapes[i], groups,
-                                       groupId, pl.f32(dst), offset);
-                       offset += shapes[i].c / groups;
-                     }
-                   }));
-    return true;
-  }
-  if (auto sc = dyn_cast<ShortcutOp>(op)) {
-    std::vector<int> ins;
-    std::vector<CHW> shapes;
-    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
-      ins.push_back(input(i));
-      shapes.push_back(chwOf(op->getOperand(i)));
-    }
-    if (fast()) {
-      int out = buildDnnlShortcut(plan, step, sc, ins);
-      if (out >= 0) {
-        plan.valueSlots[sc.getResult()] = out;
-        return true;
-      }
-    }
-    std::vector<int> srcs;
-    for (int s : ins)
-      srcs.push_back(plan.plainOf(s, step));
-    int dst = plainResult(sc.getResult(), step);
-    Activation act = sc.getActivation();
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     std::vector<const float *> ptrs;
-                     for (int s : srcs)
-                       ptrs.push_back(pl.f32(s));
-                     ref::shortcut(ptrs, shapes, act, flavor, pl.f32(dst));
-                   }));
-    return true;
-  }
+  if (auto conv = dyn_cast<Conv2DOp>(op))
+    return buildF32Conv(conv, layer.batchNorm, step, skipBN);
+  if (auto fc = dyn_cast<ConnectedOp>(op))
+    return buildF32Connected(fc, layer.batchNorm, step, skipBN);
+  if (auto bn = dyn_cast<BatchNormOp>(op))
+    return buildF32BatchNorm(bn, step);
+  if (auto mp = dyn_cast<MaxPoolOp>(op))
+    return buildF32MaxPool(mp, step);
+  if (auto up = dyn_cast<UpsampleOp>(op))
+    return buildF32Upsample(up, step);
+  if (auto route = dyn_cast<RouteOp>(op))
+    return buildF32Route(route, step);
+  if (auto sc = dyn_cast<ShortcutOp>(op))
+    return buildF32Shortcut(sc, step);
   if (isa<DropoutOp>(op))
     return aliasResult(op, step); // identity, as in Darknet
+  return buildF32ReferenceOp(op, step);
+}
 
-  // The remaining ops run on plain tensors with the reference kernels.
-  int src = plan.plainOf(input(0), step);
+bool PlanBuilder::buildF32Conv(Conv2DOp conv, BatchNormOp bn, int step,
+                               bool &skipBN) {
+  Operation *op = conv.getOperation();
+  int input = slotOf(conv.getInput());
+  if (auto built =
+          tryDnnlLayer(conv.getResult(), bn, skipBN, [&](std::string &why) {
+            return buildDnnlConv(plan, step, op, bn, input, why);
+          }))
+    return *built;
+  ref::ConvParams p = convParamsOf(conv);
+  CHW in = chwOf(conv.getInput()), outS = chwOf(conv.getResult());
+  auto w = std::make_shared<std::vector<float>>();
+  if (!readWeights(op, conv.getWeight(), "weights",
+                   p.filters * (in.c / p.groups) * p.kh * p.kw, *w, error))
+    return false;
+  auto b = std::make_shared<std::vector<float>>();
+  if (conv.getBias() &&
+      !readWeights(op, conv.getBias(), "biases", p.filters, *b, error))
+    return false;
+  int src = plan.plainOf(input, step);
+  int dst = plainResult(conv.getResult(), step);
+  Activation act = conv.getActivation();
+  Flavor flavor = plan.flavor;
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   ref::conv2d(pl.f32(src), in, w->data(),
+                               b->empty() ? nullptr : b->data(), p, pl.f32(dst),
+                               outS);
+                   ref::activate(pl.f32(dst), outS, act, flavor);
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildF32Connected(ConnectedOp fc, BatchNormOp bn, int step,
+                                    bool &skipBN) {
+  Operation *op = fc.getOperation();
+  int input = slotOf(fc.getInput());
+  if (auto built =
+          tryDnnlLayer(fc.getResult(), bn, skipBN, [&](std::string &why) {
+            return buildDnnlConnected(plan, step, op, bn, input, why);
+          }))
+    return *built;
+  int64_t inputs = chwOf(fc.getInput()).size(), outputs = fc.getOutputSize();
+  auto w = std::make_shared<std::vector<float>>();
+  if (!readWeights(op, fc.getWeight(), "weights", inputs * outputs, *w, error))
+    return false;
+  auto b = std::make_shared<std::vector<float>>();
+  if (fc.getBias() &&
+      !readWeights(op, fc.getBias(), "biases", outputs, *b, error))
+    return false;
+  int src = plan.plainOf(input, step);
+  int dst = plainResult(fc.getResult(), step);
+  CHW outS = chwOf(fc.getResult());
+  Activation act = fc.getActivation();
+  Flavor flavor = plan.flavor;
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   ref::connected(pl.f32(src), inputs, w->data(),
+                                  b->empty() ? nullptr : b->data(), outputs,
+                                  pl.f32(dst));
+                   ref::activate(pl.f32(dst), outS, act, flavor);
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildF32BatchNorm(BatchNormOp bn, int step) {
+  Operation *op = bn.getOperation();
+  CHW s = chwOf(bn.getInput());
+  auto scale = std::make_shared<std::vector<float>>();
+  auto mean = std::make_shared<std::vector<float>>();
+  auto var = std::make_shared<std::vector<float>>();
+  auto bias = std::make_shared<std::vector<float>>();
+  if (!readWeights(op, bn.getScale(), "batch-norm scales", s.c, *scale,
+                   error) ||
+      !readWeights(op, bn.getMean(), "batch-norm means", s.c, *mean, error) ||
+      !readWeights(op, bn.getVariance(), "batch-norm variances", s.c, *var,
+                   error) ||
+      !readWeights(op, bn.getBias(), "batch-norm biases", s.c, *bias, error))
+    return false;
+  int src = plan.plainOf(slotOf(bn.getInput()), step);
+  int dst = plainResult(bn.getResult(), step);
+  Activation act = bn.getActivation();
+  Flavor flavor = plan.flavor;
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   ref::batchNorm(pl.f32(src), s, scale->data(), mean->data(),
+                                  var->data(), bias->data(), flavor,
+                                  pl.f32(dst));
+                   ref::activate(pl.f32(dst), s, act, flavor);
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildF32MaxPool(MaxPoolOp mp, int step) {
+  int input = slotOf(mp.getInput());
+  if (fast() &&
+      boundFastResult(mp.getResult(), buildDnnlMaxPool(plan, step, mp, input)))
+    return true;
+  CHW in = chwOf(mp.getInput()), outS = chwOf(mp.getResult());
+  int64_t size = mp.getSize(), sy = mp.getStride()[0], sx = mp.getStride()[1],
+          pad = mp.getPadding();
+  int src = plan.plainOf(input, step);
+  int dst = plainResult(mp.getResult(), step);
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   ref::maxPool(pl.f32(src), in, size, sy, sx, pad, pl.f32(dst),
+                                outS);
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildF32Upsample(UpsampleOp up, int step) {
+  int input = slotOf(up.getInput());
+  if (fast() &&
+      boundFastResult(up.getResult(), buildDnnlUpsample(plan, step, up, input)))
+    return true;
+  CHW in = chwOf(up.getInput()), outS = chwOf(up.getResult());
+  int64_t stride = up.getStride();
+  float scale = up.getScale().convertToFloat();
+  int src = plan.plainOf(input, step);
+  int dst = plainResult(up.getResult(), step);
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   ref::upsample(pl.f32(src), in, stride, scale, pl.f32(dst),
+                                 outS);
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildF32Route(RouteOp route, int step) {
+  Operation *op = route.getOperation();
+  if (op->getNumOperands() == 1 && route.getGroups() == 1)
+    return aliasResult(op, step);
+  std::vector<int> ins;
+  for (Value v : op->getOperands())
+    ins.push_back(slotOf(v));
+  if (fast() && boundFastResult(route.getResult(),
+                                buildDnnlRoute(plan, step, route, ins)))
+    return true;
+  std::vector<int> srcs;
+  std::vector<CHW> shapes;
+  for (unsigned i = 0; i < op->getNumOperands(); ++i) {
+    srcs.push_back(plan.plainOf(ins[i], step));
+    shapes.push_back(chwOf(op->getOperand(i)));
+  }
+  int64_t groups = route.getGroups(), groupId = route.getGroupId();
+  int dst = plainResult(route.getResult(), step);
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   int64_t offset = 0;
+                   for (size_t i = 0; i < srcs.size(); ++i) {
+                     ref::routeSlice(pl.f32(srcs[i]), shapes[i], groups,
+                                     groupId, pl.f32(dst), offset);
+                     offset += shapes[i].c / groups;
+                   }
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildF32Shortcut(ShortcutOp sc, int step) {
+  std::vector<int> ins;
+  std::vector<CHW> shapes;
+  for (Value v : sc->getOperands()) {
+    ins.push_back(slotOf(v));
+    shapes.push_back(chwOf(v));
+  }
+  if (fast() &&
+      boundFastResult(sc.getResult(), buildDnnlShortcut(plan, step, sc, ins)))
+    return true;
+  std::vector<int> srcs;
+  for (int s : ins)
+    srcs.push_back(plan.plainOf(s, step));
+  int dst = plainResult(sc.getResult(), step);
+  Activation act = sc.getActivation();
+  Flavor flavor = plan.flavor;
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   std::vector<const float *> ptrs;
+                   for (int s : srcs)
+                     ptrs.push_back(pl.f32(s));
+                   ref::shortcut(ptrs, shapes, act, flavor, pl.f32(dst));
+                 }));
+  return true;
+}
+
+/// The single-input ops without a fast kernel: plain tensors and the
+/// reference kernels.
+bool PlanBuilder::buildF32ReferenceOp(Operation *op, int step) {
+  int src = plan.plainOf(slotOf(op->getOperand(0)), step);
   int dst = plainResult(op->getResult(0), step);
   CHW in = chwOf(op->getOperand(0)), outS = chwOf(op->getResult(0));
+  Flavor flavor = plan.flavor;
   if (auto a = dyn_cast<ActivationOp>(op)) {
     Activation act = a.getActivation();
     plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
@@ -853,173 +914,178 @@ static bool requantOf(OpT op, int64_t channels, rt::Rounding rounding,
 }
 
 bool PlanBuilder::buildInt8Op(Operation *op, int step) {
-  auto input = [&](unsigned i) { return slotOf(op->getOperand(i)); };
-  if (auto conv = dyn_cast<Conv2DOp>(op)) {
-    auto p = std::make_shared<ref::ConvInt8Params>();
-    p->conv.filters = conv.getFilters();
-    p->conv.kh = conv.getKernelH();
-    p->conv.kw = conv.getKernelW();
-    p->conv.sy = conv.getStride()[0];
-    p->conv.sx = conv.getStride()[1];
-    p->conv.py = conv.getPadding()[0];
-    p->conv.px = conv.getPadding()[1];
-    p->conv.groups = conv.getGroups();
-    p->conv.dilation = conv.getDilation();
-    p->zpIn = quantOf(conv.getInput().getType()).second;
-    p->accumulatorBits = conv.getAccumulatorBits().value_or(32);
-    CHW in = chwOf(conv.getInput()), outS = chwOf(conv.getResult());
-    if (!readInts(op, conv.getWeight(), "int8 weights",
-                  p->conv.filters * (in.c / p->conv.groups) * p->conv.kh *
-                      p->conv.kw,
-                  p->weight, error) ||
-        !requantOf(conv, p->conv.filters, plan.rounding, p->requant, error))
-      return false;
-    if (fast() && p->accumulatorBits == 32) {
-      int out = buildDnnlConvInt8(plan, step, conv, input(0), p.get());
-      if (out >= 0) {
-        plan.valueSlots[conv.getResult()] = out;
-        return true;
-      }
-    }
-    int src = plan.plainOf(input(0), step);
-    int dst = int8Result(conv.getResult(), step);
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::conv2dInt8(static_cast<int8_t *>(pl.ptr(src)), in, *p,
-                                     static_cast<int8_t *>(pl.ptr(dst)), outS);
-                   }));
-    return true;
-  }
-  if (auto fc = dyn_cast<ConnectedOp>(op)) {
-    auto p = std::make_shared<ref::ConvInt8Params>();
-    int64_t inputs = chwOf(fc.getInput()).size(), outputs = fc.getOutputSize();
-    p->zpIn = quantOf(fc.getInput().getType()).second;
-    p->accumulatorBits = fc.getAccumulatorBits().value_or(32);
-    if (!readInts(op, fc.getWeight(), "int8 weights", inputs * outputs,
-                  p->weight, error) ||
-        !requantOf(fc, outputs, plan.rounding, p->requant, error))
-      return false;
-    int src = plan.plainOf(input(0), step);
-    int dst = int8Result(fc.getResult(), step);
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::connectedInt8(static_cast<int8_t *>(pl.ptr(src)),
-                                        inputs, *p, outputs,
-                                        static_cast<int8_t *>(pl.ptr(dst)));
-                   }));
-    return true;
-  }
-  if (auto mp = dyn_cast<MaxPoolOp>(op)) {
-    if (fast()) {
-      int out = buildDnnlMaxPool(plan, step, mp, input(0));
-      if (out >= 0) {
-        plan.valueSlots[mp.getResult()] = out;
-        return true;
-      }
-    }
-    CHW in = chwOf(mp.getInput()), outS = chwOf(mp.getResult());
-    int64_t size = mp.getSize(), sy = mp.getStride()[0], sx = mp.getStride()[1],
-            pad = mp.getPadding();
-    int src = plan.plainOf(input(0), step);
-    int dst = int8Result(mp.getResult(), step);
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::maxPoolInt8(static_cast<int8_t *>(pl.ptr(src)), in,
-                                      size, sy, sx, pad,
-                                      static_cast<int8_t *>(pl.ptr(dst)), outS);
-                   }));
-    return true;
-  }
-  if (auto up = dyn_cast<UpsampleOp>(op)) {
-    if (fast()) {
-      int out = buildDnnlUpsample(plan, step, up, input(0));
-      if (out >= 0) {
-        plan.valueSlots[up.getResult()] = out;
-        return true;
-      }
-    }
-    CHW in = chwOf(up.getInput()), outS = chwOf(up.getResult());
-    int64_t stride = up.getStride();
-    int src = plan.plainOf(input(0), step);
-    int dst = int8Result(up.getResult(), step);
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::upsampleInt8(
-                         static_cast<int8_t *>(pl.ptr(src)), in, stride,
-                         static_cast<int8_t *>(pl.ptr(dst)), outS);
-                   }));
-    return true;
-  }
+  if (auto conv = dyn_cast<Conv2DOp>(op))
+    return buildInt8Conv(conv, step);
+  if (auto fc = dyn_cast<ConnectedOp>(op))
+    return buildInt8Connected(fc, step);
+  if (auto mp = dyn_cast<MaxPoolOp>(op))
+    return buildInt8MaxPool(mp, step);
+  if (auto up = dyn_cast<UpsampleOp>(op))
+    return buildInt8Upsample(up, step);
   if (isa<DropoutOp>(op))
     return aliasResult(op, step);
-  if (auto r = dyn_cast<ReorgOp>(op)) {
-    CHW in = chwOf(r.getInput());
-    int64_t stride = r.getStride();
-    bool reverse = r.getReverse();
-    int src = plan.plainOf(input(0), step);
-    int dst = int8Result(r.getResult(), step);
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::reorgInt8(static_cast<int8_t *>(pl.ptr(src)), in,
-                                    stride, reverse,
-                                    static_cast<int8_t *>(pl.ptr(dst)));
-                   }));
-    return true;
-  }
-  if (auto route = dyn_cast<RouteOp>(op)) {
-    auto [sOut, zpOut] = quantOf(route.getResult().getType());
-    std::vector<int> srcs;
-    std::vector<CHW> shapes;
-    std::vector<int32_t> zps;
-    std::vector<char> identity;
-    auto fps = fixedPoints(*route.getInputMultiplier(), *route.getInputShift());
-    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
-      srcs.push_back(plan.plainOf(input(i), step));
-      shapes.push_back(chwOf(op->getOperand(i)));
-      auto [s, zp] = quantOf(op->getOperand(i).getType());
-      zps.push_back(zp);
-      identity.push_back(s == sOut && zp == zpOut);
-    }
-    if (op->getNumOperands() == 1 && route.getGroups() == 1 && identity[0])
-      return aliasResult(op, step);
-    int64_t groups = route.getGroups(), groupId = route.getGroupId();
-    rt::Rounding rounding = plan.rounding;
-    int32_t zo = zpOut;
-    int dst = int8Result(route.getResult(), step);
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     int64_t offset = 0;
-                     for (size_t i = 0; i < srcs.size(); ++i) {
-                       ref::routeSliceInt8(
-                           static_cast<int8_t *>(pl.ptr(srcs[i])), shapes[i],
-                           groups, groupId, zps[i], zo, fps[i], identity[i],
-                           rounding, static_cast<int8_t *>(pl.ptr(dst)),
-                           offset);
-                       offset += shapes[i].c / groups;
-                     }
-                   }));
-    return true;
-  }
-  if (auto sc = dyn_cast<ShortcutOp>(op)) {
-    auto p = std::make_shared<ref::ShortcutInt8Params>();
-    std::vector<int> srcs;
-    std::vector<CHW> shapes;
-    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
-      srcs.push_back(plan.plainOf(input(i), step));
-      shapes.push_back(chwOf(op->getOperand(i)));
-      p->zp.push_back(quantOf(op->getOperand(i).getType()).second);
-    }
-    p->mult = fixedPoints(*sc.getInputMultiplier(), *sc.getInputShift());
-    if (sc.getNegMultiplier())
-      p->negMult = {(*sc.getNegMultiplier())[0], (*sc.getNegShift())[0]};
-    p->act = sc.getActivation();
-    p->zpOut = quantOf(sc.getResult().getType()).second;
-    p->rounding = plan.rounding;
-    int dst = int8Result(sc.getResult(), step);
-    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     std::vector<const int8_t *> ptrs;
-                     for (int s : srcs)
-                       ptrs.push_back(static_cast<int8_t *>(pl.ptr(s)));
-                     ref::shortcutInt8(ptrs, shapes, *p,
-                                       static_cast<int8_t *>(pl.ptr(dst)));
-                   }));
-    return true;
-  }
+  if (auto r = dyn_cast<ReorgOp>(op))
+    return buildInt8Reorg(r, step);
+  if (auto route = dyn_cast<RouteOp>(op))
+    return buildInt8Route(route, step);
+  if (auto sc = dyn_cast<ShortcutOp>(op))
+    return buildInt8Shortcut(sc, step);
   return fail(op, "has no int8 kernel");
+}
+
+bool PlanBuilder::buildInt8Conv(Conv2DOp conv, int step) {
+  Operation *op = conv.getOperation();
+  auto p = std::make_shared<ref::ConvInt8Params>();
+  p->conv = convParamsOf(conv);
+  p->zpIn = quantOf(conv.getInput().getType()).second;
+  p->accumulatorBits = conv.getAccumulatorBits().value_or(32);
+  CHW in = chwOf(conv.getInput()), outS = chwOf(conv.getResult());
+  if (!readInts(op, conv.getWeight(), "int8 weights",
+                p->conv.filters * (in.c / p->conv.groups) * p->conv.kh *
+                    p->conv.kw,
+                p->weight, error) ||
+      !requantOf(conv, p->conv.filters, plan.rounding, p->requant, error))
+    return false;
+  int input = slotOf(conv.getInput());
+  if (fast() && p->accumulatorBits == 32 &&
+      boundFastResult(conv.getResult(),
+                      buildDnnlConvInt8(plan, step, conv, input, p.get())))
+    return true;
+  int src = plan.plainOf(input, step);
+  int dst = int8Result(conv.getResult(), step);
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   ref::conv2dInt8(static_cast<int8_t *>(pl.ptr(src)), in, *p,
+                                   static_cast<int8_t *>(pl.ptr(dst)), outS);
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildInt8Connected(ConnectedOp fc, int step) {
+  auto p = std::make_shared<ref::ConvInt8Params>();
+  int64_t inputs = chwOf(fc.getInput()).size(), outputs = fc.getOutputSize();
+  p->zpIn = quantOf(fc.getInput().getType()).second;
+  p->accumulatorBits = fc.getAccumulatorBits().value_or(32);
+  if (!readInts(fc.getOperation(), fc.getWeight(), "int8 weights",
+                inputs * outputs, p->weight, error) ||
+      !requantOf(fc, outputs, plan.rounding, p->requant, error))
+    return false;
+  int src = plan.plainOf(slotOf(fc.getInput()), step);
+  int dst = int8Result(fc.getResult(), step);
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   ref::connectedInt8(static_cast<int8_t *>(pl.ptr(src)),
+                                      inputs, *p, outputs,
+                                      static_cast<int8_t *>(pl.ptr(dst)));
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildInt8MaxPool(MaxPoolOp mp, int step) {
+  int input = slotOf(mp.getInput());
+  if (fast() &&
+      boundFastResult(mp.getResult(), buildDnnlMaxPool(plan, step, mp, input)))
+    return true;
+  CHW in = chwOf(mp.getInput()), outS = chwOf(mp.getResult());
+  int64_t size = mp.getSize(), sy = mp.getStride()[0], sx = mp.getStride()[1],
+          pad = mp.getPadding();
+  int src = plan.plainOf(input, step);
+  int dst = int8Result(mp.getResult(), step);
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   ref::maxPoolInt8(static_cast<int8_t *>(pl.ptr(src)), in,
+                                    size, sy, sx, pad,
+                                    static_cast<int8_t *>(pl.ptr(dst)), outS);
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildInt8Upsample(UpsampleOp up, int step) {
+  int input = slotOf(up.getInput());
+  if (fast() &&
+      boundFastResult(up.getResult(), buildDnnlUpsample(plan, step, up, input)))
+    return true;
+  CHW in = chwOf(up.getInput()), outS = chwOf(up.getResult());
+  int64_t stride = up.getStride();
+  int src = plan.plainOf(input, step);
+  int dst = int8Result(up.getResult(), step);
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   ref::upsampleInt8(static_cast<int8_t *>(pl.ptr(src)), in,
+                                     stride, static_cast<int8_t *>(pl.ptr(dst)),
+                                     outS);
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildInt8Reorg(ReorgOp r, int step) {
+  CHW in = chwOf(r.getInput());
+  int64_t stride = r.getStride();
+  bool reverse = r.getReverse();
+  int src = plan.plainOf(slotOf(r.getInput()), step);
+  int dst = int8Result(r.getResult(), step);
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   ref::reorgInt8(static_cast<int8_t *>(pl.ptr(src)), in,
+                                  stride, reverse,
+                                  static_cast<int8_t *>(pl.ptr(dst)));
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildInt8Route(RouteOp route, int step) {
+  Operation *op = route.getOperation();
+  auto [sOut, zpOut] = quantOf(route.getResult().getType());
+  std::vector<int> srcs;
+  std::vector<CHW> shapes;
+  std::vector<int32_t> zps;
+  std::vector<char> identity;
+  auto fps = fixedPoints(*route.getInputMultiplier(), *route.getInputShift());
+  for (Value v : op->getOperands()) {
+    srcs.push_back(plan.plainOf(slotOf(v), step));
+    shapes.push_back(chwOf(v));
+    auto [s, zp] = quantOf(v.getType());
+    zps.push_back(zp);
+    identity.push_back(s == sOut && zp == zpOut);
+  }
+  if (op->getNumOperands() == 1 && route.getGroups() == 1 && identity[0])
+    return aliasResult(op, step);
+  int64_t groups = route.getGroups(), groupId = route.getGroupId();
+  rt::Rounding rounding = plan.rounding;
+  int32_t zo = zpOut;
+  int dst = int8Result(route.getResult(), step);
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   int64_t offset = 0;
+                   for (size_t i = 0; i < srcs.size(); ++i) {
+                     ref::routeSliceInt8(
+                         static_cast<int8_t *>(pl.ptr(srcs[i])), shapes[i],
+                         groups, groupId, zps[i], zo, fps[i], identity[i],
+                         rounding, static_cast<int8_t *>(pl.ptr(dst)), offset);
+                     offset += shapes[i].c / groups;
+                   }
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildInt8Shortcut(ShortcutOp sc, int step) {
+  auto p = std::make_shared<ref::ShortcutInt8Params>();
+  std::vector<int> srcs;
+  std::vector<CHW> shapes;
+  for (Value v : sc->getOperands()) {
+    srcs.push_back(plan.plainOf(slotOf(v), step));
+    shapes.push_back(chwOf(v));
+    p->zp.push_back(quantOf(v.getType()).second);
+  }
+  p->mult = fixedPoints(*sc.getInputMultiplier(), *sc.getInputShift());
+  if (sc.getNegMultiplier())
+    p->negMult = {(*sc.getNegMultiplier())[0], (*sc.getNegShift())[0]};
+  p->act = sc.getActivation();
+  p->zpOut = quantOf(sc.getResult().getType()).second;
+  p->rounding = plan.rounding;
+  int dst = int8Result(sc.getResult(), step);
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   std::vector<const int8_t *> ptrs;
+                   for (int s : srcs)
+                     ptrs.push_back(static_cast<int8_t *>(pl.ptr(s)));
+                   ref::shortcutInt8(ptrs, shapes, *p,
+                                     static_cast<int8_t *>(pl.ptr(dst)));
+                 }));
+  return true;
 }
 
 } // namespace

@@ -12,9 +12,10 @@ using namespace qsim::interp;
 using namespace qsim::interp::ref;
 
 //===----------------------------------------------------------------------===//
-// Activations (DARKNET.md §4.0). AlexeyAB evaluates in float, pjreddie in
-// double where its C code does. AlexeyAB's CPU bugs (relu6/swish/mish
-// returning 0 outside conv) are not reproduced: see docs/darknet.md.
+// Activations (docs/darknet.md §R4.0). AlexeyAB evaluates in float, pjreddie
+// in double where its C code does (§R0.3 lists the exceptions). AlexeyAB's
+// CPU bugs (relu6/swish/mish returning 0 outside conv) are not reproduced:
+// see docs/darknet.md, "Deliberate differences".
 //===----------------------------------------------------------------------===//
 
 static inline float logisticAB(float x) { return 1.f / (1.f + expf(-x)); }
@@ -317,7 +318,7 @@ void ref::upsample(const float *in, const CHW &inShape, int64_t stride,
 
 void ref::reorg(const float *in, const CHW &inShape, int64_t s, bool reverse,
                 float *out) {
-  // Darknet's reorg_cpu with the input dims (DARKNET.md §4.9): reverse=0
+  // Darknet's reorg_cpu with the input dims (docs/darknet.md §R4.9): reverse=0
   // gathers out[A] = in[B], reverse=1 scatters out[B] = in[A].
   const int64_t w = inShape.w, h = inShape.h, c = inShape.c;
   const int64_t outC = reverse ? c / (s * s) : c / (s * s);

@@ -1,10 +1,10 @@
 //===- ReferenceKernels.h - the specification kernels -----------*- C++ -*-===//
 //
 // Plain loops that define what each qsim op computes in float, following
-// DARKNET.md §4 (precision notes included: where Darknet evaluates in double,
-// so do we). Each output element's sum is accumulated in Darknet's order, so
-// the loops are deterministic whatever the thread count (threads split
-// output channels, never a reduction).
+// docs/darknet.md §R4 (precision notes included: where Darknet evaluates in
+// double, so do we). Each output element's sum is accumulated in Darknet's
+// order, so the loops are deterministic whatever the thread count (threads
+// split output channels, never a reduction).
 //
 //===----------------------------------------------------------------------===//
 
@@ -35,7 +35,8 @@ void conv2d(const float *in, const CHW &inShape, const float *weight,
 void connected(const float *in, int64_t inputs, const float *weight,
                const float *bias, int64_t outputs, float *out);
 
-/// Batch norm with rolling statistics, per flavour (DARKNET.md §4.1/§4.2).
+/// Batch norm with rolling statistics, per flavour (docs/darknet.md §R4.1,
+/// §R4.2).
 void batchNorm(const float *in, const CHW &shape, const float *scale,
                const float *mean, const float *variance, const float *bias,
                Flavor flavor, float *out);
@@ -75,7 +76,8 @@ struct YoloParams {
   float scaleXY = 1.0f;
   bool newCoords = false;
 };
-/// The [yolo] layer's forward (logistic and scale_x_y; DARKNET.md §4.10).
+/// The [yolo] layer's forward (logistic and scale_x_y; docs/darknet.md
+/// §R4.10).
 void yolo(const float *in, const CHW &shape, const YoloParams &p, Flavor flavor,
           float *out);
 
@@ -83,7 +85,7 @@ struct RegionParams {
   int64_t classes = 0, coords = 4, num = 1;
   bool softmax = false;
 };
-/// The [region] layer's forward per flavour (DARKNET.md §4.11).
+/// The [region] layer's forward per flavour (docs/darknet.md §R4.11).
 void region(const float *in, const CHW &shape, const RegionParams &p,
             Flavor flavor, float *out);
 

@@ -38,6 +38,16 @@ public:
   LogicalResult run();
 
 private:
+  /// Both layer ranges exist and this model is a float model.
+  LogicalResult checkRequest();
+  /// Clones the taken layers before the first cut layer, fed by `blockIn`
+  /// (adapted to what they expect).
+  LogicalResult cloneTakenLayers(Value blockIn);
+  /// Every use of a cut layer from outside the cut now reads the new block
+  /// (through adapters where the shapes differ).
+  LogicalResult remapCutUses();
+  void eraseCutLayers();
+  void printReport(const FailureOr<ModelStats> &before);
   /// `v` with spatial size and channels of `want` (adapters as needed).
   FailureOr<Value> adapt(Value v, Shape want, Location loc);
   ElementsAttr randomWeights(ArrayRef<int64_t> shape, int64_t fanIn,
@@ -51,6 +61,14 @@ private:
   std::mt19937_64 rng;
   int adapters = 0;
   std::map<std::tuple<const void *, int64_t, int64_t, int64_t>, Value> cache;
+
+  func::FuncOp func, donorFunc;
+  std::vector<Layer> layers, donorLayers;
+  /// The outputs of the cloned layers, in order.
+  std::vector<Value> newOutputs;
+  /// Cloned layers without an int8 form (warned about once they are in
+  /// place), with their description.
+  std::vector<std::pair<Operation *, std::string>> lacking;
 };
 
 ElementsAttr Substitution::randomWeights(ArrayRef<int64_t> shape, int64_t fanIn,
@@ -141,41 +159,29 @@ FailureOr<Value> Substitution::adapt(Value v, Shape want, Location loc) {
   return cur;
 }
 
-LogicalResult Substitution::run() {
-  func::FuncOp func = getMainFunc(module);
-  auto layers = getLayers(func);
-  if (!func || failed(layers))
-    return failure();
-  int64_t n = layers->size();
+LogicalResult Substitution::checkRequest() {
+  int64_t n = layers.size();
   if (o.cutFirst < 0 || o.cutLast >= n || o.cutFirst > o.cutLast)
     return module.emitError()
            << "cut=" << o.cutFirst << ":" << o.cutLast
            << " is not a layer range of this model (layers 0-" << n - 1 << ")";
-  for (const Layer &l : *layers)
+  for (const Layer &l : layers)
     for (Type t : l.head->getResultTypes())
       if (!getElementTypeOrSelf(t).isF32())
         return module.emitError() << "substitute the backbone of the float "
                                      "model (before --qsim-quantize)";
-
-  func::FuncOp ofunc = getMainFunc(donor);
-  auto olayers = getLayers(ofunc);
-  if (failed(olayers))
-    return failure();
-  int64_t m = olayers->size();
+  int64_t m = donorLayers.size();
   if (o.takeFirst < 0 || o.takeLast >= m || o.takeFirst > o.takeLast)
     return module.emitError() << "take=" << o.takeFirst << ":" << o.takeLast
                               << " is not a layer range of '" << o.otherCfg
                               << "' (layers 0-" << m - 1 << ")";
+  return success();
+}
 
-  const Layer &firstCut = (*layers)[o.cutFirst];
-  const Layer &lastCut = (*layers)[o.cutLast];
-  Value blockIn = o.cutFirst == 0 ? func.getArgument(0)
-                                  : (*layers)[o.cutFirst - 1].output();
-  Value takeIn = o.takeFirst == 0 ? ofunc.getArgument(0)
-                                  : (*olayers)[o.takeFirst - 1].output();
-  auto beforeStats = computeModelStats(module);
-
-  // Clone the taken layers right before the first cut layer.
+LogicalResult Substitution::cloneTakenLayers(Value blockIn) {
+  const Layer &firstCut = layers[o.cutFirst];
+  Value takeIn = o.takeFirst == 0 ? donorFunc.getArgument(0)
+                                  : donorLayers[o.takeFirst - 1].output();
   b.setInsertionPoint(firstCut.ops.front());
   Location loc = NameLoc::get(b.getStringAttr("backbone substitution"),
                               firstCut.head->getLoc());
@@ -185,7 +191,7 @@ LogicalResult Substitution::run() {
   Shape inWant = shapeOf(takeIn);
   bool fixedSize = false;
   for (int64_t i = o.takeFirst; i <= o.takeLast; ++i)
-    fixedSize |= isa<ConnectedOp>((*olayers)[i].head);
+    fixedSize |= isa<ConnectedOp>(donorLayers[i].head);
   if (!fixedSize) {
     inWant.h = shapeOf(blockIn).h;
     inWant.w = shapeOf(blockIn).w;
@@ -195,11 +201,8 @@ LogicalResult Substitution::run() {
     return failure();
   IRMapping map;
   map.map(takeIn, *in);
-  llvm::DenseSet<Value> takenValues;
-  std::vector<Value> newOutputs;
-  std::vector<std::pair<Operation *, std::string>> lacking;
   for (int64_t i = o.takeFirst; i <= o.takeLast; ++i) {
-    const Layer &l = (*olayers)[i];
+    const Layer &l = donorLayers[i];
     for (Operation *op : l.ops) {
       for (Value v : op->getOperands())
         if (!map.contains(v))
@@ -221,24 +224,21 @@ LogicalResult Substitution::run() {
           {map.lookup(l.head->getResult(0)).getDefiningOp(),
            "layer " + std::to_string(l.index) + " (" + l.kind().str() + ")"});
   }
+  return success();
+}
 
-  // The taken layers' shapes at this model's resolution.
-  if (failed(refreshResultTypes(func)))
-    return module.emitError() << "the taken layers do not fit this model's "
-                                 "input size";
-
-  // Remap every use of a removed layer from outside the cut.
+LogicalResult Substitution::remapCutUses() {
+  const Layer &firstCut = layers[o.cutFirst];
   llvm::DenseSet<Operation *> cutOps;
-  for (int64_t i = o.cutFirst; i <= o.cutLast; ++i)
-    for (Operation *op : (*layers)[i].ops)
-      cutOps.insert(op);
-  Value blockOut = newOutputs.back();
-  std::vector<std::pair<OpOperand *, Value>> replacements;
   // In program order, so that adapters are created deterministically.
   std::vector<Operation *> cutInOrder;
-  for (int64_t i = o.cutFirst; i <= o.cutLast; ++i)
-    cutInOrder.insert(cutInOrder.end(), (*layers)[i].ops.begin(),
-                      (*layers)[i].ops.end());
+  for (int64_t i = o.cutFirst; i <= o.cutLast; ++i) {
+    cutOps.insert(layers[i].ops.begin(), layers[i].ops.end());
+    cutInOrder.insert(cutInOrder.end(), layers[i].ops.begin(),
+                      layers[i].ops.end());
+  }
+  Value blockOut = newOutputs.back();
+  std::vector<std::pair<OpOperand *, Value>> replacements;
   for (Operation *op : cutInOrder)
     for (Value r : op->getResults())
       for (OpOperand &use : r.getUses()) {
@@ -246,7 +246,7 @@ LogicalResult Substitution::run() {
           continue;
         Shape want = shapeOf(r);
         Value from = blockOut;
-        if (r != lastCut.output()) {
+        if (r != layers[o.cutLast].output()) {
           // A tap into the middle of the old backbone: the last new layer
           // with the same spatial size.
           Value best;
@@ -273,11 +273,66 @@ LogicalResult Substitution::run() {
       }
   for (auto &[use, v] : replacements)
     use->set(v);
-  // Erase the old layers (users first).
+  return success();
+}
+
+/// Erases the cut layers, users first.
+void Substitution::eraseCutLayers() {
   for (int64_t i = o.cutLast; i >= o.cutFirst; --i)
-    for (auto it = (*layers)[i].ops.rbegin(); it != (*layers)[i].ops.rend();
-         ++it)
+    for (auto it = layers[i].ops.rbegin(); it != layers[i].ops.rend(); ++it)
       (*it)->erase();
+}
+
+void Substitution::printReport(const FailureOr<ModelStats> &before) {
+  auto after = computeModelStats(module);
+  *report << strprintf("backbone substitution: layers %lld-%lld replaced by "
+                       "layers %lld-%lld of %s",
+                       (long long)o.cutFirst, (long long)o.cutLast,
+                       (long long)o.takeFirst, (long long)o.takeLast,
+                       o.otherCfg.c_str());
+  *report << (o.otherWeights.empty()
+                  ? " (initialised, seed " + std::to_string(o.seed) + ")"
+                  : " (with " + o.otherWeights + ")")
+          << ", " << adapters << " adapter layer(s)\n";
+  if (succeeded(before) && succeeded(after))
+    *report << strprintf("MACs %lld -> %lld, parameters %lld -> %lld, layers "
+                         "%zu -> %zu\n",
+                         (long long)before->macs, (long long)after->macs,
+                         (long long)before->params, (long long)after->params,
+                         before->layers.size(), after->layers.size());
+  if (o.otherWeights.empty() || adapters > 0)
+    *report << "note: the new layers"
+            << (o.otherWeights.empty() ? "" : " (adapters)")
+            << " are initialised, not trained: the model needs training "
+               "(export it with --export-darknet and fine-tune in Darknet)\n";
+}
+
+LogicalResult Substitution::run() {
+  func = getMainFunc(module);
+  auto thisLayers = getLayers(func);
+  if (!func || failed(thisLayers))
+    return failure();
+  layers = std::move(*thisLayers);
+  donorFunc = getMainFunc(donor);
+  auto takenLayers = getLayers(donorFunc);
+  if (failed(takenLayers))
+    return failure();
+  donorLayers = std::move(*takenLayers);
+  if (failed(checkRequest()))
+    return failure();
+
+  Value blockIn =
+      o.cutFirst == 0 ? func.getArgument(0) : layers[o.cutFirst - 1].output();
+  auto beforeStats = computeModelStats(module);
+  if (failed(cloneTakenLayers(blockIn)))
+    return failure();
+  // The taken layers' shapes at this model's resolution.
+  if (failed(refreshResultTypes(func)))
+    return module.emitError() << "the taken layers do not fit this model's "
+                                 "input size";
+  if (failed(remapCutUses()))
+    return failure();
+  eraseCutLayers();
   if (failed(refreshResultTypes(func)) || failed(verify(module)))
     return failure();
   renumberLayerLocations(func);
@@ -285,31 +340,8 @@ LogicalResult Substitution::run() {
     op->emitWarning() << "taken " << what << " of '" << o.otherCfg
                       << "' has no int8 form: it stays in float on an int8 "
                          "target";
-
-  if (report) {
-    auto after = computeModelStats(module);
-    *report << strprintf("backbone substitution: layers %lld-%lld replaced by "
-                         "layers %lld-%lld of %s",
-                         (long long)o.cutFirst, (long long)o.cutLast,
-                         (long long)o.takeFirst, (long long)o.takeLast,
-                         o.otherCfg.c_str());
-    *report << (o.otherWeights.empty()
-                    ? " (initialised, seed " + std::to_string(o.seed) + ")"
-                    : " (with " + o.otherWeights + ")")
-            << ", " << adapters << " adapter layer(s)\n";
-    if (succeeded(beforeStats) && succeeded(after))
-      *report << strprintf("MACs %lld -> %lld, parameters %lld -> %lld, layers "
-                           "%zu -> %zu\n",
-                           (long long)beforeStats->macs, (long long)after->macs,
-                           (long long)beforeStats->params,
-                           (long long)after->params, beforeStats->layers.size(),
-                           after->layers.size());
-    if (o.otherWeights.empty() || adapters > 0)
-      *report << "note: the new layers"
-              << (o.otherWeights.empty() ? "" : " (adapters)")
-              << " are initialised, not trained: the model needs training "
-                 "(export it with --export-darknet and fine-tune in Darknet)\n";
-  }
+  if (report)
+    printReport(beforeStats);
   return success();
 }
 
@@ -339,8 +371,7 @@ bool qsim::lighten::parseBackboneOptions(StringRef with, StringRef weights,
   return true;
 }
 
-LogicalResult qsim::lighten::substituteBackbone(ModuleOp module,
-                                                ModuleOp donor,
+LogicalResult qsim::lighten::substituteBackbone(ModuleOp module, ModuleOp donor,
                                                 const BackboneOptions &options,
                                                 raw_ostream *report) {
   Substitution s(module, donor, options, report);

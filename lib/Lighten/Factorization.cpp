@@ -2,15 +2,14 @@
 
 #include "qsim/Lighten/Factorization.h"
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
+#include "qsim/Evaluation/ModelMeasures.h"
 #include "qsim/Interpreter/Executor.h"
 #include "qsim/Lighten/Decompositions.h"
 #include "qsim/Lighten/Pruning.h"
-#include "qsim/Evaluation/ModelMeasures.h"
 #include "qsim/Runtime/Image.h"
 #include "qsim/Support/StringUtils.h"
 
 #include "mlir/IR/Builders.h"
-#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Verifier.h"
 
 #include <algorithm>
@@ -224,67 +223,45 @@ Replacement factorize(Conv2DOp conv, const FactorizeOptions &o) {
   return r;
 }
 
-/// A module whose main function runs `ops` (a layer, or its replacement)
-/// from `input` to `output`, with `parent`'s module attributes.
-OwningOpRef<ModuleOp> makeLayerModule(ModuleOp parent, Value input,
-                                      ArrayRef<Operation *> ops, Value output) {
-  MLIRContext *ctx = parent.getContext();
-  OpBuilder b(ctx);
-  OwningOpRef<ModuleOp> m = ModuleOp::create(parent.getLoc());
-  for (NamedAttribute a : parent->getAttrs())
-    if (a.getName() != SymbolTable::getSymbolAttrName())
-      (*m)->setAttr(a.getName(), a.getValue());
-  b.setInsertionPointToEnd(m->getBody());
-  auto func = b.create<func::FuncOp>(
-      parent.getLoc(), "main",
-      b.getFunctionType({input.getType()}, {output.getType()}));
-  Block *body = func.addEntryBlock();
-  b.setInsertionPointToEnd(body);
-  IRMapping map;
-  map.map(input, body->getArgument(0));
-  for (Operation *op : ops)
-    b.clone(*op, map);
-  b.create<func::ReturnOp>(parent.getLoc(), map.lookup(output));
-  return m;
-}
+/// A factorized layer: its line of the report and its new layers alone (with
+/// the batch norm they feed), for the layer output error.
+struct AppliedFactorization {
+  size_t report;
+  OwningOpRef<ModuleOp> replacement;
+};
+/// By the layer's index before the rewrite.
+using AppliedFactorizations = std::map<int64_t, AppliedFactorization>;
 
-} // namespace
-
-LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
-                                            const FactorizeOptions &o,
-                                            FactorizeResult &result) {
-  func::FuncOp func = getMainFunc(module);
-  if (!func)
-    return module.emitError() << "no main function";
-  if (o.energy <= 0 || o.energy > 1)
-    return module.emitError() << "energy must be in (0, 1]";
-  auto layers = getLayers(func);
-  auto before = computeModelStats(module);
-  if (failed(layers) || failed(before))
-    return failure();
-  for (const Layer &l : *layers)
+/// A float model, and `o.layers` names convolutions of it.
+LogicalResult checkRequest(ModuleOp module, ArrayRef<Layer> layers,
+                           const FactorizeOptions &o) {
+  for (const Layer &l : layers)
     for (Type t : l.head->getResultTypes())
       if (!getElementTypeOrSelf(t).isF32())
         return l.head->emitError()
                << describeLayer(l.head)
                << ": factorize the float model (before --qsim-quantize)";
   for (int64_t i : o.layers) {
-    if (i < 0 || i >= (int64_t)layers->size())
+    if (i < 0 || i >= (int64_t)layers.size())
       return module.emitError()
              << "layer " << i << " does not exist (the model has "
-             << layers->size() << " layers)";
-    if (!isa<Conv2DOp>((*layers)[i].head))
-      return (*layers)[i].head->emitError()
-             << describeLayer((*layers)[i].head)
+             << layers.size() << " layers)";
+    if (!isa<Conv2DOp>(layers[i].head))
+      return layers[i].head->emitError()
+             << describeLayer(layers[i].head)
              << ": not a convolutional layer, cannot be factorized";
   }
-  result = FactorizeResult();
-  result.macsBefore = before->macs;
-  result.paramsBefore = before->params;
+  return success();
+}
 
-  // Candidates, heaviest first when `top` limits them.
+/// The convolutions to factorize, in layer order: those eligible for the
+/// method, the `top` heaviest when it limits them. Named layers that are not
+/// eligible go to `result` as skipped.
+std::vector<const Layer *> chooseConvs(ArrayRef<Layer> layers,
+                                       const FactorizeOptions &o,
+                                       FactorizeResult &result) {
   std::vector<const Layer *> chosen;
-  for (const Layer &l : *layers) {
+  for (const Layer &l : layers) {
     auto conv = dyn_cast<Conv2DOp>(l.head);
     if (!conv || (!o.layers.empty() && !o.layers.count(l.index)))
       continue;
@@ -314,118 +291,108 @@ LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
     chosen.resize(o.top);
   std::sort(chosen.begin(), chosen.end(),
             [](const Layer *a, const Layer *b) { return a->index < b->index; });
+  return chosen;
+}
 
-  // The original, for the output errors.
-  OwningOpRef<ModuleOp> original;
-  if (!o.images.empty())
-    original = module.clone();
-
-  MLIRContext *ctx = module.getContext();
-  OpBuilder b(ctx);
-  struct Applied {
-    size_t report;
-    OwningOpRef<ModuleOp> replacement; // the new layers alone
-  };
-  std::map<int64_t, Applied> applied; // by original layer index
-  for (const Layer *l : chosen) {
-    auto conv = cast<Conv2DOp>(l->head);
-    auto in = cast<ShapedType>(conv.getInput().getType());
-    int64_t h = in.getDimSize(2), w = in.getDimSize(3);
-    FactorizedLayer f;
-    f.layer = l->index;
-    f.shape = describeConv(conv);
-    f.macsBefore = conv.getMACs();
-    f.paramsBefore = conv.getParameterCount();
-    Replacement r = factorize(conv, o);
-    f.ranks = r.ranks;
-    f.weightError = r.weightError;
-    f.note = r.note;
-    int64_t macsAfter = chainMacs(r.stages, h, w);
-    if (macsAfter >= f.macsBefore && !o.force) {
-      f.macsAfter = macsAfter;
-      f.note =
-          "skipped: these ranks save no MACs (lower energy= or give rank=)";
-      result.layers.push_back(f);
-      continue;
-    }
-
-    // Build the chain before the conv; the last stage takes over the bias,
-    // activation and batch norm, intermediate stages are linear.
-    b.setInsertionPoint(conv);
-    Value cur = conv.getInput();
-    std::vector<Operation *> newOps;
-    std::string method = stringifyFactorizeMethod(o.method).str();
-    for (size_t i = 0; i < r.stages.size(); ++i) {
-      const ConvStage &s = r.stages[i];
-      bool last = i + 1 == r.stages.size();
-      auto curT = cast<ShapedType>(cur.getType());
-      int64_t oh = outSize(curT.getDimSize(2), s.w.kh, s.sy, s.py);
-      int64_t ow = outSize(curT.getDimSize(3), s.w.kw, s.sx, s.px);
-      Location loc = FusedLoc::get(
-          ctx,
-          {conv.getLoc(), NameLoc::get(b.getStringAttr(strprintf(
-                              "%s %zu/%zu of layer %lld", method.c_str(), i + 1,
-                              r.stages.size(), (long long)l->index)))});
-      OperationState st(loc, Conv2DOp::getOperationName());
-      st.addOperands(cur);
-      st.addTypes(RankedTensorType::get({1, s.w.f, oh, ow}, b.getF32Type()));
-      std::string wname =
-          strprintf("factorized%lld_%zu_weight", (long long)l->index, i + 1);
-      st.addAttribute("filters", b.getI64IntegerAttr(s.w.f));
-      st.addAttribute("size", b.getDenseI64ArrayAttr({s.w.kh, s.w.kw}));
-      st.addAttribute("stride", b.getDenseI64ArrayAttr({s.sy, s.sx}));
-      st.addAttribute("padding", b.getDenseI64ArrayAttr({s.py, s.px}));
-      if (s.groups != 1)
-        st.addAttribute("groups", b.getI64IntegerAttr(s.groups));
-      st.addAttribute("activation",
-                      last ? conv.getActivationAttr()
-                           : ActivationAttr::get(ctx, Activation::linear));
-      st.addAttribute(
-          "weight",
-          makeFloatAttr(ctx, {s.w.f, s.w.c, s.w.kh, s.w.kw}, wname, s.w.data));
-      if (last && conv.getBias())
-        st.addAttribute("bias", conv.getBiasAttr());
-      // Training keys and, on the last stage, recorded analyses (e.g.
-      // calibration of this layer's output) carry over.
-      for (NamedAttribute a : conv->getDiscardableAttrs())
-        if (a.getName() != "qsim.origin" && (last || a.getName() == "qsim.cfg"))
-          st.addAttribute(a.getName(), a.getValue());
-      st.addAttribute("qsim.origin",
-                      b.getStringAttr(strprintf(
-                          "%s %zu/%zu of layer %lld", method.c_str(), i + 1,
-                          r.stages.size(), (long long)l->index)));
-      Operation *op = b.create(st);
-      newOps.push_back(op);
-      cur = op->getResult(0);
-    }
-    conv.getResult().replaceAllUsesWith(cur);
-    conv.erase();
-    for (Operation *op : newOps)
-      f.macsAfter += cast<LayerOpInterface>(op).getMACs(),
-          f.paramsAfter += cast<LayerOpInterface>(op).getParameterCount();
-    f.applied = true;
-    std::vector<Operation *> layerOps = newOps;
-    if (l->batchNorm)
-      layerOps.push_back(l->batchNorm);
-    Value out = l->batchNorm ? l->batchNorm->getResult(0) : cur;
-    Applied a{
-        result.layers.size(),
-        makeLayerModule(module, newOps.front()->getOperand(0), layerOps, out)};
-    applied.emplace(l->index, std::move(a));
-    result.layers.push_back(f);
+/// Inserts the stages of `r` before `conv` (layer `layerIndex`) and returns
+/// them. The last stage takes over the bias, the activation and the
+/// recorded analyses; intermediate stages are linear.
+std::vector<Operation *> insertStages(Conv2DOp conv, const Replacement &r,
+                                      int64_t layerIndex,
+                                      FactorizeMethod methodKind) {
+  MLIRContext *ctx = conv.getContext();
+  OpBuilder b(conv);
+  Value cur = conv.getInput();
+  std::vector<Operation *> newOps;
+  std::string method = stringifyFactorizeMethod(methodKind).str();
+  for (size_t i = 0; i < r.stages.size(); ++i) {
+    const ConvStage &s = r.stages[i];
+    bool last = i + 1 == r.stages.size();
+    auto curT = cast<ShapedType>(cur.getType());
+    int64_t oh = outSize(curT.getDimSize(2), s.w.kh, s.sy, s.py);
+    int64_t ow = outSize(curT.getDimSize(3), s.w.kw, s.sx, s.px);
+    std::string origin =
+        strprintf("%s %zu/%zu of layer %lld", method.c_str(), i + 1,
+                  r.stages.size(), (long long)layerIndex);
+    Location loc = FusedLoc::get(
+        ctx, {conv.getLoc(), NameLoc::get(b.getStringAttr(origin))});
+    OperationState st(loc, Conv2DOp::getOperationName());
+    st.addOperands(cur);
+    st.addTypes(RankedTensorType::get({1, s.w.f, oh, ow}, b.getF32Type()));
+    std::string wname =
+        strprintf("factorized%lld_%zu_weight", (long long)layerIndex, i + 1);
+    st.addAttribute("filters", b.getI64IntegerAttr(s.w.f));
+    st.addAttribute("size", b.getDenseI64ArrayAttr({s.w.kh, s.w.kw}));
+    st.addAttribute("stride", b.getDenseI64ArrayAttr({s.sy, s.sx}));
+    st.addAttribute("padding", b.getDenseI64ArrayAttr({s.py, s.px}));
+    if (s.groups != 1)
+      st.addAttribute("groups", b.getI64IntegerAttr(s.groups));
+    st.addAttribute("activation",
+                    last ? conv.getActivationAttr()
+                         : ActivationAttr::get(ctx, Activation::linear));
+    st.addAttribute("weight", makeFloatAttr(ctx, {s.w.f, s.w.c, s.w.kh, s.w.kw},
+                                            wname, s.w.data));
+    if (last && conv.getBias())
+      st.addAttribute("bias", conv.getBiasAttr());
+    // Training keys and, on the last stage, recorded analyses (e.g.
+    // calibration of this layer's output) carry over.
+    for (NamedAttribute a : conv->getDiscardableAttrs())
+      if (a.getName() != "qsim.origin" && (last || a.getName() == "qsim.cfg"))
+        st.addAttribute(a.getName(), a.getValue());
+    st.addAttribute("qsim.origin", b.getStringAttr(origin));
+    Operation *op = b.create(st);
+    newOps.push_back(op);
+    cur = op->getResult(0);
   }
-  if (failed(refreshResultTypes(func)))
-    return failure();
-  renumberLayerLocations(func);
-  if (failed(verify(module)))
-    return module.emitError() << "factorized module does not verify (bug)";
-  auto after = computeModelStats(module);
-  if (failed(after))
-    return failure();
-  result.macsAfter = after->macs;
-  result.paramsAfter = after->params;
-  // Where each replaced layer's first new layer is now: every earlier
-  // replacement added (stages - 1) layers.
+  return newOps;
+}
+
+/// Factorizes the convolution of `l` unless the ranks save no MACs (and
+/// `o.force` is off); reports it in `result`, and in `applied` when done.
+void factorizeLayer(ModuleOp module, const Layer &l, const FactorizeOptions &o,
+                    FactorizeResult &result, AppliedFactorizations &applied) {
+  auto conv = cast<Conv2DOp>(l.head);
+  auto in = cast<ShapedType>(conv.getInput().getType());
+  FactorizedLayer f;
+  f.layer = l.index;
+  f.shape = describeConv(conv);
+  f.macsBefore = conv.getMACs();
+  f.paramsBefore = conv.getParameterCount();
+  Replacement r = factorize(conv, o);
+  f.ranks = r.ranks;
+  f.weightError = r.weightError;
+  f.note = r.note;
+  int64_t macsAfter = chainMacs(r.stages, in.getDimSize(2), in.getDimSize(3));
+  if (macsAfter >= f.macsBefore && !o.force) {
+    f.macsAfter = macsAfter;
+    f.note = "skipped: these ranks save no MACs (lower energy= or give rank=)";
+    result.layers.push_back(f);
+    return;
+  }
+  std::vector<Operation *> newOps = insertStages(conv, r, l.index, o.method);
+  Value cur = newOps.back()->getResult(0);
+  conv.getResult().replaceAllUsesWith(cur);
+  conv.erase();
+  for (Operation *op : newOps) {
+    f.macsAfter += cast<LayerOpInterface>(op).getMACs();
+    f.paramsAfter += cast<LayerOpInterface>(op).getParameterCount();
+  }
+  f.applied = true;
+  std::vector<Operation *> layerOps = newOps;
+  if (l.batchNorm)
+    layerOps.push_back(l.batchNorm);
+  Value out = l.batchNorm ? l.batchNorm->getResult(0) : cur;
+  applied.emplace(l.index,
+                  AppliedFactorization{
+                      result.layers.size(),
+                      extractOpsAsModule(layerOps, out)});
+  result.layers.push_back(f);
+}
+
+/// Where each replaced layer's first new layer is now: every earlier
+/// replacement added (stages - 1) layers.
+void locateNewLayers(const AppliedFactorizations &applied,
+                     FactorizeResult &result) {
   int64_t added = 0;
   for (auto &[index, a] : applied) {
     FactorizedLayer &f = result.layers[a.report];
@@ -434,22 +401,18 @@ LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
     if (succeeded(sub))
       added += sub->size() - 1;
   }
-  if (o.images.empty() || applied.empty())
-    return success();
+}
 
-  // Output errors on the images.
+/// Each replaced layer's output error: its replacement run on the input the
+/// original model gives the layer, against the layer's own output, summed
+/// over `inputs`.
+LogicalResult measureLayerErrors(ModuleOp module, ModuleOp original,
+                                 const std::vector<rt::Tensor> &inputs,
+                                 const AppliedFactorizations &applied,
+                                 FactorizeResult &result) {
   std::string error;
-  std::vector<std::string> files;
-  for (const std::string &item : o.images)
-    if (!rt::listImageFiles(item, files, error))
-      return module.emitError() << error;
-  if (o.maxImages > 0 && (int)files.size() > o.maxImages)
-    files.resize(o.maxImages);
-  std::vector<rt::Tensor> inputs;
-  if (!eval::loadNetworkInputs(*original, files, inputs, error))
-    return module.emitError() << error;
   interp::ExecutorOptions eo;
-  auto ex = interp::Executor::create(*original, eo, error);
+  auto ex = interp::Executor::create(original, eo, error);
   if (!ex)
     return module.emitError() << error;
   struct ErrorSums {
@@ -493,13 +456,76 @@ LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
         result.layers[applied.at(ex->steps()[step].layer).report];
     f.outputError = e.ref > 0 ? std::sqrt(e.err / e.ref) : 0;
   }
+  return success();
+}
+
+/// The layer output errors and the model output SQNR on `o.images`.
+LogicalResult measureOutputErrors(ModuleOp module, ModuleOp original,
+                                  const FactorizeOptions &o,
+                                  const AppliedFactorizations &applied,
+                                  FactorizeResult &result) {
+  std::string error;
+  std::vector<std::string> files;
+  for (const std::string &item : o.images)
+    if (!rt::listImageFiles(item, files, error))
+      return module.emitError() << error;
+  if (o.maxImages > 0 && (int)files.size() > o.maxImages)
+    files.resize(o.maxImages);
+  std::vector<rt::Tensor> inputs;
+  if (!eval::loadNetworkInputs(original, files, inputs, error))
+    return module.emitError() << error;
+  if (failed(measureLayerErrors(module, original, inputs, applied, result)))
+    return failure();
   std::vector<float> refOut, newOut;
-  if (!eval::runOutputs(*original, inputs, refOut, error) ||
+  if (!eval::runOutputs(original, inputs, refOut, error) ||
       !eval::runOutputs(module, inputs, newOut, error))
     return module.emitError() << error;
   result.outputSqnr = eval::sqnr(refOut, newOut);
   result.imagesUsed = inputs.size();
   return success();
+}
+
+} // namespace
+
+LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
+                                            const FactorizeOptions &o,
+                                            FactorizeResult &result) {
+  func::FuncOp func = getMainFunc(module);
+  if (!func)
+    return module.emitError() << "no main function";
+  if (o.energy <= 0 || o.energy > 1)
+    return module.emitError() << "energy must be in (0, 1]";
+  auto layers = getLayers(func);
+  auto before = computeModelStats(module);
+  if (failed(layers) || failed(before) ||
+      failed(checkRequest(module, *layers, o)))
+    return failure();
+  result = FactorizeResult();
+  result.macsBefore = before->macs;
+  result.paramsBefore = before->params;
+  std::vector<const Layer *> chosen = chooseConvs(*layers, o, result);
+
+  // The original, for the output errors.
+  OwningOpRef<ModuleOp> original;
+  if (!o.images.empty())
+    original = module.clone();
+  AppliedFactorizations applied;
+  for (const Layer *l : chosen)
+    factorizeLayer(module, *l, o, result, applied);
+  if (failed(refreshResultTypes(func)))
+    return failure();
+  renumberLayerLocations(func);
+  if (failed(verify(module)))
+    return module.emitError() << "factorized module does not verify (bug)";
+  auto after = computeModelStats(module);
+  if (failed(after))
+    return failure();
+  result.macsAfter = after->macs;
+  result.paramsAfter = after->params;
+  locateNewLayers(applied, result);
+  if (o.images.empty() || applied.empty())
+    return success();
+  return measureOutputErrors(module, *original, o, applied, result);
 }
 
 void qsim::lighten::printFactorizeReport(const FactorizeOptions &o,

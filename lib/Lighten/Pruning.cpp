@@ -84,74 +84,96 @@ int64_t count(const std::vector<char> &mask) {
   return std::count(mask.begin(), mask.end(), 1);
 }
 
-} // namespace
-
-LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
-                                           const ChannelPruneOptions &o,
-                                           raw_ostream *report) {
-  func::FuncOp func = getMainFunc(module);
-  if (!func)
-    return module.emitError() << "no main function";
-  if (o.ratio < 0 || o.ratio >= 1)
-    return module.emitError() << "prune ratio must be in [0, 1)";
-  auto before = computeModelStats(module);
-  auto layers = getLayers(func);
-  if (failed(before) || failed(layers))
-    return failure();
-  llvm::DenseMap<Operation *, int64_t> layerOf;
-  llvm::DenseMap<Operation *, BatchNormOp> bnOf;
-  for (const Layer &l : *layers) {
-    layerOf[l.head] = l.index;
-    if (l.batchNorm)
-      bnOf[l.head] = l.batchNorm;
-  }
-  for (const Layer &l : *layers)
+/// A float model with weights to rank.
+LogicalResult checkPrunable(ArrayRef<Layer> layers) {
+  for (const Layer &l : layers)
     if (!isFloatElement(getElementTypeOrSelf(l.head->getResult(0).getType())))
       return l.head->emitError() << describeLayer(l.head)
                                  << ": prune the float model (before "
                                     "--qsim-quantize)";
-  for (const Layer &l : *layers)
+  for (const Layer &l : layers)
     if (isa<Conv2DOp, ConnectedOp>(l.head) &&
         !l.head->getAttrOfType<ElementsAttr>("weight"))
       return l.head->emitError() << describeLayer(l.head)
                                  << ": has no weights to rank (a shape-only "
                                     "model)";
-  auto groups = ChannelGroups::analyze(func);
-  if (failed(groups))
-    return failure();
+  return success();
+}
 
-  // Importance of each filter, cached per op.
-  llvm::DenseMap<Operation *, std::vector<double>> importance;
-  auto filterImportance = [&](Operation *op) -> const std::vector<double> & {
-    auto it = importance.find(op);
-    if (it != importance.end())
-      return it->second;
-    std::vector<float> w = getFloats(op->getAttrOfType<ElementsAttr>("weight"));
-    int64_t f = cast<ShapedType>(op->getResult(0).getType()).getDimSize(1);
-    int64_t per = w.size() / f;
-    std::vector<double> imp(f, 0.0);
-    BatchNormOp bn = bnOf.lookup(op);
-    std::vector<float> gamma;
-    if (o.criterion == PruneCriterion::BNGamma && bn && bn.getScale())
-      gamma = getFloats(*bn.getScale());
-    for (int64_t i = 0; i < f; ++i) {
-      if (!gamma.empty()) {
-        imp[i] = std::fabs(gamma[i]);
-        continue;
-      }
-      double s = 0;
-      for (int64_t k = 0; k < per; ++k) {
-        double x = w[i * per + k];
-        s += o.criterion == PruneCriterion::L2 ? x * x : std::fabs(x);
-      }
-      imp[i] = o.criterion == PruneCriterion::L2 ? std::sqrt(s) : s;
+/// What pruning changed in one layer (a line of the report).
+struct PrunedLayer {
+  int64_t layer;
+  std::string kind;
+  int64_t filtersBefore, filtersAfter, inputsBefore, inputsAfter;
+};
+
+/// Chooses the filters to remove and removes them with the input channels
+/// that consume them.
+class ChannelPruner {
+public:
+  ChannelPruner(ArrayRef<Layer> layers, const ChannelGroups &groups,
+                const ChannelPruneOptions &o)
+      : groups(groups), o(o) {
+    for (const Layer &l : layers) {
+      layerOf[l.head] = l.index;
+      if (l.batchNorm)
+        bnOf[l.head] = l.batchNorm;
     }
-    return importance[op] = imp;
-  };
+  }
+  /// Per component (the classes of coupled channels that share their source
+  /// convolutions), the `ratio` least important classes, rounded so that
+  /// `roundTo` divides what remains.
+  void chooseRemovedFilters();
+  /// Removes the chosen filters, and the input channels they fed, from the
+  /// weights, biases and batch norms of `func`'s ops.
+  std::vector<PrunedLayer> removeChosen(func::FuncOp func);
 
+private:
+  /// Importance of each filter of a conv2d/connected op, cached.
+  const std::vector<double> &filterImportance(Operation *op);
+  /// Which channels of `v` stay.
+  std::vector<char> keepMask(Value v) const;
+
+  const ChannelGroups &groups;
+  const ChannelPruneOptions &o;
+  llvm::DenseMap<Operation *, int64_t> layerOf;
+  llvm::DenseMap<Operation *, BatchNormOp> bnOf;
+  llvm::DenseMap<Operation *, std::vector<double>> importance;
+  /// Union-find roots of the removed channels.
+  std::set<int> removedRoots;
+};
+
+const std::vector<double> &ChannelPruner::filterImportance(Operation *op) {
+  auto it = importance.find(op);
+  if (it != importance.end())
+    return it->second;
+  std::vector<float> w = getFloats(op->getAttrOfType<ElementsAttr>("weight"));
+  int64_t f = cast<ShapedType>(op->getResult(0).getType()).getDimSize(1);
+  int64_t per = w.size() / f;
+  std::vector<double> imp(f, 0.0);
+  BatchNormOp bn = bnOf.lookup(op);
+  std::vector<float> gamma;
+  if (o.criterion == PruneCriterion::BNGamma && bn && bn.getScale())
+    gamma = getFloats(*bn.getScale());
+  for (int64_t i = 0; i < f; ++i) {
+    if (!gamma.empty()) {
+      imp[i] = std::fabs(gamma[i]);
+      continue;
+    }
+    double s = 0;
+    for (int64_t k = 0; k < per; ++k) {
+      double x = w[i * per + k];
+      s += o.criterion == PruneCriterion::L2 ? x * x : std::fabs(x);
+    }
+    imp[i] = o.criterion == PruneCriterion::L2 ? std::sqrt(s) : s;
+  }
+  return importance[op] = imp;
+}
+
+void ChannelPruner::chooseRemovedFilters() {
   // Components: the classes sharing the same set of source convolutions.
   std::map<std::vector<Operation *>, std::vector<std::vector<FilterRef>>> comps;
-  for (auto &cls : groups->prunableClasses()) {
+  for (auto &cls : groups.prunableClasses()) {
     std::vector<Operation *> sources;
     bool allowed = true;
     for (const FilterRef &r : cls) {
@@ -184,37 +206,31 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
       for (const FilterRef &r : classes[ranked[k].second])
         removed.insert({r.source, r.channel});
   }
-
-  // Keep masks per value.
-  std::set<int> removedRoots;
-  for (size_t e = 1; e < groups->numElements(); ++e) {
-    const FilterRef &r = groups->element(e);
+  for (size_t e = 1; e < groups.numElements(); ++e) {
+    const FilterRef &r = groups.element(e);
     if (r.source && removed.count({r.source, r.channel}))
-      removedRoots.insert(groups->find(e));
+      removedRoots.insert(groups.find(e));
   }
-  auto mask = [&](Value v) {
-    const std::vector<int> &ch = groups->channels(v);
-    std::vector<char> m(ch.size(), 1);
-    for (size_t c = 0; c < ch.size(); ++c)
-      if (removedRoots.count(groups->find(ch[c])))
-        m[c] = 0;
-    return m;
-  };
+}
 
-  MLIRContext *ctx = module.getContext();
-  Builder b(ctx);
-  struct Change {
-    int64_t layer;
-    std::string kind;
-    int64_t filtersBefore, filtersAfter, inputsBefore, inputsAfter;
-  };
-  std::vector<Change> changes;
+std::vector<char> ChannelPruner::keepMask(Value v) const {
+  const std::vector<int> &ch = groups.channels(v);
+  std::vector<char> m(ch.size(), 1);
+  for (size_t c = 0; c < ch.size(); ++c)
+    if (removedRoots.count(groups.find(ch[c])))
+      m[c] = 0;
+  return m;
+}
+
+std::vector<PrunedLayer> ChannelPruner::removeChosen(func::FuncOp func) {
+  MLIRContext *ctx = func.getContext();
+  std::vector<PrunedLayer> changes;
   for (Operation &opRef : func.getBody().front()) {
     Operation *op = &opRef;
     std::string base = "layer" + std::to_string(layerOf.lookup(op)) + "_pruned";
     if (auto conv = dyn_cast<Conv2DOp>(op)) {
-      std::vector<char> outMask = mask(conv.getResult());
-      std::vector<char> inMask = mask(conv.getInput());
+      std::vector<char> outMask = keepMask(conv.getResult());
+      std::vector<char> inMask = keepMask(conv.getInput());
       int64_t before = conv.getFilters(), after = count(outMask);
       if (conv.isDepthwise()) {
         op->setAttr("weight", select(ctx, *conv.getWeight(), outMask, {},
@@ -234,7 +250,7 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
         changes.push_back({layerOf.lookup(op), "convolutional", before, after,
                            (int64_t)inMask.size(), count(inMask)});
     } else if (auto fc = dyn_cast<ConnectedOp>(op)) {
-      std::vector<char> inMask = mask(fc.getInput());
+      std::vector<char> inMask = keepMask(fc.getInput());
       if (count(inMask) != (int64_t)inMask.size()) {
         op->setAttr("weight",
                     select(ctx, *fc.getWeight(), {}, inMask, base + "_weight"));
@@ -243,7 +259,7 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
                            count(inMask)});
       }
     } else if (auto bn = dyn_cast<BatchNormOp>(op)) {
-      std::vector<char> m = mask(bn.getInput());
+      std::vector<char> m = keepMask(bn.getInput());
       if (count(m) == (int64_t)m.size() || !bn.getScale())
         continue;
       for (StringRef name : {"scale", "mean", "variance", "bias"})
@@ -251,35 +267,62 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
                                  {}, base + "_bn_" + name.str()));
     }
   }
+  return changes;
+}
+
+void printPruneReport(const ChannelPruneOptions &o,
+                      ArrayRef<PrunedLayer> changes, const ModelStats &before,
+                      ModuleOp module, raw_ostream &report) {
+  auto after = computeModelStats(module);
+  report << strprintf("channel pruning: ratio %g, %s, round-to %lld\n", o.ratio,
+                      o.criterion == PruneCriterion::L1   ? "l1"
+                      : o.criterion == PruneCriterion::L2 ? "l2"
+                                                          : "bn-gamma",
+                      (long long)o.roundTo);
+  report << strprintf("%5s  %-15s %15s %15s\n", "layer", "type", "filters",
+                      "input channels");
+  for (const PrunedLayer &c : changes)
+    report << strprintf("%5lld  %-15s %6lld -> %-6lld %6lld -> %-6lld\n",
+                        (long long)c.layer, c.kind.c_str(),
+                        (long long)c.filtersBefore, (long long)c.filtersAfter,
+                        (long long)c.inputsBefore, (long long)c.inputsAfter);
+  if (changes.empty() && o.ratio > 0)
+    report << "note: no channel removed (the ratio is too small for "
+              "round-to, or no layer is prunable)\n";
+  if (succeeded(after))
+    report << strprintf("MACs %lld -> %lld (%.1f%%), parameters %lld -> %lld "
+                        "(%.1f%%)\n",
+                        (long long)before.macs, (long long)after->macs,
+                        100.0 * after->macs / std::max<int64_t>(before.macs, 1),
+                        (long long)before.params, (long long)after->params,
+                        100.0 * after->params /
+                            std::max<int64_t>(before.params, 1));
+}
+
+} // namespace
+
+LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
+                                           const ChannelPruneOptions &o,
+                                           raw_ostream *report) {
+  func::FuncOp func = getMainFunc(module);
+  if (!func)
+    return module.emitError() << "no main function";
+  if (o.ratio < 0 || o.ratio >= 1)
+    return module.emitError() << "prune ratio must be in [0, 1)";
+  auto before = computeModelStats(module);
+  auto layers = getLayers(func);
+  if (failed(before) || failed(layers) || failed(checkPrunable(*layers)))
+    return failure();
+  auto groups = ChannelGroups::analyze(func);
+  if (failed(groups))
+    return failure();
+  ChannelPruner pruner(*layers, *groups, o);
+  pruner.chooseRemovedFilters();
+  std::vector<PrunedLayer> changes = pruner.removeChosen(func);
   if (failed(refreshResultTypes(func)) || failed(verify(module)))
     return failure();
-  if (report) {
-    auto after = computeModelStats(module);
-    *report << strprintf("channel pruning: ratio %g, %s, round-to %lld\n",
-                         o.ratio,
-                         o.criterion == PruneCriterion::L1   ? "l1"
-                         : o.criterion == PruneCriterion::L2 ? "l2"
-                                                             : "bn-gamma",
-                         (long long)o.roundTo);
-    *report << strprintf("%5s  %-15s %15s %15s\n", "layer", "type", "filters",
-                         "input channels");
-    for (const Change &c : changes)
-      *report << strprintf(
-          "%5lld  %-15s %6lld -> %-6lld %6lld -> %-6lld\n", (long long)c.layer,
-          c.kind.c_str(), (long long)c.filtersBefore, (long long)c.filtersAfter,
-          (long long)c.inputsBefore, (long long)c.inputsAfter);
-    if (changes.empty() && o.ratio > 0)
-      *report << "note: no channel removed (the ratio is too small for "
-                 "round-to, or no layer is prunable)\n";
-    if (succeeded(after))
-      *report << strprintf(
-          "MACs %lld -> %lld (%.1f%%), parameters %lld -> %lld "
-          "(%.1f%%)\n",
-          (long long)before->macs, (long long)after->macs,
-          100.0 * after->macs / std::max<int64_t>(before->macs, 1),
-          (long long)before->params, (long long)after->params,
-          100.0 * after->params / std::max<int64_t>(before->params, 1));
-  }
+  if (report)
+    printPruneReport(o, changes, *before, module, *report);
   return success();
 }
 

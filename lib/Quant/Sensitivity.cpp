@@ -71,37 +71,75 @@ OwningOpRef<ModuleOp> quantizedVariant(ModuleOp module,
   return clone;
 }
 
-} // namespace
+/// The greedy search: sensitivities, then layers to int8 in priority order
+/// while the whole model keeps its bounds.
+class PrecisionSearch {
+public:
+  PrecisionSearch(ModuleOp module, const SearchOptions &o)
+      : module(module), o(o) {}
+  LogicalResult run(raw_ostream &os);
 
-LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
-                                                  const SearchOptions &o,
-                                                  llvm::raw_ostream &os) {
-  auto fail = [&](const std::string &msg) {
+private:
+  LogicalResult fail(const std::string &msg) {
     return module.emitError() << "--qsim-assign-precision auto: " << msg;
-  };
+  }
+  LogicalResult checkRequest();
+  /// The images (and their labels with max-map-drop), preprocessed for the
+  /// model, and the float model's outputs and mAP on them.
+  LogicalResult loadImages();
+  /// The output SQNR with each MAC-bearing layer alone in int8.
+  LogicalResult measureSensitivities();
+  /// Most MACs per unit of noise first (noise powers add up).
+  void orderByPriority();
+  /// Adds layers to int8 in that order while the bounds hold.
+  LogicalResult chooseInt8Layers();
+  /// Records the plan the search found on the module's layers.
+  LogicalResult recordPlan();
+  void printReport(raw_ostream &os) const;
+
+  ModuleOp module;
+  const SearchOptions &o;
+  std::vector<Layer> layers;
+  std::vector<rt::Image> images;
+  std::vector<rt::Tensor> inputs;
+  std::vector<std::vector<rt::GroundTruth>> truth;
+  std::vector<float> reference;
+  double floatMap = 0;
+  std::vector<Candidate> cands;
+  std::vector<size_t> order;
+  int64_t totalMacs = 0;
+  /// The search's state: the int8 layers, the MACs left in float and the
+  /// model's measures with them.
+  std::set<int64_t> chosen;
+  int64_t floatMacs = 0;
+  double modelSqnr = std::numeric_limits<double>::infinity();
+  double modelMap = 0;
+};
+
+LogicalResult PrecisionSearch::checkRequest() {
   if (o.minSqnr <= 0 && o.maxMapDrop < 0 && o.budget <= 0)
     return fail("give min-sqnr, max-map-drop or budget");
   if (o.images.empty())
     return fail("needs images=DIR for the sensitivity measurements");
   if (o.maxMapDrop >= 0 && o.labels.empty())
     return fail("max-map-drop needs labels=DIR");
-  func::FuncOp func = getMainFunc(module);
-  auto layers = getLayers(func);
-  if (failed(layers))
+  auto found = getLayers(getMainFunc(module));
+  if (failed(found))
     return failure();
-  for (const Layer &l : *layers)
+  layers = std::move(*found);
+  for (const Layer &l : layers)
     if (l.batchNorm)
       return fail("fold batch norms first (--qsim-fold-batchnorm)");
+  return success();
+}
 
+LogicalResult PrecisionSearch::loadImages() {
   std::string error;
   std::vector<std::string> files;
   if (!rt::listImageFiles(o.images, files, error))
     return fail(error);
   if (o.maxImages > 0 && (int)files.size() > o.maxImages)
     files.resize(o.maxImages);
-  std::vector<rt::Image> images;
-  std::vector<rt::Tensor> inputs;
-  std::vector<std::vector<rt::GroundTruth>> truth;
   {
     auto ex =
         interp::Executor::create(module, interp::ExecutorOptions(), error);
@@ -126,17 +164,16 @@ LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
       images.push_back(std::move(im));
     }
   }
-  std::vector<float> reference;
   if (!runOutputs(module, inputs, reference, error))
     return fail(error);
-  double floatMap = 0;
   if (o.maxMapDrop >= 0 && !evaluateMap(module, images, truth, floatMap, error))
     return fail(error);
+  return success();
+}
 
-  // Sensitivity of every MAC-bearing layer with an int8 form.
-  std::vector<Candidate> cands;
-  int64_t totalMacs = 0;
-  for (const Layer &l : *layers) {
+LogicalResult PrecisionSearch::measureSensitivities() {
+  std::string error;
+  for (const Layer &l : layers) {
     int64_t macs = 0;
     for (Operation *op : l.ops)
       if (auto li = dyn_cast<LayerOpInterface>(op))
@@ -152,22 +189,26 @@ LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
     c.sqnr = sqnr(reference, out);
     cands.push_back(c);
   }
-  // Most MACs per unit of noise first (noise powers add up).
+  return success();
+}
+
+void PrecisionSearch::orderByPriority() {
   auto priority = [](const Candidate &c) {
     double noise = std::pow(10.0, -std::min(c.sqnr, 120.0) / 10.0);
     return c.macs / std::max(noise, 1e-12);
   };
-  std::vector<size_t> order(cands.size());
+  order.resize(cands.size());
   for (size_t i = 0; i < order.size(); ++i)
     order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return priority(cands[a]) > priority(cands[b]);
   });
+}
 
-  std::set<int64_t> chosen;
-  int64_t floatMacs = totalMacs;
-  double modelSqnr = std::numeric_limits<double>::infinity(),
-         modelMap = floatMap;
+LogicalResult PrecisionSearch::chooseInt8Layers() {
+  floatMacs = totalMacs;
+  modelMap = floatMap;
+  std::string error;
   for (size_t k : order) {
     Candidate &c = cands[k];
     if (o.budget > 0 && floatMacs <= o.budget * totalMacs) {
@@ -184,17 +225,14 @@ LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
     double m = floatMap;
     if (o.maxMapDrop >= 0 && !evaluateMap(*variant, images, truth, m, error))
       return fail(error);
-    char why[160];
     if (o.minSqnr > 0 && s < o.minSqnr) {
-      snprintf(why, sizeof why, "model SQNR would drop to %.1f dB < %.1f", s,
-               o.minSqnr);
-      c.reason = why;
+      c.reason =
+          strprintf("model SQNR would drop to %.1f dB < %.1f", s, o.minSqnr);
       continue;
     }
     if (o.maxMapDrop >= 0 && floatMap - m > o.maxMapDrop) {
-      snprintf(why, sizeof why, "mAP would drop %.2f points > %.2f",
-               floatMap - m, o.maxMapDrop);
-      c.reason = why;
+      c.reason = strprintf("mAP would drop %.2f points > %.2f", floatMap - m,
+                           o.maxMapDrop);
       continue;
     }
     chosen = trial;
@@ -202,15 +240,15 @@ LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
     modelSqnr = s;
     modelMap = m;
     c.decision = "int8";
-    snprintf(why, sizeof why, "model SQNR %.1f dB", s);
-    c.reason = why;
-    if (o.maxMapDrop >= 0) {
-      snprintf(why, sizeof why, ", mAP %.2f", m);
-      c.reason += why;
-    }
+    c.reason = strprintf("model SQNR %.1f dB", s);
+    if (o.maxMapDrop >= 0)
+      c.reason += strprintf(", mAP %.2f", m);
   }
+  return success();
+}
 
-  // Record the plan.
+LogicalResult PrecisionSearch::recordPlan() {
+  std::string error;
   auto variant = quantizedVariant(module, chosen, o.quantize, error);
   if (!variant)
     return fail(error);
@@ -219,9 +257,12 @@ LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
   for (const Layer &l : *vlayers)
     if (getAssignedPrecision(l) == "int8")
       finalInt8.insert(l.index);
-  for (const Layer &l : *layers)
+  for (const Layer &l : layers)
     setAssignedPrecision(l, finalInt8.count(l.index) ? "int8" : "fp32", "auto");
+  return success();
+}
 
+void PrecisionSearch::printReport(raw_ostream &os) const {
   os << "mixed-precision search on " << inputs.size() << " images";
   if (o.minSqnr > 0)
     os << strprintf(", min output SQNR %.1f dB", o.minSqnr);
@@ -249,5 +290,23 @@ LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
   if (o.maxMapDrop >= 0)
     os << strprintf(", mAP %.2f (fp32 %.2f)", modelMap, floatMap);
   os << "\n";
+}
+
+LogicalResult PrecisionSearch::run(raw_ostream &os) {
+  if (failed(checkRequest()) || failed(loadImages()) ||
+      failed(measureSensitivities()))
+    return failure();
+  orderByPriority();
+  if (failed(chooseInt8Layers()) || failed(recordPlan()))
+    return failure();
+  printReport(os);
   return success();
+}
+
+} // namespace
+
+LogicalResult qsim::quantization::searchPrecision(ModuleOp module,
+                                                  const SearchOptions &o,
+                                                  llvm::raw_ostream &os) {
+  return PrecisionSearch(module, o).run(os);
 }

@@ -1,9 +1,9 @@
 //===- Detection.cpp - Darknet's box decoding, NMS, top-k ----------------===//
 //
-// DARKNET.md §5 (get_network_boxes), §6 (do_nms_sort, diounms_sort) and §8
-// (top_k). The arithmetic keeps Darknet's float/double mix: where the C code
-// calls exp() or uses a double literal the sub-expression is evaluated in
-// double and rounded to float on assignment.
+// docs/darknet.md §R5 (get_network_boxes), §R6 (do_nms_sort, diounms_sort)
+// and §R8 (top_k). The arithmetic keeps Darknet's float/double mix: where
+// the C code calls exp() or uses a double literal the sub-expression is
+// evaluated in double and rounded to float on assignment.
 //
 //===----------------------------------------------------------------------===//
 
@@ -30,8 +30,10 @@ float expScale(float t, float anchor, int size) {
 void correctBoxes(std::vector<Detection> &dets, size_t first,
                   const DecodeOptions &o) {
   const int netW = o.netW, netH = o.netH, w = o.imageW, h = o.imageH;
-  // pjreddie always corrects for a letterboxed input.
-  bool letter = o.flavor == Flavor::PJReddie || o.letterbox;
+  // pjreddie's tools always letterbox, so it always corrects for that; the
+  // correction follows the preprocessing actually applied (a resized input
+  // under --no-letterbox must not be corrected as letterboxed).
+  bool letter = o.letterbox;
   int newW = netW, newH = netH;
   if (letter) {
     if ((float)netW / w < (float)netH / h) {

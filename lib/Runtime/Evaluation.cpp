@@ -1,6 +1,6 @@
 //===- Evaluation.cpp - mAP as Darknet's `detector map` computes it ------===//
 //
-// DARKNET.md §7 (AlexeyAB validate_detector_map). Records are stored per
+// docs/darknet.md §R7 (AlexeyAB validate_detector_map). Records are stored per
 // image in post-NMS order; the GT matching depends on the IoU threshold, so
 // it happens in compute().
 //

@@ -146,6 +146,14 @@ std::vector<float> qsim::rt::weightScales(const float *w, int64_t count,
 }
 
 int8_t qsim::rt::quantizeWeight(float w, float scale) {
-  int32_t q = roundHalfAwayFromZero(w / scale);
-  return (int8_t)std::max(-127, std::min(127, q));
+  float v = w / scale;
+  // Clamped before the conversion: an edited weight may lie far outside the
+  // scale's range (or be NaN), where converting to int32 is undefined.
+  if (std::isnan(v))
+    return 0;
+  if (v >= 127.0f)
+    return 127;
+  if (v <= -127.0f)
+    return -127;
+  return (int8_t)roundHalfAwayFromZero(v);
 }

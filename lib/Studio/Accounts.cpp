@@ -12,6 +12,8 @@ bool initCrypto() { return sodium_init() >= 0; }
 std::optional<std::string> hashPassword(const std::string &password,
                                         size_t memoryKiB) {
   char hash[crypto_pwhash_STRBYTES];
+  // OPSLIMIT_INTERACTIVE is t = 2; the memory comes from the server's
+  // configuration (0: libsodium's interactive 64 MiB).
   size_t memory =
       memoryKiB ? memoryKiB * 1024 : crypto_pwhash_MEMLIMIT_INTERACTIVE;
   if (crypto_pwhash_str_alg(hash, password.data(), password.size(),

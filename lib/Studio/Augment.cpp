@@ -42,6 +42,20 @@ std::string takeVipsError() {
 }
 } // namespace
 
+std::optional<double> imageMegapixels(const std::string &path,
+                                      std::string &error) {
+  if (!initImageLibrary(error))
+    return std::nullopt;
+  ImageRef image;
+  image.image = vips_image_new_from_file(path.c_str(), nullptr);
+  if (!image.image) {
+    error = "cannot read the image: " + takeVipsError();
+    return std::nullopt;
+  }
+  return double(vips_image_get_width(image.image)) *
+         vips_image_get_height(image.image) / 1e6;
+}
+
 bool augmentImage(const std::string &input, const std::string &stem,
                   const std::string &ext, double maxMegapixels,
                   std::vector<std::string> &written, std::string &error) {

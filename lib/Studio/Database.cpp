@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS jobs (
   pid INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
   finished_at INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS jobs_by_user ON jobs(user_id, id);
+CREATE TABLE IF NOT EXISTS devices (
+  token_digest TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
+  expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
   user_id INTEGER NOT NULL REFERENCES users(id), path TEXT NOT NULL,
   source TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -144,6 +147,30 @@ std::optional<User> Database::findUser(const std::string &name) {
   if (s.step() != SQLITE_ROW)
     return std::nullopt;
   return User{s.integer(0), s.text(1), s.text(2)};
+}
+
+int64_t Database::countUsers() {
+  std::lock_guard<std::mutex> lock(mutex);
+  Statement s(db, "SELECT COUNT(*) FROM users");
+  return s.step() == SQLITE_ROW ? s.integer(0) : 0;
+}
+
+void Database::trustDevice(const std::string &tokenDigest, int64_t userId,
+                           int64_t expiresAt) {
+  std::lock_guard<std::mutex> lock(mutex);
+  Statement s(db, "INSERT OR REPLACE INTO devices(token_digest, user_id, "
+                  "expires_at) VALUES(?, ?, ?)");
+  s.bind(1, tokenDigest).bind(2, userId).bind(3, expiresAt);
+  s.step();
+}
+
+bool Database::isTrustedDevice(const std::string &tokenDigest, int64_t userId,
+                               int64_t nowTime) {
+  std::lock_guard<std::mutex> lock(mutex);
+  Statement s(db, "SELECT 1 FROM devices WHERE token_digest = ? AND "
+                  "user_id = ? AND expires_at > ?");
+  s.bind(1, tokenDigest).bind(2, userId).bind(3, nowTime);
+  return s.step() == SQLITE_ROW;
 }
 
 void Database::createLoginSession(const std::string &tokenDigest,

@@ -45,6 +45,8 @@ std::string ExitStatus::describe(const ProcessLimits &limits,
   };
   if (stoppedByUser)
     return "stopped";
+  if (stoppedByServer)
+    return "stopped because the server stopped";
   if (wallLimit)
     return "exceeded its wall-clock limit of " + fmt(limits.wallSeconds) + " s";
   if (exited)
@@ -199,7 +201,8 @@ void ProcessManager::forkChild(SpawnRequest &request) {
   request.result = child;
 }
 
-void ProcessManager::reapAndEnforce() {
+std::vector<std::function<void()>> ProcessManager::reapAndEnforce() {
+  std::vector<std::function<void()>> callbacks;
   double now = monotonicSeconds();
   for (auto it = children.begin(); it != children.end();) {
     pid_t pid = it->first;
@@ -216,13 +219,17 @@ void ProcessManager::reapAndEnforce() {
                      1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
       e.wallLimit = t.wallLimit;
       e.stoppedByUser = t.stoppedByUser;
+      e.stoppedByServer = t.stoppedByServer;
       kill(-pid, SIGKILL); // grandchildren, if any
-      ended[pid] = e;
+      if (t.onExit)
+        callbacks.push_back([fn = std::move(t.onExit), e] { fn(e); });
+      else
+        ended[pid] = e;
       it = children.erase(it);
       changed.notify_all();
       continue;
     }
-    if (!t.wallLimit && !t.stoppedByUser &&
+    if (!t.wallLimit && !t.stoppedByUser && !t.stoppedByServer &&
         now - t.started > t.limits.wallSeconds) {
       t.wallLimit = true;
       kill(-pid, SIGCONT);
@@ -234,6 +241,7 @@ void ProcessManager::reapAndEnforce() {
     }
     ++it;
   }
+  return callbacks;
 }
 
 void ProcessManager::loop() {
@@ -249,7 +257,14 @@ void ProcessManager::loop() {
       request->done = true;
       changed.notify_all();
     }
-    reapAndEnforce();
+    std::vector<std::function<void()>> callbacks = reapAndEnforce();
+    if (!callbacks.empty()) {
+      lock.unlock();
+      for (auto &fn : callbacks)
+        fn();
+      lock.lock();
+      continue;
+    }
     wake.wait_for(lock, std::chrono::milliseconds(50));
   }
   for (SpawnRequest *request : spawnQueue) {
@@ -271,12 +286,31 @@ ExitStatus ProcessManager::wait(pid_t pid) {
   return e;
 }
 
-void ProcessManager::stop(pid_t pid, double graceSeconds) {
+void ProcessManager::whenEnded(pid_t pid,
+                               std::function<void(const ExitStatus &)> fn) {
+  std::unique_lock<std::mutex> lock(mutex);
+  auto it = children.find(pid);
+  if (it != children.end()) {
+    it->second.onExit = std::move(fn);
+    return;
+  }
+  ExitStatus e;
+  auto done = ended.find(pid);
+  if (done != ended.end()) {
+    e = done->second;
+    ended.erase(done);
+  }
+  lock.unlock();
+  fn(e);
+}
+
+void ProcessManager::stop(pid_t pid, double graceSeconds, bool serverShutdown) {
   std::lock_guard<std::mutex> lock(mutex);
   auto it = children.find(pid);
   if (it == children.end())
     return;
-  it->second.stoppedByUser = true;
+  (serverShutdown ? it->second.stoppedByServer : it->second.stoppedByUser) =
+      true;
   it->second.killAt = monotonicSeconds() + graceSeconds;
   kill(-pid, SIGCONT);
   kill(-pid, SIGTERM);

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
-#include <functional>
 #include <sys/stat.h>
 
 namespace qsim::studio {
@@ -50,6 +49,11 @@ std::optional<std::string> Workspace::resolve(const std::string &relative,
     return std::nullopt;
   }
   std::vector<std::string> parts = splitPath(relative);
+  if (parts.size() > kMaxDepth) {
+    error = "'" + relative.substr(0, 64) + "...' is more than " +
+            std::to_string(kMaxDepth) + " folders deep";
+    return std::nullopt;
+  }
   for (const std::string &part : parts)
     if (part.front() == '.') {
       error = "'" + relative + "' leaves your workspace or names a hidden file";
@@ -95,39 +99,60 @@ bool Workspace::makeParents(const std::string &absolute,
   return true;
 }
 
+/// Calls fn(full path, name, stat, depth) for every entry below dir that is
+/// not a symbolic link, to kMaxDepth components; hidden names only when
+/// asked.
+template <typename Fn>
+static void walk(const std::string &dir, size_t depth, bool hidden, Fn &fn) {
+  if (depth >= Workspace::kMaxDepth)
+    return;
+  DIR *d = opendir(dir.c_str());
+  if (!d)
+    return;
+  while (struct dirent *e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == ".." || (!hidden && name[0] == '.'))
+      continue;
+    std::string full = dir + "/" + name;
+    struct stat st;
+    if (lstat(full.c_str(), &st) != 0 || S_ISLNK(st.st_mode))
+      continue;
+    if (fn(full, name, st, depth) && S_ISDIR(st.st_mode))
+      walk(full, depth + 1, hidden, fn);
+  }
+  closedir(d);
+}
+
 std::vector<WorkspaceEntry> Workspace::list() const {
   std::vector<WorkspaceEntry> entries;
-  std::function<void(const std::string &, const std::string &, int)> walk =
-      [&](const std::string &dir, const std::string &prefix, int depth) {
-        if (depth > 16)
-          return;
-        DIR *d = opendir(dir.c_str());
-        if (!d)
-          return;
-        while (struct dirent *e = readdir(d)) {
-          if (e->d_name[0] == '.')
-            continue;
-          std::string full = dir + "/" + e->d_name;
-          struct stat st;
-          if (lstat(full.c_str(), &st) != 0 || S_ISLNK(st.st_mode))
-            continue;
-          WorkspaceEntry entry;
-          entry.path = prefix + e->d_name;
-          entry.size = static_cast<uint64_t>(st.st_size);
-          entry.modifiedAt = static_cast<int64_t>(st.st_mtime);
-          entry.directory = S_ISDIR(st.st_mode);
-          entries.push_back(entry);
-          if (entry.directory)
-            walk(full, entry.path + "/", depth + 1);
-        }
-        closedir(d);
-      };
-  walk(root, "", 0);
+  auto add = [&](const std::string &full, const std::string &,
+                 const struct stat &st, size_t) {
+    WorkspaceEntry entry;
+    entry.path = full.substr(root.size() + 1);
+    entry.size = static_cast<uint64_t>(st.st_size);
+    entry.modifiedAt = static_cast<int64_t>(st.st_mtime);
+    entry.directory = S_ISDIR(st.st_mode);
+    entries.push_back(entry);
+    return true;
+  };
+  walk(root, 0, false, add);
   std::sort(entries.begin(), entries.end(),
             [](const WorkspaceEntry &a, const WorkspaceEntry &b) {
               return a.path < b.path;
             });
   return entries;
+}
+
+uint64_t Workspace::bytesUsed() const {
+  uint64_t bytes = 0;
+  auto add = [&](const std::string &, const std::string &,
+                 const struct stat &st, size_t) {
+    if (S_ISREG(st.st_mode))
+      bytes += static_cast<uint64_t>(st.st_size);
+    return true;
+  };
+  walk(root, 0, true, add);
+  return bytes;
 }
 
 std::string fileKind(const std::string &path) {

@@ -142,80 +142,118 @@ static bool prepareDemo(StudioServer &server, const std::string &user,
   return ok;
 }
 
+/// What the command line sets.
+struct Options {
+  StudioConfig config;
+  std::string listen = "127.0.0.1:8080", toolsDir = executableDirectory();
+  std::string portFile, demoUser = "demo", demoPassword = "qsim-demo";
+  bool demo = false;
+};
+
+static void addOptions(CLI::App &app, Options &o) {
+  app.add_option("--listen", o.listen,
+                 "HOST:PORT to serve on (port 0: any free port)")
+      ->capture_default_str();
+  app.add_option("--data", o.config.dataDirectory,
+                 "Directory of the database, workspaces and logs (created)")
+      ->capture_default_str();
+  app.add_option("--web", o.config.webDirectory,
+                 "The built front end (\"\" for the API alone)")
+      ->capture_default_str();
+  app.add_option("--tools", o.toolsDir,
+                 "Directory of qsim-run, qsim-opt and qsim-translate")
+      ->capture_default_str();
+  app.add_option("--port-file", o.portFile,
+                 "Write the port served on to this file once listening");
+  app.add_option("--max-upload-mb", o.config.maxUploadMiB, "Largest upload")
+      ->capture_default_str();
+  app.add_option("--max-image-mpixels", o.config.maxImageMegapixels,
+                 "Largest image a job or augmentation may decode")
+      ->capture_default_str();
+  app.add_option("--job-cpu-seconds", o.config.jobLimits.cpuSeconds,
+                 "CPU time of one job (inference, quantization, import)")
+      ->capture_default_str();
+  app.add_option("--job-memory-mb", o.config.jobLimits.memoryMiB,
+                 "Address space of one job")
+      ->capture_default_str();
+  app.add_option("--job-wall-seconds", o.config.jobLimits.wallSeconds,
+                 "Wall-clock time of one job")
+      ->capture_default_str();
+  app.add_option("--session-cpu-seconds", o.config.sessionLimits.cpuSeconds,
+                 "CPU time of one step session")
+      ->capture_default_str();
+  app.add_option("--session-memory-mb", o.config.sessionLimits.memoryMiB,
+                 "Address space of one step session")
+      ->capture_default_str();
+  app.add_option("--session-wall-seconds", o.config.sessionLimits.wallSeconds,
+                 "Lifetime of one step session")
+      ->capture_default_str();
+  app.add_option("--command-timeout", o.config.commandTimeoutSeconds,
+                 "Seconds one step-session command may run")
+      ->capture_default_str();
+  app.add_option("--child-threads", o.config.childThreads,
+                 "Threads of each child process")
+      ->capture_default_str();
+  app.add_option("--max-children-per-user", o.config.maxChildrenPerUser,
+                 "Jobs and sessions one user may run at once")
+      ->capture_default_str();
+  app.add_option("--quota-mb", o.config.quotaMiB,
+                 "Disk quota of each user's workspace")
+      ->capture_default_str();
+  app.add_option("--max-users", o.config.maxUsers,
+                 "Accounts the server accepts")
+      ->capture_default_str();
+  app.add_option("--registrations-per-hour", o.config.registrationsPerHour,
+                 "New accounts per client address and hour")
+      ->capture_default_str();
+  app.add_option("--max-connections", o.config.maxConnections,
+                 "Open connections at once")
+      ->capture_default_str();
+  app.add_option("--max-anonymous-connections",
+                 o.config.maxAnonymousConnections,
+                 "Connections without a login at once (the oldest idle one "
+                 "makes room)")
+      ->capture_default_str();
+  app.add_option("--max-streams-per-user", o.config.maxStreamsPerUser,
+                 "Event streams (browser tabs) per user (the oldest closes)")
+      ->capture_default_str();
+  app.add_option("--header-seconds", o.config.headerSeconds,
+                 "Time a client has to send a request header")
+      ->capture_default_str();
+  app.add_option("--idle-seconds", o.config.idleSeconds,
+                 "Keep-alive wait, and the longest pause within a body or a "
+                 "response")
+      ->capture_default_str();
+  app.add_option("--login-hours", o.config.loginHours, "Lifetime of a login")
+      ->capture_default_str();
+  app.add_option("--password-memory-kb", o.config.passwordMemoryKiB,
+                 "argon2id memory per password hash (default: OWASP's "
+                 "19 MiB; 0: libsodium's interactive 64 MiB)")
+      ->capture_default_str();
+  app.add_flag("--secure-cookies", o.config.secureCookies,
+               "Mark cookies Secure (when served behind HTTPS)");
+  app.add_flag("--demo", o.demo,
+               "Create the demo account with a model and images");
+  app.add_option("--demo-user", o.demoUser, "Demo account name")
+      ->capture_default_str();
+  app.add_option("--demo-password", o.demoPassword, "Demo account password")
+      ->capture_default_str();
+  app.add_flag("-q,--quiet", o.config.quiet, "No request log");
+}
+
 int main(int argc, char **argv) {
   CLI::App app{"qsim-studio: the multi-user web studio over qsim's tools "
                "(docs/studio.md).\n\n"
                "  qsim-studio --data ~/studio-data --listen 127.0.0.1:8080\n"
                "  qsim-studio --data /tmp/studio --demo   # demo account with "
                "a model\n"};
-  StudioConfig config;
-  std::string listen = "127.0.0.1:8080", toolsDir = executableDirectory();
-  std::string portFile, demoUser = "demo", demoPassword = "qsim-demo";
-  bool demo = false;
-  config.dataDirectory = "studio-data";
-  config.webDirectory = QSIM_STUDIO_WEB_DIR;
-  app.add_option("--listen", listen,
-                 "HOST:PORT to serve on (port 0: any free port)")
-      ->capture_default_str();
-  app.add_option("--data", config.dataDirectory,
-                 "Directory of the database, workspaces and logs (created)")
-      ->capture_default_str();
-  app.add_option("--web", config.webDirectory,
-                 "The built front end (\"\" for the API alone)")
-      ->capture_default_str();
-  app.add_option("--tools", toolsDir,
-                 "Directory of qsim-run, qsim-opt and qsim-translate")
-      ->capture_default_str();
-  app.add_option("--port-file", portFile,
-                 "Write the port served on to this file once listening");
-  app.add_option("--max-upload-mb", config.maxUploadMiB, "Largest upload")
-      ->capture_default_str();
-  app.add_option("--max-image-mpixels", config.maxImageMegapixels,
-                 "Largest image a job or augmentation may decode")
-      ->capture_default_str();
-  app.add_option("--job-cpu-seconds", config.jobLimits.cpuSeconds,
-                 "CPU time of one job (inference, quantization, import)")
-      ->capture_default_str();
-  app.add_option("--job-memory-mb", config.jobLimits.memoryMiB,
-                 "Address space of one job")
-      ->capture_default_str();
-  app.add_option("--job-wall-seconds", config.jobLimits.wallSeconds,
-                 "Wall-clock time of one job")
-      ->capture_default_str();
-  app.add_option("--session-cpu-seconds", config.sessionLimits.cpuSeconds,
-                 "CPU time of one step session")
-      ->capture_default_str();
-  app.add_option("--session-memory-mb", config.sessionLimits.memoryMiB,
-                 "Address space of one step session")
-      ->capture_default_str();
-  app.add_option("--session-wall-seconds", config.sessionLimits.wallSeconds,
-                 "Lifetime of one step session")
-      ->capture_default_str();
-  app.add_option("--command-timeout", config.commandTimeoutSeconds,
-                 "Seconds one step-session command may run")
-      ->capture_default_str();
-  app.add_option("--child-threads", config.childThreads,
-                 "Threads of each child process")
-      ->capture_default_str();
-  app.add_option("--max-children-per-user", config.maxChildrenPerUser,
-                 "Jobs and sessions one user may run at once")
-      ->capture_default_str();
-  app.add_option("--login-hours", config.loginHours, "Lifetime of a login")
-      ->capture_default_str();
-  app.add_option("--password-memory-kb", config.passwordMemoryKiB,
-                 "argon2id memory per password hash (0: libsodium's "
-                 "interactive default, 64 MiB)")
-      ->capture_default_str();
-  app.add_flag("--secure-cookies", config.secureCookies,
-               "Mark cookies Secure (when served behind HTTPS)");
-  app.add_flag("--demo", demo,
-               "Create the demo account with a model and images");
-  app.add_option("--demo-user", demoUser, "Demo account name")
-      ->capture_default_str();
-  app.add_option("--demo-password", demoPassword, "Demo account password")
-      ->capture_default_str();
-  app.add_flag("-q,--quiet", config.quiet, "No request log");
+  Options o;
+  o.config.dataDirectory = "studio-data";
+  o.config.webDirectory = QSIM_STUDIO_WEB_DIR;
+  addOptions(app, o);
   CLI11_PARSE(app, argc, argv);
+  StudioConfig &config = o.config;
+  const std::string &listen = o.listen;
 
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
@@ -225,9 +263,9 @@ int main(int argc, char **argv) {
   }
   std::string host = listen.substr(0, colon);
   int port = std::atoi(listen.c_str() + colon + 1);
-  config.qsimRun = toolsDir + "/qsim-run";
-  config.qsimOpt = toolsDir + "/qsim-opt";
-  config.qsimTranslate = toolsDir + "/qsim-translate";
+  config.qsimRun = o.toolsDir + "/qsim-run";
+  config.qsimOpt = o.toolsDir + "/qsim-opt";
+  config.qsimTranslate = o.toolsDir + "/qsim-translate";
   if (!config.webDirectory.empty() &&
       !isFile(config.webDirectory + "/index.html")) {
     fprintf(stderr,
@@ -264,19 +302,19 @@ int main(int argc, char **argv) {
     fprintf(stderr, "qsim-studio: stopping\n");
     server->stop();
   }).detach();
-  if (demo &&
-      !prepareDemo(*server, demoUser, demoPassword, config.dataDirectory))
+  if (o.demo &&
+      !prepareDemo(*server, o.demoUser, o.demoPassword, config.dataDirectory))
     return 1;
-  if (!portFile.empty()) {
-    std::string tmp = portFile + ".tmp";
+  if (!o.portFile.empty()) {
+    std::string tmp = o.portFile + ".tmp";
     std::ofstream(tmp) << bound << "\n";
-    rename(tmp.c_str(), portFile.c_str());
+    rename(tmp.c_str(), o.portFile.c_str());
   }
-  fprintf(
-      stderr, "qsim-studio: serving http://%s:%d/%s\n", host.c_str(), bound,
-      demo
-          ? (" (demo account: " + demoUser + " / " + demoPassword + ")").c_str()
-          : "");
+  fprintf(stderr, "qsim-studio: serving http://%s:%d/%s\n", host.c_str(), bound,
+          o.demo
+              ? (" (demo account: " + o.demoUser + " / " + o.demoPassword + ")")
+                    .c_str()
+              : "");
   bool ok = server->serve();
   server.reset();
   return ok ? 0 : 1;

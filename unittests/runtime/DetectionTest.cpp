@@ -238,6 +238,7 @@ TEST(DetectionDecodeTest, LetterboxCorrection) {
   // A 768x576 image in a 320x320 letterbox: new_w 320, new_h 240, 40 rows
   // of padding at the top.
   DecodeOptions o = plainOptions(Flavor::PJReddie);
+  o.letterbox = true; // pjreddie's tools always letterbox
   o.netW = o.netH = 320;
   o.imageW = 768;
   o.imageH = 576;
@@ -262,8 +263,19 @@ TEST(DetectionDecodeTest, LetterboxCorrection) {
   }
   EXPECT_NEAR(pj[0].bbox.y, (0.25 - 0.125) / 0.75, 1e-6);
 
-  // Portrait image: the padding is horizontal (new_w = 576*320/768 = 240).
+  // pjreddie on an input that was resized, not letterboxed (qsim-run
+  // --no-letterbox): no correction.
+  std::vector<Detection> pjResized;
   o.flavor = Flavor::PJReddie;
+  getYoloDetections(y.head(), o, pjResized);
+  ASSERT_EQ(pjResized.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FLOAT_EQ(pjResized[i].bbox.y, plain[i].bbox.y);
+    EXPECT_FLOAT_EQ(pjResized[i].bbox.h, plain[i].bbox.h);
+  }
+
+  // Portrait image: the padding is horizontal (new_w = 576*320/768 = 240).
+  o.letterbox = true;
   o.imageW = 576;
   o.imageH = 768;
   std::vector<Detection> portrait;

@@ -1,9 +1,9 @@
 //===- EvaluationTest.cpp - mAP, label files, label paths ----------------===//
 //
-// Hand-built cases with AP computed by hand from DARKNET.md §7 (all-point and
-// K-point, division by all classes, matching rules, the summary line), label
-// reading and Darknet's image -> label path rules; with the real data, the
-// GT counts of MAP.md.
+// Hand-built cases with AP computed by hand from docs/darknet.md §R7
+// (all-point and K-point, division by all classes, matching rules, the
+// summary line), label reading and Darknet's image -> label path rules; with
+// the real data, the GT counts of MAP.md.
 //
 //===----------------------------------------------------------------------===//
 

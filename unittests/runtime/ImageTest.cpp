@@ -184,7 +184,7 @@ TEST(ImageLetterbox, UsesResizeImageForTheInnerPart) {
 }
 
 TEST(ImageResizeMin, ShorterSideToMin) {
-  // As in golden/README.md: 768x576 -> 298x224 (integer division).
+  // docs/darknet.md §R9.4: 768x576 -> 298x224 (integer division).
   Image r = resizeMin(makeRamp(768, 576), 224);
   EXPECT_EQ(r.w, 298);
   EXPECT_EQ(r.h, 224);

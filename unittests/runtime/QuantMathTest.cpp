@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <gtest/gtest.h>
+#include <limits>
 
 using namespace qsim::rt;
 
@@ -109,4 +110,20 @@ TEST(QuantMath, WeightScalesPerChannelAndTensor) {
   EXPECT_FLOAT_EQ(pt[1], 2.0f / 127);
   EXPECT_EQ(quantizeWeight(-1.0f, pc[0]), -127);
   EXPECT_EQ(quantizeWeight(5.0f, pc[0]), 127);
+}
+
+TEST(QuantMath, WeightRoundingTiesAwayFromZeroAndClamps) {
+  // 1/128 is exact, so w / scale is exactly the tie.
+  float s = 1.0f / 128;
+  EXPECT_EQ(quantizeWeight(2.5f * s, s), 3);
+  EXPECT_EQ(quantizeWeight(-2.5f * s, s), -3);
+  EXPECT_EQ(quantizeWeight(3.5f * s, s), 4);
+  EXPECT_EQ(quantizeWeight(2.25f * s, s), 2);
+  EXPECT_EQ(quantizeWeight(126.5f * s, s), 127);
+  EXPECT_EQ(quantizeWeight(-128.0f * s, s), -127);
+  // Far outside int32 and not a number: clamped, never undefined.
+  EXPECT_EQ(quantizeWeight(1e30f, s), 127);
+  EXPECT_EQ(quantizeWeight(-1e30f, s), -127);
+  EXPECT_EQ(quantizeWeight(std::numeric_limits<float>::infinity(), s), 127);
+  EXPECT_EQ(quantizeWeight(std::nanf(""), s), 0);
 }

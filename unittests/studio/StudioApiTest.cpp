@@ -1,208 +1,17 @@
 //===- StudioApiTest.cpp - qsim-studio's HTTP API, refusals included ------===//
 //
-// Each test starts a StudioServer on a free loopback port with a fresh data
-// directory and talks to it with cpp-httplib's client. The jobs run the real
-// qsim tools (built next to this test) on a synthetic model; crash and limit
-// tests use small scripts in place of qsim-run.
+// Every endpoint and the refusals (StudioTestSupport.h starts the server).
+// The defects of issue 18 and the HTTP layer under abuse are tested in
+// StudioAbuseTest.cpp.
 //
 //===----------------------------------------------------------------------===//
 
-#include "qsim/Studio/StudioServer.h"
-
-#include <gtest/gtest.h>
-#include <httplib.h>
-#include <nlohmann/json.hpp>
-
-#include <arpa/inet.h>
-#include <chrono>
-#include <csignal>
-#include <cstdlib>
-#include <dirent.h>
-#include <fstream>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <thread>
-#include <unistd.h>
+#include "StudioTestSupport.h"
 
 using namespace qsim::studio;
-using json = nlohmann::json;
+using namespace qsim::studio::test;
 
 namespace {
-
-std::string makeTempDir() {
-  char tmpl[] = "/tmp/qsim-studio-test-XXXXXX";
-  EXPECT_NE(mkdtemp(tmpl), nullptr);
-  return tmpl;
-}
-
-void writeFile(const std::string &path, const std::string &text,
-               bool executable = false) {
-  std::ofstream(path, std::ios::binary) << text;
-  if (executable)
-    chmod(path.c_str(), 0755);
-}
-
-std::string readFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-/// A synthetic Darknet model, imported once for all tests.
-const std::string &syntheticModel() {
-  static std::string path = [] {
-    std::string dir = makeTempDir();
-    std::string out = dir + "/tiny.mlirbc";
-    std::string cmd = std::string(QSIM_TOOLS_DIR) +
-                      "/qsim-translate --import-darknet " QSIM_SOURCE_DIR
-                      "/examples/models/synthetic-yolov3-tiny.cfg "
-                      "--random-weights=1 -o " +
-                      out;
-    EXPECT_EQ(std::system(cmd.c_str()), 0);
-    return out;
-  }();
-  return path;
-}
-
-/// A small binary PPM picture.
-std::string ppm(int w, int h, int seed) {
-  std::string s =
-      "P6\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n";
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      s += static_cast<char>((x * 7 + seed) & 255);
-      s += static_cast<char>((y * 5 + seed * 3) & 255);
-      s += static_cast<char>(((x ^ y) + seed * 11) & 255);
-    }
-  return s;
-}
-
-/// A logged-in browser: the login cookie and the CSRF token.
-struct Browser {
-  httplib::Client *http;
-  std::string cookie, csrf;
-
-  httplib::Headers headers(bool withCsrf = true) const {
-    httplib::Headers h;
-    if (!cookie.empty())
-      h.emplace("Cookie", cookie);
-    if (withCsrf && !csrf.empty())
-      h.emplace("X-CSRF-Token", csrf);
-    return h;
-  }
-  httplib::Result post(const std::string &path, const json &body) {
-    return http->Post(path.c_str(), headers(), body.dump(), "application/json");
-  }
-  httplib::Result get(const std::string &path) {
-    return http->Get(path.c_str(), headers(false));
-  }
-  httplib::Result del(const std::string &path) {
-    return http->Delete(path.c_str(), headers());
-  }
-  httplib::Result upload(const std::string &path, const std::string &data) {
-    return http->Post(("/api/files?path=" + path).c_str(), headers(), data,
-                      "application/octet-stream");
-  }
-  json getJson(const std::string &path) {
-    auto r = get(path);
-    EXPECT_TRUE(r);
-    return r ? json::parse(r->body) : json();
-  }
-  /// Waits for a job to end and returns it.
-  json waitJob(int64_t id) {
-    for (int i = 0; i < 1200; ++i) {
-      json job = getJson("/api/jobs/" + std::to_string(id));
-      if (job["status"] != "running" && job["status"] != "queued")
-        return job;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    ADD_FAILURE() << "job " << id << " did not end";
-    return json();
-  }
-};
-
-class StudioApiTest : public ::testing::Test {
-protected:
-  void SetUp() override { dataDir = makeTempDir(); }
-  void TearDown() override {
-    stopServer();
-    std::system(("rm -rf " + dataDir).c_str());
-  }
-
-  StudioConfig defaultConfig() {
-    StudioConfig c;
-    c.dataDirectory = dataDir;
-    c.qsimRun = std::string(QSIM_TOOLS_DIR) + "/qsim-run";
-    c.qsimOpt = std::string(QSIM_TOOLS_DIR) + "/qsim-opt";
-    c.qsimTranslate = std::string(QSIM_TOOLS_DIR) + "/qsim-translate";
-    c.passwordMemoryKiB = 8192;
-    c.quiet = true;
-    c.jobLimits = {120, 4096, 120};
-    c.sessionLimits = {300, 4096, 300};
-    return c;
-  }
-
-  void startServer(const StudioConfig &config) {
-    std::string error;
-    server = StudioServer::create(config, error);
-    ASSERT_TRUE(server) << error;
-    port = server->bind("127.0.0.1", 0);
-    ASSERT_GT(port, 0);
-    serving = std::thread([this] { server->serve(); });
-    client = std::make_unique<httplib::Client>("127.0.0.1", port);
-    client->set_read_timeout(300, 0);
-    for (int i = 0; i < 100 && !client->Get("/api/me"); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  void stopServer() {
-    if (!server)
-      return;
-    server->stop();
-    serving.join();
-    server.reset();
-  }
-
-  Browser anonymous() { return Browser{client.get(), "", ""}; }
-  Browser registerUser(const std::string &name) {
-    Browser b = anonymous();
-    auto r = b.post("/api/register",
-                    {{"name", name}, {"password", "secret-" + name}});
-    EXPECT_TRUE(r);
-    EXPECT_EQ(r->status, 201) << r->body;
-    std::string setCookie = r->get_header_value("Set-Cookie");
-    b.cookie = setCookie.substr(0, setCookie.find(';'));
-    b.csrf = json::parse(r->body)["csrf"];
-    return b;
-  }
-  Browser login(const std::string &name) {
-    Browser b = anonymous();
-    auto r =
-        b.post("/api/login", {{"name", name}, {"password", "secret-" + name}});
-    EXPECT_TRUE(r && r->status == 200);
-    std::string setCookie = r->get_header_value("Set-Cookie");
-    b.cookie = setCookie.substr(0, setCookie.find(';'));
-    b.csrf = json::parse(r->body)["csrf"];
-    return b;
-  }
-  /// A user with the synthetic model, two images and a calibration folder.
-  Browser userWithModel(const std::string &name) {
-    Browser b = registerUser(name);
-    EXPECT_EQ(
-        b.upload("models/tiny.mlirbc", readFile(syntheticModel()))->status,
-        201);
-    EXPECT_EQ(b.upload("images/a.ppm", ppm(200, 150, 1))->status, 201);
-    EXPECT_EQ(b.upload("calib/c1.ppm", ppm(180, 160, 2))->status, 201);
-    EXPECT_EQ(b.upload("calib/c2.ppm", ppm(220, 140, 3))->status, 201);
-    return b;
-  }
-
-  std::string dataDir;
-  std::unique_ptr<StudioServer> server;
-  std::thread serving;
-  int port = 0;
-  std::unique_ptr<httplib::Client> client;
-};
 
 TEST_F(StudioApiTest, RegisterLoginLogout) {
   startServer(defaultConfig());
@@ -762,28 +571,6 @@ TEST_F(StudioApiTest, RestartKeepsDataAndMarksInterruptedJobs) {
   json jobs = alice.getJson("/api/jobs")["jobs"];
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(jobs[0]["status"], "done");
-}
-
-/// The children of a process (from /proc).
-std::vector<pid_t> childrenOf(pid_t parent) {
-  std::vector<pid_t> pids;
-  DIR *d = opendir("/proc");
-  while (struct dirent *e = readdir(d)) {
-    pid_t pid = std::atoi(e->d_name);
-    if (pid <= 0)
-      continue;
-    std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-    size_t close = stat.rfind(')');
-    if (close == std::string::npos)
-      continue;
-    int ppid = 0;
-    char state;
-    if (sscanf(stat.c_str() + close + 2, "%c %d", &state, &ppid) == 2 &&
-        ppid == parent)
-      pids.push_back(pid);
-  }
-  closedir(d);
-  return pids;
 }
 
 TEST_F(StudioApiTest, KilledServerLeavesNoOrphans) {

@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Tosa/IR/TosaOps.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Pass/Pass.h"
+#include "mlir/Transforms/DialectConversion.h"
 #include "qsim/Support/EnumOption.h"
 
 #include <string>
@@ -35,6 +36,24 @@ namespace qsim {
 
 #define GEN_PASS_REGISTRATION
 #include "qsim/Conversion/Passes.h.inc"
+
+/// The types of qsim values in the lowered layer functions: a 1xCxHxW tensor
+/// of f32, f16 or !quant.uniform<i8:f32, s:zp> becomes 1xHxWxC of f32, f16
+/// or i8 (the storage; the patterns read the scale and zero point from the
+/// qsim op's own operand and result types). Other types stay.
+class QSimToTosaTypeConverter : public mlir::TypeConverter {
+public:
+  QSimToTosaTypeConverter();
+};
+
+/// One conversion pattern per qsim op (and per precision cast: quant.qcast,
+/// dcast, scast, arith.truncf/extf on tensors) to TOSA, linalg, tensor,
+/// arith and math, as --qsim-lower-to-tosa uses them: the int8 arithmetic
+/// bit for bit as the interpreter, the rounding and flavour read from the
+/// module. A pattern that cannot lower its op reports why at the op
+/// ("layer N (kind): ...") and fails.
+void populateQSimToTosaConversionPatterns(mlir::TypeConverter &converter,
+                                          mlir::RewritePatternSet &patterns);
 
 /// Where and for what the code is generated.
 struct CodegenTarget {

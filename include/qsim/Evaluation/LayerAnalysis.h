@@ -31,7 +31,7 @@ struct LayerComparison {
 /// Representable real range of an int8 tensor (lo > hi when not int8).
 std::pair<float, float> representableRange(const rt::Tensor &t);
 
-/// Overflow of an int8 convolution on one input (DARKNET-style seed report):
+/// Overflow of an int8 convolution on one input (qsim-run --overflow-report):
 /// the share of int8 x int8 products that do not fit in int8, and of output
 /// accumulators whose running sum leaves int16 at some point.
 struct OverflowStats {

@@ -1,7 +1,7 @@
 //===- Detection.h - Darknet's box decoding, NMS, top-k ---------*- C++ -*-===//
 //
 // get_network_boxes, do_nms_sort / diounms_sort and top_k exactly as
-// DARKNET.md §5, §6 and §8 describe them, for both flavours.
+// docs/darknet.md §R5, §R6 and §R8 describe them, for both flavours.
 //
 //===----------------------------------------------------------------------===//
 
@@ -58,16 +58,16 @@ struct DecodeOptions {
   int netW = 0, netH = 0;
   int imageW = 0, imageH = 0;
   float thresh = 0.25f;
-  /// Correct for a letterboxed input (AlexeyAB: only when letterboxed;
-  /// pjreddie always applies the correction).
+  /// The input was letterboxed: boxes are corrected for it (pjreddie's
+  /// tools always letterbox; AlexeyAB's when the cfg says letter_box=1).
   bool letterbox = false;
   /// Boxes as fractions of the image (true) or pixels (false).
   bool relative = true;
   Flavor flavor = Flavor::AlexeyAB;
 };
 
-/// Appends the candidates of one head in Darknet's order (§5.1, §5.2) and
-/// corrects them to the original image (§5.3).
+/// Appends the candidates of one head in Darknet's order (§R5.1, §R5.2) and
+/// corrects them to the original image (§R5.3).
 void getYoloDetections(const YoloHead &head, const DecodeOptions &opts,
                        std::vector<Detection> &dets);
 void getRegionDetections(const RegionHead &head, const DecodeOptions &opts,
@@ -78,16 +78,16 @@ float boxIou(const Box &a, const Box &b);
 /// IoU - (d^2/c^2)^beta (beta 0.6 for box_diou).
 float boxDiou(const Box &a, const Box &b, float beta);
 
-/// do_nms_sort (§6.2), stable-sort semantics; `dets` is reordered as
+/// do_nms_sort (§R6.2), stable-sort semantics; `dets` is reordered as
 /// Darknet leaves it.
 void nmsSort(std::vector<Detection> &dets, int classes, float thresh);
-/// diounms_sort (§6.3) for the given kind.
+/// diounms_sort (§R6.3) for the given kind.
 void diouNmsSort(std::vector<Detection> &dets, int classes, float thresh,
                  NmsKind kind, float beta);
 
 /// What `detector test` reports: one entry per (box, class) with
 /// prob > thresh, sorted by class ascending then prob descending, with the
-/// pixel box as Darknet draws it (bbox_px in golden/README.md).
+/// pixel box as Darknet draws it (docs/darknet.md §R5.4).
 /// A detection head of a model, with its output (C x H x W floats) set.
 struct HeadSpec {
   bool isYolo = true;

@@ -1,8 +1,9 @@
 //===- Evaluation.h - mAP as Darknet's `detector map` computes it -*- C++ -*-===//
 //
-// DARKNET.md §7: records in post-NMS order, matching to the best same-class
-// GT by IoU > iou_thresh, global sort by probability, cumulative TP/FP,
-// all-point (points = 0) or K-point interpolated AP, mAP over all classes.
+// docs/darknet.md §R7: records in post-NMS order, matching to the best
+// same-class GT by IoU > iou_thresh, global sort by probability, cumulative
+// TP/FP, all-point (points = 0) or K-point interpolated AP, mAP over all
+// classes.
 //
 //===----------------------------------------------------------------------===//
 
@@ -42,7 +43,7 @@ struct ClassAP {
 struct MapResult {
   double map = 0;        // at iouThresh (fraction, not %)
   std::vector<ClassAP> perClass;
-  // The summary line at `thresh` (default 0.25), DARKNET.md §7 step 11.
+  // The summary line at `thresh` (default 0.25), docs/darknet.md §R7 step 11.
   int tp = 0, fp = 0, fn = 0;
   double precision = 0, recall = 0, f1 = 0, avgIou = 0;
   int images = 0, groundTruth = 0;

@@ -1,7 +1,7 @@
 //===- Image.h - Darknet's image pipeline -----------------------*- C++ -*-===//
 //
-// Loading and resizing exactly as Darknet does (../shared/golden/README.md,
-// "Preprocessing"): stb decode to RGB, value = u8 / 255, planar CHW;
+// Loading and resizing exactly as Darknet does (docs/darknet.md §R9): stb
+// decode to RGB, value = u8 / 255, planar CHW;
 // resize_image = two-pass bilinear with corner-aligned sampling; letterbox
 // on a 0.5 canvas; AlexeyAB classifier crop (resize_min + centre crop).
 //

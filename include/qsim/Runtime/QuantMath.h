@@ -85,7 +85,10 @@ QuantChoice chooseQuantParams(float lo, float hi, bool symmetric, bool pow2);
 /// each of `channels` contiguous blocks (tiny non-zero for all-zero blocks).
 std::vector<float> weightScales(const float *w, int64_t count, int64_t channels,
                                 bool perChannel, bool pow2);
-/// round(w / scale) clamped to [-127, 127].
+/// The int8 value of weight `w` at `scale`: round(w / scale), ties away
+/// from zero (the quotient in float), clamped to [-127, 127]; NaN gives 0.
+/// The one weight rounding: the quantizer and a session's weight edits
+/// both use it, so an edited weight stores what --qsim-quantize would.
 int8_t quantizeWeight(float w, float scale);
 
 } // namespace qsim::rt

@@ -10,6 +10,7 @@
 #ifndef QSIM_STUDIO_AUGMENT_H
 #define QSIM_STUDIO_AUGMENT_H
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,11 @@ namespace qsim::studio {
 
 /// Starts libvips once per process; false (with the reason) if it cannot.
 bool initImageLibrary(std::string &error);
+
+/// The megapixels of an image from its header (nothing decoded), or
+/// nullopt with the reason when libvips cannot read it.
+std::optional<double> imageMegapixels(const std::string &path,
+                                      std::string &error);
 
 /// Writes <stem>-original.<ext>, -rotated, -blurred, -flipped and -flopped
 /// next to `stem` (absolute, without extension); `ext` is jpg or png.

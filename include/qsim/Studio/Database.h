@@ -36,7 +36,7 @@ struct LoginSession {
 struct JobRecord {
   int64_t id = 0;
   int64_t userId = 0;
-  std::string kind;   // import, inference, quantize, session
+  std::string kind;   // import, inference, quantize, session (JobKinds.h)
   std::string status; // queued, running, done, failed, stopped, interrupted
   std::string args;   // JSON
   std::string result; // JSON ("" until done)
@@ -57,6 +57,14 @@ public:
                                     const std::string &passwordHash,
                                     std::string &error);
   std::optional<User> findUser(const std::string &name);
+  int64_t countUsers();
+
+  /// Browsers that logged in as a user before (device cookies, by digest):
+  /// failed logins of others do not lock them out.
+  void trustDevice(const std::string &tokenDigest, int64_t userId,
+                   int64_t expiresAt);
+  bool isTrustedDevice(const std::string &tokenDigest, int64_t userId,
+                       int64_t now);
 
   void createLoginSession(const std::string &tokenDigest, int64_t userId,
                           const std::string &csrfToken, int64_t expiresAt);

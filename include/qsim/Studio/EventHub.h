@@ -3,17 +3,17 @@
 // Job progress, job ends and session replies are published per user; each
 // browser tab follows its user's stream from the last event it saw. A user
 // keeps only the latest kMaxEvents, so memory stays bounded however long a
-// tab stays away.
+// tab stays away. Subscribers are called on the publishing thread and must
+// not block (the HTTP layer posts the event to its I/O loop).
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef QSIM_STUDIO_EVENTHUB_H
 #define QSIM_STUDIO_EVENTHUB_H
 
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -25,27 +25,29 @@ struct Event {
   uint64_t id = 0;
   std::string type; // job, progress, session
   std::string data; // JSON
+  /// The event in the text/event-stream format.
+  std::string format() const;
 };
 
 class EventHub {
 public:
   static constexpr size_t kMaxEvents = 256;
+  using Subscriber = std::function<void(const Event &)>;
   void publish(int64_t userId, const std::string &type,
                const std::string &data);
-  /// The user's events after `after`, waiting up to `timeout` for one.
-  /// Empty on timeout or when the hub stops.
-  std::vector<Event> waitAfter(int64_t userId, uint64_t after,
-                               std::chrono::milliseconds timeout);
+  /// The user's kept events after `after`.
+  std::vector<Event> eventsAfter(int64_t userId, uint64_t after);
+  /// Calls fn for each new event of the user; returns a token for
+  /// unsubscribe.
+  uint64_t subscribe(int64_t userId, Subscriber fn);
+  void unsubscribe(uint64_t token);
   uint64_t lastId();
-  void stop();
-  bool stopped();
 
 private:
   std::mutex mutex;
-  std::condition_variable cv;
   std::map<int64_t, std::deque<Event>> events;
-  uint64_t nextId = 1;
-  bool stopping = false;
+  std::map<uint64_t, std::pair<int64_t, Subscriber>> subscribers;
+  uint64_t nextId = 1, nextToken = 1;
 };
 
 } // namespace qsim::studio

@@ -55,7 +55,9 @@ struct ExitStatus {
   double cpuSeconds = 0;
   bool wallLimit = false; // killed by the manager at its deadline
   bool stoppedByUser = false;
-  bool success() const { return exited && code == 0 && !stoppedByUser; }
+  bool stoppedByServer = false; // the server stopped it while going down
+  bool stopped() const { return stoppedByUser || stoppedByServer; }
+  bool success() const { return exited && code == 0 && !stopped(); }
   /// "finished", "exited with status 1", "exceeded its CPU-time limit of 10
   /// s", "crashed (signal 11, Segmentation fault)", ...
   std::string describe(const ProcessLimits &limits,
@@ -72,8 +74,12 @@ public:
                                     std::string &error);
   /// Blocks until the child has ended and been reaped.
   ExitStatus wait(pid_t pid);
-  /// Stop asked for by the user: SIGTERM, SIGKILL `graceSeconds` later.
-  void stop(pid_t pid, double graceSeconds = 2);
+  /// Calls fn (on the manager's thread: it must not block) once the child
+  /// has ended, in place of wait().
+  void whenEnded(pid_t pid, std::function<void(const ExitStatus &)> fn);
+  /// Stop asked for by the user, or by the server going down:
+  /// SIGTERM, SIGKILL `graceSeconds` later.
+  void stop(pid_t pid, double graceSeconds = 2, bool serverShutdown = false);
   void pause(pid_t pid);
   void resume(pid_t pid);
   bool running(pid_t pid);
@@ -84,7 +90,8 @@ private:
     ProcessLimits limits;
     double started = 0;
     double killAt = 0; // forced SIGKILL after a stop
-    bool wallLimit = false, stoppedByUser = false;
+    bool wallLimit = false, stoppedByUser = false, stoppedByServer = false;
+    std::function<void(const ExitStatus &)> onExit;
   };
   struct SpawnRequest {
     const ProcessSpec *spec;
@@ -94,7 +101,8 @@ private:
   };
   void loop();
   void forkChild(SpawnRequest &request);
-  void reapAndEnforce();
+  /// Reaps ended children; returns the whenEnded callbacks to call.
+  std::vector<std::function<void()>> reapAndEnforce();
 
   std::mutex mutex;
   std::condition_variable wake, changed;

@@ -1,6 +1,7 @@
 //===- StudioServer.h - qsim-studio, the multi-user web service -*- C++ -*-===//
 //
-// An HTTP server (cpp-httplib) with a JSON API and server-sent events over
+// An HTTP server (Boost.Beast, lib/Studio/HttpServer.h) with a JSON API and
+// server-sent events over
 // qsim's tools: accounts (argon2id, HttpOnly SameSite cookies, CSRF tokens),
 // per-user workspaces, and every model operation as a limited child process
 // (ProcessManager). docs/studio.md lists the API.
@@ -28,10 +29,21 @@ struct StudioConfig {
   double commandTimeoutSeconds = 300;
   int childThreads = 1; // threads per child (OMP_NUM_THREADS)
   int maxChildrenPerUser = 4;
+  double quotaMiB = 10240;       // a workspace's disk quota
+  int maxUsers = 1000;           // accounts the server accepts
+  int registrationsPerHour = 10; // new accounts per client address
   double loginHours = 12;
-  size_t passwordMemoryKiB = 0; // argon2id memory; 0 = libsodium's default
+  // argon2id memory per hash: OWASP's 19 MiB (t=2) keeps a login under
+  // 200 ms on a shared 2-core host under attack (bench/studio/README.md).
+  size_t passwordMemoryKiB = 19456;
   bool secureCookies = false;   // add Secure (behind an HTTPS proxy)
   bool quiet = false;           // no request log on stderr
+  // The HTTP layer's limits (docs/studio.md, "The HTTP layer").
+  size_t maxConnections = 4096;
+  size_t maxAnonymousConnections = 256;
+  size_t maxStreamsPerUser = 4;
+  double headerSeconds = 10;
+  double idleSeconds = 30;
 };
 
 class StudioServer {

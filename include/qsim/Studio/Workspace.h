@@ -27,6 +27,10 @@ struct WorkspaceEntry {
 
 class Workspace {
 public:
+  /// Paths have at most this many components: deeper folders are refused
+  /// when created, so every folder that exists is listed.
+  static constexpr size_t kMaxDepth = 16;
+
   /// root must be an absolute, existing directory without symbolic links.
   explicit Workspace(std::string root) : root(std::move(root)) {}
   const std::string &directory() const { return root; }
@@ -38,6 +42,8 @@ public:
 
   /// Every file and directory below the root (hidden ones excluded).
   std::vector<WorkspaceEntry> list() const;
+  /// The bytes of every file below the root, hidden ones included.
+  uint64_t bytesUsed() const;
 
   /// Creates the parent directories of a resolved path inside the root.
   bool makeParents(const std::string &absolute, std::string &error) const;

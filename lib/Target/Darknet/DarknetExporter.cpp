@@ -5,6 +5,7 @@
 #include "qsim/Target/Darknet/WeightsFile.h"
 
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/TypeSwitch.h"
 
 #include <charconv>
 
@@ -28,6 +29,32 @@ public:
 
 private:
   LogicalResult exportLayer(const Layer &layer);
+  LogicalResult exportConvolutional(Conv2DOp conv, BatchNormOp bn);
+  LogicalResult exportConnected(ConnectedOp fc, BatchNormOp bn);
+  LogicalResult exportBatchNorm(BatchNormOp bn);
+  LogicalResult exportActivation(ActivationOp a);
+  LogicalResult exportMaxPool(MaxPoolOp mp);
+  LogicalResult exportAvgPool(AvgPoolOp ap);
+  LogicalResult exportRoute(RouteOp route);
+  LogicalResult exportShortcut(ShortcutOp sc);
+  LogicalResult exportUpsample(UpsampleOp up);
+  LogicalResult exportReorg(ReorgOp ro);
+  LogicalResult exportScaleChannels(ScaleChannelsOp scl);
+  LogicalResult exportSoftmax(SoftmaxOp sm);
+  LogicalResult exportDropout(DropoutOp d);
+  LogicalResult exportYolo(YoloOp y);
+  LogicalResult exportRegion(RegionOp rg);
+  /// The section `name` of `op`, whose input `input` Darknet takes from the
+  /// previous layer (a [route] first when it is another layer's output).
+  LogicalResult beginSection(Operation *op, Value input, StringRef name);
+  /// `stride=`, or `stride_x=` and `stride_y=` when they differ.
+  void strideKeys(ArrayRef<int64_t> stride);
+  /// `anchors=` in pairs, as Darknet's cfgs write them.
+  void anchorsKey(ArrayRef<float> anchors);
+  /// A batch norm's scales, means and variances (its biases go first, with
+  /// the layer's).
+  LogicalResult writeBatchNormStats(Operation *op, BatchNormOp bn,
+                                    int64_t channels);
   /// Index of the exported layer producing `v`; emits [route] when `v` is not
   /// the previous layer but is required to be.
   FailureOr<int64_t> producer(Operation *user, Value v);
@@ -141,251 +168,317 @@ LogicalResult Exporter::exportLayer(const Layer &layer) {
       return op->emitError() << describeLayer(op)
                              << ": quantized layers cannot be written as a "
                                 "Darknet model (export the float model)";
+  BatchNormOp bn = layer.batchNorm;
+  LogicalResult written =
+      llvm::TypeSwitch<Operation *, LogicalResult>(op)
+          .Case([&](Conv2DOp conv) { return exportConvolutional(conv, bn); })
+          .Case([&](ConnectedOp fc) { return exportConnected(fc, bn); })
+          .Case([&](BatchNormOp standalone) {
+            return exportBatchNorm(standalone);
+          })
+          .Case([&](ActivationOp a) { return exportActivation(a); })
+          .Case([&](MaxPoolOp mp) { return exportMaxPool(mp); })
+          .Case([&](AvgPoolOp ap) { return exportAvgPool(ap); })
+          .Case([&](RouteOp route) { return exportRoute(route); })
+          .Case([&](ShortcutOp sc) { return exportShortcut(sc); })
+          .Case([&](UpsampleOp up) { return exportUpsample(up); })
+          .Case([&](ReorgOp ro) { return exportReorg(ro); })
+          .Case([&](ScaleChannelsOp scl) { return exportScaleChannels(scl); })
+          .Case([&](SoftmaxOp sm) { return exportSoftmax(sm); })
+          .Case([&](DropoutOp d) { return exportDropout(d); })
+          .Case([&](YoloOp y) { return exportYolo(y); })
+          .Case([&](RegionOp rg) { return exportRegion(rg); })
+          .Default([&](Operation *) {
+            return op->emitError()
+                   << describeLayer(op) << ": no Darknet equivalent";
+          });
+  if (failed(written))
+    return failure();
+  finishLayer(layer.output());
+  return success();
+}
 
-  if (auto conv = dyn_cast<Conv2DOp>(op)) {
-    if (failed(requirePrevious(op, conv.getInput())))
+//===----------------------------------------------------------------------===//
+// One exporter per layer kind: its section, keys and weights (in Darknet's
+// order)
+//===----------------------------------------------------------------------===//
+
+LogicalResult Exporter::beginSection(Operation *op, Value input,
+                                     StringRef name) {
+  if (failed(requirePrevious(op, input)))
+    return failure();
+  section(name);
+  return success();
+}
+
+void Exporter::strideKeys(ArrayRef<int64_t> stride) {
+  if (stride[0] == stride[1]) {
+    key("stride", stride[1]);
+  } else {
+    key("stride_x", stride[1]);
+    key("stride_y", stride[0]);
+  }
+}
+
+void Exporter::anchorsKey(ArrayRef<float> anchors) {
+  cfg << "anchors=";
+  for (size_t i = 0; i < anchors.size(); ++i)
+    cfg << (i == 0 ? "" : (i % 2 ? "," : ", ")) << formatFloat(anchors[i]);
+  cfg << "\n";
+}
+
+LogicalResult Exporter::writeBatchNormStats(Operation *op, BatchNormOp bn,
+                                            int64_t channels) {
+  return failure(
+      failed(writeFloats(op, "scale", bn.getScale(), channels)) ||
+      failed(writeFloats(op, "mean", bn.getMean(), channels)) ||
+      failed(writeFloats(op, "variance", bn.getVariance(), channels)));
+}
+
+LogicalResult Exporter::exportConvolutional(Conv2DOp conv, BatchNormOp bn) {
+  Operation *op = conv.getOperation();
+  if (failed(requirePrevious(op, conv.getInput())))
+    return failure();
+  if (conv.getKernelH() != conv.getKernelW())
+    return op->emitError() << describeLayer(op)
+                           << ": Darknet convolutions are square; this "
+                           << "one is " << conv.getKernelH() << "x"
+                           << conv.getKernelW();
+  if (conv.getPadding()[0] != conv.getPadding()[1])
+    return op->emitError() << describeLayer(op)
+                           << ": Darknet pads both axes equally";
+  section("convolutional");
+  if (bn)
+    key("batch_normalize", 1);
+  key("filters", conv.getFilters());
+  key("size", conv.getKernelH());
+  strideKeys(conv.getStride());
+  int64_t p = conv.getPadding()[0];
+  if (p == conv.getKernelH() / 2 && p > 0)
+    key("pad", 1);
+  else if (p > 0)
+    key("padding", p);
+  if (conv.getGroups() != 1)
+    key("groups", conv.getGroups());
+  if (conv.getDilation() != 1)
+    key("dilation", conv.getDilation());
+  key("activation",
+      stringifyActivation(bn ? bn.getActivation() : conv.getActivation()));
+  extras(op);
+  int64_t f = conv.getFilters();
+  if (bn) {
+    if (failed(writeFloats(op, "bias", bn.getBias(), f)) ||
+        failed(writeBatchNormStats(op, bn, f)))
       return failure();
-    if (conv.getKernelH() != conv.getKernelW())
-      return op->emitError()
-             << describeLayer(op) << ": Darknet convolutions are square; this "
-             << "one is " << conv.getKernelH() << "x" << conv.getKernelW();
-    if (conv.getPadding()[0] != conv.getPadding()[1])
-      return op->emitError()
-             << describeLayer(op) << ": Darknet pads both axes equally";
-    BatchNormOp bn = layer.batchNorm;
-    section("convolutional");
-    if (bn)
-      key("batch_normalize", 1);
-    key("filters", conv.getFilters());
-    key("size", conv.getKernelH());
-    auto stride = conv.getStride();
-    if (stride[0] == stride[1]) {
-      key("stride", stride[1]);
-    } else {
-      key("stride_x", stride[1]);
-      key("stride_y", stride[0]);
-    }
-    int64_t p = conv.getPadding()[0];
-    if (p == conv.getKernelH() / 2 && p > 0)
-      key("pad", 1);
-    else if (p > 0)
-      key("padding", p);
-    if (conv.getGroups() != 1)
-      key("groups", conv.getGroups());
-    if (conv.getDilation() != 1)
-      key("dilation", conv.getDilation());
-    key("activation",
-        stringifyActivation(bn ? bn.getActivation() : conv.getActivation()));
-    extras(op);
-    int64_t f = conv.getFilters();
-    if (bn) {
-      if (failed(writeFloats(op, "bias", bn.getBias(), f)) ||
-          failed(writeFloats(op, "scale", bn.getScale(), f)) ||
-          failed(writeFloats(op, "mean", bn.getMean(), f)) ||
-          failed(writeFloats(op, "variance", bn.getVariance(), f)))
-        return failure();
-    } else if (failed(writeFloats(op, "bias", conv.getBias(), f,
-                                  /*zerosIfAbsent=*/(bool)conv.getWeight()))) {
-      return failure();
-    }
-    int64_t n = f * (conv.getInputChannels() / conv.getGroups()) *
-                conv.getKernelH() * conv.getKernelW();
-    if (failed(writeFloats(op, "weight", conv.getWeight(), n)))
-      return failure();
-  } else if (auto fc = dyn_cast<ConnectedOp>(op)) {
-    if (failed(requirePrevious(op, fc.getInput())))
-      return failure();
-    BatchNormOp bn = layer.batchNorm;
-    section("connected");
-    if (bn)
-      key("batch_normalize", 1);
-    key("output", fc.getOutputSize());
-    key("activation",
-        stringifyActivation(bn ? bn.getActivation() : fc.getActivation()));
-    extras(op);
-    int64_t o = fc.getOutputSize();
-    int64_t in = cast<ShapedType>(fc.getInput().getType()).getNumElements();
-    if (failed(writeFloats(op, "bias", bn ? bn.getBias() : fc.getBias(), o,
-                           !bn && (bool)fc.getWeight())))
-      return failure();
-    auto header =
-        module->getAttrOfType<DenseI64ArrayAttr>("qsim.weights_header");
-    bool transposed = header && (header[0] > 1000 || header[1] > 1000);
-    if (transposed && weights && fc.getWeight()) {
-      std::vector<float> w = getFloats(*fc.getWeight()), t(w.size());
-      for (int64_t a = 0; a < o; ++a)
-        for (int64_t b = 0; b < in; ++b)
-          t[b * o + a] = w[a * in + b];
-      weights->write(reinterpret_cast<const char *>(t.data()),
-                     t.size() * sizeof(float));
-    } else if (failed(writeFloats(op, "weight", fc.getWeight(), o * in))) {
-      return failure();
-    }
-    if (bn && (failed(writeFloats(op, "scale", bn.getScale(), o)) ||
-               failed(writeFloats(op, "mean", bn.getMean(), o)) ||
-               failed(writeFloats(op, "variance", bn.getVariance(), o))))
-      return failure();
-  } else if (auto bn = dyn_cast<BatchNormOp>(op)) {
-    if (failed(requirePrevious(op, bn.getInput())))
-      return failure();
-    if (bn.getActivation() != Activation::linear)
-      return op->emitError() << describeLayer(op)
-                             << ": a standalone [batchnorm] has no activation "
-                                "in Darknet";
-    section("batchnorm");
-    extras(op);
-    int64_t c = cast<ShapedType>(bn.getInput().getType()).getDimSize(1);
-    if (flavor == Flavor::AlexeyAB &&
-        failed(writeFloats(op, "bias", bn.getBias(), c)))
-      return failure();
-    if (failed(writeFloats(op, "scale", bn.getScale(), c)) ||
-        failed(writeFloats(op, "mean", bn.getMean(), c)) ||
-        failed(writeFloats(op, "variance", bn.getVariance(), c)))
-      return failure();
-  } else if (auto a = dyn_cast<ActivationOp>(op)) {
-    if (failed(requirePrevious(op, a.getInput())))
-      return failure();
-    section("activation");
-    key("activation", stringifyActivation(a.getActivation()));
-    extras(op);
-  } else if (auto mp = dyn_cast<MaxPoolOp>(op)) {
-    if (failed(requirePrevious(op, mp.getInput())))
-      return failure();
-    section("maxpool");
-    key("size", mp.getSize());
-    auto stride = mp.getStride();
-    if (stride[0] == stride[1]) {
-      key("stride", stride[1]);
-    } else {
-      key("stride_x", stride[1]);
-      key("stride_y", stride[0]);
-    }
-    if (mp.getPadding() != mp.getSize() - 1)
-      key("padding", mp.getPadding());
-    extras(op);
-  } else if (auto ap = dyn_cast<AvgPoolOp>(op)) {
-    if (failed(requirePrevious(op, ap.getInput())))
-      return failure();
-    section("avgpool");
-    extras(op);
-  } else if (auto route = dyn_cast<RouteOp>(op)) {
-    SmallVector<int64_t> refs;
-    for (Value v : route.getInputs()) {
-      auto idx = producer(op, v);
-      if (failed(idx))
-        return failure();
-      refs.push_back(*idx == nextIndex - 1 ? -1 : *idx);
-    }
-    section("route");
-    cfg << "layers=";
-    llvm::interleave(refs, cfg, ",");
-    cfg << "\n";
-    if (route.getGroups() != 1) {
-      key("groups", route.getGroups());
-      key("group_id", route.getGroupId());
-    }
-    extras(op);
-  } else if (auto sc = dyn_cast<ShortcutOp>(op)) {
-    if (failed(requirePrevious(op, sc.getInputs()[0])))
-      return failure();
-    SmallVector<int64_t> refs;
-    for (Value v : sc.getInputs().drop_front()) {
-      auto idx = producer(op, v);
-      if (failed(idx))
-        return failure();
-      refs.push_back(*idx - nextIndex);
-    }
-    section("shortcut");
-    cfg << "from=";
-    llvm::interleave(refs, cfg, ",");
-    cfg << "\n";
-    key("activation", stringifyActivation(sc.getActivation()));
-    extras(op);
-  } else if (auto up = dyn_cast<UpsampleOp>(op)) {
-    if (failed(requirePrevious(op, up.getInput())))
-      return failure();
-    section("upsample");
-    key("stride", up.getStride());
-    if (up.getScale().convertToFloat() != 1.0f)
-      keyF("scale", up.getScale().convertToFloat());
-    extras(op);
-  } else if (auto ro = dyn_cast<ReorgOp>(op)) {
-    if (failed(requirePrevious(op, ro.getInput())))
-      return failure();
-    section("reorg");
-    key("stride", ro.getStride());
-    if (ro.getReverse())
-      key("reverse", 1);
-    extras(op);
-  } else if (auto scl = dyn_cast<ScaleChannelsOp>(op)) {
-    if (failed(requirePrevious(op, scl.getScales())))
-      return failure();
-    auto idx = producer(op, scl.getFeatures());
+  } else if (failed(writeFloats(op, "bias", conv.getBias(), f,
+                                /*zerosIfAbsent=*/(bool)conv.getWeight()))) {
+    return failure();
+  }
+  int64_t n = f * (conv.getInputChannels() / conv.getGroups()) *
+              conv.getKernelH() * conv.getKernelW();
+  return writeFloats(op, "weight", conv.getWeight(), n);
+}
+
+LogicalResult Exporter::exportConnected(ConnectedOp fc, BatchNormOp bn) {
+  Operation *op = fc.getOperation();
+  if (failed(beginSection(op, fc.getInput(), "connected")))
+    return failure();
+  if (bn)
+    key("batch_normalize", 1);
+  key("output", fc.getOutputSize());
+  key("activation",
+      stringifyActivation(bn ? bn.getActivation() : fc.getActivation()));
+  extras(op);
+  int64_t o = fc.getOutputSize();
+  int64_t in = cast<ShapedType>(fc.getInput().getType()).getNumElements();
+  if (failed(writeFloats(op, "bias", bn ? bn.getBias() : fc.getBias(), o,
+                         !bn && (bool)fc.getWeight())))
+    return failure();
+  auto header = module->getAttrOfType<DenseI64ArrayAttr>("qsim.weights_header");
+  bool transposed = header && (header[0] > 1000 || header[1] > 1000);
+  if (transposed && weights && fc.getWeight()) {
+    std::vector<float> w = getFloats(*fc.getWeight()), t(w.size());
+    for (int64_t a = 0; a < o; ++a)
+      for (int64_t b = 0; b < in; ++b)
+        t[b * o + a] = w[a * in + b];
+    weights->write(reinterpret_cast<const char *>(t.data()),
+                   t.size() * sizeof(float));
+  } else if (failed(writeFloats(op, "weight", fc.getWeight(), o * in))) {
+    return failure();
+  }
+  if (bn && failed(writeBatchNormStats(op, bn, o)))
+    return failure();
+  return success();
+}
+
+LogicalResult Exporter::exportBatchNorm(BatchNormOp bn) {
+  Operation *op = bn.getOperation();
+  if (failed(requirePrevious(op, bn.getInput())))
+    return failure();
+  if (bn.getActivation() != Activation::linear)
+    return op->emitError() << describeLayer(op)
+                           << ": a standalone [batchnorm] has no activation "
+                              "in Darknet";
+  section("batchnorm");
+  extras(op);
+  int64_t c = cast<ShapedType>(bn.getInput().getType()).getDimSize(1);
+  if (flavor == Flavor::AlexeyAB &&
+      failed(writeFloats(op, "bias", bn.getBias(), c)))
+    return failure();
+  return writeBatchNormStats(op, bn, c);
+}
+
+LogicalResult Exporter::exportActivation(ActivationOp a) {
+  if (failed(beginSection(a, a.getInput(), "activation")))
+    return failure();
+  key("activation", stringifyActivation(a.getActivation()));
+  extras(a);
+  return success();
+}
+
+LogicalResult Exporter::exportMaxPool(MaxPoolOp mp) {
+  if (failed(beginSection(mp, mp.getInput(), "maxpool")))
+    return failure();
+  key("size", mp.getSize());
+  strideKeys(mp.getStride());
+  if (mp.getPadding() != mp.getSize() - 1)
+    key("padding", mp.getPadding());
+  extras(mp);
+  return success();
+}
+
+LogicalResult Exporter::exportAvgPool(AvgPoolOp ap) {
+  if (failed(beginSection(ap, ap.getInput(), "avgpool")))
+    return failure();
+  extras(ap);
+  return success();
+}
+
+LogicalResult Exporter::exportRoute(RouteOp route) {
+  SmallVector<int64_t> refs;
+  for (Value v : route.getInputs()) {
+    auto idx = producer(route, v);
     if (failed(idx))
       return failure();
-    section("scale_channels");
-    key("from", *idx - nextIndex);
-    if (scl.getScaleWh())
-      key("scale_wh", 1);
-    key("activation", stringifyActivation(scl.getActivation()));
-    extras(op);
-  } else if (auto sm = dyn_cast<SoftmaxOp>(op)) {
-    if (failed(requirePrevious(op, sm.getInput())))
-      return failure();
-    section("softmax");
-    key("groups", sm.getGroups());
-    if (sm.getTemperature().convertToFloat() != 1.0f)
-      keyF("temperature", sm.getTemperature().convertToFloat());
-    extras(op);
-  } else if (auto d = dyn_cast<DropoutOp>(op)) {
-    if (failed(requirePrevious(op, d.getInput())))
-      return failure();
-    section("dropout");
-    keyF("probability", d.getProbability().convertToFloat());
-    extras(op);
-  } else if (auto y = dyn_cast<YoloOp>(op)) {
-    if (failed(requirePrevious(op, y.getInput())))
-      return failure();
-    section("yolo");
-    cfg << "mask=";
-    llvm::interleave(y.getMask(), cfg, ",");
-    cfg << "\nanchors=";
-    auto anchors = y.getAnchors();
-    for (size_t i = 0; i < anchors.size(); ++i)
-      cfg << (i == 0 ? "" : (i % 2 ? "," : ", ")) << formatFloat(anchors[i]);
-    cfg << "\n";
-    key("classes", y.getClasses());
-    key("num", y.getNum());
-    if (y.getScaleXY().convertToFloat() != 1.0f)
-      keyF("scale_x_y", y.getScaleXY().convertToFloat());
-    if (y.getNewCoords())
-      key("new_coords", 1);
-    if (y.getNmsKind() != NmsKind::default_nms)
-      key("nms_kind", stringifyNmsKind(y.getNmsKind()));
-    if (y.getBetaNms().convertToFloat() != 0.6f)
-      keyF("beta_nms", y.getBetaNms().convertToFloat());
-    extras(op);
-  } else if (auto rg = dyn_cast<RegionOp>(op)) {
-    if (failed(requirePrevious(op, rg.getInput())))
-      return failure();
-    section("region");
-    cfg << "anchors=";
-    auto anchors = rg.getAnchors();
-    for (size_t i = 0; i < anchors.size(); ++i)
-      cfg << (i == 0 ? "" : (i % 2 ? "," : ", ")) << formatFloat(anchors[i]);
-    cfg << "\n";
-    key("classes", rg.getClasses());
-    key("coords", rg.getCoords());
-    key("num", rg.getNum());
-    if (rg.getSoftmax())
-      key("softmax", 1);
-    if (rg.getClassfix() != 0)
-      key("classfix", rg.getClassfix());
-    extras(op);
-  } else {
-    return op->emitError() << describeLayer(op) << ": no Darknet equivalent";
+    refs.push_back(*idx == nextIndex - 1 ? -1 : *idx);
   }
-  finishLayer(layer.output());
+  section("route");
+  cfg << "layers=";
+  llvm::interleave(refs, cfg, ",");
+  cfg << "\n";
+  if (route.getGroups() != 1) {
+    key("groups", route.getGroups());
+    key("group_id", route.getGroupId());
+  }
+  extras(route);
+  return success();
+}
+
+LogicalResult Exporter::exportShortcut(ShortcutOp sc) {
+  if (failed(requirePrevious(sc, sc.getInputs()[0])))
+    return failure();
+  SmallVector<int64_t> refs;
+  for (Value v : sc.getInputs().drop_front()) {
+    auto idx = producer(sc, v);
+    if (failed(idx))
+      return failure();
+    refs.push_back(*idx - nextIndex);
+  }
+  section("shortcut");
+  cfg << "from=";
+  llvm::interleave(refs, cfg, ",");
+  cfg << "\n";
+  key("activation", stringifyActivation(sc.getActivation()));
+  extras(sc);
+  return success();
+}
+
+LogicalResult Exporter::exportUpsample(UpsampleOp up) {
+  if (failed(beginSection(up, up.getInput(), "upsample")))
+    return failure();
+  key("stride", up.getStride());
+  if (up.getScale().convertToFloat() != 1.0f)
+    keyF("scale", up.getScale().convertToFloat());
+  extras(up);
+  return success();
+}
+
+LogicalResult Exporter::exportReorg(ReorgOp ro) {
+  if (failed(beginSection(ro, ro.getInput(), "reorg")))
+    return failure();
+  key("stride", ro.getStride());
+  if (ro.getReverse())
+    key("reverse", 1);
+  extras(ro);
+  return success();
+}
+
+LogicalResult Exporter::exportScaleChannels(ScaleChannelsOp scl) {
+  if (failed(requirePrevious(scl, scl.getScales())))
+    return failure();
+  auto idx = producer(scl, scl.getFeatures());
+  if (failed(idx))
+    return failure();
+  section("scale_channels");
+  key("from", *idx - nextIndex);
+  if (scl.getScaleWh())
+    key("scale_wh", 1);
+  key("activation", stringifyActivation(scl.getActivation()));
+  extras(scl);
+  return success();
+}
+
+LogicalResult Exporter::exportSoftmax(SoftmaxOp sm) {
+  if (failed(beginSection(sm, sm.getInput(), "softmax")))
+    return failure();
+  key("groups", sm.getGroups());
+  if (sm.getTemperature().convertToFloat() != 1.0f)
+    keyF("temperature", sm.getTemperature().convertToFloat());
+  extras(sm);
+  return success();
+}
+
+LogicalResult Exporter::exportDropout(DropoutOp d) {
+  if (failed(beginSection(d, d.getInput(), "dropout")))
+    return failure();
+  keyF("probability", d.getProbability().convertToFloat());
+  extras(d);
+  return success();
+}
+
+LogicalResult Exporter::exportYolo(YoloOp y) {
+  if (failed(beginSection(y, y.getInput(), "yolo")))
+    return failure();
+  cfg << "mask=";
+  llvm::interleave(y.getMask(), cfg, ",");
+  cfg << "\n";
+  anchorsKey(y.getAnchors());
+  key("classes", y.getClasses());
+  key("num", y.getNum());
+  if (y.getScaleXY().convertToFloat() != 1.0f)
+    keyF("scale_x_y", y.getScaleXY().convertToFloat());
+  if (y.getNewCoords())
+    key("new_coords", 1);
+  if (y.getNmsKind() != NmsKind::default_nms)
+    key("nms_kind", stringifyNmsKind(y.getNmsKind()));
+  if (y.getBetaNms().convertToFloat() != 0.6f)
+    keyF("beta_nms", y.getBetaNms().convertToFloat());
+  extras(y);
+  return success();
+}
+
+LogicalResult Exporter::exportRegion(RegionOp rg) {
+  if (failed(beginSection(rg, rg.getInput(), "region")))
+    return failure();
+  anchorsKey(rg.getAnchors());
+  key("classes", rg.getClasses());
+  key("coords", rg.getCoords());
+  key("num", rg.getNum());
+  if (rg.getSoftmax())
+    key("softmax", 1);
+  if (rg.getClassfix() != 0)
+    key("classfix", rg.getClassfix());
+  extras(rg);
   return success();
 }
 

@@ -3,7 +3,8 @@
 // One pass over the cfg sections builds one op (two for batch_normalize=1)
 // per layer, computing shapes with the same formulas the verifiers use, and
 // takes each layer's floats from the weights file in Darknet's order
-// (DARKNET.md §2.2). Weight attributes reference the mapped file directly.
+// (docs/darknet.md §R2.2). Weight attributes reference the mapped file
+// directly.
 //
 //===----------------------------------------------------------------------===//
 
@@ -184,6 +185,63 @@ private:
 
   bool importNet(CfgSection &net);
   bool importLayer(CfgSection &section, int64_t index);
+
+  /// A layer being imported: its section's reader, index, location and
+  /// input.
+  struct LayerSite {
+    SectionReader &r;
+    int64_t index;
+    Location loc;
+    Value in;
+    CHW inShape;
+    /// The name of one of its weight arrays ("layer7_bias").
+    std::string name(StringRef what) const {
+      return "layer" + std::to_string(index) + "_" + what.str();
+    }
+  };
+  /// An imported layer: its head op and its output (the batch norm's when
+  /// one follows). No head: the error is reported.
+  struct ImportedLayer {
+    Operation *head = nullptr;
+    Value output;
+  };
+  static ImportedLayer single(Operation *head) {
+    return {head, head->getResult(0)};
+  }
+  /// A yolo or region layer: its output is a result of the network.
+  ImportedLayer detectionHead(Operation *head) {
+    headOutputs.push_back(head->getResult(0));
+    return single(head);
+  }
+  ImportedLayer importConvolutional(LayerSite &s);
+  ImportedLayer importConnected(LayerSite &s);
+  ImportedLayer importBatchNorm(LayerSite &s);
+  ImportedLayer importActivation(LayerSite &s);
+  ImportedLayer importMaxPool(LayerSite &s);
+  ImportedLayer importAvgPool(LayerSite &s);
+  ImportedLayer importRoute(LayerSite &s);
+  ImportedLayer importShortcut(LayerSite &s);
+  ImportedLayer importUpsample(LayerSite &s);
+  ImportedLayer importReorg(LayerSite &s);
+  ImportedLayer importScaleChannels(LayerSite &s);
+  ImportedLayer importSoftmax(LayerSite &s);
+  ImportedLayer importDropout(LayerSite &s);
+  ImportedLayer importYolo(LayerSite &s);
+  ImportedLayer importRegion(LayerSite &s);
+
+  /// A batch norm's rolling statistics and scales, in the file's order
+  /// (null without weights).
+  struct BatchNormWeights {
+    ElementsAttr scale, mean, variance;
+  };
+  BatchNormWeights takeBatchNormWeights(LayerSite &s, int64_t channels);
+  void appendBatchNormAttrs(SmallVectorImpl<NamedAttribute> &attrs,
+                            const BatchNormWeights &bn, ElementsAttr biases);
+  /// `head` followed by the batch norm of `batch_normalize=1`, which takes
+  /// over the biases and the activation.
+  ImportedLayer withBatchNorm(LayerSite &s, Operation *head,
+                              const BatchNormWeights &bn, ElementsAttr biases,
+                              Activation activation);
   bool checkKeys(CfgSection &section, StringRef type, SectionReader &r);
   void attachExtras(Operation *op, CfgSection &section, SectionReader &r);
   std::optional<Activation> readActivation(SectionReader &r, StringRef def);
@@ -511,479 +569,544 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
   if (!checkKeys(section, type, r))
     return false;
 
-  Location loc = makeLayerLoc(ctx, cfgName, section.line, index);
-  Value in = input(index);
-  CHW inShape = chw(in);
-  CHW out;
-  std::string err;
-  Operation *head = nullptr;
-  Value output;
-  auto name = [&](StringRef what) {
-    return "layer" + std::to_string(index) + "_" + what.str();
-  };
-
-  if (type == "convolutional") {
-    int64_t filters = r.getInt("filters", 1);
-    int64_t size = r.getInt("size", 1);
-    int64_t stride = r.getInt("stride", 1);
-    int64_t sx = stride, sy = stride;
-    if (readsKey(r, "stride_x")) {
-      int64_t v = r.getInt("stride_x", -1);
-      if (v >= 1)
-        sx = v;
-    }
-    if (readsKey(r, "stride_y")) {
-      int64_t v = r.getInt("stride_y", -1);
-      if (v >= 1)
-        sy = v;
-    }
-    int64_t pad = r.getInt("pad", 0);
-    int64_t padding = r.getInt("padding", 0);
-    if (pad)
-      padding = size / 2;
-    int64_t groups = r.getInt("groups", 1);
-    int64_t dilation = readsKey(r, "dilation") ? r.getInt("dilation", 1) : 1;
-    if (size == 1)
-      dilation = 1;
-    auto activation = readActivation(r, "logistic");
-    bool bn = r.getInt("batch_normalize", 0) != 0 || r.getInt("cbn", 0) != 0;
-    bool supported =
-        rejectUnless(r, "flipped", 0, "transposed weight files") &&
-        rejectUnless(r, "antialiasing", 0, "anti-aliased convolutions") &&
-        rejectUnless(r, "binary", 0, "binary weights") &&
-        rejectUnless(r, "xnor", 0, "XNOR convolutions") &&
-        rejectUnless(r, "dontload", 0, "partial weight loading") &&
-        rejectUnless(r, "dontloadscales", 0, "partial weight loading") &&
-        rejectUnless(r, "deform", 0, "deformable convolutions") &&
-        rejectUnless(r, "coordconv", 0, "coordinate convolutions") &&
-        rejectUnless(r, "sway", 0, "rotation-shared weights") &&
-        rejectUnless(r, "rotate", 0, "rotation-shared weights") &&
-        rejectUnless(r, "stretch", 0, "rotation-shared weights") &&
-        rejectUnless(r, "stretch_sway", 0, "rotation-shared weights");
-    if (r.has("share_index")) {
-      r.error("share_index", "'share_index' (weights shared with another "
-                             "layer) is not supported by qsim");
-      return false;
-    }
-    if (r.has("numload")) {
-      r.error("numload", "'numload' (partial weight loading) is not "
-                         "supported by qsim");
-      return false;
-    }
-    if (!r.ok() || !supported || !activation)
-      return false;
-    if (groups < 1) {
-      r.error("groups", "groups must be >= 1, got " + std::to_string(groups));
-      return false;
-    }
-    if (!shapes::conv2d(inShape, filters, size, size, sy, sx, padding, padding,
-                        groups, dilation, out, err)) {
-      r.error(err);
-      return false;
-    }
-    int64_t cg = inShape.c / groups;
-    int64_t fanIn = cg * size * size;
-    using Init = WeightSource::Init;
-    ElementsAttr biases =
-        weights.take(ctx, {filters}, name("bias"), Init::Bias, 0, label);
-    ElementsAttr scale, mean, var;
-    if (bn) {
-      scale =
-          weights.take(ctx, {filters}, name("bn_scale"), Init::Scale, 0, label);
-      mean =
-          weights.take(ctx, {filters}, name("bn_mean"), Init::Mean, 0, label);
-      var = weights.take(ctx, {filters}, name("bn_variance"), Init::Variance, 0,
-                         label);
-    }
-    ElementsAttr weight =
-        weights.take(ctx, {filters, cg, size, size}, name("weight"),
-                     Init::Weight, fanIn, label);
-    SmallVector<NamedAttribute> attrs = {
-        i64("filters", filters),
-        attr("size", builder.getDenseI64ArrayAttr({size, size})),
-        attr("stride", builder.getDenseI64ArrayAttr({sy, sx})),
-        attr("padding", builder.getDenseI64ArrayAttr({padding, padding})),
-        i64("groups", groups),
-        i64("dilation", dilation),
-        act(bn ? Activation::linear : *activation)};
-    if (weight)
-      attrs.push_back(attr("weight", weight));
-    if (biases && !bn)
-      attrs.push_back(attr("bias", biases));
-    head = create("qsim.conv2d", loc, tensorType(out), in, attrs);
-    output = head->getResult(0);
-    if (bn) {
-      SmallVector<NamedAttribute> bnAttrs = {act(*activation)};
-      if (scale)
-        bnAttrs.append({attr("scale", scale), attr("mean", mean),
-                        attr("variance", var), attr("bias", biases)});
-      output = create("qsim.batchnorm", loc, tensorType(out), output, bnAttrs)
-                   ->getResult(0);
-    }
-  } else if (type == "connected") {
-    int64_t outputs = r.getInt("output", 1);
-    auto activation = readActivation(r, "logistic");
-    bool bn = r.getInt("batch_normalize", 0) != 0;
-    if (!r.ok() || !activation)
-      return false;
-    if (outputs < 1) {
-      r.error("output", "output must be >= 1");
-      return false;
-    }
-    int64_t inputs = inShape.size();
-    using Init = WeightSource::Init;
-    ElementsAttr biases =
-        weights.take(ctx, {outputs}, name("bias"), Init::Bias, 0, label);
-    ElementsAttr weight = weights.take(ctx, {outputs, inputs}, name("weight"),
-                                       Init::Weight, inputs, label);
-    if (weight && header.transposed()) {
-      // The file holds [in][out]; Darknet transposes after reading.
-      std::vector<float> src = getFloats(weight), dst(src.size());
-      for (int64_t o = 0; o < outputs; ++o)
-        for (int64_t i = 0; i < inputs; ++i)
-          dst[o * inputs + i] = src[i * outputs + o];
-      weight = makeFloatAttr(ctx, {outputs, inputs}, name("weight"), dst);
-    }
-    ElementsAttr scale, mean, var;
-    if (bn) {
-      scale =
-          weights.take(ctx, {outputs}, name("bn_scale"), Init::Scale, 0, label);
-      mean =
-          weights.take(ctx, {outputs}, name("bn_mean"), Init::Mean, 0, label);
-      var = weights.take(ctx, {outputs}, name("bn_variance"), Init::Variance, 0,
-                         label);
-    }
-    out = {outputs, 1, 1};
-    SmallVector<NamedAttribute> attrs = {
-        i64("output_size", outputs),
-        act(bn ? Activation::linear : *activation)};
-    if (weight)
-      attrs.push_back(attr("weight", weight));
-    if (biases && !bn)
-      attrs.push_back(attr("bias", biases));
-    head = create("qsim.connected", loc, tensorType(out), in, attrs);
-    output = head->getResult(0);
-    if (bn) {
-      SmallVector<NamedAttribute> bnAttrs = {act(*activation)};
-      if (scale)
-        bnAttrs.append({attr("scale", scale), attr("mean", mean),
-                        attr("variance", var), attr("bias", biases)});
-      output = create("qsim.batchnorm", loc, tensorType(out), output, bnAttrs)
-                   ->getResult(0);
-    }
-  } else if (type == "batchnorm") {
-    using Init = WeightSource::Init;
-    int64_t c = inShape.c;
-    ElementsAttr biases;
-    if (opts.flavor == Flavor::AlexeyAB)
-      biases = weights.take(ctx, {c}, name("bias"), Init::Bias, 0, label);
-    ElementsAttr scale =
-        weights.take(ctx, {c}, name("bn_scale"), Init::Scale, 0, label);
-    ElementsAttr mean =
-        weights.take(ctx, {c}, name("bn_mean"), Init::Mean, 0, label);
-    ElementsAttr var =
-        weights.take(ctx, {c}, name("bn_variance"), Init::Variance, 0, label);
-    if (scale && !biases) // pjreddie: no biases in the file, bias = 0
-      biases =
-          makeFloatAttr(ctx, {c}, name("bias"), std::vector<float>(c, 0.0f));
-    SmallVector<NamedAttribute> attrs = {
-        act(Activation::linear), attr("standalone", builder.getBoolAttr(true))};
-    if (scale)
-      attrs.append({attr("scale", scale), attr("mean", mean),
-                    attr("variance", var), attr("bias", biases)});
-    head = create("qsim.batchnorm", loc, tensorType(inShape), in, attrs);
-    output = head->getResult(0);
-  } else if (type == "activation") {
-    auto activation = readActivation(r, "linear");
-    if (!r.ok() || !activation)
-      return false;
-    head = create("qsim.activation", loc, tensorType(inShape), in,
-                  {act(*activation)});
-    output = head->getResult(0);
-  } else if (type == "maxpool") {
-    int64_t stride = r.getInt("stride", 1);
-    int64_t sx = stride, sy = stride;
-    if (readsKey(r, "stride_x"))
-      sx = r.getInt("stride_x", stride);
-    if (readsKey(r, "stride_y"))
-      sy = r.getInt("stride_y", stride);
-    int64_t size = r.getInt("size", stride);
-    int64_t padding = r.getInt("padding", size - 1);
-    bool supported =
-        rejectUnless(r, "maxpool_depth", 0, "channel-wise max pooling") &&
-        rejectUnless(r, "antialiasing", 0, "anti-aliased pooling");
-    if (!r.ok() || !supported)
-      return false;
-    if (!shapes::maxpool(inShape, size, sy, sx, padding, out, err)) {
-      r.error(err);
-      return false;
-    }
-    head = create("qsim.maxpool", loc, tensorType(out), in,
-                  {i64("size", size),
-                   attr("stride", builder.getDenseI64ArrayAttr({sy, sx})),
-                   i64("padding", padding)});
-    output = head->getResult(0);
-  } else if (type == "avgpool") {
-    out = {inShape.c, 1, 1};
-    head = create("qsim.avgpool", loc, tensorType(out), in, {});
-    output = head->getResult(0);
-  } else if (type == "route") {
-    auto refs = r.getIntList("layers");
-    int64_t groups = 1, groupId = 0;
-    if (readsKey(r, "groups"))
-      groups = r.getInt("groups", 1);
-    if (readsKey(r, "group_id"))
-      groupId = r.getInt("group_id", 0);
-    if (!r.ok())
-      return false;
-    if (!refs) {
-      r.error("[route] needs 'layers='");
-      return false;
-    }
-    std::vector<int64_t> idx;
-    if (!resolveRefs(r, "layers", *refs, index, idx))
-      return false;
-    SmallVector<Value> ins;
-    std::vector<CHW> inShapes;
-    for (int64_t i : idx) {
-      ins.push_back(layerOutputs[i]);
-      inShapes.push_back(chw(layerOutputs[i]));
-    }
-    if (!shapes::route(inShapes, groups, groupId, out, err)) {
-      r.error("layers", err);
-      return false;
-    }
-    head = create("qsim.route", loc, tensorType(out), ins,
-                  {i64("groups", groups), i64("group_id", groupId)});
-    output = head->getResult(0);
-  } else if (type == "shortcut") {
-    auto refs = r.getIntList("from");
-    auto activation = readActivation(r, "linear");
-    std::string wt = r.getString("weights_type", "none");
-    std::string wn = r.getString("weights_normalization", "none");
-    float alpha = r.getFloat("alpha", 1.0f), beta = r.getFloat("beta", 1.0f);
-    if (!r.ok() || !activation)
-      return false;
-    if (!refs) {
-      r.error("[shortcut] needs 'from='");
-      return false;
-    }
-    if (wt != "none" || wn != "none") {
-      r.error(r.has("weights_type") ? "weights_type" : "weights_normalization",
-              "weighted shortcuts are not supported by qsim");
-      return false;
-    }
-    if (alpha != 1.0f || beta != 1.0f) {
-      r.error(r.has("alpha") ? "alpha" : "beta",
-              "shortcut alpha/beta other than 1 are not supported by qsim");
-      return false;
-    }
-    if (opts.flavor == Flavor::PJReddie && refs->size() > 1) {
-      r.warning("from", "pjreddie Darknet uses only the first 'from' layer");
-      refs->resize(1);
-    }
-    std::vector<int64_t> idx;
-    if (!resolveRefs(r, "from", *refs, index, idx))
-      return false;
-    SmallVector<Value> ins = {in};
-    std::vector<CHW> inShapes = {inShape};
-    for (int64_t i : idx) {
-      ins.push_back(layerOutputs[i]);
-      inShapes.push_back(chw(layerOutputs[i]));
-    }
-    if (!shapes::shortcut(inShapes, out, err)) {
-      r.error("from", err);
-      return false;
-    }
-    head =
-        create("qsim.shortcut", loc, tensorType(out), ins, {act(*activation)});
-    output = head->getResult(0);
-  } else if (type == "upsample") {
-    int64_t stride = r.getInt("stride", 2);
-    float scale = r.getFloat("scale", 1.0f);
-    if (!r.ok())
-      return false;
-    if (!shapes::upsample(inShape, stride, out, err)) {
-      r.error("stride", err);
-      return false;
-    }
-    head = create("qsim.upsample", loc, tensorType(out), in,
-                  {i64("stride", stride), f32("scale", scale)});
-    output = head->getResult(0);
-  } else if (type == "reorg") {
-    int64_t stride = r.getInt("stride", 1);
-    bool reverse = r.getInt("reverse", 0) != 0;
-    bool supported = rejectUnless(r, "flatten", 0, "pjreddie reorg flatten") &&
-                     rejectUnless(r, "extra", 0, "pjreddie reorg extra");
-    if (!r.ok() || !supported)
-      return false;
-    if (!shapes::reorg(inShape, stride, reverse, out, err)) {
-      r.error("stride", err);
-      return false;
-    }
-    head = create(
-        "qsim.reorg", loc, tensorType(out), in,
-        {i64("stride", stride), attr("reverse", builder.getBoolAttr(reverse))});
-    output = head->getResult(0);
-  } else if (type == "scale_channels") {
-    auto refs = r.getIntList("from");
-    bool scaleWH = r.getInt("scale_wh", 0) != 0;
-    auto activation = readActivation(r, "linear");
-    if (!r.ok() || !activation)
-      return false;
-    if (!refs || refs->size() != 1) {
-      r.error("from", "[scale_channels] needs exactly one 'from=' layer");
-      return false;
-    }
-    std::vector<int64_t> idx;
-    if (!resolveRefs(r, "from", *refs, index, idx))
-      return false;
-    Value features = layerOutputs[idx[0]];
-    if (!shapes::scaleChannels(inShape, chw(features), scaleWH, out, err)) {
-      r.error("from", err);
-      return false;
-    }
-    head = create(
-        "qsim.scale_channels", loc, tensorType(out), ValueRange{in, features},
-        {attr("scale_wh", builder.getBoolAttr(scaleWH)), act(*activation)});
-    output = head->getResult(0);
-  } else if (type == "softmax") {
-    int64_t groups = r.getInt("groups", 1);
-    float temperature = r.getFloat("temperature", 1.0f);
-    if (r.has("tree")) {
-      r.error("tree", "softmax trees (YOLO9000) are not supported by qsim");
-      return false;
-    }
-    if (!r.ok())
-      return false;
-    if (groups < 1 || inShape.size() % groups != 0) {
-      r.error("groups", "groups=" + std::to_string(groups) +
-                            " must divide the " +
-                            std::to_string(inShape.size()) + " inputs");
-      return false;
-    }
-    head = create("qsim.softmax", loc, tensorType(inShape), in,
-                  {i64("groups", groups), f32("temperature", temperature)});
-    output = head->getResult(0);
-  } else if (type == "dropout") {
-    float p = r.getFloat("probability",
-                         opts.flavor == Flavor::AlexeyAB ? 0.2f : 0.5f);
-    if (!r.ok())
-      return false;
-    head = create("qsim.dropout", loc, tensorType(inShape), in,
-                  {f32("probability", p)});
-    output = head->getResult(0);
-  } else if (type == "yolo") {
-    int64_t classes = r.getInt("classes", 20);
-    int64_t num = r.getInt("num", 1);
-    auto mask = r.getIntList("mask");
-    auto anchors = r.getFloatList("anchors");
-    float scaleXY = 1.0f, betaNms = 0.6f;
-    bool newCoords = false;
-    NmsKind nms = NmsKind::default_nms;
-    if (readsKey(r, "scale_x_y"))
-      scaleXY = r.getFloat("scale_x_y", 1.0f);
-    if (readsKey(r, "new_coords"))
-      newCoords = r.getInt("new_coords", 0) != 0;
-    if (readsKey(r, "beta_nms"))
-      betaNms = r.getFloat("beta_nms", 0.6f);
-    if (readsKey(r, "nms_kind")) {
-      std::string k = r.getString("nms_kind", "default");
-      nms = k == "greedynms" ? NmsKind::greedynms
-            : k == "diounms" ? NmsKind::diounms
-                             : NmsKind::default_nms;
-      if (k != "greedynms" && k != "diounms" && k != "default")
-        r.warning("nms_kind", "unknown nms_kind '" + k +
-                                  "' means the default IoU NMS in Darknet");
-    }
-    if (!r.ok())
-      return false;
-    std::vector<int64_t> maskV;
-    if (mask)
-      maskV = *mask;
-    else
-      for (int64_t i = 0; i < num; ++i)
-        maskV.push_back(i);
-    if (!anchors) {
-      r.error("[yolo] needs 'anchors=' (Darknet would use 0.5 for each)");
-      return false;
-    }
-    if ((int64_t)anchors->size() != 2 * num) {
-      r.error("anchors", "'anchors' has " + std::to_string(anchors->size()) +
-                             " values but num=" + std::to_string(num) +
-                             " needs " + std::to_string(2 * num));
-      return false;
-    }
-    for (int64_t m : maskV)
-      if (m < 0 || m >= num) {
-        r.error("mask", "mask index " + std::to_string(m) +
-                            " out of range for num=" + std::to_string(num));
-        return false;
-      }
-    if (!shapes::yolo(inShape, classes, maskV.size(), out, err)) {
-      r.error(err);
-      return false;
-    }
-    head = create("qsim.yolo", loc, tensorType(out), in,
-                  {i64("classes", classes), i64("num", num),
-                   attr("mask", builder.getDenseI64ArrayAttr(maskV)),
-                   attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
-                   f32("scale_x_y", scaleXY),
-                   attr("new_coords", builder.getBoolAttr(newCoords)),
-                   attr("nms_kind", NmsKindAttr::get(ctx, nms)),
-                   f32("beta_nms", betaNms)});
-    output = head->getResult(0);
-    headOutputs.push_back(output);
-  } else if (type == "region") {
-    int64_t coords = r.getInt("coords", 4);
-    int64_t classes = r.getInt("classes", 20);
-    int64_t num = r.getInt("num", 1);
-    bool softmax = r.getInt("softmax", 0) != 0;
-    auto anchors = r.getFloatList("anchors");
-    int64_t classfix = 0;
-    if (readsKey(r, "classfix"))
-      classfix = r.getInt("classfix", 0);
-    bool supported = rejectUnless(r, "background", 0, "region background");
-    if (r.has("tree") || r.has("map")) {
-      r.error(r.has("tree") ? "tree" : "map",
-              "YOLO9000 softmax trees are not supported by qsim");
-      return false;
-    }
-    if (!r.ok() || !supported)
-      return false;
-    if (!anchors || (int64_t)anchors->size() != 2 * num) {
-      r.error("anchors", "[region] needs 2 * num = " + std::to_string(2 * num) +
-                             " anchor values");
-      return false;
-    }
-    if (opts.flavor == Flavor::AlexeyAB && coords != 4) {
-      r.error("coords", "AlexeyAB's region layer needs coords=4");
-      return false;
-    }
-    if (!shapes::region(inShape, classes, coords, num, out, err)) {
-      r.error(err);
-      return false;
-    }
-    head =
-        create("qsim.region", loc, tensorType(out), in,
-               {i64("classes", classes), i64("coords", coords), i64("num", num),
-                attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
-                attr("softmax", builder.getBoolAttr(softmax)),
-                i64("classfix", classfix)});
-    output = head->getResult(0);
-    headOutputs.push_back(output);
-  } else {
+  using ImportFn = ImportedLayer (Importer::*)(LayerSite &);
+  ImportFn importFn =
+      llvm::StringSwitch<ImportFn>(type)
+          .Case("convolutional", &Importer::importConvolutional)
+          .Case("connected", &Importer::importConnected)
+          .Case("batchnorm", &Importer::importBatchNorm)
+          .Case("activation", &Importer::importActivation)
+          .Case("maxpool", &Importer::importMaxPool)
+          .Case("avgpool", &Importer::importAvgPool)
+          .Case("route", &Importer::importRoute)
+          .Case("shortcut", &Importer::importShortcut)
+          .Case("upsample", &Importer::importUpsample)
+          .Case("reorg", &Importer::importReorg)
+          .Case("scale_channels", &Importer::importScaleChannels)
+          .Case("softmax", &Importer::importSoftmax)
+          .Case("dropout", &Importer::importDropout)
+          .Case("yolo", &Importer::importYolo)
+          .Case("region", &Importer::importRegion)
+          .Default(nullptr);
+  if (!importFn) {
     r.error("unknown section [" + section.type + "]");
     return false;
   }
+  Value in = input(index);
+  LayerSite site{r, index, makeLayerLoc(ctx, cfgName, section.line, index), in,
+                 chw(in)};
+  ImportedLayer layer = (this->*importFn)(site);
+  if (!layer.head || !r.ok())
+    return false;
+  attachExtras(layer.head, section, r);
   if (!r.ok())
     return false;
-  attachExtras(head, section, r);
-  if (!r.ok())
-    return false;
-  layerOutputs.push_back(output);
+  layerOutputs.push_back(layer.output);
   layerKinds.push_back(type.str());
   return true;
+}
+
+//===----------------------------------------------------------------------===//
+// One importer per section type
+//===----------------------------------------------------------------------===//
+
+Importer::BatchNormWeights Importer::takeBatchNormWeights(LayerSite &s,
+                                                          int64_t channels) {
+  using Init = WeightSource::Init;
+  const std::string &label = s.r.getLabel();
+  BatchNormWeights bn;
+  bn.scale =
+      weights.take(ctx, {channels}, s.name("bn_scale"), Init::Scale, 0, label);
+  bn.mean =
+      weights.take(ctx, {channels}, s.name("bn_mean"), Init::Mean, 0, label);
+  bn.variance = weights.take(ctx, {channels}, s.name("bn_variance"),
+                             Init::Variance, 0, label);
+  return bn;
+}
+
+void Importer::appendBatchNormAttrs(SmallVectorImpl<NamedAttribute> &attrs,
+                                    const BatchNormWeights &bn,
+                                    ElementsAttr biases) {
+  if (bn.scale)
+    attrs.append({attr("scale", bn.scale), attr("mean", bn.mean),
+                  attr("variance", bn.variance), attr("bias", biases)});
+}
+
+Importer::ImportedLayer Importer::withBatchNorm(LayerSite &s, Operation *head,
+                                                const BatchNormWeights &bn,
+                                                ElementsAttr biases,
+                                                Activation activation) {
+  SmallVector<NamedAttribute> attrs = {act(activation)};
+  appendBatchNormAttrs(attrs, bn, biases);
+  Value output = create("qsim.batchnorm", s.loc, head->getResult(0).getType(),
+                        head->getResult(0), attrs)
+                     ->getResult(0);
+  return {head, output};
+}
+
+Importer::ImportedLayer Importer::importConvolutional(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t filters = r.getInt("filters", 1);
+  int64_t size = r.getInt("size", 1);
+  int64_t stride = r.getInt("stride", 1);
+  int64_t sx = stride, sy = stride;
+  if (readsKey(r, "stride_x")) {
+    int64_t v = r.getInt("stride_x", -1);
+    if (v >= 1)
+      sx = v;
+  }
+  if (readsKey(r, "stride_y")) {
+    int64_t v = r.getInt("stride_y", -1);
+    if (v >= 1)
+      sy = v;
+  }
+  int64_t pad = r.getInt("pad", 0);
+  int64_t padding = r.getInt("padding", 0);
+  if (pad)
+    padding = size / 2;
+  int64_t groups = r.getInt("groups", 1);
+  int64_t dilation = readsKey(r, "dilation") ? r.getInt("dilation", 1) : 1;
+  if (size == 1)
+    dilation = 1;
+  auto activation = readActivation(r, "logistic");
+  bool bn = r.getInt("batch_normalize", 0) != 0 || r.getInt("cbn", 0) != 0;
+  bool supported =
+      rejectUnless(r, "flipped", 0, "transposed weight files") &&
+      rejectUnless(r, "antialiasing", 0, "anti-aliased convolutions") &&
+      rejectUnless(r, "binary", 0, "binary weights") &&
+      rejectUnless(r, "xnor", 0, "XNOR convolutions") &&
+      rejectUnless(r, "dontload", 0, "partial weight loading") &&
+      rejectUnless(r, "dontloadscales", 0, "partial weight loading") &&
+      rejectUnless(r, "deform", 0, "deformable convolutions") &&
+      rejectUnless(r, "coordconv", 0, "coordinate convolutions") &&
+      rejectUnless(r, "sway", 0, "rotation-shared weights") &&
+      rejectUnless(r, "rotate", 0, "rotation-shared weights") &&
+      rejectUnless(r, "stretch", 0, "rotation-shared weights") &&
+      rejectUnless(r, "stretch_sway", 0, "rotation-shared weights");
+  if (r.has("share_index")) {
+    r.error("share_index", "'share_index' (weights shared with another "
+                           "layer) is not supported by qsim");
+    return {};
+  }
+  if (r.has("numload")) {
+    r.error("numload", "'numload' (partial weight loading) is not "
+                       "supported by qsim");
+    return {};
+  }
+  if (!r.ok() || !supported || !activation)
+    return {};
+  if (groups < 1) {
+    r.error("groups", "groups must be >= 1, got " + std::to_string(groups));
+    return {};
+  }
+  CHW out;
+  std::string err;
+  if (!shapes::conv2d(s.inShape, filters, size, size, sy, sx, padding, padding,
+                      groups, dilation, out, err)) {
+    r.error(err);
+    return {};
+  }
+  // Darknet's order: biases, batch norm, weights.
+  int64_t cg = s.inShape.c / groups;
+  using Init = WeightSource::Init;
+  ElementsAttr biases =
+      weights.take(ctx, {filters}, s.name("bias"), Init::Bias, 0, r.getLabel());
+  BatchNormWeights bnWeights;
+  if (bn)
+    bnWeights = takeBatchNormWeights(s, filters);
+  ElementsAttr weight =
+      weights.take(ctx, {filters, cg, size, size}, s.name("weight"),
+                   Init::Weight, cg * size * size, r.getLabel());
+  SmallVector<NamedAttribute> attrs = {
+      i64("filters", filters),
+      attr("size", builder.getDenseI64ArrayAttr({size, size})),
+      attr("stride", builder.getDenseI64ArrayAttr({sy, sx})),
+      attr("padding", builder.getDenseI64ArrayAttr({padding, padding})),
+      i64("groups", groups),
+      i64("dilation", dilation),
+      act(bn ? Activation::linear : *activation)};
+  if (weight)
+    attrs.push_back(attr("weight", weight));
+  if (biases && !bn)
+    attrs.push_back(attr("bias", biases));
+  Operation *head = create("qsim.conv2d", s.loc, tensorType(out), s.in, attrs);
+  if (bn)
+    return withBatchNorm(s, head, bnWeights, biases, *activation);
+  return {head, head->getResult(0)};
+}
+
+Importer::ImportedLayer Importer::importConnected(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t outputs = r.getInt("output", 1);
+  auto activation = readActivation(r, "logistic");
+  bool bn = r.getInt("batch_normalize", 0) != 0;
+  if (!r.ok() || !activation)
+    return {};
+  if (outputs < 1) {
+    r.error("output", "output must be >= 1");
+    return {};
+  }
+  // Darknet's order: biases, weights, batch norm.
+  int64_t inputs = s.inShape.size();
+  using Init = WeightSource::Init;
+  ElementsAttr biases =
+      weights.take(ctx, {outputs}, s.name("bias"), Init::Bias, 0, r.getLabel());
+  ElementsAttr weight = weights.take(ctx, {outputs, inputs}, s.name("weight"),
+                                     Init::Weight, inputs, r.getLabel());
+  if (weight && header.transposed()) {
+    // The file holds [in][out]; Darknet transposes after reading.
+    std::vector<float> src = getFloats(weight), dst(src.size());
+    for (int64_t o = 0; o < outputs; ++o)
+      for (int64_t i = 0; i < inputs; ++i)
+        dst[o * inputs + i] = src[i * outputs + o];
+    weight = makeFloatAttr(ctx, {outputs, inputs}, s.name("weight"), dst);
+  }
+  BatchNormWeights bnWeights;
+  if (bn)
+    bnWeights = takeBatchNormWeights(s, outputs);
+  SmallVector<NamedAttribute> attrs = {
+      i64("output_size", outputs), act(bn ? Activation::linear : *activation)};
+  if (weight)
+    attrs.push_back(attr("weight", weight));
+  if (biases && !bn)
+    attrs.push_back(attr("bias", biases));
+  Operation *head =
+      create("qsim.connected", s.loc, tensorType({outputs, 1, 1}), s.in, attrs);
+  if (bn)
+    return withBatchNorm(s, head, bnWeights, biases, *activation);
+  return {head, head->getResult(0)};
+}
+
+Importer::ImportedLayer Importer::importBatchNorm(LayerSite &s) {
+  using Init = WeightSource::Init;
+  int64_t c = s.inShape.c;
+  ElementsAttr biases;
+  if (opts.flavor == Flavor::AlexeyAB)
+    biases =
+        weights.take(ctx, {c}, s.name("bias"), Init::Bias, 0, s.r.getLabel());
+  BatchNormWeights bn = takeBatchNormWeights(s, c);
+  if (bn.scale && !biases) // pjreddie: no biases in the file, bias = 0
+    biases =
+        makeFloatAttr(ctx, {c}, s.name("bias"), std::vector<float>(c, 0.0f));
+  SmallVector<NamedAttribute> attrs = {
+      act(Activation::linear), attr("standalone", builder.getBoolAttr(true))};
+  appendBatchNormAttrs(attrs, bn, biases);
+  return single(
+      create("qsim.batchnorm", s.loc, tensorType(s.inShape), s.in, attrs));
+}
+
+Importer::ImportedLayer Importer::importActivation(LayerSite &s) {
+  auto activation = readActivation(s.r, "linear");
+  if (!s.r.ok() || !activation)
+    return {};
+  return single(create("qsim.activation", s.loc, tensorType(s.inShape), s.in,
+                       {act(*activation)}));
+}
+
+Importer::ImportedLayer Importer::importMaxPool(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t stride = r.getInt("stride", 1);
+  int64_t sx = stride, sy = stride;
+  if (readsKey(r, "stride_x"))
+    sx = r.getInt("stride_x", stride);
+  if (readsKey(r, "stride_y"))
+    sy = r.getInt("stride_y", stride);
+  int64_t size = r.getInt("size", stride);
+  int64_t padding = r.getInt("padding", size - 1);
+  bool supported =
+      rejectUnless(r, "maxpool_depth", 0, "channel-wise max pooling") &&
+      rejectUnless(r, "antialiasing", 0, "anti-aliased pooling");
+  if (!r.ok() || !supported)
+    return {};
+  CHW out;
+  std::string err;
+  if (!shapes::maxpool(s.inShape, size, sy, sx, padding, out, err)) {
+    r.error(err);
+    return {};
+  }
+  return single(create("qsim.maxpool", s.loc, tensorType(out), s.in,
+                       {i64("size", size),
+                        attr("stride", builder.getDenseI64ArrayAttr({sy, sx})),
+                        i64("padding", padding)}));
+}
+
+Importer::ImportedLayer Importer::importAvgPool(LayerSite &s) {
+  return single(
+      create("qsim.avgpool", s.loc, tensorType({s.inShape.c, 1, 1}), s.in, {}));
+}
+
+Importer::ImportedLayer Importer::importRoute(LayerSite &s) {
+  SectionReader &r = s.r;
+  auto refs = r.getIntList("layers");
+  int64_t groups = 1, groupId = 0;
+  if (readsKey(r, "groups"))
+    groups = r.getInt("groups", 1);
+  if (readsKey(r, "group_id"))
+    groupId = r.getInt("group_id", 0);
+  if (!r.ok())
+    return {};
+  if (!refs) {
+    r.error("[route] needs 'layers='");
+    return {};
+  }
+  std::vector<int64_t> idx;
+  if (!resolveRefs(r, "layers", *refs, s.index, idx))
+    return {};
+  SmallVector<Value> ins;
+  std::vector<CHW> inShapes;
+  for (int64_t i : idx) {
+    ins.push_back(layerOutputs[i]);
+    inShapes.push_back(chw(layerOutputs[i]));
+  }
+  CHW out;
+  std::string err;
+  if (!shapes::route(inShapes, groups, groupId, out, err)) {
+    r.error("layers", err);
+    return {};
+  }
+  return single(create("qsim.route", s.loc, tensorType(out), ins,
+                       {i64("groups", groups), i64("group_id", groupId)}));
+}
+
+Importer::ImportedLayer Importer::importShortcut(LayerSite &s) {
+  SectionReader &r = s.r;
+  auto refs = r.getIntList("from");
+  auto activation = readActivation(r, "linear");
+  std::string wt = r.getString("weights_type", "none");
+  std::string wn = r.getString("weights_normalization", "none");
+  float alpha = r.getFloat("alpha", 1.0f), beta = r.getFloat("beta", 1.0f);
+  if (!r.ok() || !activation)
+    return {};
+  if (!refs) {
+    r.error("[shortcut] needs 'from='");
+    return {};
+  }
+  if (wt != "none" || wn != "none") {
+    r.error(r.has("weights_type") ? "weights_type" : "weights_normalization",
+            "weighted shortcuts are not supported by qsim");
+    return {};
+  }
+  if (alpha != 1.0f || beta != 1.0f) {
+    r.error(r.has("alpha") ? "alpha" : "beta",
+            "shortcut alpha/beta other than 1 are not supported by qsim");
+    return {};
+  }
+  if (opts.flavor == Flavor::PJReddie && refs->size() > 1) {
+    r.warning("from", "pjreddie Darknet uses only the first 'from' layer");
+    refs->resize(1);
+  }
+  std::vector<int64_t> idx;
+  if (!resolveRefs(r, "from", *refs, s.index, idx))
+    return {};
+  SmallVector<Value> ins = {s.in};
+  std::vector<CHW> inShapes = {s.inShape};
+  for (int64_t i : idx) {
+    ins.push_back(layerOutputs[i]);
+    inShapes.push_back(chw(layerOutputs[i]));
+  }
+  CHW out;
+  std::string err;
+  if (!shapes::shortcut(inShapes, out, err)) {
+    r.error("from", err);
+    return {};
+  }
+  return single(
+      create("qsim.shortcut", s.loc, tensorType(out), ins, {act(*activation)}));
+}
+
+Importer::ImportedLayer Importer::importUpsample(LayerSite &s) {
+  int64_t stride = s.r.getInt("stride", 2);
+  float scale = s.r.getFloat("scale", 1.0f);
+  if (!s.r.ok())
+    return {};
+  CHW out;
+  std::string err;
+  if (!shapes::upsample(s.inShape, stride, out, err)) {
+    s.r.error("stride", err);
+    return {};
+  }
+  return single(create("qsim.upsample", s.loc, tensorType(out), s.in,
+                       {i64("stride", stride), f32("scale", scale)}));
+}
+
+Importer::ImportedLayer Importer::importReorg(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t stride = r.getInt("stride", 1);
+  bool reverse = r.getInt("reverse", 0) != 0;
+  bool supported = rejectUnless(r, "flatten", 0, "pjreddie reorg flatten") &&
+                   rejectUnless(r, "extra", 0, "pjreddie reorg extra");
+  if (!r.ok() || !supported)
+    return {};
+  CHW out;
+  std::string err;
+  if (!shapes::reorg(s.inShape, stride, reverse, out, err)) {
+    r.error("stride", err);
+    return {};
+  }
+  return single(create(
+      "qsim.reorg", s.loc, tensorType(out), s.in,
+      {i64("stride", stride), attr("reverse", builder.getBoolAttr(reverse))}));
+}
+
+Importer::ImportedLayer Importer::importScaleChannels(LayerSite &s) {
+  SectionReader &r = s.r;
+  auto refs = r.getIntList("from");
+  bool scaleWH = r.getInt("scale_wh", 0) != 0;
+  auto activation = readActivation(r, "linear");
+  if (!r.ok() || !activation)
+    return {};
+  if (!refs || refs->size() != 1) {
+    r.error("from", "[scale_channels] needs exactly one 'from=' layer");
+    return {};
+  }
+  std::vector<int64_t> idx;
+  if (!resolveRefs(r, "from", *refs, s.index, idx))
+    return {};
+  Value features = layerOutputs[idx[0]];
+  CHW out;
+  std::string err;
+  if (!shapes::scaleChannels(s.inShape, chw(features), scaleWH, out, err)) {
+    r.error("from", err);
+    return {};
+  }
+  return single(create(
+      "qsim.scale_channels", s.loc, tensorType(out), ValueRange{s.in, features},
+      {attr("scale_wh", builder.getBoolAttr(scaleWH)), act(*activation)}));
+}
+
+Importer::ImportedLayer Importer::importSoftmax(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t groups = r.getInt("groups", 1);
+  float temperature = r.getFloat("temperature", 1.0f);
+  if (r.has("tree")) {
+    r.error("tree", "softmax trees (YOLO9000) are not supported by qsim");
+    return {};
+  }
+  if (!r.ok())
+    return {};
+  if (groups < 1 || s.inShape.size() % groups != 0) {
+    r.error("groups", "groups=" + std::to_string(groups) + " must divide the " +
+                          std::to_string(s.inShape.size()) + " inputs");
+    return {};
+  }
+  return single(
+      create("qsim.softmax", s.loc, tensorType(s.inShape), s.in,
+             {i64("groups", groups), f32("temperature", temperature)}));
+}
+
+Importer::ImportedLayer Importer::importDropout(LayerSite &s) {
+  float p = s.r.getFloat("probability",
+                         opts.flavor == Flavor::AlexeyAB ? 0.2f : 0.5f);
+  if (!s.r.ok())
+    return {};
+  return single(create("qsim.dropout", s.loc, tensorType(s.inShape), s.in,
+                       {f32("probability", p)}));
+}
+
+Importer::ImportedLayer Importer::importYolo(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t classes = r.getInt("classes", 20);
+  int64_t num = r.getInt("num", 1);
+  auto mask = r.getIntList("mask");
+  auto anchors = r.getFloatList("anchors");
+  float scaleXY = 1.0f, betaNms = 0.6f;
+  bool newCoords = false;
+  NmsKind nms = NmsKind::default_nms;
+  if (readsKey(r, "scale_x_y"))
+    scaleXY = r.getFloat("scale_x_y", 1.0f);
+  if (readsKey(r, "new_coords"))
+    newCoords = r.getInt("new_coords", 0) != 0;
+  if (readsKey(r, "beta_nms"))
+    betaNms = r.getFloat("beta_nms", 0.6f);
+  if (readsKey(r, "nms_kind")) {
+    std::string k = r.getString("nms_kind", "default");
+    nms = k == "greedynms" ? NmsKind::greedynms
+          : k == "diounms" ? NmsKind::diounms
+                           : NmsKind::default_nms;
+    if (k != "greedynms" && k != "diounms" && k != "default")
+      r.warning("nms_kind", "unknown nms_kind '" + k +
+                                "' means the default IoU NMS in Darknet");
+  }
+  if (!r.ok())
+    return {};
+  std::vector<int64_t> maskV;
+  if (mask)
+    maskV = *mask;
+  else
+    for (int64_t i = 0; i < num; ++i)
+      maskV.push_back(i);
+  if (!anchors) {
+    r.error("[yolo] needs 'anchors=' (Darknet would use 0.5 for each)");
+    return {};
+  }
+  if ((int64_t)anchors->size() != 2 * num) {
+    r.error("anchors", "'anchors' has " + std::to_string(anchors->size()) +
+                           " values but num=" + std::to_string(num) +
+                           " needs " + std::to_string(2 * num));
+    return {};
+  }
+  for (int64_t m : maskV)
+    if (m < 0 || m >= num) {
+      r.error("mask", "mask index " + std::to_string(m) +
+                          " out of range for num=" + std::to_string(num));
+      return {};
+    }
+  CHW out;
+  std::string err;
+  if (!shapes::yolo(s.inShape, classes, maskV.size(), out, err)) {
+    r.error(err);
+    return {};
+  }
+  return detectionHead(
+      create("qsim.yolo", s.loc, tensorType(out), s.in,
+             {i64("classes", classes), i64("num", num),
+              attr("mask", builder.getDenseI64ArrayAttr(maskV)),
+              attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
+              f32("scale_x_y", scaleXY),
+              attr("new_coords", builder.getBoolAttr(newCoords)),
+              attr("nms_kind", NmsKindAttr::get(ctx, nms)),
+              f32("beta_nms", betaNms)}));
+}
+
+Importer::ImportedLayer Importer::importRegion(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t coords = r.getInt("coords", 4);
+  int64_t classes = r.getInt("classes", 20);
+  int64_t num = r.getInt("num", 1);
+  bool softmax = r.getInt("softmax", 0) != 0;
+  auto anchors = r.getFloatList("anchors");
+  int64_t classfix = 0;
+  if (readsKey(r, "classfix"))
+    classfix = r.getInt("classfix", 0);
+  bool supported = rejectUnless(r, "background", 0, "region background");
+  if (r.has("tree") || r.has("map")) {
+    r.error(r.has("tree") ? "tree" : "map",
+            "YOLO9000 softmax trees are not supported by qsim");
+    return {};
+  }
+  if (!r.ok() || !supported)
+    return {};
+  if (!anchors || (int64_t)anchors->size() != 2 * num) {
+    r.error("anchors", "[region] needs 2 * num = " + std::to_string(2 * num) +
+                           " anchor values");
+    return {};
+  }
+  if (opts.flavor == Flavor::AlexeyAB && coords != 4) {
+    r.error("coords", "AlexeyAB's region layer needs coords=4");
+    return {};
+  }
+  CHW out;
+  std::string err;
+  if (!shapes::region(s.inShape, classes, coords, num, out, err)) {
+    r.error(err);
+    return {};
+  }
+  return detectionHead(
+      create("qsim.region", s.loc, tensorType(out), s.in,
+             {i64("classes", classes), i64("coords", coords), i64("num", num),
+              attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
+              attr("softmax", builder.getBoolAttr(softmax)),
+              i64("classfix", classfix)}));
 }
 
 OwningOpRef<ModuleOp>

@@ -154,6 +154,15 @@ func.func @reorg_divisible(%a: tensor<1x4x6x6xf32>) -> tensor<1x64x1x1xf32> {
 
 // -----
 
+// Channels that Darknet's reorg_cpu would read past (2 channels, stride 2).
+func.func @reorg_channels(%a: tensor<1x2x4x4xf32>) -> tensor<1x8x2x2xf32> {
+  // expected-error @+1 {{input channels 2 not divisible by stride^2}}
+  %0 = qsim.reorg %a {stride = 2 : i64} : tensor<1x2x4x4xf32> -> tensor<1x8x2x2xf32>
+  return %0 : tensor<1x8x2x2xf32>
+}
+
+// -----
+
 func.func @scale_channels_shape(%s: tensor<1x3x1x1xf32>, %f: tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32> {
   // expected-error @+1 {{scales must be 1x1x4, got 3x1x1}}
   %0 = qsim.scale_channels %s, %f {activation = #qsim.act<linear>} : (tensor<1x3x1x1xf32>, tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32>

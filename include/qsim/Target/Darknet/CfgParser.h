@@ -1,6 +1,6 @@
 //===- CfgParser.h - Darknet .cfg lexer and typed accessors -----*- C++ -*-===//
 //
-// Lexes a cfg exactly as Darknet does (DARKNET.md §1.1: all whitespace
+// Lexes a cfg exactly as Darknet does (docs/darknet.md §R1.1: all whitespace
 // removed, '#'/';' comment lines, first '=' splits key and value) but is
 // strict where Darknet is silent: empty values, lines without '=', options
 // before the first section, malformed numbers and unknown keys are errors

@@ -12,7 +12,7 @@
 
 namespace qsim::darknet {
 
-/// The header of a .weights file (DARKNET.md §2.1).
+/// The header of a .weights file (docs/darknet.md §R2.1).
 struct WeightsHeader {
   int32_t major = 0, minor = 2, revision = 5; // what AlexeyAB writes
   uint64_t seen = 0;

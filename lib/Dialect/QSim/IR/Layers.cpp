@@ -6,6 +6,7 @@
 #include "mlir/IR/AttrTypeSubElements.h"
 #include "mlir/IR/BuiltinDialect.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringExtras.h"
@@ -105,7 +106,8 @@ StringRef Layer::kind() const {
   return cast<LayerOpInterface>(head).getDarknetSection();
 }
 
-SmallVector<Value> Layer::externalInputs() const {
+/// The values `ops` read that none of them defines, in order of first use.
+static SmallVector<Value> externalOperands(ArrayRef<Operation *> ops) {
   llvm::SetVector<Value> ins;
   llvm::DenseSet<Operation *> own(ops.begin(), ops.end());
   for (Operation *op : ops)
@@ -113,6 +115,41 @@ SmallVector<Value> Layer::externalInputs() const {
       if (!v.getDefiningOp() || !own.count(v.getDefiningOp()))
         ins.insert(v);
   return ins.takeVector();
+}
+
+SmallVector<Value> Layer::externalInputs() const {
+  return externalOperands(ops);
+}
+
+OwningOpRef<ModuleOp> qsim::extractOpsAsModule(ArrayRef<Operation *> ops,
+                                               Value output) {
+  assert(!ops.empty() && "no ops to extract");
+  auto parent = ops.front()->getParentOfType<ModuleOp>();
+  Location loc = parent.getLoc();
+  OpBuilder b(parent.getContext());
+  OwningOpRef<ModuleOp> m = ModuleOp::create(loc);
+  for (NamedAttribute a : parent->getAttrs())
+    if (a.getName() != SymbolTable::getSymbolAttrName())
+      (*m)->setAttr(a.getName(), a.getValue());
+  SmallVector<Value> inputs = externalOperands(ops);
+  SmallVector<Type> inputTypes;
+  for (Value v : inputs)
+    inputTypes.push_back(v.getType());
+  b.setInsertionPointToEnd(m->getBody());
+  auto func = b.create<func::FuncOp>(
+      loc, "main", b.getFunctionType(inputTypes, {output.getType()}));
+  Block *body = func.addEntryBlock();
+  b.setInsertionPointToEnd(body);
+  IRMapping map;
+  map.map(inputs, body->getArguments());
+  for (Operation *op : ops)
+    b.clone(*op, map);
+  b.create<func::ReturnOp>(loc, map.lookup(output));
+  return m;
+}
+
+OwningOpRef<ModuleOp> qsim::extractLayerModule(const Layer &layer) {
+  return extractOpsAsModule(layer.ops, layer.output());
 }
 
 func::FuncOp qsim::getMainFunc(ModuleOp module) {

@@ -5,7 +5,8 @@
 
 include "QSimDialect.td"
 
-// Every activation Darknet knows (DARKNET.md §4.0). The numbering is ours.
+// Every activation Darknet knows (docs/darknet.md §R4.0). The numbering is
+// ours.
 def QSim_Activation : I32EnumAttr<"Activation", "Darknet activation function", [
   I32EnumAttrCase<"linear", 0>,
   I32EnumAttrCase<"logistic", 1>,

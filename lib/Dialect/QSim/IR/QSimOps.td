@@ -1,9 +1,10 @@
 //===- QSimOps.td - qsim operations ------------------------*- tablegen -*-===//
 //
-// One operation per Darknet layer kind (DARKNET.md §1.2). Attribute names are
-// the cfg keys; defaults are Darknet's. Every op verifies its attributes and
-// the result shape against Darknet's shape formula (DARKNET.md §3), and its
-// diagnostics name the Darknet layer ("layer 12 (route): ...").
+// One operation per Darknet layer kind (docs/darknet.md §R1.2). Attribute
+// names are the cfg keys; defaults are Darknet's. Every op verifies its
+// attributes and the result shape against Darknet's shape formula
+// (docs/darknet.md §R3), and its diagnostics name the Darknet layer
+// ("layer 12 (route): ...").
 //
 //===----------------------------------------------------------------------===//
 
@@ -226,8 +227,13 @@ def QSim_UpsampleOp : QSim_UnaryOp<"upsample", [], Int8Form> {
 def QSim_ReorgOp : QSim_UnaryOp<"reorg", [], Int8Form> {
   let summary = "[reorg]: Darknet's own space-to-depth index scheme";
   let description = [{
-    The YOLOv2 reorg of DARKNET.md §4.9 (not a plain space-to-depth):
-    reverse=0 gathers with R(w, h, c, s) on the input dims, reverse=1 scatters.
+    Darknet's YOLOv2 reorg, not a plain space-to-depth (docs/darknet.md
+    §R4.9). With the input dims (w, h, c), s = `stride` and C' = c/s², for
+    every k < c, j < h, i < w: c2 = k mod C', o = k div C',
+    `A = i + w*(j + h*k)` and
+    `B = (i*s + o mod s) + w*s*((j*s + o div s) + h*s*c2)`; reverse=0
+    gathers `out[A] = in[B]`, reverse=1 scatters `out[B] = in[A]` (a true
+    depth-to-space).
   }];
   let arguments = (ins QSim_Tensor:$input,
       QSim_I64Attr:$stride,
@@ -294,7 +300,7 @@ def QSim_RegionOp : QSim_UnaryOp<"region"> {
   let summary = "[region]: YOLOv2 detection head";
   let description = [{
     `num` anchors (w, h pairs in grid cells), each with coords + 1 + classes
-    channels. Output as Darknet's flavour leaves it (DARKNET.md §4.11):
+    channels. Output as Darknet's flavour leaves it (docs/darknet.md §R4.11):
     AlexeyAB transposes to HWC and applies logistic to objectness (and softmax
     to classes); pjreddie keeps CHW with logistic on x, y, objectness.
   }];

@@ -41,7 +41,7 @@ bool qsim::shapes::conv2d(const CHW &in, int64_t filters, int64_t kh,
     return fail(error, "filters (" + std::to_string(filters) +
                            ") not divisible by groups (" +
                            std::to_string(groups) + ")");
-  // AlexeyAB: dilation does not enter the shape formula (DARKNET.md §3).
+  // AlexeyAB: dilation does not enter the shape formula (docs/darknet.md §R3).
   int64_t oh = (in.h + 2 * py - kh) / sy + 1;
   int64_t ow = (in.w + 2 * px - kw) / sx + 1;
   if (in.h + 2 * py < kh || in.w + 2 * px < kw || oh < 1 || ow < 1)
@@ -132,6 +132,11 @@ bool qsim::shapes::reorg(const CHW &in, int64_t stride, bool reverse, CHW &out,
     if (in.h % stride != 0 || in.w % stride != 0)
       return fail(error, "input " + in.str() + " not divisible by stride " +
                              std::to_string(stride));
+    // Darknet's reorg_cpu reads the buffer as c/stride^2 channels
+    // (docs/darknet.md §R4.9): other channel counts read past the input.
+    if (in.c % s2 != 0)
+      return fail(error, "input channels " + std::to_string(in.c) +
+                             " not divisible by stride^2");
     out = {in.c * s2, in.h / stride, in.w / stride};
   } else {
     if (in.c % s2 != 0)

@@ -11,6 +11,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
 #include "qsim/Dialect/QSim/IR/QSimOps.h"
 #include "qsim/Runtime/Detection.h"
 #include "qsim/Runtime/QuantMath.h"
@@ -50,6 +51,17 @@ struct Layer {
   /// network input), in order of first use.
   llvm::SmallVector<mlir::Value> externalInputs() const;
 };
+
+/// A module of its own whose `main` runs `ops` (in program order: one
+/// layer, or the layers that replace one) on the values they read from
+/// outside, in order of first use, and returns `output`. The ops are cloned
+/// (the source is untouched); the enclosing module's attributes (flavour,
+/// quantization) carry over. Used to run or measure a layer alone.
+mlir::OwningOpRef<mlir::ModuleOp>
+extractOpsAsModule(llvm::ArrayRef<mlir::Operation *> ops, mlir::Value output);
+/// One layer as a module: its function takes the layer's external inputs
+/// (Layer::externalInputs) and returns its output.
+mlir::OwningOpRef<mlir::ModuleOp> extractLayerModule(const Layer &layer);
 
 /// The activations an int8 layer applies in integer arithmetic after its
 /// requantization: linear, relu, leaky, and relu6 except on a shortcut. The

@@ -1,8 +1,8 @@
 //===- Shapes.h - Darknet's output-shape formulas ---------------*- C++ -*-===//
 //
-// DARKNET.md §3, shared by the op verifiers and the cfg importer so that the
-// two can never disagree. Each returns false and sets `error` when the
-// parameters are invalid.
+// docs/darknet.md §R3, shared by the op verifiers and the cfg importer so
+// that the two can never disagree. Each returns false and sets `error` when
+// the parameters are invalid.
 //
 //===----------------------------------------------------------------------===//
 

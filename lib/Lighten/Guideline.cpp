@@ -1,0 +1,766 @@
+//===- Guideline.cpp - the lightening guideline as one pipeline ----------===//
+//
+// G1 backbone -> G2 factorization -> G5 pruning -> G3 int8 -> G4 fp16, each
+// step tried on a clone, measured (SQNR against the reference outputs, mAP,
+// MACs, parameters, weight bytes, latency), kept when it respects the
+// fidelity bounds, and the pipeline stops once every target is met.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qsim/Lighten/Guideline.h"
+
+#include "qsim/Dialect/QSim/IR/LayerStats.h"
+#include "qsim/Dialect/QSim/Transforms/Passes.h"
+#include "qsim/Evaluation/ModelMeasures.h"
+#include "qsim/Interpreter/Executor.h"
+#include "qsim/Lighten/Pruning.h"
+#include "qsim/Quant/Precision.h"
+#include "qsim/Quant/Sensitivity.h"
+#include "qsim/Support/StringUtils.h"
+
+#include "llvm/ADT/StringExtras.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+using namespace mlir;
+using namespace qsim;
+using namespace qsim::lighten;
+
+double GuidelineTarget::resolve(double original) const {
+  return percentOfOriginal ? amount * (original / 100.0) : amount;
+}
+
+std::optional<GuidelineTarget>
+qsim::lighten::parseGuidelineTarget(StringRef text, std::string &error) {
+  StringRef s = text.trim();
+  if (s.empty())
+    return std::nullopt;
+  GuidelineTarget target;
+  double scale = 1;
+  StringRef num = s;
+  if (num.consume_back("%"))
+    target.percentOfOriginal = true;
+  else {
+    num.consume_back("B");
+    if (num.consume_back("Ki"))
+      scale = 1024.0;
+    else if (num.consume_back("Mi"))
+      scale = 1024.0 * 1024.0;
+    else if (num.consume_back("Gi"))
+      scale = 1024.0 * 1024.0 * 1024.0;
+    else if (num.consume_back("K") || num.consume_back("k"))
+      scale = 1e3;
+    else if (num.consume_back("M"))
+      scale = 1e6;
+    else if (num.consume_back("G"))
+      scale = 1e9;
+  }
+  double v;
+  if (num.trim().getAsDouble(v) || v <= 0) {
+    error = "bad target '" + s.str() + "' (e.g. 300M, 2e6, 1.5MiB or 50%)";
+    return std::nullopt;
+  }
+  target.amount = v * scale;
+  return target;
+}
+
+namespace {
+
+std::string human(double v) {
+  if (v >= 1e9)
+    return strprintf("%.2fG", v / 1e9);
+  if (v >= 1e6)
+    return strprintf("%.2fM", v / 1e6);
+  if (v >= 1e3)
+    return strprintf("%.1fK", v / 1e3);
+  return strprintf("%.0f", v);
+}
+
+std::string humanBytes(double b) {
+  if (b >= 1024.0 * 1024.0)
+    return strprintf("%.2f MiB", b / (1024.0 * 1024.0));
+  return strprintf("%.1f KiB", b / 1024.0);
+}
+
+struct Measurement {
+  int64_t macs = 0, params = 0, bytes = 0;
+  double latencyMs = 0;
+  double sqnr = std::numeric_limits<double>::quiet_NaN(); // not measured
+  std::optional<double> map;
+};
+
+/// One line of the table.
+struct Row {
+  std::string step, what;
+  std::optional<Measurement> m;
+  std::string decision;
+};
+
+/// Assigns `plan` to `module` and quantizes it in place.
+LogicalResult quantizeWithPlan(ModuleOp module,
+                               const quantization::PrecisionPlan &plan) {
+  return failure(failed(quantization::assignPrecision(module, plan)) ||
+                 failed(quantization::quantizeModule(module, {})));
+}
+
+/// A quantized copy of the calibrated `module`.
+FailureOr<OwningOpRef<ModuleOp>>
+quantizedCopy(ModuleOp module, const quantization::PrecisionPlan &plan) {
+  OwningOpRef<ModuleOp> copy = module.clone();
+  if (failed(quantizeWithPlan(*copy, plan)))
+    return failure();
+  return copy;
+}
+
+/// The Darknet indices of the layers planned in int8.
+std::vector<std::string> int8LayersOf(ModuleOp module) {
+  std::vector<std::string> list;
+  auto layers = getLayers(getMainFunc(module));
+  if (succeeded(layers))
+    for (const Layer &l : *layers)
+      if (quantization::getAssignedPrecision(l) == "int8")
+        list.push_back(std::to_string(l.index));
+  return list;
+}
+
+class Guideline {
+public:
+  Guideline(ModuleOp module, const GuidelineOptions &o, ModuleOp donor,
+            raw_ostream &os)
+      : module(module), o(o), donor(donor), os(os) {}
+  LogicalResult run();
+
+private:
+  LogicalResult fail(const Twine &msg) {
+    return module.emitError() << "--qsim-lighten: " << msg;
+  }
+
+  // Setting up: targets, images, the reference and the fidelity floor.
+  LogicalResult resolveRequest();
+  LogicalResult loadImages();
+  LogicalResult loadEvalSet();
+  LogicalResult setReference(ModuleOp m);
+  LogicalResult setFidelityFloor();
+
+  // Measuring and deciding.
+  FailureOr<Measurement> measure(ModuleOp m);
+  double medianLatencyMs(interp::Executor &executor);
+  /// Empty when `m` respects the fidelity bounds, else why not.
+  std::string violation(const Measurement &m) const;
+  bool anyTarget() const;
+  bool targetsMet(const Measurement &m) const;
+  std::string unmetTargets(const Measurement &m) const;
+  void commit(OwningOpRef<ModuleOp> next, const Measurement &m, Row row);
+
+  // The steps, in the order they run.
+  LogicalResult runSteps();
+  LogicalResult stepBackbone();
+  LogicalResult stepFactorize();
+  LogicalResult stepPrune();
+  FailureOr<OwningOpRef<ModuleOp>> prunedCopy(double ratio);
+  LogicalResult stepQuantize();
+  FailureOr<OwningOpRef<ModuleOp>> calibratedCopy();
+  LogicalResult stepInt8(ModuleOp calibrated);
+  LogicalResult stepMixedInt8(ModuleOp calibrated, const Measurement &allInt8,
+                              const std::string &allInt8Violation);
+  LogicalResult stepFp16(ModuleOp calibrated);
+
+  // The report.
+  void printSettings() const;
+  void printTable() const;
+
+  ModuleOp module;
+  const GuidelineOptions &o;
+  ModuleOp donor;
+  raw_ostream &os;
+  OwningOpRef<ModuleOp> current;
+  Measurement currentM;
+  std::vector<Row> rows;
+
+  std::vector<rt::Tensor> fidelityInputs;
+  std::vector<float> reference;
+  std::vector<rt::Image> evalImages;
+  std::vector<std::vector<rt::GroundTruth>> truth;
+  double referenceMap = 0;
+  double sqnrFloor = 0;
+  /// The original's output SQNR in fp16 (with maxSqnrDrop).
+  double fp16Sqnr = 0;
+  std::optional<double> targetMacs, targetParams, targetBytes;
+  /// G3's precision plan (layer list), for G4.
+  std::vector<std::string> int8Layers;
+  bool g3Kept = false;
+};
+
+//===----------------------------------------------------------------------===//
+// Setting up
+//===----------------------------------------------------------------------===//
+
+LogicalResult Guideline::resolveRequest() {
+  if (module->hasAttr("qsim.quantization"))
+    return fail("lighten the float model (before --qsim-quantize)");
+  auto stats = computeModelStats(module);
+  if (failed(stats))
+    return failure();
+  if (o.targetMacs)
+    targetMacs = o.targetMacs->resolve(stats->macs);
+  if (o.targetParams)
+    targetParams = o.targetParams->resolve(stats->params);
+  if (o.targetBytes)
+    targetBytes = o.targetBytes->resolve(stats->weightBytes);
+  if ((o.minSqnr || o.maxSqnrDrop) && o.calibDir.empty())
+    return fail("min-sqnr/max-sqnr-drop need calib=DIR (images for the "
+                "output SQNR)");
+  if (o.maxMapDrop && o.evalDir.empty())
+    return fail("max-map-drop needs eval=DIR (images with YOLO labels)");
+  return success();
+}
+
+/// Inputs for the SQNR and latency, and the labelled set for mAP.
+LogicalResult Guideline::loadImages() {
+  if (!o.calibDir.empty()) {
+    std::vector<std::string> files;
+    std::string error;
+    if (!rt::listImageFiles(o.calibDir, files, error))
+      return fail(error);
+    if ((int)files.size() > o.fidelityImages)
+      files.resize(std::max(1, o.fidelityImages));
+    if (!eval::loadNetworkInputs(*current, files, fidelityInputs, error))
+      return fail(error);
+  }
+  if (!o.evalDir.empty())
+    return loadEvalSet();
+  return success();
+}
+
+LogicalResult Guideline::loadEvalSet() {
+  std::vector<std::string> files;
+  std::string error;
+  if (!rt::listImageFiles(o.evalDir, files, error))
+    return fail(error);
+  if (o.evalImages > 0 && (int)files.size() > o.evalImages)
+    files.resize(o.evalImages);
+  for (const std::string &f : files) {
+    rt::Image im;
+    std::vector<rt::GroundTruth> gt;
+    bool missing;
+    if (!rt::loadImage(f, im, error) ||
+        !rt::readYoloLabels(rt::labelPathForImage(f, o.evalDir), gt, missing,
+                            error))
+      return fail(error);
+    evalImages.push_back(std::move(im));
+    truth.push_back(std::move(gt));
+  }
+  return success();
+}
+
+LogicalResult Guideline::setReference(ModuleOp m) {
+  std::string error;
+  reference.clear();
+  if (!fidelityInputs.empty() &&
+      !eval::runOutputs(m, fidelityInputs, reference, error))
+    return fail(error);
+  if (!evalImages.empty() &&
+      !eval::evaluateMap(m, evalImages, truth, referenceMap, error))
+    return fail(error);
+  return success();
+}
+
+LogicalResult Guideline::setFidelityFloor() {
+  sqnrFloor = o.minSqnr.value_or(0);
+  if (!o.maxSqnrDrop)
+    return success();
+  // The original in fp16 is the numerically transparent deployment; a
+  // "drop" is measured from there.
+  OwningOpRef<ModuleOp> half = current->clone();
+  quantization::PrecisionPlan p;
+  p.preset = quantization::PrecisionPreset::FP16;
+  if (failed(foldBatchNorms(*half)) || failed(quantizeWithPlan(*half, p)))
+    return failure();
+  std::vector<float> out;
+  std::string error;
+  if (!eval::runOutputs(*half, fidelityInputs, out, error))
+    return fail(error);
+  fp16Sqnr = eval::sqnr(reference, out);
+  sqnrFloor = std::max(sqnrFloor, fp16Sqnr - *o.maxSqnrDrop);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Measuring and deciding
+//===----------------------------------------------------------------------===//
+
+FailureOr<Measurement> Guideline::measure(ModuleOp m) {
+  Measurement r;
+  auto stats = computeModelStats(m);
+  if (failed(stats))
+    return failure();
+  r.macs = stats->macs;
+  r.params = stats->params;
+  r.bytes = stats->weightBytes;
+  std::string error;
+  {
+    interp::ExecutorOptions eo;
+    eo.threads = o.threads;
+    auto ex = interp::Executor::create(m, eo, error);
+    if (!ex)
+      return fail(error);
+    r.latencyMs = medianLatencyMs(*ex);
+    if (!reference.empty()) {
+      std::vector<float> out;
+      if (!eval::runOutputs(m, fidelityInputs, out, error))
+        return fail(error);
+      r.sqnr = eval::sqnr(reference, out);
+    }
+  }
+  if (!evalImages.empty()) {
+    double map;
+    if (!eval::evaluateMap(m, evalImages, truth, map, error))
+      return fail(error);
+    r.map = map;
+  }
+  return r;
+}
+
+/// The median of `latencyRuns` forward passes after a warm-up, on the first
+/// fidelity input.
+double Guideline::medianLatencyMs(interp::Executor &ex) {
+  if (fidelityInputs.empty()) {
+    // No images: latency on a mid-grey input (the same work).
+    shapes::CHW in = ex.inputShape();
+    rt::Tensor grey(rt::DType::F32, in.c, in.h, in.w);
+    std::fill(grey.f32(), grey.f32() + grey.numel(), 0.5f);
+    ex.setInput(grey);
+  } else {
+    ex.setInput(fidelityInputs.front());
+  }
+  ex.run(); // warm-up
+  std::vector<double> ms;
+  for (int i = 0; i < std::max(1, o.latencyRuns); ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    ex.run();
+    ms.push_back(std::chrono::duration<double, std::milli>(
+                     std::chrono::steady_clock::now() - t0)
+                     .count());
+  }
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  return ms[ms.size() / 2];
+}
+
+std::string Guideline::violation(const Measurement &m) const {
+  if (sqnrFloor > 0 && m.sqnr < sqnrFloor)
+    return strprintf("SQNR %.1f dB < %.1f dB", m.sqnr, sqnrFloor);
+  if (o.maxMapDrop && m.map && referenceMap - *m.map > *o.maxMapDrop)
+    return strprintf("mAP drop %.2f > %.2f points", referenceMap - *m.map,
+                     *o.maxMapDrop);
+  return "";
+}
+
+bool Guideline::anyTarget() const {
+  return targetMacs || targetParams || targetBytes || o.targetLatencyMs;
+}
+
+bool Guideline::targetsMet(const Measurement &m) const {
+  if (!anyTarget())
+    return false; // no targets: the whole guideline runs
+  return unmetTargets(m).empty();
+}
+
+std::string Guideline::unmetTargets(const Measurement &m) const {
+  std::string s;
+  auto add = [&](const std::string &x) { s += (s.empty() ? "" : ", ") + x; };
+  if (targetMacs && m.macs > *targetMacs)
+    add("MACs " + human(m.macs) + " > " + human(*targetMacs));
+  if (targetParams && m.params > *targetParams)
+    add("params " + human(m.params) + " > " + human(*targetParams));
+  if (targetBytes && m.bytes > *targetBytes)
+    add("size " + humanBytes(m.bytes) + " > " + humanBytes(*targetBytes));
+  if (o.targetLatencyMs && m.latencyMs > *o.targetLatencyMs)
+    add(strprintf("latency %.2f ms > %.2f ms", m.latencyMs,
+                  *o.targetLatencyMs));
+  return s;
+}
+
+void Guideline::commit(OwningOpRef<ModuleOp> next, const Measurement &m,
+                       Row row) {
+  current = std::move(next);
+  currentM = m;
+  row.m = m;
+  rows.push_back(row);
+}
+
+//===----------------------------------------------------------------------===//
+// The steps
+//===----------------------------------------------------------------------===//
+
+LogicalResult Guideline::runSteps() {
+  using StepFn = LogicalResult (Guideline::*)();
+  std::pair<const char *, StepFn> steps[] = {{"G1", &Guideline::stepBackbone},
+                                             {"G2", &Guideline::stepFactorize},
+                                             {"G5", &Guideline::stepPrune},
+                                             {"G3", &Guideline::stepQuantize}};
+  for (auto &[name, fn] : steps) {
+    if (targetsMet(currentM)) {
+      rows.push_back({name, "", {}, "not needed: targets met"});
+      if (StringRef(name) == "G3")
+        rows.push_back({"G4", "", {}, "not needed: targets met"});
+      continue;
+    }
+    if (failed((this->*fn)()))
+      return failure();
+  }
+  return success();
+}
+
+LogicalResult Guideline::stepBackbone() {
+  if (!o.backbone) {
+    rows.push_back({"G1", "backbone substitution", {}, "skipped (no with=)"});
+    return success();
+  }
+  OwningOpRef<ModuleOp> next = current->clone();
+  if (failed(substituteBackbone(*next, donor, *o.backbone, nullptr)))
+    return failure();
+  // The new backbone changes what the head sees: from here on, fidelity is
+  // measured against the substituted model (it needs fine-tuning first).
+  if (failed(setReference(*next)))
+    return failure();
+  auto m = measure(*next);
+  if (failed(m))
+    return failure();
+  std::string what = "backbone from " + o.backbone->otherCfg;
+  commit(std::move(next), *m,
+         {"G1",
+          what,
+          {},
+          "kept; needs training: later SQNR/mAP are relative "
+          "to this model"});
+  return success();
+}
+
+LogicalResult Guideline::stepFactorize() {
+  double energy = o.energy;
+  std::string lastWhy, lastWhat;
+  std::optional<Measurement> lastM;
+  for (int attempt = 0; attempt < 3; ++attempt, energy = (1 + energy) / 2) {
+    FactorizeOptions fo;
+    fo.method = o.factorizeMethod;
+    fo.top = o.factorizeTop;
+    fo.energy = energy;
+    OwningOpRef<ModuleOp> next = current->clone();
+    FactorizeResult fr;
+    if (failed(factorizeConvs(*next, fo, fr)))
+      return failure();
+    int applied = 0;
+    for (const auto &l : fr.layers)
+      applied += l.applied;
+    std::string what =
+        strprintf("%s of the %d heaviest convs, energy %.3g",
+                  stringifyFactorizeMethod(o.factorizeMethod).data(),
+                  o.factorizeTop, energy);
+    if (applied == 0)
+      break; // higher energies only raise the ranks
+    auto m = measure(*next);
+    if (failed(m))
+      return failure();
+    std::string why = violation(*m);
+    if (why.empty()) {
+      commit(std::move(next), *m, {"G2", what, {}, "kept"});
+      return success();
+    }
+    lastWhy = why;
+    lastWhat = what;
+    lastM = *m;
+  }
+  if (!lastM)
+    rows.push_back({"G2",
+                    stringifyFactorizeMethod(o.factorizeMethod).str(),
+                    {},
+                    "skipped: the ranks save no MACs"});
+  else
+    rows.push_back({"G2", lastWhat, lastM, "rejected: " + lastWhy});
+  return success();
+}
+
+FailureOr<OwningOpRef<ModuleOp>> Guideline::prunedCopy(double ratio) {
+  OwningOpRef<ModuleOp> next = current->clone();
+  ChannelPruneOptions po;
+  po.ratio = ratio;
+  po.roundTo = o.roundTo;
+  if (failed(pruneChannels(*next, po, nullptr)))
+    return failure();
+  return next;
+}
+
+LogicalResult Guideline::stepPrune() {
+  if (!targetParams) {
+    rows.push_back({"G5", "channel pruning", {}, "skipped (no target-params)"});
+    return success();
+  }
+  if (currentM.params <= *targetParams) {
+    rows.push_back({"G5", "channel pruning", {}, "skipped (params met)"});
+    return success();
+  }
+  auto paramsOf = [&](ModuleOp m) -> int64_t {
+    auto s = computeModelStats(m);
+    return succeeded(s) ? s->params : std::numeric_limits<int64_t>::max();
+  };
+  // The smallest ratio that meets the parameter target.
+  double lo = 0, hi = o.maxPruneRatio;
+  auto atMax = prunedCopy(hi);
+  if (failed(atMax))
+    return failure();
+  bool reachable = paramsOf(**atMax) <= *targetParams;
+  if (reachable)
+    for (int i = 0; i < 8; ++i) {
+      double mid = (lo + hi) / 2;
+      auto m = prunedCopy(mid);
+      if (failed(m))
+        return failure();
+      (paramsOf(**m) <= *targetParams ? hi : lo) = mid;
+    }
+  // Back off while the fidelity bound is broken.
+  std::string lastWhy;
+  std::optional<Measurement> lastM;
+  for (double ratio = hi; ratio >= 0.05; ratio *= 0.7) {
+    auto next = prunedCopy(ratio);
+    if (failed(next))
+      return failure();
+    auto m = measure(**next);
+    if (failed(m))
+      return failure();
+    std::string why = violation(*m);
+    std::string what =
+        strprintf("channels, ratio %.3f, l1, round-to %d", ratio, o.roundTo);
+    if (why.empty()) {
+      commit(std::move(*next), *m,
+             {"G5",
+              what,
+              {},
+              reachable && ratio == hi ? "kept"
+                                       : "kept (params target not reached)"});
+      return success();
+    }
+    lastWhy = why;
+    lastM = *m;
+  }
+  rows.push_back({"G5", "channel pruning", lastM, "rejected: " + lastWhy});
+  return success();
+}
+
+LogicalResult Guideline::stepQuantize() {
+  if (o.calibDir.empty()) {
+    rows.push_back({"G3", "int8", {}, "skipped (needs calib=DIR)"});
+    rows.push_back({"G4", "fp16", {}, "skipped (needs calib=DIR)"});
+    return success();
+  }
+  // Fold batch norms and calibrate once; G3 and G4 both start from here.
+  auto calibrated = calibratedCopy();
+  if (failed(calibrated) || failed(stepInt8(**calibrated)))
+    return failure();
+  if (targetsMet(currentM))
+    return success();
+  return stepFp16(**calibrated);
+}
+
+FailureOr<OwningOpRef<ModuleOp>> Guideline::calibratedCopy() {
+  OwningOpRef<ModuleOp> calibrated = current->clone();
+  if (failed(foldBatchNorms(*calibrated)))
+    return failure();
+  quantization::CalibrationOptions co;
+  std::string error;
+  if (!rt::listImageFiles(o.calibDir, co.images, error))
+    return fail(error);
+  co.method = o.calibMethod;
+  co.maxImages = o.calibImages;
+  co.threads = o.threads;
+  if (!quantization::calibrateModule(*calibrated, co, error))
+    return fail(error);
+  return calibrated;
+}
+
+/// G3: every layer with an int8 form; a mixed-precision search when that
+/// breaks the SQNR bound.
+LogicalResult Guideline::stepInt8(ModuleOp calibrated) {
+  quantization::PrecisionPlan all;
+  all.preset = quantization::PrecisionPreset::AllInt8;
+  auto q = quantizedCopy(calibrated, all);
+  if (failed(q))
+    return failure();
+  auto m = measure(**q);
+  if (failed(m))
+    return failure();
+  std::string why = violation(*m);
+  if (why.empty()) {
+    // The list as planned (before quantization rewrote the types).
+    OwningOpRef<ModuleOp> planned = calibrated.clone();
+    if (succeeded(quantization::assignPrecision(*planned, all)))
+      int8Layers = int8LayersOf(*planned);
+    commit(std::move(*q), *m,
+           {"G3", "int8 (all layers with an int8 form)", {}, "kept"});
+    g3Kept = true;
+    return success();
+  }
+  if (sqnrFloor > 0)
+    return stepMixedInt8(calibrated, *m, why);
+  rows.push_back({"G3", "int8", *m, "rejected: " + why});
+  return success();
+}
+
+/// G3 when all-int8 (`allInt8`) breaks the SQNR bound: the layers the
+/// mixed-precision search keeps in int8.
+LogicalResult Guideline::stepMixedInt8(ModuleOp calibrated,
+                                       const Measurement &allInt8,
+                                       const std::string &allInt8Violation) {
+  OwningOpRef<ModuleOp> planned = calibrated.clone();
+  quantization::SearchOptions so;
+  so.minSqnr = sqnrFloor;
+  so.images = o.calibDir;
+  so.maxImages = o.fidelityImages;
+  std::string table;
+  llvm::raw_string_ostream ts(table);
+  if (failed(quantization::searchPrecision(*planned, so, ts)))
+    return failure();
+  int8Layers = int8LayersOf(*planned);
+  OwningOpRef<ModuleOp> next = planned->clone();
+  if (failed(quantization::quantizeModule(*next, {})))
+    return failure();
+  auto m = measure(*next);
+  if (failed(m))
+    return failure();
+  if (violation(*m).empty() && !int8Layers.empty()) {
+    commit(std::move(next), *m,
+           {"G3",
+            "int8 (mixed: layers " + llvm::join(int8Layers, ",") + ")",
+            {},
+            "kept (all-int8: " + allInt8Violation + ")"});
+    g3Kept = true;
+  } else {
+    rows.push_back({"G3", "int8", allInt8, "rejected: " + allInt8Violation});
+  }
+  return success();
+}
+
+/// G4: what int8 left in float goes to fp16 (everything without G3).
+LogicalResult Guideline::stepFp16(ModuleOp calibrated) {
+  quantization::PrecisionPlan half;
+  if (g3Kept) {
+    half.defaultPrecision = Precision::FP16;
+    half.int8 = int8Layers;
+  } else {
+    half.preset = quantization::PrecisionPreset::FP16;
+  }
+  auto h = quantizedCopy(calibrated, half);
+  if (failed(h))
+    return failure();
+  auto m = measure(**h);
+  if (failed(m))
+    return failure();
+  std::string why = violation(*m);
+  std::string what =
+      g3Kept ? "fp16 for the layers int8 left in float" : "fp16 (every layer)";
+  if (!why.empty())
+    rows.push_back({"G4", what, *m, "rejected: " + why});
+  else if (g3Kept && m->bytes >= currentM.bytes &&
+           m->latencyMs >= currentM.latencyMs)
+    rows.push_back({"G4", what, *m, "not kept: no smaller or faster"});
+  else
+    commit(std::move(*h), *m, {"G4", what, {}, "kept"});
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// The report
+//===----------------------------------------------------------------------===//
+
+void Guideline::printSettings() const {
+  os << "--qsim-lighten: the guideline (G1 backbone, G2 factorization, G5 "
+        "pruning, G3 int8, G4 fp16)\n";
+  std::string targets;
+  if (targetMacs)
+    targets += " MACs<=" + human(*targetMacs);
+  if (targetParams)
+    targets += " params<=" + human(*targetParams);
+  if (targetBytes)
+    targets += " size<=" + humanBytes(*targetBytes);
+  if (o.targetLatencyMs)
+    targets += strprintf(" latency<=%.2fms", *o.targetLatencyMs);
+  os << "targets:" << (targets.empty() ? " none (every step runs)" : targets)
+     << "\n";
+  os << "fidelity:";
+  if (sqnrFloor > 0)
+    os << strprintf(" output SQNR >= %.1f dB", sqnrFloor);
+  if (o.maxSqnrDrop)
+    os << strprintf(" (original in fp16: %.1f dB, minus %.1f)", fp16Sqnr,
+                    *o.maxSqnrDrop);
+  if (o.maxMapDrop)
+    os << strprintf(" mAP drop <= %.2f", *o.maxMapDrop);
+  if (sqnrFloor <= 0 && !o.maxMapDrop)
+    os << " no bound";
+  os << strprintf("; SQNR on %zu image(s), mAP on %zu\n", fidelityInputs.size(),
+                  evalImages.size());
+}
+
+void Guideline::printTable() const {
+  os << strprintf("%-4s %-50s %8s %7s %9s %9s %10s %8s  %s\n", "step", "what",
+                  "SQNR dB", "mAP", "MACs", "params", "size", "ms", "decision");
+  for (const Row &r : rows) {
+    std::string sq = "-", mp = "-", macs = "-", params = "-", size = "-",
+                lat = "-";
+    if (r.m) {
+      sq = std::isnan(r.m->sqnr)   ? "-"
+           : std::isinf(r.m->sqnr) ? "inf"
+                                   : strprintf("%.1f", r.m->sqnr);
+      mp = r.m->map ? strprintf("%.2f", *r.m->map) : "-";
+      macs = human(r.m->macs);
+      params = human(r.m->params);
+      size = humanBytes(r.m->bytes);
+      lat = r.m->latencyMs > 0 ? strprintf("%.2f", r.m->latencyMs) : "-";
+    }
+    os << strprintf("%-4s %-50s %8s %7s %9s %9s %10s %8s  %s\n", r.step.c_str(),
+                    r.what.substr(0, 50).c_str(), sq.c_str(), mp.c_str(),
+                    macs.c_str(), params.c_str(), size.c_str(), lat.c_str(),
+                    r.decision.c_str());
+  }
+  // Once the targets are met no later step runs, so meeting them at the end
+  // is meeting them anywhere.
+  if (anyTarget())
+    os << (targetsMet(currentM)
+               ? "targets met\n"
+               : "targets NOT met: " + unmetTargets(currentM) + "\n");
+}
+
+LogicalResult Guideline::run() {
+  if (failed(resolveRequest()))
+    return failure();
+  current = module.clone();
+  if (failed(loadImages()) || failed(setReference(*current)) ||
+      failed(setFidelityFloor()))
+    return failure();
+  auto base = measure(*current);
+  if (failed(base))
+    return failure();
+  currentM = *base;
+  rows.push_back({"G0", "original", *base, ""});
+  printSettings();
+  if (failed(runSteps()))
+    return failure();
+  printTable();
+
+  // The module becomes the last kept model.
+  module.getBodyRegion().takeBody(current->getBodyRegion());
+  module->setAttrs(current->getOperation()->getAttrDictionary());
+  return success();
+}
+
+} // namespace
+
+LogicalResult qsim::lighten::applyGuideline(ModuleOp module,
+                                            const GuidelineOptions &options,
+                                            ModuleOp donor,
+                                            raw_ostream &report) {
+  assert(!options.backbone == !donor &&
+         "G1 needs its donor network, and only G1");
+  return Guideline(module, options, donor, report).run();
+}

@@ -1,0 +1,299 @@
+//===- StudioTestSupport.h - a studio server and browsers for tests -*- C++
+//-*-===//
+//
+// Each test starts a StudioServer on a free loopback port with a fresh data
+// directory and talks to it with cpp-httplib's client (or raw sockets where
+// the test is about HTTP itself). The jobs run the real qsim tools (built
+// next to the test) on a synthetic model; crash and limit tests use small
+// scripts in place of the tools.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QSIM_UNITTESTS_STUDIO_STUDIOTESTSUPPORT_H
+#define QSIM_UNITTESTS_STUDIO_STUDIOTESTSUPPORT_H
+
+#include "qsim/Studio/StudioServer.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <dirent.h>
+#include <fstream>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace qsim::studio::test {
+
+using json = nlohmann::json;
+
+inline std::string makeTempDir() {
+  char tmpl[] = "/tmp/qsim-studio-test-XXXXXX";
+  EXPECT_NE(mkdtemp(tmpl), nullptr);
+  return tmpl;
+}
+
+inline void writeFile(const std::string &path, const std::string &text,
+                      bool executable = false) {
+  std::ofstream(path, std::ios::binary) << text;
+  if (executable)
+    chmod(path.c_str(), 0755);
+}
+
+inline std::string readFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// A synthetic Darknet model, imported once for all tests.
+inline const std::string &syntheticModel() {
+  static std::string path = [] {
+    std::string dir = makeTempDir();
+    std::string out = dir + "/tiny.mlirbc";
+    std::string cmd = std::string(QSIM_TOOLS_DIR) +
+                      "/qsim-translate --import-darknet " QSIM_SOURCE_DIR
+                      "/examples/models/synthetic-yolov3-tiny.cfg "
+                      "--random-weights=1 -o " +
+                      out;
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+    return out;
+  }();
+  return path;
+}
+
+/// A small binary PPM picture.
+inline std::string ppm(int w, int h, int seed) {
+  std::string s =
+      "P6\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n";
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      s += static_cast<char>((x * 7 + seed) & 255);
+      s += static_cast<char>((y * 5 + seed * 3) & 255);
+      s += static_cast<char>(((x ^ y) + seed * 11) & 255);
+    }
+  return s;
+}
+
+/// A logged-in browser: the login cookie and the CSRF token.
+struct Browser {
+  httplib::Client *http;
+  std::string cookie, csrf;
+
+  httplib::Headers headers(bool withCsrf = true) const {
+    httplib::Headers h;
+    if (!cookie.empty())
+      h.emplace("Cookie", cookie);
+    if (withCsrf && !csrf.empty())
+      h.emplace("X-CSRF-Token", csrf);
+    return h;
+  }
+  httplib::Result post(const std::string &path, const json &body) {
+    return http->Post(path.c_str(), headers(), body.dump(), "application/json");
+  }
+  httplib::Result get(const std::string &path) {
+    return http->Get(path.c_str(), headers(false));
+  }
+  httplib::Result del(const std::string &path) {
+    return http->Delete(path.c_str(), headers());
+  }
+  httplib::Result upload(const std::string &path, const std::string &data) {
+    return http->Post(("/api/files?path=" + path).c_str(), headers(), data,
+                      "application/octet-stream");
+  }
+  json getJson(const std::string &path) {
+    auto r = get(path);
+    EXPECT_TRUE(r);
+    return r ? json::parse(r->body) : json();
+  }
+  /// Waits for a job to end and returns it.
+  json waitJob(int64_t id) {
+    for (int i = 0; i < 1200; ++i) {
+      json job = getJson("/api/jobs/" + std::to_string(id));
+      if (job["status"] != "running" && job["status"] != "queued")
+        return job;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "job " << id << " did not end";
+    return json();
+  }
+};
+
+class StudioApiTest : public ::testing::Test {
+protected:
+  void SetUp() override { dataDir = makeTempDir(); }
+  void TearDown() override {
+    stopServer();
+    std::system(("rm -rf " + dataDir).c_str());
+  }
+
+  StudioConfig defaultConfig() {
+    StudioConfig c;
+    c.dataDirectory = dataDir;
+    c.qsimRun = std::string(QSIM_TOOLS_DIR) + "/qsim-run";
+    c.qsimOpt = std::string(QSIM_TOOLS_DIR) + "/qsim-opt";
+    c.qsimTranslate = std::string(QSIM_TOOLS_DIR) + "/qsim-translate";
+    c.passwordMemoryKiB = 8192;
+    c.quiet = true;
+    c.jobLimits = {120, 4096, 120};
+    c.sessionLimits = {300, 4096, 300};
+    return c;
+  }
+
+  void startServer(const StudioConfig &config) {
+    std::string error;
+    server = StudioServer::create(config, error);
+    ASSERT_TRUE(server) << error;
+    port = server->bind("127.0.0.1", 0);
+    ASSERT_GT(port, 0);
+    serving = std::thread([this] { server->serve(); });
+    client = std::make_unique<httplib::Client>("127.0.0.1", port);
+    client->set_read_timeout(300, 0);
+    for (int i = 0; i < 100 && !client->Get("/api/me"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  void stopServer() {
+    if (!server)
+      return;
+    server->stop();
+    serving.join();
+    server.reset();
+  }
+
+  Browser anonymous() { return Browser{client.get(), "", ""}; }
+  Browser registerUser(const std::string &name) {
+    Browser b = anonymous();
+    auto r = b.post("/api/register",
+                    {{"name", name}, {"password", "secret-" + name}});
+    EXPECT_TRUE(r);
+    EXPECT_EQ(r->status, 201) << r->body;
+    std::string setCookie = r->get_header_value("Set-Cookie");
+    b.cookie = setCookie.substr(0, setCookie.find(';'));
+    b.csrf = json::parse(r->body)["csrf"];
+    return b;
+  }
+  Browser login(const std::string &name) {
+    Browser b = anonymous();
+    auto r =
+        b.post("/api/login", {{"name", name}, {"password", "secret-" + name}});
+    EXPECT_TRUE(r && r->status == 200);
+    std::string setCookie = r->get_header_value("Set-Cookie");
+    b.cookie = setCookie.substr(0, setCookie.find(';'));
+    b.csrf = json::parse(r->body)["csrf"];
+    return b;
+  }
+  /// A user with the synthetic model, two images and a calibration folder.
+  Browser userWithModel(const std::string &name) {
+    Browser b = registerUser(name);
+    EXPECT_EQ(
+        b.upload("models/tiny.mlirbc", readFile(syntheticModel()))->status,
+        201);
+    EXPECT_EQ(b.upload("images/a.ppm", ppm(200, 150, 1))->status, 201);
+    EXPECT_EQ(b.upload("calib/c1.ppm", ppm(180, 160, 2))->status, 201);
+    EXPECT_EQ(b.upload("calib/c2.ppm", ppm(220, 140, 3))->status, 201);
+    return b;
+  }
+
+  std::string dataDir;
+  std::unique_ptr<StudioServer> server;
+  std::thread serving;
+  int port = 0;
+  std::unique_ptr<httplib::Client> client;
+};
+
+/// A raw TCP connection to the server, for what a client library would not
+/// send: partial headers, smuggled bodies, floods.
+class RawSocket {
+public:
+  explicit RawSocket(int port, int timeoutSeconds = 10) {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected =
+        connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
+    timeval timeout{timeoutSeconds, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  }
+  ~RawSocket() {
+    if (fd >= 0)
+      close(fd);
+  }
+  RawSocket(const RawSocket &) = delete;
+  /// Sends what the server takes; false once it stopped taking.
+  bool send(const std::string &data) {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n =
+          ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+      if (n <= 0)
+        return false;
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  /// Everything until the server closes (or the timeout).
+  std::string readAll() {
+    std::string out;
+    char buffer[65536];
+    for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) > 0;)
+      out.append(buffer, static_cast<size_t>(n));
+    return out;
+  }
+  /// What arrives within `ms` (at most one read).
+  std::string readSome(int ms) {
+    timeval timeout{ms / 1000, (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    char buffer[65536];
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    lastReadClosed = n == 0;
+    return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
+  }
+  int fd = -1;
+  bool connected = false;
+  bool lastReadClosed = false;
+};
+
+/// How many times `needle` occurs in `text`.
+inline size_t countOf(const std::string &text, const std::string &needle) {
+  size_t n = 0;
+  for (size_t p = 0; (p = text.find(needle, p)) != std::string::npos;
+       p += needle.size())
+    ++n;
+  return n;
+}
+
+/// The children of a process (from /proc).
+inline std::vector<pid_t> childrenOf(pid_t parent) {
+  std::vector<pid_t> pids;
+  DIR *d = opendir("/proc");
+  while (struct dirent *e = readdir(d)) {
+    pid_t pid = std::atoi(e->d_name);
+    if (pid <= 0)
+      continue;
+    std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos)
+      continue;
+    int ppid = 0;
+    char state;
+    if (sscanf(stat.c_str() + close + 2, "%c %d", &state, &ppid) == 2 &&
+        ppid == parent)
+      pids.push_back(pid);
+  }
+  closedir(d);
+  return pids;
+}
+
+} // namespace qsim::studio::test
+
+#endif
