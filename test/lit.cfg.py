@@ -52,6 +52,13 @@ if all(shutil.which(t) for t in ("slurmctld", "slurmd", "sbatch", "squeue", "sin
 else:
     lit_config.note("slurmctld/slurmd/sbatch missing: the real-Slurm sweep "
                     "test is skipped (UNSUPPORTED); the stand-in Slurm test runs")
+# qsim-train exists when the build found libtorch (QSIM_ENABLE_TRAIN).
+if getattr(config, "qsim_have_torch", False):
+    config.available_features.add("train")
+else:
+    lit_config.note("qsim-train is not built (no libtorch): training tests "
+                    "are skipped (UNSUPPORTED)")
+
 config.substitutions.append(("%PYTHON", config.python_executable))
 # Synthetic test images (PPM), shared by every test folder.
 config.substitutions.append(("%make_image", config.python_executable + " " +

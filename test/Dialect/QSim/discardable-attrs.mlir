@@ -11,3 +11,9 @@ module attributes {qsim.flavor = "pjreddie", qsim.letter_box = true, qsim.source
     return %0 : tensor<1x1x2x2xf32>
   }
 }
+
+// -----
+
+// A qsim-train checkpoint records where training stopped.
+// CHECK: module attributes {qsim.training = {seed = 1 : i64, step = 100 : i64, steps = 2000 : i64}}
+module attributes {qsim.training = {step = 100 : i64, steps = 2000 : i64, seed = 1 : i64}} {}

@@ -94,7 +94,7 @@ LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
   if (name == "letter_box")
     return failure(failed(expectType<BoolAttr>(op, name, value, "a bool")) ||
                    failed(verifyModuleOnly(op, name)));
-  if (name == "net" || name == "quantization")
+  if (name == "net" || name == "quantization" || name == "training")
     return failure(
         failed(expectType<DictionaryAttr>(op, name, value, "a dictionary")) ||
         failed(verifyModuleOnly(op, name)));

@@ -52,6 +52,9 @@ def QSim_Dialect : Dialect {
     // module: how --qsim-quantize quantized (weights, activations, scale,
     // accumulator, rounding); present once quantized.
     "::mlir::DictionaryAttr":$quantization,
+    // module: where qsim-train left it (step, steps, seed): a checkpoint
+    // resumes from there.
+    "::mlir::DictionaryAttr":$training,
     // layer: cfg keys without an inference meaning, kept for export.
     "::mlir::DictionaryAttr":$cfg,
     // layer: the layer this one was derived from (factorization, backbone).
