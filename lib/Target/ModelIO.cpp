@@ -32,6 +32,7 @@ OwningOpRef<ModuleOp> qsim::loadModel(MLIRContext *ctx,
     io.randomSeed = opts.randomSeed;
     io.flavor = opts.flavor.value_or(Flavor::AlexeyAB);
     io.allowUnknownKeys = opts.allowUnknownKeys;
+    io.maxMemoryMB = opts.maxMemoryMB;
     return darknet::importDarknet(ctx, opts.path, io);
   }
   if (!opts.weightsPath.empty()) {

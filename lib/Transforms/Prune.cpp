@@ -17,6 +17,22 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
   using PrunePassBase::PrunePassBase;
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    // Written so that NaN fails too.
+    if (!(ratio >= 0 && ratio < 1)) {
+      module.emitError() << "--qsim-prune: ratio must be in [0, 1), got "
+                         << ratio;
+      return signalPassFailure();
+    }
+    if (roundTo < 1) {
+      module.emitError() << "--qsim-prune: round-to must be >= 1, got "
+                         << roundTo;
+      return signalPassFailure();
+    }
+    if (!(sparsity >= 0 && sparsity <= 1)) {
+      module.emitError() << "--qsim-prune: sparsity must be in [0, 1], got "
+                         << sparsity;
+      return signalPassFailure();
+    }
     std::set<int64_t> layerSet;
     std::string error;
     if (!quantization::parseLayerList(layers, module, layerSet, error)) {

@@ -54,3 +54,15 @@ func.func @arg(%in: tensor<1x1x2x2xf32> {qsim.calib = {lo = 0.0 : f32}}) -> tens
 func.func @arg_name(%in: tensor<1x1x2x2xf32> {qsim.range = 1.0 : f32}) -> tensor<1x1x2x2xf32> {
   return %in : tensor<1x1x2x2xf32>
 }
+
+// -----
+
+// expected-error @+1 {{'qsim.cost' must be an array of dictionaries ([cost] keys)}}
+module attributes {qsim.cost = ["sse"]} {}
+
+// -----
+
+// expected-error @+1 {{'qsim.cost' belongs on the module}}
+func.func @g() attributes {qsim.cost = [{type = "sse"}]} {
+  return
+}
