@@ -104,13 +104,31 @@ Outcome importText(mlir::MLIRContext &ctx, const std::string &text,
 }
 
 std::string mutate(const std::string &seed, std::mt19937 &rng) {
-  static const char *tokens[] = {
-      "\n",          "=",          "[",        "]",     ",",     "-",
-      "#",           "0",          "-1",       "4294967297",    "2147483647",
-      "-2147483648", "1e39",       "nan",      "inf",   "\r",    "\xEF\xBB\xBF",
-      "\n[route]\nlayers=-1,\n",   "\n[shortcut]\nfrom=-100\n",
-      "\n[cost]\n",  "\n[crop]\ncrop_height=99\n", "\n[maxpool]\nsize=65535\n",
-      "\nfilters=100000\n",        "\nsize=0\n", "\nstride=-2\n"};
+  static const char *tokens[] = {"\n",
+                                 "=",
+                                 "[",
+                                 "]",
+                                 ",",
+                                 "-",
+                                 "#",
+                                 "0",
+                                 "-1",
+                                 "4294967297",
+                                 "2147483647",
+                                 "-2147483648",
+                                 "1e39",
+                                 "nan",
+                                 "inf",
+                                 "\r",
+                                 "\xEF\xBB\xBF",
+                                 "\n[route]\nlayers=-1,\n",
+                                 "\n[shortcut]\nfrom=-100\n",
+                                 "\n[cost]\n",
+                                 "\n[crop]\ncrop_height=99\n",
+                                 "\n[maxpool]\nsize=65535\n",
+                                 "\nfilters=100000\n",
+                                 "\nsize=0\n",
+                                 "\nstride=-2\n"};
   std::string s = seed;
   std::uniform_int_distribution<int> kind(0, 4);
   int edits = 1 + rng() % 4;

@@ -27,8 +27,7 @@ LogicalResult qsim::writeFileAtomically(
   // A device or pipe (/dev/null, /dev/stdout, a FIFO) is written in place:
   // renaming a temporary file over it would replace the device.
   llvm::sys::fs::file_status status;
-  if (!llvm::sys::fs::status(path, status) &&
-      llvm::sys::fs::exists(status) &&
+  if (!llvm::sys::fs::status(path, status) && llvm::sys::fs::exists(status) &&
       status.type() != llvm::sys::fs::file_type::regular_file &&
       status.type() != llvm::sys::fs::file_type::directory_file) {
     std::error_code ec;

@@ -73,8 +73,7 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
     }
     size_t eq = line.find('=');
     if (eq == std::string::npos) {
-      if (lexError(lineNo,
-                   "malformed line '" + line + "': expected key=value"))
+      if (lexError(lineNo, "malformed line '" + line + "': expected key=value"))
         break;
       continue;
     }
@@ -185,8 +184,8 @@ static bool parseFloat(StringRef s, float &out) {
   errno = 0;
   double v = std::strtod(str.c_str(), &end);
   // Darknet stores floats: a value beyond FLT_MAX would become infinite.
-  if (end != str.c_str() + str.size() || errno == ERANGE ||
-      !std::isfinite(v) || std::fabs(v) > std::numeric_limits<float>::max())
+  if (end != str.c_str() + str.size() || errno == ERANGE || !std::isfinite(v) ||
+      std::fabs(v) > std::numeric_limits<float>::max())
     return false;
   out = (float)v;
   return true;
@@ -203,8 +202,8 @@ int64_t SectionReader::getInt(StringRef key, int64_t def) {
                   llvm::all_of(StringRef(o->value).drop_front(
                                    o->value[0] == '-' || o->value[0] == '+'),
                                llvm::isDigit);
-    error(key, "'" + key.str() + "=" + o->value + "': " +
-                   (digits ? intRangeText() : "expected an integer"));
+    error(key, "'" + key.str() + "=" + o->value +
+                   "': " + (digits ? intRangeText() : "expected an integer"));
     return def;
   }
   if (!fitsDarknetInt(v)) {
@@ -485,9 +484,9 @@ static const llvm::StringMap<std::vector<StringRef>> &knownKeys() {
     for (auto &entry : m) {
       if (entry.getKey() == "net")
         continue;
-      for (StringRef k : {"clip", "onlyforward", "dont_update",
-                          "burnin_update", "stopbackward", "train_only_bn",
-                          "dontload", "dontloadscales", "learning_rate"})
+      for (StringRef k : {"clip", "onlyforward", "dont_update", "burnin_update",
+                          "stopbackward", "train_only_bn", "dontload",
+                          "dontloadscales", "learning_rate"})
         if (!llvm::is_contained(entry.getValue(), k))
           entry.getValue().push_back(k);
     }

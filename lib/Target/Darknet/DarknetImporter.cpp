@@ -19,10 +19,10 @@
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringSwitch.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/CheckedArithmetic.h"
 #include "llvm/Support/Endian.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Process.h"
 
@@ -124,8 +124,8 @@ public:
   /// to tell whether the file is longer).
   bool initStream(const ImportOptions &opts, std::string &error,
                   WeightsHeader &header, bool &hasHeader) {
-    std::error_code ec = llvm::sys::fs::openFileForRead(opts.weightsPath,
-                                                        streamFd);
+    std::error_code ec =
+        llvm::sys::fs::openFileForRead(opts.weightsPath, streamFd);
     if (ec) {
       error = "cannot open weights file '" + opts.weightsPath +
               "': " + ec.message();
@@ -179,10 +179,11 @@ public:
     std::optional<int64_t> count = elementCount(shape);
     uint64_t sum = count ? (uint64_t)needed + (uint64_t)*count : UINT64_MAX;
     if (hasValues() && (!count || sum > limitBytes / sizeof(float))) {
-      limitError = "weights " + shapeText(shape) + " bring the model's "
-                   "weights to " + bytesText(count, sum) + " (limit " +
-                   std::to_string(limitBytes >> 20) +
-                   " MB, --max-memory-mb)";
+      limitError = "weights " + shapeText(shape) +
+                   " bring the model's "
+                   "weights to " +
+                   bytesText(count, sum) + " (limit " +
+                   std::to_string(limitBytes >> 20) + " MB, --max-memory-mb)";
       return {};
     }
     int64_t n = count.value_or(0);
@@ -274,8 +275,8 @@ private:
     if (!firstShortLayer.empty())
       return {};
     std::vector<float> v(n);
-    size_t got = readStream(reinterpret_cast<char *>(v.data()),
-                            n * sizeof(float));
+    size_t got =
+        readStream(reinterpret_cast<char *>(v.data()), n * sizeof(float));
     streamBytes += got;
     if (got != n * sizeof(float)) {
       firstShortLayer = layerLabel;
@@ -289,8 +290,10 @@ private:
     size_t expected = headerBytes + needed * sizeof(float);
     if (firstShortLayer.empty() && readStream(&extra, 1) == 0)
       return true;
-    error = "weights file '" + path + "' (not a regular file) does not match "
-            "the cfg: expected " + std::to_string(expected) + " bytes (" +
+    error = "weights file '" + path +
+            "' (not a regular file) does not match "
+            "the cfg: expected " +
+            std::to_string(expected) + " bytes (" +
             std::to_string(headerBytes) + "-byte header + " +
             std::to_string(needed) + " floats)";
     if (!firstShortLayer.empty())
@@ -338,8 +341,7 @@ private:
       hadError = true;
       // At most kMaxCfgErrors errors per file (the lexer stops there too).
       if (errors == kMaxCfgErrors) {
-        emitError(loc) << "too many errors (" << kMaxCfgErrors
-                       << "), stopping";
+        emitError(loc) << "too many errors (" << kMaxCfgErrors << "), stopping";
         ++errors;
       }
       if (errors > kMaxCfgErrors)
@@ -887,10 +889,9 @@ Importer::ImportedLayer Importer::withBatchNorm(LayerSite &s, Operation *head,
     return {};
   SmallVector<NamedAttribute> attrs = {act(activation)};
   appendBatchNormAttrs(attrs, bn, biases);
-  Operation *norm =
-      create("qsim.batchnorm", s.loc,
-             cast<RankedTensorType>(head->getResult(0).getType()),
-             head->getResult(0), attrs);
+  Operation *norm = create("qsim.batchnorm", s.loc,
+                           cast<RankedTensorType>(head->getResult(0).getType()),
+                           head->getResult(0), attrs);
   if (!norm)
     return {};
   return {head, norm->getResult(0)};
@@ -1088,9 +1089,8 @@ Importer::ImportedLayer Importer::importMaxPool(LayerSite &s) {
   constexpr double kMaxWindowTaps = 1e12;
   double taps = (double)size * size * out.c * out.h * out.w;
   if (taps > kMaxWindowTaps) {
-    r.error("size", "'size=" + std::to_string(size) + "' over a " +
-                        out.str() + " output reads " +
-                        llvm::formatv("{0:e1}", taps).str() +
+    r.error("size", "'size=" + std::to_string(size) + "' over a " + out.str() +
+                        " output reads " + llvm::formatv("{0:e1}", taps).str() +
                         " window taps (qsim's limit is 1e12 per layer)");
     return {};
   }
@@ -1413,8 +1413,10 @@ qsim::darknet::importDarknet(MLIRContext *ctx, StringRef cfgPath,
                              const ImportOptions &options) {
   auto buf = llvm::MemoryBuffer::getFile(cfgPath, /*IsText=*/true);
   if (!buf) {
-    emitError(UnknownLoc::get(ctx)) << "cannot open cfg file '" << cfgPath
-                                    << "': " << buf.getError().message();
+    // The file itself is the location (line 0), never <unknown>.
+    emitError(FileLineColLoc::get(ctx, cfgPath, 0, 0))
+        << "cannot open cfg file '" << cfgPath
+        << "': " << buf.getError().message();
     return nullptr;
   }
   return importDarknetFromString(ctx, (*buf)->getBuffer(), cfgPath, options);

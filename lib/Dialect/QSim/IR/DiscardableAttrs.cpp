@@ -100,9 +100,8 @@ LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
         failed(verifyModuleOnly(op, name)));
   if (name == "cost") {
     auto a = dyn_cast<ArrayAttr>(value);
-    if (!a || !llvm::all_of(a, [](Attribute e) {
-          return isa<DictionaryAttr>(e);
-        }))
+    if (!a ||
+        !llvm::all_of(a, [](Attribute e) { return isa<DictionaryAttr>(e); }))
       return op->emitError()
              << "'qsim.cost' must be an array of dictionaries ([cost] keys)";
     return verifyModuleOnly(op, name);

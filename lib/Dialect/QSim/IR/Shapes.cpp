@@ -132,8 +132,10 @@ bool qsim::shapes::crop(const CHW &in, int64_t cropHeight, int64_t cropWidth,
   // Darknet would read outside the input (its offset (H - h)/2 < 0).
   if (cropHeight > in.h || cropWidth > in.w)
     return fail(error, "crop " + std::to_string(cropHeight) + "x" +
-                           std::to_string(cropWidth) + " (height x width) "
-                           "does not fit in the input " + in.str());
+                           std::to_string(cropWidth) +
+                           " (height x width) "
+                           "does not fit in the input " +
+                           in.str());
   out = {in.c, cropHeight, cropWidth};
   return true;
 }
