@@ -19,7 +19,7 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
     ModuleOp module = getOperation();
     // Written so that NaN fails too.
     if (!(ratio >= 0 && ratio < 1)) {
-      module.emitError() << "--qsim-prune: prune ratio must be in [0, 1), got "
+      module.emitError() << "prune ratio must be in [0, 1), got "
                          << ratio;
       return signalPassFailure();
     }
