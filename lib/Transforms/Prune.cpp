@@ -4,6 +4,8 @@
 #include "qsim/Quant/Precision.h"
 #include "qsim/Transforms/Passes.h"
 
+#include <cmath>
+
 namespace qsim {
 #define GEN_PASS_DEF_PRUNEPASS
 #include "qsim/Transforms/Passes.h.inc"
@@ -25,12 +27,13 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
     }
     if (roundTo < 1) {
       module.emitError() << "--qsim-prune: round-to must be >= 1, got "
-                         << roundTo;
+                         << (int64_t)roundTo;
       return signalPassFailure();
     }
-    if (!(sparsity >= 0 && sparsity <= 1)) {
-      module.emitError() << "--qsim-prune: sparsity must be in [0, 1], got "
-                         << sparsity;
+    // sparsity: the existing check in pruneMagnitude ("[0, 1)") also
+    // refuses NaN, which fails every comparison there too.
+    if (std::isnan(sparsity)) {
+      module.emitError() << "sparsity must be in [0, 1), got nan";
       return signalPassFailure();
     }
     std::set<int64_t> layerSet;
