@@ -30,6 +30,14 @@ for var, feature in (("QSIM_MODELS_DIR", "models"), ("QSIM_DATA_DIR", "data"),
         lit_config.note(var + " is not set: tests needing real " + feature +
                         " are skipped (UNSUPPORTED)")
 
+# The Darknet model zoo (every cfg of AlexeyAB's cfg/ folder) under
+# $QSIM_MODELS_DIR/zoo: the sweep test needs it.
+if models_dir and os.path.isdir(os.path.join(models_dir, "zoo")):
+    config.available_features.add("zoo")
+else:
+    lit_config.note("QSIM_MODELS_DIR/zoo not found: the Darknet zoo sweep "
+                    "is skipped (UNSUPPORTED)")
+
 # Device code: the deployment example is built with make and the host's C++
 # compiler; ARM64 runs need the cross compiler and qemu-user (README's
 # packages) and are UNSUPPORTED without them.

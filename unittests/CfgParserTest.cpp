@@ -74,12 +74,15 @@ TEST(SectionReader, TypedGettersReportBadValues) {
   EXPECT_EQ(r.getInt("size", 1), 1); // default after the error
   EXPECT_FALSE(r.ok());
   EXPECT_FALSE(r.getFloatList("anchors").has_value());
-  auto mask = r.getIntList("mask");
-  ASSERT_TRUE(mask.has_value());
-  EXPECT_EQ(mask->size(), 2u);
-  ASSERT_EQ(d.errors.size(), 2u);
+  // Darknet reads "0,1," as 0, 1, 0 (the empty item is atoi("") = 0):
+  // refused rather than silently dropped (issue 20).
+  EXPECT_FALSE(r.getIntList("mask").has_value());
+  ASSERT_EQ(d.errors.size(), 3u);
   EXPECT_EQ(d.errors[0],
             "2: layer 0 (convolutional): 'size=3.7': expected an integer");
+  EXPECT_EQ(d.errors[2],
+            "5: layer 0 (convolutional): 'mask=0,1,' ends with ','; Darknet "
+            "would read an extra item 0: remove the comma or write the item");
 }
 
 TEST(KnownKeys, SuggestsTheClosestKey) {

@@ -836,6 +836,15 @@ bool PlanBuilder::buildF32ReferenceOp(Operation *op, int step) {
                    }));
     return true;
   }
+  if (auto cr = dyn_cast<CropOp>(op)) {
+    float scale = cr.getScale().convertToFloat();
+    float shift = cr.getShift().convertToFloat();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::crop(pl.f32(src), in, outS, scale, shift,
+                               pl.f32(dst));
+                   }));
+    return true;
+  }
   if (auto s = dyn_cast<ScaleChannelsOp>(op)) {
     int feat = plan.plainOf(slotOf(s.getFeatures()), step);
     bool wh = s.getScaleWh();

@@ -336,6 +336,18 @@ void ref::reorg(const float *in, const CHW &inShape, int64_t s, bool reverse,
       }
 }
 
+void ref::crop(const float *in, const CHW &inShape, const CHW &outShape,
+               float scale, float shift, float *out) {
+  // forward_crop_layer with net.train = 0: no flip, centred offsets.
+  const int64_t dy = (inShape.h - outShape.h) / 2;
+  const int64_t dx = (inShape.w - outShape.w) / 2;
+  for (int64_t c = 0; c < outShape.c; ++c)
+    for (int64_t y = 0; y < outShape.h; ++y)
+      for (int64_t x = 0; x < outShape.w; ++x)
+        out[(c * outShape.h + y) * outShape.w + x] =
+            in[(c * inShape.h + y + dy) * inShape.w + x + dx] * scale + shift;
+}
+
 void ref::scaleChannels(const float *scales, const float *features,
                         const CHW &shape, bool scaleWH, Activation act,
                         Flavor flavor, float *out) {

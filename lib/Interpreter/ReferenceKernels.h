@@ -65,6 +65,10 @@ void upsample(const float *in, const CHW &inShape, int64_t stride, float scale,
               float *out, const CHW &outShape);
 void reorg(const float *in, const CHW &inShape, int64_t stride, bool reverse,
            float *out);
+/// Darknet's [crop] at inference: the centred outShape window, times
+/// `scale` plus `shift` (docs/darknet.md §R4.14).
+void crop(const float *in, const CHW &inShape, const CHW &outShape, float scale,
+          float shift, float *out);
 void scaleChannels(const float *scales, const float *features,
                    const CHW &featureShape, bool scaleWH, Activation act,
                    Flavor flavor, float *out);

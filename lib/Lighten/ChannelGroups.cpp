@@ -96,7 +96,7 @@ FailureOr<ChannelGroups> ChannelGroups::analyze(func::FuncOp func) {
       // a classifier: fixed.
       outCh = fresh(out);
     } else if (isa<BatchNormOp, ActivationOp, MaxPoolOp, UpsampleOp, DropoutOp,
-                   AvgPoolOp>(op)) {
+                   AvgPoolOp, CropOp>(op)) {
       outCh = in(0);
     } else if (auto route = dyn_cast<RouteOp>(op)) {
       int64_t G = route.getGroups(), j = route.getGroupId();

@@ -210,9 +210,32 @@ bool qsim::rt::loadImage(const std::string &path, Image &out,
     error = "cannot open image '" + path + "': is a directory";
     return false;
   }
-  auto reason = [] {
+  auto reason = [&] {
     const char *r = stbi_failure_reason();
-    return std::string(r ? r : "unknown error");
+    std::string why = r ? r : "unknown error";
+    // stb tries every format in turn, so PNG's "too large" ends up as
+    // "unknown image type": read the size from the PNG header ourselves.
+    unsigned char head[24];
+    std::rewind(f);
+    if (std::fread(head, 1, sizeof(head), f) == sizeof(head) &&
+        std::memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0 &&
+        std::memcmp(head + 12, "IHDR", 4) == 0) {
+      auto be32 = [&](int at) {
+        return (uint32_t)head[at] << 24 | (uint32_t)head[at + 1] << 16 |
+               (uint32_t)head[at + 2] << 8 | (uint32_t)head[at + 3];
+      };
+      uint64_t pw = be32(16), ph = be32(20);
+      std::string size = std::to_string(pw) + "x" + std::to_string(ph);
+      if (maxPixels > 0 && pw * ph > (uint64_t)maxPixels)
+        return "the PNG is " + size + " = " + std::to_string(pw * ph) +
+               " pixels, more than the limit of " + std::to_string(maxPixels);
+      if ((why == "unknown image type" || why == "too large") &&
+          pw * ph * 4 > (1ull << 30))
+        return "the PNG is " + size +
+               " pixels, too large for the decoder (at most 2^30 bytes of "
+               "pixels)";
+    }
+    return why;
   };
   int w = 0, h = 0, c = 0;
   if (maxPixels > 0) {

@@ -4,6 +4,9 @@
 #include "qsim/Session/BreakReport.h"
 #include "qsim/Session/Server.h"
 
+#include <cmath>
+#include <cstdlib>
+
 using namespace qsim;
 using namespace qsim::session;
 
@@ -24,7 +27,17 @@ void SessionCommandLine::addOptions(CLI::App &app) {
                  "load")
       ->capture_default_str();
   app.add_option("--max-image-mpixels", maxImageMpixels,
-                 "With --session: largest image a request may load")
+                 "Largest image (megapixels) --image or a --session request "
+                 "may load")
+      ->check(CLI::Validator(
+          [](std::string &text) -> std::string {
+            char *end = nullptr;
+            double v = std::strtod(text.c_str(), &end);
+            if (text.empty() || *end || !std::isfinite(v) || v <= 0)
+              return "expected a positive number, got '" + text + "'";
+            return "";
+          },
+          "POSITIVE"))
       ->capture_default_str();
   app.add_option("--max-request-kb", maxRequestKb,
                  "With --session: longest request line")

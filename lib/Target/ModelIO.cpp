@@ -32,10 +32,11 @@ OwningOpRef<ModuleOp> qsim::loadModel(MLIRContext *ctx,
     io.randomSeed = opts.randomSeed;
     io.flavor = opts.flavor.value_or(Flavor::AlexeyAB);
     io.allowUnknownKeys = opts.allowUnknownKeys;
+    io.maxMemoryMB = opts.maxMemoryMB;
     return darknet::importDarknet(ctx, opts.path, io);
   }
   if (!opts.weightsPath.empty()) {
-    emitError(UnknownLoc::get(ctx))
+    emitError(FileLineColLoc::get(ctx, opts.path, 0, 0))
         << "--weights only applies to a Darknet .cfg model, not '" << opts.path
         << "'";
     return nullptr;
@@ -44,8 +45,9 @@ OwningOpRef<ModuleOp> qsim::loadModel(MLIRContext *ctx,
       llvm::MemoryBuffer::getFileOrSTDIN(opts.path, /*IsText=*/false,
                                          /*RequiresNullTerminator=*/true);
   if (!buf) {
-    emitError(UnknownLoc::get(ctx)) << "cannot open model '" << opts.path
-                                    << "': " << buf.getError().message();
+    emitError(FileLineColLoc::get(ctx, opts.path, 0, 0))
+        << "cannot open model '" << opts.path
+        << "': " << buf.getError().message();
     return nullptr;
   }
   auto sourceMgr = std::make_shared<llvm::SourceMgr>();

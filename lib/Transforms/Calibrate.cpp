@@ -28,7 +28,12 @@ struct CalibratePass : public qsim::impl::CalibratePassBase<CalibratePass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     quantization::CalibrationOptions o;
-    if (percentile <= 50 || percentile > 100) {
+    if (maxImages < 1 || threads < 0) {
+      module.emitError() << "--qsim-calibrate: max-images must be >= 1 and "
+                            "threads >= 0 (0: all cores)";
+      return signalPassFailure();
+    }
+    if (!(percentile > 50 && percentile <= 100)) { // NaN fails too
       module.emitError() << "--qsim-calibrate: percentile must be in (50, 100]";
       return signalPassFailure();
     }

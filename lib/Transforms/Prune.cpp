@@ -4,6 +4,8 @@
 #include "qsim/Quant/Precision.h"
 #include "qsim/Transforms/Passes.h"
 
+#include <cmath>
+
 namespace qsim {
 #define GEN_PASS_DEF_PRUNEPASS
 #include "qsim/Transforms/Passes.h.inc"
@@ -17,6 +19,23 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
   using PrunePassBase::PrunePassBase;
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    // Written so that NaN fails too.
+    if (!(ratio >= 0 && ratio < 1)) {
+      module.emitError() << "prune ratio must be in [0, 1), got "
+                         << ratio;
+      return signalPassFailure();
+    }
+    if (roundTo < 1) {
+      module.emitError() << "--qsim-prune: round-to must be >= 1, got "
+                         << (int64_t)roundTo;
+      return signalPassFailure();
+    }
+    // sparsity: the existing check in pruneMagnitude ("[0, 1)") also
+    // refuses NaN, which fails every comparison there too.
+    if (std::isnan(sparsity)) {
+      module.emitError() << "sparsity must be in [0, 1), got nan";
+      return signalPassFailure();
+    }
     std::set<int64_t> layerSet;
     std::string error;
     if (!quantization::parseLayerList(layers, module, layerSet, error)) {

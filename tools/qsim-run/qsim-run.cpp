@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "qsim/Dialect/QSim/IR/QSimOps.h"
 #include "qsim/Evaluation/ImageBatch.h"
 #include "qsim/Evaluation/RunReport.h"
 #include "qsim/Evaluation/ShardedRun.h"
@@ -18,10 +19,14 @@
 #include "qsim/Transforms/Passes.h"
 #include "qsim/Transforms/QuantizePipeline.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/FileSystem.h"
 
 #include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdlib>
 
 using namespace qsim;
 
@@ -46,6 +51,24 @@ struct Options {
   std::string shard, partOut;
   std::vector<std::string> merge;
 };
+
+/// A number within [lo, hi] (NaN and infinities refused), checked by CLI11
+/// before the value is stored.
+CLI::Validator numberIn(double lo, double hi) {
+  char buf[64];
+  snprintf(buf, sizeof(buf), "[%g, %g]", lo, hi);
+  std::string range = buf;
+  return CLI::Validator(
+      [=](std::string &text) -> std::string {
+        char *end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !std::isfinite(v) || v < lo ||
+            v > hi)
+          return "expected a number in " + range + ", got '" + text + "'";
+        return "";
+      },
+      "NUMBER in " + range);
+}
 
 int fail(const std::string &msg) {
   fprintf(stderr, "qsim-run: error: %s\n", msg.c_str());
@@ -131,6 +154,13 @@ loadRunModel(mlir::MLIRContext *ctx, const Options &o, bool reference) {
   auto module = loadModel(ctx, lo);
   if (!module)
     return nullptr;
+  // A module whose only function is not @main is not a model qsim wrote.
+  mlir::func::FuncOp mainFunc = getMainFunc(*module);
+  if (mainFunc.getName() != "main") {
+    fail("'" + lo.path + "' is not a qsim model: its function is @" +
+         mainFunc.getName().str() + ", not @main");
+    return nullptr;
+  }
   std::string error = quantizeForRun(*module, o);
   if (error.empty() && !o.saveModel.empty())
     (void)saveModel(*module, o.saveModel, /*bytecode=*/true, error);
@@ -200,6 +230,7 @@ int runModel(Options &o) {
   auto module = loadRunModel(&ctx, o, /*reference=*/false);
   if (!module)
     return 1;
+  o.batch.maxImagePixels = (int64_t)(o.session.maxImageMpixels * 1e6);
   o.run.executor.kernels = o.kernels == "reference"
                                ? interp::KernelSet::Reference
                                : interp::KernelSet::Fast;
@@ -254,12 +285,15 @@ void addOptions(CLI::App &app, Options &o) {
                  "An image (jpg, png, bmp) or a directory of images");
   app.add_option("--names", o.names, "Class names file, one per line");
   app.add_option("--thresh", o.run.inference.thresh, "Confidence threshold")
+      ->check(numberIn(0, 1))
       ->capture_default_str();
   app.add_option("--hier-thresh", o.hierThresh,
                  "Hierarchical threshold (accepted for Darknet compatibility; "
                  "yolo and region without trees do not use it)")
+      ->check(numberIn(0, 1))
       ->capture_default_str();
   app.add_option("--nms", o.run.inference.nms, "NMS IoU threshold")
+      ->check(numberIn(0, 1))
       ->capture_default_str();
   app.add_option("--json", o.batch.jsonPath, "Write detections as JSON");
   app.add_option(
@@ -273,10 +307,12 @@ void addOptions(CLI::App &app, Options &o) {
   app.add_flag("--time-layers", o.run.timeLayers,
                "Print each layer's wall time and share of the total");
   app.add_option("--threads", o.run.executor.threads,
-                 "Worker threads (default: all cores)");
+                 "Worker threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--repeat", o.run.repeat,
                  "Run the forward pass N times after a warm-up and print the "
-                 "median time (model load and image decode excluded)");
+                 "median time (model load and image decode excluded)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--kernels", o.kernels,
                  "reference (plain loops) or fast (oneDNN)")
       ->check(CLI::IsMember({"reference", "fast"}))
@@ -290,9 +326,11 @@ void addOptions(CLI::App &app, Options &o) {
                  "Compute mAP against YOLO label files in this directory "
                  "(<image stem>.txt)");
   app.add_option("--top", o.run.inference.topK, "Classifier: classes to report")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--max-images", o.maxImages,
-                 "Use at most N images of a directory");
+                 "Use at most N images of a directory (0: all)")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--allow-unknown-keys", o.allowUnknownKeys,
                "Unknown keys of a .cfg model are warnings");
   app.add_flag("-q,--quiet", o.batch.quiet,
@@ -309,6 +347,7 @@ void addOptions(CLI::App &app, Options &o) {
                  "those you evaluate on)");
   app.add_option("--calib-images", o.quant.calibImages,
                  "Calibrate on at most N images")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--calib-method", o.calibMethod,
                  "minmax, percentile, entropy, mse or log2")

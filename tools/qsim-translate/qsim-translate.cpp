@@ -50,6 +50,11 @@ cl::opt<std::string> flavor("darknet-flavor",
 cl::opt<bool> allowUnknownKeys("allow-unknown-keys",
                                cl::desc("Unknown cfg keys are warnings"),
                                cl::cat(cat));
+cl::opt<uint64_t> maxMemoryMB(
+    "max-memory-mb",
+    cl::desc("--import-darknet: refuse a layer output or total weights "
+             "larger than this (MB)"),
+    cl::init(4096), cl::value_desc("MB"), cl::cat(cat));
 cl::opt<bool> emitText("emit-text", cl::desc("Write textual MLIR"),
                        cl::cat(cat));
 cl::opt<bool> emitBytecode("emit-bytecode", cl::desc("Write MLIR bytecode"),
@@ -116,6 +121,12 @@ int main(int argc, char **argv) {
     lo.randomSeed = randomWeights.getValue();
   lo.flavor = fl;
   lo.allowUnknownKeys = allowUnknownKeys;
+  if (maxMemoryMB == 0 || maxMemoryMB > (UINT64_MAX >> 20)) {
+    llvm::errs() << "error: --max-memory-mb must be between 1 and "
+                 << (UINT64_MAX >> 20) << "\n";
+    return 1;
+  }
+  lo.maxMemoryMB = maxMemoryMB;
   OwningOpRef<ModuleOp> module = qsim::loadModel(&ctx, lo);
   if (!module)
     return 1;

@@ -26,6 +26,8 @@ struct ModelLoadOptions {
   /// module's own `qsim.flavor` when set.
   std::optional<Flavor> flavor;
   bool allowUnknownKeys = false;
+  /// For a .cfg: the import's memory limit (ImportOptions::maxMemoryMB).
+  uint64_t maxMemoryMB = 4096;
 };
 
 /// True when `path` names a Darknet cfg (by extension).

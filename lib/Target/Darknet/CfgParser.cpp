@@ -8,14 +8,31 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
 using namespace qsim::darknet;
 using llvm::StringRef;
 
 bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
-                           const CfgDiagFn &diag) {
+                           const CfgDiagFn &diag, unsigned maxErrors) {
   bool ok = true;
-  unsigned lineNo = 0;
+  unsigned lineNo = 0, errors = 0;
+  // Darknet would read "\xEF\xBB\xBF[net]" as a malformed option; editors
+  // add the mark invisibly, so it is dropped with a warning.
+  if (text.consume_front("\xEF\xBB\xBF"))
+    diag(1, false, "UTF-8 byte-order mark at the start of the file ignored");
+  // Darknet splits lines at LF only: a CR-only file is one long line.
+  if (text.contains('\r') && !text.contains('\n')) {
+    diag(1, true,
+         "the file has CR-only (classic Mac) line endings; Darknet reads it "
+         "as a single line: convert it to LF line endings");
+    return false;
+  }
+  auto lexError = [&](unsigned line, const std::string &msg) {
+    ok = false;
+    diag(line, true, msg);
+    return ++errors >= maxErrors;
+  };
   while (!text.empty()) {
     auto [rawLine, rest] = text.split('\n');
     text = rest;
@@ -31,16 +48,16 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
     if (line[0] == '[') {
       size_t close = line.find(']');
       if (close == std::string::npos) {
-        diag(lineNo, true, "section header '" + line + "' has no ']'");
-        ok = false;
+        if (lexError(lineNo, "section header '" + line + "' has no ']'"))
+          break;
         continue;
       }
       if (close + 1 < line.size()) {
         StringRef tail = StringRef(line).drop_front(close + 1);
         if (!tail.starts_with("#") && !tail.starts_with(";")) {
-          diag(lineNo, true,
-               "unexpected text after section header: '" + tail.str() + "'");
-          ok = false;
+          if (lexError(lineNo, "unexpected text after section header: '" +
+                                   tail.str() + "'"))
+            break;
           continue;
         }
         // Darknet would read "[convolutional]#c" as an unknown section.
@@ -56,8 +73,8 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
     }
     size_t eq = line.find('=');
     if (eq == std::string::npos) {
-      diag(lineNo, true, "malformed line '" + line + "': expected key=value");
-      ok = false;
+      if (lexError(lineNo, "malformed line '" + line + "': expected key=value"))
+        break;
       continue;
     }
     std::string key = line.substr(0, eq);
@@ -72,19 +89,19 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
       value.resize(hash);
     }
     if (key.empty()) {
-      diag(lineNo, true, "malformed line '" + line + "': empty key");
-      ok = false;
+      if (lexError(lineNo, "malformed line '" + line + "': empty key"))
+        break;
       continue;
     }
     if (value.empty()) {
-      diag(lineNo, true, "key '" + key + "' has an empty value");
-      ok = false;
+      if (lexError(lineNo, "key '" + key + "' has an empty value"))
+        break;
       continue;
     }
     if (sections.empty()) {
-      diag(lineNo, true,
-           "option '" + key + "' before the first section (expected [net])");
-      ok = false;
+      if (lexError(lineNo, "option '" + key +
+                               "' before the first section (expected [net])"))
+        break;
       continue;
     }
     CfgSection &s = sections.back();
@@ -100,6 +117,9 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
     if (!dup)
       s.options.push_back({key, value, lineNo, false});
   }
+  if (errors >= maxErrors)
+    diag(lineNo, true,
+         "too many errors (" + std::to_string(maxErrors) + "), stopping");
   return ok;
 }
 
@@ -143,6 +163,19 @@ static bool parseInt(StringRef s, int64_t &out) {
   return !s.empty() && !s.getAsInteger(10, out);
 }
 
+/// Darknet reads integers into a C `int` (atoi): anything outside its range
+/// is undefined there, and here an error.
+static bool fitsDarknetInt(int64_t v) {
+  return v >= std::numeric_limits<int32_t>::min() &&
+         v <= std::numeric_limits<int32_t>::max();
+}
+
+static std::string intRangeText() {
+  return "out of range: Darknet reads a 32-bit int (" +
+         std::to_string(std::numeric_limits<int32_t>::min()) + " .. " +
+         std::to_string(std::numeric_limits<int32_t>::max()) + ")";
+}
+
 static bool parseFloat(StringRef s, float &out) {
   if (s.empty())
     return false;
@@ -150,7 +183,9 @@ static bool parseFloat(StringRef s, float &out) {
   char *end = nullptr;
   errno = 0;
   double v = std::strtod(str.c_str(), &end);
-  if (end != str.c_str() + str.size() || errno == ERANGE || !std::isfinite(v))
+  // Darknet stores floats: a value beyond FLT_MAX would become infinite.
+  if (end != str.c_str() + str.size() || errno == ERANGE || !std::isfinite(v) ||
+      std::fabs(v) > std::numeric_limits<float>::max())
     return false;
   out = (float)v;
   return true;
@@ -162,7 +197,17 @@ int64_t SectionReader::getInt(StringRef key, int64_t def) {
     return def;
   int64_t v;
   if (!parseInt(o->value, v)) {
-    error(key, "'" + key.str() + "=" + o->value + "': expected an integer");
+    // An overlong digit string is a range problem, not a malformed one.
+    bool digits = !o->value.empty() &&
+                  llvm::all_of(StringRef(o->value).drop_front(
+                                   o->value[0] == '-' || o->value[0] == '+'),
+                               llvm::isDigit);
+    error(key, "'" + key.str() + "=" + o->value +
+                   "': " + (digits ? intRangeText() : "expected an integer"));
+    return def;
+  }
+  if (!fitsDarknetInt(v)) {
+    error(key, "'" + key.str() + "=" + o->value + "': " + intRangeText());
     return def;
   }
   return v;
@@ -174,7 +219,8 @@ float SectionReader::getFloat(StringRef key, float def) {
     return def;
   float v;
   if (!parseFloat(o->value, v)) {
-    error(key, "'" + key.str() + "=" + o->value + "': expected a number");
+    error(key, "'" + key.str() + "=" + o->value +
+                   "': expected a finite number within the range of a float");
     return def;
   }
   return v;
@@ -186,17 +232,26 @@ std::string SectionReader::getString(StringRef key, StringRef def) {
 }
 
 template <typename T, typename ParseFn>
-static std::optional<std::vector<T>> getList(SectionReader &r,
-                                             const CfgOption *o, StringRef key,
-                                             ParseFn parse, const char *what) {
+static std::optional<std::vector<T>>
+getList(SectionReader &r, const CfgOption *o, StringRef key, ParseFn parse,
+        const char *what, bool allowTrailingComma) {
   if (!o)
     return std::nullopt;
   std::vector<T> out;
   llvm::SmallVector<StringRef, 16> items;
   StringRef(o->value).split(items, ',', /*MaxSplit=*/-1, /*KeepEmpty=*/true);
-  // A single trailing comma is common in hand-written cfgs.
-  if (items.size() > 1 && items.back().empty())
+  if (items.size() > 1 && items.back().empty()) {
+    // Darknet counts the commas of an integer list (layers, from, mask) and
+    // reads the empty last item as 0; a float list (anchors) is read up to
+    // the count it needs, so a trailing comma is harmless there.
+    if (!allowTrailingComma) {
+      r.error(key, "'" + key.str() + "=" + o->value +
+                       "' ends with ','; Darknet would read an extra item 0: "
+                       "remove the comma or write the item");
+      return std::nullopt;
+    }
     items.pop_back();
+  }
   for (StringRef item : items) {
     T v;
     if (!parse(item, v)) {
@@ -210,11 +265,17 @@ static std::optional<std::vector<T>> getList(SectionReader &r,
 }
 
 std::optional<std::vector<int64_t>> SectionReader::getIntList(StringRef key) {
-  return getList<int64_t>(*this, find(key), key, parseInt, "an integer");
+  auto parseDarknetInt = [](StringRef s, int64_t &v) {
+    return parseInt(s, v) && fitsDarknetInt(v);
+  };
+  return getList<int64_t>(*this, find(key), key, parseDarknetInt,
+                          "an integer within Darknet's 32-bit int range",
+                          /*allowTrailingComma=*/false);
 }
 
 std::optional<std::vector<float>> SectionReader::getFloatList(StringRef key) {
-  return getList<float>(*this, find(key), key, parseFloat, "a number");
+  return getList<float>(*this, find(key), key, parseFloat, "a number",
+                        /*allowTrailingComma=*/true);
 }
 
 //===----------------------------------------------------------------------===//
@@ -286,7 +347,17 @@ static const llvm::StringMap<std::vector<StringRef>> &knownKeys() {
                 "attention",
                 "equidistant_point",
                 "burnin_update",
-                "cosine"};
+                "cosine",
+                "learning_rate_min",
+                "sgdr_cycle",
+                "sgdr_mult",
+                "seq_scales",
+                "scale",
+                "weights_reject_freq",
+                "badlabels_rejection_percentage",
+                "num_sigmas_reject_badlabels",
+                "ema_alpha",
+                "use_cuda_graph"};
     m["convolutional"] = {"filters",
                           "size",
                           "stride",
@@ -405,6 +476,20 @@ static const llvm::StringMap<std::vector<StringRef>> &knownKeys() {
         "focal_loss",     "tree",        "map",         "stopbackward",
         "precision",      "quantize"};
     m["cost"] = {"type", "scale", "ratio", "noobject_scale", "thresh"};
+    m["crop"] = {"crop_height", "crop_width", "flip",     "angle",
+                 "saturation",  "exposure",   "noadjust", "shift"};
+    // AlexeyAB's parse_network_cfg reads these on every layer after its own
+    // keys (training controls; `dontload*` decide whether the layer's
+    // weights are in the file, which the weighted importers check).
+    for (auto &entry : m) {
+      if (entry.getKey() == "net")
+        continue;
+      for (StringRef k : {"clip", "onlyforward", "dont_update", "burnin_update",
+                          "stopbackward", "train_only_bn", "dontload",
+                          "dontloadscales", "learning_rate"})
+        if (!llvm::is_contained(entry.getValue(), k))
+          entry.getValue().push_back(k);
+    }
     return m;
   }();
   return keys;

@@ -39,6 +39,7 @@ private:
   LogicalResult exportShortcut(ShortcutOp sc);
   LogicalResult exportUpsample(UpsampleOp up);
   LogicalResult exportReorg(ReorgOp ro);
+  LogicalResult exportCrop(CropOp cr);
   LogicalResult exportScaleChannels(ScaleChannelsOp scl);
   LogicalResult exportSoftmax(SoftmaxOp sm);
   LogicalResult exportDropout(DropoutOp d);
@@ -183,6 +184,7 @@ LogicalResult Exporter::exportLayer(const Layer &layer) {
           .Case([&](ShortcutOp sc) { return exportShortcut(sc); })
           .Case([&](UpsampleOp up) { return exportUpsample(up); })
           .Case([&](ReorgOp ro) { return exportReorg(ro); })
+          .Case([&](CropOp cr) { return exportCrop(cr); })
           .Case([&](ScaleChannelsOp scl) { return exportScaleChannels(scl); })
           .Case([&](SoftmaxOp sm) { return exportSoftmax(sm); })
           .Case([&](DropoutOp d) { return exportDropout(d); })
@@ -413,6 +415,24 @@ LogicalResult Exporter::exportReorg(ReorgOp ro) {
   return success();
 }
 
+LogicalResult Exporter::exportCrop(CropOp cr) {
+  float scale = cr.getScale().convertToFloat();
+  float shift = cr.getShift().convertToFloat();
+  bool adjust = scale == 2.0f && shift == -1.0f;
+  if (!adjust && !(scale == 1.0f && shift == 0.0f))
+    return cr.emitError() << describeLayer(cr) << ": Darknet's [crop] can "
+                          << "only scale by 2 and shift by -1, or neither "
+                          << "(noadjust=1)";
+  if (failed(beginSection(cr, cr.getInput(), "crop")))
+    return failure();
+  key("crop_height", cr.getCropHeight());
+  key("crop_width", cr.getCropWidth());
+  if (!adjust)
+    key("noadjust", 1);
+  extras(cr);
+  return success();
+}
+
 LogicalResult Exporter::exportScaleChannels(ScaleChannelsOp scl) {
   if (failed(requirePrevious(scl, scl.getScales())))
     return failure();
@@ -522,6 +542,15 @@ LogicalResult Exporter::run() {
   for (const Layer &layer : *layers)
     if (failed(exportLayer(layer)))
       return failure();
+  // The training loss layers the import set aside (docs/darknet.md §R1.2).
+  currentHead = nullptr;
+  if (auto costs = module->getAttrOfType<ArrayAttr>("qsim.cost"))
+    for (auto cost : costs.getAsRange<DictionaryAttr>()) {
+      section("cost");
+      for (NamedAttribute a : cost)
+        if (auto s = dyn_cast<StringAttr>(a.getValue()))
+          key(a.getName().getValue(), s.getValue());
+    }
   return success();
 }
 

@@ -19,7 +19,12 @@
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/CheckedArithmetic.h"
+#include "llvm/Support/Endian.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Process.h"
 
 #include <cmath>
 
@@ -36,6 +41,42 @@ std::optional<Activation> parseActivationName(StringRef s) {
   return symbolizeActivation(s);
 }
 
+/// The product of `dims` in checked 64-bit arithmetic (nullopt: overflow).
+std::optional<int64_t> elementCount(ArrayRef<int64_t> dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    std::optional<int64_t> next = llvm::checkedMul(n, d);
+    if (!next)
+      return std::nullopt;
+    n = *next;
+  }
+  return n;
+}
+
+std::string shapeText(ArrayRef<int64_t> dims) {
+  std::string s;
+  for (int64_t d : dims)
+    s += (s.empty() ? "" : "x") + std::to_string(d);
+  return s;
+}
+
+/// "640 GB" for a float tensor of `count` elements (nullopt: overflowed
+/// 64 bits), or for `total` elements when given.
+std::string bytesText(std::optional<int64_t> count, uint64_t total = 0) {
+  if (!count)
+    return "more than 2^63 elements";
+  double bytes = (double)(total ? total : (uint64_t)*count) * sizeof(float);
+  const char *units[] = {"bytes", "KB", "MB", "GB", "TB", "PB", "EB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 6) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  snprintf(buf, sizeof(buf), u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+  return buf;
+}
+
 /// Where weight values come from: a mapped file, a seeded generator, or
 /// nowhere (shape-only model).
 class WeightSource {
@@ -49,6 +90,11 @@ public:
     }
     if (opts.weightsPath.empty())
       return true;
+    llvm::sys::fs::file_status status;
+    if (!llvm::sys::fs::status(opts.weightsPath, status) &&
+        status.type() != llvm::sys::fs::file_type::regular_file &&
+        status.type() != llvm::sys::fs::file_type::directory_file)
+      return initStream(opts, error, header, hasHeader);
     auto buf = llvm::MemoryBuffer::getFile(opts.weightsPath, /*IsText=*/false,
                                            /*RequiresNullTerminator=*/false);
     if (!buf) {
@@ -73,7 +119,53 @@ public:
     return true;
   }
 
-  bool hasValues() const { return random || buffer; }
+  /// A pipe or device (/dev/zero) has no size to map: its bytes are read as
+  /// the layers ask for them, never more than the cfg needs (plus one byte
+  /// to tell whether the file is longer).
+  bool initStream(const ImportOptions &opts, std::string &error,
+                  WeightsHeader &header, bool &hasHeader) {
+    std::error_code ec =
+        llvm::sys::fs::openFileForRead(opts.weightsPath, streamFd);
+    if (ec) {
+      error = "cannot open weights file '" + opts.weightsPath +
+              "': " + ec.message();
+      return false;
+    }
+    streaming = true;
+    char head[20];
+    size_t got = readStream(head, 12);
+    if (got == 12) {
+      WeightsHeader probe;
+      probe.major = (int32_t)llvm::support::endian::read32le(head);
+      probe.minor = (int32_t)llvm::support::endian::read32le(head + 4);
+      got += readStream(head + 12, probe.size(opts.flavor) - 12);
+    }
+    std::string herr;
+    if (!readWeightsHeader(ArrayRef<char>(head, got), opts.flavor, header,
+                           herr)) {
+      error = "weights file '" + opts.weightsPath + "': " + herr;
+      return false;
+    }
+    hasHeader = true;
+    headerBytes = header.size(opts.flavor);
+    return true;
+  }
+
+  ~WeightSource() {
+    if (streamFd >= 0)
+      llvm::sys::Process::SafelyCloseFileDescriptor(streamFd);
+  }
+
+  bool hasValues() const { return random || buffer || streaming; }
+
+  /// Bytes of weights that may be loaded; a larger model is refused before
+  /// anything is allocated.
+  void setLimit(uint64_t bytes) { limitBytes = bytes; }
+  /// Set when a layer's weights would pass the limit (nothing was taken).
+  const std::string &getLimitError() const { return limitError; }
+
+  /// Weights bytes the cfg has asked for so far.
+  uint64_t bytesNeeded() const { return needed * sizeof(float); }
 
   /// Initialisation of synthetic values (variance-preserving for weights).
   enum class Init { Weight, Bias, Scale, Mean, Variance };
@@ -82,9 +174,19 @@ public:
   /// only) or the file ran out (remembered for the final size report).
   ElementsAttr take(MLIRContext *ctx, ArrayRef<int64_t> shape, StringRef name,
                     Init init, int64_t fanIn, const std::string &layerLabel) {
-    int64_t n = 1;
-    for (int64_t d : shape)
-      n *= d;
+    if (!limitError.empty())
+      return {};
+    std::optional<int64_t> count = elementCount(shape);
+    uint64_t sum = count ? (uint64_t)needed + (uint64_t)*count : UINT64_MAX;
+    if (hasValues() && (!count || sum > limitBytes / sizeof(float))) {
+      limitError = "weights " + shapeText(shape) +
+                   " bring the model's "
+                   "weights to " +
+                   bytesText(count, sum) + " (limit " +
+                   std::to_string(limitBytes >> 20) + " MB, --max-memory-mb)";
+      return {};
+    }
+    int64_t n = count.value_or(0);
     needed += n;
     auto type = RankedTensorType::get(shape, Float32Type::get(ctx));
     if (random) {
@@ -108,6 +210,8 @@ public:
       }
       return makeFloatAttr(ctx, shape, name, v);
     }
+    if (streaming)
+      return takeFromStream(ctx, shape, name, n, layerLabel);
     if (!buffer)
       return {};
     if (cursor + n > total) {
@@ -127,7 +231,9 @@ public:
   }
 
   /// Checks that the file held exactly the floats the cfg needs.
-  bool checkSize(const std::string &path, std::string &error) const {
+  bool checkSize(const std::string &path, std::string &error) {
+    if (streaming)
+      return checkStreamSize(path, error);
     if (!buffer)
       return true;
     size_t expected = headerBytes + needed * sizeof(float);
@@ -147,6 +253,57 @@ public:
   }
 
 private:
+  size_t readStream(char *dst, size_t bytes) {
+    size_t done = 0;
+    while (done < bytes) {
+      auto r = llvm::sys::fs::readNativeFile(
+          streamFd, llvm::MutableArrayRef<char>(dst + done, bytes - done));
+      if (!r) {
+        llvm::consumeError(r.takeError());
+        break;
+      }
+      if (*r == 0)
+        break;
+      done += *r;
+    }
+    return done;
+  }
+
+  ElementsAttr takeFromStream(MLIRContext *ctx, ArrayRef<int64_t> shape,
+                              StringRef name, int64_t n,
+                              const std::string &layerLabel) {
+    if (!firstShortLayer.empty())
+      return {};
+    std::vector<float> v(n);
+    size_t got =
+        readStream(reinterpret_cast<char *>(v.data()), n * sizeof(float));
+    streamBytes += got;
+    if (got != n * sizeof(float)) {
+      firstShortLayer = layerLabel;
+      return {};
+    }
+    return makeFloatAttr(ctx, shape, name, v);
+  }
+
+  bool checkStreamSize(const std::string &path, std::string &error) {
+    char extra;
+    size_t expected = headerBytes + needed * sizeof(float);
+    if (firstShortLayer.empty() && readStream(&extra, 1) == 0)
+      return true;
+    error = "weights file '" + path +
+            "' (not a regular file) does not match "
+            "the cfg: expected " +
+            std::to_string(expected) + " bytes (" +
+            std::to_string(headerBytes) + "-byte header + " +
+            std::to_string(needed) + " floats)";
+    if (!firstShortLayer.empty())
+      error += "; it ends after " + std::to_string(headerBytes + streamBytes) +
+               " bytes, in " + firstShortLayer;
+    else
+      error += "; it continues after them";
+    return false;
+  }
+
   float uniform() {
     // splitmix64: deterministic on every platform.
     uint64_t z = (state += 0x9E3779B97F4A7C15ull);
@@ -163,6 +320,11 @@ private:
   bool random = false;
   uint64_t state = 0;
   std::string firstShortLayer;
+  int streamFd = -1;
+  bool streaming = false;
+  size_t streamBytes = 0;
+  uint64_t limitBytes = UINT64_MAX;
+  std::string limitError;
 };
 
 class Importer {
@@ -177,10 +339,24 @@ private:
     Location loc = FileLineColLoc::get(ctx, cfgName, line, line ? 1 : 0);
     if (isError) {
       hadError = true;
+      // At most kMaxCfgErrors errors per file (the lexer stops there too).
+      if (errors == kMaxCfgErrors) {
+        emitError(loc) << "too many errors (" << kMaxCfgErrors << "), stopping";
+        ++errors;
+      }
+      if (errors > kMaxCfgErrors)
+        return;
+      ++errors;
       emitError(loc) << msg;
-    } else {
-      emitWarning(loc) << msg;
+      return;
     }
+    // A garbage file must not bury the errors under millions of warnings.
+    if (++warnings > kMaxCfgErrors)
+      return;
+    emitWarning(loc) << msg;
+    if (warnings == kMaxCfgErrors)
+      emitWarning(loc) << "too many warnings (" << kMaxCfgErrors
+                       << "), further warnings are not shown";
   }
 
   bool importNet(CfgSection &net);
@@ -206,10 +382,14 @@ private:
     Value output;
   };
   static ImportedLayer single(Operation *head) {
+    if (!head)
+      return {};
     return {head, head->getResult(0)};
   }
   /// A yolo or region layer: its output is a result of the network.
   ImportedLayer detectionHead(Operation *head) {
+    if (!head)
+      return {};
     headOutputs.push_back(head->getResult(0));
     return single(head);
   }
@@ -223,11 +403,16 @@ private:
   ImportedLayer importShortcut(LayerSite &s);
   ImportedLayer importUpsample(LayerSite &s);
   ImportedLayer importReorg(LayerSite &s);
+  ImportedLayer importCrop(LayerSite &s);
   ImportedLayer importScaleChannels(LayerSite &s);
   ImportedLayer importSoftmax(LayerSite &s);
   ImportedLayer importDropout(LayerSite &s);
   ImportedLayer importYolo(LayerSite &s);
   ImportedLayer importRegion(LayerSite &s);
+  bool importCost(CfgSection &section, SectionReader &r);
+  /// Refuses a layer whose output would not fit the memory limit, or whose
+  /// window work is absurd, before anything is allocated.
+  bool checkOutputSize(SectionReader &r, const CHW &out);
 
   /// A batch norm's rolling statistics and scales, in the file's order
   /// (null without weights).
@@ -259,8 +444,14 @@ private:
   RankedTensorType tensorType(const CHW &s) {
     return RankedTensorType::get({1, s.c, s.h, s.w}, Float32Type::get(ctx));
   }
-  Operation *create(StringRef name, Location loc, Type result,
+  /// The op of the layer being imported; null (error reported) when its
+  /// output would pass the memory limit.
+  Operation *create(StringRef name, Location loc, RankedTensorType result,
                     ValueRange operands, ArrayRef<NamedAttribute> attrs) {
+    auto dims = result.getShape();
+    if (currentReader &&
+        !checkOutputSize(*currentReader, {dims[1], dims[2], dims[3]}))
+      return nullptr;
     OperationState state(loc, name);
     state.addOperands(operands);
     state.addTypes(result);
@@ -291,6 +482,12 @@ private:
                      "' is not supported by qsim (" + why.str() + ")");
     return false;
   }
+  /// `dontload`/`dontloadscales` (read on every layer by AlexeyAB) leave a
+  /// weighted layer's values out of the weights file.
+  bool rejectPartialLoading(SectionReader &r) {
+    return rejectUnless(r, "dontload", 0, "partial weight loading") &&
+           rejectUnless(r, "dontloadscales", 0, "partial weight loading");
+  }
   /// Keys pjreddie's Darknet does not read: ignored with a warning.
   bool readsKey(SectionReader &r, StringRef key) {
     if (opts.flavor == Flavor::AlexeyAB || !r.has(key))
@@ -309,6 +506,11 @@ private:
   ImportOptions opts;
   OpBuilder builder;
   bool hadError = false;
+  unsigned warnings = 0, errors = 0;
+  SectionReader *currentReader = nullptr;
+  /// Trailing [cost] sections (kept for export) and the line of the first.
+  SmallVector<Attribute> costLayers;
+  unsigned firstCostLine = 0;
   WeightSource weights;
   WeightsHeader header;
   bool hasHeader = false;
@@ -342,13 +544,13 @@ static StringRef canonicalSection(StringRef type) {
 
 static bool isUnsupportedDarknetSection(StringRef type) {
   return llvm::StringSwitch<bool>(type)
-      .Cases("local_avgpool", "normalization", "cost", "reorg3d", "sam",
-             "implicit", true)
+      .Cases("local_avgpool", "normalization", "reorg3d", "sam", "implicit",
+             true)
       .Cases("Gaussian_yolo", "contrastive", "conv_lstm", "history", "empty",
              true)
       .Cases("deconvolutional", "logistic", "l2norm", "iseg", "crnn", "rnn",
              true)
-      .Cases("gru", "lstm", "local", "crop", "detection", true)
+      .Cases("gru", "lstm", "local", "detection", true)
       .Default(false);
 }
 
@@ -473,6 +675,33 @@ bool Importer::importNet(CfgSection &net) {
     if (!o.used)
       netExtras.push_back(attr(o.key, builder.getStringAttr(o.value)));
   netShape = {c, h, w};
+  return checkOutputSize(r, netShape);
+}
+
+bool Importer::checkOutputSize(SectionReader &r, const CHW &out) {
+  std::optional<int64_t> count = elementCount({out.c, out.h, out.w});
+  uint64_t limit = opts.maxMemoryMB << 20;
+  if (count && (uint64_t)*count <= limit / sizeof(float))
+    return true;
+  r.error((r.getLabel() == "[net]" ? "input " : "output ") + out.str() +
+          " needs " + bytesText(count) + " (limit " +
+          std::to_string(opts.maxMemoryMB) + " MB, --max-memory-mb)");
+  return false;
+}
+
+bool Importer::importCost(CfgSection &section, SectionReader &r) {
+  // Darknet's network output is the last non-[cost] layer (the cost layer
+  // only computes the training loss), so a trailing [cost] is dropped at
+  // inference and kept on the module for export. A layer after it would read
+  // the cost layer's never-written output: refused.
+  if (!checkKeys(section, "cost", r))
+    return false;
+  SmallVector<NamedAttribute> keys;
+  for (CfgOption &o : section.options)
+    keys.push_back(attr(o.key, builder.getStringAttr(o.value)));
+  costLayers.push_back(builder.getDictionaryAttr(keys));
+  if (!firstCostLine)
+    firstCostLine = section.line;
   return true;
 }
 
@@ -494,6 +723,7 @@ OwningOpRef<ModuleOp> Importer::run(StringRef text) {
   if (!importNet(sections[0]))
     return nullptr;
   std::string werr;
+  weights.setLimit(opts.maxMemoryMB << 20);
   if (!weights.init(opts, werr, header, hasHeader)) {
     report(0, true, werr);
     return nullptr;
@@ -535,6 +765,8 @@ OwningOpRef<ModuleOp> Importer::run(StringRef text) {
     (*module)->setAttr("qsim.letter_box", builder.getBoolAttr(true));
   if (!netExtras.empty())
     (*module)->setAttr("qsim.net", builder.getDictionaryAttr(netExtras));
+  if (!costLayers.empty())
+    (*module)->setAttr("qsim.cost", builder.getArrayAttr(costLayers));
   if (hasHeader)
     (*module)->setAttr(
         "qsim.weights_header",
@@ -566,6 +798,15 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
     r.error("unknown section [" + section.type + "]");
     return false;
   }
+  if (type == "cost")
+    return importCost(section, r);
+  if (firstCostLine) {
+    r.error("a layer after the [cost] layer of line " +
+            std::to_string(firstCostLine) +
+            " (Darknet would feed it the cost layer's unset output; [cost] "
+            "is accepted only at the end of the network)");
+    return false;
+  }
   if (!checkKeys(section, type, r))
     return false;
 
@@ -582,6 +823,7 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
           .Case("shortcut", &Importer::importShortcut)
           .Case("upsample", &Importer::importUpsample)
           .Case("reorg", &Importer::importReorg)
+          .Case("crop", &Importer::importCrop)
           .Case("scale_channels", &Importer::importScaleChannels)
           .Case("softmax", &Importer::importSoftmax)
           .Case("dropout", &Importer::importDropout)
@@ -595,7 +837,14 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
   Value in = input(index);
   LayerSite site{r, index, makeLayerLoc(ctx, cfgName, section.line, index), in,
                  chw(in)};
+  currentReader = &r;
   ImportedLayer layer = (this->*importFn)(site);
+  currentReader = nullptr;
+  if (!weights.getLimitError().empty()) {
+    if (r.ok()) // else the output was refused first
+      r.error(weights.getLimitError());
+    return false;
+  }
   if (!layer.head || !r.ok())
     return false;
   attachExtras(layer.head, section, r);
@@ -636,12 +885,16 @@ Importer::ImportedLayer Importer::withBatchNorm(LayerSite &s, Operation *head,
                                                 const BatchNormWeights &bn,
                                                 ElementsAttr biases,
                                                 Activation activation) {
+  if (!head)
+    return {};
   SmallVector<NamedAttribute> attrs = {act(activation)};
   appendBatchNormAttrs(attrs, bn, biases);
-  Value output = create("qsim.batchnorm", s.loc, head->getResult(0).getType(),
-                        head->getResult(0), attrs)
-                     ->getResult(0);
-  return {head, output};
+  Operation *norm = create("qsim.batchnorm", s.loc,
+                           cast<RankedTensorType>(head->getResult(0).getType()),
+                           head->getResult(0), attrs);
+  if (!norm)
+    return {};
+  return {head, norm->getResult(0)};
 }
 
 Importer::ImportedLayer Importer::importConvolutional(LayerSite &s) {
@@ -730,6 +983,8 @@ Importer::ImportedLayer Importer::importConvolutional(LayerSite &s) {
   if (biases && !bn)
     attrs.push_back(attr("bias", biases));
   Operation *head = create("qsim.conv2d", s.loc, tensorType(out), s.in, attrs);
+  if (!head)
+    return {};
   if (bn)
     return withBatchNorm(s, head, bnWeights, biases, *activation);
   return {head, head->getResult(0)};
@@ -740,7 +995,7 @@ Importer::ImportedLayer Importer::importConnected(LayerSite &s) {
   int64_t outputs = r.getInt("output", 1);
   auto activation = readActivation(r, "logistic");
   bool bn = r.getInt("batch_normalize", 0) != 0;
-  if (!r.ok() || !activation)
+  if (!r.ok() || !activation || !rejectPartialLoading(r))
     return {};
   if (outputs < 1) {
     r.error("output", "output must be >= 1");
@@ -772,12 +1027,16 @@ Importer::ImportedLayer Importer::importConnected(LayerSite &s) {
     attrs.push_back(attr("bias", biases));
   Operation *head =
       create("qsim.connected", s.loc, tensorType({outputs, 1, 1}), s.in, attrs);
+  if (!head)
+    return {};
   if (bn)
     return withBatchNorm(s, head, bnWeights, biases, *activation);
   return {head, head->getResult(0)};
 }
 
 Importer::ImportedLayer Importer::importBatchNorm(LayerSite &s) {
+  if (!rejectPartialLoading(s.r))
+    return {};
   using Init = WeightSource::Init;
   int64_t c = s.inShape.c;
   ElementsAttr biases;
@@ -822,6 +1081,17 @@ Importer::ImportedLayer Importer::importMaxPool(LayerSite &s) {
   std::string err;
   if (!shapes::maxpool(s.inShape, size, sy, sx, padding, out, err)) {
     r.error(err);
+    return {};
+  }
+  // Every output reads size² taps (Darknet's BFLOPs count): a window this
+  // large is not a network anyone runs, and would keep a kernel busy for
+  // days.
+  constexpr double kMaxWindowTaps = 1e12;
+  double taps = (double)size * size * out.c * out.h * out.w;
+  if (taps > kMaxWindowTaps) {
+    r.error("size", "'size=" + std::to_string(size) + "' over a " + out.str() +
+                        " output reads " + llvm::formatv("{0:e1}", taps).str() +
+                        " window taps (qsim's limit is 1e12 per layer)");
     return {};
   }
   return single(create("qsim.maxpool", s.loc, tensorType(out), s.in,
@@ -946,6 +1216,27 @@ Importer::ImportedLayer Importer::importReorg(LayerSite &s) {
   return single(create(
       "qsim.reorg", s.loc, tensorType(out), s.in,
       {i64("stride", stride), attr("reverse", builder.getBoolAttr(reverse))}));
+}
+
+Importer::ImportedLayer Importer::importCrop(LayerSite &s) {
+  // Inference keys only; flip, angle, saturation, exposure and shift are
+  // training augmentation and travel in qsim.cfg.
+  SectionReader &r = s.r;
+  int64_t height = r.getInt("crop_height", 1);
+  int64_t width = r.getInt("crop_width", 1);
+  bool noAdjust = r.getInt("noadjust", 0) != 0;
+  if (!r.ok())
+    return {};
+  CHW out;
+  std::string err;
+  if (!shapes::crop(s.inShape, height, width, out, err)) {
+    r.error(r.has("crop_height") ? "crop_height" : "crop_width", err);
+    return {};
+  }
+  return single(create("qsim.crop", s.loc, tensorType(out), s.in,
+                       {i64("crop_height", height), i64("crop_width", width),
+                        f32("scale", noAdjust ? 1.0f : 2.0f),
+                        f32("shift", noAdjust ? 0.0f : -1.0f)}));
 }
 
 Importer::ImportedLayer Importer::importScaleChannels(LayerSite &s) {
@@ -1122,8 +1413,10 @@ qsim::darknet::importDarknet(MLIRContext *ctx, StringRef cfgPath,
                              const ImportOptions &options) {
   auto buf = llvm::MemoryBuffer::getFile(cfgPath, /*IsText=*/true);
   if (!buf) {
-    emitError(UnknownLoc::get(ctx)) << "cannot open cfg file '" << cfgPath
-                                    << "': " << buf.getError().message();
+    // The file itself is the location (line 0), never <unknown>.
+    emitError(FileLineColLoc::get(ctx, cfgPath, 0, 0))
+        << "cannot open cfg file '" << cfgPath
+        << "': " << buf.getError().message();
     return nullptr;
   }
   return importDarknetFromString(ctx, (*buf)->getBuffer(), cfgPath, options);

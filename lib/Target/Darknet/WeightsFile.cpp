@@ -9,7 +9,8 @@ using namespace qsim::darknet;
 namespace endian = llvm::support::endian;
 
 bool WeightsHeader::seenIs64(Flavor flavor) const {
-  bool v2 = major * 10 + minor >= 2;
+  // In 64 bits: a garbled header must not overflow (Darknet's int would).
+  bool v2 = (int64_t)major * 10 + minor >= 2;
   if (flavor == Flavor::PJReddie)
     return v2 && major < 1000 && minor < 1000;
   return v2;

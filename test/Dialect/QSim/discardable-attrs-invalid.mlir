@@ -66,3 +66,15 @@ module attributes {qsim.training = 100 : i64} {}
 func.func @g() attributes {qsim.training = {step = 1 : i64}} {
   return
 }
+
+// -----
+
+// expected-error @+1 {{'qsim.cost' must be an array of dictionaries ([cost] keys)}}
+module attributes {qsim.cost = ["sse"]} {}
+
+// -----
+
+// expected-error @+1 {{'qsim.cost' belongs on the module}}
+func.func @h() attributes {qsim.cost = [{type = "sse"}]} {
+  return
+}

@@ -38,9 +38,13 @@ struct CfgSection {
 using CfgDiagFn =
     std::function<void(unsigned line, bool isError, const std::string &msg)>;
 
-/// Splits `text` into sections. Returns false after reporting every problem.
+/// At most this many errors are reported per file; then "too many errors".
+constexpr unsigned kMaxCfgErrors = 20;
+
+/// Splits `text` into sections. Returns false after reporting the problems
+/// (at most `maxErrors`, then a final "too many errors").
 bool lexCfg(llvm::StringRef text, std::vector<CfgSection> &sections,
-            const CfgDiagFn &diag);
+            const CfgDiagFn &diag, unsigned maxErrors = kMaxCfgErrors);
 
 /// Typed, checked access to one section's options. Every getter marks the
 /// option used and reports malformed values through `diag` with the option's

@@ -19,6 +19,10 @@ struct ImportOptions {
   Flavor flavor = Flavor::AlexeyAB;
   /// Unknown cfg keys become warnings instead of errors.
   bool allowUnknownKeys = false;
+  /// Largest layer output, and total weights, that may be imported (MB);
+  /// larger models are refused before anything is allocated.
+  uint64_t maxMemoryMB = kDefaultMaxMemoryMB;
+  static constexpr uint64_t kDefaultMaxMemoryMB = 4096;
 };
 
 /// Imports a Darknet model. Every problem is reported through the context's

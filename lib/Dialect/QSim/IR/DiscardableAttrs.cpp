@@ -98,6 +98,14 @@ LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
     return failure(
         failed(expectType<DictionaryAttr>(op, name, value, "a dictionary")) ||
         failed(verifyModuleOnly(op, name)));
+  if (name == "cost") {
+    auto a = dyn_cast<ArrayAttr>(value);
+    if (!a ||
+        !llvm::all_of(a, [](Attribute e) { return isa<DictionaryAttr>(e); }))
+      return op->emitError()
+             << "'qsim.cost' must be an array of dictionaries ([cost] keys)";
+    return verifyModuleOnly(op, name);
+  }
   if (name == "source")
     return failure(failed(expectType<StringAttr>(op, name, value, "a string")) ||
                    failed(verifyModuleOnly(op, name)));

@@ -49,6 +49,9 @@ def QSim_Dialect : Dialect {
     "::mlir::StringAttr":$source,
     // module: the .weights header (major, minor, revision, seen).
     "::mlir::DenseI64ArrayAttr":$weights_header,
+    // module: the trailing [cost] sections (training loss, no inference
+    // effect), one dictionary of keys each, kept for export.
+    "::mlir::ArrayAttr":$cost,
     // module: how --qsim-quantize quantized (weights, activations, scale,
     // accumulator, rounding); present once quantized.
     "::mlir::DictionaryAttr":$quantization,

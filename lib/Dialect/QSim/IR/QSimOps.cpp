@@ -171,7 +171,7 @@ static LogicalResult verifyElementTypes(Operation *op) {
                                "scale:zero_point>";
   bool quantized = isInt8Activation(result);
   if (isa<BatchNormOp, AvgPoolOp, ScaleChannelsOp, SoftmaxOp, YoloOp, RegionOp,
-          ActivationOp>(op)) {
+          ActivationOp, CropOp>(op)) {
     if (quantized || llvm::any_of(types, isInt8Activation))
       return layerError(op) << "has no int8 form: it runs on f32 or f16 "
                                "(dequantize its input with quant.dcast)";
@@ -361,7 +361,10 @@ FailureOr<SmallVector<int64_t, 4>> ConnectedOp::inferOutputShape() {
 int64_t ConnectedOp::getMACs() {
   return chwOf(getInput()).size() * getOutputSize();
 }
-double ConnectedOp::getBFLOPs() { return 2.0 * getMACs() / 1e9; }
+// AlexeyAB's make_connected_layer never sets l.bflops, so its printed
+// "Total BFLOPS" counts connected layers as 0 (docs/darknet.md
+// "Statistics"); the MACs column still counts them.
+double ConnectedOp::getBFLOPs() { return 0.0; }
 int64_t ConnectedOp::getParameterCount() { return getMACs() + getOutputSize(); }
 LogicalResult ConnectedOp::verify() {
   if (failed(checkWeightShape(*this, "weight", getWeight(),
@@ -509,6 +512,15 @@ FailureOr<SmallVector<int64_t, 4>> ReorgOp::inferOutputShape() {
   std::string err;
   bool ok =
       shapes::reorg(chwOf(getInput()), getStride(), getReverse(), out, err);
+  return shapeResult(*this, ok, out, err);
+}
+
+StringRef CropOp::getDarknetSection() { return "crop"; }
+FailureOr<SmallVector<int64_t, 4>> CropOp::inferOutputShape() {
+  CHW out;
+  std::string err;
+  bool ok = shapes::crop(chwOf(getInput()), getCropHeight(), getCropWidth(),
+                         out, err);
   return shapeResult(*this, ok, out, err);
 }
 

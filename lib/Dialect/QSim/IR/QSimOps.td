@@ -240,6 +240,23 @@ def QSim_ReorgOp : QSim_UnaryOp<"reorg", [], Int8Form> {
       DefaultValuedAttr<BoolAttr, "false">:$reverse);
 }
 
+def QSim_CropOp : QSim_UnaryOp<"crop"> {
+  let summary = "[crop]: Darknet's centred crop at inference, then scale and shift";
+  let description = [{
+    Darknet's crop layer with training off (docs/darknet.md §R4.14): the
+    `crop_height`×`crop_width` window centred at
+    `dy = (H - crop_height)/2`, `dx = (W - crop_width)/2` (C division),
+    `out[c][y][x] = in[c][y + dy][x + dx] * scale + shift`. Darknet uses
+    scale 2 and shift -1 (inputs in [0, 1] to [-1, 1]), or 1 and 0 with
+    `noadjust=1`. The crop must fit in the input.
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      QSim_I64Attr:$crop_height,
+      QSim_I64Attr:$crop_width,
+      DefaultValuedAttr<F32Attr, "2.0f">:$scale,
+      DefaultValuedAttr<F32Attr, "-1.0f">:$shift);
+}
+
 def QSim_ScaleChannelsOp : QSim_Op<"scale_channels"> {
   let summary = "[scale_channels]: multiply a feature map by per-channel scales";
   let description = [{

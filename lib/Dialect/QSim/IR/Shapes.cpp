@@ -123,6 +123,23 @@ bool qsim::shapes::upsample(const CHW &in, int64_t stride, CHW &out,
   return true;
 }
 
+bool qsim::shapes::crop(const CHW &in, int64_t cropHeight, int64_t cropWidth,
+                        CHW &out, std::string &error) {
+  if (cropHeight < 1 || cropWidth < 1)
+    return fail(error, "crop_height and crop_width must be >= 1, got " +
+                           std::to_string(cropHeight) + "x" +
+                           std::to_string(cropWidth));
+  // Darknet would read outside the input (its offset (H - h)/2 < 0).
+  if (cropHeight > in.h || cropWidth > in.w)
+    return fail(error, "crop " + std::to_string(cropHeight) + "x" +
+                           std::to_string(cropWidth) +
+                           " (height x width) "
+                           "does not fit in the input " +
+                           in.str());
+  out = {in.c, cropHeight, cropWidth};
+  return true;
+}
+
 bool qsim::shapes::reorg(const CHW &in, int64_t stride, bool reverse, CHW &out,
                          std::string &error) {
   if (stride < 1)

@@ -34,6 +34,9 @@ bool route(const std::vector<CHW> &ins, int64_t groups, int64_t groupId,
            CHW &out, std::string &error);
 bool shortcut(const std::vector<CHW> &ins, CHW &out, std::string &error);
 bool upsample(const CHW &in, int64_t stride, CHW &out, std::string &error);
+/// Darknet's [crop]: a crop_height x crop_width window inside the input.
+bool crop(const CHW &in, int64_t cropHeight, int64_t cropWidth, CHW &out,
+          std::string &error);
 bool reorg(const CHW &in, int64_t stride, bool reverse, CHW &out,
            std::string &error);
 bool scaleChannels(const CHW &scales, const CHW &features, bool scaleWH,
