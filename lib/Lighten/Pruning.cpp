@@ -392,6 +392,7 @@ channelContributions(ModuleOp module, ArrayRef<Layer> layers,
 /// Refits the convolutions that lost input channels to `original`'s
 /// outputs on the options' images, and reports each fit.
 LogicalResult reconstructPruned(ModuleOp module, ModuleOp original,
+                                const std::vector<rt::Tensor> &inputs,
                                 ArrayRef<PrunedLayer> changes,
                                 const ChannelPruneOptions &o,
                                 raw_ostream *report) {
@@ -427,9 +428,6 @@ LogicalResult reconstructPruned(ModuleOp module, ModuleOp original,
       kept[l.index] = std::move(all);
     }
   }
-  std::vector<rt::Tensor> inputs;
-  if (failed(loadRefitImages(original, o.images, o.maxImages, inputs)))
-    return failure();
   std::vector<ReconstructedLayer> fits;
   if (failed(reconstructPrunedConvs(module, original, inputs, kept, o.reconstruct,
                               fits)))
@@ -464,18 +462,20 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
   auto groups = ChannelGroups::analyze(func);
   if (failed(groups))
     return failure();
+  if (o.criterion == PruneCriterion::Contribution && o.images.empty())
+    return module.emitError()
+           << "criterion=contribution needs images= (the channels are "
+              "ranked by their effect on the consumers on those images)";
+  // The images (read once) and the original, for ranking and refitting.
   OwningOpRef<ModuleOp> original;
-  if (!o.images.empty())
+  std::vector<rt::Tensor> inputs;
+  if (!o.images.empty()) {
     original = module.clone();
-  ChannelPruner pruner(*layers, *groups, o);
-  if (o.criterion == PruneCriterion::Contribution) {
-    if (o.images.empty())
-      return module.emitError()
-             << "criterion=contribution needs images= (the channels are "
-                "ranked by their effect on the consumers on those images)";
-    std::vector<rt::Tensor> inputs;
     if (failed(loadRefitImages(module, o.images, o.maxImages, inputs)))
       return failure();
+  }
+  ChannelPruner pruner(*layers, *groups, o);
+  if (o.criterion == PruneCriterion::Contribution) {
     auto importance = channelContributions(module, *layers, *groups, inputs);
     if (failed(importance))
       return failure();
@@ -488,7 +488,7 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
   if (report)
     printPruneReport(o, changes, *before, module, *report);
   if (original &&
-      failed(reconstructPruned(module, *original, changes, o, report)))
+      failed(reconstructPruned(module, *original, inputs, changes, o, report)))
     return failure();
   return success();
 }
