@@ -12,6 +12,7 @@
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
 #include "qsim/Dialect/QSim/Transforms/Passes.h"
 #include "qsim/Evaluation/ModelMeasures.h"
+#include "qsim/Evaluation/ShardedEvaluation.h"
 #include "qsim/Interpreter/Executor.h"
 #include "qsim/Lighten/Pruning.h"
 #include "qsim/Quant/Precision.h"
@@ -147,6 +148,9 @@ private:
 
   // Measuring and deciding.
   FailureOr<Measurement> measure(ModuleOp m);
+  /// mAP@0.5 on the evaluation set: in process, or by sharded qsim-run
+  /// processes (options.evaluation).
+  bool evaluationMap(ModuleOp m, double &map, std::string &error);
   double medianLatencyMs(interp::Executor &executor);
   /// Empty when `m` respects the fidelity bounds, else why not.
   std::string violation(const Measurement &m) const;
@@ -268,7 +272,7 @@ LogicalResult Guideline::setReference(ModuleOp m) {
       !eval::runOutputs(m, fidelityInputs, reference, error))
     return fail(error);
   if (!evalImages.empty() &&
-      !eval::evaluateMap(m, evalImages, truth, referenceMap, error))
+      !evaluationMap(m, referenceMap, error))
     return fail(error);
   return success();
 }
@@ -322,11 +326,18 @@ FailureOr<Measurement> Guideline::measure(ModuleOp m) {
   }
   if (!evalImages.empty()) {
     double map;
-    if (!eval::evaluateMap(m, evalImages, truth, map, error))
+    if (!evaluationMap(m, map, error))
       return fail(error);
     r.map = map;
   }
   return r;
+}
+
+bool Guideline::evaluationMap(ModuleOp m, double &map, std::string &error) {
+  if (o.evaluation.enabled())
+    return eval::evaluateMapSharded(m, o.evaluation, o.evalDir, o.evalDir,
+                                    o.evalImages, map, llvm::errs(), error);
+  return eval::evaluateMap(m, evalImages, truth, map, error);
 }
 
 /// The median of `latencyRuns` forward passes after a warm-up, on the first

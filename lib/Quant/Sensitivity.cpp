@@ -96,6 +96,8 @@ private:
   /// Records the plan the search found on the module's layers.
   LogicalResult recordPlan();
   void printReport(raw_ostream &os) const;
+  /// mAP@0.5 of the model or a candidate: in process, or sharded.
+  bool evaluateCandidateMap(ModuleOp m, double &map, std::string &error);
 
   ModuleOp module;
   const SearchOptions &o;
@@ -166,7 +168,7 @@ LogicalResult PrecisionSearch::loadImages() {
   }
   if (!runOutputs(module, inputs, reference, error))
     return fail(error);
-  if (o.maxMapDrop >= 0 && !evaluateMap(module, images, truth, floatMap, error))
+  if (o.maxMapDrop >= 0 && !evaluateCandidateMap(module, floatMap, error))
     return fail(error);
   return success();
 }
@@ -205,6 +207,14 @@ void PrecisionSearch::orderByPriority() {
   });
 }
 
+bool PrecisionSearch::evaluateCandidateMap(ModuleOp m, double &map,
+                                           std::string &error) {
+  if (o.evaluation.enabled())
+    return evaluateMapSharded(m, o.evaluation, o.images, o.labels,
+                              o.maxImages, map, llvm::errs(), error);
+  return evaluateMap(m, images, truth, map, error);
+}
+
 LogicalResult PrecisionSearch::chooseInt8Layers() {
   floatMacs = totalMacs;
   modelMap = floatMap;
@@ -223,7 +233,7 @@ LogicalResult PrecisionSearch::chooseInt8Layers() {
       return fail(error);
     double s = sqnr(reference, out);
     double m = floatMap;
-    if (o.maxMapDrop >= 0 && !evaluateMap(*variant, images, truth, m, error))
+    if (o.maxMapDrop >= 0 && !evaluateCandidateMap(*variant, m, error))
       return fail(error);
     if (o.minSqnr > 0 && s < o.minSqnr) {
       c.reason =

@@ -35,6 +35,12 @@ struct AssignPrecisionPass
     s.images = images;
     s.labels = labels;
     s.maxImages = maxImages;
+    std::string error;
+    if (!eval::parseShardedEvalOptions(evalShards, evalExecutor, evalWorkdir,
+                                       s.evaluation, error)) {
+      module.emitError() << "--qsim-assign-precision: " << error;
+      return signalPassFailure();
+    }
     if (failed(quantization::searchPrecision(module, s, llvm::errs())))
       return signalPassFailure();
   }

@@ -49,6 +49,9 @@ struct LightenPass : public qsim::impl::LightenPassBase<LightenPass> {
     o.fidelityImages = fidelityImages;
     o.evalDir = eval;
     o.evalImages = evalImages;
+    if (!eval::parseShardedEvalOptions(evalShards, evalExecutor, evalWorkdir,
+                                       o.evaluation, error))
+      return fail(error);
     o.factorizeMethod = factorizeMethod;
     o.factorizeTop = factorizeTop;
     o.energy = energy;

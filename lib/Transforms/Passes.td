@@ -119,7 +119,11 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
     lost first, while the whole model's output SQNR stays above `min-sqnr`
     (and, with `labels`, its mAP@0.5 within `max-map-drop` points of fp32)
     or until `budget` (the fraction of the MACs that may stay in float) is
-    reached. Prints the table of what it chose and why.
+    reached. Prints the table of what it chose and why. With `eval-shards=N
+    eval-workdir=DIR` every mAP check runs as N sharded qsim-run processes
+    (`eval-executor=slurm`: one Slurm job array per candidate) whose merged
+    mAP equals the in-process one, so the decisions are the same
+    (docs/scale-out.md).
 
     ```
     qsim-opt m.mlirbc --qsim-assign-precision="preset=hybrid int8=7"
@@ -163,6 +167,13 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
            "auto: YOLO label directory for the mAP check">,
     Option<"maxImages", "max-images", "int", "16",
            "auto: images used per measurement">,
+    Option<"evalShards", "eval-shards", "int", "0",
+           "auto: evaluate each candidate's mAP by N sharded qsim-run "
+           "processes (0: in this process)">,
+    Option<"evalExecutor", "eval-executor", "std::string", "\"local\"",
+           "auto: where the shards run: local or slurm">,
+    Option<"evalWorkdir", "eval-workdir", "std::string", "\"\"",
+           "auto: the shards' work directory (shared by the nodes)">,
   ];
 }
 
@@ -607,6 +618,12 @@ def LightenPass : Pass<"qsim-lighten", "mlir::ModuleOp"> {
     Option<"eval", "eval", "std::string", "\"\"",
            "Images with YOLO labels (same directory) for mAP">,
     Option<"evalImages", "eval-images", "int", "0", "Evaluate on at most N images (0: all)">,
+    Option<"evalShards", "eval-shards", "int", "0",
+           "Measure mAP by N sharded qsim-run processes (0: in this process)">,
+    Option<"evalExecutor", "eval-executor", "std::string", "\"local\"",
+           "Where the shards run: local or slurm">,
+    Option<"evalWorkdir", "eval-workdir", "std::string", "\"\"",
+           "The shards' work directory (shared by the nodes)">,
     Option<"with", "with", "std::string", "\"\"", "G1: network to take a backbone from">,
     Option<"weights", "weights", "std::string", "\"\"", "G1: its weights">,
     Option<"cut", "cut", "std::string", "\"\"", "G1: FIRST:LAST layers of this model">,

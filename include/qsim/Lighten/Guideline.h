@@ -12,6 +12,7 @@
 #define QSIM_LIGHTEN_GUIDELINE_H
 
 #include "qsim/Lighten/Backbone.h"
+#include "qsim/Evaluation/ShardedEvaluation.h"
 #include "qsim/Lighten/Factorization.h"
 #include "qsim/Quant/Calibration.h"
 
@@ -56,6 +57,9 @@ struct GuidelineOptions {
   /// 0: all).
   std::string evalDir;
   int evalImages = 0;
+  /// Where the mAP measurements run: in process by default, or by sharded
+  /// qsim-run processes.
+  eval::ShardedEvalOptions evaluation;
 
   /// G1: the backbone to take from the donor network; unset: G1 is skipped.
   std::optional<BackboneOptions> backbone;

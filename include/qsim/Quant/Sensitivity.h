@@ -5,6 +5,7 @@
 
 #include "qsim/Quant/Quantizer.h"
 #include "qsim/Evaluation/ModelMeasures.h"
+#include "qsim/Evaluation/ShardedEvaluation.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -20,6 +21,9 @@ struct SearchOptions {
   std::string images, labels;
   int maxImages = 16;
   QuantizeOptions quantize;
+  /// Where the mAP checks (the float model's, each candidate's) run: in
+  /// process by default, or by sharded qsim-run processes.
+  eval::ShardedEvalOptions evaluation;
 };
 
 /// The `auto` mode of --qsim-assign-precision (see Passes.td). The module
