@@ -15,16 +15,23 @@ ChildProcess spawnJob(StudioServer::Impl &s, int64_t id, int64_t userId,
   spec.logFile = s.logFileOf(id);
   spec.limits = s.config.jobLimits;
   spec.environment = s.childEnvironment();
+  // --executor slurm: a job that reads no stdin becomes a Slurm batch job,
+  // queued until its supervisor reports it running (slurmJobStateLine).
+  bool slurm = s.config.slurm.enabled && !spec.pipeStdin;
+  if (slurm)
+    spec = slurmJobSpec(s.config.slurm, spec, s.logFileOf(id) + ".slurm",
+                        s.config.childThreads);
   std::string error;
   auto child = s.processes.spawn(spec, error);
   if (!child) {
     s.db->finishJob(id, "failed", "", s.redact(error, userId));
     fail(500, "cannot start the job: " + error);
   }
-  s.db->setJobRunning(id, child->pid);
+  if (!slurm)
+    s.db->setJobRunning(id, child->pid);
   {
     std::lock_guard<std::mutex> lock(s.liveMutex);
-    s.runningJobs[id] = {child->pid, userId};
+    s.runningJobs[id] = {child->pid, userId, slurm};
   }
   s.publishJob(id);
   return *child;
@@ -56,6 +63,26 @@ void finishJob(StudioServer::Impl &s, int64_t id, int64_t userId,
   s.db->finishJob(id, status, result.is_null() ? "" : result.dump(),
                   s.redact(error, userId));
   s.publishJob(id);
+}
+
+bool slurmJobStateLine(StudioServer::Impl &s, int64_t id,
+                       const std::string &line) {
+  auto state = slurmStateOfLine(line);
+  if (!state)
+    return false;
+  if (*state == "RUNNING") {
+    pid_t pid = 0;
+    {
+      std::lock_guard<std::mutex> lock(s.liveMutex);
+      auto it = s.runningJobs.find(id);
+      if (it == s.runningJobs.end())
+        return true;
+      pid = it->second.pid;
+    }
+    s.db->setJobRunning(id, pid);
+    s.publishJob(id);
+  }
+  return true;
 }
 
 PartialOutput::PartialOutput(const std::string &root, const std::string &rel)
@@ -164,6 +191,9 @@ json StudioServer::Impl::controlJob(const Caller &c, int64_t jobId,
       fail(409, "job " + std::to_string(jobId) + " is not running (" +
                     job.status + ")");
     pid = it->second.pid;
+    if (it->second.slurm && action != "stop")
+      fail(409, "job " + std::to_string(jobId) +
+                    " runs on Slurm: it can be stopped, not paused");
   }
   if (action == "stop")
     processes.stop(pid);

@@ -13,6 +13,8 @@
 
 #include "Api.h"
 
+#include "qsim/Studio/SlurmExecutor.h"
+
 namespace qsim::studio {
 
 struct JobKind {
@@ -29,6 +31,12 @@ inline const JobKind kJobKinds[] = {
 /// job failed) when it cannot start.
 ChildProcess spawnJob(StudioServer::Impl &s, int64_t id, int64_t userId,
                       ProcessSpec spec);
+
+/// A line of a Slurm job's supervisor (SlurmExecutor.h) on the job's
+/// stderr: the job becomes running (it was queued) when Slurm runs it.
+/// False when the line is not the supervisor's.
+bool slurmJobStateLine(StudioServer::Impl &s, int64_t id,
+                       const std::string &line);
 
 /// The common end of a job: its exit (stopped by the user, interrupted by
 /// the server going down, failed with the reason, or done), recorded and

@@ -40,6 +40,8 @@ void followProgress(StudioServer::Impl &s, int64_t id, int64_t user, int fd) {
   while (lines.next(line, 1 << 20)) {
     log << line << "\n";
     log.flush();
+    if (slurmJobStateLine(s, id, line))
+      continue;
     size_t colon = line.find(": "), slash = line.find('/');
     if (colon == std::string::npos || slash == std::string::npos ||
         slash < colon)

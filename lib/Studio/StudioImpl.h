@@ -117,6 +117,7 @@ struct StudioServer::Impl : std::enable_shared_from_this<StudioServer::Impl> {
   struct RunningJob {
     pid_t pid;
     int64_t userId;
+    bool slurm = false; // a supervisor of a Slurm batch job
   };
   std::map<int64_t, RunningJob> runningJobs; // by job id
   std::atomic<bool> shuttingDown{false};

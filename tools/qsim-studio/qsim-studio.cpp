@@ -148,6 +148,7 @@ struct Options {
   std::string listen = "127.0.0.1:8080", toolsDir = executableDirectory();
   std::string portFile, demoUser = "demo", demoPassword = "qsim-demo";
   bool demo = false;
+  std::string executor = "local";
 };
 
 static void addOptions(CLI::App &app, Options &o) {
@@ -239,9 +240,24 @@ static void addOptions(CLI::App &app, Options &o) {
   app.add_option("--demo-password", o.demoPassword, "Demo account password")
       ->capture_default_str();
   app.add_flag("-q,--quiet", o.config.quiet, "No request log");
+  app.add_option("--executor", o.executor,
+                 "Where heavy jobs (quantization, ...) run: local children, "
+                 "or Slurm batch jobs (step sessions stay local)")
+      ->check(CLI::IsMember({"local", "slurm"}))
+      ->capture_default_str();
+  app.add_option("--slurm-partition", o.config.slurm.partition,
+                 "slurm: partition of the jobs");
+  app.add_option("--slurm-account", o.config.slurm.account,
+                 "slurm: account of the jobs");
+  app.add_option("--slurm-poll", o.config.slurm.pollSeconds,
+                 "slurm: seconds between two squeue polls of a job")
+      ->capture_default_str();
 }
 
 int main(int argc, char **argv) {
+  // The supervisor of one Slurm job (SlurmExecutor.h), started by a studio.
+  if (argc > 1 && std::string(argv[1]) == "--slurm-job")
+    return runSlurmJob(std::vector<std::string>(argv + 2, argv + argc));
   CLI::App app{"qsim-studio: the multi-user web studio over qsim's tools "
                "(docs/studio.md).\n\n"
                "  qsim-studio --data ~/studio-data --listen 127.0.0.1:8080\n"
@@ -266,6 +282,8 @@ int main(int argc, char **argv) {
   config.qsimRun = o.toolsDir + "/qsim-run";
   config.qsimOpt = o.toolsDir + "/qsim-opt";
   config.qsimTranslate = o.toolsDir + "/qsim-translate";
+  config.slurm.enabled = o.executor == "slurm";
+  config.slurm.supervisor = executableDirectory() + "/qsim-studio";
   if (!config.webDirectory.empty() &&
       !isFile(config.webDirectory + "/index.html")) {
     fprintf(stderr,

@@ -12,6 +12,7 @@
 #define QSIM_STUDIO_STUDIOSERVER_H
 
 #include "qsim/Studio/ProcessManager.h"
+#include "qsim/Studio/SlurmExecutor.h"
 
 #include <memory>
 #include <string>
@@ -44,6 +45,8 @@ struct StudioConfig {
   size_t maxStreamsPerUser = 4;
   double headerSeconds = 10;
   double idleSeconds = 30;
+  // --executor slurm: heavy jobs as Slurm batch jobs (SlurmExecutor.h).
+  SlurmExecutorConfig slurm;
 };
 
 class StudioServer {
