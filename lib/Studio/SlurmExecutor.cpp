@@ -164,8 +164,8 @@ bool submit(const SlurmJobRequest &r, std::string &jobId) {
     return false;
   }
   jobId = trimmed(out.substr(0, out.find(';')));
-  if (jobId.empty() || jobId.find_first_not_of("0123456789") !=
-                           std::string::npos) {
+  if (jobId.empty() ||
+      jobId.find_first_not_of("0123456789") != std::string::npos) {
     fprintf(stderr, "slurm: sbatch printed no job id: '%s'\n", out.c_str());
     return false;
   }
@@ -182,7 +182,8 @@ bool queryState(const SlurmJobRequest &r, const std::string &id,
       state.clear(); // purged from the controller: it has ended
       return true;
     }
-    fprintf(stderr, "slurm: squeue failed: %s\n", err.c_str());
+    if (!cancelRequested)
+      fprintf(stderr, "slurm: squeue failed: %s\n", err.c_str());
     return false;
   }
   state = trimmed(out);
@@ -217,8 +218,12 @@ int follow(const SlurmJobRequest &r, const std::string &id) {
       return 128 + SIGTERM;
     }
     std::string state;
-    if (!queryState(r, id, state))
+    if (!queryState(r, id, state)) {
+      // A stop signals the whole process group: squeue too.
+      if (cancelRequested)
+        continue;
       return 1;
+    }
     if (state.empty())
       break;
     if (state != last)
@@ -236,7 +241,8 @@ int follow(const SlurmJobRequest &r, const std::string &id) {
   runSlurmCommand({"sacct", "-n", "-P", "-X", "-j", id, "-o", "State"},
                   r.dir + "/sacct", out, err);
   fprintf(stderr, "%s%s ended without an exit status (%s)\n", kStatePrefix,
-          id.c_str(), trimmed(out).empty() ? "state unknown" : trimmed(out).c_str());
+          id.c_str(),
+          trimmed(out).empty() ? "state unknown" : trimmed(out).c_str());
   return 1;
 }
 

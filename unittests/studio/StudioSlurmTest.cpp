@@ -1,4 +1,5 @@
-//===- StudioSlurmTest.cpp - qsim-studio --executor slurm ------------------===//
+//===- StudioSlurmTest.cpp - qsim-studio --executor slurm
+//------------------===//
 //
 // Heavy jobs as Slurm batch jobs, against the stand-in sbatch/squeue/sacct/
 // scancel of test/Sweep/Inputs/fake-slurm (they record their arguments and
@@ -57,6 +58,7 @@ protected:
 TEST_F(StudioSlurmTest, QuantizationRunsAsABatchJob) {
   Browser alice = userWithModel("alice");
   writeFile(slurmDir + "/pending-seconds", "1");
+  writeFile(slurmDir + "/running-seconds", "1");
   json job = quantize(alice, "models/q.mlirbc");
   EXPECT_EQ(job["status"], "queued") << job.dump();
   int64_t id = job["id"];
@@ -72,8 +74,8 @@ TEST_F(StudioSlurmTest, QuantizationRunsAsABatchJob) {
                         "--mem=4096M --cpus-per-task=1 "),
             std::string::npos)
       << sbatch;
-  std::string log = alice.getJson("/api/jobs/" + std::to_string(id) +
-                                  "/log")["log"];
+  std::string log =
+      alice.getJson("/api/jobs/" + std::to_string(id) + "/log")["log"];
   EXPECT_NE(log.find("slurm: job 100 PENDING"), std::string::npos) << log;
   EXPECT_NE(log.find("slurm: job 100 RUNNING"), std::string::npos) << log;
   EXPECT_NE(log.find("calibrating: 2/2"), std::string::npos) << log;
