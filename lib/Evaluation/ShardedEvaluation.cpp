@@ -53,8 +53,8 @@ bool qsim::eval::parseShardedEvalOptions(int shards, llvm::StringRef executor,
     return false;
   }
   if (executor != "local" && executor != "slurm") {
-    error = "eval-executor must be local or slurm, not '" + executor.str() +
-            "'";
+    error =
+        "eval-executor must be local or slurm, not '" + executor.str() + "'";
     return false;
   }
   if (shards > 0 && workDir.empty()) {
@@ -84,23 +84,22 @@ bool qsim::eval::evaluateMapSharded(mlir::ModuleOp module,
   }
   // Named by content: a rerun finds the parts of the candidates it already
   // evaluated, and never takes another model's parts for this one's.
-  std::string dir = strprintf("%s/cand-%016llx", o.workDir.c_str(),
-                              (unsigned long long)llvm::xxh3_64bits(
-                                  llvm::StringRef(bytes)));
+  std::string dir =
+      strprintf("%s/cand-%016llx", o.workDir.c_str(),
+                (unsigned long long)llvm::xxh3_64bits(llvm::StringRef(bytes)));
   if (auto ec = llvm::sys::fs::create_directories(dir)) {
     error = "cannot create '" + dir + "': " + ec.message();
     return false;
   }
   SweepOptions s;
   s.model = dir + "/candidate.mlirbc";
-  if (!llvm::sys::fs::exists(s.model) &&
-      failed(writeFileAtomically(
-          s.model,
-          [&](llvm::raw_ostream &os) {
-            os << bytes;
-            return mlir::success();
-          },
-          error)))
+  if (!llvm::sys::fs::exists(s.model) && failed(writeFileAtomically(
+                                             s.model,
+                                             [&](llvm::raw_ostream &os) {
+                                               os << bytes;
+                                               return mlir::success();
+                                             },
+                                             error)))
     return false;
   s.images = absolutePath(images);
   s.labels = absolutePath(labels);

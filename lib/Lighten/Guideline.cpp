@@ -271,8 +271,7 @@ LogicalResult Guideline::setReference(ModuleOp m) {
   if (!fidelityInputs.empty() &&
       !eval::runOutputs(m, fidelityInputs, reference, error))
     return fail(error);
-  if (!evalImages.empty() &&
-      !evaluationMap(m, referenceMap, error))
+  if (!evalImages.empty() && !evaluationMap(m, referenceMap, error))
     return fail(error);
   return success();
 }

@@ -210,8 +210,8 @@ void PrecisionSearch::orderByPriority() {
 bool PrecisionSearch::evaluateCandidateMap(ModuleOp m, double &map,
                                            std::string &error) {
   if (o.evaluation.enabled())
-    return evaluateMapSharded(m, o.evaluation, o.images, o.labels,
-                              o.maxImages, map, llvm::errs(), error);
+    return evaluateMapSharded(m, o.evaluation, o.images, o.labels, o.maxImages,
+                              map, llvm::errs(), error);
   return evaluateMap(m, images, truth, map, error);
 }
 

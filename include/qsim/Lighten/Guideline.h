@@ -11,8 +11,8 @@
 #ifndef QSIM_LIGHTEN_GUIDELINE_H
 #define QSIM_LIGHTEN_GUIDELINE_H
 
-#include "qsim/Lighten/Backbone.h"
 #include "qsim/Evaluation/ShardedEvaluation.h"
+#include "qsim/Lighten/Backbone.h"
 #include "qsim/Lighten/Factorization.h"
 #include "qsim/Quant/Calibration.h"
 
