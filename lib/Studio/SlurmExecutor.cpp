@@ -48,8 +48,15 @@ bool runSlurmCommand(const std::vector<std::string> &argv,
   for (const std::string &a : argv)
     args.push_back(const_cast<char *>(a.c_str()));
   args.push_back(nullptr);
+  // In a process group of its own: a stop signals the supervisor's group,
+  // and an sbatch killed halfway would leave a job it cannot name.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
   pid_t pid;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     err = argv[0] + ": " + std::strerror(rc) + " (is Slurm installed here?)";
@@ -182,8 +189,7 @@ bool queryState(const SlurmJobRequest &r, const std::string &id,
       state.clear(); // purged from the controller: it has ended
       return true;
     }
-    if (!cancelRequested)
-      fprintf(stderr, "slurm: squeue failed: %s\n", err.c_str());
+    fprintf(stderr, "slurm: squeue failed: %s\n", err.c_str());
     return false;
   }
   state = trimmed(out);
@@ -218,12 +224,8 @@ int follow(const SlurmJobRequest &r, const std::string &id) {
       return 128 + SIGTERM;
     }
     std::string state;
-    if (!queryState(r, id, state)) {
-      // A stop signals the whole process group: squeue too.
-      if (cancelRequested)
-        continue;
+    if (!queryState(r, id, state))
       return 1;
-    }
     if (state.empty())
       break;
     if (state != last)

@@ -88,8 +88,11 @@ TEST_F(StudioSlurmTest, StopCancelsTheSlurmJob) {
   int64_t id = job["id"];
   std::string base = "/api/jobs/" + std::to_string(id);
   EXPECT_EQ(alice.post(base + "/pause", json::object())->status, 409);
-  // The supervisor has submitted (sbatch.log written) before it is stopped.
-  for (int i = 0; i < 100 && readFile(slurmDir + "/sbatch.log").empty(); ++i)
+  // Stopped while Slurm holds it (the supervisor has reported it pending).
+  for (int i = 0;
+       i < 100 && alice.getJson(base + "/log")["log"].get<std::string>().find(
+                      "slurm: job 100 PENDING") == std::string::npos;
+       ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(alice.post(base + "/stop", json::object())->status, 200);
   job = alice.waitJob(id);
