@@ -15,9 +15,11 @@ ChildProcess spawnJob(StudioServer::Impl &s, int64_t id, int64_t userId,
   spec.logFile = s.logFileOf(id);
   spec.limits = s.config.jobLimits;
   spec.environment = s.childEnvironment();
-  // --executor slurm: a job that reads no stdin becomes a Slurm batch job,
-  // queued until its supervisor reports it running (slurmJobStateLine).
-  bool slurm = s.config.slurm.enabled && !spec.pipeStdin;
+  // --executor slurm: a batch job whose stderr the studio follows (progress,
+  // and the supervisor's states: queued until Slurm runs it, see
+  // slurmJobStateLine) becomes a Slurm batch job. Interactive children
+  // (stdin) and the short imports stay local.
+  bool slurm = s.config.slurm.enabled && !spec.pipeStdin && spec.pipeStderr;
   if (slurm)
     spec = slurmJobSpec(s.config.slurm, spec, s.logFileOf(id) + ".slurm",
                         s.config.childThreads);

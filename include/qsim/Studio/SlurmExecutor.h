@@ -1,7 +1,8 @@
 //===- SlurmExecutor.h - heavy studio jobs as Slurm batch jobs --*- C++ -*-===//
 //
 // With `qsim-studio --executor slurm`, a heavy job (quantization, and every
-// job kind whose child reads no stdin) is not run as a local child: the
+// job kind whose child reads no stdin and whose stderr the studio follows)
+// is not run as a local child: the
 // local child is a supervisor (`qsim-studio --slurm-job ...`) that submits
 // the job's command with sbatch, reports its Slurm state (PENDING: the
 // browser shows it queued; RUNNING), forwards its output as it is written,
