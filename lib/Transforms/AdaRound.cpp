@@ -5,6 +5,8 @@
 #include "qsim/Quant/Recovery.h"
 #include "qsim/Transforms/Passes.h"
 
+#include "RecoveryScheme.h"
+
 namespace qsim {
 #define GEN_PASS_DEF_ADAROUNDPASS
 #include "qsim/Transforms/Passes.h.inc"
@@ -43,10 +45,7 @@ struct AdaRoundPass : public qsim::impl::AdaRoundPassBase<AdaRoundPass> {
                                      "--qsim-adaround: ", inputs)))
       return signalPassFailure();
     AdaRoundOptions o;
-    o.quantize.perChannelWeights = weights == WeightGranularity::PerChannel;
-    o.quantize.symmetricActivations =
-        activations == ActivationScheme::Symmetric;
-    o.quantize.pow2Scales = scale == ScaleKind::Pow2 || calibratedLog2(module);
+    o.quantize = recoveryScheme(module, weights, activations, scale);
     o.executor.threads = threads;
     o.iterations = iterations;
     o.samples = samples;

@@ -5,6 +5,8 @@
 #include "qsim/Quant/Recovery.h"
 #include "qsim/Transforms/Passes.h"
 
+#include "RecoveryScheme.h"
+
 namespace qsim {
 #define GEN_PASS_DEF_BIASCORRECTPASS
 #include "qsim/Transforms/Passes.h.inc"
@@ -30,10 +32,7 @@ struct BiasCorrectPass
                                      "--qsim-bias-correct: ", inputs)))
       return signalPassFailure();
     BiasCorrectionOptions o;
-    o.quantize.perChannelWeights = weights == WeightGranularity::PerChannel;
-    o.quantize.symmetricActivations =
-        activations == ActivationScheme::Symmetric;
-    o.quantize.pow2Scales = scale == ScaleKind::Pow2 || calibratedLog2(module);
+    o.quantize = recoveryScheme(module, weights, activations, scale);
     o.executor.threads = threads;
     o.progress = progress;
     auto rows = correctBiases(module, inputs, o);
