@@ -30,9 +30,10 @@ double qsim::eval::sqnr(const std::vector<float> &ref,
   return 10.0 * std::log10(sig / err);
 }
 
-bool qsim::eval::loadNetworkInputs(
-    ModuleOp module, const std::vector<std::string> &files,
-    std::vector<rt::Tensor> &inputs, std::string &error) {
+bool qsim::eval::loadNetworkInputs(ModuleOp module,
+                                   const std::vector<std::string> &files,
+                                   std::vector<rt::Tensor> &inputs,
+                                   std::string &error, int64_t maxPixels) {
   auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
   if (!ex)
     return false;
@@ -40,11 +41,29 @@ bool qsim::eval::loadNetworkInputs(
   rt::Preprocess pre = eval::choosePreprocess(info, std::nullopt);
   for (const std::string &f : files) {
     rt::Image im;
-    if (!rt::loadImage(f, im, error))
+    if (!rt::loadImage(f, im, error, maxPixels))
       return false;
     inputs.push_back(rt::makeNetworkInput(im, info.netW, info.netH, pre));
   }
   return true;
+}
+
+LogicalResult qsim::eval::loadImageInputs(ModuleOp module,
+                                          ArrayRef<std::string> paths,
+                                          int maxImages, StringRef prefix,
+                                          std::vector<rt::Tensor> &inputs) {
+  std::string error;
+  std::vector<std::string> files;
+  for (const std::string &path : paths)
+    if (!rt::listImageFiles(path, files, error))
+      return module.emitError() << prefix << error;
+  if (files.empty())
+    return module.emitError() << prefix << "no images";
+  if (maxImages > 0 && (size_t)maxImages < files.size())
+    files.resize(maxImages);
+  if (!loadNetworkInputs(module, files, inputs, error, 64ll << 20))
+    return module.emitError() << prefix << error;
+  return success();
 }
 
 bool qsim::eval::runOutputs(ModuleOp module,

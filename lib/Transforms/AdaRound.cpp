@@ -1,9 +1,11 @@
 //===- AdaRound.cpp - --qsim-adaround ------------------------------------===//
 
+#include "qsim/Evaluation/ModelMeasures.h"
 #include "qsim/Quant/AdaRound.h"
 #include "qsim/Quant/Recovery.h"
-#include "qsim/Runtime/Image.h"
 #include "qsim/Transforms/Passes.h"
+
+#include "RecoveryScheme.h"
 
 namespace qsim {
 #define GEN_PASS_DEF_ADAROUNDPASS
@@ -38,19 +40,12 @@ struct AdaRoundPass : public qsim::impl::AdaRoundPassBase<AdaRoundPass> {
     using namespace quantization;
     if (failed(checkOptions()))
       return signalPassFailure();
-    std::string error;
-    std::vector<std::string> files;
     std::vector<rt::Tensor> inputs;
-    for (const std::string &item : images)
-      if (!rt::listImageFiles(item, files, error))
-        return (void)fail(error), signalPassFailure();
-    if (!loadNetworkInputs(module, files, maxImages, inputs, error))
-      return (void)fail(error), signalPassFailure();
+    if (failed(eval::loadImageInputs(module, images, maxImages,
+                                     "--qsim-adaround: ", inputs)))
+      return signalPassFailure();
     AdaRoundOptions o;
-    o.quantize.perChannelWeights = weights == WeightGranularity::PerChannel;
-    o.quantize.symmetricActivations =
-        activations == ActivationScheme::Symmetric;
-    o.quantize.pow2Scales = scale == ScaleKind::Pow2 || calibratedLog2(module);
+    o.quantize = recoveryScheme(module, weights, activations, scale);
     o.executor.threads = threads;
     o.iterations = iterations;
     o.samples = samples;

@@ -1,9 +1,11 @@
 //===- BiasCorrect.cpp - --qsim-bias-correct -----------------------------===//
 
+#include "qsim/Evaluation/ModelMeasures.h"
 #include "qsim/Quant/BiasCorrection.h"
 #include "qsim/Quant/Recovery.h"
-#include "qsim/Runtime/Image.h"
 #include "qsim/Transforms/Passes.h"
+
+#include "RecoveryScheme.h"
 
 namespace qsim {
 #define GEN_PASS_DEF_BIASCORRECTPASS
@@ -25,23 +27,12 @@ struct BiasCorrectPass
                             "comma-separated list of files)";
       return signalPassFailure();
     }
-    std::string error;
-    std::vector<std::string> files;
     std::vector<rt::Tensor> inputs;
-    for (const std::string &item : images)
-      if (!rt::listImageFiles(item, files, error)) {
-        module.emitError() << "--qsim-bias-correct: " << error;
-        return signalPassFailure();
-      }
-    if (!loadNetworkInputs(module, files, maxImages, inputs, error)) {
-      module.emitError() << "--qsim-bias-correct: " << error;
+    if (failed(eval::loadImageInputs(module, images, maxImages,
+                                     "--qsim-bias-correct: ", inputs)))
       return signalPassFailure();
-    }
     BiasCorrectionOptions o;
-    o.quantize.perChannelWeights = weights == WeightGranularity::PerChannel;
-    o.quantize.symmetricActivations =
-        activations == ActivationScheme::Symmetric;
-    o.quantize.pow2Scales = scale == ScaleKind::Pow2 || calibratedLog2(module);
+    o.quantize = recoveryScheme(module, weights, activations, scale);
     o.executor.threads = threads;
     o.progress = progress;
     auto rows = correctBiases(module, inputs, o);

@@ -16,14 +16,14 @@ namespace {
 struct CalibratePass : public qsim::impl::CalibratePassBase<CalibratePass> {
   using CalibratePassBase::CalibratePassBase;
   /// shard=K/N with 0 <= K < N.
-  bool parseShard(quantization::CalibrationOptions &o, std::string &error) {
+  LogicalResult parseShard(quantization::CalibrationOptions &o) {
     auto [k, n] = llvm::StringRef(shard).split('/');
     if (k.getAsInteger(10, o.shardIndex) || n.getAsInteger(10, o.shardCount) ||
-        o.shardIndex < 0 || o.shardIndex >= o.shardCount) {
-      error = "shard '" + shard + "' is not K/N with 0 <= K < N";
-      return false;
-    }
-    return true;
+        o.shardIndex < 0 || o.shardIndex >= o.shardCount)
+      return getOperation().emitError()
+             << "--qsim-calibrate: shard '" << shard
+             << "' is not K/N with 0 <= K < N";
+    return success();
   }
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -43,11 +43,8 @@ struct CalibratePass : public qsim::impl::CalibratePassBase<CalibratePass> {
     o.maxImages = maxImages;
     o.threads = threads;
     o.progress = progress;
-    std::string error;
-    if (!shard.empty() && !parseShard(o, error)) {
-      module.emitError() << "--qsim-calibrate: " << error;
+    if (!shard.empty() && failed(parseShard(o)))
       return signalPassFailure();
-    }
     o.statsOut = statsOut;
     o.statsIn.assign(statsIn.begin(), statsIn.end());
     if (images.empty()) {
@@ -55,6 +52,7 @@ struct CalibratePass : public qsim::impl::CalibratePassBase<CalibratePass> {
                             "comma-separated list of files)";
       return signalPassFailure();
     }
+    std::string error;
     for (const std::string &item : images)
       if (!rt::listImageFiles(item, o.images, error)) {
         module.emitError() << "--qsim-calibrate: " << error;

@@ -8,30 +8,18 @@
 //===----------------------------------------------------------------------===//
 
 #include "qsim/Evaluation/LayerActivations.h"
-#include "qsim/Target/Darknet/DarknetImporter.h"
-#include "qsim/Target/ModelIO.h"
 
-#include "mlir/IR/MLIRContext.h"
-
-#include <gtest/gtest.h>
+#include "../QSimModelTest.h"
 
 using namespace qsim;
 using namespace qsim::eval;
 
 namespace {
 
-class LayerActivationsTest : public ::testing::Test {
+class LayerActivationsTest : public testenv::QSimModelTest {
 protected:
-  LayerActivationsTest() : ctx(registry()) { ctx.loadAllAvailableDialects(); }
-  static mlir::DialectRegistry registry() {
-    mlir::DialectRegistry r;
-    registerQSimDialects(r);
-    return r;
-  }
   mlir::OwningOpRef<mlir::ModuleOp> import(const std::string &cfg) {
-    darknet::ImportOptions io;
-    io.randomSeed = 7;
-    return darknet::importDarknetFromString(&ctx, cfg, "test.cfg", io);
+    return QSimModelTest::import(cfg, /*seed=*/7);
   }
   static rt::Tensor input(int64_t c, int64_t h, int64_t w) {
     rt::Tensor t(rt::DType::F32, c, h, w);
@@ -39,7 +27,6 @@ protected:
       t.f32()[i] = (float)((i * 29) % 53) / 53.0f - 0.3f;
     return t;
   }
-  mlir::MLIRContext ctx;
 };
 
 // Strided, padded, dilated and grouped convolutions without activation or

@@ -10,10 +10,8 @@
 
 #include "qsim/Evaluation/ModelRun.h"
 #include "qsim/Evaluation/RunReport.h"
-#include "qsim/Target/Darknet/DarknetImporter.h"
-#include "qsim/Target/ModelIO.h"
 
-#include "mlir/IR/MLIRContext.h"
+#include "../QSimModelTest.h"
 
 #include <cmath>
 #include <gtest/gtest.h>
@@ -108,20 +106,8 @@ const std::string kDetector = kBody + kHead;
 const std::string kDeeper =
     kBody + "[convolutional]\nfilters=8\nsize=1\nactivation=leaky\n" + kHead;
 
-class RunLibrary : public ::testing::Test {
+class RunLibrary : public testenv::QSimModelTest {
 protected:
-  RunLibrary() : ctx(registry()) {}
-  static mlir::DialectRegistry registry() {
-    mlir::DialectRegistry r;
-    registerQSimDialects(r);
-    return r;
-  }
-  mlir::OwningOpRef<mlir::ModuleOp> import(const std::string &cfg,
-                                           uint64_t seed) {
-    darknet::ImportOptions io;
-    io.randomSeed = seed;
-    return darknet::importDarknetFromString(&ctx, cfg, "test.cfg", io);
-  }
   static rt::Image image(int w, int h) {
     rt::Image im;
     im.w = w, im.h = h, im.c = 3;
@@ -144,7 +130,6 @@ protected:
     }
     return *run->comparison();
   }
-  mlir::MLIRContext ctx;
 };
 
 TEST_F(RunLibrary, ComparisonOfAModelWithItselfIsExact) {

@@ -21,9 +21,20 @@ double sqnr(const std::vector<float> &reference,
 
 /// Loads and preprocesses `files` as Darknet's tools would for `module`
 /// (network size, resize or letterbox).
+/// `maxPixels` > 0 refuses larger images.
 bool loadNetworkInputs(mlir::ModuleOp module,
                        const std::vector<std::string> &files,
-                       std::vector<rt::Tensor> &inputs, std::string &error);
+                       std::vector<rt::Tensor> &inputs, std::string &error,
+                       int64_t maxPixels = 0);
+
+/// A pass's images=...: the images of `paths` (directories or files), the
+/// first `maxImages` of them (all when <= 0), loaded as above (at most 64
+/// Mpixels each). Errors are emitted at the module's location, after
+/// `prefix` (the pass's option, "--qsim-adaround: ").
+mlir::LogicalResult loadImageInputs(mlir::ModuleOp module,
+                                    llvm::ArrayRef<std::string> paths,
+                                    int maxImages, llvm::StringRef prefix,
+                                    std::vector<rt::Tensor> &inputs);
 
 /// The model's function results on each input, concatenated.
 bool runOutputs(mlir::ModuleOp module, const std::vector<rt::Tensor> &inputs,
