@@ -12,6 +12,7 @@
 #include "qsim/Support/Diagnostics.h"
 #include "qsim/Target/ModelIO.h"
 #include "qsim/Train/Train.h"
+#include "qsim/Support/ThreadWaits.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/FileSystem.h"
@@ -242,6 +243,9 @@ void printSummary(const qsim::train::TrainSummary &summary,
 } // namespace
 
 int main(int argc, char **argv) {
+  // Before anything else: the interpreter's OpenMP workers (calibration,
+  // evaluation, search) must not spin against other processes (issue 17).
+  qsim::preferPassiveThreadWaits(argv);
   Args a;
   qsim::train::TrainOptions o;
   CLI::App app{
