@@ -34,6 +34,8 @@ RequantTables::RequantTables(const ref::Requant &r, int64_t channelCount) {
   fill(r.mult, mult, leftShift, rightShift, totalShift);
   fill(leaky ? r.negMult : r.mult, negMult, negLeftShift, negRightShift,
        negTotalShift);
+  for (size_t f = 0; f < leftShift.size(); ++f)
+    noLeftShift &= leftShift[f] == 0 && negLeftShift[f] == 0;
   for (auto *v : {&bias, &mult, &negMult, &leftShift, &rightShift,
                   &negLeftShift, &negRightShift, &totalShift, &negTotalShift}) {
     std::vector<int32_t> one(v->begin(), v->end());
@@ -263,14 +265,31 @@ void chunkGeneric(const int32_t *acc, int64_t pixels, int64_t C,
 
 } // namespace
 
+namespace {
+
+/// `rows` rows of `repeat` pixels (the replicated tables' period).
+void requantizeRows(const int32_t *a, int64_t rows, const RequantTables &t,
+                    int8_t *o) {
+  static const TFLiteFn tfliteChunk = pickTFLite();
+  static const TosaFn tosaChunk = pickTosa();
+  const int64_t row = t.repeat * t.channels;
+  if (t.tosa)
+    tosaChunk(a, rows, row, t.bias.data(), t.mult.data(), t.totalShift.data(),
+              t.negMult.data(), t.negTotalShift.data(), t.zpOut, t.lo, t.hi,
+              t.leaky, o);
+  else if (t.noLeftShift)
+    tfliteChunk(a, rows, row, t.bias.data(), t.mult.data(), t.rightShift.data(),
+                t.negMult.data(), t.negRightShift.data(), t.zpOut, t.lo, t.hi,
+                t.leaky, o);
+  else
+    chunkGeneric(a, rows * t.repeat, t.channels, t, o);
+}
+
+} // namespace
+
 void qsim::interp::requantizeChannelsLast(const int32_t *acc, int64_t pixels,
                                           int64_t channels,
                                           const RequantTables &t, int8_t *out) {
-  static const TFLiteFn tfliteChunk = pickTFLite();
-  static const TosaFn tosaChunk = pickTosa();
-  bool noLeftShift = true;
-  for (size_t f = 0; f < t.leftShift.size(); ++f)
-    noLeftShift &= t.leftShift[f] == 0 && t.negLeftShift[f] == 0;
   // Rows of `repeat` pixels match the replicated tables; the pixels that do
   // not fill a row take the scalar path.
   const int64_t row = t.repeat * channels;
@@ -280,19 +299,21 @@ void qsim::interp::requantizeChannelsLast(const int32_t *acc, int64_t pixels,
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < chunks; ++k) {
     int64_t r0 = k * rowsPerChunk, n = std::min(rowsPerChunk, rows - r0);
-    const int32_t *a = acc + r0 * row;
-    int8_t *o = out + r0 * row;
-    if (t.tosa)
-      tosaChunk(a, n, row, t.bias.data(), t.mult.data(), t.totalShift.data(),
-                t.negMult.data(), t.negTotalShift.data(), t.zpOut, t.lo, t.hi,
-                t.leaky, o);
-    else if (noLeftShift)
-      tfliteChunk(a, n, row, t.bias.data(), t.mult.data(), t.rightShift.data(),
-                  t.negMult.data(), t.negRightShift.data(), t.zpOut, t.lo, t.hi,
-                  t.leaky, o);
-    else
-      chunkGeneric(a, n * t.repeat, channels, t, o);
+    requantizeRows(acc + r0 * row, n, t, out + r0 * row);
   }
+  int64_t done = rows * t.repeat;
+  if (done < pixels)
+    chunkGeneric(acc + done * channels, pixels - done, channels, t,
+                 out + done * channels);
+}
+
+void qsim::interp::requantizeChannelsLastSerial(const int32_t *acc,
+                                                int64_t pixels,
+                                                int64_t channels,
+                                                const RequantTables &t,
+                                                int8_t *out) {
+  const int64_t rows = pixels / t.repeat;
+  requantizeRows(acc, rows, t, out);
   int64_t done = rows * t.repeat;
   if (done < pixels)
     chunkGeneric(acc + done * channels, pixels - done, channels, t,

@@ -24,6 +24,8 @@ struct RequantTables {
   /// The tables hold `repeat` copies of the channel pattern so that a row
   /// (repeat pixels) has at least 64 elements for the vector loops.
   int64_t channels = 0, repeat = 1;
+  /// Every multiplier is below 1 (no left shift): the vector loops apply.
+  bool noLeftShift = true;
   RequantTables(const ref::Requant &r, int64_t channels);
 };
 
@@ -31,6 +33,12 @@ struct RequantTables {
 void requantizeChannelsLast(const int32_t *acc, int64_t pixels,
                             int64_t channels, const RequantTables &t,
                             int8_t *out);
+
+/// The same on the calling thread only (for callers that are already split
+/// over threads, e.g. one band of output rows per thread).
+void requantizeChannelsLastSerial(const int32_t *acc, int64_t pixels,
+                                  int64_t channels, const RequantTables &t,
+                                  int8_t *out);
 
 } // namespace qsim::interp
 
