@@ -231,6 +231,44 @@ TEST(ChannelsLastInt8, RequantizationEqualsReferenceAtTheExtremes) {
       }
 }
 
+TEST(ChannelsLastInt8, UnsaturatedRequantizationEqualsReference) {
+  // Accumulators within a known bound and biases that keep acc + bias in
+  // int32: the loop without the saturating add must agree with the
+  // reference, and the bound must be refused when a bias could overflow.
+  const int64_t C = 40, pixels = 203, bound = 9 * 64 * 128 * 255;
+  std::mt19937 gen(8);
+  std::uniform_int_distribution<int32_t> inBound(-bound, bound);
+  std::uniform_int_distribution<int32_t> bias(-5000000, 5000000);
+  std::vector<int32_t> acc(pixels * C);
+  for (size_t i = 0; i < acc.size(); ++i)
+    acc[i] = i % 13 == 0 ? (i % 2 ? bound : -bound) : inBound(gen);
+  for (Activation act : {Activation::linear, Activation::leaky})
+    for (int32_t baseShift : {38, 33}) {
+      ref::Requant q;
+      q.act = act;
+      q.zpOut = 5;
+      for (int64_t f = 0; f < C; ++f) {
+        q.bias.push_back(bias(gen));
+        q.mult.push_back({(int32_t)(1100000000 + f * 20000000),
+                          baseShift + (int32_t)(f % 4)});
+        q.negMult.push_back({1717986918, 36 + (int32_t)(f % 3)});
+      }
+      std::vector<int8_t> want(acc.size()), got(acc.size());
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t f = 0; f < C; ++f)
+          want[p * C + f] = q.apply(acc[p * C + f], f);
+      RequantTables t(q, C);
+      t.setAccumulatorBound(bound);
+      EXPECT_TRUE(t.biasAddCannotOverflow);
+      requantizeChannelsLastSerial(acc.data(), pixels, C, t, got.data());
+      EXPECT_EQ(want, got) << "activation " << (int)act;
+      q.bias[7] = INT32_MAX - bound + 1;
+      RequantTables overflowing(q, C);
+      overflowing.setAccumulatorBound(bound);
+      EXPECT_FALSE(overflowing.biasAddCannotOverflow);
+    }
+}
+
 //===----------------------------------------------------------------------===//
 // Whole networks
 //===----------------------------------------------------------------------===//

@@ -260,6 +260,8 @@ int qsim::interp::buildDnnlConvInt8(Plan &plan, int step, Conv2DOp conv,
   k->zeroPoint = dnnl::memory({{1}, dt::s32, tag::x}, plan.engine);
   *static_cast<int32_t *>(k->zeroPoint.get_data_handle()) = p.zpIn;
   k->tables = std::make_shared<RequantTables>(p.requant, g.F);
+  // Each product is w * (x - zp): |w| <= 128, |x - zp| <= 255.
+  k->tables->setAccumulatorBound((g.in.c / g.G) * g.kh * g.kw * 128 * 255);
   k->srcRowBytes = g.in.w * g.in.c;
   k->outW = g.out.w;
   k->F = g.F;

@@ -45,6 +45,13 @@ RequantTables::RequantTables(const ref::Requant &r, int64_t channelCount) {
   }
 }
 
+void RequantTables::setAccumulatorBound(int64_t maxAbs) {
+  int64_t maxBias = 0;
+  for (int32_t b : bias)
+    maxBias = std::max<int64_t>(maxBias, b < 0 ? -(int64_t)b : b);
+  biasAddCannotOverflow = maxAbs + maxBias <= INT32_MAX;
+}
+
 namespace {
 
 // Branch-free selects so that the channel loops vectorise.
@@ -151,6 +158,10 @@ chunkTosa(const int32_t *__restrict acc, int64_t pixels, int64_t C,
 // AVX-512 by hand: the compiler widens the whole row to 64-bit lanes; here
 // only the products are 64-bit (even and odd lanes, vpmuldq), the rest stays
 // in 16 x 32-bit lanes. Same arithmetic as chunkTFLite, so bit-identical.
+// Saturate = false when acc + bias cannot overflow int32 (bounded
+// accumulators, RequantTables::biasAddCannotOverflow): the saturation is then
+// the identity and is left out.
+template <bool Saturate>
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void
 chunkTFLiteAvx512Intrinsics(QSIM_REQUANT_TFLITE_ARGS) {
   const __m512i one = _mm512_set1_epi32(1),
@@ -167,11 +178,14 @@ chunkTFLiteAvx512Intrinsics(QSIM_REQUANT_TFLITE_ARGS) {
       __m512i av = _mm512_maskz_loadu_epi32(k, a + f);
       __m512i bv = _mm512_maskz_loadu_epi32(k, bias + f);
       // x = acc + bias, saturated (saturatingAdd).
-      __m512i sum = _mm512_add_epi32(av, bv);
-      __mmask16 overflow = _mm512_movepi32_mask(_mm512_and_si512(
-          _mm512_xor_si512(av, sum), _mm512_xor_si512(bv, sum)));
-      __m512i x = _mm512_mask_blend_epi32(
-          overflow, sum, _mm512_xor_si512(_mm512_srai_epi32(av, 31), int32Max));
+      __m512i sum = _mm512_add_epi32(av, bv), x = sum;
+      if (Saturate) {
+        __mmask16 overflow = _mm512_movepi32_mask(_mm512_and_si512(
+            _mm512_xor_si512(av, sum), _mm512_xor_si512(bv, sum)));
+        x = _mm512_mask_blend_epi32(
+            overflow, sum,
+            _mm512_xor_si512(_mm512_srai_epi32(av, 31), int32Max));
+      }
       __m512i mv = _mm512_maskz_loadu_epi32(k, m + f);
       __m512i rv = _mm512_maskz_loadu_epi32(k, rs + f);
       if (leaky) {
@@ -236,8 +250,12 @@ bool hasAvx512() {
 }
 TFLiteFn pickTFLite() {
   if (hasAvx512())
-    return chunkTFLiteAvx512Intrinsics;
+    return chunkTFLiteAvx512Intrinsics<true>;
   return __builtin_cpu_supports("avx2") ? chunkTFLiteAvx2 : chunkTFLiteBase;
+}
+/// The AVX-512 loop without saturation, where the CPU has AVX-512.
+TFLiteFn pickTFLiteUnsaturated() {
+  return hasAvx512() ? chunkTFLiteAvx512Intrinsics<false> : pickTFLite();
 }
 TosaFn pickTosa() {
   if (hasAvx512())
@@ -271,6 +289,7 @@ namespace {
 void requantizeRows(const int32_t *a, int64_t rows, const RequantTables &t,
                     int8_t *o) {
   static const TFLiteFn tfliteChunk = pickTFLite();
+  static const TFLiteFn tfliteUnsaturated = pickTFLiteUnsaturated();
   static const TosaFn tosaChunk = pickTosa();
   const int64_t row = t.repeat * t.channels;
   if (t.tosa)
@@ -278,7 +297,7 @@ void requantizeRows(const int32_t *a, int64_t rows, const RequantTables &t,
               t.negMult.data(), t.negTotalShift.data(), t.zpOut, t.lo, t.hi,
               t.leaky, o);
   else if (t.noLeftShift)
-    tfliteChunk(a, rows, row, t.bias.data(), t.mult.data(), t.rightShift.data(),
+    (t.biasAddCannotOverflow ? tfliteUnsaturated : tfliteChunk)(a, rows, row, t.bias.data(), t.mult.data(), t.rightShift.data(),
                 t.negMult.data(), t.negRightShift.data(), t.zpOut, t.lo, t.hi,
                 t.leaky, o);
   else

@@ -26,7 +26,13 @@ struct RequantTables {
   int64_t channels = 0, repeat = 1;
   /// Every multiplier is below 1 (no left shift): the vector loops apply.
   bool noLeftShift = true;
+  /// acc + bias never leaves int32 (setAccumulatorBound): the saturating
+  /// add is a plain add.
+  bool biasAddCannotOverflow = false;
   RequantTables(const ref::Requant &r, int64_t channels);
+  /// Records that |acc| <= maxAbs for every accumulator (e.g. K * 128 * 255
+  /// for K int8 products of a weight and an input minus its zero point).
+  void setAccumulatorBound(int64_t maxAbs);
 };
 
 /// out[p][f] = requant(acc[p][f]) for channels-last data.
