@@ -9,8 +9,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "BandedConvInt8.h"
 #include "ChannelsLastInt8.h"
+#include "BandedConvInt8.h"
 #include "FastRequant.h"
 #include "TestEnv.h"
 

@@ -266,9 +266,11 @@ int qsim::interp::buildDnnlConvInt8(Plan &plan, int step, Conv2DOp conv,
   k->outW = g.out.w;
   k->F = g.F;
 
-  auto srcMd = dnnl::memory::desc({1, g.in.c, g.in.h, g.in.w}, dt::s8, tag::nhwc);
+  auto srcMd =
+      dnnl::memory::desc({1, g.in.c, g.in.h, g.in.w}, dt::s8, tag::nhwc);
   k->src = plan.dnnlOf(inSlot, srcMd, step);
-  auto outMd = dnnl::memory::desc({1, g.F, g.out.h, g.out.w}, dt::s8, tag::nhwc);
+  auto outMd =
+      dnnl::memory::desc({1, g.F, g.out.h, g.out.w}, dt::s8, tag::nhwc);
   k->dst = plan.newDnnlSlot(g.out, outMd, step);
   auto q = cast<mlir::quant::UniformQuantizedType>(
       getElementTypeOrSelf(conv.getResult().getType()));

@@ -297,9 +297,10 @@ void requantizeRows(const int32_t *a, int64_t rows, const RequantTables &t,
               t.negMult.data(), t.negTotalShift.data(), t.zpOut, t.lo, t.hi,
               t.leaky, o);
   else if (t.noLeftShift)
-    (t.biasAddCannotOverflow ? tfliteUnsaturated : tfliteChunk)(a, rows, row, t.bias.data(), t.mult.data(), t.rightShift.data(),
-                t.negMult.data(), t.negRightShift.data(), t.zpOut, t.lo, t.hi,
-                t.leaky, o);
+    (t.biasAddCannotOverflow ? tfliteUnsaturated : tfliteChunk)(
+        a, rows, row, t.bias.data(), t.mult.data(), t.rightShift.data(),
+        t.negMult.data(), t.negRightShift.data(), t.zpOut, t.lo, t.hi, t.leaky,
+        o);
   else
     chunkGeneric(a, rows * t.repeat, t.channels, t, o);
 }

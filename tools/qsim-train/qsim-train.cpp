@@ -10,9 +10,9 @@
 
 #include "qsim/Runtime/AtomicFile.h"
 #include "qsim/Support/Diagnostics.h"
+#include "qsim/Support/ThreadWaits.h"
 #include "qsim/Target/ModelIO.h"
 #include "qsim/Train/Train.h"
-#include "qsim/Support/ThreadWaits.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/FileSystem.h"
