@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ChannelsLastInt8.h"
+#include "BandedConvInt8.h"
 #include "FastRequant.h"
 #include "TestEnv.h"
 
@@ -230,6 +231,44 @@ TEST(ChannelsLastInt8, RequantizationEqualsReferenceAtTheExtremes) {
       }
 }
 
+TEST(ChannelsLastInt8, UnsaturatedRequantizationEqualsReference) {
+  // Accumulators within a known bound and biases that keep acc + bias in
+  // int32: the loop without the saturating add must agree with the
+  // reference, and the bound must be refused when a bias could overflow.
+  const int64_t C = 40, pixels = 203, bound = 9 * 64 * 128 * 255;
+  std::mt19937 gen(8);
+  std::uniform_int_distribution<int32_t> inBound(-bound, bound);
+  std::uniform_int_distribution<int32_t> bias(-5000000, 5000000);
+  std::vector<int32_t> acc(pixels * C);
+  for (size_t i = 0; i < acc.size(); ++i)
+    acc[i] = i % 13 == 0 ? (i % 2 ? bound : -bound) : inBound(gen);
+  for (Activation act : {Activation::linear, Activation::leaky})
+    for (int32_t baseShift : {38, 33}) {
+      ref::Requant q;
+      q.act = act;
+      q.zpOut = 5;
+      for (int64_t f = 0; f < C; ++f) {
+        q.bias.push_back(bias(gen));
+        q.mult.push_back({(int32_t)(1100000000 + f * 20000000),
+                          baseShift + (int32_t)(f % 4)});
+        q.negMult.push_back({1717986918, 36 + (int32_t)(f % 3)});
+      }
+      std::vector<int8_t> want(acc.size()), got(acc.size());
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t f = 0; f < C; ++f)
+          want[p * C + f] = q.apply(acc[p * C + f], f);
+      RequantTables t(q, C);
+      t.setAccumulatorBound(bound);
+      EXPECT_TRUE(t.biasAddCannotOverflow);
+      requantizeChannelsLastSerial(acc.data(), pixels, C, t, got.data());
+      EXPECT_EQ(want, got) << "activation " << (int)act;
+      q.bias[7] = INT32_MAX - bound + 1;
+      RequantTables overflowing(q, C);
+      overflowing.setAccumulatorBound(bound);
+      EXPECT_FALSE(overflowing.biasAddCannotOverflow);
+    }
+}
+
 //===----------------------------------------------------------------------===//
 // Whole networks
 //===----------------------------------------------------------------------===//
@@ -279,9 +318,10 @@ void quantizeAllInt8(mlir::ModuleOp module) {
 
 std::vector<rt::Tensor> runAll(mlir::ModuleOp m, KernelSet k,
                                const rt::Tensor &in,
-                               std::vector<StepInfo> &infos) {
+                               std::vector<StepInfo> &infos, int threads = 0) {
   ExecutorOptions eo;
   eo.kernels = k;
+  eo.threads = threads;
   eo.keepAllOutputs = true;
   std::string error;
   auto ex = Executor::create(m, eo, error);
@@ -299,7 +339,8 @@ std::vector<rt::Tensor> runAll(mlir::ModuleOp m, KernelSet k,
 
 /// Every int8 layer output of the fast plan equals the reference plan's;
 /// returns how many int8 layers of each kind were compared.
-std::map<std::string, int> expectBitExact(mlir::ModuleOp module) {
+std::map<std::string, int> expectBitExact(mlir::ModuleOp module,
+                                          int threads = 0) {
   auto f = getMainFunc(module);
   auto t = mlir::cast<mlir::ShapedType>(f.getArgument(0).getType());
   rt::Tensor input(rt::DType::F32, t.getDimSize(1), t.getDimSize(2),
@@ -308,7 +349,7 @@ std::map<std::string, int> expectBitExact(mlir::ModuleOp module) {
     input.f32()[i] = ((i * 2654435761u) % 1000) / 1000.0f;
   std::vector<StepInfo> infos;
   auto ref = runAll(module, KernelSet::Reference, input, infos);
-  auto fast = runAll(module, KernelSet::Fast, input, infos);
+  auto fast = runAll(module, KernelSet::Fast, input, infos, threads);
   std::map<std::string, int> kinds;
   EXPECT_EQ(ref.size(), fast.size());
   for (size_t i = 0; i < ref.size() && i < fast.size(); ++i) {
@@ -365,6 +406,30 @@ TEST(ChannelsLastInt8, SppNetworkIsBitExact) {
   EXPECT_EQ(kinds["shortcut"], 2);
   EXPECT_GE(kinds["route"], 4);
   EXPECT_EQ(kinds["upsample"], 1);
+}
+
+TEST(ChannelsLastInt8, SppNetworkInBandsIsBitExact) {
+  // The int8 convolutions in bands of one output row (first band padded at
+  // the top, middle bands unpadded, last band padded at the bottom, strided
+  // and depthwise layers) and of 3 KB of accumulators (several rows), on one
+  // and two threads.
+  mlir::DialectRegistry registry;
+  registerQSimDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  darknet::ImportOptions io;
+  io.randomSeed = 11;
+  auto module = darknet::importDarknetFromString(&ctx, kSppNet, "spp", io);
+  ASSERT_TRUE(module);
+  quantizeAllInt8(*module);
+  for (int64_t bytes : {1, 3 << 10})
+    for (int threads : {1, 2}) {
+      setInt8ConvBandBytes(bytes);
+      auto kinds = expectBitExact(*module, threads);
+      EXPECT_EQ(kinds["convolutional"], 7)
+          << bytes << " bytes, " << threads << " threads";
+    }
+  setInt8ConvBandBytes(0);
 }
 
 class RealModelInt8 : public ::testing::TestWithParam<const char *> {};

@@ -9,7 +9,6 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "FastRequant.h"
 #include "Plan.h"
 #include "QuantKernels.h"
 #include "ReferenceKernels.h"
@@ -440,74 +439,5 @@ int qsim::interp::buildDnnlRoute(Plan &plan, int step, RouteOp op,
     plan.addKernel(step, std::move(k));
     offset += part;
   }
-  return dst;
-}
-
-int qsim::interp::buildDnnlConvInt8(Plan &plan, int step, Conv2DOp conv,
-                                    int inSlot, const void *params) {
-  const auto &p = *static_cast<const ref::ConvInt8Params *>(params);
-  CHW in = chwOf(conv.getInput()), out = chwOf(conv.getResult());
-  int64_t F = p.conv.filters, G = p.conv.groups, kh = p.conv.kh, kw = p.conv.kw,
-          sy = p.conv.sy, sx = p.conv.sx, d = p.conv.dilation;
-  int64_t pl_y = p.conv.py * d, pl_x = p.conv.px * d;
-  int64_t pr_y = (out.h - 1) * sy + (kh - 1) * d + 1 - in.h - pl_y;
-  int64_t pr_x = (out.w - 1) * sx + (kw - 1) * d + 1 - in.w - pl_x;
-  if (pr_y < 0 || pr_x < 0)
-    return -1;
-  // s8 x s8 -> s32 with a runtime source zero point: oneDNN computes
-  // sum w * (x - zp) with padded taps contributing 0, exactly the reference
-  // accumulator; the requantization is ours, so the result is bit-exact.
-  dnnl::memory::dims wDims =
-      G == 1 ? dnnl::memory::dims{F, in.c, kh, kw}
-             : dnnl::memory::dims{G, F / G, in.c / G, kh, kw};
-  auto srcMd = dnnl::memory::desc({1, in.c, in.h, in.w}, dt::s8, tag::nhwc);
-  auto wMd = dnnl::memory::desc(wDims, dt::s8, tag::any);
-  auto accMd = dnnl::memory::desc({1, F, out.h, out.w}, dt::s32, tag::nhwc);
-  dnnl::primitive_attr attr;
-  attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
-  dnnl::convolution_forward::primitive_desc pd;
-  try {
-    auto desc = dnnl::convolution_forward::desc(
-        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-        srcMd, wMd, accMd, {sy, sx}, {d - 1, d - 1}, {pl_y, pl_x},
-        {pr_y, pr_x});
-    pd = dnnl::convolution_forward::primitive_desc(desc, attr, plan.engine);
-  } catch (const dnnl::error &) {
-    return -1;
-  }
-  std::vector<int8_t> w = p.weight;
-  dnnl::memory userW(
-      dnnl::memory::desc(wDims, dt::s8, G == 1 ? tag::oihw : tag::goihw),
-      plan.engine, w.data());
-  dnnl::memory packedW(pd.weights_desc(), plan.engine);
-  dnnl::reorder(userW, packedW).execute(plan.stream, userW, packedW);
-  dnnl::memory zp({{1}, dt::s32, tag::x}, plan.engine);
-  *static_cast<int32_t *>(zp.get_data_handle()) = p.zpIn;
-  plan.stream.wait();
-
-  int src = plan.dnnlOf(inSlot, pd.src_desc(), step);
-  int acc = plan.newDnnlSlot(out, pd.dst_desc(), step);
-  plan.slots[acc].dtype = rt::DType::I32;
-  auto outMd = dnnl::memory::desc({1, F, out.h, out.w}, dt::s8, tag::nhwc);
-  int dst = plan.newDnnlSlot(out, outMd, step);
-  auto q = cast<mlir::quant::UniformQuantizedType>(
-      getElementTypeOrSelf(conv.getResult().getType()));
-  plan.slots[dst].quant = {(float)q.getScale(), (int32_t)q.getZeroPoint()};
-  auto tables = std::make_shared<RequantTables>(p.requant, F);
-  int64_t pixels = out.h * out.w;
-  plan.addKernel(step, std::make_unique<PrimitiveKernel>(
-                           dnnl::convolution_forward(pd),
-                           std::vector<std::pair<int, int>>{
-                               {DNNL_ARG_SRC, src}, {DNNL_ARG_DST, acc}},
-                           std::unordered_map<int, dnnl::memory>{
-                               {DNNL_ARG_WEIGHTS, packedW},
-                               {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zp}},
-                           [=](Plan &pl) {
-                             requantizeChannelsLast(
-                                 static_cast<int32_t *>(pl.ptr(acc)), pixels, F,
-                                 *tables, static_cast<int8_t *>(pl.ptr(dst)));
-                           }));
-  // The requantization writes `dst`: make it an output of this kernel too.
-  plan.steps[step].kernels.back()->outputs.push_back(dst);
   return dst;
 }

@@ -34,6 +34,8 @@ RequantTables::RequantTables(const ref::Requant &r, int64_t channelCount) {
   fill(r.mult, mult, leftShift, rightShift, totalShift);
   fill(leaky ? r.negMult : r.mult, negMult, negLeftShift, negRightShift,
        negTotalShift);
+  for (size_t f = 0; f < leftShift.size(); ++f)
+    noLeftShift &= leftShift[f] == 0 && negLeftShift[f] == 0;
   for (auto *v : {&bias, &mult, &negMult, &leftShift, &rightShift,
                   &negLeftShift, &negRightShift, &totalShift, &negTotalShift}) {
     std::vector<int32_t> one(v->begin(), v->end());
@@ -41,6 +43,13 @@ RequantTables::RequantTables(const ref::Requant &r, int64_t channelCount) {
     for (int64_t k = 0; k < repeat; ++k)
       v->insert(v->end(), one.begin(), one.end());
   }
+}
+
+void RequantTables::setAccumulatorBound(int64_t maxAbs) {
+  int64_t maxBias = 0;
+  for (int32_t b : bias)
+    maxBias = std::max<int64_t>(maxBias, b < 0 ? -(int64_t)b : b);
+  biasAddCannotOverflow = maxAbs + maxBias <= INT32_MAX;
 }
 
 namespace {
@@ -149,6 +158,10 @@ chunkTosa(const int32_t *__restrict acc, int64_t pixels, int64_t C,
 // AVX-512 by hand: the compiler widens the whole row to 64-bit lanes; here
 // only the products are 64-bit (even and odd lanes, vpmuldq), the rest stays
 // in 16 x 32-bit lanes. Same arithmetic as chunkTFLite, so bit-identical.
+// Saturate = false when acc + bias cannot overflow int32 (bounded
+// accumulators, RequantTables::biasAddCannotOverflow): the saturation is then
+// the identity and is left out.
+template <bool Saturate>
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void
 chunkTFLiteAvx512Intrinsics(QSIM_REQUANT_TFLITE_ARGS) {
   const __m512i one = _mm512_set1_epi32(1),
@@ -165,11 +178,14 @@ chunkTFLiteAvx512Intrinsics(QSIM_REQUANT_TFLITE_ARGS) {
       __m512i av = _mm512_maskz_loadu_epi32(k, a + f);
       __m512i bv = _mm512_maskz_loadu_epi32(k, bias + f);
       // x = acc + bias, saturated (saturatingAdd).
-      __m512i sum = _mm512_add_epi32(av, bv);
-      __mmask16 overflow = _mm512_movepi32_mask(_mm512_and_si512(
-          _mm512_xor_si512(av, sum), _mm512_xor_si512(bv, sum)));
-      __m512i x = _mm512_mask_blend_epi32(
-          overflow, sum, _mm512_xor_si512(_mm512_srai_epi32(av, 31), int32Max));
+      __m512i sum = _mm512_add_epi32(av, bv), x = sum;
+      if (Saturate) {
+        __mmask16 overflow = _mm512_movepi32_mask(_mm512_and_si512(
+            _mm512_xor_si512(av, sum), _mm512_xor_si512(bv, sum)));
+        x = _mm512_mask_blend_epi32(
+            overflow, sum,
+            _mm512_xor_si512(_mm512_srai_epi32(av, 31), int32Max));
+      }
       __m512i mv = _mm512_maskz_loadu_epi32(k, m + f);
       __m512i rv = _mm512_maskz_loadu_epi32(k, rs + f);
       if (leaky) {
@@ -234,8 +250,12 @@ bool hasAvx512() {
 }
 TFLiteFn pickTFLite() {
   if (hasAvx512())
-    return chunkTFLiteAvx512Intrinsics;
+    return chunkTFLiteAvx512Intrinsics<true>;
   return __builtin_cpu_supports("avx2") ? chunkTFLiteAvx2 : chunkTFLiteBase;
+}
+/// The AVX-512 loop without saturation, where the CPU has AVX-512.
+TFLiteFn pickTFLiteUnsaturated() {
+  return hasAvx512() ? chunkTFLiteAvx512Intrinsics<false> : pickTFLite();
 }
 TosaFn pickTosa() {
   if (hasAvx512())
@@ -263,14 +283,33 @@ void chunkGeneric(const int32_t *acc, int64_t pixels, int64_t C,
 
 } // namespace
 
+namespace {
+
+/// `rows` rows of `repeat` pixels (the replicated tables' period).
+void requantizeRows(const int32_t *a, int64_t rows, const RequantTables &t,
+                    int8_t *o) {
+  static const TFLiteFn tfliteChunk = pickTFLite();
+  static const TFLiteFn tfliteUnsaturated = pickTFLiteUnsaturated();
+  static const TosaFn tosaChunk = pickTosa();
+  const int64_t row = t.repeat * t.channels;
+  if (t.tosa)
+    tosaChunk(a, rows, row, t.bias.data(), t.mult.data(), t.totalShift.data(),
+              t.negMult.data(), t.negTotalShift.data(), t.zpOut, t.lo, t.hi,
+              t.leaky, o);
+  else if (t.noLeftShift)
+    (t.biasAddCannotOverflow ? tfliteUnsaturated : tfliteChunk)(
+        a, rows, row, t.bias.data(), t.mult.data(), t.rightShift.data(),
+        t.negMult.data(), t.negRightShift.data(), t.zpOut, t.lo, t.hi, t.leaky,
+        o);
+  else
+    chunkGeneric(a, rows * t.repeat, t.channels, t, o);
+}
+
+} // namespace
+
 void qsim::interp::requantizeChannelsLast(const int32_t *acc, int64_t pixels,
                                           int64_t channels,
                                           const RequantTables &t, int8_t *out) {
-  static const TFLiteFn tfliteChunk = pickTFLite();
-  static const TosaFn tosaChunk = pickTosa();
-  bool noLeftShift = true;
-  for (size_t f = 0; f < t.leftShift.size(); ++f)
-    noLeftShift &= t.leftShift[f] == 0 && t.negLeftShift[f] == 0;
   // Rows of `repeat` pixels match the replicated tables; the pixels that do
   // not fill a row take the scalar path.
   const int64_t row = t.repeat * channels;
@@ -280,19 +319,21 @@ void qsim::interp::requantizeChannelsLast(const int32_t *acc, int64_t pixels,
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < chunks; ++k) {
     int64_t r0 = k * rowsPerChunk, n = std::min(rowsPerChunk, rows - r0);
-    const int32_t *a = acc + r0 * row;
-    int8_t *o = out + r0 * row;
-    if (t.tosa)
-      tosaChunk(a, n, row, t.bias.data(), t.mult.data(), t.totalShift.data(),
-                t.negMult.data(), t.negTotalShift.data(), t.zpOut, t.lo, t.hi,
-                t.leaky, o);
-    else if (noLeftShift)
-      tfliteChunk(a, n, row, t.bias.data(), t.mult.data(), t.rightShift.data(),
-                  t.negMult.data(), t.negRightShift.data(), t.zpOut, t.lo, t.hi,
-                  t.leaky, o);
-    else
-      chunkGeneric(a, n * t.repeat, channels, t, o);
+    requantizeRows(acc + r0 * row, n, t, out + r0 * row);
   }
+  int64_t done = rows * t.repeat;
+  if (done < pixels)
+    chunkGeneric(acc + done * channels, pixels - done, channels, t,
+                 out + done * channels);
+}
+
+void qsim::interp::requantizeChannelsLastSerial(const int32_t *acc,
+                                                int64_t pixels,
+                                                int64_t channels,
+                                                const RequantTables &t,
+                                                int8_t *out) {
+  const int64_t rows = pixels / t.repeat;
+  requantizeRows(acc, rows, t, out);
   int64_t done = rows * t.repeat;
   if (done < pixels)
     chunkGeneric(acc + done * channels, pixels - done, channels, t,

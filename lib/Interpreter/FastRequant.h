@@ -24,13 +24,27 @@ struct RequantTables {
   /// The tables hold `repeat` copies of the channel pattern so that a row
   /// (repeat pixels) has at least 64 elements for the vector loops.
   int64_t channels = 0, repeat = 1;
+  /// Every multiplier is below 1 (no left shift): the vector loops apply.
+  bool noLeftShift = true;
+  /// acc + bias never leaves int32 (setAccumulatorBound): the saturating
+  /// add is a plain add.
+  bool biasAddCannotOverflow = false;
   RequantTables(const ref::Requant &r, int64_t channels);
+  /// Records that |acc| <= maxAbs for every accumulator (e.g. K * 128 * 255
+  /// for K int8 products of a weight and an input minus its zero point).
+  void setAccumulatorBound(int64_t maxAbs);
 };
 
 /// out[p][f] = requant(acc[p][f]) for channels-last data.
 void requantizeChannelsLast(const int32_t *acc, int64_t pixels,
                             int64_t channels, const RequantTables &t,
                             int8_t *out);
+
+/// The same on the calling thread only (for callers that are already split
+/// over threads, e.g. one band of output rows per thread).
+void requantizeChannelsLastSerial(const int32_t *acc, int64_t pixels,
+                                  int64_t channels, const RequantTables &t,
+                                  int8_t *out);
 
 } // namespace qsim::interp
 

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qsim/InitAll.h"
+#include "qsim/Support/ThreadWaits.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/InitAllDialects.h"
@@ -98,6 +99,9 @@ mlir::LogicalResult setupPipeline(const mlir::MlirOptMainConfig &commandLine,
 } // namespace
 
 int main(int argc, char **argv) {
+  // Before anything else: the interpreter's OpenMP workers (calibration,
+  // evaluation, search) must not spin against other processes (issue 17).
+  qsim::preferPassiveThreadWaits(argv);
   // Diagnostics name the layer and its cfg line; dumping the whole op (with
   // its weights) after each one buries that. Users can still ask for it.
   std::vector<char *> args(argv, argv + argc);

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qsim/Evaluation/Sweep.h"
+#include "qsim/Support/ThreadWaits.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
@@ -133,6 +134,9 @@ std::string prepare(Options &o, const char *argv0) {
 } // namespace
 
 int main(int argc, char **argv) {
+  // Before anything else: the interpreter's OpenMP workers (calibration,
+  // evaluation, search) must not spin against other processes (issue 17).
+  qsim::preferPassiveThreadWaits(argv);
   Options o;
   CLI::App app{"qsim-sweep: evaluate a grid of configurations in shards, on "
                "this machine or a Slurm cluster.\n\n"

@@ -10,6 +10,7 @@
 
 #include "qsim/Runtime/AtomicFile.h"
 #include "qsim/Support/Diagnostics.h"
+#include "qsim/Support/ThreadWaits.h"
 #include "qsim/Target/ModelIO.h"
 #include "qsim/Train/Train.h"
 
@@ -242,6 +243,9 @@ void printSummary(const qsim::train::TrainSummary &summary,
 } // namespace
 
 int main(int argc, char **argv) {
+  // Before anything else: the interpreter's OpenMP workers (calibration,
+  // evaluation, search) must not spin against other processes (issue 17).
+  qsim::preferPassiveThreadWaits(argv);
   Args a;
   qsim::train::TrainOptions o;
   CLI::App app{
