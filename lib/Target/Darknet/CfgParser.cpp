@@ -28,6 +28,7 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
          "as a single line: convert it to LF line endings");
     return false;
   }
+  llvm::StringMap<unsigned> sectionKeys; // key -> its line, current section
   auto lexError = [&](unsigned line, const std::string &msg) {
     ok = false;
     diag(line, true, msg);
@@ -69,6 +70,7 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
       s.type = line.substr(1, close - 1);
       s.line = lineNo;
       sections.push_back(std::move(s));
+      sectionKeys.clear();
       continue;
     }
     size_t eq = line.find('=');
@@ -104,18 +106,17 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
         break;
       continue;
     }
-    CfgSection &s = sections.back();
-    bool dup = false;
-    for (const CfgOption &o : s.options)
-      if (o.key == key) {
-        diag(lineNo, false,
-             "duplicate key '" + key +
-                 "' ignored (Darknet uses the first, line " +
-                 std::to_string(o.line) + ")");
-        dup = true;
-      }
-    if (!dup)
-      s.options.push_back({key, value, lineNo, false});
+    // A map, not a scan of the section: a garbage file of a million keys
+    // in one section must not take quadratic time.
+    auto [first, isNew] = sectionKeys.try_emplace(key, lineNo);
+    if (!isNew) {
+      diag(lineNo, false,
+           "duplicate key '" + key +
+               "' ignored (Darknet uses the first, line " +
+               std::to_string(first->second) + ")");
+      continue;
+    }
+    sections.back().options.push_back({key, value, lineNo, false});
   }
   if (errors >= maxErrors)
     diag(lineNo, true,

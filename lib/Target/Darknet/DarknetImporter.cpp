@@ -561,14 +561,19 @@ bool Importer::checkKeys(CfgSection &section, StringRef type,
   for (CfgOption &o : section.options) {
     if (llvm::is_contained(known, StringRef(o.key)))
       continue;
-    std::string msg = "unknown key '" + o.key + "'";
-    std::string suggestion = suggestKey(type, o.key);
-    if (!suggestion.empty())
-      msg += " (did you mean '" + suggestion + "'?)";
     // [net] holds training hyperparameters of many Darknet forks; an
     // unknown one cannot change inference (a misspelt width/height/channels
     // is caught as missing), so it is only a warning there.
-    if (opts.allowUnknownKeys || type == "net") {
+    bool isWarning = opts.allowUnknownKeys || type == "net";
+    std::string msg = "unknown key '" + o.key + "'";
+    // No suggestion search for messages past the report limit: a garbage
+    // section can hold millions of keys.
+    if ((isWarning ? warnings : errors) < kMaxCfgErrors) {
+      std::string suggestion = suggestKey(type, o.key);
+      if (!suggestion.empty())
+        msg += " (did you mean '" + suggestion + "'?)";
+    }
+    if (isWarning) {
       r.warning(o.key, msg + "; kept for export only");
     } else {
       r.error(o.key, msg + "; use --allow-unknown-keys to accept it");
