@@ -46,7 +46,7 @@ fi
 QSIM_FUZZ_WRITE_SEEDS="$out/corpus/weights" "$out/bin/qsim-fuzz-weights" \
   -runs=0 "$out/corpus/weights" >/dev/null 2>&1
 
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
+export ASAN_OPTIONS="allow_user_poisoning=0:detect_leaks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 run() {
   kind="$1"

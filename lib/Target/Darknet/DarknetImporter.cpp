@@ -565,14 +565,17 @@ bool Importer::checkKeys(CfgSection &section, StringRef type,
     // unknown one cannot change inference (a misspelt width/height/channels
     // is caught as missing), so it is only a warning there.
     bool isWarning = opts.allowUnknownKeys || type == "net";
-    std::string msg = "unknown key '" + o.key + "'";
-    // No suggestion search for messages past the report limit: a garbage
-    // section can hold millions of keys.
-    if ((isWarning ? warnings : errors) < kMaxCfgErrors) {
-      std::string suggestion = suggestKey(type, o.key);
-      if (!suggestion.empty())
-        msg += " (did you mean '" + suggestion + "'?)";
+    // Past the report limit nothing more is shown: a garbage section of
+    // millions of keys must not cost a message (and a search for the key's
+    // line) each.
+    if (isWarning ? warnings >= kMaxCfgErrors : errors > kMaxCfgErrors) {
+      ok &= isWarning;
+      continue;
     }
+    std::string msg = "unknown key '" + o.key + "'";
+    std::string suggestion = suggestKey(type, o.key);
+    if (!suggestion.empty())
+      msg += " (did you mean '" + suggestion + "'?)";
     if (isWarning) {
       r.warning(o.key, msg + "; kept for export only");
     } else {
