@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 using namespace mlir;
 using namespace qsim;
@@ -186,6 +187,7 @@ bool ModelRun::runImage(const std::string &path, const rt::Image &image,
     error = dumpError;
     return false;
   }
+  result.nonFiniteHint = diagnoseNonFinite();
   if (reference && !compareImage(image, io, result, path, error))
     return false;
   if (!opts.dumpDir.empty()) {
@@ -198,6 +200,74 @@ bool ModelRun::runImage(const std::string &path, const rt::Image &image,
     return false;
   ++images;
   return true;
+}
+
+static size_t countNonFinite(ArrayRef<float> values) {
+  return llvm::count_if(values, [](float v) { return !std::isfinite(v); });
+}
+
+/// What in a layer's weights makes NaN or infinities: non-finite values,
+/// or a batch norm's negative variance (Darknet takes its square root).
+/// Empty when the weights are sound.
+static std::string weightTrouble(Operation *head) {
+  SmallVector<Operation *, 2> ops = {head};
+  if (head->getNumResults() == 1 && head->getResult(0).hasOneUse())
+    if (auto bn = dyn_cast<BatchNormOp>(*head->getResult(0).user_begin()))
+      ops.push_back(bn);
+  size_t nonFinite = 0, total = 0, negativeVariance = 0;
+  for (Operation *op : ops)
+    for (NamedAttribute a : op->getAttrs()) {
+      auto values = dyn_cast<ElementsAttr>(a.getValue());
+      if (!values || !isa<FloatType>(values.getElementType()))
+        continue;
+      std::vector<float> v = getFloats(values);
+      total += v.size();
+      nonFinite += countNonFinite(v);
+      if (isa<BatchNormOp>(op) && a.getName() == "variance")
+        negativeVariance += llvm::count_if(v, [](float x) { return x < 0; });
+    }
+  std::string why;
+  if (nonFinite)
+    why = strprintf("its weights hold %zu NaN/Inf values (of %zu)", nonFinite,
+                    total);
+  if (negativeVariance)
+    why += strprintf("%sits batch-norm variance has %zu negative values "
+                     "(their square root is NaN)",
+                     why.empty() ? "" : "; ", negativeVariance);
+  return why;
+}
+
+/// When the outputs hold NaN or infinities (a detector then reports 0
+/// candidates, a classifier NaN probabilities): the first layer that output
+/// one, found by running the input again once, and what in its weights
+/// explains it.
+std::string ModelRun::diagnoseNonFinite() {
+  bool nonFiniteOutput = false;
+  for (const rt::Tensor &t : ex->outputs())
+    nonFiniteOutput |= countNonFinite(t.toFloat()) != 0;
+  if (!nonFiniteOutput)
+    return "";
+  if (nonFiniteHint)
+    return *nonFiniteHint;
+  std::optional<size_t> first;
+  ex->setStepHook([&](size_t i) {
+    if (!first && countNonFinite(ex->stepOutput(i).toFloat()))
+      first = i;
+  });
+  ex->run();
+  if (hooked)
+    installHook();
+  else
+    ex->setStepHook(nullptr);
+  if (!first)
+    return *(nonFiniteHint = "the outputs hold NaN/Inf");
+  const interp::StepInfo &step = ex->steps()[*first];
+  std::string why = weightTrouble(step.head);
+  if (why.empty())
+    why = "its weights are finite (its values overflow a float)";
+  nonFiniteHint = "the outputs hold NaN/Inf: " + step.label +
+                  " is the first layer to output one; " + why;
+  return *nonFiniteHint;
 }
 
 bool ModelRun::evaluateImage(const std::string &path, InferenceResult &result,

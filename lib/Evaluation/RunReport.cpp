@@ -40,19 +40,19 @@ void qsim::eval::printImageResult(llvm::raw_ostream &os,
   if (!r.top.empty()) {
     for (auto [id, p] : r.top)
       os << strprintf("  %6.2f%%  %s\n", p * 100, className(names, id).c_str());
-    return;
-  }
-  if (r.reported.empty()) {
+  } else if (r.reported.empty()) {
     os << strprintf("  no detections above the threshold (%zu candidates)\n",
                     r.candidates);
-    return;
+  } else {
+    os << strprintf("  %-24s %7s %6s %6s %6s %6s\n", "class", "prob", "left",
+                    "top", "right", "bottom");
+    for (const auto &d : r.reported)
+      os << strprintf("  %-24s %6.2f%% %6d %6d %6d %6d\n",
+                      className(names, d.classId).c_str(), d.prob * 100,
+                      d.left, d.top, d.right, d.bottom);
   }
-  os << strprintf("  %-24s %7s %6s %6s %6s %6s\n", "class", "prob", "left",
-                  "top", "right", "bottom");
-  for (const auto &d : r.reported)
-    os << strprintf("  %-24s %6.2f%% %6d %6d %6d %6d\n",
-                    className(names, d.classId).c_str(), d.prob * 100, d.left,
-                    d.top, d.right, d.bottom);
+  if (!r.nonFiniteHint.empty())
+    os << "  hint: " << r.nonFiniteHint << "\n";
 }
 
 json qsim::eval::imageResultJson(const std::string &path,
@@ -62,6 +62,8 @@ json qsim::eval::imageResultJson(const std::string &path,
             {"width", r.imageW},
             {"height", r.imageH},
             {"forward_ms", r.forwardMillis}};
+  if (!r.nonFiniteHint.empty())
+    j["hint"] = r.nonFiniteHint;
   if (!r.top.empty()) {
     json top = json::array();
     for (auto [id, p] : r.top)

@@ -64,6 +64,10 @@ struct InferenceResult {
   std::vector<std::pair<int, float>> top;
   size_t candidates = 0;
   double forwardMillis = 0;
+  /// Set when the outputs hold NaN or infinities: the first layer that
+  /// produced one and why ("layer 3 (convolutional) ...: its weights hold
+  /// 12 NaN/Inf values").
+  std::string nonFiniteHint;
 };
 
 /// Runs the model on a preprocessed input already set on the executor and

@@ -183,6 +183,7 @@ private:
   bool evaluateImage(const std::string &path, InferenceResult &result,
                      std::string &error);
   LayerRef layerRef(size_t step) const;
+  std::string diagnoseNonFinite();
 
   mlir::ModuleOp model;
   RunOptions opts;
@@ -196,6 +197,8 @@ private:
   std::vector<std::vector<double>> overflowProducts, overflowAccumulators;
   std::unique_ptr<rt::MapEvaluator> evaluator;
   std::unique_ptr<Reference> reference;
+  /// diagnoseNonFinite's finding (the forward pass is repeated once).
+  std::optional<std::string> nonFiniteHint;
 };
 
 } // namespace qsim::eval

@@ -2,6 +2,7 @@
 
 #include "qsim/Target/Darknet/CfgParser.h"
 
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
 
@@ -16,7 +17,15 @@ using llvm::StringRef;
 bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
                            const CfgDiagFn &diag, unsigned maxErrors) {
   bool ok = true;
-  unsigned lineNo = 0, errors = 0;
+  unsigned lineNo = 0, errors = 0, warnings = 0;
+  // At most maxErrors warnings are passed on (the caller stops showing them
+  // there): millions of them in a garbage file cost no message each.
+  auto warn = [&](unsigned line, llvm::function_ref<std::string()> msg) {
+    if (warnings < maxErrors) {
+      ++warnings;
+      diag(line, false, msg());
+    }
+  };
   // Darknet would read "\xEF\xBB\xBF[net]" as a malformed option; editors
   // add the mark invisibly, so it is dropped with a warning.
   if (text.consume_front("\xEF\xBB\xBF"))
@@ -28,6 +37,7 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
          "as a single line: convert it to LF line endings");
     return false;
   }
+  llvm::StringMap<unsigned> sectionKeys; // key -> its line, current section
   auto lexError = [&](unsigned line, const std::string &msg) {
     ok = false;
     diag(line, true, msg);
@@ -61,14 +71,23 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
           continue;
         }
         // Darknet would read "[convolutional]#c" as an unknown section.
-        diag(lineNo, false,
-             "comment after a section header ignored (Darknet would not "
-             "recognise this section)");
+        warn(lineNo, [] {
+          return "comment after a section header ignored (Darknet would not "
+                 "recognise this section)";
+        });
+      }
+      if (sections.size() == kMaxCfgSections) {
+        diag(lineNo, true,
+             "more than " + std::to_string(kMaxCfgSections) +
+                 " sections: not a Darknet cfg (the largest have about "
+                 "1000)");
+        return false;
       }
       CfgSection s;
       s.type = line.substr(1, close - 1);
       s.line = lineNo;
       sections.push_back(std::move(s));
+      sectionKeys.clear();
       continue;
     }
     size_t eq = line.find('=');
@@ -83,9 +102,10 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
     // relu); we strip them and say so.
     size_t hash = value.find_first_of("#;");
     if (hash != std::string::npos) {
-      diag(lineNo, false,
-           "inline comment stripped from '" + key +
-               "' (Darknet would read the value '" + value + "')");
+      warn(lineNo, [&] {
+        return "inline comment stripped from '" + key +
+               "' (Darknet would read the value '" + value + "')";
+      });
       value.resize(hash);
     }
     if (key.empty()) {
@@ -104,18 +124,26 @@ bool qsim::darknet::lexCfg(StringRef text, std::vector<CfgSection> &sections,
         break;
       continue;
     }
-    CfgSection &s = sections.back();
-    bool dup = false;
-    for (const CfgOption &o : s.options)
-      if (o.key == key) {
-        diag(lineNo, false,
-             "duplicate key '" + key +
-                 "' ignored (Darknet uses the first, line " +
-                 std::to_string(o.line) + ")");
-        dup = true;
-      }
-    if (!dup)
-      s.options.push_back({key, value, lineNo, false});
+    // A map, not a scan of the section: a garbage file of a million keys
+    // in one section must not take quadratic time.
+    auto [first, isNew] = sectionKeys.try_emplace(key, lineNo);
+    if (!isNew) {
+      warn(lineNo, [&, firstLine = first->second] {
+        return "duplicate key '" + key +
+               "' ignored (Darknet uses the first, line " +
+               std::to_string(firstLine) + ")";
+      });
+      continue;
+    }
+    if (sections.back().options.size() == kMaxCfgSectionKeys) {
+      diag(lineNo, true,
+           "section [" + sections.back().type + "] of line " +
+               std::to_string(sections.back().line) + " has more than " +
+               std::to_string(kMaxCfgSectionKeys) +
+               " keys: not a Darknet cfg (its sections have fewer than 100)");
+      return false;
+    }
+    sections.back().options.push_back({key, value, lineNo, false});
   }
   if (errors >= maxErrors)
     diag(lineNo, true,

@@ -561,14 +561,22 @@ bool Importer::checkKeys(CfgSection &section, StringRef type,
   for (CfgOption &o : section.options) {
     if (llvm::is_contained(known, StringRef(o.key)))
       continue;
+    // [net] holds training hyperparameters of many Darknet forks; an
+    // unknown one cannot change inference (a misspelt width/height/channels
+    // is caught as missing), so it is only a warning there.
+    bool isWarning = opts.allowUnknownKeys || type == "net";
+    // Past the report limit nothing more is shown: a garbage section of
+    // millions of keys must not cost a message (and a search for the key's
+    // line) each.
+    if (isWarning ? warnings >= kMaxCfgErrors : errors > kMaxCfgErrors) {
+      ok &= isWarning;
+      continue;
+    }
     std::string msg = "unknown key '" + o.key + "'";
     std::string suggestion = suggestKey(type, o.key);
     if (!suggestion.empty())
       msg += " (did you mean '" + suggestion + "'?)";
-    // [net] holds training hyperparameters of many Darknet forks; an
-    // unknown one cannot change inference (a misspelt width/height/channels
-    // is caught as missing), so it is only a warning there.
-    if (opts.allowUnknownKeys || type == "net") {
+    if (isWarning) {
       r.warning(o.key, msg + "; kept for export only");
     } else {
       r.error(o.key, msg + "; use --allow-unknown-keys to accept it");

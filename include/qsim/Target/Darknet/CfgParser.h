@@ -40,6 +40,11 @@ using CfgDiagFn =
 
 /// At most this many errors are reported per file; then "too many errors".
 constexpr unsigned kMaxCfgErrors = 20;
+/// Darknet's sections have fewer than 100 keys and its largest cfgs about
+/// 1000 sections: a file beyond these is refused as garbage before it costs
+/// time and memory.
+constexpr size_t kMaxCfgSectionKeys = 4096;
+constexpr size_t kMaxCfgSections = 100000;
 
 /// Splits `text` into sections. Returns false after reporting the problems
 /// (at most `maxErrors`, then a final "too many errors").
