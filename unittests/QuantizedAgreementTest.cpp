@@ -183,6 +183,18 @@ QuantizeOptions opts(bool perChannel, bool symmetric, bool pow2, int acc,
   return o;
 }
 
+/// `o` with weight-bits=`bits` (2..8: narrower grids stored in i8).
+QuantizeOptions withWeightBits(QuantizeOptions o, int bits) {
+  o.weightBits = bits;
+  return o;
+}
+
+/// `o` with activation-bits=16: W8A16 layers where they have that form.
+QuantizeOptions withActivationBits(QuantizeOptions o, int bits) {
+  o.activationBits = bits;
+  return o;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Nets, QuantizedAgreement,
     ::testing::Values(
@@ -197,7 +209,16 @@ INSTANTIATE_TEST_SUITE_P(
         QCase{"int16_accumulator", kAllKinds, "all-int8",
               opts(true, false, false, 16, rt::Rounding::TFLite)},
         QCase{"hybrid", kAllKinds, "hybrid",
-              opts(true, false, false, 32, rt::Rounding::TFLite)}),
+              opts(true, false, false, 32, rt::Rounding::TFLite)},
+        QCase{"weight_bits_4", kAllKinds, "all-int8",
+              withWeightBits(
+                  opts(true, false, false, 32, rt::Rounding::TFLite), 4)},
+        QCase{"weight_bits_3_per_tensor", kAllKinds, "all-int8",
+              withWeightBits(
+                  opts(false, true, false, 32, rt::Rounding::TFLite), 3)},
+        QCase{"w8a16", kAllKinds, "all-int8",
+              withActivationBits(
+                  opts(true, false, false, 32, rt::Rounding::TFLite), 16)}),
     [](const auto &info) { return std::string(info.param.name); });
 
 TEST(QuantizedAgreement, Fp16IsCloseToFloat) {
@@ -224,6 +245,57 @@ TEST(QuantizedAgreement, Fp16IsCloseToFloat) {
   EXPECT_EQ(half[0].dtype(), rt::DType::F16);
   EXPECT_GT(sqnr(flt.back().toFloat(), half.back().toFloat()), 40.0);
   EXPECT_GT(sqnr(half2.back().toFloat(), half.back().toFloat()), 60.0);
+}
+
+/// Output SQNR (dB) against the float model of kAllKinds quantized
+/// all-int8 with `o`, on one input.
+double quantizedSqnr(const QuantizeOptions &o) {
+  mlir::DialectRegistry registry;
+  registerQSimDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  darknet::ImportOptions io;
+  io.randomSeed = 11;
+  auto module = darknet::importDarknetFromString(&ctx, kAllKinds, "sqnr", io);
+  EXPECT_TRUE(module);
+  if (!module)
+    return 0;
+  auto floatModule = module->clone();
+  registerQSimPasses();
+  mlir::PassManager pm(&ctx);
+  std::string errs;
+  llvm::raw_string_ostream es(errs);
+  EXPECT_TRUE(succeeded(mlir::parsePassPipeline("qsim-fold-batchnorm", pm, es)));
+  EXPECT_TRUE(succeeded(pm.run(*module)));
+  CalibrationOptions co;
+  co.images = calibrationImages();
+  co.progress = false;
+  std::string error;
+  EXPECT_TRUE(calibrateModule(*module, co, error)) << error;
+  PrecisionPlan plan;
+  plan.preset = PrecisionPreset::AllInt8;
+  EXPECT_TRUE(succeeded(assignPrecision(*module, plan)));
+  EXPECT_TRUE(succeeded(quantizeModule(*module, o)));
+  rt::Tensor input(rt::DType::F32, 3, 20, 24);
+  for (int64_t i = 0; i < input.numel(); ++i)
+    input.f32()[i] = ((i * 2654435761u) % 1000) / 1000.0f;
+  auto q = runAll(*module, KernelSet::Fast, input);
+  auto flt = runAll(floatModule, KernelSet::Reference, input);
+  if (q.empty() || flt.empty())
+    return 0;
+  return sqnr(flt.back().toFloat(), q.back().toFloat());
+}
+
+// Wider activations lose less, narrower weights more (the same network,
+// calibration and input).
+TEST(QuantizedAgreement, BitWidthsOrderTheError) {
+  QuantizeOptions w8a8, w8a16, w4a8;
+  w8a16.activationBits = 16;
+  w4a8.weightBits = 4;
+  double a8 = quantizedSqnr(w8a8), a16 = quantizedSqnr(w8a16),
+         w4 = quantizedSqnr(w4a8);
+  EXPECT_GT(a16, a8 + 3.0) << "W8A16 " << a16 << " dB vs W8A8 " << a8;
+  EXPECT_LT(w4, a8 - 3.0) << "W4A8 " << w4 << " dB vs W8A8 " << a8;
 }
 
 } // namespace

@@ -21,6 +21,8 @@ struct AdaRoundPass : public qsim::impl::AdaRoundPassBase<AdaRoundPass> {
     return failure();
   }
   LogicalResult checkOptions() {
+    if (weightBits < 2 || weightBits > 8)
+      return fail("weight-bits=" + Twine(weightBits) + " is outside 2..8");
     if (iterations < 0)
       return fail("iterations must be >= 0");
     if (samples < 1)
@@ -51,6 +53,7 @@ struct AdaRoundPass : public qsim::impl::AdaRoundPassBase<AdaRoundPass> {
     o.quantize.symmetricActivations =
         activations == ActivationScheme::Symmetric;
     o.quantize.pow2Scales = scale == ScaleKind::Pow2 || calibratedLog2(module);
+    o.quantize.weightBits = weightBits;
     o.executor.threads = threads;
     o.iterations = iterations;
     o.samples = samples;

@@ -20,6 +20,11 @@ struct BiasCorrectPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     using namespace quantization;
+    if (weightBits < 2 || weightBits > 8) {
+      module.emitError() << "--qsim-bias-correct: weight-bits=" << weightBits
+                         << " is outside 2..8";
+      return signalPassFailure();
+    }
     if (images.empty()) {
       module.emitError() << "--qsim-bias-correct needs images=DIR (or a "
                             "comma-separated list of files)";
@@ -42,6 +47,7 @@ struct BiasCorrectPass
     o.quantize.symmetricActivations =
         activations == ActivationScheme::Symmetric;
     o.quantize.pow2Scales = scale == ScaleKind::Pow2 || calibratedLog2(module);
+    o.quantize.weightBits = weightBits;
     o.executor.threads = threads;
     o.progress = progress;
     auto rows = correctBiases(module, inputs, o);
