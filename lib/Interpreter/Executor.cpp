@@ -1008,23 +1008,21 @@ bool PlanBuilder::buildInt16Op(Operation *op, int step) {
   plan.valueSlots[result] = dst;
   CHW in = chwOf(op->getOperand(0)), outS = chwOf(result);
   if (auto mp = dyn_cast<MaxPoolOp>(op)) {
-    int64_t size = mp.getSize(), sy = mp.getStride()[0],
-            sx = mp.getStride()[1], pad = mp.getPadding();
+    int64_t size = mp.getSize(), sy = mp.getStride()[0], sx = mp.getStride()[1],
+            pad = mp.getPadding();
     plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::maxPoolInt16(static_cast<int16_t *>(pl.ptr(src)), in,
-                                       size, sy, sx, pad,
-                                       static_cast<int16_t *>(pl.ptr(dst)),
-                                       outS);
+                     ref::maxPoolInt16(
+                         static_cast<int16_t *>(pl.ptr(src)), in, size, sy, sx,
+                         pad, static_cast<int16_t *>(pl.ptr(dst)), outS);
                    }));
     return true;
   }
   if (auto up = dyn_cast<UpsampleOp>(op)) {
     int64_t stride = up.getStride();
     plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::upsampleInt16(static_cast<int16_t *>(pl.ptr(src)),
-                                        in, stride,
-                                        static_cast<int16_t *>(pl.ptr(dst)),
-                                        outS);
+                     ref::upsampleInt16(
+                         static_cast<int16_t *>(pl.ptr(src)), in, stride,
+                         static_cast<int16_t *>(pl.ptr(dst)), outS);
                    }));
     return true;
   }
@@ -1054,8 +1052,7 @@ bool PlanBuilder::buildInt16Weighted(Operation *op, int step) {
   if (!mult || !shift ||
       !readInts(op, weight ? std::optional<ElementsAttr>(weight) : std::nullopt,
                 "int8 weights", count, p->weight, error))
-    return error.empty() ? fail(op, "has no requantization constants")
-                         : false;
+    return error.empty() ? fail(op, "has no requantization constants") : false;
   ref::Requant16 &r = p->requant;
   r.act = op->getAttrOfType<ActivationAttr>("activation").getValue();
   float sOut = quantOf(result.getType()).first;
@@ -1064,9 +1061,8 @@ bool PlanBuilder::buildInt16Weighted(Operation *op, int step) {
   if (negMult && negShift)
     r.negMult = fixedPoints(negMult.asArrayRef(), negShift.asArrayRef());
   r.bias.assign(channels, 0);
-  if (bias &&
-      !readInts(op, std::optional<ElementsAttr>(bias), "int32 biases",
-                channels, r.bias, error))
+  if (bias && !readInts(op, std::optional<ElementsAttr>(bias), "int32 biases",
+                        channels, r.bias, error))
     return false;
   int src = plan.plainOf(slotOf(input), step);
   int dst = plan.newSlot(outS, rt::DType::I16, step);

@@ -61,26 +61,26 @@ void ref::conv2dInt8(const int8_t *in, const CHW &inShape,
                      const ConvInt8Params &ip, int8_t *out,
                      const CHW &outShape) {
   const int64_t ohw = outShape.h * outShape.w;
-  convAccumulate<int8_t, int32_t>(
-      in, inShape, ip.conv, ip.weight, ip.zpIn, ip.accumulatorBits == 16,
-      outShape, [&](int64_t f, const int32_t *acc) {
-        int8_t *o = out + f * ohw;
-        for (int64_t i = 0; i < ohw; ++i)
-          o[i] = ip.requant.apply(acc[i], f);
-      });
+  convAccumulate<int8_t, int32_t>(in, inShape, ip.conv, ip.weight, ip.zpIn,
+                                  ip.accumulatorBits == 16, outShape,
+                                  [&](int64_t f, const int32_t *acc) {
+                                    int8_t *o = out + f * ohw;
+                                    for (int64_t i = 0; i < ohw; ++i)
+                                      o[i] = ip.requant.apply(acc[i], f);
+                                  });
 }
 
 void ref::conv2dInt16(const int16_t *in, const CHW &inShape,
                       const ConvInt16Params &ip, int16_t *out,
                       const CHW &outShape) {
   const int64_t ohw = outShape.h * outShape.w;
-  convAccumulate<int16_t, int64_t>(
-      in, inShape, ip.conv, ip.weight, 0, false, outShape,
-      [&](int64_t f, const int64_t *acc) {
-        int16_t *o = out + f * ohw;
-        for (int64_t i = 0; i < ohw; ++i)
-          o[i] = ip.requant.apply(acc[i], f);
-      });
+  convAccumulate<int16_t, int64_t>(in, inShape, ip.conv, ip.weight, 0, false,
+                                   outShape,
+                                   [&](int64_t f, const int64_t *acc) {
+                                     int16_t *o = out + f * ohw;
+                                     for (int64_t i = 0; i < ohw; ++i)
+                                       o[i] = ip.requant.apply(acc[i], f);
+                                   });
 }
 
 void ref::connectedInt8(const int8_t *in, int64_t inputs,
@@ -126,8 +126,8 @@ int32_t ref::multiplyByFixedPoint64(int64_t x, rt::FixedPoint m) {
     mag = (mag + ((unsigned __int128)1 << (m.shift - 1))) >> m.shift;
   else if (m.shift < 0)
     mag <<= -m.shift;
-  const unsigned __int128 limit = negative ? (unsigned __int128)1 << 31
-                                           : ((unsigned __int128)1 << 31) - 1;
+  const unsigned __int128 limit =
+      negative ? (unsigned __int128)1 << 31 : ((unsigned __int128)1 << 31) - 1;
   if (mag > limit)
     return negative ? INT32_MIN : INT32_MAX;
   return negative ? (int32_t)(-(int64_t)mag) : (int32_t)mag;

@@ -105,8 +105,8 @@ void requantize(const int32_t *acc, int64_t pixels, int64_t channels,
 /// Requant16.
 void conv2dInt16(const int16_t *in, const CHW &inShape,
                  const ConvInt16Params &p, int16_t *out, const CHW &outShape);
-void connectedInt16(const int16_t *in, int64_t inputs,
-                    const ConvInt16Params &p, int64_t outputs, int16_t *out);
+void connectedInt16(const int16_t *in, int64_t inputs, const ConvInt16Params &p,
+                    int64_t outputs, int16_t *out);
 void maxPoolInt16(const int16_t *in, const CHW &inShape, int64_t size,
                   int64_t sy, int64_t sx, int64_t padding, int16_t *out,
                   const CHW &outShape);

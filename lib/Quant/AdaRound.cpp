@@ -125,9 +125,10 @@ Matrix optimize(const Problem &p, const ConstMap &h, double nearestLoss,
   for (int64_t k = 0; k < n; ++k) {
     double r = 1 / (1 + std::exp(-v.data()[k])) * (kZeta - kGamma) + kGamma;
     q.data()[k] =
-        p.fixed[k] ? p.nearest.data()[k]
-                   : std::min(p.qmax, std::max(-p.qmax, p.floorGrid.data()[k] +
-                                                            (r >= 0.5 ? 1 : 0)));
+        p.fixed[k]
+            ? p.nearest.data()[k]
+            : std::min(p.qmax, std::max(-p.qmax, p.floorGrid.data()[k] +
+                                                     (r >= 0.5 ? 1 : 0)));
   }
   return q;
 }

@@ -435,9 +435,9 @@ LogicalResult Quantizer::run() {
     return failure();
   for (int64_t i : opts.int16Layers) {
     if (i >= (int64_t)layers->size())
-      return module.emitError() << "int16-layers: layer " << i
-                                << " does not exist (the model has "
-                                << layers->size() << " layers)";
+      return module.emitError()
+             << "int16-layers: layer " << i << " does not exist (the model has "
+             << layers->size() << " layers)";
     const Layer &l = (*layers)[i];
     if (getAssignedPrecision(l) != "int8")
       return l.head->emitError()

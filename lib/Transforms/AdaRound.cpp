@@ -22,7 +22,8 @@ struct AdaRoundPass : public qsim::impl::AdaRoundPassBase<AdaRoundPass> {
   }
   LogicalResult checkOptions() {
     if (weightBits < 2 || weightBits > 8)
-      return fail("weight-bits=" + Twine(weightBits) + " is outside 2..8");
+      return fail("weight-bits=" + Twine(static_cast<int>(weightBits)) +
+                  " is outside 2..8");
     if (iterations < 0)
       return fail("iterations must be >= 0");
     if (samples < 1)

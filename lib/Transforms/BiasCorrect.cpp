@@ -21,8 +21,8 @@ struct BiasCorrectPass
     ModuleOp module = getOperation();
     using namespace quantization;
     if (weightBits < 2 || weightBits > 8) {
-      module.emitError() << "--qsim-bias-correct: weight-bits=" << weightBits
-                         << " is outside 2..8";
+      module.emitError() << "--qsim-bias-correct: weight-bits="
+                         << static_cast<int>(weightBits) << " is outside 2..8";
       return signalPassFailure();
     }
     if (images.empty()) {

@@ -18,13 +18,14 @@ struct QuantizePass : public qsim::impl::QuantizePassBase<QuantizePass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     if (weightBits < 2 || weightBits > 8) {
-      module.emitError() << "--qsim-quantize: weight-bits=" << weightBits
-                         << " is outside 2..8";
+      module.emitError() << "--qsim-quantize: weight-bits="
+                         << static_cast<int>(weightBits) << " is outside 2..8";
       return signalPassFailure();
     }
     if (activationBits != 8 && activationBits != 16) {
       module.emitError() << "--qsim-quantize: activation-bits="
-                         << activationBits << " is neither 8 nor 16";
+                         << static_cast<int>(activationBits)
+                         << " is neither 8 nor 16";
       return signalPassFailure();
     }
     quantization::QuantizeOptions o;

@@ -59,7 +59,8 @@ TEST_P(NarrowWeightConv, IntegerKernelMatchesFloatReference) {
   p.weight.resize(w.size());
   for (int64_t f = 0; f < outS.c; ++f)
     for (int64_t i = 0; i < per; ++i) {
-      p.weight[f * per + i] = rt::quantizeWeight(w[f * per + i], sw[f], tc.bits);
+      p.weight[f * per + i] =
+          rt::quantizeWeight(w[f * per + i], sw[f], tc.bits);
       ASSERT_LE(std::abs(p.weight[f * per + i]), qmax);
     }
   // The float reference: the dequantized values through a float conv.
@@ -69,8 +70,7 @@ TEST_P(NarrowWeightConv, IntegerKernelMatchesFloatReference) {
   for (int64_t f = 0; f < outS.c; ++f)
     for (int64_t i = 0; i < per; ++i)
       wf[f * per + i] = p.weight[f * per + i] * sw[f];
-  ref::conv2d(xf.data(), inS, wf.data(), bias.data(), p.conv, ref.data(),
-              outS);
+  ref::conv2d(xf.data(), inS, wf.data(), bias.data(), p.conv, ref.data(), outS);
   float lo = 0, hi = 0;
   for (float &v : ref) {
     if (tc.act == Activation::leaky && v < 0)
@@ -133,11 +133,12 @@ TEST(Int16Kernels, FixedPointMultiply64) {
   for (int k = 0; k < 2000; ++k) {
     int64_t x = ux(rng) >> (k % 30);
     rt::FixedPoint m = rt::quantizeMultiplier(um(rng));
-    long double exact = (long double)x * m.multiplier /
-                        std::ldexp((long double)1, m.shift);
-    long double want = exact >= 0 ? std::floor(exact + 0.5L)
-                                  : -std::floor(-exact + 0.5L);
-    want = std::max<long double>(INT32_MIN, std::min<long double>(INT32_MAX, want));
+    long double exact =
+        (long double)x * m.multiplier / std::ldexp((long double)1, m.shift);
+    long double want =
+        exact >= 0 ? std::floor(exact + 0.5L) : -std::floor(-exact + 0.5L);
+    want = std::max<long double>(INT32_MIN,
+                                 std::min<long double>(INT32_MAX, want));
     ASSERT_EQ((int64_t)want, ref::multiplyByFixedPoint64(x, m))
         << "x=" << x << " multiplier=" << m.multiplier << " shift=" << m.shift;
   }

@@ -147,8 +147,8 @@ TEST(QuantMath, NarrowWeightGrids) {
   EXPECT_EQ(quantizeWeight(-0.3f, pc[1], 4), -1); // -1.05 -> -1
   EXPECT_EQ(quantizeWeight(5.0f, pc[0], 4), 7);
   EXPECT_EQ(quantizeWeight(-1e30f, pc[0], 4), -7);
-  EXPECT_EQ(quantizeWeight(0.9f, p2[0], 2), 0);   // 0.45 -> 0
-  EXPECT_EQ(quantizeWeight(1.0f, p2[0], 2), 1);   // the tie 0.5 -> 1
+  EXPECT_EQ(quantizeWeight(0.9f, p2[0], 2), 0); // 0.45 -> 0
+  EXPECT_EQ(quantizeWeight(1.0f, p2[0], 2), 1); // the tie 0.5 -> 1
   EXPECT_EQ(quantizeWeight(-3.0f, p2[0], 2), -1);
   // Every rounded weight is within half a step of the float weight.
   for (int bits = 2; bits <= 8; ++bits) {

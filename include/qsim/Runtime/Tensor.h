@@ -64,8 +64,8 @@ public:
 
   /// Deep copy with its own storage.
   Tensor clone() const;
-  /// Values as real numbers: f32 as is, f16 widened, i8/i16/i32 dequantized with
-  /// `quant` (i32 with scale only).
+  /// Values as real numbers: f32 as is, f16 widened, i8/i16/i32 dequantized
+  /// with `quant` (i32 with scale only).
   std::vector<float> toFloat() const;
   float valueAt(int64_t i) const;
 

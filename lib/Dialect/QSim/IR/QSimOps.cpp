@@ -111,9 +111,9 @@ static LogicalResult verifyWeightRange(Operation *op, ElementsAttr weight,
   }
   for (size_t i = 0; i < raw.size(); ++i)
     if ((int8_t)raw[i] < -q || (int8_t)raw[i] > q)
-      return layerError(op) << "weight " << i << " is " << (int)(int8_t)raw[i]
-                            << ", outside weight_quant's range [" << -q << ", "
-                            << q << "]";
+      return layerError(op)
+             << "weight " << i << " is " << (int)(int8_t)raw[i]
+             << ", outside weight_quant's range [" << -q << ", " << q << "]";
   return success();
 }
 
@@ -215,14 +215,15 @@ static LogicalResult verifyElementTypes(Operation *op) {
                                "scale:zero_point> nor !quant.uniform<i16:f32, "
                                "scale>";
   bool int16 = llvm::any_of(all, isInt16Activation);
-  if (int16 && !isa<Conv2DOp, ConnectedOp, MaxPoolOp, UpsampleOp, DropoutOp>(op))
+  if (int16 &&
+      !isa<Conv2DOp, ConnectedOp, MaxPoolOp, UpsampleOp, DropoutOp>(op))
     return layerError(op) << "has no int16 (W8A16) form: int16 activations "
                              "are for convolutional, connected, maxpool, "
                              "upsample and dropout layers";
   if (int16 && isa<MaxPoolOp, UpsampleOp, DropoutOp>(op)) {
     if (types[0] != result)
-      return layerError(op) << "an int16 " << op->getName()
-                            << " keeps its input's scale";
+      return layerError(op)
+             << "an int16 " << op->getName() << " keeps its input's scale";
     if (auto up = dyn_cast<UpsampleOp>(op); up && !up.hasInt8Form())
       return layerError(op) << "int16 upsampling needs a positive stride and "
                                "scale 1";
