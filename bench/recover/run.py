@@ -9,13 +9,23 @@ For each model, the float model and int8 variants built by qsim-opt:
   +cle+bc     ... and --qsim-bias-correct before quantizing
   +cle+ar+bc  ... and --qsim-adaround before the bias correction
   +bc, +ar+bc without equalization
+  w4, w4+ar, w4+ar+bc, ...
+              --qsim-quantize weight-bits=4 (any w2..w8; --qsim-adaround and
+              --qsim-bias-correct get the same weight-bits)
+  a16, ...    --qsim-quantize activation-bits=16 (W8A16 wherever it applies)
 
 mAP@0.5 with qsim-run --eval (Darknet's `detector map` rules) and the SQNR
 of the detection heads against the float model (qsim-run --compare, mean
 over the heads). Calibration, bias correction and AdaRound use images that
 are never evaluated on: the CAPP model is calibrated on coco128 and
 evaluated on the 58 CAPP images, the COCO model the other way round (as
-bench/quant does). The wall time of the qsim-opt pipeline is printed too.
+bench/quant does). The wall time of the qsim-opt pipeline is printed, and
+the time of each recovery pass in it (qsim-opt --mlir-timing). With
+--eval-half, the CAPP images are split in two (sorted by name) and mAP is
+also given on the second half alone.
+
+Each variant is one qsim-opt run; to keep runs short on a shared machine,
+call the script once per variant (--variants w4+ar) and per model.
 """
 import argparse, os, re, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -35,6 +45,42 @@ def head_sqnr(out):
     v = [float(m.group(1)) for m in re.finditer(r"^\s*\d+\s+yolo\s+\S+\s+([-0-9.inf]+)", out, re.M)]
     return sum(v) / len(v) if v else float("nan")
 
+PASS_TIMES = [("equalize", "Equalize"), ("calibrate", "Calibrate"),
+              ("adaround", "AdaRound"), ("bias-correct", "BiasCorrect"),
+              ("quantize", "Quantize")]
+
+def pass_seconds(stderr):
+    """Wall seconds per pass from qsim-opt --mlir-timing."""
+    out = {}
+    for m in re.finditer(r"^\s*([0-9.]+) \(\s*[0-9.]+%\)\s+(\S+)\s*$", stderr, re.M):
+        for key, name in PASS_TIMES:
+            if m.group(2) == name + "Pass":
+                out[key] = float(m.group(1))
+    return out
+
+def parse_variant(v):
+    """'w4+ar+bc' -> (weight bits, activation bits, {'ar', 'bc'})."""
+    bits, abits, steps = 8, 8, set()
+    for t in [t for t in v.split("+") if t and t != "int8"]:
+        if re.fullmatch(r"w[2-8]", t):
+            bits = int(t[1:])
+        elif t == "a16":
+            abits = 16
+        elif t in ("cle", "bc", "ar"):
+            steps.add(t)
+        else:
+            sys.exit("unknown variant step '%s' in '%s'" % (t, v))
+    return bits, abits, steps
+
+def half_dir(tmp, images, labels):
+    """The second half (by name) of `images` as a directory of links."""
+    names = sorted(f for f in os.listdir(images) if f.lower().endswith((".jpg", ".jpeg", ".png")))
+    d = os.path.join(tmp, "half2")
+    os.makedirs(d, exist_ok=True)
+    for f in names[len(names) // 2:]:
+        os.symlink(os.path.join(images, f), os.path.join(d, f))
+    return d, len(names) - len(names) // 2
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--calib-images", type=int, default=100)
@@ -44,6 +90,10 @@ def main():
     ap.add_argument("--models", default="yolo-fastest-1.1-xl,yolov3-tiny-aix2022")
     ap.add_argument("--weights", default="per-tensor", help="per-tensor or per-channel")
     ap.add_argument("--variants", default="int8,+bc,+ar+bc,+cle,+cle+bc,+cle+ar+bc")
+    ap.add_argument("--eval-half", action="store_true",
+                    help="also mAP on the second half of the evaluation images")
+    ap.add_argument("--no-fp32", action="store_true",
+                    help="skip the float model's row (already measured)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp()
     coco = os.path.join(DATA, "coco128", "images", "train2017")
@@ -55,36 +105,53 @@ def main():
     }
     print("weights=%s calibration images=%d recovery images=%d adaround iterations=%d" % (
         a.weights, a.calib_images, a.recover_images, a.adaround_iterations))
-    print("%-22s %-12s %8s %8s %12s %9s" % ("model", "variant", "mAP@0.5", "vs fp32", "head SQNR dB", "opt s"))
+    print("%-22s %-12s %8s %8s %8s %12s %9s  %s" % ("model", "variant", "mAP@0.5", "vs fp32", "half2",
+                                                  "head SQNR dB", "opt s", "pass s"))
     for m in a.models.split(","):
         calib, evalImages, labels = setups[m]
         cfg = os.path.join(MODELS, "darknet", m + ".cfg")
         w = os.path.join(MODELS, "weights", m + ".weights")
         fp = os.path.join(tmp, m + ".mlirbc")
         qsim([tool("qsim-translate"), "--import-darknet", cfg, "--weights", w, "-o", fp])
-        out, _ = qsim([tool("qsim-run"), fp, "--image", evalImages, "--eval", labels, "-q"])
-        fpMap = map50(out)
-        print("%-22s %-12s %8.2f %8s %12s %9s" % (m, "fp32", fpMap, "", "", ""))
-        sys.stdout.flush()
-        recover = "images=%s max-images=%d weights=%s progress=0 report=0" % (calib, a.recover_images, a.weights)
+        half = half_dir(tmp, evalImages, labels)[0] if a.eval_half else None
+        fpMap = float("nan")
+        if not a.no_fp32:
+            out, _ = qsim([tool("qsim-run"), fp, "--image", evalImages, "--eval", labels, "-q"])
+            fpMap = map50(out)
+            fpHalf = float("nan")
+            if half:
+                out, _ = qsim([tool("qsim-run"), fp, "--image", half, "--eval", labels, "-q"])
+                fpHalf = map50(out)
+            print("%-22s %-12s %8.2f %8s %8.2f" % (m, "fp32", fpMap, "", fpHalf))
+            sys.stdout.flush()
         for v in a.variants.split(","):
-            steps = [fp, "--qsim-fold-batchnorm"]
-            if "cle" in v:
+            bits, abits, todo = parse_variant(v)
+            recover = "images=%s max-images=%d weights=%s weight-bits=%d progress=0 report=0" % (
+                calib, a.recover_images, a.weights, bits)
+            steps = [fp, "--qsim-fold-batchnorm", "--mlir-timing"]
+            if "cle" in todo:
                 steps.append("--qsim-equalize=report=0")
             steps += ["--qsim-calibrate=images=%s max-images=%d progress=0" % (calib, a.calib_images),
                       "--qsim-assign-precision=preset=all-int8"]
-            if "ar" in v:
+            if "ar" in todo:
                 steps.append("--qsim-adaround=%s iterations=%d" % (recover, a.adaround_iterations))
-            if "bc" in v:
+            if "bc" in todo:
                 steps.append("--qsim-bias-correct=%s" % recover)
             q = os.path.join(tmp, "%s-%s.mlirbc" % (m, v.replace("+", "_")))
-            steps += ["--qsim-quantize=weights=%s" % a.weights, "-o", q]
+            steps += ["--qsim-quantize=weights=%s weight-bits=%d activation-bits=%d" % (a.weights, bits, abits),
+                      "-o", q]
             t0 = time.time()
-            qsim([tool("qsim-opt")] + steps)
+            _, err = qsim([tool("qsim-opt")] + steps)
             seconds = time.time() - t0
+            passes = " ".join("%s=%.1f" % kv for kv in pass_seconds(err).items())
             out, _ = qsim([tool("qsim-run"), q, "--compare", fp, "--image", evalImages, "--eval", labels, "-q"])
             mq = map50(out)
-            print("%-22s %-12s %8.2f %+8.2f %12.2f %9.1f" % (m, v, mq, mq - fpMap, head_sqnr(out), seconds))
+            mh = float("nan")
+            if half:
+                hout, _ = qsim([tool("qsim-run"), q, "--image", half, "--eval", labels, "-q"])
+                mh = map50(hout)
+            print("%-22s %-12s %8.2f %+8.2f %8.2f %12.2f %9.1f  %s" % (
+                m, v, mq, mq - fpMap, mh, head_sqnr(out), seconds, passes))
             sys.stdout.flush()
 
 if __name__ == "__main__":

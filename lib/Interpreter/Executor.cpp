@@ -66,6 +66,8 @@ dnnl::memory::data_type qsim::interp::dnnlType(rt::DType t) {
     return dnnl::memory::data_type::s8;
   case rt::DType::I32:
     return dnnl::memory::data_type::s32;
+  case rt::DType::I16: // W8A16 layers run on the reference kernels only
+    return dnnl::memory::data_type::undef;
   }
   return dnnl::memory::data_type::f32;
 }
@@ -162,6 +164,9 @@ int Plan::f32Of(int slot, int step) {
   auto k = std::make_unique<FnKernel>([=](Plan &pl) {
     if (from == rt::DType::F16)
       ref::extendHalf(static_cast<uint16_t *>(pl.ptr(plain)), n, pl.f32(out));
+    else if (from == rt::DType::I16)
+      ref::dequantize16(static_cast<int16_t *>(pl.ptr(plain)), n, q.scale,
+                        pl.f32(out));
     else
       ref::dequantize(static_cast<int8_t *>(pl.ptr(plain)), n, q.scale,
                       q.zeroPoint, pl.f32(out));
@@ -255,6 +260,12 @@ CHW chwOf(Value v) {
   return {t.getDimSize(1), t.getDimSize(2), t.getDimSize(3)};
 }
 
+/// Whether `t` holds int16 activations (a W8A16 layer's).
+static bool isInt16Type(Type t) {
+  auto q = dyn_cast<quant::UniformQuantizedType>(getElementTypeOrSelf(t));
+  return q && q.getStorageTypeIntegralWidth() == 16;
+}
+
 class PlanBuilder {
 public:
   PlanBuilder(Plan &plan, std::string &error) : plan(plan), error(error) {}
@@ -266,6 +277,9 @@ private:
   bool buildF32Op(Operation *op, const Layer &layer, int step, bool &skipBN);
   bool buildF16Op(Operation *op, const Layer &layer, int step, bool &skipBN);
   bool buildInt8Op(Operation *op, int step);
+  /// W8A16 layers (int16 activations): reference kernels only.
+  bool buildInt16Op(Operation *op, int step);
+  bool buildInt16Weighted(Operation *op, int step);
   // One builder per op family: a fast (oneDNN) kernel when the plan asks for
   // fast kernels and it fits, else the reference kernel.
   bool buildF32Conv(Conv2DOp conv, BatchNormOp bn, int step, bool &skipBN);
@@ -461,6 +475,11 @@ bool PlanBuilder::buildOp(Operation *op, const Layer &layer, int step,
                           bool &skipBN) {
   if (isPrecisionCast(op))
     return buildCast(op, step);
+  bool anyInt16 = isInt16Type(op->getResult(0).getType());
+  for (Value v : op->getOperands())
+    anyInt16 |= isInt16Type(v.getType());
+  if (anyInt16)
+    return buildInt16Op(op, step);
   bool anyInt8 = isa<quant::UniformQuantizedType>(
       getElementTypeOrSelf(op->getResult(0).getType()));
   bool anyF16 = getElementTypeOrSelf(op->getResult(0).getType()).isF16();
@@ -528,6 +547,18 @@ bool PlanBuilder::buildCast(Operation *op, int step) {
   CHW shape = chwOf(out);
   int64_t n = shape.size();
   Type outEl = getElementTypeOrSelf(out.getType());
+  if (isa<quant::QuantizeCastOp>(op) && isInt16Type(out.getType())) {
+    int f = plan.f32Of(src, step);
+    float scale = quantOf(out.getType()).first;
+    int dst = plan.newSlot(shape, rt::DType::I16, step);
+    plan.slots[dst].quant = {scale, 0};
+    plan.valueSlots[out] = dst;
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::quantize16(pl.f32(f), n, scale,
+                                     static_cast<int16_t *>(pl.ptr(dst)));
+                   }));
+    return true;
+  }
   if (isa<quant::QuantizeCastOp>(op)) {
     int f = plan.f32Of(src, step);
     auto [scale, zp] = quantOf(out.getType());
@@ -963,6 +994,90 @@ bool PlanBuilder::buildInt8Op(Operation *op, int step) {
   if (auto sc = dyn_cast<ShortcutOp>(op))
     return buildInt8Shortcut(sc, step);
   return fail(op, "has no int8 kernel");
+}
+
+bool PlanBuilder::buildInt16Op(Operation *op, int step) {
+  if (isa<Conv2DOp, ConnectedOp>(op))
+    return buildInt16Weighted(op, step);
+  if (isa<DropoutOp>(op))
+    return aliasResult(op, step);
+  Value result = op->getResult(0);
+  int src = plan.plainOf(slotOf(op->getOperand(0)), step);
+  int dst = plan.newSlot(chwOf(result), rt::DType::I16, step);
+  plan.slots[dst].quant = {quantOf(result.getType()).first, 0};
+  plan.valueSlots[result] = dst;
+  CHW in = chwOf(op->getOperand(0)), outS = chwOf(result);
+  if (auto mp = dyn_cast<MaxPoolOp>(op)) {
+    int64_t size = mp.getSize(), sy = mp.getStride()[0], sx = mp.getStride()[1],
+            pad = mp.getPadding();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::maxPoolInt16(
+                         static_cast<int16_t *>(pl.ptr(src)), in, size, sy, sx,
+                         pad, static_cast<int16_t *>(pl.ptr(dst)), outS);
+                   }));
+    return true;
+  }
+  if (auto up = dyn_cast<UpsampleOp>(op)) {
+    int64_t stride = up.getStride();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::upsampleInt16(
+                         static_cast<int16_t *>(pl.ptr(src)), in, stride,
+                         static_cast<int16_t *>(pl.ptr(dst)), outS);
+                   }));
+    return true;
+  }
+  return fail(op, "has no int16 (W8A16) kernel");
+}
+
+bool PlanBuilder::buildInt16Weighted(Operation *op, int step) {
+  auto p = std::make_shared<ref::ConvInt16Params>();
+  Value input = op->getOperand(0), result = op->getResult(0);
+  CHW in = chwOf(input), outS = chwOf(result);
+  int64_t channels, count;
+  auto conv = dyn_cast<Conv2DOp>(op);
+  if (conv) {
+    p->conv = convParamsOf(conv);
+    channels = p->conv.filters;
+    count = channels * (in.c / p->conv.groups) * p->conv.kh * p->conv.kw;
+  } else {
+    channels = cast<ConnectedOp>(op).getOutputSize();
+    count = channels * in.size();
+  }
+  auto weight = op->getAttrOfType<ElementsAttr>("weight");
+  auto bias = op->getAttrOfType<ElementsAttr>("bias");
+  auto mult = op->getAttrOfType<DenseI32ArrayAttr>("multiplier");
+  auto shift = op->getAttrOfType<DenseI32ArrayAttr>("shift");
+  auto negMult = op->getAttrOfType<DenseI32ArrayAttr>("neg_multiplier");
+  auto negShift = op->getAttrOfType<DenseI32ArrayAttr>("neg_shift");
+  if (!mult || !shift ||
+      !readInts(op, weight ? std::optional<ElementsAttr>(weight) : std::nullopt,
+                "int8 weights", count, p->weight, error))
+    return error.empty() ? fail(op, "has no requantization constants") : false;
+  ref::Requant16 &r = p->requant;
+  r.act = op->getAttrOfType<ActivationAttr>("activation").getValue();
+  float sOut = quantOf(result.getType()).first;
+  r.q6 = (int32_t)std::min(32767.0f, std::round(6.0f / sOut));
+  r.mult = fixedPoints(mult.asArrayRef(), shift.asArrayRef());
+  if (negMult && negShift)
+    r.negMult = fixedPoints(negMult.asArrayRef(), negShift.asArrayRef());
+  r.bias.assign(channels, 0);
+  if (bias && !readInts(op, std::optional<ElementsAttr>(bias), "int32 biases",
+                        channels, r.bias, error))
+    return false;
+  int src = plan.plainOf(slotOf(input), step);
+  int dst = plan.newSlot(outS, rt::DType::I16, step);
+  plan.slots[dst].quant = {sOut, 0};
+  plan.valueSlots[result] = dst;
+  const bool isConv = (bool)conv;
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   auto *x = static_cast<int16_t *>(pl.ptr(src));
+                   auto *y = static_cast<int16_t *>(pl.ptr(dst));
+                   if (isConv)
+                     ref::conv2dInt16(x, in, *p, y, outS);
+                   else
+                     ref::connectedInt16(x, in.size(), *p, channels, y);
+                 }));
+  return true;
 }
 
 bool PlanBuilder::buildInt8Conv(Conv2DOp conv, int step) {

@@ -1,9 +1,11 @@
-//===- QuantKernels.cpp - int8 reference kernels -------------------------===//
+//===- QuantKernels.cpp - int8 and int16 reference kernels ---------------===//
 
 #include "QuantKernels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 using namespace qsim;
 using namespace qsim::interp;
@@ -13,43 +15,72 @@ static inline int32_t sat16(int32_t v) {
   return std::max(-32768, std::min(32767, v));
 }
 
-void ref::conv2dInt8(const int8_t *in, const CHW &inShape,
-                     const ConvInt8Params &ip, int8_t *out,
-                     const CHW &outShape) {
-  const ConvParams &p = ip.conv;
+namespace {
+/// acc[f][oy][ox] = sum w * (x - zpIn) over in-bounds taps, in (ci, ky, kx)
+/// order, in `Acc` (int32: optionally saturating at 16 bits; int64 for
+/// W8A16); `finish(f, acc)` turns one output channel's accumulators into
+/// outputs.
+template <typename In, typename Acc, typename Finish>
+void convAccumulate(const In *in, const CHW &inShape, const ConvParams &p,
+                    const std::vector<int8_t> &weight, int32_t zpIn,
+                    bool narrow, const CHW &outShape, Finish finish) {
   const int64_t cg = inShape.c / p.groups, fg = p.filters / p.groups;
   const int64_t ohw = outShape.h * outShape.w;
   const int64_t d = p.dilation;
-  const bool narrow = ip.accumulatorBits == 16;
 #pragma omp parallel for schedule(dynamic)
   for (int64_t f = 0; f < p.filters; ++f) {
     const int64_t g = f / fg;
-    std::vector<int32_t> acc(ohw, 0);
+    std::vector<Acc> acc(ohw, 0);
     for (int64_t ci = 0; ci < cg; ++ci) {
-      const int8_t *x = in + (g * cg + ci) * inShape.h * inShape.w;
+      const In *x = in + (g * cg + ci) * inShape.h * inShape.w;
       for (int64_t ky = 0; ky < p.kh; ++ky)
         for (int64_t kx = 0; kx < p.kw; ++kx) {
-          const int32_t wv = ip.weight[((f * cg + ci) * p.kh + ky) * p.kw + kx];
+          const Acc wv = weight[((f * cg + ci) * p.kh + ky) * p.kw + kx];
           const int64_t offY = ky * d - p.py * d, offX = kx * d - p.px * d;
           for (int64_t oy = 0; oy < outShape.h; ++oy) {
             const int64_t iy = oy * p.sy + offY;
             if (iy < 0 || iy >= inShape.h)
               continue; // padding: (zp - zp) * w = 0
-            int32_t *arow = acc.data() + oy * outShape.w;
+            Acc *arow = acc.data() + oy * outShape.w;
             for (int64_t ox = 0; ox < outShape.w; ++ox) {
               const int64_t ix = ox * p.sx + offX;
               if (ix < 0 || ix >= inShape.w)
                 continue;
-              int32_t prod = wv * ((int32_t)x[iy * inShape.w + ix] - ip.zpIn);
+              Acc prod = wv * ((Acc)x[iy * inShape.w + ix] - zpIn);
               arow[ox] = narrow ? sat16(arow[ox] + prod) : arow[ox] + prod;
             }
           }
         }
     }
-    int8_t *o = out + f * ohw;
-    for (int64_t i = 0; i < ohw; ++i)
-      o[i] = ip.requant.apply(acc[i], f);
+    finish(f, acc.data());
   }
+}
+} // namespace
+
+void ref::conv2dInt8(const int8_t *in, const CHW &inShape,
+                     const ConvInt8Params &ip, int8_t *out,
+                     const CHW &outShape) {
+  const int64_t ohw = outShape.h * outShape.w;
+  convAccumulate<int8_t, int32_t>(in, inShape, ip.conv, ip.weight, ip.zpIn,
+                                  ip.accumulatorBits == 16, outShape,
+                                  [&](int64_t f, const int32_t *acc) {
+                                    int8_t *o = out + f * ohw;
+                                    for (int64_t i = 0; i < ohw; ++i)
+                                      o[i] = ip.requant.apply(acc[i], f);
+                                  });
+}
+
+void ref::conv2dInt16(const int16_t *in, const CHW &inShape,
+                      const ConvInt16Params &ip, int16_t *out,
+                      const CHW &outShape) {
+  const int64_t ohw = outShape.h * outShape.w;
+  convAccumulate<int16_t, int64_t>(in, inShape, ip.conv, ip.weight, 0, false,
+                                   outShape,
+                                   [&](int64_t f, const int64_t *acc) {
+                                     int16_t *o = out + f * ohw;
+                                     for (int64_t i = 0; i < ohw; ++i)
+                                       o[i] = ip.requant.apply(acc[i], f);
+                                   });
 }
 
 void ref::connectedInt8(const int8_t *in, int64_t inputs,
@@ -68,6 +99,40 @@ void ref::connectedInt8(const int8_t *in, int64_t inputs,
   }
 }
 
+void ref::connectedInt16(const int16_t *in, int64_t inputs,
+                         const ConvInt16Params &ip, int64_t outputs,
+                         int16_t *out) {
+#pragma omp parallel for
+  for (int64_t o = 0; o < outputs; ++o) {
+    int64_t acc = 0;
+    const int8_t *w = ip.weight.data() + o * inputs;
+    for (int64_t i = 0; i < inputs; ++i)
+      acc += (int64_t)w[i] * in[i];
+    out[o] = ip.requant.apply(acc, o);
+  }
+}
+
+int32_t ref::multiplyByFixedPoint64(int64_t x, rt::FixedPoint m) {
+  if (m.multiplier == 0 || x == 0)
+    return 0;
+  // M = multiplier * 2^-shift (QuantMath.h); shift in [-31, 62] (the
+  // verifier's range), so |x * multiplier| < 2^94 and the shifted value
+  // fits 128 bits.
+  __int128 prod = (__int128)x * m.multiplier;
+  const bool negative = prod < 0;
+  unsigned __int128 mag =
+      negative ? -(unsigned __int128)prod : (unsigned __int128)prod;
+  if (m.shift > 0)
+    mag = (mag + ((unsigned __int128)1 << (m.shift - 1))) >> m.shift;
+  else if (m.shift < 0)
+    mag <<= -m.shift;
+  const unsigned __int128 limit =
+      negative ? (unsigned __int128)1 << 31 : ((unsigned __int128)1 << 31) - 1;
+  if (mag > limit)
+    return negative ? INT32_MIN : INT32_MAX;
+  return negative ? (int32_t)(-(int64_t)mag) : (int32_t)mag;
+}
+
 void ref::requantize(const int32_t *acc, int64_t pixels, int64_t channels,
                      bool channelsLast, const Requant &r, int8_t *out) {
   if (channelsLast) {
@@ -83,16 +148,18 @@ void ref::requantize(const int32_t *acc, int64_t pixels, int64_t channels,
       out[f * pixels + p] = r.apply(acc[f * pixels + p], f);
 }
 
-void ref::maxPoolInt8(const int8_t *in, const CHW &inShape, int64_t size,
-                      int64_t sy, int64_t sx, int64_t padding, int8_t *out,
-                      const CHW &outShape) {
+namespace {
+template <typename T>
+void maxPoolQ(const T *in, const CHW &inShape, int64_t size, int64_t sy,
+              int64_t sx, int64_t padding, T *out, const CHW &outShape) {
   const int64_t off = -(padding / 2);
 #pragma omp parallel for
   for (int64_t c = 0; c < outShape.c; ++c) {
-    const int8_t *x = in + c * inShape.h * inShape.w;
+    const T *x = in + c * inShape.h * inShape.w;
     for (int64_t oy = 0; oy < outShape.h; ++oy)
       for (int64_t ox = 0; ox < outShape.w; ++ox) {
-        int32_t maxv = -128; // Darknet's -FLT_MAX when no tap is inside
+        // Darknet's -FLT_MAX when no tap is inside.
+        int32_t maxv = std::numeric_limits<T>::min();
         for (int64_t n = 0; n < size; ++n)
           for (int64_t m = 0; m < size; ++m) {
             int64_t iy = oy * sy + off + n, ix = ox * sx + off + m;
@@ -100,9 +167,32 @@ void ref::maxPoolInt8(const int8_t *in, const CHW &inShape, int64_t size,
               continue;
             maxv = std::max<int32_t>(maxv, x[iy * inShape.w + ix]);
           }
-        out[(c * outShape.h + oy) * outShape.w + ox] = (int8_t)maxv;
+        out[(c * outShape.h + oy) * outShape.w + ox] = (T)maxv;
       }
   }
+}
+
+template <typename T>
+void upsampleQ(const T *in, const CHW &inShape, int64_t stride, T *out,
+               const CHW &outShape) {
+  for (int64_t c = 0; c < outShape.c; ++c)
+    for (int64_t y = 0; y < outShape.h; ++y)
+      for (int64_t x = 0; x < outShape.w; ++x)
+        out[(c * outShape.h + y) * outShape.w + x] =
+            in[(c * inShape.h + y / stride) * inShape.w + x / stride];
+}
+} // namespace
+
+void ref::maxPoolInt8(const int8_t *in, const CHW &inShape, int64_t size,
+                      int64_t sy, int64_t sx, int64_t padding, int8_t *out,
+                      const CHW &outShape) {
+  maxPoolQ(in, inShape, size, sy, sx, padding, out, outShape);
+}
+
+void ref::maxPoolInt16(const int16_t *in, const CHW &inShape, int64_t size,
+                       int64_t sy, int64_t sx, int64_t padding, int16_t *out,
+                       const CHW &outShape) {
+  maxPoolQ(in, inShape, size, sy, sx, padding, out, outShape);
 }
 
 void ref::routeSliceInt8(const int8_t *in, const CHW &inShape, int64_t groups,
@@ -147,11 +237,12 @@ void ref::shortcutInt8(const std::vector<const int8_t *> &ins,
 
 void ref::upsampleInt8(const int8_t *in, const CHW &inShape, int64_t stride,
                        int8_t *out, const CHW &outShape) {
-  for (int64_t c = 0; c < outShape.c; ++c)
-    for (int64_t y = 0; y < outShape.h; ++y)
-      for (int64_t x = 0; x < outShape.w; ++x)
-        out[(c * outShape.h + y) * outShape.w + x] =
-            in[(c * inShape.h + y / stride) * inShape.w + x / stride];
+  upsampleQ(in, inShape, stride, out, outShape);
+}
+
+void ref::upsampleInt16(const int16_t *in, const CHW &inShape, int64_t stride,
+                        int16_t *out, const CHW &outShape) {
+  upsampleQ(in, inShape, stride, out, outShape);
 }
 
 void ref::reorgInt8(const int8_t *in, const CHW &inShape, int64_t s,
@@ -184,6 +275,24 @@ void ref::dequantize(const int8_t *in, int64_t n, float scale, int32_t zp,
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i)
     out[i] = rt::dequantizeValue(in[i], scale, zp);
+}
+
+void ref::quantize16(const float *in, int64_t n, float scale, int16_t *out) {
+  const float inv = 1.0f / scale;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    float v = in[i] * inv;
+    out[i] = v >= 32767.0f    ? 32767
+             : v <= -32768.0f ? -32768
+             : std::isnan(v)  ? 0
+                              : (int16_t)rt::roundHalfAwayFromZero(v);
+  }
+}
+
+void ref::dequantize16(const int16_t *in, int64_t n, float scale, float *out) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = scale * (float)in[i];
 }
 
 void ref::truncateToHalf(const float *in, int64_t n, uint16_t *out) {

@@ -44,6 +44,44 @@ struct Requant {
   }
 };
 
+/// round(x * M) for an int64 `x` (a W8A16 layer's accumulator), the
+/// product exact in 128 bits, rounded half away from zero, saturated to
+/// int32. (The 16-bit activations have one rounding whatever --qsim-quantize
+/// rounding= says: the int8 rounding modes are about 32-bit hardware.)
+int32_t multiplyByFixedPoint64(int64_t x, rt::FixedPoint m);
+
+inline int16_t saturateInt16(int64_t v) {
+  return (int16_t)(v < -32768 ? -32768 : (v > 32767 ? 32767 : v));
+}
+
+/// What turns a W8A16 layer's int64 accumulator into its int16 output:
+/// the Requant's constants, with int16 bounds (zero point 0).
+struct Requant16 {
+  std::vector<int32_t> bias;
+  std::vector<rt::FixedPoint> mult, negMult;
+  Activation act = Activation::linear;
+  int32_t q6 = 32767; // relu6's upper bound in the output's units
+
+  inline int16_t apply(int64_t acc, int64_t f) const {
+    int64_t a = acc + bias[f];
+    int64_t y = multiplyByFixedPoint64(
+        a, act == Activation::leaky && a < 0 ? negMult[f] : mult[f]);
+    if (act == Activation::relu || act == Activation::relu6)
+      y = std::max<int64_t>(y, 0);
+    if (act == Activation::relu6)
+      y = std::min<int64_t>(y, q6);
+    return saturateInt16(y);
+  }
+};
+
+/// A W8A16 conv2d/connected: int16 input (zero point 0), int8 weights
+/// (2..8 bits), int64 accumulation.
+struct ConvInt16Params {
+  ConvParams conv;
+  std::vector<int8_t> weight;
+  Requant16 requant;
+};
+
 struct ConvInt8Params {
   ConvParams conv;
   std::vector<int8_t> weight;
@@ -62,6 +100,22 @@ void connectedInt8(const int8_t *in, int64_t inputs, const ConvInt8Params &p,
 /// last (pixel-major, `channels` per pixel) or channels first.
 void requantize(const int32_t *acc, int64_t pixels, int64_t channels,
                 bool channelsLast, const Requant &r, int8_t *out);
+
+/// The W8A16 forms: acc = sum w * x in int64 (no zero point), then
+/// Requant16.
+void conv2dInt16(const int16_t *in, const CHW &inShape,
+                 const ConvInt16Params &p, int16_t *out, const CHW &outShape);
+void connectedInt16(const int16_t *in, int64_t inputs, const ConvInt16Params &p,
+                    int64_t outputs, int16_t *out);
+void maxPoolInt16(const int16_t *in, const CHW &inShape, int64_t size,
+                  int64_t sy, int64_t sx, int64_t padding, int16_t *out,
+                  const CHW &outShape);
+void upsampleInt16(const int16_t *in, const CHW &inShape, int64_t stride,
+                   int16_t *out, const CHW &outShape);
+/// q = clamp(round(x / scale), -32768, 32767) (the quotient as x * (1 /
+/// scale) in float, ties away from zero); and back.
+void quantize16(const float *in, int64_t n, float scale, int16_t *out);
+void dequantize16(const int16_t *in, int64_t n, float scale, float *out);
 
 void maxPoolInt8(const int8_t *in, const CHW &inShape, int64_t size, int64_t sy,
                  int64_t sx, int64_t padding, int8_t *out, const CHW &outShape);

@@ -32,17 +32,20 @@ Eigen::VectorXd rowLosses(const Matrix &e, const ConstMap &h) {
 struct Problem {
   int64_t rows = 0, size = 0;
   Matrix grid;             // w / s
-  Matrix floorGrid;        // floor(w / s), clamped to [-127, 127]
+  Matrix floorGrid;        // floor(w / s), clamped to [-qmax, qmax]
   Matrix nearest;          // what --qsim-quantize rounds to
   Eigen::VectorXd scale;   // s per row
   std::vector<char> fixed; // rounded to nearest whatever is learned
+  double qmax = 127;       // the grid's end (rt::weightQMax of the width)
   Matrix errors(const Matrix &q) const {
     return ((q - grid).array().colwise() * scale.array()).matrix();
   }
 };
 
-Problem makeProblem(ArrayRef<float> w, ArrayRef<float> scales, int64_t size) {
+Problem makeProblem(ArrayRef<float> w, ArrayRef<float> scales, int64_t size,
+                    int bits) {
   Problem p;
+  p.qmax = rt::weightQMax(bits);
   p.rows = w.size() / size;
   p.size = size;
   p.grid.resize(p.rows, size);
@@ -56,11 +59,11 @@ Problem makeProblem(ArrayRef<float> w, ArrayRef<float> scales, int64_t size) {
       float v = w[f * size + i];
       double g = (double)v / scales[f];
       p.grid(f, i) = g;
-      p.nearest(f, i) = rt::quantizeWeight(v, scales[f]);
-      p.floorGrid(f, i) = std::max(-127.0, std::min(127.0, std::floor(g)));
-      // The largest weights define the scale: they keep it (±127), and
+      p.nearest(f, i) = rt::quantizeWeight(v, scales[f], bits);
+      p.floorGrid(f, i) = std::max(-p.qmax, std::min(p.qmax, std::floor(g)));
+      // The largest weights define the scale: they keep it (±qmax), and
       // nothing may round past the grid's ends.
-      if (std::fabs(g) > 126.999 || p.floorGrid(f, i) >= 127)
+      if (std::fabs(g) > p.qmax - 0.001 || p.floorGrid(f, i) >= p.qmax)
         p.fixed[f * size + i] = 1;
     }
   }
@@ -122,9 +125,10 @@ Matrix optimize(const Problem &p, const ConstMap &h, double nearestLoss,
   for (int64_t k = 0; k < n; ++k) {
     double r = 1 / (1 + std::exp(-v.data()[k])) * (kZeta - kGamma) + kGamma;
     q.data()[k] =
-        p.fixed[k] ? p.nearest.data()[k]
-                   : std::min(127.0, std::max(-127.0, p.floorGrid.data()[k] +
-                                                          (r >= 0.5 ? 1 : 0)));
+        p.fixed[k]
+            ? p.nearest.data()[k]
+            : std::min(p.qmax, std::max(-p.qmax, p.floorGrid.data()[k] +
+                                                     (r >= 0.5 ? 1 : 0)));
   }
   return q;
 }
@@ -134,7 +138,8 @@ Matrix optimize(const Problem &p, const ConstMap &h, double nearestLoss,
 double qsim::quantization::roundingLoss(ArrayRef<float> w, ArrayRef<int8_t> q,
                                         ArrayRef<float> scales, int64_t size,
                                         ArrayRef<double> gram) {
-  Problem p = makeProblem(w, scales, size);
+  // Only the grid and the scales enter the loss (any width will do).
+  Problem p = makeProblem(w, scales, size, 8);
   Matrix qm(p.rows, size);
   for (int64_t k = 0; k < p.rows * size; ++k)
     qm.data()[k] = q[k];
@@ -147,7 +152,7 @@ RoundingResult qsim::quantization::learnRounding(ArrayRef<float> w,
                                                  int64_t size,
                                                  ArrayRef<double> gram,
                                                  const AdaRoundOptions &o) {
-  Problem p = makeProblem(w, scales, size);
+  Problem p = makeProblem(w, scales, size, o.quantize.weightBits);
   ConstMap h(gram.data(), size, size);
   Eigen::VectorXd nearestRows = rowLosses(p.errors(p.nearest), h);
   RoundingResult r;

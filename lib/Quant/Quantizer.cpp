@@ -16,13 +16,25 @@ using namespace qsim::quantization;
 
 namespace {
 
-enum class Kind { F32, F16, I8 };
+enum class Kind { F32, F16, I8, I16 };
 
 Kind kindOf(Value v) {
   Type el = getElementTypeOrSelf(v.getType());
-  if (isa<mlir::quant::QuantizedType>(el))
-    return Kind::I8;
+  if (auto q = dyn_cast<mlir::quant::QuantizedType>(el))
+    return q.getStorageTypeIntegralWidth() == 16 ? Kind::I16 : Kind::I8;
   return el.isF16() ? Kind::F16 : Kind::F32;
+}
+
+bool isInteger(Kind k) { return k == Kind::I8 || k == Kind::I16; }
+
+/// Whether a layer planned int8 can take int16 activations instead.
+bool hasInt16Form(const Layer &layer) {
+  Operation *op = layer.head;
+  if (isa<Conv2DOp, ConnectedOp, MaxPoolOp, DropoutOp>(op))
+    return true;
+  if (auto up = dyn_cast<UpsampleOp>(op))
+    return up.hasInt8Form();
+  return false;
 }
 
 std::vector<int32_t> multipliers(const std::vector<rt::FixedPoint> &fps,
@@ -43,16 +55,28 @@ private:
   LogicalResult quantizeLayer(const Layer &layer, StringRef precision);
   void unifyRouteRanges(const std::vector<Layer> &layers);
   LogicalResult toFloat(const Layer &layer, Kind kind);
-  LogicalResult toInt8(const Layer &layer);
+  LogicalResult toInteger(const Layer &layer, Kind kind);
+  /// Whether an int8-planned layer gets int16 activations (W8A16).
+  FailureOr<bool> wantsInt16(const Layer &layer);
   LogicalResult quantizeWeighted(Operation *op, int64_t channels);
   /// `v` converted to `target`, cast ops inserted before `before`.
   FailureOr<Value> convert(Value v, Kind target, Operation *before);
-  /// Int8 parameters for a float value from its calibration.
-  FailureOr<rt::QuantChoice> paramsFor(Value v, Operation *user);
+  /// Int8 (or symmetric int16) parameters for a float value from its
+  /// calibration.
+  FailureOr<rt::QuantChoice> paramsFor(Value v, Operation *user,
+                                       Kind kind = Kind::I8);
   Type int8Type(rt::QuantChoice p) {
     return mlir::quant::UniformQuantizedType::get(
         mlir::quant::QuantizationFlags::Signed, b.getIntegerType(8),
         b.getF32Type(), p.scale, p.zeroPoint, -128, 127);
+  }
+  Type int16Type(rt::QuantChoice p) {
+    return mlir::quant::UniformQuantizedType::get(
+        mlir::quant::QuantizationFlags::Signed, b.getIntegerType(16),
+        b.getF32Type(), p.scale, 0, -32768, 32767);
+  }
+  Type integerType(rt::QuantChoice p, Kind kind) {
+    return kind == Kind::I16 ? int16Type(p) : int8Type(p);
   }
   static RankedTensorType withElement(Value v, Type el) {
     return RankedTensorType::get(cast<ShapedType>(v.getType()).getShape(), el);
@@ -73,7 +97,8 @@ private:
   llvm::DenseMap<Value, Value> origin;
 };
 
-FailureOr<rt::QuantChoice> Quantizer::paramsFor(Value v, Operation *user) {
+FailureOr<rt::QuantChoice> Quantizer::paramsFor(Value v, Operation *user,
+                                                Kind kind) {
   auto it = origin.find(v);
   Value src = it == origin.end() ? v : it->second;
   auto range = getCalibratedRange(src);
@@ -84,6 +109,15 @@ FailureOr<rt::QuantChoice> Quantizer::paramsFor(Value v, Operation *user) {
     return user->emitError() << describeLayer(user) << ": " << who
                              << " has no calibrated range (run "
                                 "--qsim-calibrate before --qsim-quantize)";
+  }
+  if (kind == Kind::I16) {
+    // Symmetric over [-32767, 32767], zero point 0 (TFLite's 16x8).
+    float m = std::max(std::fabs(range->first), std::fabs(range->second));
+    rt::QuantChoice c;
+    c.scale = m > 0 ? m / 32767.0f : 1.0f;
+    if (opts.pow2Scales)
+      c.scale = std::exp2(std::ceil(std::log2(c.scale)));
+    return c;
   }
   return rt::chooseQuantParams(range->first, range->second,
                                opts.symmetricActivations, opts.pow2Scales);
@@ -100,8 +134,9 @@ FailureOr<Value> Quantizer::convert(Value v, Kind target, Operation *before) {
   b.setInsertionPoint(before);
   Location loc = before->getLoc();
   Value out;
-  if (k == Kind::I8 || target == Kind::I8) {
-    if (k == Kind::F16 || target == Kind::F16) { // through f32
+  if (isInteger(k) || isInteger(target)) {
+    if (k == Kind::F16 || target == Kind::F16 ||
+        (isInteger(k) && isInteger(target))) { // through f32
       auto f = convert(v, Kind::F32, before);
       if (failed(f))
         return failure();
@@ -109,12 +144,12 @@ FailureOr<Value> Quantizer::convert(Value v, Kind target, Operation *before) {
       if (failed(r))
         return failure();
       out = *r;
-    } else if (target == Kind::I8) {
-      auto p = paramsFor(v, before);
+    } else if (isInteger(target)) {
+      auto p = paramsFor(v, before, target);
       if (failed(p))
         return failure();
       out = b.create<mlir::quant::QuantizeCastOp>(
-          loc, withElement(v, int8Type(*p)), v);
+          loc, withElement(v, integerType(*p, target)), v);
     } else {
       out = b.create<mlir::quant::DequantizeCastOp>(
           loc, withElement(v, b.getF32Type()), v);
@@ -181,15 +216,18 @@ LogicalResult Quantizer::quantizeWeighted(Operation *op, int64_t channels) {
     bias = getFloats(ba);
   auto [sIn, zpIn] = qparams(op->getOperand(0));
   auto [sOut, zpOut] = qparams(op->getResult(0));
-  std::vector<float> sw = rt::weightScales(
-      w.data(), w.size(), channels, opts.perChannelWeights, opts.pow2Scales);
+  const int bits = opts.weightBits;
+  const int64_t qmax = rt::weightQMax(bits);
+  std::vector<float> sw =
+      rt::weightScales(w.data(), w.size(), channels, opts.perChannelWeights,
+                       opts.pow2Scales, bits);
   int64_t per = w.size() / channels;
   std::vector<int8_t> wq(w.size());
   std::vector<int32_t> bq(channels);
   std::vector<rt::FixedPoint> m(channels), mneg(channels);
   for (int64_t f = 0; f < channels; ++f) {
     for (int64_t i = 0; i < per; ++i)
-      wq[f * per + i] = rt::quantizeWeight(w[f * per + i], sw[f]);
+      wq[f * per + i] = rt::quantizeWeight(w[f * per + i], sw[f], bits);
     double accScale = (double)sIn * sw[f];
     double bv = std::round((double)bias[f] / accScale);
     bq[f] =
@@ -212,11 +250,11 @@ LogicalResult Quantizer::quantizeWeighted(Operation *op, int64_t channels) {
     SmallVector<int64_t> zps(channels, 0);
     wq8 = mlir::quant::UniformQuantizedPerAxisType::get(
         mlir::quant::QuantizationFlags::Signed, b.getIntegerType(8),
-        b.getF32Type(), scales, zps, 0, -127, 127);
+        b.getF32Type(), scales, zps, 0, -qmax, qmax);
   } else {
     wq8 = mlir::quant::UniformQuantizedType::get(
         mlir::quant::QuantizationFlags::Signed, b.getIntegerType(8),
-        b.getF32Type(), sw[0], 0, -127, 127);
+        b.getF32Type(), sw[0], 0, -qmax, qmax);
   }
   op->setAttr("weight_quant", TypeAttr::get(wq8));
   op->setAttr("multiplier", b.getDenseI32ArrayAttr(multipliers(m, false)));
@@ -227,12 +265,25 @@ LogicalResult Quantizer::quantizeWeighted(Operation *op, int64_t channels) {
                 b.getDenseI32ArrayAttr(multipliers(mneg, false)));
     op->setAttr("neg_shift", b.getDenseI32ArrayAttr(multipliers(mneg, true)));
   }
-  if (opts.accumulatorBits == 16)
+  // A W8A16 layer accumulates in 64 bits; the 16-bit accumulator
+  // simulation is about int8 layers.
+  if (opts.accumulatorBits == 16 && kindOf(op->getResult(0)) == Kind::I8)
     op->setAttr("accumulator_bits", b.getI64IntegerAttr(16));
   return success();
 }
 
-LogicalResult Quantizer::toInt8(const Layer &layer) {
+FailureOr<bool> Quantizer::wantsInt16(const Layer &layer) {
+  bool chosen = opts.int16Layers.count(layer.index);
+  if (chosen && !hasInt16Form(layer))
+    return layer.head->emitError()
+           << describeLayer(layer.head)
+           << ": has no W8A16 form (int16 activations are for "
+              "convolutional, connected, maxpool, upsample and dropout "
+              "layers)";
+  return chosen || (opts.activationBits == 16 && hasInt16Form(layer));
+}
+
+LogicalResult Quantizer::toInteger(const Layer &layer, Kind kind) {
   Operation *op = layer.head;
   if (layer.batchNorm)
     return op->emitError() << describeLayer(op)
@@ -241,7 +292,7 @@ LogicalResult Quantizer::toInt8(const Layer &layer) {
   if (!hasInt8Form(layer))
     return op->emitError() << describeLayer(op) << ": has no int8 form";
   for (OpOperand &operand : op->getOpOperands()) {
-    auto c = convert(operand.get(), Kind::I8, layer.ops.front());
+    auto c = convert(operand.get(), kind, layer.ops.front());
     if (failed(c))
       return failure();
     operand.set(*c);
@@ -260,10 +311,10 @@ LogicalResult Quantizer::toInt8(const Layer &layer) {
     }
     return success();
   }
-  auto p = paramsFor(result, op);
+  auto p = paramsFor(result, op, kind);
   if (failed(p))
     return failure();
-  result.setType(withElement(result, int8Type(*p)));
+  result.setType(withElement(result, integerType(*p, kind)));
   float sOut = p->scale;
   if (auto conv = dyn_cast<Conv2DOp>(op))
     return quantizeWeighted(op, conv.getFilters());
@@ -357,8 +408,12 @@ void Quantizer::unifyRouteRanges(const std::vector<Layer> &layers) {
 
 LogicalResult Quantizer::quantizeLayer(const Layer &layer,
                                        StringRef precision) {
-  if (precision == "int8")
-    return toInt8(layer);
+  if (precision == "int8") {
+    FailureOr<bool> int16 = wantsInt16(layer);
+    if (failed(int16))
+      return failure();
+    return toInteger(layer, *int16 ? Kind::I16 : Kind::I8);
+  }
   if (precision == "fp16")
     return toFloat(layer, Kind::F16);
   if (precision == "fp32")
@@ -378,6 +433,17 @@ LogicalResult Quantizer::run() {
   auto layers = getLayers(func);
   if (failed(layers))
     return failure();
+  for (int64_t i : opts.int16Layers) {
+    if (i >= (int64_t)layers->size())
+      return module.emitError()
+             << "int16-layers: layer " << i << " does not exist (the model has "
+             << layers->size() << " layers)";
+    const Layer &l = (*layers)[i];
+    if (getAssignedPrecision(l) != "int8")
+      return l.head->emitError()
+             << describeLayer(l.head) << ": int16 activations (W8A16) need a "
+             << "layer planned int8, not " << getAssignedPrecision(l);
+  }
   unifyRouteRanges(*layers);
   for (const Layer &l : *layers)
     if (failed(quantizeLayer(l, getAssignedPrecision(l))))
@@ -404,6 +470,9 @@ LogicalResult Quantizer::run() {
                           b.getStringAttr(opts.pow2Scales ? "pow2" : "float")),
            b.getNamedAttr("accumulator",
                           b.getI64IntegerAttr(opts.accumulatorBits)),
+           b.getNamedAttr("weight_bits", b.getI64IntegerAttr(opts.weightBits)),
+           b.getNamedAttr("activation_bits",
+                          b.getI64IntegerAttr(opts.activationBits)),
            b.getNamedAttr("rounding",
                           b.getStringAttr(rt::roundingName(opts.rounding)))}));
   return success();
@@ -416,4 +485,17 @@ qsim::quantization::quantizeModule(ModuleOp module,
                                    const QuantizeOptions &options) {
   Quantizer q(module, options);
   return q.run();
+}
+
+std::optional<int> qsim::quantization::getWeightBits(Operation *weighted) {
+  auto wq = weighted->getAttrOfType<TypeAttr>("weight_quant");
+  if (!wq)
+    return std::nullopt;
+  auto q = dyn_cast<mlir::quant::QuantizedType>(wq.getValue());
+  if (!q)
+    return std::nullopt;
+  int bits = 1;
+  while (bits < 32 && rt::weightQMax(bits) < q.getStorageTypeMax())
+    ++bits;
+  return bits;
 }

@@ -112,7 +112,8 @@ std::vector<float>
 qsim::quantization::chooseWeightScales(ArrayRef<float> w, int64_t channels,
                                        const QuantizeOptions &options) {
   return rt::weightScales(w.data(), w.size(), channels,
-                          options.perChannelWeights, options.pow2Scales);
+                          options.perChannelWeights, options.pow2Scales,
+                          options.weightBits);
 }
 
 std::vector<float>
@@ -124,7 +125,8 @@ qsim::quantization::fakeQuantizeWeights(ArrayRef<float> w, int64_t channels,
   for (int64_t f = 0; f < channels; ++f)
     for (int64_t i = 0; i < per; ++i)
       out[f * per + i] =
-          rt::quantizeWeight(w[f * per + i], scales[f]) * scales[f];
+          rt::quantizeWeight(w[f * per + i], scales[f], options.weightBits) *
+          scales[f];
   return out;
 }
 

@@ -126,7 +126,8 @@ QuantChoice qsim::rt::chooseQuantParams(float lo, float hi, bool symmetric,
 
 std::vector<float> qsim::rt::weightScales(const float *w, int64_t count,
                                           int64_t channels, bool perChannel,
-                                          bool pow2) {
+                                          bool pow2, int bits) {
+  const float qmax = (float)weightQMax(bits);
   int64_t blocks = perChannel ? channels : 1;
   int64_t per = count / blocks;
   std::vector<float> scales(channels);
@@ -134,7 +135,7 @@ std::vector<float> qsim::rt::weightScales(const float *w, int64_t count,
     float m = 0;
     for (int64_t i = 0; i < per; ++i)
       m = std::max(m, std::fabs(w[b * per + i]));
-    float s = m > 0 ? m / 127.0f : 1e-8f;
+    float s = m > 0 ? m / qmax : 1e-8f;
     if (pow2)
       s = pow2Ceil(s);
     if (perChannel)
@@ -145,15 +146,16 @@ std::vector<float> qsim::rt::weightScales(const float *w, int64_t count,
   return scales;
 }
 
-int8_t qsim::rt::quantizeWeight(float w, float scale) {
+int8_t qsim::rt::quantizeWeight(float w, float scale, int bits) {
   float v = w / scale;
+  const int32_t qmax = weightQMax(bits);
   // Clamped before the conversion: an edited weight may lie far outside the
   // scale's range (or be NaN), where converting to int32 is undefined.
   if (std::isnan(v))
     return 0;
-  if (v >= 127.0f)
-    return 127;
-  if (v <= -127.0f)
-    return -127;
+  if (v >= (float)qmax)
+    return (int8_t)qmax;
+  if (v <= -(float)qmax)
+    return (int8_t)-qmax;
   return (int8_t)roundHalfAwayFromZero(v);
 }

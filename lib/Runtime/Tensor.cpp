@@ -14,6 +14,7 @@ size_t qsim::rt::dtypeSize(DType t) {
   case DType::I32:
     return 4;
   case DType::F16:
+  case DType::I16:
     return 2;
   case DType::I8:
     return 1;
@@ -29,6 +30,8 @@ const char *qsim::rt::dtypeName(DType t) {
     return "f16";
   case DType::I8:
     return "i8";
+  case DType::I16:
+    return "i16";
   case DType::I32:
     return "i32";
   }
@@ -132,6 +135,8 @@ float Tensor::valueAt(int64_t i) const {
     return halfToFloat(f16()[i]);
   case DType::I8:
     return quant.scale * (float)((int32_t)i8()[i] - quant.zeroPoint);
+  case DType::I16:
+    return quant.scale * (float)((int32_t)i16()[i] - quant.zeroPoint);
   case DType::I32:
     return quant.scale * (float)((int64_t)i32()[i] - quant.zeroPoint);
   }

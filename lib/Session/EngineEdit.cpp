@@ -8,6 +8,7 @@
 
 #include "EngineState.h"
 #include "qsim/Quant/Precision.h"
+#include "qsim/Quant/Quantizer.h"
 #include "qsim/Runtime/QuantMath.h"
 #include "qsim/Transforms/Passes.h"
 
@@ -66,10 +67,12 @@ void Engine::State::setWeights(int64_t n, const LayerWeights &w) {
   std::string name = "edited_layer" + std::to_string(n) + "_weight";
   if (w.int8) {
     int64_t rows = w.shape[0], per = w.values.size() / rows;
+    // A layer quantized with weight-bits < 8 keeps its narrower grid.
+    int bits = quantization::getWeightBits(op).value_or(8);
     std::vector<int8_t> q(w.values.size());
     for (size_t i = 0; i < q.size(); ++i) {
       float s = w.scales.size() == 1 ? w.scales[0] : w.scales[i / per];
-      q[i] = rt::quantizeWeight(w.values[i], s); // as the quantizer rounds
+      q[i] = rt::quantizeWeight(w.values[i], s, bits); // as the quantizer
     }
     op->setAttr("weight", makeResourceAttr<int8_t>(type, name, q));
   } else if (w.f16) {

@@ -23,6 +23,9 @@ struct AdaRoundPass : public qsim::impl::AdaRoundPassBase<AdaRoundPass> {
     return failure();
   }
   LogicalResult checkOptions() {
+    if (weightBits < 2 || weightBits > 8)
+      return fail("weight-bits=" + Twine(static_cast<int>(weightBits)) +
+                  " is outside 2..8");
     if (iterations < 0)
       return fail("iterations must be >= 0");
     if (samples < 1)
@@ -46,6 +49,7 @@ struct AdaRoundPass : public qsim::impl::AdaRoundPassBase<AdaRoundPass> {
       return signalPassFailure();
     AdaRoundOptions o;
     o.quantize = recoveryScheme(module, weights, activations, scale);
+    o.quantize.weightBits = weightBits;
     o.executor.threads = threads;
     o.iterations = iterations;
     o.samples = samples;

@@ -22,6 +22,11 @@ struct BiasCorrectPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     using namespace quantization;
+    if (weightBits < 2 || weightBits > 8) {
+      module.emitError() << "--qsim-bias-correct: weight-bits="
+                         << static_cast<int>(weightBits) << " is outside 2..8";
+      return signalPassFailure();
+    }
     if (images.empty()) {
       module.emitError() << "--qsim-bias-correct needs images=DIR (or a "
                             "comma-separated list of files)";
@@ -33,6 +38,7 @@ struct BiasCorrectPass
       return signalPassFailure();
     BiasCorrectionOptions o;
     o.quantize = recoveryScheme(module, weights, activations, scale);
+    o.quantize.weightBits = weightBits;
     o.executor.threads = threads;
     o.progress = progress;
     auto rows = correctBiases(module, inputs, o);

@@ -190,6 +190,16 @@ def QuantizePass : Pass<"qsim-quantize", "mlir::ModuleOp"> {
     precisions meet; the function keeps f32 inputs and outputs. Needs folded
     batch norms and calibrated ranges. docs/quantization.md has the exact
     arithmetic.
+
+    `weight-bits=N` (2..8) puts the weights on the symmetric grid
+    [-(2^(N-1)-1), 2^(N-1)-1] (scale max|w| / (2^(N-1)-1)), stored in i8;
+    the interpreter runs them exactly with the int8 kernels.
+    `activation-bits=16` gives every int8-planned convolutional, connected,
+    maxpool, upsample and dropout layer int16 activations (W8A16, as
+    TFLite's 16x8: symmetric, zero point 0, 64-bit accumulation, reference
+    kernels); `int16-layers=LIST` does so for the chosen layers only. For
+    study only: `--qsim-lower-to-tosa` and `qsim-compile` refuse layers
+    narrower than 8 bits and int16 activations.
   }];
   let options = [
     Option<"weights", "weights", "::qsim::quantization::WeightGranularity",
@@ -225,6 +235,15 @@ def QuantizePass : Pass<"qsim-quantize", "mlir::ModuleOp"> {
                         "int32", "32-bit"),
              clEnumValN(::qsim::quantization::AccumulatorWidth::Int16,
                         "int16", "16-bit, saturating (simulated)"))}]>,
+    Option<"weightBits", "weight-bits", "int", "8",
+           "Weight width, 2..8 (stored in i8 with the narrower range; "
+           "code generation keeps 8)">,
+    Option<"activationBits", "activation-bits", "int", "8",
+           "8, or 16: int16 activations (W8A16) for every int8-planned "
+           "layer that has that form">,
+    ListOption<"int16Layers", "int16-layers", "std::string",
+               "int8-planned layers given int16 activations (W8A16): "
+               "indices, ranges 3-9, topN">,
     Option<"rounding", "rounding", "::qsim::rt::Rounding",
            "::qsim::rt::Rounding::TFLite", "Requantization rounding",
            [{::llvm::cl::values(
@@ -324,6 +343,8 @@ def BiasCorrectPass : Pass<"qsim-bias-correct", "mlir::ModuleOp"> {
                         "asymmetric", "zero point from the range"),
              clEnumValN(::qsim::quantization::ActivationScheme::Symmetric,
                         "symmetric", "zero point 0"))}]>,
+    Option<"weightBits", "weight-bits", "int", "8",
+           "Weight width, 2..8 (as --qsim-quantize will use)">,
     Option<"threads", "threads", "int", "0", "Threads (0 = all cores)">,
     Option<"progress", "progress", "bool", "true", "Progress bar on stderr">,
     Option<"report", "report", "bool", "true", "Print the shifts to stderr">,
@@ -386,6 +407,8 @@ def AdaRoundPass : Pass<"qsim-adaround", "mlir::ModuleOp"> {
                         "asymmetric", "zero point from the range"),
              clEnumValN(::qsim::quantization::ActivationScheme::Symmetric,
                         "symmetric", "zero point 0"))}]>,
+    Option<"weightBits", "weight-bits", "int", "8",
+           "Weight width, 2..8 (as --qsim-quantize will use)">,
     Option<"iterations", "iterations", "int", "500",
            "Adam steps per layer">,
     Option<"samples", "samples", "int", "4096",

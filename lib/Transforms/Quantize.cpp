@@ -1,5 +1,6 @@
 //===- Quantize.cpp - --qsim-quantize ------------------------------------===//
 
+#include "qsim/Quant/Precision.h"
 #include "qsim/Quant/Quantizer.h"
 #include "qsim/Transforms/Passes.h"
 
@@ -16,7 +17,26 @@ struct QuantizePass : public qsim::impl::QuantizePassBase<QuantizePass> {
   using QuantizePassBase::QuantizePassBase;
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (weightBits < 2 || weightBits > 8) {
+      module.emitError() << "--qsim-quantize: weight-bits="
+                         << static_cast<int>(weightBits) << " is outside 2..8";
+      return signalPassFailure();
+    }
+    if (activationBits != 8 && activationBits != 16) {
+      module.emitError() << "--qsim-quantize: activation-bits="
+                         << static_cast<int>(activationBits)
+                         << " is neither 8 nor 16";
+      return signalPassFailure();
+    }
     quantization::QuantizeOptions o;
+    o.weightBits = weightBits;
+    o.activationBits = activationBits;
+    std::string error;
+    if (!quantization::parseLayerList(int16Layers, module, o.int16Layers,
+                                      error)) {
+      module.emitError() << "--qsim-quantize: int16-layers: " << error;
+      return signalPassFailure();
+    }
     using namespace quantization;
     o.perChannelWeights = weights == WeightGranularity::PerChannel;
     o.symmetricActivations = activations == ActivationScheme::Symmetric;

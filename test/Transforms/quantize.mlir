@@ -14,7 +14,7 @@
 // CHECK: %[[P:.*]] = qsim.maxpool %[[C]] {{.*}} -> tensor<1x2x1x1x!quant.uniform<i8:f32, 0.0078431377187371254:-1>>
 // CHECK: %[[D:.*]] = "quant.dcast"(%[[P]])
 // CHECK: return %[[D]]
-// OPTS: module attributes {qsim.quantization = {accumulator = 16 : i64, activations = "symmetric", rounding = "tosa-double", scale = "float", weights = "per-tensor"}}
+// OPTS: module attributes {qsim.quantization = {accumulator = 16 : i64, activation_bits = 8 : i64, activations = "symmetric", rounding = "tosa-double", scale = "float", weight_bits = 8 : i64, weights = "per-tensor"}}
 // OPTS-LABEL: func.func @conv
 // OPTS: "quant.qcast"(%arg0) : (tensor<1x1x2x2xf32>) -> tensor<1x1x2x2x!quant.uniform<i8:f32, 0.0078740157186985015>>
 // OPTS: qsim.conv2d {{.*}}accumulator_bits = 16 : i64{{.*}}weight_quant = !quant.uniform<i8<-127:127>:f32, 0.0078740157186985015>

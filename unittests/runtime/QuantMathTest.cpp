@@ -127,3 +127,35 @@ TEST(QuantMath, WeightRoundingTiesAwayFromZeroAndClamps) {
   EXPECT_EQ(quantizeWeight(std::numeric_limits<float>::infinity(), s), 127);
   EXPECT_EQ(quantizeWeight(std::nanf(""), s), 0);
 }
+
+TEST(QuantMath, NarrowWeightGrids) {
+  // weight-bits=N: integers in [-(2^(N-1)-1), 2^(N-1)-1], scale max|w|/qmax.
+  EXPECT_EQ(weightQMax(8), 127);
+  EXPECT_EQ(weightQMax(4), 7);
+  EXPECT_EQ(weightQMax(3), 3);
+  EXPECT_EQ(weightQMax(2), 1);
+  const float w[6] = {0.5f, -1.0f, 0.25f, 2.0f, -0.3f, 0.1f};
+  auto pc = weightScales(w, 6, 2, true, false, 4);
+  EXPECT_FLOAT_EQ(pc[0], 1.0f / 7);
+  EXPECT_FLOAT_EQ(pc[1], 2.0f / 7);
+  auto p2 = weightScales(w, 6, 2, false, false, 2);
+  EXPECT_FLOAT_EQ(p2[0], 2.0f);
+  // Nearest grid point, ties away from zero, clamped to the narrow range.
+  EXPECT_EQ(quantizeWeight(-1.0f, pc[0], 4), -7);
+  EXPECT_EQ(quantizeWeight(0.45f, pc[0], 4), 3);  // 3.15 -> 3
+  EXPECT_EQ(quantizeWeight(0.25f, pc[0], 4), 2);  // 1.75 -> 2
+  EXPECT_EQ(quantizeWeight(-0.3f, pc[1], 4), -1); // -1.05 -> -1
+  EXPECT_EQ(quantizeWeight(5.0f, pc[0], 4), 7);
+  EXPECT_EQ(quantizeWeight(-1e30f, pc[0], 4), -7);
+  EXPECT_EQ(quantizeWeight(0.9f, p2[0], 2), 0); // 0.45 -> 0
+  EXPECT_EQ(quantizeWeight(1.0f, p2[0], 2), 1); // the tie 0.5 -> 1
+  EXPECT_EQ(quantizeWeight(-3.0f, p2[0], 2), -1);
+  // Every rounded weight is within half a step of the float weight.
+  for (int bits = 2; bits <= 8; ++bits) {
+    auto s = weightScales(w, 6, 1, false, false, bits);
+    for (float v : w)
+      EXPECT_LE(std::fabs(quantizeWeight(v, s[0], bits) * s[0] - v),
+                0.5f * s[0] + 1e-6f)
+          << bits << " bits, weight " << v;
+  }
+}

@@ -43,7 +43,7 @@ struct StepInfo {
   int64_t layer = 0;
   std::string kind;      // Darknet section name
   std::string label;     // "layer 12 (convolutional)"
-  std::string precision; // fp32, fp16, int8
+  std::string precision; // fp32, fp16, int8, w8a16
   shapes::CHW output;
   std::vector<int64_t> inputLayers; // -1 = network input
   int64_t macs = 0;

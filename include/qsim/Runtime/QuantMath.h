@@ -81,15 +81,22 @@ struct QuantChoice {
 /// over [lo, hi]; pow2: the scale rounded up to a power of two.
 QuantChoice chooseQuantParams(float lo, float hi, bool symmetric, bool pow2);
 
-/// Symmetric per-channel (or per-tensor) weight scales: max|w| / 127 over
-/// each of `channels` contiguous blocks (tiny non-zero for all-zero blocks).
+/// The largest weight integer of a `bits`-bit symmetric grid (2..8):
+/// 2^(bits-1) - 1, i.e. 127 for 8 bits, 7 for 4 bits, 1 for 2 bits. Narrow
+/// weights are stored in i8 with this range.
+inline int32_t weightQMax(int bits) { return (1 << (bits - 1)) - 1; }
+
+/// Symmetric per-channel (or per-tensor) weight scales: max|w| / qmax over
+/// each of `channels` contiguous blocks (tiny non-zero for all-zero
+/// blocks); qmax = weightQMax(bits).
 std::vector<float> weightScales(const float *w, int64_t count, int64_t channels,
-                                bool perChannel, bool pow2);
-/// The int8 value of weight `w` at `scale`: round(w / scale), ties away
-/// from zero (the quotient in float), clamped to [-127, 127]; NaN gives 0.
-/// The one weight rounding: the quantizer and a session's weight edits
-/// both use it, so an edited weight stores what --qsim-quantize would.
-int8_t quantizeWeight(float w, float scale);
+                                bool perChannel, bool pow2, int bits = 8);
+/// The integer value of weight `w` at `scale`: round(w / scale), ties away
+/// from zero (the quotient in float), clamped to [-qmax, qmax] with qmax =
+/// weightQMax(bits); NaN gives 0. The one weight rounding: the quantizer
+/// and a session's weight edits both use it, so an edited weight stores
+/// what --qsim-quantize would.
+int8_t quantizeWeight(float w, float scale, int bits = 8);
 
 } // namespace qsim::rt
 

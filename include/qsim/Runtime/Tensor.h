@@ -18,7 +18,8 @@
 
 namespace qsim::rt {
 
-enum class DType : uint8_t { F32, F16, I8, I32 };
+/// I16: int16 activations of W8A16 layers (symmetric, zero point 0).
+enum class DType : uint8_t { F32, F16, I8, I32, I16 };
 size_t dtypeSize(DType t);
 const char *dtypeName(DType t);
 
@@ -56,13 +57,15 @@ public:
   const uint16_t *f16() const { return static_cast<const uint16_t *>(data_); }
   int8_t *i8() { return static_cast<int8_t *>(data_); }
   const int8_t *i8() const { return static_cast<const int8_t *>(data_); }
+  int16_t *i16() { return static_cast<int16_t *>(data_); }
+  const int16_t *i16() const { return static_cast<const int16_t *>(data_); }
   int32_t *i32() { return static_cast<int32_t *>(data_); }
   const int32_t *i32() const { return static_cast<const int32_t *>(data_); }
 
   /// Deep copy with its own storage.
   Tensor clone() const;
-  /// Values as real numbers: f32 as is, f16 widened, i8/i32 dequantized with
-  /// `quant` (i32 with scale only).
+  /// Values as real numbers: f32 as is, f16 widened, i8/i16/i32 dequantized
+  /// with `quant` (i32 with scale only).
   std::vector<float> toFloat() const;
   float valueAt(int64_t i) const;
 

@@ -261,10 +261,29 @@ LowerToTosaPass::getCheckedLayers(ModuleOp module, func::FuncOp main) {
     return failure();
   if (main.getNumArguments() != 1)
     return module.emitError() << "a model with one input is expected";
-  for (const Layer &l : *layers)
+  for (const Layer &l : *layers) {
     if (l.batchNorm && !isa<Conv2DOp, ConnectedOp>(l.head))
       return l.head->emitError()
              << describeLayer(l.head) << ": batch norm on an unexpected layer";
+    // --qsim-quantize activation-bits=16 / int16-layers / weight-bits < 8
+    // are simulations for study: the generated code keeps 8 bits.
+    auto q = dyn_cast<quant::QuantizedType>(
+        getElementTypeOrSelf(l.head->getResult(0).getType()));
+    if (q && q.getStorageTypeIntegralWidth() == 16)
+      return l.head->emitError()
+             << "code generation keeps 8-bit: " << describeLayer(l.head)
+             << " has 16-bit activations";
+    if (auto wq = l.head->getAttrOfType<TypeAttr>("weight_quant"))
+      if (auto w = dyn_cast<quant::QuantizedType>(wq.getValue());
+          w && w.getStorageTypeMax() < 127) {
+        int bits = 2;
+        while ((1 << (bits - 1)) - 1 < w.getStorageTypeMax())
+          ++bits;
+        return l.head->emitError()
+               << "code generation keeps 8-bit: " << describeLayer(l.head)
+               << " has " << bits << "-bit weights";
+      }
+  }
   rt::Rounding rounding;
   std::string roundingError;
   if (failed(getModuleRounding(module, rounding, roundingError)))

@@ -41,8 +41,8 @@ static int64_t storageBytes(Type el) {
 
 std::string qsim::getLayerPrecision(const Layer &layer) {
   Type el = getElementTypeOrSelf(layer.head->getResult(0).getType());
-  if (isa<quant::QuantizedType>(el))
-    return "int8";
+  if (auto q = dyn_cast<quant::QuantizedType>(el))
+    return q.getStorageTypeIntegralWidth() == 16 ? "w8a16" : "int8";
   if (el.isF16())
     return "fp16";
   return "fp32";

@@ -80,6 +80,43 @@ static LogicalResult checkWeightShape(Operation *op, StringRef name,
 
 static bool isQuantElement(Type t) { return isa<quant::QuantizedType>(t); }
 
+/// Int16 activations (W8A16 layers, --qsim-quantize activation-bits=16) are
+/// per-tensor symmetric `!quant.uniform<i16:f32, s>` (zero point 0).
+static bool isInt16Activation(Type t) {
+  auto q = dyn_cast<quant::UniformQuantizedType>(t);
+  return q && q.getStorageType().isSignlessInteger(16) && q.isSigned() &&
+         q.getZeroPoint() == 0 && q.getStorageTypeMin() == -32768 &&
+         q.getStorageTypeMax() == 32767 && q.getExpressedType().isF32();
+}
+
+/// Quantized weights are 2..8 bits wide, kept in i8: `weight_quant`'s
+/// storage range is [-q, q] with q = 2^(bits-1) - 1 (127 for 8 bits, 7 for
+/// 4), and every stored weight lies inside it.
+static LogicalResult verifyWeightRange(Operation *op, ElementsAttr weight,
+                                       quant::QuantizedType wq) {
+  int64_t q = wq.getStorageTypeMax();
+  bool known = false;
+  for (int bits = 2; bits <= 8; ++bits)
+    known |= q == (1 << (bits - 1)) - 1;
+  if (!known || wq.getStorageTypeMin() != -q)
+    return layerError(op) << "weight_quant storage range ["
+                          << wq.getStorageTypeMin() << ", " << q
+                          << "] is not a symmetric 2..8-bit grid [-q, q], "
+                             "q = 2^(bits-1) - 1";
+  ArrayRef<char> raw = getRawBytes(weight);
+  char splat = 0;
+  if (auto d = dyn_cast<DenseElementsAttr>(weight); d && d.isSplat()) {
+    splat = (char)d.getSplatValue<int8_t>();
+    raw = ArrayRef<char>(splat);
+  }
+  for (size_t i = 0; i < raw.size(); ++i)
+    if ((int8_t)raw[i] < -q || (int8_t)raw[i] > q)
+      return layerError(op)
+             << "weight " << i << " is " << (int)(int8_t)raw[i]
+             << ", outside weight_quant's range [" << -q << ", " << q << "]";
+  return success();
+}
+
 /// Weighted ops: float layers carry f32/f16 weights; quantized layers carry
 /// i8 weights with their per-axis quantization, i32 biases and the
 /// requantization constants.
@@ -107,6 +144,11 @@ static LogicalResult verifyWeightedTypes(
         return layerError(op) << "float layer needs f32 or f16 weights";
     return success();
   }
+  if (isInt16Activation(inEl) != isInt16Activation(outEl))
+    return layerError(op) << "a W8A16 layer has int16 input and result";
+  if (isInt16Activation(outEl) && accBits)
+    return layerError(op) << "a W8A16 layer accumulates in 64 bits "
+                             "(no accumulator_bits)";
   if (!weight || !weightQuant || !mult || !shift)
     return layerError(op) << "quantized layer needs weight, weight_quant, "
                              "multiplier and shift";
@@ -116,6 +158,8 @@ static LogicalResult verifyWeightedTypes(
   if (!wq || !wq.getStorageType().isSignlessInteger(8))
     return layerError(op) << "weight_quant must be a quantized type with i8 "
                              "storage";
+  if (failed(verifyWeightRange(op, *weight, wq)))
+    return failure();
   if (auto pa = dyn_cast<quant::UniformQuantizedPerAxisType>(wq))
     if ((int64_t)pa.getScales().size() != channels ||
         pa.getQuantizedDimension() != 0)
@@ -165,10 +209,26 @@ static LogicalResult verifyElementTypes(Operation *op) {
   SmallVector<Type> all(types);
   all.push_back(result);
   for (Type t : all)
-    if (!isFloatElement(t) && !isInt8Activation(t))
+    if (!isFloatElement(t) && !isInt8Activation(t) && !isInt16Activation(t))
       return layerError(op) << "element type " << t
-                            << " is neither f32, f16 nor !quant.uniform<i8:f32, "
-                               "scale:zero_point>";
+                            << " is neither f32, f16, !quant.uniform<i8:f32, "
+                               "scale:zero_point> nor !quant.uniform<i16:f32, "
+                               "scale>";
+  bool int16 = llvm::any_of(all, isInt16Activation);
+  if (int16 &&
+      !isa<Conv2DOp, ConnectedOp, MaxPoolOp, UpsampleOp, DropoutOp>(op))
+    return layerError(op) << "has no int16 (W8A16) form: int16 activations "
+                             "are for convolutional, connected, maxpool, "
+                             "upsample and dropout layers";
+  if (int16 && isa<MaxPoolOp, UpsampleOp, DropoutOp>(op)) {
+    if (types[0] != result)
+      return layerError(op)
+             << "an int16 " << op->getName() << " keeps its input's scale";
+    if (auto up = dyn_cast<UpsampleOp>(op); up && !up.hasInt8Form())
+      return layerError(op) << "int16 upsampling needs a positive stride and "
+                               "scale 1";
+    return success();
+  }
   bool quantized = isInt8Activation(result);
   if (isa<BatchNormOp, AvgPoolOp, ScaleChannelsOp, SoftmaxOp, YoloOp, RegionOp,
           ActivationOp, CropOp>(op)) {
