@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qsim/Interpreter/Executor.h"
+#include "qsim/Runtime/Detection.h"
 #include "qsim/Target/Darknet/DarknetImporter.h"
 #include "qsim/Target/ModelIO.h"
 
@@ -403,6 +404,62 @@ TEST_P(ZooLayers, ShareIndexReusesWeightsAndReadsNone) {
       EXPECT_NEAR(a[f * 9 + i], first, 1e-5);
       EXPECT_NEAR(b[f * 9 + i], second, 1e-5);
     }
+}
+
+// Decoding of the two new heads (docs/darknet.md §R4.17, §R4.20), values
+// worked out by hand.
+TEST(ZooHeadDecoding, DetectionV1BoxesAndProbabilities) {
+  // side 1, 2 classes, 1 box: [cls0, cls1, conf, x, y, w, h].
+  std::vector<float> out = {0.2f, 0.8f, 0.5f, 0.5f, 0.25f, 0.6f, 0.4f};
+  rt::DetectionV1Head h;
+  h.data = out.data();
+  h.side = 1;
+  h.classes = 2;
+  h.num = 1;
+  h.coords = 4;
+  h.sqrt = true;
+  rt::DecodeOptions o;
+  o.netW = o.netH = o.imageW = o.imageH = 64;
+  o.thresh = 0.25f;
+  std::vector<rt::Detection> dets;
+  rt::getDetectionV1Detections(h, o, dets);
+  ASSERT_EQ(dets.size(), 1u);
+  EXPECT_FLOAT_EQ(dets[0].bbox.x, 0.5f);
+  EXPECT_FLOAT_EQ(dets[0].bbox.y, 0.25f);
+  EXPECT_NEAR(dets[0].bbox.w, 0.36f, 1e-6); // sqrt=1: squared
+  EXPECT_NEAR(dets[0].bbox.h, 0.16f, 1e-6);
+  EXPECT_FLOAT_EQ(dets[0].objectness, 0.5f);
+  EXPECT_EQ(dets[0].prob[0], 0.0f); // 0.1 is below the threshold
+  EXPECT_NEAR(dets[0].prob[1], 0.4f, 1e-6);
+}
+
+TEST(ZooHeadDecoding, GaussianYoloDiscountsUncertainty) {
+  // 1x1 cell, one anchor (10, 20), one class: [mu_x, s_x, mu_y, s_y, mu_w,
+  // s_w, mu_h, s_h, obj, cls].
+  std::vector<float> out = {0.5f, 0.2f, 0.5f, 0.2f, 0.0f,
+                            0.2f, 0.0f, 0.2f, 0.9f, 0.8f};
+  rt::GaussianYoloHead h;
+  h.data = out.data();
+  h.w = h.h = 1;
+  h.classes = 1;
+  h.mask = {0};
+  h.anchors = {10.0f, 20.0f};
+  rt::DecodeOptions o;
+  o.netW = o.netH = o.imageW = o.imageH = 100;
+  o.thresh = 0.25f;
+  std::vector<rt::Detection> dets;
+  rt::getGaussianYoloDetections(h, o, dets);
+  ASSERT_EQ(dets.size(), 1u);
+  EXPECT_FLOAT_EQ(dets[0].bbox.x, 0.5f);
+  EXPECT_FLOAT_EQ(dets[0].bbox.y, 0.5f);
+  EXPECT_NEAR(dets[0].bbox.w, 0.1f, 1e-6);
+  EXPECT_NEAR(dets[0].bbox.h, 0.2f, 1e-6);
+  EXPECT_NEAR(dets[0].prob[0], 0.9f * 0.8f * (1.0f - 0.2f), 1e-6);
+  // Below the objectness threshold: no candidate.
+  out[8] = 0.2f;
+  dets.clear();
+  rt::getGaussianYoloDetections(h, o, dets);
+  EXPECT_TRUE(dets.empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, ZooLayers,
