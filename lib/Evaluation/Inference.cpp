@@ -41,6 +41,29 @@ ModelInfo qsim::eval::describeModel(ModuleOp module,
       h.betaNms = y.getBetaNms().convertToFloat();
       h.classes = y.getClasses();
       info.heads.push_back(h);
+    } else if (auto g = dyn_cast<GaussianYoloOp>(op)) {
+      h.isYolo = false;
+      h.isGaussianYolo = true;
+      h.gaussian.w = steps[i].output.w;
+      h.gaussian.h = steps[i].output.h;
+      h.gaussian.classes = g.getClasses();
+      for (int64_t m : g.getMask())
+        h.gaussian.mask.push_back(m);
+      h.gaussian.anchors.assign(g.getAnchors().begin(), g.getAnchors().end());
+      h.gaussian.layer = steps[i].layer;
+      h.classes = g.getClasses();
+      info.heads.push_back(h);
+    } else if (auto v1 = dyn_cast<DetectionOp>(op)) {
+      h.isYolo = false;
+      h.isDetectionV1 = true;
+      h.v1.side = v1.getSide();
+      h.v1.classes = v1.getClasses();
+      h.v1.num = v1.getNum();
+      h.v1.coords = v1.getCoords();
+      h.v1.sqrt = v1.getSqrt();
+      h.v1.layer = steps[i].layer;
+      h.classes = v1.getClasses();
+      info.heads.push_back(h);
     } else if (auto r = dyn_cast<RegionOp>(op)) {
       auto shape = steps[i].output;
       h.isYolo = false;
@@ -113,7 +136,12 @@ InferenceResult qsim::eval::decodeOutputs(Executor &executor,
     s.isYolo = h.isYolo;
     s.yolo = h.yolo;
     s.region = h.region;
+    s.isGaussianYolo = h.isGaussianYolo;
+    s.isDetectionV1 = h.isDetectionV1;
+    s.gaussian = h.gaussian;
+    s.v1 = h.v1;
     s.yolo.data = s.region.data = keep.back().data();
+    s.gaussian.data = s.v1.data = keep.back().data();
     s.nmsKind = h.nmsKind;
     s.betaNms = h.betaNms;
     s.classes = h.classes;

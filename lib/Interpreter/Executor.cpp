@@ -286,11 +286,15 @@ private:
   bool buildF32Connected(ConnectedOp fc, BatchNormOp bn, int step,
                          bool &skipBN);
   bool buildF32BatchNorm(BatchNormOp bn, int step);
+  bool buildF32XnorConv(Conv2DOp conv, int step);
   bool buildF32MaxPool(MaxPoolOp mp, int step);
   bool buildF32Upsample(UpsampleOp up, int step);
   bool buildF32Route(RouteOp route, int step);
   bool buildF32Shortcut(ShortcutOp sc, int step);
   bool buildF32ReferenceOp(Operation *op, int step);
+  /// The layers of the Darknet zoo (local, detection, sam, ...): reference
+  /// kernels only. False with `error` unset when `op` is none of them.
+  bool buildF32ZooOp(Operation *op, int step, int src, int dst);
   bool buildInt8Conv(Conv2DOp conv, int step);
   bool buildInt8Connected(ConnectedOp fc, int step);
   bool buildInt8MaxPool(MaxPoolOp mp, int step);
@@ -663,6 +667,8 @@ bool PlanBuilder::buildF32Conv(Conv2DOp conv, BatchNormOp bn, int step,
                                bool &skipBN) {
   Operation *op = conv.getOperation();
   int input = slotOf(conv.getInput());
+  if (conv.getXnor()) // binarized in float: reference kernel only
+    return buildF32XnorConv(conv, step);
   if (auto built =
           tryDnnlLayer(conv.getResult(), bn, skipBN, [&](std::string &why) {
             return buildDnnlConv(plan, step, op, bn, input, why);
@@ -917,7 +923,111 @@ bool PlanBuilder::buildF32ReferenceOp(Operation *op, int step) {
                    }));
     return true;
   }
+  if (buildF32ZooOp(op, step, src, dst))
+    return true;
+  if (!error.empty())
+    return false;
   return fail(op, "no kernel for '" + op->getName().getStringRef().str() + "'");
+}
+
+bool PlanBuilder::buildF32XnorConv(Conv2DOp conv, int step) {
+  Operation *op = conv.getOperation();
+  ref::ConvParams p = convParamsOf(conv);
+  CHW in = chwOf(conv.getInput()), outS = chwOf(conv.getResult());
+  const int64_t k = (in.c / p.groups) * p.kh * p.kw;
+  std::vector<float> real;
+  if (!readWeights(op, conv.getWeight(), "weights", p.filters * k, real,
+                   error))
+    return false;
+  // Darknet binarizes the weights once per forward; they do not change.
+  auto w = std::make_shared<std::vector<float>>(real.size());
+  ref::binarizeWeights(real.data(), p.filters, k, w->data());
+  auto b = std::make_shared<std::vector<float>>();
+  if (conv.getBias() &&
+      !readWeights(op, conv.getBias(), "biases", p.filters, *b, error))
+    return false;
+  auto bin = std::make_shared<std::vector<float>>(in.size());
+  int src = plan.plainOf(slotOf(conv.getInput()), step);
+  int dst = plainResult(conv.getResult(), step);
+  Activation act = conv.getActivation();
+  Flavor flavor = plan.flavor;
+  plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                   ref::binarizeInput(pl.f32(src), in.size(), bin->data());
+                   ref::conv2d(bin->data(), in, w->data(),
+                               b->empty() ? nullptr : b->data(), p, pl.f32(dst),
+                               outS);
+                   ref::activate(pl.f32(dst), outS, act, flavor);
+                 }));
+  return true;
+}
+
+bool PlanBuilder::buildF32ZooOp(Operation *op, int step, int src, int dst) {
+  CHW in = chwOf(op->getOperand(0)), outS = chwOf(op->getResult(0));
+  Flavor flavor = plan.flavor;
+  if (auto l = dyn_cast<LocalOp>(op)) {
+    int64_t size = l.getSize(), stride = l.getStride(), pad = l.getPad();
+    auto w = std::make_shared<std::vector<float>>();
+    auto b = std::make_shared<std::vector<float>>();
+    if (!readWeights(op, l.getWeight(), "weights",
+                     outS.size() * in.c * size * size, *w, error) ||
+        (l.getBias() &&
+         !readWeights(op, l.getBias(), "biases", outS.size(), *b, error)))
+      return false;
+    Activation act = l.getActivation();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::local(pl.f32(src), in, w->data(),
+                                b->empty() ? nullptr : b->data(), size, stride,
+                                pad, pl.f32(dst), outS);
+                     ref::activate(pl.f32(dst), outS, act, flavor);
+                   }));
+    return true;
+  }
+  if (auto a = dyn_cast<LocalAvgPoolOp>(op)) {
+    int64_t size = a.getSize(), sy = a.getStride()[0], sx = a.getStride()[1];
+    int64_t padding = a.getPadding();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::localAvgPool(pl.f32(src), in, size, sy, sx, padding,
+                                       pl.f32(dst), outS);
+                   }));
+    return true;
+  }
+  if (auto r = dyn_cast<Reorg3dOp>(op)) {
+    int64_t stride = r.getStride();
+    bool reverse = r.getReverse();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::reorg3d(pl.f32(src), in, stride, reverse,
+                                  pl.f32(dst), outS);
+                   }));
+    return true;
+  }
+  if (auto s = dyn_cast<SamOp>(op)) {
+    int feat = plan.plainOf(slotOf(s.getFeatures()), step);
+    Activation act = s.getActivation();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::sam(pl.f32(src), pl.f32(feat), outS, act, flavor,
+                              pl.f32(dst));
+                   }));
+    return true;
+  }
+  if (auto d = dyn_cast<DetectionOp>(op)) {
+    int64_t side = d.getSide(), classes = d.getClasses();
+    bool softmax = d.getSoftmax();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::detection(pl.f32(src), in.size(), side, classes,
+                                    softmax, pl.f32(dst));
+                   }));
+    return true;
+  }
+  if (auto g = dyn_cast<GaussianYoloOp>(op)) {
+    int64_t classes = g.getClasses(), n = g.getMask().size();
+    float scaleXY = g.getScaleXY().convertToFloat();
+    plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
+                     ref::gaussianYolo(pl.f32(src), in, classes, n, scaleXY,
+                                       pl.f32(dst));
+                   }));
+    return true;
+  }
+  return false;
 }
 
 int PlanBuilder::int8Result(Value v, int step) {

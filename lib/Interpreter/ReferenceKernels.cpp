@@ -458,3 +458,132 @@ void ref::region(const float *in, const CHW &shape, const RegionParams &p,
     }
   }
 }
+
+//===----------------------------------------------------------------------===//
+// Layers of the Darknet zoo (docs/darknet.md §R4.16-§R4.21)
+//===----------------------------------------------------------------------===//
+
+void ref::local(const float *in, const CHW &inShape, const float *weight,
+                const float *bias, int64_t size, int64_t stride, int64_t pad,
+                float *out, const CHW &outShape) {
+  // forward_local_layer: the output starts as the biases, then one gemm per
+  // position adds weight[p] (filters x K) times column p of im2col.
+  const int64_t locations = outShape.h * outShape.w;
+  const int64_t k = inShape.c * size * size;
+#pragma omp parallel for schedule(static) if (locations * outShape.c * k > 65536)
+  for (int64_t p = 0; p < locations; ++p) {
+    const int64_t oy = p / outShape.w, ox = p % outShape.w;
+    for (int64_t f = 0; f < outShape.c; ++f) {
+      const float *w = weight + (p * outShape.c + f) * k;
+      float sum = bias ? bias[f * locations + p] : 0.0f;
+      for (int64_t c = 0; c < inShape.c; ++c)
+        for (int64_t ky = 0; ky < size; ++ky)
+          for (int64_t kx = 0; kx < size; ++kx) {
+            int64_t y = oy * stride - pad + ky, x = ox * stride - pad + kx;
+            float v = (y < 0 || y >= inShape.h || x < 0 || x >= inShape.w)
+                          ? 0.0f
+                          : in[(c * inShape.h + y) * inShape.w + x];
+            sum += w[(c * size + ky) * size + kx] * v;
+          }
+      out[f * locations + p] = sum;
+    }
+  }
+}
+
+void ref::localAvgPool(const float *in, const CHW &inShape, int64_t size,
+                       int64_t sy, int64_t sx, int64_t padding, float *out,
+                       const CHW &outShape) {
+  // forward_local_avgpool_layer: float sum of the valid taps in window
+  // order, divided by their count.
+  const int64_t off = -(padding / 2);
+  for (int64_t c = 0; c < outShape.c; ++c)
+    for (int64_t oy = 0; oy < outShape.h; ++oy)
+      for (int64_t ox = 0; ox < outShape.w; ++ox) {
+        float sum = 0.0f;
+        int count = 0;
+        for (int64_t n = 0; n < size; ++n)
+          for (int64_t m = 0; m < size; ++m) {
+            int64_t y = off + oy * sy + n, x = off + ox * sx + m;
+            if (y < 0 || y >= inShape.h || x < 0 || x >= inShape.w)
+              continue;
+            sum += in[(c * inShape.h + y) * inShape.w + x];
+            ++count;
+          }
+        out[(c * outShape.h + oy) * outShape.w + ox] = sum / count;
+      }
+}
+
+void ref::reorg3d(const float *in, const CHW &inShape, int64_t s, bool reverse,
+                  float *out, const CHW &outShape) {
+  // AlexeyAB's reorg_layer.c calls reorg_cpu with the *output* dims:
+  // reverse=0 gathers out[A] = in[B], reverse=1 scatters out[B] = in[A].
+  (void)inShape;
+  const int64_t w = outShape.w, h = outShape.h, c = outShape.c;
+  const int64_t outC = c / (s * s);
+  for (int64_t k = 0; k < c; ++k)
+    for (int64_t j = 0; j < h; ++j)
+      for (int64_t i = 0; i < w; ++i) {
+        int64_t a = i + w * (j + h * k);
+        int64_t c2 = k % outC, o = k / outC;
+        int64_t b = (i * s + o % s) + w * s * ((j * s + o / s) + h * s * c2);
+        if (reverse)
+          out[b] = in[a];
+        else
+          out[a] = in[b];
+      }
+}
+
+void ref::sam(const float *in, const float *features, const CHW &shape,
+              Activation act, Flavor flavor, float *out) {
+  for (int64_t i = 0; i < shape.size(); ++i)
+    out[i] = in[i] * features[i];
+  activate(out, shape, act, flavor);
+}
+
+void ref::detection(const float *in, int64_t n, int64_t side, int64_t classes,
+                    bool softmax, float *out) {
+  std::memcpy(out, in, n * sizeof(float));
+  if (softmax)
+    for (int64_t cell = 0; cell < side * side; ++cell)
+      softmaxBlock(in + cell * classes, classes, 1, 1.0f,
+                   out + cell * classes);
+}
+
+void ref::gaussianYolo(const float *in, const CHW &shape, int64_t classes,
+                       int64_t n, float scaleXY, float *out) {
+  const int64_t hw = shape.h * shape.w;
+  const int64_t entries = classes + 9;
+  const float alpha = scaleXY;
+  const float beta = (float)(-0.5 * (double)(scaleXY - 1.0f));
+  for (int64_t plane = 0; plane < n * entries; ++plane) {
+    const int64_t e = plane % entries;
+    const float *src = in + plane * hw;
+    float *dst = out + plane * hw;
+    if (e == 4 || e == 6) { // mu_w, mu_h stay raw
+      std::memcpy(dst, src, hw * sizeof(float));
+      continue;
+    }
+    for (int64_t i = 0; i < hw; ++i)
+      dst[i] = logisticAB(src[i]);
+    if (e == 0 || e == 2)
+      for (int64_t i = 0; i < hw; ++i)
+        dst[i] = dst[i] * alpha + beta;
+  }
+}
+
+void ref::binarizeWeights(const float *weights, int64_t filters, int64_t size,
+                          float *out) {
+  for (int64_t f = 0; f < filters; ++f) {
+    float mean = 0.0f;
+    for (int64_t i = 0; i < size; ++i)
+      mean += std::fabs(weights[f * size + i]);
+    mean = mean / size;
+    for (int64_t i = 0; i < size; ++i)
+      out[f * size + i] = weights[f * size + i] > 0 ? mean : -mean;
+  }
+}
+
+void ref::binarizeInput(const float *in, int64_t n, float *out) {
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = in[i] > 0 ? 1.0f : -1.0f;
+}

@@ -93,6 +93,41 @@ struct RegionParams {
 void region(const float *in, const CHW &shape, const RegionParams &p,
             Flavor flavor, float *out);
 
+//===----------------------------------------------------------------------===//
+// Layers of the Darknet zoo (docs/darknet.md §R4.16-§R4.21)
+//===----------------------------------------------------------------------===//
+
+/// [local]: out[f][p] = bias[f][p] + sum_k weight[p][f][k] * col[k][p], k
+/// over (channel, ky, kx) as Darknet's im2col, from the bias in that order.
+/// No activation.
+void local(const float *in, const CHW &inShape, const float *weight,
+           const float *bias, int64_t size, int64_t stride, int64_t pad,
+           float *out, const CHW &outShape);
+/// [local_avgpool]: the mean of the in-bounds taps of each maxpool window.
+void localAvgPool(const float *in, const CHW &inShape, int64_t size,
+                  int64_t sy, int64_t sx, int64_t padding, float *out,
+                  const CHW &outShape);
+/// AlexeyAB's [reorg3d] (docs/darknet.md §R4.18).
+void reorg3d(const float *in, const CHW &inShape, int64_t stride,
+             bool reverse, float *out, const CHW &outShape);
+/// [sam]: out[i] = in[i] * features[i], then act.
+void sam(const float *in, const float *features, const CHW &shape,
+         Activation act, Flavor flavor, float *out);
+/// [detection] (YOLOv1): a copy, with a softmax over each of the side²
+/// class blocks when `softmax`.
+void detection(const float *in, int64_t n, int64_t side, int64_t classes,
+               bool softmax, float *out);
+/// [Gaussian_yolo]: logistic on all but mu_w, mu_h, then scale_x_y on
+/// mu_x, mu_y (docs/darknet.md §R4.20).
+void gaussianYolo(const float *in, const CHW &shape, int64_t classes,
+                  int64_t n, float scaleXY, float *out);
+/// Darknet's binarize_weights: each filter's `size` weights become
+/// +mean|w| (w > 0) or -mean|w|.
+void binarizeWeights(const float *weights, int64_t filters, int64_t size,
+                     float *out);
+/// Darknet's binarize_cpu: +1 where x > 0, else -1.
+void binarizeInput(const float *in, int64_t n, float *out);
+
 } // namespace qsim::interp::ref
 
 #endif

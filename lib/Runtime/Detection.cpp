@@ -185,6 +185,71 @@ void qsim::rt::getYoloDetections(const YoloHead &head,
   correctBoxes(dets, first, opts);
 }
 
+void qsim::rt::getGaussianYoloDetections(const GaussianYoloHead &head,
+                                         const DecodeOptions &opts,
+                                         std::vector<Detection> &dets) {
+  const int lw = head.w, lh = head.h, area = lw * lh;
+  const size_t entries = 9 + (size_t)head.classes;
+  const size_t first = dets.size();
+  for (int i = 0; i < area; ++i) {
+    const int row = i / lw, col = i % lw;
+    for (size_t a = 0; a < head.mask.size(); ++a) {
+      const float *p = head.data + a * entries * area + i;
+      const float obj = p[8 * (size_t)area];
+      if (!(obj > opts.thresh))
+        continue;
+      const int m = head.mask[a];
+      Detection d;
+      d.layer = head.layer;
+      d.bbox.x = (col + p[0]) / lw;
+      d.bbox.y = (row + p[2 * (size_t)area]) / lh;
+      d.bbox.w = expScale(p[4 * (size_t)area], head.anchors[2 * m], opts.netW);
+      d.bbox.h =
+          expScale(p[6 * (size_t)area], head.anchors[2 * m + 1], opts.netH);
+      d.objectness = obj;
+      // uc_aver in float, divided by the double 4.0; 1.0 - it in double.
+      float uc = (float)((p[1 * (size_t)area] + p[3 * (size_t)area] +
+                          p[5 * (size_t)area] + p[7 * (size_t)area]) /
+                         4.0);
+      d.prob.resize(head.classes);
+      for (int c = 0; c < head.classes; ++c) {
+        float prob = (float)(obj * p[(9 + (size_t)c) * area] * (1.0 - uc));
+        d.prob[c] = prob > opts.thresh ? prob : 0;
+      }
+      dets.push_back(std::move(d));
+    }
+  }
+  correctBoxes(dets, first, opts);
+}
+
+void qsim::rt::getDetectionV1Detections(const DetectionV1Head &head,
+                                        const DecodeOptions &opts,
+                                        std::vector<Detection> &dets) {
+  const int cells = head.side * head.side;
+  const float *p = head.data;
+  for (int i = 0; i < cells; ++i) {
+    const int row = i / head.side, col = i % head.side;
+    for (int n = 0; n < head.num; ++n) {
+      const float scale = p[cells * head.classes + i * head.num + n];
+      const float *b =
+          p + cells * (head.classes + head.num) + (i * head.num + n) * head.coords;
+      Detection d;
+      d.layer = head.layer;
+      d.bbox.x = (b[0] + col) / head.side;
+      d.bbox.y = (b[1] + row) / head.side;
+      d.bbox.w = (float)std::pow(b[2], head.sqrt ? 2 : 1);
+      d.bbox.h = (float)std::pow(b[3], head.sqrt ? 2 : 1);
+      d.objectness = scale;
+      d.prob.resize(head.classes);
+      for (int c = 0; c < head.classes; ++c) {
+        float prob = scale * p[i * head.classes + c];
+        d.prob[c] = prob > opts.thresh ? prob : 0;
+      }
+      dets.push_back(std::move(d));
+    }
+  }
+}
+
 void qsim::rt::getRegionDetections(const RegionHead &head,
                                    const DecodeOptions &opts,
                                    std::vector<Detection> &dets) {
@@ -378,7 +443,11 @@ std::vector<Detection> qsim::rt::decodeHeads(const std::vector<HeadSpec> &heads,
                                              float nms) {
   std::vector<Detection> dets;
   for (const HeadSpec &h : heads) {
-    if (h.isYolo)
+    if (h.isGaussianYolo)
+      getGaussianYoloDetections(h.gaussian, d, dets);
+    else if (h.isDetectionV1)
+      getDetectionV1Detections(h.v1, d, dets);
+    else if (h.isYolo)
       getYoloDetections(h.yolo, d, dets);
     else
       getRegionDetections(h.region, d, dets);

@@ -23,6 +23,9 @@ struct HeadDesc {
   bool isYolo = true;
   rt::YoloHead yolo;     // data pointer unset
   rt::RegionHead region; // data pointer unset
+  bool isGaussianYolo = false, isDetectionV1 = false;
+  rt::GaussianYoloHead gaussian; // data pointer unset
+  rt::DetectionV1Head v1;        // data pointer unset
   rt::NmsKind nmsKind = rt::NmsKind::Default;
   float betaNms = 0.6f;
   int classes = 0;

@@ -54,6 +54,24 @@ struct RegionHead {
   int layer = -1;
 };
 
+/// A [Gaussian_yolo] layer's output (docs/darknet.md §R4.20): n = mask
+/// blocks of 9 + classes channels.
+struct GaussianYoloHead {
+  const float *data = nullptr;
+  int w = 0, h = 0, classes = 0;
+  std::vector<int> mask;
+  std::vector<float> anchors; // network-input pixels
+  int layer = -1;
+};
+
+/// A YOLOv1 [detection] layer's output (docs/darknet.md §R4.17).
+struct DetectionV1Head {
+  const float *data = nullptr;
+  int side = 7, classes = 0, num = 1, coords = 4;
+  bool sqrt = false;
+  int layer = -1;
+};
+
 struct DecodeOptions {
   int netW = 0, netH = 0;
   int imageW = 0, imageH = 0;
@@ -72,6 +90,17 @@ void getYoloDetections(const YoloHead &head, const DecodeOptions &opts,
                        std::vector<Detection> &dets);
 void getRegionDetections(const RegionHead &head, const DecodeOptions &opts,
                          std::vector<Detection> &dets);
+/// get_gaussian_yolo_detections: candidates where objectness > thresh,
+/// prob = obj * cls * (1 - mean uncertainty); corrected as [yolo] boxes.
+void getGaussianYoloDetections(const GaussianYoloHead &head,
+                               const DecodeOptions &opts,
+                               std::vector<Detection> &dets);
+/// get_detection_detections with w = h = 1 (boxes as fractions of the
+/// network input, which a plain resize maps onto the image): every (cell,
+/// box) is a candidate.
+void getDetectionV1Detections(const DetectionV1Head &head,
+                              const DecodeOptions &opts,
+                              std::vector<Detection> &dets);
 
 /// AlexeyAB box_iou (0 when the intersection or union is 0).
 float boxIou(const Box &a, const Box &b);
@@ -93,6 +122,11 @@ struct HeadSpec {
   bool isYolo = true;
   YoloHead yolo;
   RegionHead region;
+  /// Set for a [Gaussian_yolo] or [detection] head (isYolo false: Darknet's
+  /// default sort NMS).
+  bool isGaussianYolo = false, isDetectionV1 = false;
+  GaussianYoloHead gaussian;
+  DetectionV1Head v1;
   NmsKind nmsKind = NmsKind::Default;
   float betaNms = 0.6f;
   int classes = 0;

@@ -364,7 +364,16 @@ static const std::pair<const char *, const char *> kSectionKeys[] = {
     {"scale_channels",
      "from scale_wh activation stopbackward precision quantize"},
     {"sam",
-     "from activation stopbackward"},
+     "from activation stopbackward precision quantize"},
+    {"local",
+     "filters size stride pad activation stopbackward precision quantize"},
+    {"detection",
+     "classes coords rescore num side softmax sqrt max coord_scale forced "
+     "object_scale noobject_scale class_scale jitter resize random reorg "
+     "stopbackward"},
+    {"contrastive",
+     "classes temperature yolo_layer max_delta contrastive_neg_max "
+     "cls_normalizer steps"},
     {"softmax",
      "groups temperature tree spatial noloss stopbackward precision "
      "quantize"},

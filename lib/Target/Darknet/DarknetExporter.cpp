@@ -45,6 +45,15 @@ private:
   LogicalResult exportDropout(DropoutOp d);
   LogicalResult exportYolo(YoloOp y);
   LogicalResult exportRegion(RegionOp rg);
+  LogicalResult exportLocal(LocalOp l);
+  LogicalResult exportLocalAvgPool(LocalAvgPoolOp a);
+  LogicalResult exportReorg3d(Reorg3dOp r);
+  LogicalResult exportSam(SamOp sam);
+  LogicalResult exportDetection(DetectionOp d);
+  LogicalResult exportGaussianYolo(GaussianYoloOp g);
+  /// The trailing sections without inference effect (qsim.cost,
+  /// qsim.contrastive): `name` once per dictionary of keys.
+  void trailingSections(StringRef attrName, StringRef name);
   /// The section `name` of `op`, whose input `input` Darknet takes from the
   /// previous layer (a [route] first when it is another layer's output).
   LogicalResult beginSection(Operation *op, Value input, StringRef name);
@@ -190,6 +199,12 @@ LogicalResult Exporter::exportLayer(const Layer &layer) {
           .Case([&](DropoutOp d) { return exportDropout(d); })
           .Case([&](YoloOp y) { return exportYolo(y); })
           .Case([&](RegionOp rg) { return exportRegion(rg); })
+          .Case([&](LocalOp l) { return exportLocal(l); })
+          .Case([&](LocalAvgPoolOp a) { return exportLocalAvgPool(a); })
+          .Case([&](Reorg3dOp r) { return exportReorg3d(r); })
+          .Case([&](SamOp sam) { return exportSam(sam); })
+          .Case([&](DetectionOp d) { return exportDetection(d); })
+          .Case([&](GaussianYoloOp g) { return exportGaussianYolo(g); })
           .Default([&](Operation *) {
             return op->emitError()
                    << describeLayer(op) << ": no Darknet equivalent";
@@ -264,9 +279,16 @@ LogicalResult Exporter::exportConvolutional(Conv2DOp conv, BatchNormOp bn) {
     key("groups", conv.getGroups());
   if (conv.getDilation() != 1)
     key("dilation", conv.getDilation());
+  if (conv.getXnor())
+    key("xnor", 1);
   key("activation",
       stringifyActivation(bn ? bn.getActivation() : conv.getActivation()));
   extras(op);
+  // share_index (kept in qsim.cfg): the weights are another layer's and
+  // Darknet reads none for this one.
+  if (auto cfgKeys = op->getAttrOfType<DictionaryAttr>("qsim.cfg");
+      cfgKeys && cfgKeys.get("share_index"))
+    return success();
   int64_t f = conv.getFilters();
   if (bn) {
     if (failed(writeFloats(op, "bias", bn.getBias(), f)) ||
@@ -542,15 +564,104 @@ LogicalResult Exporter::run() {
   for (const Layer &layer : *layers)
     if (failed(exportLayer(layer)))
       return failure();
-  // The training loss layers the import set aside (docs/darknet.md §R1.2).
+  // The training-only layers the import set aside (docs/darknet.md §R1.2,
+  // §R4.21).
   currentHead = nullptr;
-  if (auto costs = module->getAttrOfType<ArrayAttr>("qsim.cost"))
-    for (auto cost : costs.getAsRange<DictionaryAttr>()) {
-      section("cost");
-      for (NamedAttribute a : cost)
+  trailingSections("qsim.contrastive", "contrastive");
+  trailingSections("qsim.cost", "cost");
+  return success();
+}
+
+void Exporter::trailingSections(StringRef attrName, StringRef name) {
+  if (auto list = module->getAttrOfType<ArrayAttr>(attrName))
+    for (auto keys : list.getAsRange<DictionaryAttr>()) {
+      section(name);
+      for (NamedAttribute a : keys)
         if (auto s = dyn_cast<StringAttr>(a.getValue()))
           key(a.getName().getValue(), s.getValue());
     }
+}
+
+LogicalResult Exporter::exportLocal(LocalOp l) {
+  Operation *op = l.getOperation();
+  if (failed(beginSection(op, l.getInput(), "local")))
+    return failure();
+  key("filters", l.getFilters());
+  key("size", l.getSize());
+  key("stride", l.getStride());
+  key("pad", l.getPad());
+  key("activation", stringifyActivation(l.getActivation()));
+  extras(op);
+  auto out = cast<ShapedType>(l.getOutput().getType());
+  int64_t outputs = out.getNumElements();
+  int64_t c = cast<ShapedType>(l.getInput().getType()).getDimSize(1);
+  return failure(
+      failed(writeFloats(op, "bias", l.getBias(), outputs,
+                         /*zerosIfAbsent=*/(bool)l.getWeight())) ||
+      failed(writeFloats(op, "weight", l.getWeight(),
+                         outputs * c * l.getSize() * l.getSize())));
+}
+
+LogicalResult Exporter::exportLocalAvgPool(LocalAvgPoolOp a) {
+  if (failed(beginSection(a, a.getInput(), "local_avgpool")))
+    return failure();
+  key("size", a.getSize());
+  strideKeys(a.getStride());
+  if (a.getPadding() != a.getSize() - 1)
+    key("padding", a.getPadding());
+  extras(a);
+  return success();
+}
+
+LogicalResult Exporter::exportReorg3d(Reorg3dOp r) {
+  if (failed(beginSection(r, r.getInput(), "reorg3d")))
+    return failure();
+  key("stride", r.getStride());
+  if (r.getReverse())
+    key("reverse", 1);
+  extras(r);
+  return success();
+}
+
+LogicalResult Exporter::exportSam(SamOp sam) {
+  if (failed(requirePrevious(sam, sam.getInput())))
+    return failure();
+  auto idx = producer(sam, sam.getFeatures());
+  if (failed(idx))
+    return failure();
+  section("sam");
+  key("from", *idx - nextIndex);
+  if (sam.getActivation() != Activation::linear)
+    key("activation", stringifyActivation(sam.getActivation()));
+  extras(sam);
+  return success();
+}
+
+LogicalResult Exporter::exportDetection(DetectionOp d) {
+  if (failed(beginSection(d, d.getInput(), "detection")))
+    return failure();
+  key("classes", d.getClasses());
+  key("coords", d.getCoords());
+  key("num", d.getNum());
+  key("side", d.getSide());
+  key("softmax", d.getSoftmax() ? 1 : 0);
+  key("sqrt", d.getSqrt() ? 1 : 0);
+  extras(d);
+  return success();
+}
+
+LogicalResult Exporter::exportGaussianYolo(GaussianYoloOp g) {
+  if (failed(beginSection(g, g.getInput(), "Gaussian_yolo")))
+    return failure();
+  cfg << "mask=";
+  llvm::interleave(g.getMask(), cfg, ",");
+  cfg << "\n";
+  anchorsKey(g.getAnchors());
+  key("classes", g.getClasses());
+  key("num", g.getNum());
+  if (g.getScaleXY().convertToFloat() != 1.0f)
+    keyF("scale_x_y", g.getScaleXY().convertToFloat());
+  extras(g);
   return success();
 }
 

@@ -24,6 +24,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 
 #include <cmath>
@@ -409,6 +410,18 @@ private:
   ImportedLayer importDropout(LayerSite &s);
   ImportedLayer importYolo(LayerSite &s);
   ImportedLayer importRegion(LayerSite &s);
+  ImportedLayer importLocal(LayerSite &s);
+  ImportedLayer importDetection(LayerSite &s);
+  ImportedLayer importSam(LayerSite &s);
+  ImportedLayer importReorg3d(LayerSite &s);
+  ImportedLayer importLocalAvgPool(LayerSite &s);
+  ImportedLayer importGaussianYolo(LayerSite &s);
+  /// mask= (default 0..num-1) and anchors= (2*num values) of a yolo head.
+  bool readMaskAnchors(SectionReader &r, int64_t num,
+                       std::vector<int64_t> &mask, std::vector<float> &anchors);
+  /// A softmax tree (YOLO9000): refused, naming the tree file and whether
+  /// it was found.
+  void refuseTree(SectionReader &r, StringRef key);
   bool importCost(CfgSection &section, SectionReader &r);
   /// Refuses a layer whose output would not fit the memory limit, or whose
   /// window work is absurd, before anything is allocated.
@@ -420,6 +433,11 @@ private:
     ElementsAttr scale, mean, variance;
   };
   BatchNormWeights takeBatchNormWeights(LayerSite &s, int64_t channels);
+  /// share_index: the convolution reuses another convolution's weights,
+  /// biases and batch norm (nothing is read from the weights file).
+  bool shareWeights(LayerSite &s, int64_t filters, int64_t cg, int64_t size,
+                    bool bn, ElementsAttr &biases, BatchNormWeights &bnWeights,
+                    ElementsAttr &weight);
   void appendBatchNormAttrs(SmallVectorImpl<NamedAttribute> &attrs,
                             const BatchNormWeights &bn, ElementsAttr biases);
   /// `head` followed by the batch norm of `batch_normalize=1`, which takes
@@ -509,14 +527,16 @@ private:
   unsigned warnings = 0, errors = 0;
   SectionReader *currentReader = nullptr;
   /// Trailing [cost] sections (kept for export) and the line of the first.
-  SmallVector<Attribute> costLayers;
+  SmallVector<Attribute> costLayers, contrastiveLayers;
   unsigned firstCostLine = 0;
+  std::string firstCostType;
   WeightSource weights;
   WeightsHeader header;
   bool hasHeader = false;
   Value netInput;
   std::vector<Value> layerOutputs;
   std::vector<std::string> layerKinds;
+  std::vector<Operation *> layerHeads;
   SmallVector<Value> headOutputs;
   bool letterBox = false;
   CHW netShape;
@@ -544,13 +564,11 @@ static StringRef canonicalSection(StringRef type) {
 
 static bool isUnsupportedDarknetSection(StringRef type) {
   return llvm::StringSwitch<bool>(type)
-      .Cases("local_avgpool", "normalization", "reorg3d", "sam", "implicit",
-             true)
-      .Cases("Gaussian_yolo", "contrastive", "conv_lstm", "history", "empty",
+      .Cases("normalization", "implicit", "conv_lstm", "history", "empty",
              true)
       .Cases("deconvolutional", "logistic", "l2norm", "iseg", "crnn", "rnn",
              true)
-      .Cases("gru", "lstm", "local", "detection", true)
+      .Cases("gru", "lstm", true)
       .Default(false);
 }
 
@@ -701,15 +719,21 @@ bool Importer::importCost(CfgSection &section, SectionReader &r) {
   // Darknet's network output is the last non-[cost] layer (the cost layer
   // only computes the training loss), so a trailing [cost] is dropped at
   // inference and kept on the module for export. A layer after it would read
-  // the cost layer's never-written output: refused.
-  if (!checkKeys(section, "cost", r))
+  // the cost layer's never-written output: refused. [contrastive] likewise:
+  // AlexeyAB's forward returns at once when not training (docs/darknet.md
+  // §R4.21).
+  StringRef type = canonicalSection(section.type);
+  if (!checkKeys(section, type, r))
     return false;
   SmallVector<NamedAttribute> keys;
   for (CfgOption &o : section.options)
     keys.push_back(attr(o.key, builder.getStringAttr(o.value)));
-  costLayers.push_back(builder.getDictionaryAttr(keys));
-  if (!firstCostLine)
+  (type == "cost" ? costLayers : contrastiveLayers)
+      .push_back(builder.getDictionaryAttr(keys));
+  if (!firstCostLine) {
     firstCostLine = section.line;
+    firstCostType = type.str();
+  }
   return true;
 }
 
@@ -775,6 +799,9 @@ OwningOpRef<ModuleOp> Importer::run(StringRef text) {
     (*module)->setAttr("qsim.net", builder.getDictionaryAttr(netExtras));
   if (!costLayers.empty())
     (*module)->setAttr("qsim.cost", builder.getArrayAttr(costLayers));
+  if (!contrastiveLayers.empty())
+    (*module)->setAttr("qsim.contrastive",
+                       builder.getArrayAttr(contrastiveLayers));
   if (hasHeader)
     (*module)->setAttr(
         "qsim.weights_header",
@@ -806,13 +833,13 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
     r.error("unknown section [" + section.type + "]");
     return false;
   }
-  if (type == "cost")
+  if (type == "cost" || type == "contrastive")
     return importCost(section, r);
   if (firstCostLine) {
-    r.error("a layer after the [cost] layer of line " +
-            std::to_string(firstCostLine) +
-            " (Darknet would feed it the cost layer's unset output; [cost] "
-            "is accepted only at the end of the network)");
+    r.error("a layer after the [" + firstCostType + "] layer of line " +
+            std::to_string(firstCostLine) + " (Darknet would feed it the " +
+            firstCostType + " layer's unset output; [" + firstCostType +
+            "] is accepted only at the end of the network)");
     return false;
   }
   if (!checkKeys(section, type, r))
@@ -837,6 +864,12 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
           .Case("dropout", &Importer::importDropout)
           .Case("yolo", &Importer::importYolo)
           .Case("region", &Importer::importRegion)
+          .Case("local", &Importer::importLocal)
+          .Case("detection", &Importer::importDetection)
+          .Case("sam", &Importer::importSam)
+          .Case("reorg3d", &Importer::importReorg3d)
+          .Case("local_avgpool", &Importer::importLocalAvgPool)
+          .Case("Gaussian_yolo", &Importer::importGaussianYolo)
           .Default(nullptr);
   if (!importFn) {
     r.error("unknown section [" + section.type + "]");
@@ -860,6 +893,7 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
     return false;
   layerOutputs.push_back(layer.output);
   layerKinds.push_back(type.str());
+  layerHeads.push_back(layer.head);
   return true;
 }
 
@@ -935,7 +969,6 @@ Importer::ImportedLayer Importer::importConvolutional(LayerSite &s) {
       rejectUnless(r, "flipped", 0, "transposed weight files") &&
       rejectUnless(r, "antialiasing", 0, "anti-aliased convolutions") &&
       rejectUnless(r, "binary", 0, "binary weights") &&
-      rejectUnless(r, "xnor", 0, "XNOR convolutions") &&
       rejectUnless(r, "dontload", 0, "partial weight loading") &&
       rejectUnless(r, "dontloadscales", 0, "partial weight loading") &&
       rejectUnless(r, "deform", 0, "deformable convolutions") &&
@@ -944,11 +977,6 @@ Importer::ImportedLayer Importer::importConvolutional(LayerSite &s) {
       rejectUnless(r, "rotate", 0, "rotation-shared weights") &&
       rejectUnless(r, "stretch", 0, "rotation-shared weights") &&
       rejectUnless(r, "stretch_sway", 0, "rotation-shared weights");
-  if (r.has("share_index")) {
-    r.error("share_index", "'share_index' (weights shared with another "
-                           "layer) is not supported by qsim");
-    return {};
-  }
   if (r.has("numload")) {
     r.error("numload", "'numload' (partial weight loading) is not "
                        "supported by qsim");
@@ -967,17 +995,25 @@ Importer::ImportedLayer Importer::importConvolutional(LayerSite &s) {
     r.error(err);
     return {};
   }
-  // Darknet's order: biases, batch norm, weights.
+  bool xnor = r.getInt("xnor", 0) != 0;
+  if (!r.ok())
+    return {};
+  // Darknet's order: biases, batch norm, weights; none with share_index.
   int64_t cg = s.inShape.c / groups;
   using Init = WeightSource::Init;
-  ElementsAttr biases =
-      weights.take(ctx, {filters}, s.name("bias"), Init::Bias, 0, r.getLabel());
+  ElementsAttr biases, weight;
   BatchNormWeights bnWeights;
-  if (bn)
-    bnWeights = takeBatchNormWeights(s, filters);
-  ElementsAttr weight =
-      weights.take(ctx, {filters, cg, size, size}, s.name("weight"),
-                   Init::Weight, cg * size * size, r.getLabel());
+  if (r.has("share_index")) {
+    if (!shareWeights(s, filters, cg, size, bn, biases, bnWeights, weight))
+      return {};
+  } else {
+    biases = weights.take(ctx, {filters}, s.name("bias"), Init::Bias, 0,
+                          r.getLabel());
+    if (bn)
+      bnWeights = takeBatchNormWeights(s, filters);
+    weight = weights.take(ctx, {filters, cg, size, size}, s.name("weight"),
+                          Init::Weight, cg * size * size, r.getLabel());
+  }
   SmallVector<NamedAttribute> attrs = {
       i64("filters", filters),
       attr("size", builder.getDenseI64ArrayAttr({size, size})),
@@ -986,6 +1022,8 @@ Importer::ImportedLayer Importer::importConvolutional(LayerSite &s) {
       i64("groups", groups),
       i64("dilation", dilation),
       act(bn ? Activation::linear : *activation)};
+  if (xnor)
+    attrs.push_back(attr("xnor", builder.getBoolAttr(true)));
   if (weight)
     attrs.push_back(attr("weight", weight));
   if (biases && !bn)
@@ -1278,7 +1316,7 @@ Importer::ImportedLayer Importer::importSoftmax(LayerSite &s) {
   int64_t groups = r.getInt("groups", 1);
   float temperature = r.getFloat("temperature", 1.0f);
   if (r.has("tree")) {
-    r.error("tree", "softmax trees (YOLO9000) are not supported by qsim");
+    refuseTree(r, "tree");
     return {};
   }
   if (!r.ok())
@@ -1378,9 +1416,12 @@ Importer::ImportedLayer Importer::importRegion(LayerSite &s) {
   if (readsKey(r, "classfix"))
     classfix = r.getInt("classfix", 0);
   bool supported = rejectUnless(r, "background", 0, "region background");
-  if (r.has("tree") || r.has("map")) {
-    r.error(r.has("tree") ? "tree" : "map",
-            "YOLO9000 softmax trees are not supported by qsim");
+  if (r.has("tree")) {
+    refuseTree(r, "tree");
+    return {};
+  }
+  if (r.has("map")) {
+    r.error("map", "class maps (YOLO9000 'map=') are not supported by qsim");
     return {};
   }
   if (!r.ok() || !supported)
@@ -1406,6 +1447,268 @@ Importer::ImportedLayer Importer::importRegion(LayerSite &s) {
               attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
               attr("softmax", builder.getBoolAttr(softmax)),
               i64("classfix", classfix)}));
+}
+
+//===----------------------------------------------------------------------===//
+// Layers of the Darknet zoo (docs/darknet.md §R4.16-§R4.21)
+//===----------------------------------------------------------------------===//
+
+bool Importer::shareWeights(LayerSite &s, int64_t filters, int64_t cg,
+                            int64_t size, bool bn, ElementsAttr &biases,
+                            BatchNormWeights &bnWeights, ElementsAttr &weight) {
+  // AlexeyAB's parse_convolutional: share_index >= 0 is absolute, else
+  // relative to this layer; the shared layer's weights, biases, scales and
+  // rolling statistics are used and nothing is read from the file.
+  SectionReader &r = s.r;
+  std::string raw;
+  for (CfgOption &o : r.getSection().options)
+    if (o.key == "share_index")
+      raw = o.value; // kept unread: it travels in qsim.cfg for export
+  int64_t ref = 0;
+  if (StringRef(raw).getAsInteger(10, ref)) {
+    r.error("share_index", "'share_index=" + raw + "' is not an integer");
+    return false;
+  }
+  int64_t idx = ref >= 0 ? ref : s.index + ref;
+  if (idx < 0 || idx >= s.index) {
+    r.error("share_index", "'share_index=" + raw + "' refers to layer " +
+                               std::to_string(idx) +
+                               ", which does not come before this layer");
+    return false;
+  }
+  auto conv = dyn_cast_or_null<Conv2DOp>(layerHeads[idx]);
+  if (!conv) {
+    r.error("share_index", "'share_index' layer " + std::to_string(idx) +
+                               " is not a [convolutional] layer");
+    return false;
+  }
+  auto norm = dyn_cast<BatchNormOp>(layerOutputs[idx].getDefiningOp());
+  if (conv.getFilters() != filters || conv.getKernelH() != size ||
+      conv.getKernelW() != size || conv.getInputChannels() / conv.getGroups() !=
+                                       cg ||
+      (bool)norm != bn) {
+    r.error("share_index", "'share_index' layer " + std::to_string(idx) +
+                               " has other weight shapes or batch_normalize "
+                               "than this layer");
+    return false;
+  }
+  if (auto w = conv.getWeight())
+    weight = *w;
+  if (!bn) {
+    if (auto b = conv.getBias())
+      biases = *b;
+    return true;
+  }
+  biases = norm.getBiasAttr();
+  bnWeights.scale = norm.getScaleAttr();
+  bnWeights.mean = norm.getMeanAttr();
+  bnWeights.variance = norm.getVarianceAttr();
+  return true;
+}
+
+void Importer::refuseTree(SectionReader &r, StringRef key) {
+  // Darknet reads the tree file (relative to its working directory) at
+  // parse time; qsim has no hierarchical softmax, so it names the file and
+  // says whether it is there.
+  std::string file = r.getString(key, "");
+  SmallString<256> nearCfg(llvm::sys::path::parent_path(cfgName));
+  llvm::sys::path::append(nearCfg, file);
+  bool found = llvm::sys::fs::exists(file) || llvm::sys::fs::exists(nearCfg);
+  r.error(key, "softmax tree '" + file + "' (YOLO9000 hierarchy): " +
+                   (found ? std::string("the file is there, but hierarchical "
+                                        "softmax is not implemented in qsim")
+                          : "file not found (looked in the working directory "
+                            "and next to the cfg); qsim does not implement "
+                            "hierarchical softmax"));
+}
+
+Importer::ImportedLayer Importer::importLocal(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t filters = r.getInt("filters", 1);
+  int64_t size = r.getInt("size", 1);
+  int64_t stride = r.getInt("stride", 1);
+  int64_t pad = r.getInt("pad", 0);
+  auto activation = readActivation(r, "logistic");
+  if (!r.ok() || !activation || !rejectPartialLoading(r))
+    return {};
+  CHW out;
+  std::string err;
+  if (!shapes::local(s.inShape, filters, size, stride, pad, out, err)) {
+    r.error(err);
+    return {};
+  }
+  if (!checkOutputSize(r, out))
+    return {};
+  // Darknet's order: one bias per output value, then per position the
+  // filters x (C x size x size) weights.
+  using Init = WeightSource::Init;
+  int64_t k = s.inShape.c * size * size;
+  ElementsAttr bias = weights.take(ctx, {filters, out.h, out.w}, s.name("bias"),
+                                   Init::Bias, 0, r.getLabel());
+  ElementsAttr weight = weights.take(
+      ctx, {out.h * out.w, filters, s.inShape.c, size, size}, s.name("weight"),
+      Init::Weight, k, r.getLabel());
+  SmallVector<NamedAttribute> attrs = {
+      i64("filters", filters), i64("size", size), i64("stride", stride),
+      i64("pad", pad), act(*activation)};
+  if (weight)
+    attrs.push_back(attr("weight", weight));
+  if (bias)
+    attrs.push_back(attr("bias", bias));
+  return single(create("qsim.local", s.loc, tensorType(out), s.in, attrs));
+}
+
+Importer::ImportedLayer Importer::importDetection(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t coords = r.getInt("coords", 1);
+  int64_t classes = r.getInt("classes", 1);
+  int64_t num = r.getInt("num", 1);
+  int64_t side = r.getInt("side", 7);
+  bool softmax = r.getInt("softmax", 0) != 0;
+  bool sqrtBox = r.getInt("sqrt", 0) != 0;
+  if (!r.ok())
+    return {};
+  if (classes < 0 || coords < 1 || num < 1 || side < 1) {
+    r.error("[detection] needs classes >= 0 and coords, num, side >= 1");
+    return {};
+  }
+  // make_detection_layer asserts side²·((1 + coords)·num + classes) inputs.
+  int64_t expected = side * side * ((1 + coords) * num + classes);
+  if (expected != s.inShape.size()) {
+    r.error("the input " + s.inShape.str() + " has " +
+            std::to_string(s.inShape.size()) +
+            " values, but side^2*((1+coords)*num+classes) = " +
+            std::to_string(expected));
+    return {};
+  }
+  return detectionHead(create(
+      "qsim.detection", s.loc, tensorType(s.inShape), s.in,
+      {i64("classes", classes), i64("coords", coords), i64("num", num),
+       i64("side", side), attr("softmax", builder.getBoolAttr(softmax)),
+       attr("sqrt", builder.getBoolAttr(sqrtBox))}));
+}
+
+Importer::ImportedLayer Importer::importSam(LayerSite &s) {
+  SectionReader &r = s.r;
+  auto refs = r.getIntList("from");
+  auto activation = readActivation(r, "linear");
+  if (!r.ok() || !activation)
+    return {};
+  if (!refs || refs->size() != 1) {
+    r.error("from", "[sam] needs exactly one 'from=' layer");
+    return {};
+  }
+  std::vector<int64_t> idx;
+  if (!resolveRefs(r, "from", *refs, s.index, idx))
+    return {};
+  Value features = layerOutputs[idx[0]];
+  if (chw(features) != s.inShape) {
+    r.error("from", "from layer is " + chw(features).str() +
+                        " but the previous layer is " + s.inShape.str() +
+                        " ([sam] multiplies equal shapes)");
+    return {};
+  }
+  return single(create("qsim.sam", s.loc, tensorType(s.inShape),
+                       ValueRange{s.in, features}, {act(*activation)}));
+}
+
+Importer::ImportedLayer Importer::importReorg3d(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t stride = r.getInt("stride", 1);
+  bool reverse = r.getInt("reverse", 0) != 0;
+  bool supported = rejectUnless(r, "flatten", 0, "reorg flatten") &&
+                   rejectUnless(r, "extra", 0, "reorg extra");
+  if (!r.ok() || !supported)
+    return {};
+  CHW out;
+  std::string err;
+  if (!shapes::reorg3d(s.inShape, stride, reverse, out, err)) {
+    r.error("stride", err);
+    return {};
+  }
+  return single(create(
+      "qsim.reorg3d", s.loc, tensorType(out), s.in,
+      {i64("stride", stride), attr("reverse", builder.getBoolAttr(reverse))}));
+}
+
+Importer::ImportedLayer Importer::importLocalAvgPool(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t stride = r.getInt("stride", 1);
+  int64_t sx = r.getInt("stride_x", stride), sy = r.getInt("stride_y", stride);
+  int64_t size = r.getInt("size", stride);
+  int64_t padding = r.getInt("padding", size - 1);
+  bool supported =
+      rejectUnless(r, "maxpool_depth", 0, "channel-wise pooling") &&
+      rejectUnless(r, "antialiasing", 0, "anti-aliased pooling");
+  if (!r.ok() || !supported)
+    return {};
+  CHW out;
+  std::string err;
+  if (!shapes::maxpool(s.inShape, size, sy, sx, padding, out, err)) {
+    r.error(err);
+    return {};
+  }
+  if ((double)size * size * out.size() > 1e12) {
+    r.error("size", "a local_avgpool window this large reads over 1e12 taps");
+    return {};
+  }
+  return single(create("qsim.local_avgpool", s.loc, tensorType(out), s.in,
+                       {i64("size", size),
+                        attr("stride", builder.getDenseI64ArrayAttr({sy, sx})),
+                        i64("padding", padding)}));
+}
+
+bool Importer::readMaskAnchors(SectionReader &r, int64_t num,
+                               std::vector<int64_t> &mask,
+                               std::vector<float> &anchors) {
+  auto maskList = r.getIntList("mask");
+  auto anchorList = r.getFloatList("anchors");
+  if (!r.ok())
+    return false;
+  if (maskList)
+    mask = *maskList;
+  else
+    for (int64_t i = 0; i < num; ++i)
+      mask.push_back(i);
+  if (!anchorList || (int64_t)anchorList->size() != 2 * num) {
+    r.error("anchors", "'anchors' needs 2 * num = " + std::to_string(2 * num) +
+                           " values");
+    return false;
+  }
+  anchors = *anchorList;
+  for (int64_t m : mask)
+    if (m < 0 || m >= num) {
+      r.error("mask", "mask index " + std::to_string(m) +
+                          " out of range for num=" + std::to_string(num));
+      return false;
+    }
+  return true;
+}
+
+Importer::ImportedLayer Importer::importGaussianYolo(LayerSite &s) {
+  SectionReader &r = s.r;
+  int64_t classes = r.getInt("classes", 20);
+  int64_t num = r.getInt("num", 1);
+  float scaleXY = r.getFloat("scale_x_y", 1.0f);
+  bool supported =
+      rejectUnless(r, "new_coords", 0, "new_coords in [Gaussian_yolo]");
+  std::vector<int64_t> mask;
+  std::vector<float> anchors;
+  if (!r.ok() || !supported || !readMaskAnchors(r, num, mask, anchors))
+    return {};
+  int64_t expected = (int64_t)mask.size() * (9 + classes);
+  if (classes < 0 || s.inShape.c != expected) {
+    r.error("the input has " + std::to_string(s.inShape.c) +
+            " channels, but len(mask) * (9 + classes) = " +
+            std::to_string(expected));
+    return {};
+  }
+  return detectionHead(
+      create("qsim.gaussian_yolo", s.loc, tensorType(s.inShape), s.in,
+             {i64("classes", classes), i64("num", num),
+              attr("mask", builder.getDenseI64ArrayAttr(mask)),
+              attr("anchors", builder.getDenseF32ArrayAttr(anchors)),
+              f32("scale_x_y", scaleXY)}));
 }
 
 OwningOpRef<ModuleOp>

@@ -98,12 +98,13 @@ LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
     return failure(
         failed(expectType<DictionaryAttr>(op, name, value, "a dictionary")) ||
         failed(verifyModuleOnly(op, name)));
-  if (name == "cost") {
+  if (name == "cost" || name == "contrastive") {
     auto a = dyn_cast<ArrayAttr>(value);
     if (!a ||
         !llvm::all_of(a, [](Attribute e) { return isa<DictionaryAttr>(e); }))
-      return op->emitError()
-             << "'qsim.cost' must be an array of dictionaries ([cost] keys)";
+      return op->emitError() << "'qsim." << name
+                             << "' must be an array of dictionaries (["
+                             << name << "] keys)";
     return verifyModuleOnly(op, name);
   }
   if (name == "source")

@@ -52,6 +52,9 @@ def QSim_Dialect : Dialect {
     // module: the trailing [cost] sections (training loss, no inference
     // effect), one dictionary of keys each, kept for export.
     "::mlir::ArrayAttr":$cost,
+    // module: the trailing [contrastive] sections (training only: Darknet
+    // returns before writing their output at inference), kept for export.
+    "::mlir::ArrayAttr":$contrastive,
     // module: how --qsim-quantize quantized (weights, activations, scale,
     // accumulator, rounding); present once quantized.
     "::mlir::DictionaryAttr":$quantization,

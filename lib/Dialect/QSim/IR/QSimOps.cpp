@@ -231,7 +231,8 @@ static LogicalResult verifyElementTypes(Operation *op) {
   }
   bool quantized = isInt8Activation(result);
   if (isa<BatchNormOp, AvgPoolOp, ScaleChannelsOp, SoftmaxOp, YoloOp, RegionOp,
-          ActivationOp, CropOp>(op)) {
+          ActivationOp, CropOp, LocalOp, LocalAvgPoolOp, Reorg3dOp, SamOp,
+          DetectionOp, GaussianYoloOp>(op)) {
     if (quantized || llvm::any_of(types, isInt8Activation))
       return layerError(op) << "has no int8 form: it runs on f32 or f16 "
                                "(dequantize its input with quant.dcast)";
@@ -341,7 +342,8 @@ static Activation layerActivation(Operation *op, Activation own) {
 }
 
 bool Conv2DOp::hasInt8Form() {
-  return hasInt8Activation(layerActivation(*this, getActivation()));
+  // XNOR convolutions binarize in float (docs/darknet.md §R4.16).
+  return !getXnor() && hasInt8Activation(layerActivation(*this, getActivation()));
 }
 bool ConnectedOp::hasInt8Form() {
   return hasInt8Activation(layerActivation(*this, getActivation()));
@@ -379,7 +381,10 @@ int64_t Conv2DOp::getMACs() {
   return getFilters() * (getInputChannels() / getGroups()) * getKernelH() *
          getKernelW() * out.h * out.w;
 }
-double Conv2DOp::getBFLOPs() { return 2.0 * getMACs() / 1e9; }
+// AlexeyAB divides an XNOR layer's figure by 32 (bit-packed products).
+double Conv2DOp::getBFLOPs() {
+  return 2.0 * getMACs() / 1e9 / (getXnor() ? 32 : 1);
+}
 int64_t Conv2DOp::getParameterCount() {
   return getFilters() * (getInputChannels() / getGroups()) * getKernelH() *
              getKernelW() +
@@ -647,6 +652,125 @@ LogicalResult RegionOp::verify() {
   if ((int64_t)getAnchors().size() != 2 * getNum())
     return layerError(*this) << "anchors needs 2 * num = " << 2 * getNum()
                              << " values, got " << getAnchors().size();
+  if (!isFloatElement(getElementTypeOrSelf(getInput().getType())))
+    return layerError(*this) << "detection heads run in float";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Layers of the Darknet zoo (docs/darknet.md §R4.16-§R4.21)
+//===----------------------------------------------------------------------===//
+
+StringRef LocalOp::getDarknetSection() { return "local"; }
+FailureOr<SmallVector<int64_t, 4>> LocalOp::inferOutputShape() {
+  CHW out;
+  std::string err;
+  bool ok = shapes::local(chwOf(getInput()), getFilters(), getSize(),
+                          getStride(), getPad(), out, err);
+  return shapeResult(*this, ok, out, err);
+}
+int64_t LocalOp::getMACs() {
+  CHW out = chwOf(getOutput());
+  return out.size() * chwOf(getInput()).c * getSize() * getSize();
+}
+// AlexeyAB's make_local_layer never sets l.bflops (as for [connected]).
+double LocalOp::getBFLOPs() { return 0.0; }
+int64_t LocalOp::getParameterCount() {
+  return getMACs() + chwOf(getOutput()).size();
+}
+LogicalResult LocalOp::verify() {
+  CHW out = chwOf(getOutput());
+  int64_t c = chwOf(getInput()).c;
+  if (failed(checkWeightShape(*this, "weight", getWeight(),
+                              {out.h * out.w, getFilters(), c, getSize(),
+                               getSize()})) ||
+      failed(checkWeightShape(*this, "bias", getBias(),
+                              {getFilters(), out.h, out.w})))
+    return failure();
+  return success();
+}
+
+StringRef LocalAvgPoolOp::getDarknetSection() { return "local_avgpool"; }
+FailureOr<SmallVector<int64_t, 4>> LocalAvgPoolOp::inferOutputShape() {
+  if (getStride().size() != 2) {
+    layerError(*this) << "stride needs 2 values";
+    return failure();
+  }
+  CHW out;
+  std::string err;
+  bool ok = shapes::maxpool(chwOf(getInput()), getSize(), getStride()[0],
+                            getStride()[1], getPadding(), out, err);
+  return shapeResult(*this, ok, out, err);
+}
+double LocalAvgPoolOp::getBFLOPs() {
+  // AlexeyAB builds it with make_maxpool_layer: the maxpool figure.
+  auto out = chwOf(getOutput());
+  return double(getSize() * getSize() * out.c * out.h * out.w) / 1e9;
+}
+
+StringRef Reorg3dOp::getDarknetSection() { return "reorg3d"; }
+FailureOr<SmallVector<int64_t, 4>> Reorg3dOp::inferOutputShape() {
+  CHW out;
+  std::string err;
+  bool ok =
+      shapes::reorg3d(chwOf(getInput()), getStride(), getReverse(), out, err);
+  return shapeResult(*this, ok, out, err);
+}
+
+StringRef SamOp::getDarknetSection() { return "sam"; }
+FailureOr<SmallVector<int64_t, 4>> SamOp::inferOutputShape() {
+  CHW a = chwOf(getInput()), b = chwOf(getFeatures());
+  if (a != b) {
+    layerError(*this) << "the previous layer is " << a.str()
+                      << " but the from layer is " << b.str()
+                      << " ([sam] multiplies equal shapes)";
+    return failure();
+  }
+  return SmallVector<int64_t, 4>{1, a.c, a.h, a.w};
+}
+
+StringRef DetectionOp::getDarknetSection() { return "detection"; }
+FailureOr<SmallVector<int64_t, 4>> DetectionOp::inferOutputShape() {
+  return sameShape(getInput());
+}
+LogicalResult DetectionOp::verify() {
+  if (getClasses() < 0 || getCoords() < 1 || getNum() < 1 || getSide() < 1)
+    return layerError(*this) << "classes must be >= 0 and coords, num, side "
+                                ">= 1";
+  int64_t expected =
+      getSide() * getSide() * ((1 + getCoords()) * getNum() + getClasses());
+  int64_t got = chwOf(getInput()).size();
+  if (got != expected)
+    return layerError(*this)
+           << "input has " << got << " values, side^2*((1+coords)*num+classes)"
+           << " = " << expected;
+  if (!isFloatElement(getElementTypeOrSelf(getInput().getType())))
+    return layerError(*this) << "detection heads run in float";
+  return success();
+}
+
+StringRef GaussianYoloOp::getDarknetSection() { return "Gaussian_yolo"; }
+FailureOr<SmallVector<int64_t, 4>> GaussianYoloOp::inferOutputShape() {
+  CHW in = chwOf(getInput());
+  int64_t per = 9 + getClasses();
+  if (getClasses() < 0 || in.c != per * (int64_t)getMask().size()) {
+    layerError(*this) << "input has " << in.c << " channels, expected "
+                      << getMask().size() << " * (9 + classes) = "
+                      << per * (int64_t)getMask().size();
+    return failure();
+  }
+  return sameShape(getInput());
+}
+LogicalResult GaussianYoloOp::verify() {
+  if (getNum() < 1)
+    return layerError(*this) << "num must be >= 1";
+  if ((int64_t)getAnchors().size() != 2 * getNum())
+    return layerError(*this) << "anchors needs 2 * num = " << 2 * getNum()
+                             << " values, got " << getAnchors().size();
+  for (int64_t m : getMask())
+    if (m < 0 || m >= getNum())
+      return layerError(*this)
+             << "mask index " << m << " out of range for num=" << getNum();
   if (!isFloatElement(getElementTypeOrSelf(getInput().getType())))
     return layerError(*this) << "detection heads run in float";
   return success();

@@ -70,6 +70,11 @@ def QSim_Conv2DOp : QSim_UnaryOp<"conv2d", [], !listconcat(AllCosts, Int8Form)> 
     negative accumulators; relu/relu6 clamp in the integer domain.
     `accumulator_bits = 16` simulates a saturating 16-bit accumulator.
     docs/quantization.md gives the exact arithmetic.
+
+    `xnor` (Darknet's `xnor=1`, float only): the input is binarized to
+    +1/-1 (`x > 0`) and each filter's weights to +/-mean|w| of that filter
+    before the convolution (docs/darknet.md §R4.16); `weight` keeps the
+    real-valued weights of the file.
   }];
   let arguments = (ins QSim_Tensor:$input,
       QSim_I64Attr:$filters,
@@ -86,7 +91,8 @@ def QSim_Conv2DOp : QSim_UnaryOp<"conv2d", [], !listconcat(AllCosts, Int8Form)> 
       OptionalAttr<DenseI32ArrayAttr>:$shift,
       OptionalAttr<DenseI32ArrayAttr>:$neg_multiplier,
       OptionalAttr<DenseI32ArrayAttr>:$neg_shift,
-      OptionalAttr<QSim_I64Attr>:$accumulator_bits);
+      OptionalAttr<QSim_I64Attr>:$accumulator_bits,
+      DefaultValuedAttr<BoolAttr, "false">:$xnor);
   let extraClassDeclaration = [{
     int64_t getKernelH() { return getSize()[0]; }
     int64_t getKernelW() { return getSize()[1]; }
@@ -328,6 +334,111 @@ def QSim_RegionOp : QSim_UnaryOp<"region"> {
       DenseF32ArrayAttr:$anchors,
       DefaultValuedAttr<BoolAttr, "false">:$softmax,
       DefaultValuedAttr<QSim_I64Attr, "0">:$classfix);
+}
+
+//===----------------------------------------------------------------------===//
+// Layers of the Darknet zoo (docs/darknet.md §R4.16-§R4.21); float only
+//===----------------------------------------------------------------------===//
+
+def QSim_LocalOp : QSim_UnaryOp<"local", [], AllCosts> {
+  let hasVerifier = 1;
+  let summary = "[local]: locally connected layer (unshared weights per position)";
+  let description = [{
+    Darknet's `[local]` (docs/darknet.md §R4.16): a convolution whose filters
+    differ at every output position p = oy*out_w + ox:
+    `out[f][p] = bias[f][p] + sum_{c,ky,kx} weight[p][f][c][ky][kx] *
+    in[c][oy*stride - pad + ky][ox*stride - pad + kx]`, then `activation`.
+    `pad` is Darknet's flag (0 or 1: one pixel); the output is
+    `(in - size)/stride + 1` without, `(in - 1)/stride + 1` with it.
+    `weight` is [out_h*out_w, filters, C, size, size], `bias`
+    [filters, out_h, out_w] (Darknet's file order).
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      QSim_I64Attr:$filters,
+      QSim_I64Attr:$size,
+      QSim_I64Attr:$stride,
+      QSim_I64Attr:$pad,
+      QSim_ActivationAttr:$activation,
+      OptionalAttr<ElementsAttr>:$weight,
+      OptionalAttr<ElementsAttr>:$bias);
+}
+
+def QSim_LocalAvgPoolOp : QSim_UnaryOp<"local_avgpool", [], ["getBFLOPs"]> {
+  let summary = "[local_avgpool]: windowed average pooling (AlexeyAB)";
+  let description = [{
+    The windows of `qsim.maxpool` (start `oy*sy - padding/2`, size×size,
+    `padding` the total padding, default size-1); the output is the sum of
+    the taps inside the input divided by their number (padding excluded).
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      QSim_I64Attr:$size,
+      DenseI64ArrayAttr:$stride,
+      QSim_I64Attr:$padding);
+}
+
+def QSim_Reorg3dOp : QSim_UnaryOp<"reorg3d"> {
+  let summary = "[reorg3d]: AlexeyAB's space-to-depth (reverse: its inverse mapping)";
+  let description = [{
+    docs/darknet.md §R4.18. reverse=0: a true space-to-depth,
+    `out[o*C + c][j][i] = in[c][j*s + o/s][i*s + o%s]` (output C*s²×H/s×W/s).
+    reverse=1: Darknet's index mapping R(W*s, H*s, C/s², s) on the output
+    dims with a scatter (output C/s²×H*s×W*s; C must be a multiple of s⁴).
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      QSim_I64Attr:$stride,
+      DefaultValuedAttr<BoolAttr, "false">:$reverse);
+}
+
+def QSim_SamOp : QSim_Op<"sam"> {
+  let summary = "[sam]: elementwise multiplication with the `from` layer (AlexeyAB)";
+  let description = [{
+    `out[i] = input[i] * features[i]` over tensors of the same shape
+    (`input` is the previous layer, `features` the `from=` layer), then
+    `activation`.
+  }];
+  let arguments = (ins QSim_Tensor:$input, QSim_Tensor:$features,
+      QSim_ActivationAttr:$activation);
+  let results = (outs QSim_Tensor:$output);
+  let assemblyFormat = [{
+    $input `,` $features attr-dict `:` functional-type(operands, $output)
+  }];
+}
+
+def QSim_DetectionOp : QSim_UnaryOp<"detection"> {
+  let hasVerifier = 1;
+  let summary = "[detection]: YOLOv1 head";
+  let description = [{
+    The input is the flat vector of side²·((1 + coords)·num + classes)
+    values (docs/darknet.md §R4.17): side² class-probability blocks of
+    `classes` values, then side²·num confidences, then side²·num boxes of
+    `coords` values. The output is the input, with a softmax over each
+    cell's classes when `softmax`; decoding (with `sqrt`) happens after the
+    forward pass.
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      QSim_I64Attr:$classes,
+      DefaultValuedAttr<QSim_I64Attr, "1">:$coords,
+      DefaultValuedAttr<QSim_I64Attr, "1">:$num,
+      DefaultValuedAttr<QSim_I64Attr, "7">:$side,
+      DefaultValuedAttr<BoolAttr, "false">:$softmax,
+      DefaultValuedAttr<BoolAttr, "false">:$sqrt);
+}
+
+def QSim_GaussianYoloOp : QSim_UnaryOp<"gaussian_yolo"> {
+  let hasVerifier = 1;
+  let summary = "[Gaussian_yolo]: YOLOv3 head with an uncertainty per box coordinate";
+  let description = [{
+    n = len(mask) blocks of (9 + classes) channels [mu_x, sigma_x, mu_y,
+    sigma_y, mu_w, sigma_w, mu_h, sigma_h, obj, cls...] (docs/darknet.md
+    §R4.20). Output: logistic on all but mu_w and mu_h, then
+    `t = t * scale_x_y - (scale_x_y - 1)/2` on mu_x and mu_y.
+  }];
+  let arguments = (ins QSim_Tensor:$input,
+      QSim_I64Attr:$classes,
+      QSim_I64Attr:$num,
+      DenseI64ArrayAttr:$mask,
+      DenseF32ArrayAttr:$anchors,
+      DefaultValuedAttr<F32Attr, "1.0f">:$scale_x_y);
 }
 
 #endif // QSIM_OPS_TD

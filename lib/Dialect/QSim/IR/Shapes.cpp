@@ -140,6 +140,52 @@ bool qsim::shapes::crop(const CHW &in, int64_t cropHeight, int64_t cropWidth,
   return true;
 }
 
+bool qsim::shapes::local(const CHW &in, int64_t filters, int64_t size,
+                         int64_t stride, int64_t pad, CHW &out,
+                         std::string &error) {
+  if (filters < 1 || size < 1 || stride < 1)
+    return fail(error, "filters, size and stride must be >= 1, got " +
+                           std::to_string(filters) + ", " +
+                           std::to_string(size) + ", " + std::to_string(stride));
+  if (pad != 0 && pad != 1)
+    return fail(error, "pad must be 0 or 1 (Darknet pads one pixel), got " +
+                           std::to_string(pad));
+  // Darknet sizes the output as (in - 1)/s + 1 with pad, but im2col reads
+  // windows of (in + 2 - size)/s + 1: they agree only for size 3.
+  if (pad && size != 3)
+    return fail(error, "pad=1 needs size=3 (Darknet's output size and its "
+                       "im2col disagree otherwise), got size=" +
+                           std::to_string(size));
+  int64_t h = pad ? in.h - 1 : in.h - size, w = pad ? in.w - 1 : in.w - size;
+  if (h < 0 || w < 0)
+    return fail(error, "a " + std::to_string(size) + "x" +
+                           std::to_string(size) + " window does not fit in " +
+                           in.str());
+  out = {filters, h / stride + 1, w / stride + 1};
+  return true;
+}
+
+bool qsim::shapes::reorg3d(const CHW &in, int64_t stride, bool reverse,
+                           CHW &out, std::string &error) {
+  if (stride < 1)
+    return fail(error, "stride must be >= 1, got " + std::to_string(stride));
+  int64_t s2 = stride * stride;
+  if (!reverse) {
+    if (in.h % stride || in.w % stride)
+      return fail(error, "width and height of " + in.str() +
+                             " must be multiples of stride " +
+                             std::to_string(stride));
+    out = {in.c * s2, in.h / stride, in.w / stride};
+    return true;
+  }
+  // Darknet's reverse mapping divides the channels by s^2 twice.
+  if (in.c % (s2 * s2))
+    return fail(error, "reverse needs channels divisible by stride^4 = " +
+                           std::to_string(s2 * s2) + ", got " + in.str());
+  out = {in.c / s2, in.h * stride, in.w * stride};
+  return true;
+}
+
 bool qsim::shapes::reorg(const CHW &in, int64_t stride, bool reverse, CHW &out,
                          std::string &error) {
   if (stride < 1)

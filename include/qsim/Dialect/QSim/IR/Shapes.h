@@ -39,6 +39,13 @@ bool crop(const CHW &in, int64_t cropHeight, int64_t cropWidth, CHW &out,
           std::string &error);
 bool reorg(const CHW &in, int64_t stride, bool reverse, CHW &out,
            std::string &error);
+/// Darknet's [local]: `pad` is a flag (one pixel); im2col must agree with
+/// local_out_height, so a padded layer needs size 3.
+bool local(const CHW &in, int64_t filters, int64_t size, int64_t stride,
+           int64_t pad, CHW &out, std::string &error);
+/// AlexeyAB's [reorg3d] (reverse=1 needs channels divisible by stride^4).
+bool reorg3d(const CHW &in, int64_t stride, bool reverse, CHW &out,
+             std::string &error);
 bool scaleChannels(const CHW &scales, const CHW &features, bool scaleWH,
                    CHW &out, std::string &error);
 bool yolo(const CHW &in, int64_t classes, int64_t maskCount, CHW &out,
