@@ -266,6 +266,8 @@ int main(int argc, char **argv) {
   config.qsimRun = o.toolsDir + "/qsim-run";
   config.qsimOpt = o.toolsDir + "/qsim-opt";
   config.qsimTranslate = o.toolsDir + "/qsim-translate";
+  // Absent from a build without libtorch: training jobs are then refused.
+  config.qsimTrain = o.toolsDir + "/qsim-train";
   if (!config.webDirectory.empty() &&
       !isFile(config.webDirectory + "/index.html")) {
     fprintf(stderr,
