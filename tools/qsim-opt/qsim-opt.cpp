@@ -16,6 +16,13 @@
 
 #include <vector>
 
+#ifdef QSIM_HAVE_TRAIN
+namespace qsim {
+// TrainRecovery.cpp: --qsim-lighten recover=train (runs qsim-train).
+void registerTrainRecovery(const char *argv0);
+}
+#endif
+
 int main(int argc, char **argv) {
   // Diagnostics name the layer and its cfg line; dumping the whole op (with
   // its weights) after each one buries that. Users can still ask for it.
@@ -51,6 +58,9 @@ int main(int argc, char **argv) {
   mlir::registerAllExtensions(registry);
   mlir::registerAllPasses();
   qsim::registerAllQSimPasses();
+#ifdef QSIM_HAVE_TRAIN
+  qsim::registerTrainRecovery(argv[0]);
+#endif
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv,
       "qsim-opt: transform qsim models (.mlir/.mlirbc) with qsim passes\n"
