@@ -26,8 +26,8 @@ std::string tinyDetector(int seed, const char *cfg = "tiny.cfg") {
   std::string cmd = std::string(QSIM_TOOLS_DIR) +
                     "/qsim-translate --import-darknet " QSIM_SOURCE_DIR
                     "/test/Train/Inputs/" +
-                    cfg + " --random-weights=" + std::to_string(seed) +
-                    " -o " + out;
+                    cfg + " --random-weights=" + std::to_string(seed) + " -o " +
+                    out;
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   return out;
 }
@@ -47,12 +47,12 @@ protected:
   /// A user with a student, its teacher and two pictures in images/.
   Browser userWithStudent(const std::string &name) {
     Browser b = registerUser(name);
-    EXPECT_EQ(b.upload("models/student.mlirbc", readFile(tinyDetector(2)))
-                  ->status,
-              201);
-    EXPECT_EQ(b.upload("models/teacher.mlirbc", readFile(tinyDetector(1)))
-                  ->status,
-              201);
+    EXPECT_EQ(
+        b.upload("models/student.mlirbc", readFile(tinyDetector(2)))->status,
+        201);
+    EXPECT_EQ(
+        b.upload("models/teacher.mlirbc", readFile(tinyDetector(1)))->status,
+        201);
     EXPECT_EQ(b.upload("images/a.ppm", ppm(40, 30, 1))->status, 201);
     EXPECT_EQ(b.upload("images/b.ppm", ppm(25, 50, 2))->status, 201);
     return b;
@@ -137,10 +137,12 @@ TEST_F(StudioTrainTest, TrainsWithProgressEventsAndKeepsTheCurve) {
   EXPECT_NE(received.find("\"loss\":"), std::string::npos);
   // The model is listed, readable, and nothing hidden is left behind.
   EXPECT_TRUE(listed(alice, "models/student-trained.mlirbc"));
-  auto graph = alice.get("/api/models/graph?path=models/student-trained.mlirbc");
+  auto graph =
+      alice.get("/api/models/graph?path=models/student-trained.mlirbc");
   EXPECT_EQ(graph->status, 200) << graph->body;
   EXPECT_EQ(partialFiles(dataDir), 0);
-  std::string log = alice.getJson("/api/jobs/" + std::to_string(id) + "/log")["log"];
+  std::string log =
+      alice.getJson("/api/jobs/" + std::to_string(id) + "/log")["log"];
   EXPECT_NE(log.find("step 6/6: loss "), std::string::npos) << log;
   EXPECT_NE(log.find("wrote "), std::string::npos) << log;
   // The result stays with the job across a restart of the server.
@@ -153,7 +155,15 @@ TEST_F(StudioTrainTest, TrainsWithProgressEventsAndKeepsTheCurve) {
 }
 
 TEST_F(StudioTrainTest, StopKeepsACleanModelOfTheStepsTrained) {
+  // As in qsim-studio, whose threads leave SIGINT/SIGTERM to one waiting
+  // thread: the children must not inherit the blocked signals.
+  sigset_t stopSignals, previous;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGINT);
+  sigaddset(&stopSignals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, &previous);
   startServer(trainConfig());
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   Browser alice = userWithStudent("alice");
   auto r = alice.post("/api/jobs/train", request(1000000));
   ASSERT_EQ(r->status, 202) << r->body;
