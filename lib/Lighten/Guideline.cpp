@@ -609,9 +609,8 @@ LogicalResult Guideline::stepPrune() {
     auto next = prunedCopy(ratio, /*refit=*/true);
     if (failed(next))
       return failure();
-    std::string what =
-        strprintf("channels, ratio %.3f, l1, round-to %d%s", ratio, o.roundTo,
-                  refits() ? ", refit" : "");
+    std::string what = strprintf("channels, ratio %.3f, l1, round-to %d%s",
+                                 ratio, o.roundTo, refits() ? ", refit" : "");
     Row row{"G5", what, {}, ""};
     if (failed(recoverStep(**next, row)))
       return failure();

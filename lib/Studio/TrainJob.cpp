@@ -78,9 +78,9 @@ void checkImageFolder(Workspace &ws, const std::string &rel) {
 /// "12 s", "3 min 4 s".
 std::string shortDuration(double seconds) {
   long s = std::lround(seconds);
-  return s < 60 ? std::to_string(s) + " s"
-                : std::to_string(s / 60) + " min " + std::to_string(s % 60) +
-                      " s";
+  return s < 60
+             ? std::to_string(s) + " s"
+             : std::to_string(s / 60) + " min " + std::to_string(s % 60) + " s";
 }
 
 /// Follows the child's stdout: progress events, the log, the loss curve.
@@ -104,7 +104,8 @@ void followTraining(StudioServer::Impl &s, int64_t id, int64_t user, int fd,
     follow.lastLr = p["lr"].is_number() ? p["lr"].get<double>() : 0;
     follow.seconds += p["seconds"].is_number() ? p["seconds"].get<double>() : 0;
     follow.losses.emplace_back(step, loss);
-    double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    double elapsed =
+        std::chrono::duration<double>(Clock::now() - start).count();
     double eta = step > 0 ? elapsed / step * (follow.steps - step) : 0;
     log << "step " << step << "/" << follow.steps << ": loss " << loss
         << ", lr " << follow.lastLr << ", ETA " << shortDuration(eta) << "\n";
@@ -166,8 +167,9 @@ json trainArgs(Workspace &ws, const json &body) {
     output = student.substr(0, student.rfind('.')) + "-trained.mlirbc";
   checkedPath(ws, output, "output", false, "model");
   if (output == student || output == teacher)
-    fail(400, "output: '" + output + "' would overwrite the student or the "
-                                     "teacher");
+    fail(400, "output: '" + output +
+                  "' would overwrite the student or the "
+                  "teacher");
   return {{"student", student}, {"teacher", teacher}, {"images", images},
           {"steps", steps},     {"batch", batch},     {"lr", lr},
           {"output", output}};
@@ -189,20 +191,13 @@ json StudioServer::Impl::startTrain(const Caller &c, const json &body) {
   std::string error;
   ws.makeParents(ws.directory() + "/" + output, error);
   ProcessSpec spec;
-  spec.argv = {config.qsimTrain,
-               args["student"],
-               "--teacher",
-               args["teacher"],
-               "--images",
-               args["images"],
-               "--steps",
-               std::to_string(args["steps"].get<int>()),
-               "--batch",
-               std::to_string(args["batch"].get<int>()),
-               "--threads",
-               std::to_string(config.childThreads),
-               "--progress-json",
-               "-o",
+  spec.argv = {config.qsimTrain,  args["student"],
+               "--teacher",       args["teacher"],
+               "--images",        args["images"],
+               "--steps",         std::to_string(args["steps"].get<int>()),
+               "--batch",         std::to_string(args["batch"].get<int>()),
+               "--threads",       std::to_string(config.childThreads),
+               "--progress-json", "-o",
                out.partial()};
   if (!args["lr"].get<std::string>().empty())
     spec.argv.insert(spec.argv.end() - 2,

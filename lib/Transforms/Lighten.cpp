@@ -67,8 +67,8 @@ struct LightenPass : public qsim::impl::LightenPassBase<LightenPass> {
       if (trainImages.empty() || trainSteps < 1 || trainBatch < 1)
         return fail("recover=train needs train-images=DIR, train-steps >= 1 "
                     "and train-batch >= 1");
-      o.recover = lighten::RecoveryOptions{trainSteps, trainBatch,
-                                           trainImages, threads};
+      o.recover = lighten::RecoveryOptions{trainSteps, trainBatch, trainImages,
+                                           threads};
     }
 
     // G1's donor network, imported in this model's flavour.

@@ -51,8 +51,7 @@ std::string tail(const std::string &path) {
 }
 
 LogicalResult trainWithTool(const std::string &tool, ModuleOp student,
-                            ModuleOp teacher,
-                            const lighten::RecoveryOptions &r,
+                            ModuleOp teacher, const lighten::RecoveryOptions &r,
                             std::string &note) {
   llvm::SmallString<128> dir;
   if (llvm::sys::fs::createUniqueDirectory("qsim-lighten-train", dir))
@@ -64,13 +63,23 @@ LogicalResult trainWithTool(const std::string &tool, ModuleOp student,
       failed(saveModel(teacher, path("original.mlirbc"), true, error))) {
     result = student.emitError() << "recover=train: " << error;
   } else {
-    std::vector<std::string> args = {
-        tool,        path("student.mlirbc"),        "--teacher",
-        path("original.mlirbc"), "--images",        r.images,
-        "--steps",   std::to_string(r.steps),       "--batch",
-        std::to_string(r.batch), "--threads",       std::to_string(r.threads),
-        "-q",        "--log",                       path("log.csv"),
-        "-o",        path("trained.mlirbc")};
+    std::vector<std::string> args = {tool,
+                                     path("student.mlirbc"),
+                                     "--teacher",
+                                     path("original.mlirbc"),
+                                     "--images",
+                                     r.images,
+                                     "--steps",
+                                     std::to_string(r.steps),
+                                     "--batch",
+                                     std::to_string(r.batch),
+                                     "--threads",
+                                     std::to_string(r.threads),
+                                     "-q",
+                                     "--log",
+                                     path("log.csv"),
+                                     "-o",
+                                     path("trained.mlirbc")};
     std::vector<llvm::StringRef> argv(args.begin(), args.end());
     std::string messages = path("messages.txt");
     std::optional<llvm::StringRef> redirects[] = {std::nullopt, messages,
@@ -82,8 +91,7 @@ LogicalResult trainWithTool(const std::string &tool, ModuleOp student,
         code == 0 ? loadModel(student.getContext(), lo) : nullptr;
     if (!trained) {
       result = student.emitError()
-               << "recover=train: qsim-train failed (exit " << code
-               << "):\n"
+               << "recover=train: qsim-train failed (exit " << code << "):\n"
                << tail(messages);
     } else {
       // The trained weights (and qsim.training) replace the student's.
@@ -101,8 +109,7 @@ LogicalResult trainWithTool(const std::string &tool, ModuleOp student,
 void registerTrainRecovery(const char *argv0) {
   std::string self = llvm::sys::fs::getMainExecutable(
       argv0, reinterpret_cast<void *>(&registerTrainRecovery));
-  std::string tool =
-      (llvm::sys::path::parent_path(self) + "/qsim-train").str();
+  std::string tool = (llvm::sys::path::parent_path(self) + "/qsim-train").str();
   lighten::setRecoveryHook([tool](ModuleOp student, ModuleOp teacher,
                                   const lighten::RecoveryOptions &r,
                                   std::string &note) -> LogicalResult {
