@@ -80,6 +80,10 @@ export async function showTrain(gen = nextGeneration()) {
     bar.value = last ? last[0] : 0;
     status.textContent = statusText(live);
     stop.disabled = live.status !== 'running';
+    if (live.status !== 'running' && listedEnd !== live.id) {
+      listedEnd = live.id;
+      refreshHistory();
+    }
     const r = live.result;
     result.replaceChildren(r ? h('p', {}, 'Model: ', h('a', { id: 't-model', href: fileUrl(r.model, true) }, r.model),
       ` · ${r.steps_done} of ${r.steps} steps${r.stopped ? ' (stopped)' : ''} in ${num(r.seconds, 3)} s · loss ${num(r.loss_first)} → ${num(r.loss_last)}`) : '');
@@ -98,8 +102,9 @@ export async function showTrain(gen = nextGeneration()) {
     redraw();
   });
 
-  const history = h('table', { id: 't-history' }, h('tr', {}, ['job', 'status', 'student → model', 'steps', 'loss', 'curve'].map((t) => h('th', {}, t))),
-    trainings.map((j) => h('tr', { 'data-job': j.id, 'data-status': j.status },
+  const history = h('table', { id: 't-history' });
+  const fillHistory = (list) => history.replaceChildren(h('tr', {}, ['job', 'status', 'student → model', 'steps', 'loss', 'curve'].map((t) => h('th', {}, t))),
+    ...list.map((j) => h('tr', { 'data-job': j.id, 'data-status': j.status },
       h('td', {}, j.id), h('td', {}, j.status), h('td', {}, `${j.args.student} (teacher ${j.args.teacher}) → ${j.args.output}`),
       h('td', { class: 'steps' }, j.args.steps), h('td', { class: 'loss' }, ''),
       h('td', {}, j.result ? h('input', { type: 'checkbox', class: 'overlay', onchange: (e) => attempt(async () => {
@@ -109,6 +114,13 @@ export async function showTrain(gen = nextGeneration()) {
         if (e.target.checked) shown.add(j.id); else shown.delete(j.id);
         redraw();
       }) }) : ''))));
+  fillHistory(trainings);
+  // The list again once the followed training has ended.
+  let listedEnd = live && live.status !== 'running' ? live.id : null;
+  const refreshHistory = () => attempt(async () => {
+    const all = (await api('GET', '/api/jobs')).jobs;
+    if (current(gen)) fillHistory(all.filter((j) => j.kind === 'train'));
+  });
 
   // After a reload: follow the newest training again (running or not).
   const newest = trainings[0];
