@@ -30,6 +30,21 @@ using namespace mlir;
 using namespace qsim;
 using namespace qsim::lighten;
 
+namespace {
+RecoveryHook &recoveryHook() {
+  static RecoveryHook hook;
+  return hook;
+}
+} // namespace
+
+void qsim::lighten::setRecoveryHook(RecoveryHook hook) {
+  recoveryHook() = std::move(hook);
+}
+
+bool qsim::lighten::hasRecoveryHook() {
+  return static_cast<bool>(recoveryHook());
+}
+
 double GuidelineTarget::resolve(double original) const {
   return percentOfOriginal ? amount * (original / 100.0) : amount;
 }
@@ -93,11 +108,13 @@ struct Measurement {
   std::optional<double> map;
 };
 
-/// One line of the table.
+/// One line of the table (two with recover=train: before and after).
 struct Row {
   std::string step, what;
   std::optional<Measurement> m;
   std::string decision;
+  std::optional<Measurement> before; // recover=train: before training
+  std::string trained;               // and how it was trained
 };
 
 /// Assigns `plan` to `module` and quantizes it in place.
@@ -170,6 +187,9 @@ private:
                                               bool refit = false);
   /// Whether G2/G5 refit what they change (calibration images given).
   bool refits() const { return !o.calibDir.empty() && o.refitImages > 0; }
+  /// recover=train: measures `next` into row.before, then fine-tunes it
+  /// towards the original; nothing without recovery.
+  LogicalResult recoverStep(ModuleOp next, Row &row);
   LogicalResult stepQuantize();
   FailureOr<OwningOpRef<ModuleOp>> calibratedCopy();
   LogicalResult stepInt8(ModuleOp calibrated);
@@ -437,6 +457,24 @@ LogicalResult Guideline::stepBackbone() {
   OwningOpRef<ModuleOp> next = current->clone();
   if (failed(substituteBackbone(*next, donor, *o.backbone, nullptr)))
     return failure();
+  if (o.recover) {
+    // Trained towards the original, so measured against it and kept only
+    // within the fidelity bounds.
+    Row row{"G1", "backbone from " + o.backbone->otherCfg, {}, ""};
+    if (failed(recoverStep(*next, row)))
+      return failure();
+    auto m = measure(*next);
+    if (failed(m))
+      return failure();
+    std::string why = violation(*m);
+    row.decision = why.empty() ? "kept" : "rejected: " + why;
+    row.m = *m;
+    if (why.empty())
+      commit(std::move(next), *m, row);
+    else
+      rows.push_back(row);
+    return success();
+  }
   // The new backbone changes what the head sees: from here on, fidelity is
   // measured against the substituted model (it needs fine-tuning first).
   if (failed(setReference(*next)))
@@ -456,8 +494,9 @@ LogicalResult Guideline::stepBackbone() {
 
 LogicalResult Guideline::stepFactorize() {
   double energy = o.energy;
-  std::string lastWhy, lastWhat;
+  std::string lastWhy;
   std::optional<Measurement> lastM;
+  std::optional<Row> lastRow;
   for (int attempt = 0; attempt < 3; ++attempt, energy = (1 + energy) / 2) {
     FactorizeOptions fo;
     fo.method = o.factorizeMethod;
@@ -481,25 +520,52 @@ LogicalResult Guideline::stepFactorize() {
                   o.factorizeTop, energy, refits() ? ", refit" : "");
     if (applied == 0)
       break; // higher energies only raise the ranks
+    Row row{"G2", what, {}, "kept"};
+    if (failed(recoverStep(*next, row)))
+      return failure();
     auto m = measure(*next);
     if (failed(m))
       return failure();
     std::string why = violation(*m);
     if (why.empty()) {
-      commit(std::move(next), *m, {"G2", what, {}, "kept"});
+      commit(std::move(next), *m, row);
       return success();
     }
+    lastRow = row;
     lastWhy = why;
-    lastWhat = what;
     lastM = *m;
   }
-  if (!lastM)
+  if (!lastRow)
     rows.push_back({"G2",
                     stringifyFactorizeMethod(o.factorizeMethod).str(),
                     {},
                     "skipped: the ranks save no MACs"});
-  else
-    rows.push_back({"G2", lastWhat, lastM, "rejected: " + lastWhy});
+  else {
+    lastRow->m = lastM;
+    lastRow->decision = "rejected: " + lastWhy;
+    rows.push_back(*lastRow);
+  }
+  return success();
+}
+
+LogicalResult Guideline::recoverStep(ModuleOp next, Row &row) {
+  if (!o.recover)
+    return success();
+  if (!hasRecoveryHook())
+    return fail("recover=train needs qsim built with training (libtorch, "
+                "QSIM_ENABLE_TRAIN): this tool has none");
+  auto before = measure(next);
+  if (failed(before))
+    return failure();
+  row.before = *before;
+  // The teacher is the original model (the pass's module, unchanged until
+  // the guideline ends).
+  std::string note;
+  if (failed(recoveryHook()(next, module, *o.recover, note)))
+    return failure();
+  row.trained = strprintf("+ %lld training steps",
+                          static_cast<long long>(o.recover->steps)) +
+                (note.empty() ? "" : ": " + note);
   return success();
 }
 
@@ -548,30 +614,35 @@ LogicalResult Guideline::stepPrune() {
   // Back off while the fidelity bound is broken.
   std::string lastWhy;
   std::optional<Measurement> lastM;
+  std::optional<Row> lastRow;
   for (double ratio = hi; ratio >= 0.05; ratio *= 0.7) {
     auto next = prunedCopy(ratio, /*refit=*/true);
     if (failed(next))
+      return failure();
+    std::string what = strprintf("channels, ratio %.3f, l1, round-to %d%s",
+                                 ratio, o.roundTo, refits() ? ", refit" : "");
+    Row row{"G5", what, {}, ""};
+    if (failed(recoverStep(**next, row)))
       return failure();
     auto m = measure(**next);
     if (failed(m))
       return failure();
     std::string why = violation(*m);
-    std::string what =
-        strprintf("channels, ratio %.3f, l1, round-to %d%s", ratio, o.roundTo,
-                  refits() ? ", refit" : "");
     if (why.empty()) {
-      commit(std::move(*next), *m,
-             {"G5",
-              what,
-              {},
-              reachable && ratio == hi ? "kept"
-                                       : "kept (params target not reached)"});
+      row.decision = reachable && ratio == hi
+                         ? "kept"
+                         : "kept (params target not reached)";
+      commit(std::move(*next), *m, row);
       return success();
     }
     lastWhy = why;
     lastM = *m;
+    lastRow = row;
   }
-  rows.push_back({"G5", "channel pruning", lastM, "rejected: " + lastWhy});
+  Row rejected = lastRow.value_or(Row{"G5", "channel pruning", {}, ""});
+  rejected.m = lastM;
+  rejected.decision = "rejected: " + lastWhy;
+  rows.push_back(rejected);
   return success();
 }
 
@@ -726,28 +797,44 @@ void Guideline::printSettings() const {
     os << " no bound";
   os << strprintf("; SQNR on %zu image(s), mAP on %zu\n", fidelityInputs.size(),
                   evalImages.size());
+  if (o.recover)
+    os << strprintf("recovery: G1, G2 and G5 fine-tuned %lld steps of %d "
+                    "images from %s towards the original\n",
+                    static_cast<long long>(o.recover->steps), o.recover->batch,
+                    o.recover->images.c_str());
 }
 
 void Guideline::printTable() const {
   os << strprintf("%-4s %-50s %8s %7s %9s %9s %10s %8s  %s\n", "step", "what",
                   "SQNR dB", "mAP", "MACs", "params", "size", "ms", "decision");
-  for (const Row &r : rows) {
+  auto line = [&](const std::string &step, const std::string &what,
+                  const std::optional<Measurement> &m,
+                  const std::string &decision) {
     std::string sq = "-", mp = "-", macs = "-", params = "-", size = "-",
                 lat = "-";
-    if (r.m) {
-      sq = std::isnan(r.m->sqnr)   ? "-"
-           : std::isinf(r.m->sqnr) ? "inf"
-                                   : strprintf("%.1f", r.m->sqnr);
-      mp = r.m->map ? strprintf("%.2f", *r.m->map) : "-";
-      macs = human(r.m->macs);
-      params = human(r.m->params);
-      size = humanBytes(r.m->bytes);
-      lat = r.m->latencyMs > 0 ? strprintf("%.2f", r.m->latencyMs) : "-";
+    if (m) {
+      sq = std::isnan(m->sqnr)   ? "-"
+           : std::isinf(m->sqnr) ? "inf"
+                                 : strprintf("%.1f", m->sqnr);
+      mp = m->map ? strprintf("%.2f", *m->map) : "-";
+      macs = human(m->macs);
+      params = human(m->params);
+      size = humanBytes(m->bytes);
+      lat = m->latencyMs > 0 ? strprintf("%.2f", m->latencyMs) : "-";
     }
-    os << strprintf("%-4s %-50s %8s %7s %9s %9s %10s %8s  %s\n", r.step.c_str(),
-                    r.what.substr(0, 50).c_str(), sq.c_str(), mp.c_str(),
+    os << strprintf("%-4s %-50s %8s %7s %9s %9s %10s %8s  %s\n", step.c_str(),
+                    what.substr(0, 50).c_str(), sq.c_str(), mp.c_str(),
                     macs.c_str(), params.c_str(), size.c_str(), lat.c_str(),
-                    r.decision.c_str());
+                    decision.c_str());
+  };
+  for (const Row &r : rows) {
+    if (!r.before) {
+      line(r.step, r.what, r.m, r.decision);
+      continue;
+    }
+    // recover=train: the step as it came out, then fine-tuned.
+    line(r.step, r.what, r.before, "before training");
+    line(r.step, r.trained, r.m, r.decision);
   }
   // Once the targets are met no later step runs, so meeting them at the end
   // is meeting them anywhere.

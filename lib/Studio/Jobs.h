@@ -3,8 +3,8 @@
 // A job is a row in the database and a child process under the job limits,
 // holding one of its user's child slots; a detached thread follows the
 // child and records its end (finishJob). The kinds started through
-// POST /api/jobs/<kind> are listed in kJobKinds: a new kind (training, when
-// it lands) is one more entry and one more file like InferenceJob.cpp.
+// POST /api/jobs/<kind> are listed in kJobKinds: a new kind is one more
+// entry and one more file like InferenceJob.cpp or TrainJob.cpp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,6 +25,7 @@ struct JobKind {
 inline const JobKind kJobKinds[] = {
     {"inference", &StudioServer::Impl::startInference},
     {"quantize", &StudioServer::Impl::startQuantize},
+    {"train", &StudioServer::Impl::startTrain},
 };
 
 /// Spawns a job's child, records it running and publishes it; 500 (and the

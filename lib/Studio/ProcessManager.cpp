@@ -161,6 +161,13 @@ void ProcessManager::forkChild(SpawnRequest &request) {
       _exit(126); // the server died between fork and prctl
     setrlimit(RLIMIT_CPU, &cpu);
     setrlimit(RLIMIT_AS, &mem);
+    // qsim-studio blocks SIGINT/SIGTERM in its threads and ignores SIGPIPE;
+    // both survive exec: a child must see a stop's SIGTERM (qsim-train ends
+    // its step and writes what it trained) instead of the SIGKILL after it.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
     dup2(spec.pipeStdin ? in[0] : devNull, 0);
     dup2(spec.pipeStdout ? out[1] : log, 1);
     dup2(spec.pipeStderr ? err[1] : log, 2);

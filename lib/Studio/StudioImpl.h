@@ -152,6 +152,7 @@ struct StudioServer::Impl : std::enable_shared_from_this<StudioServer::Impl> {
   json startImport(const Caller &c, const json &body);
   json startInference(const Caller &c, const json &body);
   json startQuantize(const Caller &c, const json &body);
+  json startTrain(const Caller &c, const json &body);
   json controlJob(const Caller &c, int64_t jobId, const std::string &action);
   void stopAllChildren(StopReason why);
 

@@ -61,6 +61,18 @@ struct LightenPass : public qsim::impl::LightenPassBase<LightenPass> {
     o.calibMethod = calibMethod;
     o.latencyRuns = latencyRuns;
     o.threads = threads;
+    if (!recover.empty()) {
+      if (recover != "train")
+        return fail("recover='" + recover + "': the only recovery is 'train'");
+      if (!lighten::hasRecoveryHook())
+        return fail("recover=train needs qsim built with training (libtorch, "
+                    "-DQSIM_ENABLE_TRAIN=ON): this qsim-opt has none");
+      if (trainImages.empty() || trainSteps < 1 || trainBatch < 1)
+        return fail("recover=train needs train-images=DIR, train-steps >= 1 "
+                    "and train-batch >= 1");
+      o.recover = lighten::RecoveryOptions{trainSteps, trainBatch, trainImages,
+                                           threads};
+    }
 
     // G1's donor network, imported in this model's flavour.
     OwningOpRef<ModuleOp> donor;

@@ -603,6 +603,13 @@ def LightenPass : Pass<"qsim-lighten", "mlir::ModuleOp"> {
     --qsim-factorize-conv `refit` and --qsim-prune `images=`);
     `refit-images=0` turns this off.
 
+    With `recover=train train-steps=N train-images=DIR` (a qsim-opt built
+    with training, QSIM_ENABLE_TRAIN), G1, G2 and G5 fine-tune what they
+    change for N steps (`train-batch` images each) towards the original
+    model (distillation, as qsim-train) before it is measured and decided
+    on; the table shows each such step before and after training, and G1 is
+    then measured against the original and kept only within the bounds.
+
     Targets: `target-macs`, `target-params` (counts: 300M, 1.5G, 2e6, or a
     percentage of the original like 50%), `target-size` (weight bytes: 2M,
     900K, 50%) and `target-latency` (ms, measured here). Without any target
@@ -686,6 +693,13 @@ def LightenPass : Pass<"qsim-lighten", "mlir::ModuleOp"> {
                         ""))}]>,
     Option<"latencyRuns", "latency-runs", "int", "10", "Forward passes per latency measurement">,
     Option<"threads", "threads", "int", "0", "Threads for the measurements (0 = all cores)">,
+    Option<"recover", "recover", "std::string", "\"\"",
+           "train: fine-tune G1, G2 and G5 towards the original before measuring "
+           "them (qsim built with training)">,
+    Option<"trainSteps", "train-steps", "int", "200", "recover=train: steps per step kept">,
+    Option<"trainBatch", "train-batch", "int", "8", "recover=train: images per step">,
+    Option<"trainImages", "train-images", "std::string", "\"\"",
+           "recover=train: folder of training images (no labels needed)">,
   ];
   // G3/G4 quantize (casts and quantized types).
   let dependentDialects = ["::mlir::arith::ArithDialect",

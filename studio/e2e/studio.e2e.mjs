@@ -6,7 +6,8 @@
 // issue 18 (graph tools, figures on the graph, quantize plans, model diff,
 // runs after a reload, charts and exports, the step debugger's tensors and
 // its reattachment after a reload, jobs) and its browser-side defects (4,
-// 6, 9). Screenshots of every step are kept in $QSIM_E2E_ARTIFACTS (default
+// 6, 9); training a small detector (progress, loss curve, stop, reload).
+// Screenshots of every step are kept in $QSIM_E2E_ARTIFACTS (default
 // e2e/artifacts); with $QSIM_MODELS_DIR the real yolov3-tiny-aix2022 and
 // yolov4 (random weights) are shown too (the screenshots of docs/studio.md).
 //
@@ -42,6 +43,13 @@ fs.mkdirSync(uploads);
 // pictures (real ones when QSIM_DATA_DIR has them).
 const model = path.join(uploads, 'tiny.mlirbc');
 execFileSync(path.join(bin, 'qsim-translate'), ['--import-darknet', path.join(repo, 'examples/models/synthetic-yolov3-tiny.cfg'), '--random-weights=1', '-o', model]);
+// A small detector (32x32) to train in seconds: student and teacher.
+const students = [['student.mlirbc', '2'], ['teacher.mlirbc', '1']].map(([name, seed]) => {
+  const p = path.join(uploads, name);
+  execFileSync(path.join(bin, 'qsim-translate'), ['--import-darknet', path.join(repo, 'test/Train/Inputs/tiny.cfg'), `--random-weights=${seed}`, '-o', p]);
+  return p;
+});
+const canTrain = fs.existsSync(path.join(bin, 'qsim-train'));
 const images = [];
 const capp = process.env.QSIM_DATA_DIR && path.join(process.env.QSIM_DATA_DIR, 'capp-aix-subset');
 if (capp && fs.existsSync(capp)) {
@@ -146,6 +154,48 @@ async function documentRealModels(page, fullShot, expectNotice, upload) {
   await page.click('a[href="#jobs"]');
   await page.waitForSelector('#job-table');
   await shot(page, 'docs-jobs');
+}
+
+// The Training view on the small detector: a short training to its end,
+// a long one stopped (its model kept), both still there after a reload.
+async function train(page, upload, expectNotice) {
+  await page.click('a[href="#files"]');
+  await upload('models', students);
+  await page.click('a[href="#train"]');
+  await page.selectOption('#t-student', 'models/student.mlirbc');
+  await page.selectOption('#t-teacher', 'models/teacher.mlirbc');
+  await page.selectOption('#t-images', 'images');
+  await page.fill('#t-steps', '8');
+  await page.fill('#t-batch', '2');
+  await page.fill('#t-lr', '0.001');
+  await page.click('#t-start');
+  await page.waitForFunction(() => /job \d+ done: step 8\/8 · loss/.test(document.getElementById('t-status').textContent));
+  assert.equal(await page.locator('#t-model').innerText(), 'models/student-trained.mlirbc');
+  assert.equal(await page.locator('#t-curve circle').count(), 8, 'one point per step on the loss curve');
+  // A long training, stopped: the steps done are kept as a model.
+  await page.fill('#t-steps', '1000000');
+  await page.fill('#t-output', 'models/student-stopped.mlirbc');
+  await page.click('#t-start');
+  await page.waitForFunction(() => /step (\d{3,})\/1000000 · loss .* · ETA/.test(document.getElementById('t-status').textContent));
+  assert.ok(await page.locator('#t-curve path[stroke]').count() >= 1, 'the curve is drawn while it trains');
+  await page.click('#t-stop');
+  await page.waitForFunction(() => /job \d+ stopped: step \d+\/1000000/.test(document.getElementById('t-status').textContent));
+  assert.match(await page.locator('#t-result').innerText(), /models\/student-stopped\.mlirbc · \d+ of 1000000 steps \(stopped\)/);
+  await page.locator('#t-history tr[data-status="done"] input.overlay').check();
+  await page.waitForFunction(() => document.querySelectorAll('#t-curve path[stroke]').length === 2);
+  await page.screenshot({ path: path.join(artifacts, 'docs-train.png') });
+  // After a reload: the last training with its curve; the models are listed.
+  await page.reload();
+  await expectNotice(/Logged in as alice/);
+  await page.click('a[href="#train"]');
+  await page.waitForFunction(() => /job \d+ stopped: step \d+\/1000000/.test(document.getElementById('t-status').textContent));
+  assert.ok(await page.locator('#t-curve path[stroke]').count() >= 1, 'the curve is kept with the job');
+  assert.equal(await page.locator('#t-history tr[data-job]').count(), 2);
+  await page.click('a[href="#files"]');
+  await page.waitForSelector('tr[data-path="models/student-trained.mlirbc"]');
+  await page.waitForSelector('tr[data-path="models/student-stopped.mlirbc"]');
+  await page.click('a[href="#jobs"]');
+  await page.waitForSelector('#job-table tr[data-kind="train"][data-status="stopped"] a.result-link');
 }
 
 const portFile = path.join(work, 'port');
@@ -388,6 +438,10 @@ try {
   await page.waitForFunction(() => !document.querySelector('#job-table tr[data-kind="session"][data-status="running"]'));
   await page.locator('#job-table tr[data-kind="inference"] a.result-link').first().click();
   await page.waitForSelector('#compare-table');
+
+  // Training (qsim-train): progress and loss curve, stop, kept after a reload.
+  if (canTrain) await train(page, upload, expectNotice);
+  else console.log('training not checked: qsim-train is not built (no libtorch)');
 
   if (realModels) await documentRealModels(page, shot, expectNotice, upload);
 

@@ -98,6 +98,13 @@ mlir::LogicalResult setupPipeline(const mlir::MlirOptMainConfig &commandLine,
 
 } // namespace
 
+#ifdef QSIM_HAVE_TRAIN
+namespace qsim {
+// TrainRecovery.cpp: --qsim-lighten recover=train (runs qsim-train).
+void registerTrainRecovery(const char *argv0);
+}
+#endif
+
 int main(int argc, char **argv) {
   // Before anything else: the interpreter's OpenMP workers (calibration,
   // evaluation, search) must not spin against other processes (issue 17).
@@ -136,6 +143,9 @@ int main(int argc, char **argv) {
   mlir::registerAllExtensions(registry);
   mlir::registerAllPasses();
   qsim::registerAllQSimPasses();
+#ifdef QSIM_HAVE_TRAIN
+  qsim::registerTrainRecovery(argv[0]);
+#endif
   auto [inputFile, outputFile] = mlir::registerAndParseCLIOptions(
       argc, argv,
       "qsim-opt: transform qsim models (.mlir/.mlirbc) with qsim passes\n"

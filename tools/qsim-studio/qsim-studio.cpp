@@ -284,6 +284,8 @@ int main(int argc, char **argv) {
   config.qsimTranslate = o.toolsDir + "/qsim-translate";
   config.slurm.enabled = o.executor == "slurm";
   config.slurm.supervisor = executableDirectory() + "/qsim-studio";
+  // Absent from a build without libtorch: training jobs are then refused.
+  config.qsimTrain = o.toolsDir + "/qsim-train";
   if (!config.webDirectory.empty() &&
       !isFile(config.webDirectory + "/index.html")) {
     fprintf(stderr,

@@ -21,6 +21,7 @@
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -81,8 +82,30 @@ struct Args {
   std::string qatWeights = "per-channel", qatActivations = "asymmetric",
               qatScale = "float";
   std::vector<std::string> hints;
-  bool noAugment = false, quiet = false;
+  bool noAugment = false, quiet = false, progressJson = false;
 };
+
+/// A number for a JSON line: null when it is not finite.
+std::string jsonNumber(double v) {
+  if (!std::isfinite(v))
+    return "null";
+  char text[32];
+  snprintf(text, sizeof text, "%.6g", v);
+  return text;
+}
+
+/// One --progress-json line: what a program following the training (the
+/// studio's training job) reads after every step.
+void printProgressJson(const qsim::train::TrainProgress &p) {
+  printf("{\"step\":%lld,\"steps\":%lld,\"loss\":%s,\"distill\":%s,"
+         "\"yolo\":%s,\"hint\":%s,\"lr\":%s,\"seconds\":%s,\"map\":%s}\n",
+         (long long)p.step, (long long)p.steps, jsonNumber(p.loss).c_str(),
+         jsonNumber(p.distill).c_str(), jsonNumber(p.yolo).c_str(),
+         jsonNumber(p.hint).c_str(), jsonNumber(p.lr).c_str(),
+         jsonNumber(p.seconds).c_str(),
+         p.map ? jsonNumber(*p.map).c_str() : "null");
+  fflush(stdout);
+}
 
 void addOptions(CLI::App &app, Args &a, qsim::train::TrainOptions &o) {
   app.add_option("student", a.student,
@@ -172,6 +195,11 @@ void addMoreOptions(CLI::App &app, Args &a, qsim::train::TrainOptions &o) {
                  "mAP every N steps and at the end");
   app.add_option("--log", a.log, "Write step,loss,...,mAP as CSV here");
   app.add_flag("-q,--quiet", a.quiet, "No progress bar");
+  app.add_flag("--progress-json", a.progressJson,
+               "Instead of the progress bar, one JSON line per step on "
+               "stdout: {\"step\",\"steps\",\"loss\",\"distill\",\"yolo\","
+               "\"hint\",\"lr\",\"seconds\",\"map\"} (non-finite numbers "
+               "and no mAP as null)");
 }
 
 /// The choices CLI11 parsed as strings; the checks it cannot do.
@@ -187,7 +215,7 @@ std::string finishOptions(Args &a, qsim::train::TrainOptions &o) {
   o.symmetricActivations = a.qatActivations == "symmetric";
   o.pow2Scales = a.qatScale == "pow2";
   o.augment = !a.noAugment;
-  o.progressBar = !a.quiet;
+  o.progressBar = !a.quiet && !a.progressJson;
   if (o.lsq && !o.qat)
     return "--lsq learns the ranges of quantization-aware training: add --qat";
   for (const std::string &h : a.hints) {
@@ -310,6 +338,8 @@ int main(int argc, char **argv) {
   }
   qsim::train::TrainCallbacks callbacks;
   callbacks.progress = [&](const qsim::train::TrainProgress &p) {
+    if (a.progressJson)
+      printProgressJson(p);
     if (!log)
       return;
     fprintf(log.get(),

@@ -19,6 +19,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -37,6 +38,26 @@ struct GuidelineTarget {
 /// text; unset with `error` set when the text is malformed.
 std::optional<GuidelineTarget> parseGuidelineTarget(llvm::StringRef text,
                                                     std::string &error);
+
+/// recover=train: how a kept step (G1, G2, G5) is fine-tuned before it is
+/// measured.
+struct RecoveryOptions {
+  int64_t steps = 200;
+  int batch = 8;
+  std::string images; // a folder of training images (no labels needed)
+  int threads = 0;    // 0: all cores
+};
+
+/// Fine-tunes `student` towards `teacher` (the original model) as `options`
+/// say; `note` gets a short account for the table ("loss 0.52 -> 0.11").
+/// Fails with a diagnostic. The training library (lib/Train, libtorch) is
+/// not linked here: a tool of a build with training registers the hook
+/// (qsim-opt, which runs qsim-train); without one, recover=train is refused.
+using RecoveryHook = std::function<mlir::LogicalResult(
+    mlir::ModuleOp student, mlir::ModuleOp teacher,
+    const RecoveryOptions &options, std::string &note)>;
+void setRecoveryHook(RecoveryHook hook);
+bool hasRecoveryHook();
 
 struct GuidelineOptions {
   /// Targets; unset: none. Without any target every step runs.
@@ -77,6 +98,10 @@ struct GuidelineOptions {
   /// G3: how activation ranges are chosen.
   quantization::CalibrationMethod calibMethod =
       quantization::CalibrationMethod::MinMax;
+
+  /// recover=train: G1, G2 and G5 fine-tune what they keep before it is
+  /// measured (the table shows both); unset: no training.
+  std::optional<RecoveryOptions> recover;
 
   /// Forward passes per latency measurement (median), and their threads
   /// (0: all cores).

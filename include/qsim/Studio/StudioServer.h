@@ -23,6 +23,7 @@ struct StudioConfig {
   std::string dataDirectory; // database, workspaces, logs, sockets
   std::string webDirectory;  // the built front end ("" : API only)
   std::string qsimRun, qsimOpt, qsimTranslate; // tool paths
+  std::string qsimTrain; // "" or absent: training jobs are refused (501)
   double maxUploadMiB = 512;
   double maxImageMegapixels = 64;
   ProcessLimits jobLimits{600, 4096, 900};

@@ -35,7 +35,9 @@ function axes(svg, box, xr, yr, { xLabel, yLabel, xTicks, yTicks }) {
 
 // series: [{name, points: [[x, y], ...]}]; infinite y values are drawn at
 // the top edge with a marker.
-export function lineChart(series, { width = 640, height = 240, xLabel, yLabel, id } = {}) {
+// xName names an x value in the tooltips; long series are drawn without
+// dots.
+export function lineChart(series, { width = 640, height = 240, xLabel, yLabel, id, xName = 'layer' } = {}) {
   const svg = el('svg', { width, height, class: 'chart', ...(id ? { id } : {}) });
   const all = series.flatMap((s) => s.points).filter(([, v]) => Number.isFinite(v));
   const xs = series.flatMap((s) => s.points.map(([x]) => x));
@@ -47,9 +49,10 @@ export function lineChart(series, { width = 640, height = 240, xLabel, yLabel, i
     const colour = palette[k % palette.length];
     const pts = s.points.map(([a, v]) => [x(a), Number.isFinite(v) ? y(v) : box.t]);
     el('path', { d: pts.map(([a, b], i) => `${i ? 'L' : 'M'}${a},${b}`).join(' '), stroke: colour, fill: 'none', 'stroke-width': 1.5 }, svg);
+    if (s.points.length > 200) return el('text', { x: box.l + 8 + 150 * k, y: box.t + 12, fill: colour, class: 'legend' }, svg, s.name);
     s.points.forEach(([a, v], i) => {
       const dot = el('circle', { cx: pts[i][0], cy: pts[i][1], r: Number.isFinite(v) ? 2.5 : 4, fill: Number.isFinite(v) ? colour : 'white', stroke: colour }, svg);
-      el('title', {}, dot, `${s.name}: layer ${a}: ${num(v)}`);
+      el('title', {}, dot, `${s.name}: ${xName} ${a}: ${num(v)}`);
     });
     el('text', { x: box.l + 8 + 150 * k, y: box.t + 12, fill: colour, class: 'legend' }, svg, s.name);
   });

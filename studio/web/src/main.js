@@ -1,5 +1,5 @@
 // qsim-studio's browser UI: plain DOM, one view per hash (#files, #model,
-// #inference[/run/N], #debugger, #quantize, #jobs); views in views/.
+// #inference[/run/N], #debugger, #quantize, #train, #jobs); views in views/.
 import { api, setCsrf, startEvents, stopEvents, onEvent } from './api.js';
 import { h, say } from './util.js';
 import { attempt, nextGeneration, setLoggedOutHandler } from './views/common.js';
@@ -8,6 +8,7 @@ import { showModel } from './views/model.js';
 import { showInference } from './views/inference.js';
 import { showDebugger, currentSession, forgetSession } from './views/debugger.js';
 import { showQuantize } from './views/quantize.js';
+import { showTrain } from './views/train.js';
 import { showJobs } from './views/jobs.js';
 
 const main = document.getElementById('main');
@@ -53,7 +54,7 @@ document.getElementById('logout').addEventListener('click', () => attempt(async 
   showLogin();
 }));
 
-const views = { files: showFiles, model: showModel, inference: showInference, debugger: showDebugger, quantize: showQuantize, jobs: showJobs };
+const views = { files: showFiles, model: showModel, inference: showInference, debugger: showDebugger, quantize: showQuantize, train: showTrain, jobs: showJobs };
 
 function route() {
   if (!me) return showLogin();

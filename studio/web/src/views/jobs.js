@@ -10,6 +10,7 @@ export function describeArgs(job) {
   switch (job.kind) {
     case 'inference': return `${a.model} on ${a.image}, ${a.mode}` + (a.calib ? `, calibrated on ${a.calib}/` : '') + (a.precision ? ` (${a.precision})` : '');
     case 'quantize': return `${a.model} → ${a.output}, ${a.mode}, ${a.method} on ${a.calib_images} images of ${a.calib}/` + (a.mode === 'mixed' ? ` (${a.plan})` : '');
+    case 'train': return `${a.student} → ${a.output}, teacher ${a.teacher}, ${a.steps} steps of ${a.batch} images of ${a.images}/` + (a.lr ? `, lr ${a.lr}` : '');
     case 'import': return `${a.cfg} ${a.weights ? '+ ' + a.weights : '(synthetic weights)'} → ${a.output}`;
     case 'session': return `${a.model}${a.image ? ' on ' + a.image : ''}, ${a.mode}` + (a.calib ? `, calibrated on ${a.calib}/` : '');
     default: return JSON.stringify(a);
@@ -17,6 +18,7 @@ export function describeArgs(job) {
 }
 
 function resultLink(job) {
+  if (job.kind === 'train' && job.result) return h('a', { href: '#train', class: 'result-link' }, `${job.args.output} (curve)`);
   if (job.status !== 'done' || !job.result) return '';
   if (job.kind === 'inference') return h('a', { href: `#inference/run/${job.id}`, class: 'result-link' }, 'open the run');
   if (job.kind === 'quantize' || job.kind === 'import') {
