@@ -36,7 +36,7 @@ def main():
     ap.add_argument("--ratios", default="0.1,0.2,0.3")
     ap.add_argument("--images", type=int, default=32, help="coco128 images for the refit")
     ap.add_argument("--samples", type=int, default=256, help="positions per image and layer")
-    ap.add_argument("--only", default="", help="only the variants whose name contains this")
+    ap.add_argument("--only", default="", help="only the variants whose name contains one of these (separated by |)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp()
     coco = os.path.join(DATA, "coco128", "images", "train2017")
@@ -57,6 +57,8 @@ def main():
         rows.append(("prune %g (l1) + refit" % r, "--qsim-prune=ratio=%g" % r + img))
         rows.append(("prune %g (contribution) + refit" % r,
                      "--qsim-prune=ratio=%g criterion=contribution" % r + img))
+        rows.append(("prune %g (reconstruction) + refit" % r,
+                     "--qsim-prune=ratio=%g criterion=reconstruction" % r + img))
     rows.append(("magnitude 0.5", "--qsim-prune=mode=magnitude sparsity=0.5"))
     rows.append(("magnitude 0.5, second-order + refit",
                  "--qsim-prune=mode=magnitude sparsity=0.5" + img))
@@ -65,7 +67,7 @@ def main():
         rows.append((name, opt))
         rows.append((name + " + refit", opt + img + " refit report=0"))
     if a.only:
-        rows = [r for r in rows if a.only in r[0]]
+        rows = [r for r in rows if any(o in r[0] for o in a.only.split("|"))]
     for name, opt in rows:
         out = os.path.join(tmp, "v%d.mlirbc" % len(os.listdir(tmp)))
         t0 = time.time()

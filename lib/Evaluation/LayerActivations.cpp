@@ -38,20 +38,24 @@ LogicalResult qsim::eval::recordLayerActivations(
       return module.emitError() << "layer " << layer << " does not exist";
     wanted[it - steps.begin()] = layer;
   }
-  size_t image = 0;
-  executor->setStepHook([&](size_t step) {
-    auto it = wanted.find(step);
-    if (it == wanted.end())
-      return;
-    LayerActivations a;
-    for (const rt::Tensor &in : executor->stepInputs(step))
-      a.inputs.push_back(asFloat(in));
-    a.output = asFloat(executor->stepOutput(step));
-    sink(image, it->second, a);
-  });
-  for (; image < networkInputs.size(); ++image) {
+  // Only the steps up to the last wanted one run: the later layers are
+  // not needed (a refit of an early layer would otherwise pay for the
+  // whole network).
+  size_t last = wanted.empty() ? 0 : wanted.rbegin()->first;
+  for (size_t image = 0; image < networkInputs.size() && !wanted.empty();
+       ++image) {
     executor->setInput(networkInputs[image]);
-    executor->run();
+    for (size_t step = 0; step <= last; ++step) {
+      executor->runStep(step);
+      auto it = wanted.find(step);
+      if (it == wanted.end())
+        continue;
+      LayerActivations a;
+      for (const rt::Tensor &in : executor->stepInputs(step))
+        a.inputs.push_back(asFloat(in));
+      a.output = asFloat(executor->stepOutput(step));
+      sink(image, it->second, a);
+    }
   }
   return success();
 }

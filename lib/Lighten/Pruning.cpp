@@ -11,10 +11,14 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
 
+#include <Eigen/Dense>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <optional>
+#include <random>
 
 using namespace mlir;
 using namespace qsim;
@@ -104,6 +108,170 @@ LogicalResult checkPrunable(ArrayRef<Layer> layers) {
   return success();
 }
 
+using Matrix =
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// Chooses channels by the output error their removal leaves in the
+/// convolutions that consume them once those are refit (ThiNet / He et al.
+/// 2017, in the group-OBS form): per consumer, H = X^T X of its input
+/// patches on the images and W its weights, scaled by its batch norm so
+/// that errors are in normalized units. Removing the columns S of a channel
+/// and re-optimizing the others costs tr(W_S [H^-1]_SS^-1 W_S^T); each
+/// greedy removal updates W and H^-1 (the OBS compensation), so the next
+/// choice sees what the refit will recover.
+class ObsChannelSelector {
+public:
+  static FailureOr<ObsChannelSelector>
+  build(ModuleOp module, ArrayRef<Layer> layers, const ChannelGroups &groups,
+        const std::vector<rt::Tensor> &inputs, int64_t samplesPerImage);
+  /// Indices into `classes` of the `count` classes to remove.
+  std::vector<size_t> choose(const std::vector<std::vector<FilterRef>> &classes,
+                             int64_t count);
+
+private:
+  struct Consumer {
+    Matrix w, hinv;
+    int64_t taps = 1;
+  };
+  /// The columns of `channels` in a consumer.
+  std::vector<int64_t> columns(const Consumer &c,
+                               const std::vector<int64_t> &channels) const;
+  double cost(const Consumer &c, const std::vector<int64_t> &channels) const;
+  void remove(Consumer &c, const std::vector<int64_t> &channels);
+  /// The consumer channels of a class root.
+  std::map<int, std::map<size_t, std::vector<int64_t>>> uses;
+  std::map<std::pair<Operation *, int64_t>, int> rootOf;
+  std::vector<Consumer> consumers;
+};
+
+FailureOr<ObsChannelSelector>
+ObsChannelSelector::build(ModuleOp module, ArrayRef<Layer> layers,
+                          const ChannelGroups &groups,
+                          const std::vector<rt::Tensor> &inputs,
+                          int64_t samplesPerImage) {
+  ObsChannelSelector s;
+  for (size_t e = 1; e < groups.numElements(); ++e)
+    if (groups.element(e).source)
+      s.rootOf[{groups.element(e).source, groups.element(e).channel}] =
+          groups.find(e);
+  std::map<int64_t, size_t> consumerOf; // layer -> consumer
+  std::vector<Conv2DOp> convs;
+  for (const Layer &l : layers) {
+    auto conv = dyn_cast<Conv2DOp>(l.head);
+    if (!conv || conv.getGroups() != 1)
+      continue;
+    auto g = eval::ConvPatchGeometry::of(conv);
+    Consumer c;
+    c.taps = g.kh * g.kw;
+    int64_t p = g.patchSize(), f = conv.getFilters();
+    std::vector<float> w = getFloats(conv.getWeightAttr());
+    std::vector<float> scale(f, 1.0f), var(f, 1.0f);
+    BatchNormOp bn = l.batchNorm;
+    if (bn && bn.getScale() && bn.getVariance())
+      scale = getFloats(*bn.getScale()), var = getFloats(*bn.getVariance());
+    c.w.resize(f, p);
+    for (int64_t i = 0; i < f; ++i)
+      for (int64_t k = 0; k < p; ++k)
+        c.w(i, k) = w[i * p + k] * scale[i] / std::sqrt(var[i] + 1e-6);
+    c.hinv = Matrix::Zero(p, p);
+    const std::vector<int> &ch = groups.channels(conv.getInput());
+    for (int64_t k = 0; k < g.inC && k < (int64_t)ch.size(); ++k)
+      if (!groups.isFixed(ch[k]))
+        s.uses[groups.find(ch[k])][s.consumers.size()].push_back(k);
+    consumerOf[l.index] = s.consumers.size();
+    s.consumers.push_back(std::move(c));
+    convs.push_back(conv);
+  }
+  std::vector<int64_t> indices;
+  for (auto &[index, c] : consumerOf)
+    indices.push_back(index);
+  auto sink = [&](size_t image, int64_t layer,
+                  const eval::LayerActivations &a) {
+    size_t k = consumerOf.at(layer);
+    auto g = eval::ConvPatchGeometry::of(convs[k]);
+    std::mt19937_64 rng(layer * 1000003ull + image);
+    std::vector<int64_t> pos =
+        eval::samplePositions(g.outputPositions(), samplesPerImage, rng);
+    std::vector<float> patches;
+    eval::appendConvPatches(g, a.inputs[0].f32(), 0, pos, patches);
+    Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
+                                   Eigen::RowMajor>>
+        x(patches.data(), pos.size(), g.patchSize());
+    s.consumers[k].hinv.selfadjointView<Eigen::Lower>().rankUpdate(
+        x.cast<double>().transpose());
+  };
+  if (failed(eval::recordLayerActivations(module, inputs, indices, sink)))
+    return failure();
+  for (Consumer &c : s.consumers) {
+    Matrix h = c.hinv.selfadjointView<Eigen::Lower>();
+    // SparseGPT's dampening: 1 % of the mean diagonal (dead inputs too).
+    h.diagonal().array() += 0.01 * std::max(h.diagonal().mean(), 1e-12);
+    c.hinv = h.ldlt().solve(Matrix::Identity(h.rows(), h.cols()));
+  }
+  return s;
+}
+
+std::vector<int64_t>
+ObsChannelSelector::columns(const Consumer &c,
+                            const std::vector<int64_t> &channels) const {
+  std::vector<int64_t> cols;
+  for (int64_t ch : channels)
+    for (int64_t t = 0; t < c.taps; ++t)
+      cols.push_back(ch * c.taps + t);
+  return cols;
+}
+
+double ObsChannelSelector::cost(const Consumer &c,
+                                const std::vector<int64_t> &channels) const {
+  std::vector<int64_t> cols = columns(c, channels);
+  Matrix hs = c.hinv(cols, cols);
+  Matrix ws = c.w(Eigen::all, cols);
+  Matrix x = hs.ldlt().solve(ws.transpose());
+  return ws.transpose().cwiseProduct(x).sum();
+}
+
+void ObsChannelSelector::remove(Consumer &c,
+                                const std::vector<int64_t> &channels) {
+  std::vector<int64_t> cols = columns(c, channels);
+  Matrix hs = c.hinv(cols, cols);
+  Matrix k = hs.ldlt().solve(Matrix::Identity(hs.rows(), hs.cols()));
+  Matrix rows = c.hinv(cols, Eigen::all); // [H^-1]_S,:
+  Matrix kRows = k * rows;
+  c.w -= c.w(Eigen::all, cols) * kRows;
+  c.hinv -= rows.transpose() * kRows;
+  c.w(Eigen::all, cols).setZero();
+  c.hinv(cols, Eigen::all).setZero();
+  c.hinv(Eigen::all, cols).setZero();
+}
+
+std::vector<size_t>
+ObsChannelSelector::choose(const std::vector<std::vector<FilterRef>> &classes,
+                           int64_t count) {
+  std::vector<int> roots;
+  for (const auto &cls : classes)
+    roots.push_back(rootOf.at({cls[0].source, cls[0].channel}));
+  std::vector<char> gone(classes.size(), 0);
+  std::vector<size_t> out;
+  for (int64_t step = 0; step < count; ++step) {
+    double best = INFINITY;
+    size_t pick = 0;
+    for (size_t k = 0; k < classes.size(); ++k) {
+      if (gone[k])
+        continue;
+      double e = 0;
+      for (auto &[consumer, channels] : uses[roots[k]])
+        e += cost(consumers[consumer], channels);
+      if (e < best)
+        best = e, pick = k;
+    }
+    gone[pick] = 1;
+    out.push_back(pick);
+    for (auto &[consumer, channels] : uses[roots[pick]])
+      remove(consumers[consumer], channels);
+  }
+  return out;
+}
+
 /// What pruning changed in one layer (a line of the report).
 struct PrunedLayer {
   int64_t layer;
@@ -138,6 +306,8 @@ public:
   void setImportance(llvm::DenseMap<Operation *, std::vector<double>> given) {
     importance = std::move(given);
   }
+  /// Chooses greedily by the consumers' refit error instead of ranking.
+  void setSelector(ObsChannelSelector *s) { selector = s; }
 
 private:
   /// Importance of each filter of a conv2d/connected op, cached.
@@ -152,6 +322,7 @@ private:
   llvm::DenseMap<Operation *, std::vector<double>> importance;
   /// Union-find roots of the removed channels.
   std::set<int> removedRoots;
+  ObsChannelSelector *selector = nullptr;
 };
 
 const std::vector<double> &ChannelPruner::filterImportance(Operation *op) {
@@ -208,16 +379,23 @@ void ChannelPruner::chooseRemovedFilters() {
     if (o.roundTo > 1)
       keep = (keep + o.roundTo - 1) / o.roundTo * o.roundTo;
     keep = std::max<int64_t>(1, std::min(keep, n));
-    std::vector<std::pair<double, size_t>> ranked;
-    for (size_t k = 0; k < classes.size(); ++k) {
-      double imp = 0;
-      for (const FilterRef &r : classes[k])
-        imp += filterImportance(r.source)[r.channel];
-      ranked.push_back({imp, k});
+    std::vector<size_t> drop;
+    if (selector) {
+      drop = selector->choose(classes, n - keep);
+    } else {
+      std::vector<std::pair<double, size_t>> ranked;
+      for (size_t k = 0; k < classes.size(); ++k) {
+        double imp = 0;
+        for (const FilterRef &r : classes[k])
+          imp += filterImportance(r.source)[r.channel];
+        ranked.push_back({imp, k});
+      }
+      std::stable_sort(ranked.begin(), ranked.end());
+      for (int64_t k = 0; k < n - keep; ++k)
+        drop.push_back(ranked[k].second);
     }
-    std::stable_sort(ranked.begin(), ranked.end());
-    for (int64_t k = 0; k < n - keep; ++k)
-      for (const FilterRef &r : classes[ranked[k].second])
+    for (size_t k : drop)
+      for (const FilterRef &r : classes[k])
         removed.insert({r.source, r.channel});
   }
   for (size_t e = 1; e < groups.numElements(); ++e) {
@@ -300,6 +478,8 @@ const char *criterionName(PruneCriterion c) {
     return "bn-gamma";
   case PruneCriterion::Contribution:
     return "contribution";
+  case PruneCriterion::Reconstruction:
+    return "reconstruction";
   }
   return "?";
 }
@@ -462,10 +642,13 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
   auto groups = ChannelGroups::analyze(func);
   if (failed(groups))
     return failure();
-  if (o.criterion == PruneCriterion::Contribution && o.images.empty())
+  if ((o.criterion == PruneCriterion::Contribution ||
+       o.criterion == PruneCriterion::Reconstruction) &&
+      o.images.empty())
     return module.emitError()
-           << "criterion=contribution needs images= (the channels are "
-              "ranked by their effect on the consumers on those images)";
+           << "criterion=" << criterionName(o.criterion)
+           << " needs images= (the channels are chosen by their effect on "
+              "the consumers on those images)";
   // The images (read once) and the original, for ranking and refitting.
   OwningOpRef<ModuleOp> original;
   std::vector<rt::Tensor> inputs;
@@ -480,6 +663,15 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
     if (failed(importance))
       return failure();
     pruner.setImportance(std::move(*importance));
+  }
+  std::optional<ObsChannelSelector> selector;
+  if (o.criterion == PruneCriterion::Reconstruction) {
+    auto built = ObsChannelSelector::build(module, *layers, *groups, inputs,
+                                           o.reconstruct.samplesPerImage);
+    if (failed(built))
+      return failure();
+    selector.emplace(std::move(*built));
+    pruner.setSelector(&*selector);
   }
   pruner.chooseRemovedFilters();
   std::vector<PrunedLayer> changes = pruner.removeChosen(func);

@@ -203,12 +203,19 @@ void symmetrize(NormalEquations &n) {
       n.gram.transpose().triangularView<Eigen::StrictlyUpper>();
 }
 
-/// The ridge solution of `n` with lambda = relative x mean diagonal.
-Matrix solveRidge(const NormalEquations &n, double relative) {
+/// The ridge solution of `n` with lambda = relative x mean diagonal,
+/// shrunk towards `prior` (the layer's weights as they are) rather than
+/// towards zero: min ||X'w^T - Y||^2 + lambda ||w - prior||^2. With fewer
+/// samples than unknowns (the deep layers see ~100 positions per image) a
+/// pull towards zero erases what the samples do not constrain; the prior
+/// keeps it.
+Matrix solveRidge(const NormalEquations &n, double relative,
+                  const Matrix &prior) {
   double lambda = relative * std::max(n.gram.diagonal().mean(), 1e-12);
   Matrix regularised = n.gram;
   regularised.diagonal().array() += lambda;
-  return regularised.ldlt().solve(n.cross).transpose();
+  Matrix rhs = n.cross + lambda * prior.transpose();
+  return regularised.ldlt().solve(rhs).transpose();
 }
 
 /// Fits one layer of `module` on its current inputs. Every fourth sampled
@@ -268,7 +275,7 @@ LogicalResult refitLayer(ModuleOp module, const Layer &layer,
   double best = fitError(heldOut, current);
   double bestRidge = -1;
   for (double relative : {o.ridge, 1e-3, 1e-2, 1e-1, 1.0}) {
-    Matrix w = solveRidge(fit, relative);
+    Matrix w = solveRidge(fit, relative, current);
     double e = w.allFinite() ? fitError(heldOut, w) : INFINITY;
     if (e < best)
       best = e, bestRidge = relative;
@@ -284,7 +291,7 @@ LogicalResult refitLayer(ModuleOp module, const Layer &layer,
   all.gram += heldOut.gram;
   all.cross += heldOut.cross;
   all.targetEnergy += heldOut.targetEnergy;
-  Matrix w = solveRidge(all, bestRidge);
+  Matrix w = solveRidge(all, bestRidge, current);
   if (!w.allFinite()) {
     report.errorAfter = report.errorBefore;
     return success();

@@ -489,7 +489,11 @@ def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
              clEnumValN(::qsim::lighten::PruneCriterion::Contribution,
                         "contribution",
                         "with images=: the channel's share of its consumers' "
-                        "outputs on the images"))}]>,
+                        "outputs on the images"),
+             clEnumValN(::qsim::lighten::PruneCriterion::Reconstruction,
+                        "reconstruction",
+                        "with images=: greedily, the output error the "
+                        "consumers keep after their refit (group OBS)"))}]>,
     ListOption<"layers", "layers", "std::string",
                "Layers to prune (indices, ranges); all when empty">,
     Option<"roundTo", "round-to", "int", "8", "channel: keep a multiple of this many channels">,

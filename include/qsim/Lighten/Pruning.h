@@ -17,8 +17,10 @@ namespace qsim::lighten {
 
 /// How channels are ranked: filter norms, the batch-norm scale, or (with
 /// images) each channel's contribution to its consumers' outputs,
-/// E[x_c^2] * ||W[:, c]||^2 summed over the consuming convolutions.
-enum class PruneCriterion { L1, L2, BNGamma, Contribution };
+/// E[x_c^2] * ||W[:, c]||^2 summed over the consuming convolutions, or
+/// (with images) greedily by the output error the consumers keep after
+/// their least-squares refit (group OBS on X^T X, ThiNet-style).
+enum class PruneCriterion { L1, L2, BNGamma, Contribution, Reconstruction };
 /// --qsim-prune's mode: whole channels, or the smallest weights.
 enum class PruneMode { Channel, Magnitude };
 
