@@ -57,7 +57,9 @@ protected:
 
 TEST_F(StudioSlurmTest, QuantizationRunsAsABatchJob) {
   Browser alice = userWithModel("alice");
-  writeFile(slurmDir + "/pending-seconds", "1");
+  // Long enough that the supervisor's first squeue (right after sbatch) sees
+  // the job pending on a loaded machine (1 s was missed under ctest -j2).
+  writeFile(slurmDir + "/pending-seconds", "3");
   writeFile(slurmDir + "/running-seconds", "1");
   json job = quantize(alice, "models/q.mlirbc");
   EXPECT_EQ(job["status"], "queued") << job.dump();
