@@ -414,6 +414,9 @@ private:
   ImportedLayer importDetection(LayerSite &s);
   ImportedLayer importSam(LayerSite &s);
   ImportedLayer importReorg3d(LayerSite &s);
+  ImportedLayer importReorgKind(
+      LayerSite &s, StringRef opName, StringRef label,
+      bool (*shape)(const CHW &, int64_t, bool, CHW &, std::string &));
   ImportedLayer importLocalAvgPool(LayerSite &s);
   ImportedLayer importGaussianYolo(LayerSite &s);
   /// mask= (default 0..num-1) and anchors= (2*num values) of a yolo head.
@@ -1246,22 +1249,7 @@ Importer::ImportedLayer Importer::importUpsample(LayerSite &s) {
 }
 
 Importer::ImportedLayer Importer::importReorg(LayerSite &s) {
-  SectionReader &r = s.r;
-  int64_t stride = r.getInt("stride", 1);
-  bool reverse = r.getInt("reverse", 0) != 0;
-  bool supported = rejectUnless(r, "flatten", 0, "pjreddie reorg flatten") &&
-                   rejectUnless(r, "extra", 0, "pjreddie reorg extra");
-  if (!r.ok() || !supported)
-    return {};
-  CHW out;
-  std::string err;
-  if (!shapes::reorg(s.inShape, stride, reverse, out, err)) {
-    r.error("stride", err);
-    return {};
-  }
-  return single(create(
-      "qsim.reorg", s.loc, tensorType(out), s.in,
-      {i64("stride", stride), attr("reverse", builder.getBoolAttr(reverse))}));
+  return importReorgKind(s, "qsim.reorg", "pjreddie reorg", shapes::reorg);
 }
 
 Importer::ImportedLayer Importer::importCrop(LayerSite &s) {
@@ -1613,21 +1601,30 @@ Importer::ImportedLayer Importer::importSam(LayerSite &s) {
 }
 
 Importer::ImportedLayer Importer::importReorg3d(LayerSite &s) {
+  return importReorgKind(s, "qsim.reorg3d", "reorg", shapes::reorg3d);
+}
+
+/// [reorg] and [reorg3d] read the same keys and differ only in how channels
+/// and positions are shuffled (their shape function and op).
+Importer::ImportedLayer Importer::importReorgKind(
+    LayerSite &s, StringRef opName, StringRef label,
+    bool (*shape)(const CHW &, int64_t, bool, CHW &, std::string &)) {
   SectionReader &r = s.r;
   int64_t stride = r.getInt("stride", 1);
   bool reverse = r.getInt("reverse", 0) != 0;
-  bool supported = rejectUnless(r, "flatten", 0, "reorg flatten") &&
-                   rejectUnless(r, "extra", 0, "reorg extra");
+  bool supported =
+      rejectUnless(r, "flatten", 0, (label + " flatten").str()) &&
+      rejectUnless(r, "extra", 0, (label + " extra").str());
   if (!r.ok() || !supported)
     return {};
   CHW out;
   std::string err;
-  if (!shapes::reorg3d(s.inShape, stride, reverse, out, err)) {
+  if (!shape(s.inShape, stride, reverse, out, err)) {
     r.error("stride", err);
     return {};
   }
   return single(create(
-      "qsim.reorg3d", s.loc, tensorType(out), s.in,
+      opName, s.loc, tensorType(out), s.in,
       {i64("stride", stride), attr("reverse", builder.getBoolAttr(reverse))}));
 }
 

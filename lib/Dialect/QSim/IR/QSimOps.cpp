@@ -514,22 +514,31 @@ FailureOr<SmallVector<int64_t, 4>> DropoutOp::inferOutputShape() {
 }
 
 StringRef MaxPoolOp::getDarknetSection() { return "maxpool"; }
-FailureOr<SmallVector<int64_t, 4>> MaxPoolOp::inferOutputShape() {
-  if (getStride().size() != 2) {
-    layerError(*this) << "stride needs 2 values";
+// The window arithmetic of maxpool, which local_avgpool shares (AlexeyAB
+// builds both with make_maxpool_layer).
+template <typename PoolOp>
+static FailureOr<SmallVector<int64_t, 4>> poolWindowShape(PoolOp op) {
+  if (op.getStride().size() != 2) {
+    layerError(op) << "stride needs 2 values";
     return failure();
   }
   CHW out;
   std::string err;
-  bool ok = shapes::maxpool(chwOf(getInput()), getSize(), getStride()[0],
-                            getStride()[1], getPadding(), out, err);
-  return shapeResult(*this, ok, out, err);
+  bool ok = shapes::maxpool(chwOf(op.getInput()), op.getSize(),
+                            op.getStride()[0], op.getStride()[1],
+                            op.getPadding(), out, err);
+  return shapeResult(op, ok, out, err);
 }
-double MaxPoolOp::getBFLOPs() {
-  auto out = chwOf(getOutput());
+template <typename PoolOp> static double poolWindowBFLOPs(PoolOp op) {
+  auto out = chwOf(op.getOutput());
   // AlexeyAB: (size*size*c * out_h*out_w) / 1e9.
-  return double(getSize() * getSize() * out.c * out.h * out.w) / 1e9;
+  return double(op.getSize() * op.getSize() * out.c * out.h * out.w) / 1e9;
 }
+
+FailureOr<SmallVector<int64_t, 4>> MaxPoolOp::inferOutputShape() {
+  return poolWindowShape(*this);
+}
+double MaxPoolOp::getBFLOPs() { return poolWindowBFLOPs(*this); }
 
 StringRef AvgPoolOp::getDarknetSection() { return "avgpool"; }
 FailureOr<SmallVector<int64_t, 4>> AvgPoolOp::inferOutputShape() {
@@ -692,21 +701,9 @@ LogicalResult LocalOp::verify() {
 
 StringRef LocalAvgPoolOp::getDarknetSection() { return "local_avgpool"; }
 FailureOr<SmallVector<int64_t, 4>> LocalAvgPoolOp::inferOutputShape() {
-  if (getStride().size() != 2) {
-    layerError(*this) << "stride needs 2 values";
-    return failure();
-  }
-  CHW out;
-  std::string err;
-  bool ok = shapes::maxpool(chwOf(getInput()), getSize(), getStride()[0],
-                            getStride()[1], getPadding(), out, err);
-  return shapeResult(*this, ok, out, err);
+  return poolWindowShape(*this);
 }
-double LocalAvgPoolOp::getBFLOPs() {
-  // AlexeyAB builds it with make_maxpool_layer: the maxpool figure.
-  auto out = chwOf(getOutput());
-  return double(getSize() * getSize() * out.c * out.h * out.w) / 1e9;
-}
+double LocalAvgPoolOp::getBFLOPs() { return poolWindowBFLOPs(*this); }
 
 StringRef Reorg3dOp::getDarknetSection() { return "reorg3d"; }
 FailureOr<SmallVector<int64_t, 4>> Reorg3dOp::inferOutputShape() {
