@@ -414,9 +414,9 @@ private:
   ImportedLayer importDetection(LayerSite &s);
   ImportedLayer importSam(LayerSite &s);
   ImportedLayer importReorg3d(LayerSite &s);
-  ImportedLayer importReorgKind(
-      LayerSite &s, StringRef opName, StringRef label,
-      bool (*shape)(const CHW &, int64_t, bool, CHW &, std::string &));
+  ImportedLayer importReorgKind(LayerSite &s, StringRef opName, StringRef label,
+                                bool (*shape)(const CHW &, int64_t, bool, CHW &,
+                                              std::string &));
   ImportedLayer importLocalAvgPool(LayerSite &s);
   ImportedLayer importGaussianYolo(LayerSite &s);
   /// mask= (default 0..num-1) and anchors= (2*num values) of a yolo head.
@@ -1612,9 +1612,8 @@ Importer::ImportedLayer Importer::importReorgKind(
   SectionReader &r = s.r;
   int64_t stride = r.getInt("stride", 1);
   bool reverse = r.getInt("reverse", 0) != 0;
-  bool supported =
-      rejectUnless(r, "flatten", 0, (label + " flatten").str()) &&
-      rejectUnless(r, "extra", 0, (label + " extra").str());
+  bool supported = rejectUnless(r, "flatten", 0, (label + " flatten").str()) &&
+                   rejectUnless(r, "extra", 0, (label + " extra").str());
   if (!r.ok() || !supported)
     return {};
   CHW out;

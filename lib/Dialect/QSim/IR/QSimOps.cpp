@@ -524,9 +524,9 @@ static FailureOr<SmallVector<int64_t, 4>> poolWindowShape(PoolOp op) {
   }
   CHW out;
   std::string err;
-  bool ok = shapes::maxpool(chwOf(op.getInput()), op.getSize(),
-                            op.getStride()[0], op.getStride()[1],
-                            op.getPadding(), out, err);
+  bool ok =
+      shapes::maxpool(chwOf(op.getInput()), op.getSize(), op.getStride()[0],
+                      op.getStride()[1], op.getPadding(), out, err);
   return shapeResult(op, ok, out, err);
 }
 template <typename PoolOp> static double poolWindowBFLOPs(PoolOp op) {
