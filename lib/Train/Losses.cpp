@@ -22,8 +22,11 @@ static torch::Tensor softBce(const torch::Tensor &logits,
                                         target, {}, at::Reduction::None)
           : torch::binary_cross_entropy_with_logits(logits, target, {}, {},
                                                     at::Reduction::None);
-  torch::Tensor p = torch::clamp(target, 1e-7, 1 - 1e-7);
-  torch::Tensor entropy = -(p * torch::log(p) + (1 - p) * torch::log(1 - p));
+  // xlogy(0, 0) = 0: the exact entropy of the targets, so that the result is
+  // never below zero. Clamping the targets (as before) overstated the entropy
+  // of saturated teacher scores and drove the loss slightly negative.
+  torch::Tensor entropy =
+      -(torch::xlogy(target, target) + torch::xlogy(1 - target, 1 - target));
   return bce - entropy.detach();
 }
 

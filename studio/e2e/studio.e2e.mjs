@@ -67,6 +67,14 @@ const modelsDir = process.env.QSIM_MODELS_DIR;
 const realModel = (p) => (modelsDir ? path.join(modelsDir, p) : '');
 const realFiles = ['darknet/yolov3-tiny-aix2022.cfg', 'weights/yolov3-tiny-aix2022.weights', 'darknet/yolohw.names', 'darknet/ab-yolov4.cfg'].map(realModel);
 const realModels = modelsDir && realFiles.every((f) => fs.existsSync(f));
+// The Training view's picture: yolov3-tiny-aix2022 with 30 % of its channels
+// pruned (no refit), fine-tuned from the original.
+const prunedModel = path.join(uploads, 'yolov3-tiny-aix2022-pruned30.mlirbc');
+if (realModels) {
+  const original = path.join(work, 'aix2022.mlirbc');
+  execFileSync(path.join(bin, 'qsim-translate'), ['--import-darknet', realFiles[0], '--weights', realFiles[1], '-o', original]);
+  execFileSync(path.join(bin, 'qsim-opt'), [original, '--qsim-prune=ratio=0.3', '-o', prunedModel]);
+}
 
 // Pictures of the views on yolov3-tiny-aix2022 (trained) and yolov4 (random
 // weights, 162 layers), kept as docs-*.png.
@@ -151,6 +159,22 @@ async function documentRealModels(page, fullShot, expectNotice, upload) {
   await shot(page, 'docs-step', '#dbg-graph');
   await shot(page, 'docs-step-tensor', '#dbg-view');
   await page.click('#dbg-end');
+  if (canTrain) {
+    await page.click('a[href="#files"]');
+    await upload('models', [prunedModel]);
+    await page.click('a[href="#train"]');
+    await page.selectOption('#t-student', 'models/yolov3-tiny-aix2022-pruned30.mlirbc');
+    await page.selectOption('#t-teacher', aix);
+    await page.selectOption('#t-images', 'calib');
+    await page.fill('#t-steps', '30');
+    await page.fill('#t-batch', '2');
+    await page.fill('#t-lr', '0.0001');
+    await page.fill('#t-output', 'models/yolov3-tiny-aix2022-pruned30-trained.mlirbc');
+    await page.click('#t-start');
+    await page.waitForFunction(() => /job \d+ done: step 30\/30 · loss/.test(document.getElementById('t-status').textContent), null, { timeout: 300000 });
+    assert.equal(await page.locator('#t-curve circle').count(), 30, 'one point per step on the loss curve');
+    await shot(page, 'docs-train');
+  }
   await page.click('a[href="#jobs"]');
   await page.waitForSelector('#job-table');
   await shot(page, 'docs-jobs');
@@ -183,7 +207,7 @@ async function train(page, upload, expectNotice) {
   assert.match(await page.locator('#t-result').innerText(), /models\/student-stopped\.mlirbc · \d+ of 1000000 steps \(stopped\)/);
   await page.locator('#t-history tr[data-status="done"] input.overlay').check();
   await page.waitForFunction(() => document.querySelectorAll('#t-curve path[stroke]').length === 2);
-  await page.screenshot({ path: path.join(artifacts, 'docs-train.png') });
+  await page.screenshot({ path: path.join(artifacts, '14-train.png') });
   // After a reload: the last training with its curve; the models are listed.
   await page.reload();
   await expectNotice(/Logged in as alice/);

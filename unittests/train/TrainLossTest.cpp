@@ -58,4 +58,29 @@ TEST(TrainLosses, YoloDeltasAsDarknet) {
   EXPECT_NEAR(t.reported, cost, 1e-5);
 }
 
+TEST(TrainLosses, DistillationIsZeroForTheTeacherAndNeverNegative) {
+  // Saturated teacher scores (sigmoid of -40 underflows towards 0 in float)
+  // are where clamped targets once made the reported divergence negative.
+  Node head;
+  head.kind = NodeKind::Yolo;
+  head.classes = 2;
+  head.mask = {0, 1};
+  head.anchors = {8, 8, 16, 16};
+  torch::manual_seed(3);
+  torch::Tensor teacher = torch::randn({2, 14, 4, 4}) * 3;
+  for (int64_t first : {4, 11})
+    teacher.index_put_(
+        {torch::indexing::Slice(), torch::indexing::Slice(first, first + 3)},
+        -40.0);
+  // Float rounding only (clamped targets gave -5.5e-5 here).
+  LossTerm same =
+      distillationLoss(head, Flavor::AlexeyAB, teacher.clone(), teacher);
+  EXPECT_NEAR(same.reported, 0.0, 1e-5);
+  for (int i = 0; i < 4; ++i) {
+    torch::Tensor student = teacher + torch::randn({2, 14, 4, 4});
+    LossTerm t = distillationLoss(head, Flavor::AlexeyAB, student, teacher);
+    EXPECT_GT(t.reported, same.reported) << "perturbation " << i;
+  }
+}
+
 } // namespace
