@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <optional>
 
 using namespace qsim::rt;
 
@@ -76,11 +77,151 @@ float probAt(const Detection &d, int k) {
   return k < (int)d.prob.size() ? d.prob[k] : 0.0f;
 }
 
+/// A box's extent, as overlap() computes it (x - w/2, x + w/2).
+struct Extent {
+  float left, right, top, bottom;
+  /// Finite and not inverted: only such boxes can overlap another by a
+  /// positive area.
+  bool regular;
+};
+
+Extent extentOf(const Box &b) {
+  Extent e{b.x - b.w / 2, b.x + b.w / 2, b.y - b.h / 2, b.y + b.h / 2, false};
+  e.regular = std::isfinite(e.left) && std::isfinite(e.right) &&
+              std::isfinite(e.top) && std::isfinite(e.bottom) &&
+              e.left <= e.right && e.top <= e.bottom;
+  return e;
+}
+
+/// The boxes of one class kept so far by the greedy suppression, indexed by
+/// the cells of a uniform grid that their extents cover. Every suppression
+/// test of Darknet's NMS (IoU, DIoU, greedy DIoU > thresh >= 0) implies an
+/// IoU above zero, i.e. extents that overlap by a positive length on both
+/// axes, which therefore share a cell (cell indices are monotone in the
+/// coordinate). So a box needs to be tested only against the kept boxes of
+/// its cells, plus those too large or irregular to index, which are tested
+/// always: the same decisions as testing every pair, in near-linear time
+/// where boxes are small and many (random weights give tens of thousands).
+class KeptBoxes {
+public:
+  KeptBoxes(const std::vector<Detection> &dets, int total) {
+    float minX = INFINITY, maxX = -INFINITY, minY = INFINITY, maxY = -INFINITY;
+    for (int i = 0; i < total; ++i) {
+      Extent e = extentOf(dets[i].bbox);
+      if (!e.regular)
+        continue;
+      minX = std::min(minX, e.left);
+      maxX = std::max(maxX, e.right);
+      minY = std::min(minY, e.top);
+      maxY = std::max(maxY, e.bottom);
+    }
+    originX = minX;
+    originY = minY;
+    grid = (int)std::clamp(std::sqrt((double)total), 1.0, 256.0);
+    if (!(maxX > minX) || !(maxY > minY))
+      grid = 1;
+    scaleX = grid > 1 ? grid / (maxX - minX) : 0.0f;
+    scaleY = grid > 1 ? grid / (maxY - minY) : 0.0f;
+    if (!std::isfinite(scaleX) || !std::isfinite(scaleY))
+      grid = 1, scaleX = scaleY = 0.0f;
+    cells.resize((size_t)grid * grid);
+    stamp.assign(total, 0);
+  }
+
+  void clear() {
+    for (size_t c : touched)
+      cells[c].clear();
+    touched.clear();
+    unindexed.clear();
+  }
+
+  /// Whether a kept box makes `suppress(kept, box)` true.
+  template <typename SuppressFn>
+  bool suppressedBy(const std::vector<Detection> &dets, const Box &box,
+                    SuppressFn &suppress) {
+    Extent e = extentOf(box);
+    int x0, x1, y0, y1;
+    if (!cellRange(e, x0, x1, y0, y1)) {
+      // Tested against every kept box.
+      for (int k : all)
+        if (suppress(dets[k].bbox, box))
+          return true;
+      return false;
+    }
+    for (int k : unindexed)
+      if (suppress(dets[k].bbox, box))
+        return true;
+    ++generation;
+    for (int y = y0; y <= y1; ++y)
+      for (int x = x0; x <= x1; ++x)
+        for (int k : cells[(size_t)y * grid + x]) {
+          if (stamp[k] == generation)
+            continue;
+          stamp[k] = generation;
+          if (suppress(dets[k].bbox, box))
+            return true;
+        }
+    return false;
+  }
+
+  void add(const std::vector<Detection> &dets, int k) {
+    all.push_back(k);
+    int x0, x1, y0, y1;
+    if (!cellRange(extentOf(dets[k].bbox), x0, x1, y0, y1)) {
+      unindexed.push_back(k);
+      return;
+    }
+    for (int y = y0; y <= y1; ++y)
+      for (int x = x0; x <= x1; ++x) {
+        size_t c = (size_t)y * grid + x;
+        if (cells[c].empty())
+          touched.push_back(c);
+        cells[c].push_back(k);
+      }
+  }
+
+  /// Kept boxes in the order they were kept (cleared per class by the
+  /// caller through clear()).
+  std::vector<int> all;
+
+private:
+  /// The cells an extent covers; false for extents that are irregular or
+  /// cover too many cells to index (they are tested against everything).
+  bool cellRange(const Extent &e, int &x0, int &x1, int &y0, int &y1) const {
+    if (!e.regular)
+      return false;
+    x0 = cellOf(e.left, originX, scaleX);
+    x1 = cellOf(e.right, originX, scaleX);
+    y0 = cellOf(e.top, originY, scaleY);
+    y1 = cellOf(e.bottom, originY, scaleY);
+    constexpr int kMaxCells = 64;
+    return (int64_t)(x1 - x0 + 1) * (y1 - y0 + 1) <= kMaxCells;
+  }
+  int cellOf(float v, float origin, float scale) const {
+    float t = (v - origin) * scale;
+    if (!(t > 0))
+      return 0;
+    return t >= grid ? grid - 1 : (int)t;
+  }
+
+  float originX = 0, originY = 0, scaleX = 0, scaleY = 0;
+  int grid = 1;
+  std::vector<std::vector<int>> cells;
+  std::vector<size_t> touched;
+  std::vector<int> unindexed;
+  std::vector<uint32_t> stamp;
+  uint32_t generation = 0;
+};
+
 /// The skeleton shared by do_nms_sort and diounms_sort: compaction of the
 /// objectness == 0 entries, then per class a stable sort by prob descending
 /// (glibc's qsort is a merge sort here) and suppression of later boxes.
+/// Darknet tests every later box against every box not yet suppressed; a
+/// box is suppressed exactly when some earlier kept box suppresses it, so
+/// with `thresh >= 0` only kept boxes that can overlap it are tested
+/// (KeptBoxes). Any other threshold tests every pair, as Darknet does.
 template <typename SuppressFn>
-void nmsSkeleton(std::vector<Detection> &dets, int classes,
+void nmsSkeleton(std::vector<Detection> &dets, int classes, float thresh,
                  SuppressFn suppress) {
   int k = (int)dets.size() - 1;
   for (int i = 0; i <= k; ++i) {
@@ -91,6 +232,10 @@ void nmsSkeleton(std::vector<Detection> &dets, int classes,
     }
   }
   const int total = k + 1;
+  const bool overlapNeeded = thresh >= 0;
+  std::optional<KeptBoxes> kept;
+  if (overlapNeeded)
+    kept.emplace(dets, total);
   for (int c = 0; c < classes; ++c) {
     // Probabilities are never NaN (they pass a `> thresh` test), so this
     // comparator is a strict weak order and any stable sort matches glibc.
@@ -98,17 +243,30 @@ void nmsSkeleton(std::vector<Detection> &dets, int classes,
                      [c](const Detection &a, const Detection &b) {
                        return probAt(a, c) > probAt(b, c);
                      });
+    if (!overlapNeeded) {
+      for (int i = 0; i < total; ++i) {
+        if (probAt(dets[i], c) == 0)
+          continue; // suppressed boxes do not suppress
+        const Box &a = dets[i].bbox;
+        for (int j = i + 1; j < total; ++j) {
+          // Zeroing an already-zero prob changes nothing; skip the test.
+          if (probAt(dets[j], c) == 0)
+            continue;
+          if (suppress(a, dets[j].bbox))
+            dets[j].prob[c] = 0;
+        }
+      }
+      continue;
+    }
+    kept->clear();
+    kept->all.clear();
     for (int i = 0; i < total; ++i) {
       if (probAt(dets[i], c) == 0)
         continue; // suppressed boxes do not suppress
-      const Box &a = dets[i].bbox;
-      for (int j = i + 1; j < total; ++j) {
-        // Zeroing an already-zero prob changes nothing; skip the test.
-        if (probAt(dets[j], c) == 0)
-          continue;
-        if (suppress(a, dets[j].bbox))
-          dets[j].prob[c] = 0;
-      }
+      if (kept->suppressedBy(dets, dets[i].bbox, suppress))
+        dets[i].prob[c] = 0;
+      else
+        kept->add(dets, i);
     }
   }
 }
@@ -231,8 +389,8 @@ void qsim::rt::getDetectionV1Detections(const DetectionV1Head &head,
     const int row = i / head.side, col = i % head.side;
     for (int n = 0; n < head.num; ++n) {
       const float scale = p[cells * head.classes + i * head.num + n];
-      const float *b =
-          p + cells * (head.classes + head.num) + (i * head.num + n) * head.coords;
+      const float *b = p + cells * (head.classes + head.num) +
+                       (i * head.num + n) * head.coords;
       Detection d;
       d.layer = head.layer;
       d.bbox.x = (b[0] + col) / head.side;
@@ -328,7 +486,7 @@ float qsim::rt::boxDiou(const Box &a, const Box &b, float beta) {
 
 void qsim::rt::nmsSort(std::vector<Detection> &dets, int classes,
                        float thresh) {
-  nmsSkeleton(dets, classes, [thresh](const Box &a, const Box &b) {
+  nmsSkeleton(dets, classes, thresh, [thresh](const Box &a, const Box &b) {
     return boxIou(a, b) > thresh;
   });
 }
@@ -338,21 +496,22 @@ void qsim::rt::diouNmsSort(std::vector<Detection> &dets, int classes,
   switch (kind) {
   case NmsKind::Greedy:
     // box_diou: the exponent is the double literal 0.6, not beta_nms.
-    nmsSkeleton(dets, classes, [thresh](const Box &a, const Box &b) {
+    nmsSkeleton(dets, classes, thresh, [thresh](const Box &a, const Box &b) {
       return diou(a, b, 0.6) > thresh;
     });
     return;
   case NmsKind::DIoU:
-    nmsSkeleton(dets, classes, [thresh, beta](const Box &a, const Box &b) {
-      return diou(a, b, beta) > thresh;
-    });
+    nmsSkeleton(dets, classes, thresh,
+                [thresh, beta](const Box &a, const Box &b) {
+                  return diou(a, b, beta) > thresh;
+                });
     return;
   case NmsKind::Corners:
   case NmsKind::Default:
     // Darknet's diounms_sort would suppress nothing for the default kind;
     // its tools never call it that way, so plain IoU NMS is the useful
     // meaning here.
-    nmsSkeleton(dets, classes, [thresh](const Box &a, const Box &b) {
+    nmsSkeleton(dets, classes, thresh, [thresh](const Box &a, const Box &b) {
       return boxIou(a, b) > thresh;
     });
     return;

@@ -20,8 +20,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <random>
 
 using namespace qsim::rt;
 using nlohmann::json;
@@ -519,6 +521,114 @@ TEST(DetectionNmsTest, DiouKinds) {
   auto greedyLow = make();
   diouNmsSort(greedyLow, 1, 0.45f, NmsKind::Greedy, 0.6f);
   EXPECT_EQ(greedyLow[1].prob[0], 0.0f);
+}
+
+/// Darknet's do_nms_sort / diounms_sort loop as written: every later box
+/// against every box not yet suppressed (the specification that the
+/// indexed NMS must equal).
+void pairwiseNms(
+    std::vector<Detection> &dets, int classes,
+    const std::function<bool(const Box &, const Box &)> &suppress) {
+  int k = (int)dets.size() - 1;
+  for (int i = 0; i <= k; ++i)
+    if (dets[i].objectness == 0) {
+      std::swap(dets[i], dets[k]);
+      --k;
+      --i;
+    }
+  const int total = k + 1;
+  for (int c = 0; c < classes; ++c) {
+    std::stable_sort(dets.begin(), dets.begin() + total,
+                     [c](const Detection &a, const Detection &b) {
+                       return a.prob[c] > b.prob[c];
+                     });
+    for (int i = 0; i < total; ++i) {
+      if (dets[i].prob[c] == 0)
+        continue;
+      for (int j = i + 1; j < total; ++j)
+        if (suppress(dets[i].bbox, dets[j].bbox))
+          dets[j].prob[c] = 0;
+    }
+  }
+}
+
+/// Random candidates: many small boxes spread out (as random weights give),
+/// some large ones, and with `odd` also NaN, infinite, zero-sized and
+/// inverted boxes and negative scores.
+std::vector<Detection> randomCandidates(unsigned seed, int n, int classes,
+                                        bool odd) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(0, 1);
+  std::vector<Detection> dets;
+  for (int i = 0; i < n; ++i) {
+    float w = u(rng) < 0.1f ? u(rng) : 0.02f + 0.05f * u(rng);
+    float h = u(rng) < 0.1f ? u(rng) : 0.02f + 0.05f * u(rng);
+    float x = u(rng), y = u(rng);
+    std::vector<float> prob(classes);
+    for (float &p : prob)
+      p = u(rng) < 0.5f ? 0.0f : std::round(u(rng) * 20) / 20; // ties
+    if (odd) {
+      float r = u(rng);
+      if (r < 0.02f)
+        x = NAN;
+      else if (r < 0.04f)
+        w = INFINITY;
+      else if (r < 0.06f)
+        w = 0;
+      else if (r < 0.08f)
+        h = -h;
+      else if (r < 0.10f)
+        prob[0] = -0.5f;
+    }
+    dets.push_back(
+        makeDet(x, y, w, h, u(rng) < 0.05f ? 0.0f : 0.5f, std::move(prob), i));
+  }
+  return dets;
+}
+
+TEST(DetectionNmsTest, IndexedNmsEqualsThePairwiseLoop) {
+  const int classes = 3;
+  for (unsigned seed = 1; seed <= 6; ++seed)
+    for (float thresh : {0.45f, 0.0f, 0.2f, -1.0f, NAN}) {
+      const bool odd = seed % 2 == 0;
+      const int n = seed <= 2 ? 3000 : 400;
+      auto expected = randomCandidates(seed, n, classes, odd);
+      auto iou = expected;
+      pairwiseNms(expected, classes, [thresh](const Box &a, const Box &b) {
+        return boxIou(a, b) > thresh;
+      });
+      nmsSort(iou, classes, thresh);
+      auto diouExpected = randomCandidates(seed, n, classes, odd);
+      auto diou = diouExpected;
+      pairwiseNms(diouExpected, classes, [thresh](const Box &a, const Box &b) {
+        return boxDiou(a, b, 0.6f) > thresh;
+      });
+      diouNmsSort(diou, classes, thresh, NmsKind::DIoU, 0.6f);
+      int zerosBefore = 0;
+      for (const Detection &d : randomCandidates(seed, n, classes, odd))
+        zerosBefore += (int)std::count(d.prob.begin(), d.prob.end(), 0.0f);
+      for (auto [got, want] :
+           {std::pair{&iou, &expected}, std::pair{&diou, &diouExpected}}) {
+        ASSERT_EQ(got->size(), want->size());
+        int zeros = 0;
+        for (size_t i = 0; i < got->size(); ++i) {
+          ASSERT_EQ((*got)[i].layer, (*want)[i].layer)
+              << "seed " << seed << " thresh " << thresh << " at " << i;
+          for (int c = 0; c < classes; ++c) {
+            ASSERT_EQ((*got)[i].prob[c], (*want)[i].prob[c])
+                << "seed " << seed << " thresh " << thresh << " box "
+                << (*got)[i].layer << " class " << c;
+            zeros += (*want)[i].prob[c] == 0;
+          }
+        }
+        // Something was suppressed (nothing is, at a NaN threshold).
+        if (std::isnan(thresh))
+          EXPECT_EQ(zeros, zerosBefore);
+        else
+          EXPECT_GT(zeros, zerosBefore)
+              << "seed " << seed << " thresh " << thresh;
+      }
+    }
 }
 
 //===----------------------------------------------------------------------===//
