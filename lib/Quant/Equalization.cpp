@@ -2,6 +2,7 @@
 
 #include "qsim/Quant/Equalization.h"
 #include "qsim/Dialect/QSim/IR/Layers.h"
+#include "qsim/Support/Progress.h"
 #include "qsim/Support/StringUtils.h"
 
 #include <algorithm>
@@ -269,14 +270,18 @@ FailureOr<EqualizationResult> Equalizer::run() {
         precision(producerRanges(pair.producer), readerRanges(pair));
     result.rows.push_back(row);
   }
+  // Sweeps usually settle long before maxSweeps; the bar ends there.
+  ProgressBar bar("equalization", o.maxSweeps, o.progress && !pairs.empty());
   for (result.sweeps = 0; result.sweeps < o.maxSweeps;) {
     double change = 0;
     for (const Pair &pair : pairs)
       change = std::max(change, equalize(pair));
     ++result.sweeps;
+    bar.update(result.sweeps, strprintf("largest change %.2g", change));
     if (change <= o.tolerance)
       break;
   }
+  bar.finish();
   for (size_t i = 0; i < pairs.size(); ++i)
     result.rows[i].precisionAfter =
         precision(producerRanges(pairs[i].producer), readerRanges(pairs[i]));

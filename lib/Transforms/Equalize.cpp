@@ -22,6 +22,7 @@ struct EqualizePass : public qsim::impl::EqualizePassBase<EqualizePass> {
     }
     quantization::EqualizationOptions o;
     o.maxSweeps = maxSweeps;
+    o.progress = progress;
     auto result = quantization::equalizeModule(module, o);
     if (failed(result))
       return signalPassFailure();

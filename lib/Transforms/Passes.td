@@ -286,6 +286,7 @@ def EqualizePass : Pass<"qsim-equalize", "mlir::ModuleOp"> {
   let options = [
     Option<"maxSweeps", "max-sweeps", "int", "50",
            "Sweeps over all pairs at most">,
+    Option<"progress", "progress", "bool", "true", "Progress bar on stderr">,
     Option<"report", "report", "bool", "true",
            "Print the equalized layers to stderr">,
   ];

@@ -31,6 +31,8 @@ struct EqualizationOptions {
   int maxSweeps = 50;
   /// Stop when no scale of a sweep differs from 1 by more than this.
   double tolerance = 1e-4;
+  /// A progress bar over the sweeps on stderr.
+  bool progress = true;
 };
 
 /// One equalized convolution: its Darknet index, the layers reading its
