@@ -5,6 +5,7 @@
 #include "qsim/Runtime/Evaluation.h"
 #include "qsim/Support/FileUtils.h"
 #include "qsim/Support/StringUtils.h"
+#include "qsim/Support/VersionedJsonFile.h"
 
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -215,30 +216,12 @@ static void readPartJson(const json &root, RunPart &part) {
 
 bool qsim::eval::readRunPart(const std::string &path, RunPart &part,
                              std::string &error) {
-  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
-  if (!buf) {
-    error = "cannot read part '" + path + "': " + buf.getError().message();
+  static constexpr VersionedJsonKind kPart{"part", "a qsim-run part file",
+                                           kPartFormat, kPartVersion,
+                                           "run its shard again"};
+  json root;
+  if (!readVersionedJsonFile(path, kPart, root, error))
     return false;
-  }
-  json root = json::parse((*buf)->getBuffer().begin(),
-                          (*buf)->getBuffer().end(), nullptr,
-                          /*allow_exceptions=*/false);
-  if (root.is_discarded()) {
-    error = "part '" + path +
-            "' is truncated or not JSON (an interrupted copy? run its shard "
-            "again)";
-    return false;
-  }
-  if (!root.is_object() || root.value("format", "") != kPartFormat) {
-    error = "'" + path + "' is not a qsim-run part file";
-    return false;
-  }
-  if (root.value("version", 0) != kPartVersion) {
-    error = "part '" + path + "' has format version " +
-            std::to_string(root.value("version", 0)) +
-            ", this qsim-run reads " + std::to_string(kPartVersion);
-    return false;
-  }
   try {
     readPartJson(root, part);
   } catch (const std::exception &e) {

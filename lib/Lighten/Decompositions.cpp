@@ -171,77 +171,57 @@ constexpr int kInitProjections = 5;
 constexpr int64_t kInnerCgIterations = 50;
 constexpr size_t kLmCgIterations = 30;
 
-/// ALS step for stage 0 of the chain: the composed kernel is
-/// K[f][c] = sum_m post[f][m] (*) S0[m][c], the same linear map of each
-/// input channel's column S0[:, c], so one normal matrix serves all C
-/// right-hand sides.
-void solveFirstStage(std::vector<Kernel> &stages, const Kernel &target) {
-  Kernel &s0 = stages[0];
-  Kernel post = composeRange(stages, 1, stages.size());
-  int64_t k = target.kh, f = target.f, c = target.c, mid = s0.f;
-  int64_t sk = s0.kh, q = post.kh;
-  Eigen::MatrixXd l = Eigen::MatrixXd::Zero(f * k * k, mid * sk * sk);
-  for (int64_t fo = 0; fo < f; ++fo)
+/// ALS step for the first or the last stage of the chain. The composed
+/// kernel is the same linear map (the rest of the chain, fixed) of each
+/// column of the stage: K[f][c] = sum_m rest[f][m] (*) S0[m][c] for each
+/// input channel c of the first stage, K[f][c] = sum_m Sl[f][m] (*)
+/// rest[m][c] for each output filter f of the last; so one normal matrix
+/// serves every column as a right-hand side. `g` indexes the other side of
+/// the target (filters for the first stage, channels for the last).
+void solveEndStage(std::vector<Kernel> &stages, const Kernel &target,
+                   bool first) {
+  Kernel &stage = first ? stages.front() : stages.back();
+  Kernel rest = first ? composeRange(stages, 1, stages.size())
+                      : composeRange(stages, 0, stages.size() - 1);
+  const int64_t k = target.kh, mid = first ? stage.f : stage.c;
+  const int64_t sk = stage.kh, q = rest.kh;
+  const int64_t groups = first ? target.f : target.c;
+  const int64_t columns = first ? target.c : target.f;
+  auto restAt = [&](int64_t g, int64_t m, int64_t y, int64_t x) {
+    return first ? rest.at(g, m, y, x) : rest.at(m, g, y, x);
+  };
+  auto targetAt = [&](int64_t g, int64_t col, int64_t u, int64_t v) {
+    return first ? target.at(g, col, u, v) : target.at(col, g, u, v);
+  };
+  auto stageAt = [&](int64_t col, int64_t m, int64_t s, int64_t t) -> double & {
+    return first ? stage.at(m, col, s, t) : stage.at(col, m, s, t);
+  };
+  Eigen::MatrixXd l = Eigen::MatrixXd::Zero(groups * k * k, mid * sk * sk);
+  for (int64_t g = 0; g < groups; ++g)
     for (int64_t m = 0; m < mid; ++m)
-      for (int64_t i = 0; i < q; ++i)
-        for (int64_t j = 0; j < q; ++j)
+      for (int64_t y = 0; y < q; ++y)
+        for (int64_t x = 0; x < q; ++x)
           for (int64_t s = 0; s < sk; ++s)
             for (int64_t t = 0; t < sk; ++t)
-              l((fo * k + i + s) * k + j + t, (m * sk + s) * sk + t) =
-                  post.at(fo, m, i, j);
-  Eigen::MatrixXd rhs(f * k * k, c), prev(mid * sk * sk, c);
-  for (int64_t ci = 0; ci < c; ++ci) {
-    for (int64_t fo = 0; fo < f; ++fo)
+              l((g * k + y + s) * k + x + t, (m * sk + s) * sk + t) =
+                  restAt(g, m, y, x);
+  Eigen::MatrixXd rhs(groups * k * k, columns), prev(mid * sk * sk, columns);
+  for (int64_t col = 0; col < columns; ++col) {
+    for (int64_t g = 0; g < groups; ++g)
       for (int64_t u = 0; u < k; ++u)
         for (int64_t v = 0; v < k; ++v)
-          rhs((fo * k + u) * k + v, ci) = target.at(fo, ci, u, v);
+          rhs((g * k + u) * k + v, col) = targetAt(g, col, u, v);
     for (int64_t m = 0; m < mid; ++m)
       for (int64_t s = 0; s < sk; ++s)
         for (int64_t t = 0; t < sk; ++t)
-          prev((m * sk + s) * sk + t, ci) = s0.at(m, ci, s, t);
+          prev((m * sk + s) * sk + t, col) = stageAt(col, m, s, t);
   }
   Eigen::MatrixXd x = solveProximal(l, rhs, prev, kChainRidge);
-  for (int64_t ci = 0; ci < c; ++ci)
+  for (int64_t col = 0; col < columns; ++col)
     for (int64_t m = 0; m < mid; ++m)
       for (int64_t s = 0; s < sk; ++s)
         for (int64_t t = 0; t < sk; ++t)
-          s0.at(m, ci, s, t) = x((m * sk + s) * sk + t, ci);
-}
-
-/// ALS step for the last stage: K[f][c] = sum_m Sl[f][m] (*) pre[m][c], the
-/// same linear map of each output filter Sl[f], so again one normal matrix
-/// for all F right-hand sides.
-void solveLastStage(std::vector<Kernel> &stages, const Kernel &target) {
-  Kernel &sl = stages.back();
-  Kernel pre = composeRange(stages, 0, stages.size() - 1);
-  int64_t k = target.kh, f = target.f, c = target.c, mid = sl.c;
-  int64_t sk = sl.kh, p = pre.kh;
-  Eigen::MatrixXd l = Eigen::MatrixXd::Zero(c * k * k, mid * sk * sk);
-  for (int64_t ci = 0; ci < c; ++ci)
-    for (int64_t m = 0; m < mid; ++m)
-      for (int64_t y = 0; y < p; ++y)
-        for (int64_t x = 0; x < p; ++x)
-          for (int64_t i = 0; i < sk; ++i)
-            for (int64_t j = 0; j < sk; ++j)
-              l((ci * k + y + i) * k + x + j, (m * sk + i) * sk + j) =
-                  pre.at(m, ci, y, x);
-  Eigen::MatrixXd rhs(c * k * k, f), prev(mid * sk * sk, f);
-  for (int64_t fo = 0; fo < f; ++fo) {
-    for (int64_t ci = 0; ci < c; ++ci)
-      for (int64_t u = 0; u < k; ++u)
-        for (int64_t v = 0; v < k; ++v)
-          rhs((ci * k + u) * k + v, fo) = target.at(fo, ci, u, v);
-    for (int64_t m = 0; m < mid; ++m)
-      for (int64_t i = 0; i < sk; ++i)
-        for (int64_t j = 0; j < sk; ++j)
-          prev((m * sk + i) * sk + j, fo) = sl.at(fo, m, i, j);
-  }
-  Eigen::MatrixXd x = solveProximal(l, rhs, prev, kChainRidge);
-  for (int64_t fo = 0; fo < f; ++fo)
-    for (int64_t m = 0; m < mid; ++m)
-      for (int64_t i = 0; i < sk; ++i)
-        for (int64_t j = 0; j < sk; ++j)
-          sl.at(fo, m, i, j) = x((m * sk + i) * sk + j, fo);
+          stageAt(col, m, s, t) = x((m * sk + s) * sk + t, col);
 }
 
 /// ALS step for an inner stage (7x7 only). Here the map couples every
@@ -767,10 +747,10 @@ KernelChain qsim::lighten::kernelChain(const ConvWeight &w, int64_t mid,
   constexpr double kResolution = 1e-7;
   while (done < iterations && err > kResolution) {
     double prevErr = err;
-    solveFirstStage(stages, target);
+    solveEndStage(stages, target, /*first=*/true);
     for (size_t s = 1; s + 1 < n; ++s)
       solveInnerStage(stages, s, target);
-    solveLastStage(stages, target);
+    solveEndStage(stages, target, /*first=*/false);
     balanceNorms(stages);
     err = kernelRelativeError(target, composeRange(stages, 0, n));
     // ALS converges only sublinearly when mid exceeds what the kernel

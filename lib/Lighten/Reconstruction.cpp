@@ -22,10 +22,7 @@ using Matrix =
 
 /// The layers of `module` by Darknet index.
 FailureOr<std::map<int64_t, Layer>> layersByIndex(ModuleOp module) {
-  func::FuncOp func = getMainFunc(module);
-  if (!func)
-    return module.emitError() << "no main function";
-  auto layers = getLayers(func);
+  auto layers = getMainLayers(module);
   if (failed(layers))
     return failure();
   std::map<int64_t, Layer> out;

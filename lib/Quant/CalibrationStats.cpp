@@ -3,10 +3,10 @@
 #include "qsim/Quant/CalibrationStats.h"
 #include "qsim/Support/FileUtils.h"
 #include "qsim/Support/StringUtils.h"
+#include "qsim/Support/VersionedJsonFile.h"
 
 #include "mlir/Bytecode/BytecodeWriter.h"
 #include "llvm/Support/MD5.h"
-#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
 #include <cstring>
@@ -142,27 +142,12 @@ bool qsim::quantization::writeCalibrationStats(const std::string &path,
 bool qsim::quantization::readCalibrationStats(const std::string &path,
                                               CalibrationStats &stats,
                                               std::string &error) {
-  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
-  if (!buf) {
-    error =
-        "cannot read statistics '" + path + "': " + buf.getError().message();
+  static constexpr VersionedJsonKind kStats{
+      "statistics", "a calibration statistics file", kStatsFormat,
+      kStatsVersion, "run the shard again"};
+  json root;
+  if (!readVersionedJsonFile(path, kStats, root, error))
     return false;
-  }
-  json root = json::parse((*buf)->getBuffer().begin(),
-                          (*buf)->getBuffer().end(), nullptr,
-                          /*allow_exceptions=*/false);
-  if (root.is_discarded()) {
-    error = "statistics '" + path +
-            "' are truncated or not JSON (an interrupted copy? run the "
-            "shard again)";
-    return false;
-  }
-  if (!root.is_object() || root.value("format", "") != kStatsFormat ||
-      root.value("version", 0) != kStatsVersion) {
-    error = "'" + path + "' is not a calibration statistics file (version " +
-            std::to_string(kStatsVersion) + ")";
-    return false;
-  }
   try {
     std::string stage = root.at("stage").get<std::string>();
     if (stage != "ranges" && stage != "histograms")

@@ -244,10 +244,8 @@ void readPrecision(Operation *op, Node &n) {
 
 LogicalResult qsim::train::readModule(ModuleOp module, ModuleSpec &out,
                                       bool withWeights) {
-  func::FuncOp func = getMainFunc(module);
-  if (!func)
-    return module.emitError() << "no main function";
-  auto layers = getLayers(func);
+  func::FuncOp func;
+  auto layers = getMainLayers(module, &func);
   if (failed(layers))
     return failure();
   NetSpec &spec = out.spec;

@@ -399,6 +399,7 @@ private:
   ImportedLayer importBatchNorm(LayerSite &s);
   ImportedLayer importActivation(LayerSite &s);
   ImportedLayer importMaxPool(LayerSite &s);
+  ImportedLayer importPoolWindow(LayerSite &s, StringRef opName);
   ImportedLayer importAvgPool(LayerSite &s);
   ImportedLayer importRoute(LayerSite &s);
   ImportedLayer importShortcut(LayerSite &s);
@@ -567,8 +568,7 @@ static StringRef canonicalSection(StringRef type) {
 
 static bool isUnsupportedDarknetSection(StringRef type) {
   return llvm::StringSwitch<bool>(type)
-      .Cases("normalization", "implicit", "conv_lstm", "history", "empty",
-             true)
+      .Cases("normalization", "implicit", "conv_lstm", "history", "empty", true)
       .Cases("deconvolutional", "logistic", "l2norm", "iseg", "crnn", "rnn",
              true)
       .Cases("gru", "lstm", true)
@@ -1111,7 +1111,10 @@ Importer::ImportedLayer Importer::importActivation(LayerSite &s) {
                        {act(*activation)}));
 }
 
-Importer::ImportedLayer Importer::importMaxPool(LayerSite &s) {
+/// [maxpool] and [local_avgpool]: AlexeyAB's parse_maxpool and
+/// parse_local_avgpool read the same window keys.
+Importer::ImportedLayer Importer::importPoolWindow(LayerSite &s,
+                                                   StringRef opName) {
   SectionReader &r = s.r;
   int64_t stride = r.getInt("stride", 1);
   int64_t sx = stride, sy = stride;
@@ -1121,8 +1124,10 @@ Importer::ImportedLayer Importer::importMaxPool(LayerSite &s) {
     sy = r.getInt("stride_y", stride);
   int64_t size = r.getInt("size", stride);
   int64_t padding = r.getInt("padding", size - 1);
+  bool max = opName == "qsim.maxpool";
   bool supported =
-      rejectUnless(r, "maxpool_depth", 0, "channel-wise max pooling") &&
+      rejectUnless(r, "maxpool_depth", 0,
+                   max ? "channel-wise max pooling" : "channel-wise pooling") &&
       rejectUnless(r, "antialiasing", 0, "anti-aliased pooling");
   if (!r.ok() || !supported)
     return {};
@@ -1143,10 +1148,14 @@ Importer::ImportedLayer Importer::importMaxPool(LayerSite &s) {
                         " window taps (qsim's limit is 1e12 per layer)");
     return {};
   }
-  return single(create("qsim.maxpool", s.loc, tensorType(out), s.in,
+  return single(create(opName, s.loc, tensorType(out), s.in,
                        {i64("size", size),
                         attr("stride", builder.getDenseI64ArrayAttr({sy, sx})),
                         i64("padding", padding)}));
+}
+
+Importer::ImportedLayer Importer::importMaxPool(LayerSite &s) {
+  return importPoolWindow(s, "qsim.maxpool");
 }
 
 Importer::ImportedLayer Importer::importAvgPool(LayerSite &s) {
@@ -1472,9 +1481,8 @@ bool Importer::shareWeights(LayerSite &s, int64_t filters, int64_t cg,
   }
   auto norm = dyn_cast<BatchNormOp>(layerOutputs[idx].getDefiningOp());
   if (conv.getFilters() != filters || conv.getKernelH() != size ||
-      conv.getKernelW() != size || conv.getInputChannels() / conv.getGroups() !=
-                                       cg ||
-      (bool)norm != bn) {
+      conv.getKernelW() != size ||
+      conv.getInputChannels() / conv.getGroups() != cg || (bool)norm != bn) {
     r.error("share_index", "'share_index' layer " + std::to_string(idx) +
                                " has other weight shapes or batch_normalize "
                                "than this layer");
@@ -1533,12 +1541,12 @@ Importer::ImportedLayer Importer::importLocal(LayerSite &s) {
   int64_t k = s.inShape.c * size * size;
   ElementsAttr bias = weights.take(ctx, {filters, out.h, out.w}, s.name("bias"),
                                    Init::Bias, 0, r.getLabel());
-  ElementsAttr weight = weights.take(
-      ctx, {out.h * out.w, filters, s.inShape.c, size, size}, s.name("weight"),
-      Init::Weight, k, r.getLabel());
-  SmallVector<NamedAttribute> attrs = {
-      i64("filters", filters), i64("size", size), i64("stride", stride),
-      i64("pad", pad), act(*activation)};
+  ElementsAttr weight =
+      weights.take(ctx, {out.h * out.w, filters, s.inShape.c, size, size},
+                   s.name("weight"), Init::Weight, k, r.getLabel());
+  SmallVector<NamedAttribute> attrs = {i64("filters", filters),
+                                       i64("size", size), i64("stride", stride),
+                                       i64("pad", pad), act(*activation)};
   if (weight)
     attrs.push_back(attr("weight", weight));
   if (bias)
@@ -1569,11 +1577,11 @@ Importer::ImportedLayer Importer::importDetection(LayerSite &s) {
             std::to_string(expected));
     return {};
   }
-  return detectionHead(create(
-      "qsim.detection", s.loc, tensorType(s.inShape), s.in,
-      {i64("classes", classes), i64("coords", coords), i64("num", num),
-       i64("side", side), attr("softmax", builder.getBoolAttr(softmax)),
-       attr("sqrt", builder.getBoolAttr(sqrtBox))}));
+  return detectionHead(
+      create("qsim.detection", s.loc, tensorType(s.inShape), s.in,
+             {i64("classes", classes), i64("coords", coords), i64("num", num),
+              i64("side", side), attr("softmax", builder.getBoolAttr(softmax)),
+              attr("sqrt", builder.getBoolAttr(sqrtBox))}));
 }
 
 Importer::ImportedLayer Importer::importSam(LayerSite &s) {
@@ -1628,30 +1636,7 @@ Importer::ImportedLayer Importer::importReorgKind(
 }
 
 Importer::ImportedLayer Importer::importLocalAvgPool(LayerSite &s) {
-  SectionReader &r = s.r;
-  int64_t stride = r.getInt("stride", 1);
-  int64_t sx = r.getInt("stride_x", stride), sy = r.getInt("stride_y", stride);
-  int64_t size = r.getInt("size", stride);
-  int64_t padding = r.getInt("padding", size - 1);
-  bool supported =
-      rejectUnless(r, "maxpool_depth", 0, "channel-wise pooling") &&
-      rejectUnless(r, "antialiasing", 0, "anti-aliased pooling");
-  if (!r.ok() || !supported)
-    return {};
-  CHW out;
-  std::string err;
-  if (!shapes::maxpool(s.inShape, size, sy, sx, padding, out, err)) {
-    r.error(err);
-    return {};
-  }
-  if ((double)size * size * out.size() > 1e12) {
-    r.error("size", "a local_avgpool window this large reads over 1e12 taps");
-    return {};
-  }
-  return single(create("qsim.local_avgpool", s.loc, tensorType(out), s.in,
-                       {i64("size", size),
-                        attr("stride", builder.getDenseI64ArrayAttr({sy, sx})),
-                        i64("padding", padding)}));
+  return importPoolWindow(s, "qsim.local_avgpool");
 }
 
 bool Importer::readMaskAnchors(SectionReader &r, int64_t num,
@@ -1667,8 +1652,8 @@ bool Importer::readMaskAnchors(SectionReader &r, int64_t num,
     for (int64_t i = 0; i < num; ++i)
       mask.push_back(i);
   if (!anchorList || (int64_t)anchorList->size() != 2 * num) {
-    r.error("anchors", "'anchors' needs 2 * num = " + std::to_string(2 * num) +
-                           " values");
+    r.error("anchors",
+            "'anchors' needs 2 * num = " + std::to_string(2 * num) + " values");
     return false;
   }
   anchors = *anchorList;

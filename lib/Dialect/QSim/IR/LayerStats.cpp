@@ -76,10 +76,8 @@ static void countWeights(Operation *op, LayerStats &s, bool &any) {
 }
 
 FailureOr<ModelStats> qsim::computeModelStats(ModuleOp module) {
-  func::FuncOp func = getMainFunc(module);
-  if (!func)
-    return module.emitError() << "no main function";
-  auto layers = getLayers(func);
+  func::FuncOp func;
+  auto layers = getMainLayers(module, &func);
   if (failed(layers))
     return failure();
   ModelStats ms;

@@ -164,6 +164,16 @@ func::FuncOp qsim::getMainFunc(ModuleOp module) {
   return count == 1 ? only : func::FuncOp();
 }
 
+FailureOr<std::vector<Layer>> qsim::getMainLayers(ModuleOp module,
+                                                  func::FuncOp *func) {
+  func::FuncOp main = getMainFunc(module);
+  if (!main)
+    return module.emitError() << "no main function";
+  if (func)
+    *func = main;
+  return getLayers(main);
+}
+
 FailureOr<std::vector<Layer>> qsim::getLayers(func::FuncOp func) {
   std::vector<Layer> layers;
   SmallVector<Operation *, 4> pendingCasts;

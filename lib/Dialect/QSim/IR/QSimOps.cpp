@@ -121,9 +121,10 @@ static LogicalResult verifyWeightRange(Operation *op, ElementsAttr weight,
 /// i8 weights with their per-axis quantization, i32 biases and the
 /// requantization constants.
 static LogicalResult verifyWeightedTypes(
-    Operation *op, Value input, Value output, std::optional<ElementsAttr> weight,
-    std::optional<ElementsAttr> bias, std::optional<Type> weightQuant,
-    std::optional<ArrayRef<int32_t>> mult, std::optional<ArrayRef<int32_t>> shift,
+    Operation *op, Value input, Value output,
+    std::optional<ElementsAttr> weight, std::optional<ElementsAttr> bias,
+    std::optional<Type> weightQuant, std::optional<ArrayRef<int32_t>> mult,
+    std::optional<ArrayRef<int32_t>> shift,
     std::optional<ArrayRef<int32_t>> negMult,
     std::optional<ArrayRef<int32_t>> negShift, std::optional<int64_t> accBits,
     Activation act, int64_t channels) {
@@ -242,15 +243,15 @@ static LogicalResult verifyElementTypes(Operation *op) {
     if (types[0] != result && (quantized || isInt8Activation(types[0])))
       return layerError(op) << "an int8 " << op->getName()
                             << " keeps its input's scale and zero point";
-    if (auto up = dyn_cast<UpsampleOp>(op); up && quantized && !up.hasInt8Form())
+    if (auto up = dyn_cast<UpsampleOp>(op);
+        up && quantized && !up.hasInt8Form())
       return layerError(op) << "int8 upsampling needs a positive stride and "
                                "scale 1";
     return success();
   }
   if (isa<RouteOp, ShortcutOp>(op)) {
     for (Type t : types)
-      if (isInt8Activation(t) != quantized ||
-          (!quantized && t != result))
+      if (isInt8Activation(t) != quantized || (!quantized && t != result))
         return layerError(op) << "inputs and result must all be int8 or all "
                                  "the same float type";
     std::optional<ArrayRef<int32_t>> mult, shift;
@@ -276,8 +277,9 @@ static LogicalResult verifyElementTypes(Operation *op) {
       }
     }
     if (quantized != (mult && shift))
-      return layerError(op) << (quantized ? "an int8 op needs" : "a float op has")
-                            << " input_multiplier/input_shift";
+      return layerError(op)
+             << (quantized ? "an int8 op needs" : "a float op has")
+             << " input_multiplier/input_shift";
     if (quantized && (mult->size() != op->getNumOperands() ||
                       shift->size() != op->getNumOperands()))
       return layerError(op) << "input_multiplier/input_shift need one value "
@@ -343,7 +345,8 @@ static Activation layerActivation(Operation *op, Activation own) {
 
 bool Conv2DOp::hasInt8Form() {
   // XNOR convolutions binarize in float (docs/darknet.md §R4.16).
-  return !getXnor() && hasInt8Activation(layerActivation(*this, getActivation()));
+  return !getXnor() &&
+         hasInt8Activation(layerActivation(*this, getActivation()));
 }
 bool ConnectedOp::hasInt8Form() {
   return hasInt8Activation(layerActivation(*this, getActivation()));
@@ -405,10 +408,10 @@ LogicalResult Conv2DOp::verify() {
           {getFilters(), cin / getGroups(), getKernelH(), getKernelW()})) ||
       failed(checkWeightShape(*this, "bias", getBias(), {getFilters()})))
     return failure();
-  return verifyWeightedTypes(*this, getInput(), getOutput(), getWeight(),
-                             getBias(), getWeightQuant(), getMultiplier(),
-                             getShift(), getNegMultiplier(), getNegShift(),
-                             getAccumulatorBits(), getActivation(), getFilters());
+  return verifyWeightedTypes(
+      *this, getInput(), getOutput(), getWeight(), getBias(), getWeightQuant(),
+      getMultiplier(), getShift(), getNegMultiplier(), getNegShift(),
+      getAccumulatorBits(), getActivation(), getFilters());
 }
 
 //===----------------------------------------------------------------------===//
@@ -436,11 +439,10 @@ LogicalResult ConnectedOp::verify() {
                               {getOutputSize(), chwOf(getInput()).size()})) ||
       failed(checkWeightShape(*this, "bias", getBias(), {getOutputSize()})))
     return failure();
-  return verifyWeightedTypes(*this, getInput(), getOutput(), getWeight(),
-                             getBias(), getWeightQuant(), getMultiplier(),
-                             getShift(), getNegMultiplier(), getNegShift(),
-                             getAccumulatorBits(), getActivation(),
-                             getOutputSize());
+  return verifyWeightedTypes(
+      *this, getInput(), getOutput(), getWeight(), getBias(), getWeightQuant(),
+      getMultiplier(), getShift(), getNegMultiplier(), getNegShift(),
+      getAccumulatorBits(), getActivation(), getOutputSize());
 }
 
 //===----------------------------------------------------------------------===//
@@ -626,6 +628,23 @@ FailureOr<SmallVector<int64_t, 4>> SoftmaxOp::inferOutputShape() {
 // Heads
 //===----------------------------------------------------------------------===//
 
+/// The anchors, mask and float input every anchor-based head ([yolo],
+/// [Gaussian_yolo]) needs.
+template <typename HeadOp> static LogicalResult verifyAnchorHead(HeadOp op) {
+  if (op.getNum() < 1)
+    return layerError(op) << "num must be >= 1";
+  if ((int64_t)op.getAnchors().size() != 2 * op.getNum())
+    return layerError(op) << "anchors needs 2 * num = " << 2 * op.getNum()
+                          << " values, got " << op.getAnchors().size();
+  for (int64_t m : op.getMask())
+    if (m < 0 || m >= op.getNum())
+      return layerError(op)
+             << "mask index " << m << " out of range for num=" << op.getNum();
+  if (!isFloatElement(getElementTypeOrSelf(op.getInput().getType())))
+    return layerError(op) << "detection heads run in float";
+  return success();
+}
+
 StringRef YoloOp::getDarknetSection() { return "yolo"; }
 FailureOr<SmallVector<int64_t, 4>> YoloOp::inferOutputShape() {
   CHW out;
@@ -634,20 +653,7 @@ FailureOr<SmallVector<int64_t, 4>> YoloOp::inferOutputShape() {
       shapes::yolo(chwOf(getInput()), getClasses(), getMask().size(), out, err);
   return shapeResult(*this, ok, out, err);
 }
-LogicalResult YoloOp::verify() {
-  if (getNum() < 1)
-    return layerError(*this) << "num must be >= 1";
-  if ((int64_t)getAnchors().size() != 2 * getNum())
-    return layerError(*this) << "anchors needs 2 * num = " << 2 * getNum()
-                             << " values, got " << getAnchors().size();
-  for (int64_t m : getMask())
-    if (m < 0 || m >= getNum())
-      return layerError(*this)
-             << "mask index " << m << " out of range for num=" << getNum();
-  if (!isFloatElement(getElementTypeOrSelf(getInput().getType())))
-    return layerError(*this) << "detection heads run in float";
-  return success();
-}
+LogicalResult YoloOp::verify() { return verifyAnchorHead(*this); }
 
 StringRef RegionOp::getDarknetSection() { return "region"; }
 FailureOr<SmallVector<int64_t, 4>> RegionOp::inferOutputShape() {
@@ -690,9 +696,9 @@ int64_t LocalOp::getParameterCount() {
 LogicalResult LocalOp::verify() {
   CHW out = chwOf(getOutput());
   int64_t c = chwOf(getInput()).c;
-  if (failed(checkWeightShape(*this, "weight", getWeight(),
-                              {out.h * out.w, getFilters(), c, getSize(),
-                               getSize()})) ||
+  if (failed(checkWeightShape(
+          *this, "weight", getWeight(),
+          {out.h * out.w, getFilters(), c, getSize(), getSize()})) ||
       failed(checkWeightShape(*this, "bias", getBias(),
                               {getFilters(), out.h, out.w})))
     return failure();
@@ -758,17 +764,4 @@ FailureOr<SmallVector<int64_t, 4>> GaussianYoloOp::inferOutputShape() {
   }
   return sameShape(getInput());
 }
-LogicalResult GaussianYoloOp::verify() {
-  if (getNum() < 1)
-    return layerError(*this) << "num must be >= 1";
-  if ((int64_t)getAnchors().size() != 2 * getNum())
-    return layerError(*this) << "anchors needs 2 * num = " << 2 * getNum()
-                             << " values, got " << getAnchors().size();
-  for (int64_t m : getMask())
-    if (m < 0 || m >= getNum())
-      return layerError(*this)
-             << "mask index " << m << " out of range for num=" << getNum();
-  if (!isFloatElement(getElementTypeOrSelf(getInput().getType())))
-    return layerError(*this) << "detection heads run in float";
-  return success();
-}
+LogicalResult GaussianYoloOp::verify() { return verifyAnchorHead(*this); }

@@ -83,6 +83,12 @@ mlir::func::FuncOp getMainFunc(mlir::ModuleOp module);
 /// (with a diagnostic) if the body holds ops that belong to no layer.
 mlir::FailureOr<std::vector<Layer>> getLayers(mlir::func::FuncOp func);
 
+/// The layers of the module's main function (getMainFunc), which is also
+/// returned through `func` when given. Fails with a diagnostic at the
+/// module when there is no main function, or as getLayers.
+mlir::FailureOr<std::vector<Layer>>
+getMainLayers(mlir::ModuleOp module, mlir::func::FuncOp *func = nullptr);
+
 /// Provenance: `"file.cfg":line:1` fused with the name `layer N`.
 mlir::Location makeLayerLoc(mlir::MLIRContext *ctx, llvm::StringRef file,
                             unsigned line, int64_t layerIndex);
