@@ -18,8 +18,8 @@ using namespace qsim;
 using namespace qsim::eval;
 using json = nlohmann::json;
 
-static constexpr const char *kPartFormat = "qsim-run-part";
-static constexpr int kPartVersion = 1;
+static constexpr qsim::VersionedJsonKind kPart{
+    "part", "a qsim-run part file", "qsim-run-part", 1, "run its shard again"};
 
 bool qsim::eval::parseShard(llvm::StringRef text, Shard &shard,
                             std::string &error) {
@@ -164,9 +164,7 @@ bool qsim::eval::writeRunPart(const std::string &path, const RunPart &part,
                        {"forward_ms", im.forwardMillis},
                        {"candidates", std::move(candidates)}});
   }
-  json root = {{"format", kPartFormat},
-               {"version", kPartVersion},
-               {"model", id.model},
+  json root = {{"model", id.model},
                {"fingerprint", id.fingerprint},
                {"options", id.options},
                {"images", id.images},
@@ -176,13 +174,7 @@ bool qsim::eval::writeRunPart(const std::string &path, const RunPart &part,
                {"thresh", floatBits(id.thresh)},
                {"shard", {part.shard.index, part.shard.count}},
                {"results", std::move(results)}};
-  return succeeded(writeFileAtomically(
-      path,
-      [&](llvm::raw_ostream &os) {
-        os << root.dump() << "\n";
-        return mlir::success();
-      },
-      error));
+  return writeVersionedJsonFile(path, kPart, std::move(root), error);
 }
 
 static void readPartJson(const json &root, RunPart &part) {
@@ -216,9 +208,6 @@ static void readPartJson(const json &root, RunPart &part) {
 
 bool qsim::eval::readRunPart(const std::string &path, RunPart &part,
                              std::string &error) {
-  static constexpr VersionedJsonKind kPart{"part", "a qsim-run part file",
-                                           kPartFormat, kPartVersion,
-                                           "run its shard again"};
   json root;
   if (!readVersionedJsonFile(path, kPart, root, error))
     return false;

@@ -19,6 +19,7 @@
 #include "Plan.h"
 #include "QuantKernels.h"
 #include "ReferenceKernels.h"
+#include "qsim/Dialect/QSim/IR/Layers.h"
 
 #include <map>
 #include <omp.h>
@@ -31,11 +32,6 @@ using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
 namespace {
-
-CHW chwOf(Value v) {
-  auto t = cast<ShapedType>(v.getType());
-  return {t.getDimSize(1), t.getDimSize(2), t.getDimSize(3)};
-}
 
 /// Accumulator bytes of one band: well inside a core's L2 (1 MB on the
 /// AVX-512 machines measured, 256 KB-2 MB elsewhere) with room for its input

@@ -12,6 +12,7 @@
 #include "Plan.h"
 #include "QuantKernels.h"
 #include "ReferenceKernels.h"
+#include "qsim/Dialect/QSim/IR/Layers.h"
 
 #include <cmath>
 
@@ -22,11 +23,6 @@ using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
 namespace {
-
-CHW chwOf(Value v) {
-  auto t = cast<ShapedType>(v.getType());
-  return {t.getDimSize(1), t.getDimSize(2), t.getDimSize(3)};
-}
 
 /// The oneDNN post-op for a Darknet activation, if it has one.
 bool appendActivation(dnnl::post_ops &po, Activation act) {

@@ -4,6 +4,7 @@
 #include "Plan.h"
 #include "QuantKernels.h"
 #include "ReferenceKernels.h"
+#include "qsim/Dialect/QSim/IR/Layers.h"
 
 #include "qsim/Dialect/QSim/IR/LayerStats.h"
 
@@ -254,11 +255,6 @@ bool qsim::interp::readWeights(Operation *op, std::optional<ElementsAttr> attr,
 //===----------------------------------------------------------------------===//
 
 namespace {
-
-CHW chwOf(Value v) {
-  auto t = cast<ShapedType>(v.getType());
-  return {t.getDimSize(1), t.getDimSize(2), t.getDimSize(3)};
-}
 
 /// Whether `t` holds int16 activations (a W8A16 layer's).
 static bool isInt16Type(Type t) {
@@ -936,8 +932,7 @@ bool PlanBuilder::buildF32XnorConv(Conv2DOp conv, int step) {
   CHW in = chwOf(conv.getInput()), outS = chwOf(conv.getResult());
   const int64_t k = (in.c / p.groups) * p.kh * p.kw;
   std::vector<float> real;
-  if (!readWeights(op, conv.getWeight(), "weights", p.filters * k, real,
-                   error))
+  if (!readWeights(op, conv.getWeight(), "weights", p.filters * k, real, error))
     return false;
   // Darknet binarizes the weights once per forward; they do not change.
   auto w = std::make_shared<std::vector<float>>(real.size());
@@ -995,8 +990,8 @@ bool PlanBuilder::buildF32ZooOp(Operation *op, int step, int src, int dst) {
     int64_t stride = r.getStride();
     bool reverse = r.getReverse();
     plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::reorg3d(pl.f32(src), in, stride, reverse,
-                                  pl.f32(dst), outS);
+                     ref::reorg3d(pl.f32(src), in, stride, reverse, pl.f32(dst),
+                                  outS);
                    }));
     return true;
   }

@@ -10,17 +10,13 @@
 
 #include "ChannelsLastInt8.h"
 #include "Plan.h"
+#include "qsim/Dialect/QSim/IR/Layers.h"
 
 using namespace mlir;
 using namespace qsim;
 using namespace qsim::interp;
 
 namespace {
-
-CHW chwOf(Value v) {
-  auto t = cast<ShapedType>(v.getType());
-  return {t.getDimSize(1), t.getDimSize(2), t.getDimSize(3)};
-}
 
 rt::QuantParams quantOf(Value v) {
   auto q = cast<quant::UniformQuantizedType>(getElementTypeOrSelf(v.getType()));

@@ -247,19 +247,7 @@ void ref::upsampleInt16(const int16_t *in, const CHW &inShape, int64_t stride,
 
 void ref::reorgInt8(const int8_t *in, const CHW &inShape, int64_t s,
                     bool reverse, int8_t *out) {
-  const int64_t w = inShape.w, h = inShape.h, c = inShape.c;
-  const int64_t outC = c / (s * s);
-  for (int64_t k = 0; k < c; ++k)
-    for (int64_t j = 0; j < h; ++j)
-      for (int64_t i = 0; i < w; ++i) {
-        int64_t a = i + w * (j + h * k);
-        int64_t c2 = k % outC, o = k / outC;
-        int64_t b = (i * s + o % s) + w * s * ((j * s + o / s) + h * s * c2);
-        if (reverse)
-          out[b] = in[a];
-        else
-          out[a] = in[b];
-      }
+  reorgCpu(in, inShape, s, reverse, out);
 }
 
 void ref::quantize(const float *in, int64_t n, float scale, int32_t zp,

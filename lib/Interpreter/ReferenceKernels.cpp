@@ -318,22 +318,7 @@ void ref::upsample(const float *in, const CHW &inShape, int64_t stride,
 
 void ref::reorg(const float *in, const CHW &inShape, int64_t s, bool reverse,
                 float *out) {
-  // Darknet's reorg_cpu with the input dims (docs/darknet.md §R4.9): reverse=0
-  // gathers out[A] = in[B], reverse=1 scatters out[B] = in[A].
-  const int64_t w = inShape.w, h = inShape.h, c = inShape.c;
-  const int64_t outC = reverse ? c / (s * s) : c / (s * s);
-  for (int64_t k = 0; k < c; ++k)
-    for (int64_t j = 0; j < h; ++j)
-      for (int64_t i = 0; i < w; ++i) {
-        int64_t a = i + w * (j + h * k);
-        int64_t c2 = k % outC, o = k / outC;
-        int64_t w2 = i * s + o % s, h2 = j * s + o / s;
-        int64_t b = w2 + w * s * (h2 + h * s * c2);
-        if (reverse)
-          out[b] = in[a];
-        else
-          out[a] = in[b];
-      }
+  reorgCpu(in, inShape, s, reverse, out);
 }
 
 void ref::crop(const float *in, const CHW &inShape, const CHW &outShape,
@@ -470,7 +455,8 @@ void ref::local(const float *in, const CHW &inShape, const float *weight,
   // position adds weight[p] (filters x K) times column p of im2col.
   const int64_t locations = outShape.h * outShape.w;
   const int64_t k = inShape.c * size * size;
-#pragma omp parallel for schedule(static) if (locations * outShape.c * k > 65536)
+#pragma omp parallel for schedule(static) if (locations * outShape.c * k >     \
+                                              65536)
   for (int64_t p = 0; p < locations; ++p) {
     const int64_t oy = p / outShape.w, ox = p % outShape.w;
     for (int64_t f = 0; f < outShape.c; ++f) {
@@ -515,22 +501,9 @@ void ref::localAvgPool(const float *in, const CHW &inShape, int64_t size,
 
 void ref::reorg3d(const float *in, const CHW &inShape, int64_t s, bool reverse,
                   float *out, const CHW &outShape) {
-  // AlexeyAB's reorg_layer.c calls reorg_cpu with the *output* dims:
-  // reverse=0 gathers out[A] = in[B], reverse=1 scatters out[B] = in[A].
+  // AlexeyAB's reorg_layer.c calls reorg_cpu with the *output* dims.
   (void)inShape;
-  const int64_t w = outShape.w, h = outShape.h, c = outShape.c;
-  const int64_t outC = c / (s * s);
-  for (int64_t k = 0; k < c; ++k)
-    for (int64_t j = 0; j < h; ++j)
-      for (int64_t i = 0; i < w; ++i) {
-        int64_t a = i + w * (j + h * k);
-        int64_t c2 = k % outC, o = k / outC;
-        int64_t b = (i * s + o % s) + w * s * ((j * s + o / s) + h * s * c2);
-        if (reverse)
-          out[b] = in[a];
-        else
-          out[a] = in[b];
-      }
+  reorgCpu(in, outShape, s, reverse, out);
 }
 
 void ref::sam(const float *in, const float *features, const CHW &shape,
@@ -545,8 +518,7 @@ void ref::detection(const float *in, int64_t n, int64_t side, int64_t classes,
   std::memcpy(out, in, n * sizeof(float));
   if (softmax)
     for (int64_t cell = 0; cell < side * side; ++cell)
-      softmaxBlock(in + cell * classes, classes, 1, 1.0f,
-                   out + cell * classes);
+      softmaxBlock(in + cell * classes, classes, 1, 1.0f, out + cell * classes);
 }
 
 void ref::gaussianYolo(const float *in, const CHW &shape, int64_t classes,

@@ -65,6 +65,27 @@ void upsample(const float *in, const CHW &inShape, int64_t stride, float scale,
               float *out, const CHW &outShape);
 void reorg(const float *in, const CHW &inShape, int64_t stride, bool reverse,
            float *out);
+
+/// Darknet's reorg_cpu over the dims it is called with: reverse=0 gathers
+/// out[A] = in[B], reverse=1 scatters out[B] = in[A] (docs/darknet.md
+/// §R4.9). [reorg] calls it with the input dims, AlexeyAB's [reorg3d] with
+/// the output dims; int8 moves the same bytes.
+template <typename T>
+void reorgCpu(const T *in, const CHW &dims, int64_t s, bool reverse, T *out) {
+  const int64_t w = dims.w, h = dims.h, c = dims.c;
+  const int64_t outC = c / (s * s);
+  for (int64_t k = 0; k < c; ++k)
+    for (int64_t j = 0; j < h; ++j)
+      for (int64_t i = 0; i < w; ++i) {
+        int64_t a = i + w * (j + h * k);
+        int64_t c2 = k % outC, o = k / outC;
+        int64_t b = (i * s + o % s) + w * s * ((j * s + o / s) + h * s * c2);
+        if (reverse)
+          out[b] = in[a];
+        else
+          out[a] = in[b];
+      }
+}
 /// Darknet's [crop] at inference: the centred outShape window, times
 /// `scale` plus `shift` (docs/darknet.md §R4.14).
 void crop(const float *in, const CHW &inShape, const CHW &outShape, float scale,
@@ -104,12 +125,11 @@ void local(const float *in, const CHW &inShape, const float *weight,
            const float *bias, int64_t size, int64_t stride, int64_t pad,
            float *out, const CHW &outShape);
 /// [local_avgpool]: the mean of the in-bounds taps of each maxpool window.
-void localAvgPool(const float *in, const CHW &inShape, int64_t size,
-                  int64_t sy, int64_t sx, int64_t padding, float *out,
-                  const CHW &outShape);
+void localAvgPool(const float *in, const CHW &inShape, int64_t size, int64_t sy,
+                  int64_t sx, int64_t padding, float *out, const CHW &outShape);
 /// AlexeyAB's [reorg3d] (docs/darknet.md §R4.18).
-void reorg3d(const float *in, const CHW &inShape, int64_t stride,
-             bool reverse, float *out, const CHW &outShape);
+void reorg3d(const float *in, const CHW &inShape, int64_t stride, bool reverse,
+             float *out, const CHW &outShape);
 /// [sam]: out[i] = in[i] * features[i], then act.
 void sam(const float *in, const float *features, const CHW &shape,
          Activation act, Flavor flavor, float *out);
@@ -119,8 +139,8 @@ void detection(const float *in, int64_t n, int64_t side, int64_t classes,
                bool softmax, float *out);
 /// [Gaussian_yolo]: logistic on all but mu_w, mu_h, then scale_x_y on
 /// mu_x, mu_y (docs/darknet.md §R4.20).
-void gaussianYolo(const float *in, const CHW &shape, int64_t classes,
-                  int64_t n, float scaleXY, float *out);
+void gaussianYolo(const float *in, const CHW &shape, int64_t classes, int64_t n,
+                  float scaleXY, float *out);
 /// Darknet's binarize_weights: each filter's `size` weights become
 /// +mean|w| (w > 0) or -mean|w|.
 void binarizeWeights(const float *weights, int64_t filters, int64_t size,

@@ -305,16 +305,9 @@ FailureOr<std::vector<AdaRoundRow>> AdaRounder::run() {
     return failure();
   if (inputs.empty())
     return module.emitError() << "--qsim-adaround: no images";
-  std::vector<AdaRoundRow> rows;
-  ProgressBar bar("adaround", targets.size(), o.progress);
-  for (const Layer *l : targets) {
-    FailureOr<AdaRoundRow> row = roundLayer(*l);
-    if (failed(row))
-      return failure();
-    rows.push_back(*row);
-    bar.update(rows.size());
-  }
-  return rows;
+  return mapWithProgress<AdaRoundRow>(
+      "adaround", targets, o.progress,
+      [&](const Layer *l) { return roundLayer(*l); });
 }
 
 } // namespace

@@ -138,16 +138,9 @@ FailureOr<std::vector<BiasCorrectionRow>> BiasCorrector::run() {
   if (failed(findTargets()) || failed(measureFloatMeans()) ||
       failed(quantizeClone()))
     return failure();
-  std::vector<BiasCorrectionRow> rows;
-  ProgressBar bar("bias correction", targets.size(), o.progress);
-  for (const Layer *l : targets) {
-    FailureOr<BiasCorrectionRow> row = correct(*l);
-    if (failed(row))
-      return failure();
-    rows.push_back(*row);
-    bar.update(rows.size());
-  }
-  return rows;
+  return mapWithProgress<BiasCorrectionRow>(
+      "bias correction", targets, o.progress,
+      [&](const Layer *l) { return correct(*l); });
 }
 
 } // namespace

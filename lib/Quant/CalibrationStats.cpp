@@ -17,8 +17,9 @@ using namespace qsim;
 using namespace qsim::quantization;
 using json = nlohmann::json;
 
-static constexpr const char *kStatsFormat = "qsim-calibration-stats";
-static constexpr int kStatsVersion = 1;
+static constexpr qsim::VersionedJsonKind kStats{
+    "statistics", "a calibration statistics file", "qsim-calibration-stats", 1,
+    "run the shard again"};
 
 namespace {
 /// Hashes what is written to it (the model's bytecode) without keeping it.
@@ -123,28 +124,17 @@ bool qsim::quantization::writeCalibrationStats(const std::string &path,
   json observers = json::array();
   for (const CalibrationObserver &o : stats.observers)
     observers.push_back(CalibrationObserverIO::toJson(o, histograms));
-  json root = {{"format", kStatsFormat},
-               {"version", kStatsVersion},
-               {"stage", histograms ? "histograms" : "ranges"},
+  json root = {{"stage", histograms ? "histograms" : "ranges"},
                {"fingerprint", stats.fingerprint},
                {"images", stats.images},
                {"shard", {stats.shardIndex, stats.shardCount}},
                {"tensors", std::move(observers)}};
-  return succeeded(writeFileAtomically(
-      path,
-      [&](llvm::raw_ostream &os) {
-        os << root.dump() << "\n";
-        return mlir::success();
-      },
-      error));
+  return writeVersionedJsonFile(path, kStats, std::move(root), error);
 }
 
 bool qsim::quantization::readCalibrationStats(const std::string &path,
                                               CalibrationStats &stats,
                                               std::string &error) {
-  static constexpr VersionedJsonKind kStats{
-      "statistics", "a calibration statistics file", kStatsFormat,
-      kStatsVersion, "run the shard again"};
   json root;
   if (!readVersionedJsonFile(path, kStats, root, error))
     return false;

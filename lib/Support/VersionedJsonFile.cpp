@@ -1,6 +1,7 @@
 //===- VersionedJsonFile.cpp - qsim's mergeable JSON files ----------------===//
 
 #include "qsim/Support/VersionedJsonFile.h"
+#include "qsim/Support/FileUtils.h"
 
 #include "llvm/Support/MemoryBuffer.h"
 
@@ -36,4 +37,18 @@ bool qsim::readVersionedJsonFile(const std::string &path,
     return false;
   }
   return true;
+}
+
+bool qsim::writeVersionedJsonFile(const std::string &path,
+                                  const VersionedJsonKind &kind, json root,
+                                  std::string &error) {
+  root["format"] = kind.format;
+  root["version"] = kind.version;
+  return mlir::succeeded(writeFileAtomically(
+      path,
+      [&](llvm::raw_ostream &os) {
+        os << root.dump() << "\n";
+        return mlir::success();
+      },
+      error));
 }

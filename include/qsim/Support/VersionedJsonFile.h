@@ -38,6 +38,12 @@ bool readVersionedJsonFile(const std::string &path,
                            const VersionedJsonKind &kind, nlohmann::json &root,
                            std::string &error);
 
+/// Writes `root` (an object) with the kind's format and version to `path`
+/// atomically (never a half-written file). On failure sets `error`.
+bool writeVersionedJsonFile(const std::string &path,
+                            const VersionedJsonKind &kind, nlohmann::json root,
+                            std::string &error);
+
 } // namespace qsim
 
 #endif

@@ -152,6 +152,11 @@ OwningOpRef<ModuleOp> qsim::extractLayerModule(const Layer &layer) {
   return extractOpsAsModule(layer.ops, layer.output());
 }
 
+shapes::CHW qsim::chwOf(Value v) {
+  auto t = cast<ShapedType>(v.getType());
+  return {t.getDimSize(1), t.getDimSize(2), t.getDimSize(3)};
+}
+
 func::FuncOp qsim::getMainFunc(ModuleOp module) {
   func::FuncOp only;
   unsigned count = 0;

@@ -35,11 +35,6 @@ void QSimDialect::initialize() {
 // Helpers
 //===----------------------------------------------------------------------===//
 
-static CHW chwOf(Value v) {
-  auto t = cast<ShapedType>(v.getType());
-  return {t.getDimSize(1), t.getDimSize(2), t.getDimSize(3)};
-}
-
 static InFlightDiagnostic layerError(Operation *op) {
   return op->emitError() << describeLayer(op) << ": ";
 }

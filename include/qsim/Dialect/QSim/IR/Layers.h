@@ -13,6 +13,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "qsim/Dialect/QSim/IR/QSimOps.h"
+#include "qsim/Dialect/QSim/IR/Shapes.h"
 #include "qsim/Runtime/Detection.h"
 #include "qsim/Runtime/QuantMath.h"
 
@@ -75,6 +76,9 @@ bool hasInt8Form(const Layer &layer);
 /// quant.qcast/dcast/scast and arith.truncf/extf: the casts inserted at
 /// precision boundaries; they belong to the layer that consumes them.
 bool isPrecisionCast(mlir::Operation *op);
+
+/// C, H and W of an NCHW (batch 1) tensor value.
+shapes::CHW chwOf(mlir::Value v);
 
 /// The `main` function of a qsim module (or the only function), or null.
 mlir::func::FuncOp getMainFunc(mlir::ModuleOp module);
