@@ -365,6 +365,7 @@ int runSlurmJob(const std::vector<std::string> &args) {
     return 1;
   fprintf(r.toStdout ? stdout : stderr, "%s%s SUBMITTED\n", kStatePrefix,
           id.c_str());
+  fflush(r.toStdout ? stdout : stderr);
   return follow(r, id);
 }
 
