@@ -15,11 +15,13 @@ ChildProcess spawnJob(StudioServer::Impl &s, int64_t id, int64_t userId,
   spec.logFile = s.logFileOf(id);
   spec.limits = s.config.jobLimits;
   spec.environment = s.childEnvironment();
-  // --executor slurm: a batch job whose stderr the studio follows (progress,
-  // and the supervisor's states: queued until Slurm runs it, see
-  // slurmJobStateLine) becomes a Slurm batch job. Interactive children
-  // (stdin) and the short imports stay local.
-  bool slurm = s.config.slurm.enabled && !spec.pipeStdin && spec.pipeStderr;
+  // --executor slurm: a batch job whose stderr (quantization) or stdout
+  // (training) the studio follows (progress, and the supervisor's states on
+  // that stream: queued until Slurm runs it, see slurmJobStateLine) becomes
+  // a Slurm batch job. Interactive children (stdin) and the short imports
+  // (neither) stay local.
+  bool slurm = s.config.slurm.enabled && !spec.pipeStdin &&
+               spec.pipeStderr != spec.pipeStdout;
   if (slurm)
     spec = slurmJobSpec(s.config.slurm, spec, s.logFileOf(id) + ".slurm",
                         s.config.childThreads);
@@ -186,6 +188,7 @@ json StudioServer::Impl::controlJob(const Caller &c, int64_t jobId,
   if (job.kind == "session")
     fail(400, "a step session is controlled through /api/sessions");
   pid_t pid;
+  bool slurm;
   {
     std::lock_guard<std::mutex> lock(liveMutex);
     auto it = runningJobs.find(jobId);
@@ -193,12 +196,13 @@ json StudioServer::Impl::controlJob(const Caller &c, int64_t jobId,
       fail(409, "job " + std::to_string(jobId) + " is not running (" +
                     job.status + ")");
     pid = it->second.pid;
-    if (it->second.slurm && action != "stop")
+    slurm = it->second.slurm;
+    if (slurm && action != "stop")
       fail(409, "job " + std::to_string(jobId) +
                     " runs on Slurm: it can be stopped, not paused");
   }
   if (action == "stop")
-    processes.stop(pid);
+    processes.stop(pid, slurm ? kSlurmStopGraceSeconds : 2);
   else if (action == "pause")
     processes.pause(pid);
   else

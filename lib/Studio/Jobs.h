@@ -33,8 +33,9 @@ inline const JobKind kJobKinds[] = {
 ChildProcess spawnJob(StudioServer::Impl &s, int64_t id, int64_t userId,
                       ProcessSpec spec);
 
-/// A line of a Slurm job's supervisor (SlurmExecutor.h) on the job's
-/// stderr: the job becomes running (it was queued) when Slurm runs it.
+/// A line of a Slurm job's supervisor (SlurmExecutor.h) on the stream the
+/// studio follows (stderr, stdout for training): the job becomes running
+/// (it was queued) when Slurm runs it.
 /// False when the line is not the supervisor's.
 bool slurmJobStateLine(StudioServer::Impl &s, int64_t id,
                        const std::string &line);

@@ -2,6 +2,7 @@
 
 #include "qsim/Studio/SlurmExecutor.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
@@ -96,6 +97,9 @@ struct SlurmJobRequest {
   long minutes = 0, memMiB = 0, cpuSeconds = 0, addressKiB = 0;
   int cpus = 0;
   double poll = 2;
+  /// Where the job's output and the state lines go: the stream the studio
+  /// follows (stderr for quantization, stdout for training).
+  bool toStdout = false;
   std::vector<std::string> argv;
 };
 
@@ -123,6 +127,8 @@ bool parseRequest(const std::vector<std::string> &args, SlurmJobRequest &r) {
       r.cpus = std::atoi(v.c_str());
     else if (k == "--poll")
       r.poll = std::atof(v.c_str());
+    else if (k == "--forward" && (v == "stdout" || v == "stderr"))
+      r.toStdout = v == "stdout";
     else
       return false;
   }
@@ -134,8 +140,13 @@ bool parseRequest(const std::vector<std::string> &args, SlurmJobRequest &r) {
 
 /// job.sh: the limits, the command, and its exit status in `exit-code`
 /// (decided by the job, not by Slurm's accounting, which may be absent).
+/// The shell survives a stop's SIGTERM (`scancel --signal=TERM --full`
+/// signals it with the command): it waits for the command, which ends as
+/// it does on a local stop (qsim-train after its step, with a clean model),
+/// and still writes its status.
 std::string jobScript(const SlurmJobRequest &r) {
-  std::string s = "#!/bin/sh\n# Written by qsim-studio: one studio job.\n";
+  std::string s = "#!/bin/sh\n# Written by qsim-studio: one studio job.\n"
+                  "trap : TERM\n";
   if (r.cpuSeconds > 0)
     s += "ulimit -t " + std::to_string(r.cpuSeconds) + "\n";
   if (r.addressKiB > 0)
@@ -196,45 +207,79 @@ bool queryState(const SlurmJobRequest &r, const std::string &id,
   return true;
 }
 
-/// Copies what the job has written since `offset` to stderr.
-void forwardOutput(const std::string &path, off_t &offset) {
+/// Copies the whole lines the job has written since `offset` to `to` (all
+/// of it when `all`): a state line never cuts one of the job's lines.
+void forwardOutput(const std::string &path, off_t &offset, FILE *to,
+                   bool all = false) {
   int fd = open(path.c_str(), O_RDONLY);
   if (fd < 0)
     return;
+  std::string text;
   char buf[65536];
   ssize_t n;
-  while ((n = pread(fd, buf, sizeof buf, offset)) > 0) {
-    fwrite(buf, 1, (size_t)n, stderr);
-    offset += n;
-  }
-  fflush(stderr);
+  while ((n = pread(fd, buf, sizeof buf, offset + (off_t)text.size())) > 0)
+    text.append(buf, (size_t)n);
   close(fd);
+  size_t end = all ? text.size() : text.rfind('\n') + 1; // npos + 1 == 0
+  fwrite(text.data(), 1, end, to);
+  fflush(to);
+  offset += (off_t)end;
 }
 
-/// Follows job `id` until it leaves the queue or a stop is requested.
+double monotonicSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/// Follows job `id` until it leaves the queue, or until a stop has ended it.
+/// A stop is a local stop's SIGTERM delivered on the node (the job ends as
+/// it would locally, with its own status) once the job runs; a job still
+/// queued, or one that outlives kSlurmJobStopSeconds, is cancelled.
 int follow(const SlurmJobRequest &r, const std::string &id) {
+  FILE *to = r.toStdout ? stdout : stderr;
   std::string last, output = r.dir + "/output.log";
+  std::string exitCode = r.dir + "/exit-code";
   off_t forwarded = 0;
+  double stopDeadline = 0, nextQuery = 0;
   for (;;) {
-    forwardOutput(output, forwarded);
-    if (cancelRequested) {
+    forwardOutput(output, forwarded, to);
+    if (cancelRequested && stopDeadline == 0 && last == "RUNNING") {
+      std::string out, err;
+      runSlurmCommand({"scancel", "--signal=TERM", "--full", id},
+                      r.dir + "/scancel", out, err);
+      fprintf(to, "%s%s signalled (SIGTERM): stopping\n", kStatePrefix,
+              id.c_str());
+      fflush(to);
+      stopDeadline = monotonicSeconds() + kSlurmJobStopSeconds;
+    }
+    if (cancelRequested &&
+        (stopDeadline == 0 || monotonicSeconds() > stopDeadline)) {
       std::string out, err;
       runSlurmCommand({"scancel", id}, r.dir + "/scancel", out, err);
-      fprintf(stderr, "%s%s CANCELLED (stopped)\n", kStatePrefix, id.c_str());
+      forwardOutput(output, forwarded, to, true);
+      fprintf(to, "%s%s CANCELLED (stopped)\n", kStatePrefix, id.c_str());
       return 128 + SIGTERM;
     }
-    std::string state;
-    if (!queryState(r, id, state))
-      return 1;
-    if (state.empty())
+    // Stopping: done as soon as the job has written its status.
+    if (stopDeadline != 0 && access(exitCode.c_str(), F_OK) == 0)
       break;
-    if (state != last)
-      fprintf(stderr, "%s%s %s\n", kStatePrefix, id.c_str(), state.c_str());
-    last = state;
-    waitSeconds(r.poll);
+    if (monotonicSeconds() >= nextQuery) {
+      std::string state;
+      if (!queryState(r, id, state))
+        return 1;
+      if (state.empty())
+        break;
+      if (state != last)
+        fprintf(to, "%s%s %s\n", kStatePrefix, id.c_str(), state.c_str());
+      fflush(to);
+      last = state;
+      nextQuery = monotonicSeconds() + r.poll;
+    }
+    waitSeconds(stopDeadline != 0 ? std::min(r.poll, 0.1) : r.poll);
   }
-  forwardOutput(output, forwarded);
-  std::ifstream code(r.dir + "/exit-code");
+  forwardOutput(output, forwarded, to, true);
+  std::ifstream code(exitCode);
   int rc;
   if (code >> rc)
     return rc;
@@ -242,7 +287,7 @@ int follow(const SlurmJobRequest &r, const std::string &id) {
   std::string out, err;
   runSlurmCommand({"sacct", "-n", "-P", "-X", "-j", id, "-o", "State"},
                   r.dir + "/sacct", out, err);
-  fprintf(stderr, "%s%s ended without an exit status (%s)\n", kStatePrefix,
+  fprintf(to, "%s%s ended without an exit status (%s)\n", kStatePrefix,
           id.c_str(),
           trimmed(out).empty() ? "state unknown" : trimmed(out).c_str());
   return 1;
@@ -277,6 +322,8 @@ ProcessSpec slurmJobSpec(const SlurmExecutorConfig &config,
             std::to_string(threads),
             "--poll",
             std::to_string(config.pollSeconds),
+            "--forward",
+            job.pipeStdout ? "stdout" : "stderr",
             "--"};
   s.argv.insert(s.argv.end(), job.argv.begin(), job.argv.end());
   // The supervisor waits; the job's limits are Slurm's and the node's. Its
@@ -291,7 +338,7 @@ int runSlurmJob(const std::vector<std::string> &args) {
     fprintf(stderr, "usage: qsim-studio --slurm-job --dir DIR [--chdir D] "
                     "[--partition P] [--account A] [--minutes N] [--mem-mb N] "
                     "[--cpu-seconds N] [--address-kb N] [--cpus N] [--poll S] "
-                    "-- COMMAND...\n");
+                    "[--forward stdout|stderr] -- COMMAND...\n");
     return 2;
   }
   struct sigaction sa = {};
@@ -316,7 +363,9 @@ int runSlurmJob(const std::vector<std::string> &args) {
   std::string id;
   if (!submit(r, id))
     return 1;
-  fprintf(stderr, "%s%s SUBMITTED\n", kStatePrefix, id.c_str());
+  fprintf(r.toStdout ? stdout : stderr, "%s%s SUBMITTED\n", kStatePrefix,
+          id.c_str());
+  fflush(r.toStdout ? stdout : stderr);
   return follow(r, id);
 }
 

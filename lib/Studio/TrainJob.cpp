@@ -12,6 +12,12 @@
 // result). A step that does not end within the stop's grace time is killed
 // and nothing is kept, as for a failure.
 //
+// With --executor slurm, the same child runs as a Slurm batch job
+// (SlurmExecutor.h): its supervisor forwards the job's output to stdout,
+// where the progress lines come as locally, with the supervisor's state
+// lines and the child's stderr among them (both logged), and a stop reaches
+// qsim-train on its node as the same SIGTERM.
+//
 //===----------------------------------------------------------------------===//
 
 #include "Jobs.h"
@@ -92,6 +98,14 @@ void followTraining(StudioServer::Impl &s, int64_t id, int64_t user, int fd,
   using Clock = std::chrono::steady_clock;
   Clock::time_point start = Clock::now(), lastEvent;
   while (lines.next(line, 1 << 20)) {
+    if (slurmJobStateLine(s, id, line)) {
+      // The ETA counts from the start of the run, not of the queue.
+      if (slurmStateOfLine(line) == std::optional<std::string>("RUNNING"))
+        start = Clock::now();
+      log << line << "\n";
+      log.flush();
+      continue;
+    }
     json p = json::parse(line, nullptr, false);
     if (p.is_discarded() || !p.is_object() || !p.contains("step")) {
       log << line << "\n"; // the summary qsim-train prints at the end

@@ -18,6 +18,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <chrono>
 #include <csignal>
@@ -83,6 +84,53 @@ inline std::string ppm(int w, int h, int seed) {
 }
 
 /// A logged-in browser: the login cookie and the CSRF token.
+/// qsim-train, built when qsim has libtorch (training tests skip without).
+inline const std::string kTrainTool =
+    std::string(QSIM_TOOLS_DIR) + "/qsim-train";
+
+/// A small detector (test/Train/Inputs/<cfg>, 32x32) imported with the
+/// given weights seed.
+inline std::string tinyDetector(int seed, const char *cfg = "tiny.cfg") {
+  static std::string dir = makeTempDir();
+  std::string out = dir + "/" + cfg + "-" + std::to_string(seed) + ".mlirbc";
+  std::string cmd = std::string(QSIM_TOOLS_DIR) +
+                    "/qsim-translate --import-darknet " QSIM_SOURCE_DIR
+                    "/test/Train/Inputs/" +
+                    cfg + " --random-weights=" + std::to_string(seed) + " -o " +
+                    out;
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  return out;
+}
+
+/// A training request of models/student.mlirbc (userWithStudent).
+inline json trainRequest(int steps) {
+  return {{"student", "models/student.mlirbc"},
+          {"teacher", "models/teacher.mlirbc"},
+          {"images", "images"},
+          {"steps", steps},
+          {"batch", 2},
+          {"lr", 0.001}};
+}
+
+/// What a command prints on stdout.
+inline std::string commandOutput(const std::string &cmd) {
+  std::string out;
+  FILE *p = popen(cmd.c_str(), "r");
+  char buffer[4096];
+  while (p && fgets(buffer, sizeof buffer, p))
+    out += buffer;
+  if (p)
+    pclose(p);
+  return out;
+}
+
+/// Files whose name starts with ".partial-" under `dir` (outputs not yet
+/// put in place).
+inline int partialFiles(const std::string &dir) {
+  return std::atoi(
+      commandOutput("find " + dir + " -name '.partial-*' | wc -l").c_str());
+}
+
 struct Browser {
   httplib::Client *http;
   std::string cookie, csrf;
@@ -112,6 +160,14 @@ struct Browser {
     auto r = get(path);
     EXPECT_TRUE(r);
     return r ? json::parse(r->body) : json();
+  }
+  /// Whether the user's file listing (never hidden files) has `path`.
+  bool listed(const std::string &path) {
+    json listing = getJson("/api/files"); // outlives the loop
+    for (const json &f : listing["files"])
+      if (f["path"] == path)
+        return true;
+    return false;
   }
   /// Waits for a job to end and returns it.
   json waitJob(int64_t id) {
@@ -198,6 +254,20 @@ protected:
     EXPECT_EQ(b.upload("images/a.ppm", ppm(200, 150, 1))->status, 201);
     EXPECT_EQ(b.upload("calib/c1.ppm", ppm(180, 160, 2))->status, 201);
     EXPECT_EQ(b.upload("calib/c2.ppm", ppm(220, 140, 3))->status, 201);
+    return b;
+  }
+  /// A user with a small detector to train (models/student.mlirbc), its
+  /// teacher (models/teacher.mlirbc) and two pictures in images/.
+  Browser userWithStudent(const std::string &name) {
+    Browser b = registerUser(name);
+    EXPECT_EQ(
+        b.upload("models/student.mlirbc", readFile(tinyDetector(2)))->status,
+        201);
+    EXPECT_EQ(
+        b.upload("models/teacher.mlirbc", readFile(tinyDetector(1)))->status,
+        201);
+    EXPECT_EQ(b.upload("images/a.ppm", ppm(40, 30, 1))->status, 201);
+    EXPECT_EQ(b.upload("images/b.ppm", ppm(25, 50, 2))->status, 201);
     return b;
   }
 

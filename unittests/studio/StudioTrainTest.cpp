@@ -10,27 +10,10 @@
 
 #include "StudioTestSupport.h"
 
-#include <algorithm>
-
 using namespace qsim::studio;
 using namespace qsim::studio::test;
 
 namespace {
-
-const std::string kTrainTool = std::string(QSIM_TOOLS_DIR) + "/qsim-train";
-
-/// A small detector imported with the given weights seed (and cfg).
-std::string tinyDetector(int seed, const char *cfg = "tiny.cfg") {
-  static std::string dir = makeTempDir();
-  std::string out = dir + "/" + cfg + "-" + std::to_string(seed) + ".mlirbc";
-  std::string cmd = std::string(QSIM_TOOLS_DIR) +
-                    "/qsim-translate --import-darknet " QSIM_SOURCE_DIR
-                    "/test/Train/Inputs/" +
-                    cfg + " --random-weights=" + std::to_string(seed) + " -o " +
-                    out;
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  return out;
-}
 
 class StudioTrainTest : public StudioApiTest {
 protected:
@@ -48,55 +31,7 @@ protected:
     c.qsimTrain = kTrainTool;
     return c;
   }
-  /// A user with a student, its teacher and two pictures in images/.
-  Browser userWithStudent(const std::string &name) {
-    Browser b = registerUser(name);
-    EXPECT_EQ(
-        b.upload("models/student.mlirbc", readFile(tinyDetector(2)))->status,
-        201);
-    EXPECT_EQ(
-        b.upload("models/teacher.mlirbc", readFile(tinyDetector(1)))->status,
-        201);
-    EXPECT_EQ(b.upload("images/a.ppm", ppm(40, 30, 1))->status, 201);
-    EXPECT_EQ(b.upload("images/b.ppm", ppm(25, 50, 2))->status, 201);
-    return b;
-  }
-  static json request(int steps) {
-    return {{"student", "models/student.mlirbc"},
-            {"teacher", "models/teacher.mlirbc"},
-            {"images", "images"},
-            {"steps", steps},
-            {"batch", 2},
-            {"lr", 0.001}};
-  }
 };
-
-/// The paths of the user's files (hidden ones are never listed).
-std::vector<std::string> filePaths(Browser &b) {
-  std::vector<std::string> paths;
-  json listing = b.getJson("/api/files");
-  for (const json &f : listing["files"])
-    paths.push_back(f["path"]);
-  return paths;
-}
-
-bool listed(Browser &b, const std::string &path) {
-  auto paths = filePaths(b);
-  return std::find(paths.begin(), paths.end(), path) != paths.end();
-}
-
-/// Files whose name starts with ".partial-" under `dir`.
-int partialFiles(const std::string &dir) {
-  std::string out;
-  std::string cmd = "find " + dir + " -name '.partial-*' | wc -l";
-  FILE *p = popen(cmd.c_str(), "r");
-  char buffer[64] = {0};
-  if (p && fgets(buffer, sizeof buffer, p))
-    out = buffer;
-  if (p)
-    pclose(p);
-  return std::atoi(out.c_str());
-}
 
 TEST_F(StudioTrainTest, TrainsWithProgressEventsAndKeepsTheCurve) {
   startServer(trainConfig());
@@ -114,7 +49,7 @@ TEST_F(StudioTrainTest, TrainsWithProgressEventsAndKeepsTheCurve) {
       return !sawEnd;
     });
   });
-  auto r = alice.post("/api/jobs/train", request(6));
+  auto r = alice.post("/api/jobs/train", trainRequest(6));
   ASSERT_EQ(r->status, 202) << r->body;
   int64_t id = json::parse(r->body)["job"];
   json job = alice.waitJob(id);
@@ -140,7 +75,7 @@ TEST_F(StudioTrainTest, TrainsWithProgressEventsAndKeepsTheCurve) {
   EXPECT_NE(received.find("\"eta_seconds\":"), std::string::npos);
   EXPECT_NE(received.find("\"loss\":"), std::string::npos);
   // The model is listed, readable, and nothing hidden is left behind.
-  EXPECT_TRUE(listed(alice, "models/student-trained.mlirbc"));
+  EXPECT_TRUE(alice.listed("models/student-trained.mlirbc"));
   auto graph =
       alice.get("/api/models/graph?path=models/student-trained.mlirbc");
   EXPECT_EQ(graph->status, 200) << graph->body;
@@ -169,7 +104,7 @@ TEST_F(StudioTrainTest, StopKeepsACleanModelOfTheStepsTrained) {
   startServer(trainConfig());
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   Browser alice = userWithStudent("alice");
-  auto r = alice.post("/api/jobs/train", request(1000000));
+  auto r = alice.post("/api/jobs/train", trainRequest(1000000));
   ASSERT_EQ(r->status, 202) << r->body;
   int64_t id = json::parse(r->body)["job"];
   std::string base = "/api/jobs/" + std::to_string(id);
@@ -191,19 +126,12 @@ TEST_F(StudioTrainTest, StopKeepsACleanModelOfTheStepsTrained) {
   EXPECT_GE(done, 3);
   EXPECT_LT(done, 1000000);
   EXPECT_EQ(job["result"]["curve"].size(), static_cast<size_t>(done));
-  EXPECT_TRUE(listed(alice, "models/student-trained.mlirbc"));
+  EXPECT_TRUE(alice.listed("models/student-trained.mlirbc"));
   EXPECT_EQ(partialFiles(dataDir), 0);
   // The model says at which step it was written.
-  std::string ir;
-  FILE *p = popen((std::string(QSIM_TOOLS_DIR) + "/qsim-opt " + dataDir +
-                   "/workspaces/*/models/student-trained.mlirbc")
-                      .c_str(),
-                  "r");
-  char buffer[4096];
-  while (p && fgets(buffer, sizeof buffer, p))
-    ir += buffer;
-  if (p)
-    pclose(p);
+  std::string ir =
+      commandOutput(std::string(QSIM_TOOLS_DIR) + "/qsim-opt " + dataDir +
+                    "/workspaces/*/models/student-trained.mlirbc");
   EXPECT_NE(ir.find("step = " + std::to_string(done) + " : i64"),
             std::string::npos)
       << ir.substr(0, 300);
@@ -214,10 +142,10 @@ TEST_F(StudioTrainTest, ChildLimitAndAFailingTraining) {
   config.maxChildrenPerUser = 1;
   startServer(config);
   Browser alice = userWithStudent("alice");
-  auto r = alice.post("/api/jobs/train", request(1000000));
+  auto r = alice.post("/api/jobs/train", trainRequest(1000000));
   ASSERT_EQ(r->status, 202) << r->body;
   int64_t id = json::parse(r->body)["job"];
-  r = alice.post("/api/jobs/train", request(2));
+  r = alice.post("/api/jobs/train", trainRequest(2));
   EXPECT_EQ(r->status, 429);
   EXPECT_NE(r->body.find("limit is 1"), std::string::npos) << r->body;
   alice.post("/api/jobs/" + std::to_string(id) + "/stop", json::object());
@@ -229,7 +157,7 @@ TEST_F(StudioTrainTest, ChildLimitAndAFailingTraining) {
                         readFile(tinyDetector(1, "tiny-3-classes.cfg")))
                 ->status,
             201);
-  json body = request(2);
+  json body = trainRequest(2);
   body["teacher"] = "models/other.mlirbc";
   body["output"] = "models/never.mlirbc";
   r = alice.post("/api/jobs/train", body);
@@ -241,7 +169,7 @@ TEST_F(StudioTrainTest, ChildLimitAndAFailingTraining) {
             std::string::npos)
       << job.dump();
   EXPECT_EQ(job["error"].get<std::string>().find(dataDir), std::string::npos);
-  EXPECT_FALSE(listed(alice, "models/never.mlirbc"));
+  EXPECT_FALSE(alice.listed("models/never.mlirbc"));
   EXPECT_EQ(partialFiles(dataDir), 0);
 }
 
@@ -250,7 +178,7 @@ TEST_F(StudioTrainTest, RefusesBadRequests) {
   Browser alice = userWithStudent("alice");
   ASSERT_EQ(alice.upload("empty/notes.txt", "no picture here")->status, 201);
   auto status = [&](json changes) {
-    json body = request(2);
+    json body = trainRequest(2);
     for (auto &[k, v] : changes.items())
       body[k] = v;
     auto r = alice.post("/api/jobs/train", body);
@@ -278,13 +206,13 @@ TEST_F(StudioTrainTest, RefusesBadRequests) {
   EXPECT_EQ(alice.getJson("/api/jobs")["jobs"].size(), 0u);
   // Another user cannot train on alice's files.
   Browser bob = registerUser("bob");
-  EXPECT_EQ(bob.post("/api/jobs/train", request(2))->status, 404);
+  EXPECT_EQ(bob.post("/api/jobs/train", trainRequest(2))->status, 404);
 }
 
 TEST_F(StudioTrainTest, RefusedWithoutQsimTrain) {
   startServer(defaultConfig()); // qsimTrain empty: a build without libtorch
   Browser alice = userWithStudent("alice");
-  auto r = alice.post("/api/jobs/train", request(2));
+  auto r = alice.post("/api/jobs/train", trainRequest(2));
   EXPECT_EQ(r->status, 501);
   EXPECT_NE(r->body.find("without libtorch"), std::string::npos) << r->body;
 }
