@@ -567,8 +567,7 @@ static StringRef canonicalSection(StringRef type) {
 
 static bool isUnsupportedDarknetSection(StringRef type) {
   return llvm::StringSwitch<bool>(type)
-      .Cases("normalization", "implicit", "conv_lstm", "history", "empty",
-             true)
+      .Cases("normalization", "implicit", "conv_lstm", "history", "empty", true)
       .Cases("deconvolutional", "logistic", "l2norm", "iseg", "crnn", "rnn",
              true)
       .Cases("gru", "lstm", true)
@@ -1472,9 +1471,8 @@ bool Importer::shareWeights(LayerSite &s, int64_t filters, int64_t cg,
   }
   auto norm = dyn_cast<BatchNormOp>(layerOutputs[idx].getDefiningOp());
   if (conv.getFilters() != filters || conv.getKernelH() != size ||
-      conv.getKernelW() != size || conv.getInputChannels() / conv.getGroups() !=
-                                       cg ||
-      (bool)norm != bn) {
+      conv.getKernelW() != size ||
+      conv.getInputChannels() / conv.getGroups() != cg || (bool)norm != bn) {
     r.error("share_index", "'share_index' layer " + std::to_string(idx) +
                                " has other weight shapes or batch_normalize "
                                "than this layer");
@@ -1533,12 +1531,12 @@ Importer::ImportedLayer Importer::importLocal(LayerSite &s) {
   int64_t k = s.inShape.c * size * size;
   ElementsAttr bias = weights.take(ctx, {filters, out.h, out.w}, s.name("bias"),
                                    Init::Bias, 0, r.getLabel());
-  ElementsAttr weight = weights.take(
-      ctx, {out.h * out.w, filters, s.inShape.c, size, size}, s.name("weight"),
-      Init::Weight, k, r.getLabel());
-  SmallVector<NamedAttribute> attrs = {
-      i64("filters", filters), i64("size", size), i64("stride", stride),
-      i64("pad", pad), act(*activation)};
+  ElementsAttr weight =
+      weights.take(ctx, {out.h * out.w, filters, s.inShape.c, size, size},
+                   s.name("weight"), Init::Weight, k, r.getLabel());
+  SmallVector<NamedAttribute> attrs = {i64("filters", filters),
+                                       i64("size", size), i64("stride", stride),
+                                       i64("pad", pad), act(*activation)};
   if (weight)
     attrs.push_back(attr("weight", weight));
   if (bias)
@@ -1569,11 +1567,11 @@ Importer::ImportedLayer Importer::importDetection(LayerSite &s) {
             std::to_string(expected));
     return {};
   }
-  return detectionHead(create(
-      "qsim.detection", s.loc, tensorType(s.inShape), s.in,
-      {i64("classes", classes), i64("coords", coords), i64("num", num),
-       i64("side", side), attr("softmax", builder.getBoolAttr(softmax)),
-       attr("sqrt", builder.getBoolAttr(sqrtBox))}));
+  return detectionHead(
+      create("qsim.detection", s.loc, tensorType(s.inShape), s.in,
+             {i64("classes", classes), i64("coords", coords), i64("num", num),
+              i64("side", side), attr("softmax", builder.getBoolAttr(softmax)),
+              attr("sqrt", builder.getBoolAttr(sqrtBox))}));
 }
 
 Importer::ImportedLayer Importer::importSam(LayerSite &s) {
@@ -1667,8 +1665,8 @@ bool Importer::readMaskAnchors(SectionReader &r, int64_t num,
     for (int64_t i = 0; i < num; ++i)
       mask.push_back(i);
   if (!anchorList || (int64_t)anchorList->size() != 2 * num) {
-    r.error("anchors", "'anchors' needs 2 * num = " + std::to_string(2 * num) +
-                           " values");
+    r.error("anchors",
+            "'anchors' needs 2 * num = " + std::to_string(2 * num) + " values");
     return false;
   }
   anchors = *anchorList;

@@ -56,8 +56,7 @@ bool lexCfg(llvm::StringRef text, std::vector<CfgSection> &sections,
 /// line; `ok()` tells whether any getter failed.
 class SectionReader {
 public:
-  SectionReader(CfgSection &section, std::string layerLabel,
-                CfgDiagFn diag)
+  SectionReader(CfgSection &section, std::string layerLabel, CfgDiagFn diag)
       : section(section), label(std::move(layerLabel)), diag(std::move(diag)) {}
 
   bool has(llvm::StringRef key) const;
