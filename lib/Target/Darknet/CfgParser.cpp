@@ -404,6 +404,24 @@ static constexpr const char kEveryLayerKeys[] =
     "clip onlyforward dont_update burnin_update stopbackward train_only_bn "
     "dontload dontloadscales learning_rate";
 
+// Keys that cfgs of Darknet's own zoo (AlexeyAB's cfg/ folder) write but no
+// Darknet parser reads: Darknet prints "Unused field" and goes on, so qsim
+// accepts exactly these with a warning. A short explicit list, not a
+// blanket accept: any other unknown key is still an error (a misspelt key
+// that Darknet would also ignore is more likely a mistake than a choice).
+static const std::pair<const char *, const char *> kKeysDarknetIgnores[] = {
+    // yolov4-sam-mish-csp-reorg-bfm.cfg; parse_yolo reads beta_nms, never
+    // beta1 (an Adam hyperparameter of [net] is B1).
+    {"yolo", "beta1"},
+};
+
+bool qsim::darknet::isKeyDarknetIgnores(StringRef type, StringRef key) {
+  for (const auto &[section, k] : kKeysDarknetIgnores)
+    if (type == section && key == k)
+      return true;
+  return false;
+}
+
 static const llvm::StringMap<std::vector<StringRef>> &knownKeys() {
   static const llvm::StringMap<std::vector<StringRef>> keys = [] {
     llvm::StringMap<std::vector<StringRef>> m;

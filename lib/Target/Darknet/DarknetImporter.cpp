@@ -586,6 +586,13 @@ bool Importer::checkKeys(CfgSection &section, StringRef type,
   for (CfgOption &o : section.options) {
     if (llvm::is_contained(known, StringRef(o.key)))
       continue;
+    if (isKeyDarknetIgnores(type, o.key)) {
+      r.warning(o.key, "key '" + o.key + "' is not read by Darknet's [" +
+                           type.str() +
+                           "] parser (it prints \"Unused field\" and goes "
+                           "on); ignored here too and kept for export only");
+      continue;
+    }
     // [net] holds training hyperparameters of many Darknet forks; an
     // unknown one cannot change inference (a misspelt width/height/channels
     // is caught as missing), so it is only a warning there.

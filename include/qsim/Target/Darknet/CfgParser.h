@@ -89,6 +89,11 @@ private:
 /// flavours and yolo2_light); empty for unknown section types.
 llvm::ArrayRef<llvm::StringRef> getKnownKeys(llvm::StringRef sectionType);
 
+/// Whether `key` is one of the few keys that cfgs of Darknet's own zoo write
+/// in a `sectionType` section although Darknet does not read them (Darknet
+/// prints "Unused field" and ignores them).
+bool isKeyDarknetIgnores(llvm::StringRef sectionType, llvm::StringRef key);
+
 /// The closest known key to `key` (for "did you mean"), or "".
 std::string suggestKey(llvm::StringRef sectionType, llvm::StringRef key);
 
