@@ -28,6 +28,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
+#include <optional>
 #include <stb_image.h>
 #include <stb_image_write.h>
 #include <sys/stat.h>
@@ -195,6 +196,57 @@ void drawRect(Image &im, int x1, int y1, int x2, int y2, const float rgb[3]) {
   }
 }
 
+/// Why a PNG of this header (signature, IHDR: the first 29 bytes) cannot be
+/// loaded because of its size, or nullopt. stbi_info (stbi__info_main)
+/// tries one format after the other: when the PNG reader refuses the size
+/// ("too large"), it goes on to the other formats and reports the last
+/// failure, "unknown image type", which hides stb's reason and the size.
+/// stb's header checks (stbi__parse_png_file) are repeated here, so that
+/// "too large" is said exactly when stb said it.
+std::optional<std::string> pngSizeProblem(const unsigned char head[29],
+                                          const std::string &stbReason,
+                                          int64_t maxPixels) {
+  if (std::memcmp(head, "\x89PNG\r\n\x1a\n", 8) != 0 ||
+      std::memcmp(head + 12, "IHDR", 4) != 0)
+    return std::nullopt;
+  auto be32 = [&](int at) {
+    return (uint32_t)head[at] << 24 | (uint32_t)head[at + 1] << 16 |
+           (uint32_t)head[at + 2] << 8 | (uint32_t)head[at + 3];
+  };
+  uint32_t w = be32(16), h = be32(20);
+  unsigned depth = head[24], color = head[25];
+  bool stbTooLarge = false;
+  constexpr uint32_t kMaxSide = 1u << 24; // STBI_MAX_DIMENSIONS
+  if (w > kMaxSide || h > kMaxSide) {
+    stbTooLarge = true;
+  } else if ((depth == 1 || depth == 2 || depth == 4 || depth == 8 ||
+              depth == 16) &&
+             color <= 6 && !(color == 3 && depth == 16) &&
+             (color == 3 || !(color & 1)) && head[26] == 0 && head[27] == 0 &&
+             head[28] <= 1 && w && h) {
+    // Components per pixel as stb counts them (a palette counts 4).
+    uint32_t n = color == 3 ? 4 : (color & 2 ? 3 : 1) + (color & 4 ? 1 : 0);
+    stbTooLarge = (1u << 30) / w / n < h;
+  }
+  // Only when stb failed for the size (said so, or hid it behind the
+  // format loop): a PNG refused for another reason keeps that reason.
+  stbTooLarge &= stbReason == "too large" || stbReason == "unknown image type";
+  uint64_t pixels = (uint64_t)w * h;
+  bool overLimit = maxPixels > 0 && pixels > (uint64_t)maxPixels;
+  if (!stbTooLarge && !overLimit)
+    return std::nullopt;
+  std::string text = "the PNG is " + std::to_string(w) + "x" +
+                     std::to_string(h) + " = " + std::to_string(pixels) +
+                     " pixels";
+  if (overLimit)
+    text += ", more than the limit of " + std::to_string(maxPixels);
+  if (stbTooLarge)
+    text += std::string(overLimit ? "; " : ", ") +
+            "too large for the image decoder (stb_image: \"too large\"; it "
+            "takes at most 2^24 pixels a side and 2^30 bytes of pixels)";
+  return text;
+}
+
 } // namespace
 
 bool qsim::rt::loadImage(const std::string &path, Image &out,
@@ -213,28 +265,11 @@ bool qsim::rt::loadImage(const std::string &path, Image &out,
   auto reason = [&] {
     const char *r = stbi_failure_reason();
     std::string why = r ? r : "unknown error";
-    // stb tries every format in turn, so PNG's "too large" ends up as
-    // "unknown image type": read the size from the PNG header ourselves.
-    unsigned char head[24];
+    unsigned char head[29];
     std::rewind(f);
-    if (std::fread(head, 1, sizeof(head), f) == sizeof(head) &&
-        std::memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0 &&
-        std::memcmp(head + 12, "IHDR", 4) == 0) {
-      auto be32 = [&](int at) {
-        return (uint32_t)head[at] << 24 | (uint32_t)head[at + 1] << 16 |
-               (uint32_t)head[at + 2] << 8 | (uint32_t)head[at + 3];
-      };
-      uint64_t pw = be32(16), ph = be32(20);
-      std::string size = std::to_string(pw) + "x" + std::to_string(ph);
-      if (maxPixels > 0 && pw * ph > (uint64_t)maxPixels)
-        return "the PNG is " + size + " = " + std::to_string(pw * ph) +
-               " pixels, more than the limit of " + std::to_string(maxPixels);
-      if ((why == "unknown image type" || why == "too large") &&
-          pw * ph * 4 > (1ull << 30))
-        return "the PNG is " + size +
-               " pixels, too large for the decoder (at most 2^30 bytes of "
-               "pixels)";
-    }
+    if (std::fread(head, 1, sizeof(head), f) == sizeof(head))
+      if (std::optional<std::string> png = pngSizeProblem(head, why, maxPixels))
+        return *png;
     return why;
   };
   int w = 0, h = 0, c = 0;

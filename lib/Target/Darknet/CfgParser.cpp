@@ -313,22 +313,21 @@ std::optional<std::vector<float>> SectionReader::getFloatList(StringRef key) {
 // The keys Darknet's parsers read per section (inference and training keys,
 // both flavours and yolo2_light), space-separated.
 static const std::pair<const char *, const char *> kSectionKeys[] = {
-    {"net",
-     "batch subdivisions width height channels inputs momentum decay "
-     "angle saturation exposure hue learning_rate burn_in "
-     "max_batches policy steps scales step gamma power max_crop "
-     "min_crop flip aspect mosaic mosaic_bound cutmix mixup blur "
-     "gaussian_noise letter_box contrastive contrastive_jit_flip "
-     "contrastive_color unsupervised label_smooth_eps resize_step "
-     "adam B1 B2 eps time_steps track augment_speed "
-     "sequential_subdivisions init_sequential_subdivisions "
-     "try_fix_nan loss_scale dynamic_minibatch optimized_memory "
-     "workspace_size_limit_MB max_chart_loss show_receptive_field "
-     "rule random input_calibration center adversarial_lr attention "
-     "equidistant_point burnin_update cosine learning_rate_min "
-     "sgdr_cycle sgdr_mult seq_scales scale weights_reject_freq "
-     "badlabels_rejection_percentage num_sigmas_reject_badlabels "
-     "ema_alpha use_cuda_graph"},
+    {"net", "batch subdivisions width height channels inputs momentum decay "
+            "angle saturation exposure hue learning_rate burn_in "
+            "max_batches policy steps scales step gamma power max_crop "
+            "min_crop flip aspect mosaic mosaic_bound cutmix mixup blur "
+            "gaussian_noise letter_box contrastive contrastive_jit_flip "
+            "contrastive_color unsupervised label_smooth_eps resize_step "
+            "adam B1 B2 eps time_steps track augment_speed "
+            "sequential_subdivisions init_sequential_subdivisions "
+            "try_fix_nan loss_scale dynamic_minibatch optimized_memory "
+            "workspace_size_limit_MB max_chart_loss show_receptive_field "
+            "rule random input_calibration center adversarial_lr attention "
+            "equidistant_point burnin_update cosine learning_rate_min "
+            "sgdr_cycle sgdr_mult seq_scales scale weights_reject_freq "
+            "badlabels_rejection_percentage num_sigmas_reject_badlabels "
+            "ema_alpha use_cuda_graph"},
     {"convolutional",
      "filters size stride stride_x stride_y pad padding groups "
      "dilation activation batch_normalize cbn flipped antialiasing "
@@ -348,23 +347,17 @@ static const std::pair<const char *, const char *> kSectionKeys[] = {
      "size stride stride_x stride_y padding maxpool_depth "
      "out_channels antialiasing train_only_bn stopbackward precision "
      "quantize"},
-    {"avgpool",
-     "stopbackward precision quantize"},
-    {"route",
-     "layers groups group_id stopbackward precision quantize"},
+    {"avgpool", "stopbackward precision quantize"},
+    {"route", "layers groups group_id stopbackward precision quantize"},
     {"shortcut",
      "from activation weights_type weights_normalization alpha beta "
      "stopbackward precision quantize"},
-    {"upsample",
-     "stride scale stopbackward precision quantize"},
-    {"reorg",
-     "stride reverse flatten extra stopbackward precision quantize"},
-    {"reorg3d",
-     "stride reverse flatten extra stopbackward precision quantize"},
+    {"upsample", "stride scale stopbackward precision quantize"},
+    {"reorg", "stride reverse flatten extra stopbackward precision quantize"},
+    {"reorg3d", "stride reverse flatten extra stopbackward precision quantize"},
     {"scale_channels",
      "from scale_wh activation stopbackward precision quantize"},
-    {"sam",
-     "from activation stopbackward precision quantize"},
+    {"sam", "from activation stopbackward precision quantize"},
     {"local",
      "filters size stride pad activation stopbackward precision quantize"},
     {"detection",
@@ -374,24 +367,19 @@ static const std::pair<const char *, const char *> kSectionKeys[] = {
     {"contrastive",
      "classes temperature yolo_layer max_delta contrastive_neg_max "
      "cls_normalizer steps"},
-    {"softmax",
-     "groups temperature tree spatial noloss stopbackward precision "
-     "quantize"},
-    {"dropout",
-     "probability dropblock dropblock_size_rel dropblock_size_abs "
-     "stopbackward precision quantize"},
-    {"batchnorm",
-     "stopbackward precision quantize"},
-    {"activation",
-     "activation stopbackward precision quantize"},
-    {"yolo",
-     "classes num mask anchors scale_x_y new_coords nms_kind "
-     "beta_nms jitter ignore_thresh truth_thresh iou_thresh random "
-     "resize iou_loss iou_normalizer cls_normalizer obj_normalizer "
-     "max_delta max label_smooth_eps counters_per_class focal_loss "
-     "objectness_smooth track_history_size sim_thresh dets_for_track "
-     "dets_for_show track_ciou_norm embedding_layer map "
-     "uc_normalizer delta_normalizer stopbackward precision quantize"},
+    {"softmax", "groups temperature tree spatial noloss stopbackward precision "
+                "quantize"},
+    {"dropout", "probability dropblock dropblock_size_rel dropblock_size_abs "
+                "stopbackward precision quantize"},
+    {"batchnorm", "stopbackward precision quantize"},
+    {"activation", "activation stopbackward precision quantize"},
+    {"yolo", "classes num mask anchors scale_x_y new_coords nms_kind "
+             "beta_nms jitter ignore_thresh truth_thresh iou_thresh random "
+             "resize iou_loss iou_normalizer cls_normalizer obj_normalizer "
+             "max_delta max label_smooth_eps counters_per_class focal_loss "
+             "objectness_smooth track_history_size sim_thresh dets_for_track "
+             "dets_for_show track_ciou_norm embedding_layer map "
+             "uc_normalizer delta_normalizer stopbackward precision quantize"},
     {"Gaussian_yolo",
      "classes num mask anchors scale_x_y new_coords nms_kind "
      "beta_nms jitter ignore_thresh truth_thresh iou_thresh random "
@@ -400,16 +388,13 @@ static const std::pair<const char *, const char *> kSectionKeys[] = {
      "objectness_smooth track_history_size sim_thresh dets_for_track "
      "dets_for_show track_ciou_norm embedding_layer map "
      "uc_normalizer delta_normalizer stopbackward precision quantize"},
-    {"region",
-     "coords classes num softmax anchors classfix background "
-     "bias_match rescore thresh absolute object_scale noobject_scale "
-     "class_scale coord_scale jitter random log sqrt max focal_loss "
-     "tree map stopbackward precision quantize"},
-    {"cost",
-     "type scale ratio noobject_scale thresh"},
-    {"crop",
-     "crop_height crop_width flip angle saturation exposure noadjust "
-     "shift"},
+    {"region", "coords classes num softmax anchors classfix background "
+               "bias_match rescore thresh absolute object_scale noobject_scale "
+               "class_scale coord_scale jitter random log sqrt max focal_loss "
+               "tree map stopbackward precision quantize"},
+    {"cost", "type scale ratio noobject_scale thresh"},
+    {"crop", "crop_height crop_width flip angle saturation exposure noadjust "
+             "shift"},
 };
 
 // AlexeyAB's parse_network_cfg reads these on every layer after its own keys
@@ -418,6 +403,24 @@ static const std::pair<const char *, const char *> kSectionKeys[] = {
 static constexpr const char kEveryLayerKeys[] =
     "clip onlyforward dont_update burnin_update stopbackward train_only_bn "
     "dontload dontloadscales learning_rate";
+
+// Keys that cfgs of Darknet's own zoo (AlexeyAB's cfg/ folder) write but no
+// Darknet parser reads: Darknet prints "Unused field" and goes on, so qsim
+// accepts exactly these with a warning. A short explicit list, not a
+// blanket accept: any other unknown key is still an error (a misspelt key
+// that Darknet would also ignore is more likely a mistake than a choice).
+static const std::pair<const char *, const char *> kKeysDarknetIgnores[] = {
+    // yolov4-sam-mish-csp-reorg-bfm.cfg; parse_yolo reads beta_nms, never
+    // beta1 (an Adam hyperparameter of [net] is B1).
+    {"yolo", "beta1"},
+};
+
+bool qsim::darknet::isKeyDarknetIgnores(StringRef type, StringRef key) {
+  for (const auto &[section, k] : kKeysDarknetIgnores)
+    if (type == section && key == k)
+      return true;
+  return false;
+}
 
 static const llvm::StringMap<std::vector<StringRef>> &knownKeys() {
   static const llvm::StringMap<std::vector<StringRef>> keys = [] {

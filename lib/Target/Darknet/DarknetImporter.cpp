@@ -420,6 +420,11 @@ private:
                                               std::string &));
   ImportedLayer importLocalAvgPool(LayerSite &s);
   ImportedLayer importGaussianYolo(LayerSite &s);
+  /// anchors= of [yolo]/[region] as Darknet reads them: the first 2*num
+  /// values, the missing ones keeping the 0.5 the layer was made with, each
+  /// deviation reported as a warning. `kind` names the section.
+  bool readAnchors(SectionReader &r, int64_t num, StringRef kind,
+                   std::vector<float> &anchors);
   /// mask= (default 0..num-1) and anchors= (2*num values) of a yolo head.
   bool readMaskAnchors(SectionReader &r, int64_t num,
                        std::vector<int64_t> &mask, std::vector<float> &anchors);
@@ -582,6 +587,13 @@ bool Importer::checkKeys(CfgSection &section, StringRef type,
   for (CfgOption &o : section.options) {
     if (llvm::is_contained(known, StringRef(o.key)))
       continue;
+    if (isKeyDarknetIgnores(type, o.key)) {
+      r.warning(o.key, "key '" + o.key + "' is not read by Darknet's [" +
+                           type.str() +
+                           "] parser (it prints \"Unused field\" and goes "
+                           "on); ignored here too and kept for export only");
+      continue;
+    }
     // [net] holds training hyperparameters of many Darknet forks; an
     // unknown one cannot change inference (a misspelt width/height/channels
     // is caught as missing), so it is only a warning there.
@@ -1342,7 +1354,6 @@ Importer::ImportedLayer Importer::importYolo(LayerSite &s) {
   int64_t classes = r.getInt("classes", 20);
   int64_t num = r.getInt("num", 1);
   auto mask = r.getIntList("mask");
-  auto anchors = r.getFloatList("anchors");
   float scaleXY = 1.0f, betaNms = 0.6f;
   bool newCoords = false;
   NmsKind nms = NmsKind::default_nms;
@@ -1369,20 +1380,18 @@ Importer::ImportedLayer Importer::importYolo(LayerSite &s) {
   else
     for (int64_t i = 0; i < num; ++i)
       maskV.push_back(i);
-  if (!anchors) {
-    r.error("[yolo] needs 'anchors=' (Darknet would use 0.5 for each)");
+  std::vector<float> anchorsV;
+  if (!readAnchors(r, num, "yolo", anchorsV))
     return {};
-  }
-  if ((int64_t)anchors->size() != 2 * num) {
-    r.error("anchors", "'anchors' has " + std::to_string(anchors->size()) +
-                           " values but num=" + std::to_string(num) +
-                           " needs " + std::to_string(2 * num));
-    return {};
-  }
   for (int64_t m : maskV)
     if (m < 0 || m >= num) {
+      // Darknet indexes its 2*num anchor values with the mask unchecked: an
+      // index past them reads beyond the array (undefined, whatever the
+      // anchors= line holds).
       r.error("mask", "mask index " + std::to_string(m) +
-                          " out of range for num=" + std::to_string(num));
+                          " out of range for num=" + std::to_string(num) +
+                          " (Darknet would read anchor values past the " +
+                          std::to_string(2 * num) + " it holds)");
       return {};
     }
   CHW out;
@@ -1395,7 +1404,7 @@ Importer::ImportedLayer Importer::importYolo(LayerSite &s) {
       create("qsim.yolo", s.loc, tensorType(out), s.in,
              {i64("classes", classes), i64("num", num),
               attr("mask", builder.getDenseI64ArrayAttr(maskV)),
-              attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
+              attr("anchors", builder.getDenseF32ArrayAttr(anchorsV)),
               f32("scale_x_y", scaleXY),
               attr("new_coords", builder.getBoolAttr(newCoords)),
               attr("nms_kind", NmsKindAttr::get(ctx, nms)),
@@ -1408,7 +1417,6 @@ Importer::ImportedLayer Importer::importRegion(LayerSite &s) {
   int64_t classes = r.getInt("classes", 20);
   int64_t num = r.getInt("num", 1);
   bool softmax = r.getInt("softmax", 0) != 0;
-  auto anchors = r.getFloatList("anchors");
   int64_t classfix = 0;
   if (readsKey(r, "classfix"))
     classfix = r.getInt("classfix", 0);
@@ -1423,11 +1431,9 @@ Importer::ImportedLayer Importer::importRegion(LayerSite &s) {
   }
   if (!r.ok() || !supported)
     return {};
-  if (!anchors || (int64_t)anchors->size() != 2 * num) {
-    r.error("anchors", "[region] needs 2 * num = " + std::to_string(2 * num) +
-                           " anchor values");
+  std::vector<float> anchors;
+  if (!readAnchors(r, num, "region", anchors))
     return {};
-  }
   if (opts.flavor == Flavor::AlexeyAB && coords != 4) {
     r.error("coords", "AlexeyAB's region layer needs coords=4");
     return {};
@@ -1441,7 +1447,7 @@ Importer::ImportedLayer Importer::importRegion(LayerSite &s) {
   return detectionHead(
       create("qsim.region", s.loc, tensorType(out), s.in,
              {i64("classes", classes), i64("coords", coords), i64("num", num),
-              attr("anchors", builder.getDenseF32ArrayAttr(*anchors)),
+              attr("anchors", builder.getDenseF32ArrayAttr(anchors)),
               attr("softmax", builder.getBoolAttr(softmax)),
               i64("classfix", classfix)}));
 }
@@ -1637,6 +1643,76 @@ Importer::ImportedLayer Importer::importReorgKind(
 
 Importer::ImportedLayer Importer::importLocalAvgPool(LayerSite &s) {
   return importPoolWindow(s, "qsim.local_avgpool");
+}
+
+bool Importer::readAnchors(SectionReader &r, int64_t num, StringRef kind,
+                           std::vector<float> &anchors) {
+  std::string numText = "num=" + std::to_string(num);
+  if (num < 1) {
+    r.error("num", "[" + kind.str() + "] needs num >= 1 (got " + numText + ")");
+    return false;
+  }
+  std::optional<std::vector<float>> given = r.getFloatList("anchors");
+  if (!r.ok())
+    return false;
+  if (!given) {
+    r.error("[" + kind.str() +
+            "] needs 'anchors=' (Darknet would use 0.5 for each)");
+    return false;
+  }
+  // Darknet allocates 2*num values set to 0.5 (make_yolo_layer,
+  // make_region_layer) before parsing, so a missing value is 0.5: padding
+  // to 2*num must fit the memory limit like any other array.
+  uint64_t needed = 2 * (uint64_t)num;
+  if (needed > (opts.maxMemoryMB << 20) / sizeof(float)) {
+    r.error("num", numText + " needs " + std::to_string(needed) +
+                       " anchor values (" + bytesText((int64_t)needed) +
+                       ", limit " + std::to_string(opts.maxMemoryMB) +
+                       " MB, --max-memory-mb)");
+    return false;
+  }
+  size_t count = given->size();
+  std::string countText = "'anchors' has " + std::to_string(count) +
+                          " values but " + numText + " uses " +
+                          std::to_string(needed);
+  anchors = std::move(*given);
+  if (count > needed) {
+    // AlexeyAB stops at 2*num; pjreddie writes every value into the 2*num
+    // array, past its end.
+    if (opts.flavor == Flavor::PJReddie) {
+      r.error("anchors", countText +
+                             ": pjreddie's Darknet would write the extra "
+                             "values past its anchor array");
+      return false;
+    }
+    r.warning("anchors", countText + ": the first " + std::to_string(needed) +
+                             " are used and the last " +
+                             std::to_string(count - needed) +
+                             " ignored, as Darknet does");
+    anchors.resize(needed);
+  } else if (count < needed) {
+    // A trailing comma is one more (empty) item to Darknet, which atof reads
+    // as 0 (getFloatList drops it).
+    std::string used;
+    if (StringRef(r.getString("anchors", "")).ends_with(",")) {
+      used = "value " + std::to_string(anchors.size()) +
+             " (0-based) is 0 (Darknet reads the empty item after the last "
+             "',' as 0)";
+      anchors.push_back(0.0f);
+    }
+    if (anchors.size() < needed) {
+      size_t first = anchors.size();
+      std::string range =
+          needed - first == 1
+              ? "value " + std::to_string(first) + " (0-based) takes"
+              : "values " + std::to_string(first) + ".." +
+                    std::to_string(needed - 1) + " (0-based) take";
+      used += (used.empty() ? "" : "; ") + range + " Darknet's default 0.5";
+    }
+    anchors.resize(needed, 0.5f);
+    r.warning("anchors", countText + ": " + used + ", as in Darknet");
+  }
+  return true;
 }
 
 bool Importer::readMaskAnchors(SectionReader &r, int64_t num,

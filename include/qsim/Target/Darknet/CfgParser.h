@@ -56,8 +56,7 @@ bool lexCfg(llvm::StringRef text, std::vector<CfgSection> &sections,
 /// line; `ok()` tells whether any getter failed.
 class SectionReader {
 public:
-  SectionReader(CfgSection &section, std::string layerLabel,
-                CfgDiagFn diag)
+  SectionReader(CfgSection &section, std::string layerLabel, CfgDiagFn diag)
       : section(section), label(std::move(layerLabel)), diag(std::move(diag)) {}
 
   bool has(llvm::StringRef key) const;
@@ -89,6 +88,11 @@ private:
 /// Keys Darknet reads for a section type (inference and training keys, both
 /// flavours and yolo2_light); empty for unknown section types.
 llvm::ArrayRef<llvm::StringRef> getKnownKeys(llvm::StringRef sectionType);
+
+/// Whether `key` is one of the few keys that cfgs of Darknet's own zoo write
+/// in a `sectionType` section although Darknet does not read them (Darknet
+/// prints "Unused field" and ignores them).
+bool isKeyDarknetIgnores(llvm::StringRef sectionType, llvm::StringRef key);
 
 /// The closest known key to `key` (for "did you mean"), or "".
 std::string suggestKey(llvm::StringRef sectionType, llvm::StringRef key);
