@@ -147,7 +147,11 @@ void followTraining(StudioServer::Impl &s, int64_t id, int64_t user, int fd,
 json trainResult(const json &args, const TrainFollow &follow, bool stopped) {
   json curve = json::array();
   size_t n = follow.losses.size();
-  size_t stride = (n + kMaxCurvePoints - 1) / kMaxCurvePoints;
+  // Past kMaxCurvePoints: every stride-th step and the last one, at most
+  // kMaxCurvePoints in all.
+  size_t stride = n <= kMaxCurvePoints
+                      ? 1
+                      : (n + kMaxCurvePoints - 2) / (kMaxCurvePoints - 1);
   for (size_t i = 0; i < n; ++i)
     if (i % std::max<size_t>(stride, 1) == 0 || i + 1 == n) {
       double loss = follow.losses[i].second;

@@ -131,6 +131,21 @@ inline int partialFiles(const std::string &dir) {
       commandOutput("find " + dir + " -name '.partial-*' | wc -l").c_str());
 }
 
+/// A training result's loss curve: one point per step up to the studio's
+/// 1000 points (a longer training is thinned), ending at the last step.
+inline void expectLossCurve(const json &result) {
+  int64_t done = result["steps_done"];
+  const json &curve = result["curve"];
+  if (done <= 1000) {
+    EXPECT_EQ(curve.size(), static_cast<size_t>(done));
+  } else {
+    EXPECT_LE(curve.size(), 1000u);
+    EXPECT_GE(curve.size(), 500u);
+  }
+  ASSERT_FALSE(curve.empty());
+  EXPECT_EQ(curve.back()[0], done) << "the last step is always kept";
+}
+
 struct Browser {
   httplib::Client *http;
   std::string cookie, csrf;
