@@ -289,6 +289,13 @@ float diou(const Box &a, const Box &b, double beta) {
   return iou - u;
 }
 
+/// diou(a, b, beta) > thresh without the pow() where the IoU alone decides:
+/// DIoU is the IoU minus a non-negative penalty (or the IoU itself), so an
+/// IoU not above `thresh` cannot give a DIoU above it (NaN fails both).
+bool diouAbove(const Box &a, const Box &b, double beta, float thresh) {
+  return boxIou(a, b) > thresh && diou(a, b, beta) > thresh;
+}
+
 float overlap(float x1, float w1, float x2, float w2) {
   float l1 = x1 - w1 / 2;
   float l2 = x2 - w2 / 2;
@@ -497,13 +504,13 @@ void qsim::rt::diouNmsSort(std::vector<Detection> &dets, int classes,
   case NmsKind::Greedy:
     // box_diou: the exponent is the double literal 0.6, not beta_nms.
     nmsSkeleton(dets, classes, thresh, [thresh](const Box &a, const Box &b) {
-      return diou(a, b, 0.6) > thresh;
+      return diouAbove(a, b, 0.6, thresh);
     });
     return;
   case NmsKind::DIoU:
     nmsSkeleton(dets, classes, thresh,
                 [thresh, beta](const Box &a, const Box &b) {
-                  return diou(a, b, beta) > thresh;
+                  return diouAbove(a, b, beta, thresh);
                 });
     return;
   case NmsKind::Corners:
