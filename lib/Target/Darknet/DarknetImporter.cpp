@@ -425,8 +425,10 @@ private:
   /// deviation reported as a warning. `kind` names the section.
   bool readAnchors(SectionReader &r, int64_t num, StringRef kind,
                    std::vector<float> &anchors);
-  /// mask= (default 0..num-1) and anchors= (2*num values) of a yolo head.
-  bool readMaskAnchors(SectionReader &r, int64_t num,
+  /// mask= (default 0..num-1, each index below num) and anchors= (as
+  /// readAnchors) of a [yolo] or [Gaussian_yolo] head: AlexeyAB's
+  /// parse_yolo and parse_gaussian_yolo read them alike.
+  bool readMaskAnchors(SectionReader &r, int64_t num, StringRef kind,
                        std::vector<int64_t> &mask, std::vector<float> &anchors);
   /// A softmax tree (YOLO9000): refused, naming the tree file and whether
   /// it was found.
@@ -1353,7 +1355,6 @@ Importer::ImportedLayer Importer::importYolo(LayerSite &s) {
   SectionReader &r = s.r;
   int64_t classes = r.getInt("classes", 20);
   int64_t num = r.getInt("num", 1);
-  auto mask = r.getIntList("mask");
   float scaleXY = 1.0f, betaNms = 0.6f;
   bool newCoords = false;
   NmsKind nms = NmsKind::default_nms;
@@ -1375,25 +1376,9 @@ Importer::ImportedLayer Importer::importYolo(LayerSite &s) {
   if (!r.ok())
     return {};
   std::vector<int64_t> maskV;
-  if (mask)
-    maskV = *mask;
-  else
-    for (int64_t i = 0; i < num; ++i)
-      maskV.push_back(i);
   std::vector<float> anchorsV;
-  if (!readAnchors(r, num, "yolo", anchorsV))
+  if (!readMaskAnchors(r, num, "yolo", maskV, anchorsV))
     return {};
-  for (int64_t m : maskV)
-    if (m < 0 || m >= num) {
-      // Darknet indexes its 2*num anchor values with the mask unchecked: an
-      // index past them reads beyond the array (undefined, whatever the
-      // anchors= line holds).
-      r.error("mask", "mask index " + std::to_string(m) +
-                          " out of range for num=" + std::to_string(num) +
-                          " (Darknet would read anchor values past the " +
-                          std::to_string(2 * num) + " it holds)");
-      return {};
-    }
   CHW out;
   std::string err;
   if (!shapes::yolo(s.inShape, classes, maskV.size(), out, err)) {
@@ -1715,11 +1700,10 @@ bool Importer::readAnchors(SectionReader &r, int64_t num, StringRef kind,
   return true;
 }
 
-bool Importer::readMaskAnchors(SectionReader &r, int64_t num,
+bool Importer::readMaskAnchors(SectionReader &r, int64_t num, StringRef kind,
                                std::vector<int64_t> &mask,
                                std::vector<float> &anchors) {
   auto maskList = r.getIntList("mask");
-  auto anchorList = r.getFloatList("anchors");
   if (!r.ok())
     return false;
   if (maskList)
@@ -1727,16 +1711,17 @@ bool Importer::readMaskAnchors(SectionReader &r, int64_t num,
   else
     for (int64_t i = 0; i < num; ++i)
       mask.push_back(i);
-  if (!anchorList || (int64_t)anchorList->size() != 2 * num) {
-    r.error("anchors",
-            "'anchors' needs 2 * num = " + std::to_string(2 * num) + " values");
+  if (!readAnchors(r, num, kind, anchors))
     return false;
-  }
-  anchors = *anchorList;
   for (int64_t m : mask)
     if (m < 0 || m >= num) {
+      // Darknet indexes its 2*num anchor values with the mask unchecked: an
+      // index past them reads beyond the array (undefined, whatever the
+      // anchors= line holds).
       r.error("mask", "mask index " + std::to_string(m) +
-                          " out of range for num=" + std::to_string(num));
+                          " out of range for num=" + std::to_string(num) +
+                          " (Darknet would read anchor values past the " +
+                          std::to_string(2 * num) + " it holds)");
       return false;
     }
   return true;
@@ -1751,7 +1736,8 @@ Importer::ImportedLayer Importer::importGaussianYolo(LayerSite &s) {
       rejectUnless(r, "new_coords", 0, "new_coords in [Gaussian_yolo]");
   std::vector<int64_t> mask;
   std::vector<float> anchors;
-  if (!r.ok() || !supported || !readMaskAnchors(r, num, mask, anchors))
+  if (!r.ok() || !supported ||
+      !readMaskAnchors(r, num, "Gaussian_yolo", mask, anchors))
     return {};
   int64_t expected = (int64_t)mask.size() * (9 + classes);
   if (classes < 0 || s.inShape.c != expected) {
