@@ -128,7 +128,9 @@ public:
     stamp.assign(total, 0);
   }
 
+  /// Forgets the kept boxes (for the next class).
   void clear() {
+    all.clear();
     for (size_t c : touched)
       cells[c].clear();
     touched.clear();
@@ -180,10 +182,6 @@ public:
       }
   }
 
-  /// Kept boxes in the order they were kept (cleared per class by the
-  /// caller through clear()).
-  std::vector<int> all;
-
 private:
   /// The cells an extent covers; false for extents that are irregular or
   /// cover too many cells to index (they are tested against everything).
@@ -209,6 +207,8 @@ private:
   std::vector<std::vector<int>> cells;
   std::vector<size_t> touched;
   std::vector<int> unindexed;
+  /// Every kept box, in the order kept.
+  std::vector<int> all;
   std::vector<uint32_t> stamp;
   uint32_t generation = 0;
 };
@@ -259,7 +259,6 @@ void nmsSkeleton(std::vector<Detection> &dets, int classes, float thresh,
       continue;
     }
     kept->clear();
-    kept->all.clear();
     for (int i = 0; i < total; ++i) {
       if (probAt(dets[i], c) == 0)
         continue; // suppressed boxes do not suppress

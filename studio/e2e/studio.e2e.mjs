@@ -163,14 +163,7 @@ async function documentRealModels(page, fullShot, expectNotice, upload) {
     await page.click('a[href="#files"]');
     await upload('models', [prunedModel]);
     await page.click('a[href="#train"]');
-    await page.selectOption('#t-student', 'models/yolov3-tiny-aix2022-pruned30.mlirbc');
-    await page.selectOption('#t-teacher', aix);
-    await page.selectOption('#t-images', 'calib');
-    await page.fill('#t-steps', '30');
-    await page.fill('#t-batch', '2');
-    await page.fill('#t-lr', '0.0001');
-    await page.fill('#t-output', 'models/yolov3-tiny-aix2022-pruned30-trained.mlirbc');
-    await page.click('#t-start');
+    await startTraining(page, { student: 'models/yolov3-tiny-aix2022-pruned30.mlirbc', teacher: aix, images: 'calib', steps: 30, lr: '0.0001', output: 'models/yolov3-tiny-aix2022-pruned30-trained.mlirbc' });
     await page.waitForFunction(() => /job \d+ done: step 30\/30 · loss/.test(document.getElementById('t-status').textContent), null, { timeout: 300000 });
     assert.equal(await page.locator('#t-curve circle').count(), 30, 'one point per step on the loss curve');
     await shot(page, 'docs-train');
@@ -180,19 +173,25 @@ async function documentRealModels(page, fullShot, expectNotice, upload) {
   await shot(page, 'docs-jobs');
 }
 
+// Fills the Training form (batch 2) and starts it; `output` only when given.
+async function startTraining(page, { student, teacher, images, steps, lr, output }) {
+  await page.selectOption('#t-student', student);
+  await page.selectOption('#t-teacher', teacher);
+  await page.selectOption('#t-images', images);
+  await page.fill('#t-steps', String(steps));
+  await page.fill('#t-batch', '2');
+  await page.fill('#t-lr', lr);
+  if (output) await page.fill('#t-output', output);
+  await page.click('#t-start');
+}
+
 // The Training view on the small detector: a short training to its end,
 // a long one stopped (its model kept), both still there after a reload.
 async function train(page, upload, expectNotice) {
   await page.click('a[href="#files"]');
   await upload('models', students);
   await page.click('a[href="#train"]');
-  await page.selectOption('#t-student', 'models/student.mlirbc');
-  await page.selectOption('#t-teacher', 'models/teacher.mlirbc');
-  await page.selectOption('#t-images', 'images');
-  await page.fill('#t-steps', '8');
-  await page.fill('#t-batch', '2');
-  await page.fill('#t-lr', '0.001');
-  await page.click('#t-start');
+  await startTraining(page, { student: 'models/student.mlirbc', teacher: 'models/teacher.mlirbc', images: 'images', steps: 8, lr: '0.001' });
   await page.waitForFunction(() => /job \d+ done: step 8\/8 · loss/.test(document.getElementById('t-status').textContent));
   assert.equal(await page.locator('#t-model').innerText(), 'models/student-trained.mlirbc');
   assert.equal(await page.locator('#t-curve circle').count(), 8, 'one point per step on the loss curve');

@@ -525,32 +525,15 @@ TEST_F(StudioApiTest, AugmentsAnImageIntoFive) {
 TEST_F(StudioApiTest, StreamsJobEvents) {
   startServer(defaultConfig());
   Browser alice = userWithModel("alice");
-  std::string received;
-  std::atomic<bool> sawEnd{false};
-  httplib::Client events("127.0.0.1", port);
-  events.set_read_timeout(60, 0);
-  std::thread reader([&] {
-    // From the user's first event on, however late this connects.
-    httplib::Headers h = alice.headers(false);
-    h.emplace("Last-Event-ID", "0");
-    events.Get("/api/events", h, [&](const char *data, size_t n) {
-      received.append(data, n);
-      if (received.find("\"status\":\"done\"") != std::string::npos)
-        sawEnd = true;
-      return !sawEnd;
-    });
-  });
+  // From the user's first event on, however late this connects.
+  JobEventStream events(port, alice, {"\"status\":\"done\""}, 60);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   auto r = alice.post("/api/jobs/inference", {{"model", "models/tiny.mlirbc"},
                                               {"image", "images/a.ppm"}});
   ASSERT_EQ(r->status, 202);
   alice.waitJob(json::parse(r->body)["job"]);
-  for (int i = 0; i < 100 && !sawEnd; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (!sawEnd)
-    events.stop();
-  reader.join();
-  EXPECT_TRUE(sawEnd) << received;
+  const std::string &received = events.finish();
+  EXPECT_TRUE(events.sawEnd()) << received;
   EXPECT_NE(received.find("event: progress"), std::string::npos);
   EXPECT_NE(received.find("\"total\":22"), std::string::npos);
 }

@@ -130,31 +130,15 @@ TEST_F(StudioSlurmTest, TrainingRunsAsABatchJobWithProgress) {
   Browser alice = userWithStudent("alice");
   writeFile(slurmDir + "/pending-seconds", "3");
   writeFile(slurmDir + "/running-seconds", "1");
-  std::string received;
-  std::atomic<bool> sawEnd{false};
-  httplib::Client events("127.0.0.1", port);
-  events.set_read_timeout(120, 0);
-  std::thread reader([&] {
-    httplib::Headers h = alice.headers(false);
-    h.emplace("Last-Event-ID", "0");
-    events.Get("/api/events", h, [&](const char *data, size_t n) {
-      received.append(data, n);
-      sawEnd = received.find("\"status\":\"done\"") != std::string::npos ||
-               received.find("\"status\":\"failed\"") != std::string::npos;
-      return !sawEnd;
-    });
-  });
+  JobEventStream events(port, alice,
+                        {"\"status\":\"done\"", "\"status\":\"failed\""});
   auto r = alice.post("/api/jobs/train", trainRequest(4));
   ASSERT_EQ(r->status, 202) << r->body;
   int64_t id = json::parse(r->body)["job"];
   EXPECT_EQ(alice.getJson("/api/jobs/" + std::to_string(id))["status"],
             "queued");
   json job = alice.waitJob(id);
-  for (int i = 0; i < 100 && !sawEnd; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (!sawEnd)
-    events.stop();
-  reader.join();
+  const std::string &received = events.finish();
   std::string log = jobLog(alice, id);
   ASSERT_EQ(job["status"], "done") << job.dump() << log;
   // Through sbatch, with the job's limits; the job script runs qsim-train.

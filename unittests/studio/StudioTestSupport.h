@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -195,6 +196,50 @@ struct Browser {
     ADD_FAILURE() << "job " << id << " did not end";
     return json();
   }
+};
+
+/// The user's server-sent events from the first one on, read on a thread
+/// until an event says a job ended (`endMarks`, e.g. "\"status\":\"done\"").
+class JobEventStream {
+public:
+  JobEventStream(int port, const Browser &b, std::vector<std::string> endMarks,
+                 int timeoutSeconds = 120)
+      : events("127.0.0.1", port), marks(std::move(endMarks)) {
+    events.set_read_timeout(timeoutSeconds, 0);
+    httplib::Headers h = b.headers(false);
+    h.emplace("Last-Event-ID", "0");
+    reader = std::thread([this, h] {
+      events.Get("/api/events", h, [this](const char *data, size_t n) {
+        received.append(data, n);
+        for (const std::string &m : marks)
+          if (received.find(m) != std::string::npos)
+            ended = true;
+        return !ended;
+      });
+    });
+  }
+  ~JobEventStream() { finish(); }
+
+  /// Waits up to 5 s for the end event, then closes the stream; the text
+  /// read (complete once this returned).
+  const std::string &finish() {
+    if (reader.joinable()) {
+      for (int i = 0; i < 100 && !ended; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (!ended)
+        events.stop();
+      reader.join();
+    }
+    return received;
+  }
+  bool sawEnd() const { return ended; }
+
+private:
+  httplib::Client events;
+  std::vector<std::string> marks;
+  std::string received;
+  std::atomic<bool> ended{false};
+  std::thread reader;
 };
 
 class StudioApiTest : public ::testing::Test {

@@ -36,28 +36,12 @@ protected:
 TEST_F(StudioTrainTest, TrainsWithProgressEventsAndKeepsTheCurve) {
   startServer(trainConfig());
   Browser alice = userWithStudent("alice");
-  std::string received;
-  std::atomic<bool> sawEnd{false};
-  httplib::Client events("127.0.0.1", port);
-  events.set_read_timeout(120, 0);
-  std::thread reader([&] {
-    httplib::Headers h = alice.headers(false);
-    h.emplace("Last-Event-ID", "0");
-    events.Get("/api/events", h, [&](const char *data, size_t n) {
-      received.append(data, n);
-      sawEnd = received.find("\"status\":\"done\"") != std::string::npos;
-      return !sawEnd;
-    });
-  });
+  JobEventStream events(port, alice, {"\"status\":\"done\""});
   auto r = alice.post("/api/jobs/train", trainRequest(6));
   ASSERT_EQ(r->status, 202) << r->body;
   int64_t id = json::parse(r->body)["job"];
   json job = alice.waitJob(id);
-  for (int i = 0; i < 100 && !sawEnd; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (!sawEnd)
-    events.stop();
-  reader.join();
+  const std::string &received = events.finish();
   ASSERT_EQ(job["status"], "done") << job.dump();
   const json &result = job["result"];
   EXPECT_EQ(result["model"], "models/student-trained.mlirbc");

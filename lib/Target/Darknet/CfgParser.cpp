@@ -312,6 +312,21 @@ std::optional<std::vector<float>> SectionReader::getFloatList(StringRef key) {
 
 // The keys Darknet's parsers read per section (inference and training keys,
 // both flavours and yolo2_light), space-separated.
+/// The keys AlexeyAB's parse_yolo and parse_gaussian_yolo read alike.
+static constexpr const char *kYoloHeadKeys =
+    "classes num mask anchors scale_x_y new_coords nms_kind "
+    "beta_nms jitter ignore_thresh truth_thresh iou_thresh random "
+    "resize iou_loss iou_normalizer cls_normalizer obj_normalizer "
+    "max_delta max label_smooth_eps counters_per_class focal_loss "
+    "objectness_smooth track_history_size sim_thresh dets_for_track "
+    "dets_for_show track_ciou_norm embedding_layer map "
+    "uc_normalizer delta_normalizer stopbackward precision quantize";
+/// The keys parse_maxpool and parse_local_avgpool read alike.
+static constexpr const char *kPoolWindowKeys =
+    "size stride stride_x stride_y padding maxpool_depth "
+    "out_channels antialiasing train_only_bn stopbackward precision "
+    "quantize";
+
 static const std::pair<const char *, const char *> kSectionKeys[] = {
     {"net", "batch subdivisions width height channels inputs momentum decay "
             "angle saturation exposure hue learning_rate burn_in "
@@ -339,14 +354,8 @@ static const std::pair<const char *, const char *> kSectionKeys[] = {
     {"connected",
      "output activation batch_normalize learning_rate stopbackward "
      "dont_update burnin_update train precision quantize"},
-    {"maxpool",
-     "size stride stride_x stride_y padding maxpool_depth "
-     "out_channels antialiasing train_only_bn stopbackward precision "
-     "quantize"},
-    {"local_avgpool",
-     "size stride stride_x stride_y padding maxpool_depth "
-     "out_channels antialiasing train_only_bn stopbackward precision "
-     "quantize"},
+    {"maxpool", kPoolWindowKeys},
+    {"local_avgpool", kPoolWindowKeys},
     {"avgpool", "stopbackward precision quantize"},
     {"route", "layers groups group_id stopbackward precision quantize"},
     {"shortcut",
@@ -373,21 +382,8 @@ static const std::pair<const char *, const char *> kSectionKeys[] = {
                 "stopbackward precision quantize"},
     {"batchnorm", "stopbackward precision quantize"},
     {"activation", "activation stopbackward precision quantize"},
-    {"yolo", "classes num mask anchors scale_x_y new_coords nms_kind "
-             "beta_nms jitter ignore_thresh truth_thresh iou_thresh random "
-             "resize iou_loss iou_normalizer cls_normalizer obj_normalizer "
-             "max_delta max label_smooth_eps counters_per_class focal_loss "
-             "objectness_smooth track_history_size sim_thresh dets_for_track "
-             "dets_for_show track_ciou_norm embedding_layer map "
-             "uc_normalizer delta_normalizer stopbackward precision quantize"},
-    {"Gaussian_yolo",
-     "classes num mask anchors scale_x_y new_coords nms_kind "
-     "beta_nms jitter ignore_thresh truth_thresh iou_thresh random "
-     "resize iou_loss iou_normalizer cls_normalizer obj_normalizer "
-     "max_delta max label_smooth_eps counters_per_class focal_loss "
-     "objectness_smooth track_history_size sim_thresh dets_for_track "
-     "dets_for_show track_ciou_norm embedding_layer map "
-     "uc_normalizer delta_normalizer stopbackward precision quantize"},
+    {"yolo", kYoloHeadKeys},
+    {"Gaussian_yolo", kYoloHeadKeys},
     {"region", "coords classes num softmax anchors classfix background "
                "bias_match rescore thresh absolute object_scale noobject_scale "
                "class_scale coord_scale jitter random log sqrt max focal_loss "
