@@ -233,40 +233,60 @@ TEST(ChannelsLastInt8, RequantizationEqualsReferenceAtTheExtremes) {
 
 TEST(ChannelsLastInt8, UnsaturatedRequantizationEqualsReference) {
   // Accumulators within a known bound and biases that keep acc + bias in
-  // int32: the loop without the saturating add must agree with the
-  // reference, and the bound must be refused when a bias could overflow.
-  const int64_t C = 40, pixels = 203, bound = 9 * 64 * 128 * 255;
-  std::mt19937 gen(8);
-  std::uniform_int_distribution<int32_t> inBound(-bound, bound);
-  std::uniform_int_distribution<int32_t> bias(-5000000, 5000000);
-  std::vector<int32_t> acc(pixels * C);
-  for (size_t i = 0; i < acc.size(); ++i)
-    acc[i] = i % 13 == 0 ? (i % 2 ? bound : -bound) : inBound(gen);
-  for (Activation act : {Activation::linear, Activation::leaky})
-    for (int32_t baseShift : {38, 33}) {
-      ref::Requant q;
-      q.act = act;
-      q.zpOut = 5;
-      for (int64_t f = 0; f < C; ++f) {
-        q.bias.push_back(bias(gen));
-        q.mult.push_back({(int32_t)(1100000000 + f * 20000000),
-                          baseShift + (int32_t)(f % 4)});
-        q.negMult.push_back({1717986918, 36 + (int32_t)(f % 3)});
-      }
-      std::vector<int8_t> want(acc.size()), got(acc.size());
-      for (int64_t p = 0; p < pixels; ++p)
-        for (int64_t f = 0; f < C; ++f)
-          want[p * C + f] = q.apply(acc[p * C + f], f);
-      RequantTables t(q, C);
-      t.setAccumulatorBound(bound);
-      EXPECT_TRUE(t.biasAddCannotOverflow);
-      requantizeChannelsLastSerial(acc.data(), pixels, C, t, got.data());
-      EXPECT_EQ(want, got) << "activation " << (int)act;
-      q.bias[7] = INT32_MAX - bound + 1;
-      RequantTables overflowing(q, C);
-      overflowing.setAccumulatorBound(bound);
-      EXPECT_FALSE(overflowing.biasAddCannotOverflow);
-    }
+  // int32: the loops without the saturating add (and with a small bound the
+  // packed loop) must agree with the reference for every activation, channel
+  // count (rows of 64 values and tails), and shift (r = 0 included); the
+  // bounds must be refused when a bias could overflow.
+  for (bool edge : {false, true})
+    for (int64_t C : {40, 16, 255, 3})
+      for (Activation act : {Activation::linear, Activation::leaky,
+                             Activation::relu, Activation::relu6})
+        for (int32_t baseShift : {38, 33, 31}) {
+          std::mt19937 gen(8 + C + baseShift);
+          std::uniform_int_distribution<int32_t> bias(-5000000, 5000000);
+          ref::Requant q;
+          q.act = act;
+          q.zpOut = act == Activation::relu6 ? -20 : 5;
+          q.q6 = 70;
+          int64_t maxBias = 0;
+          for (int64_t f = 0; f < C; ++f) {
+            q.bias.push_back(bias(gen) + (f % 5 == 0 ? 1 << 20 : 0));
+            maxBias = std::max<int64_t>(maxBias, std::abs(q.bias.back()));
+            q.mult.push_back({(int32_t)(1100000000 + f * 3000000),
+                              baseShift + (int32_t)(f % 4)});
+            q.negMult.push_back(
+                {1717986918 - (int32_t)f * 1000, baseShift + (int32_t)(f % 3)});
+          }
+          // At the edge acc + bias just fits int32, h plus the rounding
+          // constant does not.
+          const int64_t bound =
+              edge ? INT32_MAX - maxBias : (int64_t)9 * 64 * 128 * 255;
+          const int64_t pixels = 203;
+          std::uniform_int_distribution<int32_t> inBound(-bound, bound);
+          std::uniform_int_distribution<int32_t> near(-300000, 300000);
+          std::vector<int32_t> acc(pixels * C);
+          for (size_t i = 0; i < acc.size(); ++i)
+            acc[i] = i % 13 == 0  ? (i % 2 ? bound : -bound)
+                     : i % 3 == 0 ? inBound(gen)
+                                  : near(gen);
+          std::vector<int8_t> want(acc.size()), got(acc.size());
+          for (int64_t p = 0; p < pixels; ++p)
+            for (int64_t f = 0; f < C; ++f)
+              want[p * C + f] = q.apply(acc[p * C + f], f);
+          RequantTables t(q, C);
+          t.setAccumulatorBound(bound);
+          EXPECT_TRUE(t.biasAddCannotOverflow);
+          EXPECT_EQ(t.roundingAddCannotOverflow, !edge);
+          requantizeChannelsLastSerial(acc.data(), pixels, C, t, got.data());
+          EXPECT_EQ(want, got)
+              << "activation " << (int)act << ", " << C << " channels, shift "
+              << baseShift << (edge ? ", at the edge" : "");
+          q.bias[C / 2] = INT32_MAX - bound + 1;
+          RequantTables overflowing(q, C);
+          overflowing.setAccumulatorBound(bound);
+          EXPECT_FALSE(overflowing.biasAddCannotOverflow);
+          EXPECT_FALSE(overflowing.roundingAddCannotOverflow);
+        }
 }
 
 //===----------------------------------------------------------------------===//

@@ -29,6 +29,15 @@ struct RequantTables {
   /// acc + bias never leaves int32 (setAccumulatorBound): the saturating
   /// add is a plain add.
   bool biasAddCannotOverflow = false;
+  /// The packed AVX-512 loop's tables: multipliers with each pair of
+  /// channels swapped (the odd lanes' multipliers where vpmuldq reads them),
+  /// and the rounding division's constant plus the zero point shifted up,
+  /// for x >= 0 (2^(r-1) + zp * 2^r) and x < 0 (the same minus 1 where
+  /// r > 0; a leaky layer's negative r).
+  std::vector<int32_t> multSwapped, roundUp, roundDown;
+  /// Multipliers below 1 and h + that constant within int32 for every
+  /// accumulator within the bound: the packed loop applies.
+  bool roundingAddCannotOverflow = false;
   RequantTables(const ref::Requant &r, int64_t channels);
   /// Records that |acc| <= maxAbs for every accumulator (e.g. K * 128 * 255
   /// for K int8 products of a weight and an input minus its zero point).
