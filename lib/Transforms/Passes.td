@@ -140,6 +140,8 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
              clEnumValN(::qsim::Precision::Int8, "int8", "affine int8"))}]>,
     ListOption<"int8Layers", "int8", "std::string",
                "Layers in int8 (indices, ranges 3-9, topN)">,
+    ListOption<"w8a16Layers", "w8a16", "std::string",
+               "Layers in W8A16 (int8 weights, int16 activations)">,
     ListOption<"fp16Layers", "fp16", "std::string", "Layers in fp16">,
     ListOption<"fp32Layers", "fp32", "std::string", "Layers in fp32">,
     Option<"preset", "preset", "::qsim::quantization::PrecisionPreset",
@@ -167,6 +169,15 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
            "auto: YOLO label directory for the mAP check">,
     Option<"maxImages", "max-images", "int", "16",
            "auto: images used per measurement">,
+    ListOption<"searchPrecisions", "precisions", "std::string",
+               "auto: precisions a layer may get besides fp32, tried fastest "
+               "first (int8, w8a16, fp16; default all three)">,
+    ListOption<"costs", "costs", "std::string",
+               "auto: compare the candidate plans by this cost per MAC "
+               "(precision:cost, e.g. int8:1,w8a16:2,fp16:3,fp32:4) instead "
+               "of timing them">,
+    Option<"timeRuns", "time-runs", "int", "5",
+           "auto: forward runs per candidate plan when timing (median)">,
     Option<"evalShards", "eval-shards", "int", "0",
            "auto: evaluate each candidate's mAP by N sharded qsim-run "
            "processes (0: in this process)">,
