@@ -100,7 +100,7 @@ def CalibratePass : Pass<"qsim-calibrate", "mlir::ModuleOp"> {
 }
 
 def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
-  let summary = "Choose a precision (fp32, fp16, int8) per layer";
+  let summary = "Choose a precision (fp32, fp16, int8, w8a16) per layer";
   let description = [{
     Writes `qsim.precision` and `qsim.precision_reason` on every layer.
     Layers are Darknet indices; lists accept ranges (`3-9`). Explicit lists
@@ -112,14 +112,24 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
     without an int8 form is an error naming it; presets keep such layers in
     fp32 with a remark.
 
+    `w8a16=LIST` plans int8 weights with int16 activations (what
+    --qsim-quantize's int16-layers does) for layers with a W8A16 form.
+
     `auto`: mixed-precision search. Every quantizable layer's sensitivity is
-    measured (SQNR of the model's final outputs with only that layer int8,
-    on the calibration images, which must already be recorded by
-    --qsim-calibrate), then layers are put in int8 greedily, most MACs per dB
-    lost first, while the whole model's output SQNR stays above `min-sqnr`
-    (and, with `labels`, its mAP@0.5 within `max-map-drop` points of fp32)
-    or until `budget` (the fraction of the MACs that may stay in float) is
-    reached. Prints the table of what it chose and why. With `eval-shards=N
+    measured (SQNR of the model's final outputs with only that layer in its
+    fastest form, on the calibration images, which must already be recorded
+    by --qsim-calibrate), then, most MACs per dB lost first, each layer
+    takes the fastest of `precisions` (int8, then w8a16, then fp16) with
+    which the whole model's output SQNR stays above `min-sqnr` (and, with
+    `labels`, its mAP@0.5 within `max-map-drop` points of fp32), else stays
+    fp32, until `budget` (the fraction of the MACs that may stay in float)
+    is reached. Then the greedy plan and its alternatives (each w8a16/fp16
+    layer back in fp32, and all of them) that still meet the bounds are
+    compared: by forward time in the interpreter (median of `time-runs`
+    interleaved runs on one image; another plan must be 3 % faster to
+    replace the greedy one), or by `costs` (per MAC, per precision); the
+    cheapest is kept. Prints the table of what each layer got and why it
+    was kept higher, and the candidate plans' times. With `eval-shards=N
     eval-workdir=DIR` every mAP check runs as N sharded qsim-run processes
     (`eval-executor=slurm`: one Slurm job array per candidate) whose merged
     mAP equals the in-process one, so the decisions are the same
@@ -128,6 +138,7 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
     ```
     qsim-opt m.mlirbc --qsim-assign-precision="preset=hybrid int8=7"
     qsim-opt m.mlirbc --qsim-assign-precision="auto min-sqnr=20 images=calib/"
+    qsim-opt m.mlirbc --qsim-assign-precision="auto min-sqnr=30 images=calib/ costs=int8:1,w8a16:2,fp16:2,fp32:4"
     ```
   }];
   let options = [
