@@ -712,6 +712,9 @@ LogicalResult Guideline::stepMixedInt8(ModuleOp calibrated,
                                        const std::string &allInt8Violation) {
   OwningOpRef<ModuleOp> planned = calibrated.clone();
   quantization::SearchOptions so;
+  // G3 is the int8 step (and code generation keeps 8-bit): W8A16 and fp16
+  // are not its to choose.
+  so.precisions = {Precision::Int8};
   so.minSqnr = sqnrFloor;
   so.images = o.calibDir;
   so.maxImages = o.fidelityImages;

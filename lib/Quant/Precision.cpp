@@ -1,6 +1,7 @@
 //===- Precision.cpp - per-layer precision plans -------------------------===//
 
 #include "qsim/Quant/Precision.h"
+#include "qsim/Quant/Quantizer.h"
 
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/StringExtras.h"
@@ -81,20 +82,24 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
   auto layers = getLayers(getMainFunc(module));
   if (failed(layers))
     return failure();
-  std::set<int64_t> int8, fp16, fp32;
+  std::set<int64_t> int8, w8a16, fp16, fp32;
   std::string error;
   if (!parseLayerList(plan.int8, module, int8, error) ||
+      !parseLayerList(plan.w8a16, module, w8a16, error) ||
       !parseLayerList(plan.fp16, module, fp16, error) ||
       !parseLayerList(plan.fp32, module, fp32, error))
     return module.emitError() << error;
   int64_t n = layers->size();
-  for (const auto *set : {&int8, &fp16, &fp32})
+  for (const auto *set : {&int8, &w8a16, &fp16, &fp32})
     for (int64_t i : *set)
       if (i >= n)
         return module.emitError()
                << "layer " << i << " does not exist (the model has " << n
                << " layers)";
   for (int64_t i : int8)
+    if (w8a16.count(i) || fp16.count(i) || fp32.count(i))
+      return module.emitError() << "layer " << i << " is given two precisions";
+  for (int64_t i : w8a16)
     if (fp16.count(i) || fp32.count(i))
       return module.emitError() << "layer " << i << " is given two precisions";
   for (int64_t i : fp16)
@@ -124,6 +129,15 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
     std::string want, reason;
     if (int8.count(l.index)) {
       want = "int8";
+      reason = "explicit";
+    } else if (w8a16.count(l.index)) {
+      if (!hasInt8Form(l) || !hasInt16Form(l))
+        return l.head->emitError()
+               << describeLayer(l.head)
+               << ": has no W8A16 form (int16 activations are for "
+                  "convolutional, connected, maxpool, upsample and dropout "
+                  "layers)";
+      want = "w8a16";
       reason = "explicit";
     } else if (fp16.count(l.index)) {
       want = "fp16";

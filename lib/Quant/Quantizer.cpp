@@ -14,6 +14,15 @@ using namespace mlir;
 using namespace qsim;
 using namespace qsim::quantization;
 
+bool qsim::quantization::hasInt16Form(const Layer &layer) {
+  Operation *op = layer.head;
+  if (isa<Conv2DOp, ConnectedOp, MaxPoolOp, DropoutOp>(op))
+    return true;
+  if (auto up = dyn_cast<UpsampleOp>(op))
+    return up.hasInt8Form();
+  return false;
+}
+
 namespace {
 
 enum class Kind { F32, F16, I8, I16 };
@@ -27,14 +36,11 @@ Kind kindOf(Value v) {
 
 bool isInteger(Kind k) { return k == Kind::I8 || k == Kind::I16; }
 
-/// Whether a layer planned int8 can take int16 activations instead.
-bool hasInt16Form(const Layer &layer) {
-  Operation *op = layer.head;
-  if (isa<Conv2DOp, ConnectedOp, MaxPoolOp, DropoutOp>(op))
-    return true;
-  if (auto up = dyn_cast<UpsampleOp>(op))
-    return up.hasInt8Form();
-  return false;
+/// The plan as the quantizer reads it: a W8A16 layer is an int8 layer
+/// whose activations are int16 (it is in the int16 set, see run()).
+std::string planOf(const Layer &layer) {
+  std::string p = getAssignedPrecision(layer);
+  return p == "w8a16" ? "int8" : p;
 }
 
 std::vector<int32_t> multipliers(const std::vector<rt::FixedPoint> &fps,
@@ -362,7 +368,7 @@ void Quantizer::unifyRouteRanges(const std::vector<Layer> &layers) {
   // routes take the union.
   llvm::DenseMap<Operation *, std::string> precisionOf;
   for (const Layer &l : layers)
-    precisionOf[l.head] = getAssignedPrecision(l);
+    precisionOf[l.head] = planOf(l);
   for (const Layer &l : layers) {
     auto route = dyn_cast<RouteOp>(l.head);
     if (!route || precisionOf[l.head] != "int8" || route.getGroups() != 1 ||
@@ -439,14 +445,27 @@ LogicalResult Quantizer::run() {
              << "int16-layers: layer " << i << " does not exist (the model has "
              << layers->size() << " layers)";
     const Layer &l = (*layers)[i];
-    if (getAssignedPrecision(l) != "int8")
+    if (planOf(l) != "int8")
       return l.head->emitError()
              << describeLayer(l.head) << ": int16 activations (W8A16) need a "
              << "layer planned int8, not " << getAssignedPrecision(l);
   }
+  // A layer planned w8a16 is quantized exactly as int16-layers would: the
+  // plan written by --qsim-assign-precision (auto, w8a16=, or a cfg's
+  // precision=w8a16) and the option mean the same thing.
+  for (const Layer &l : *layers)
+    if (getAssignedPrecision(l) == "w8a16") {
+      if (!hasInt16Form(l))
+        return l.head->emitError()
+               << describeLayer(l.head)
+               << ": planned w8a16 but has no W8A16 form (int16 activations "
+                  "are for convolutional, connected, maxpool, upsample and "
+                  "dropout layers)";
+      opts.int16Layers.insert(l.index);
+    }
   unifyRouteRanges(*layers);
   for (const Layer &l : *layers)
-    if (failed(quantizeLayer(l, getAssignedPrecision(l))))
+    if (failed(quantizeLayer(l, planOf(l))))
       return failure();
   // The function keeps f32 results.
   auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());

@@ -22,6 +22,7 @@ struct AssignPrecisionPass
     plan.defaultPrecision = defaultPrecision;
     plan.preset = preset;
     plan.int8.assign(int8Layers.begin(), int8Layers.end());
+    plan.w8a16.assign(w8a16Layers.begin(), w8a16Layers.end());
     plan.fp16.assign(fp16Layers.begin(), fp16Layers.end());
     plan.fp32.assign(fp32Layers.begin(), fp32Layers.end());
     if (failed(quantization::assignPrecision(module, plan)))
@@ -35,7 +36,26 @@ struct AssignPrecisionPass
     s.images = images;
     s.labels = labels;
     s.maxImages = maxImages;
+    s.timeRuns = timeRuns;
     std::string error;
+    if (!searchPrecisions.empty() &&
+        !quantization::parseSearchPrecisions(searchPrecisions, s.precisions,
+                                             error)) {
+      module.emitError() << "--qsim-assign-precision auto: " << error;
+      return signalPassFailure();
+    }
+    std::vector<Precision> priced = s.precisions;
+    priced.push_back(Precision::FP32);
+    if (!costs.empty() &&
+        !quantization::parsePrecisionCosts(costs, priced, s.costs, error)) {
+      module.emitError() << "--qsim-assign-precision auto: " << error;
+      return signalPassFailure();
+    }
+    if (timeRuns < 1) {
+      module.emitError() << "--qsim-assign-precision auto: time-runs must be "
+                            "at least 1";
+      return signalPassFailure();
+    }
     if (!eval::parseShardedEvalOptions(evalShards, evalExecutor, evalWorkdir,
                                        s.evaluation, error)) {
       module.emitError() << "--qsim-assign-precision: " << error;
@@ -51,7 +71,7 @@ struct AssignPrecisionPass
     return preset == PrecisionPreset::AllInt8 ||
            preset == PrecisionPreset::Hybrid ||
            defaultPrecision == Precision::Int8 || !int8Layers.empty() ||
-           autoSearch;
+           !w8a16Layers.empty() || autoSearch;
   }
 };
 } // namespace

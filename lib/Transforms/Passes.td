@@ -100,7 +100,7 @@ def CalibratePass : Pass<"qsim-calibrate", "mlir::ModuleOp"> {
 }
 
 def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
-  let summary = "Choose a precision (fp32, fp16, int8) per layer";
+  let summary = "Choose a precision (fp32, fp16, int8, w8a16) per layer";
   let description = [{
     Writes `qsim.precision` and `qsim.precision_reason` on every layer.
     Layers are Darknet indices; lists accept ranges (`3-9`). Explicit lists
@@ -112,14 +112,24 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
     without an int8 form is an error naming it; presets keep such layers in
     fp32 with a remark.
 
+    `w8a16=LIST` plans int8 weights with int16 activations (what
+    --qsim-quantize's int16-layers does) for layers with a W8A16 form.
+
     `auto`: mixed-precision search. Every quantizable layer's sensitivity is
-    measured (SQNR of the model's final outputs with only that layer int8,
-    on the calibration images, which must already be recorded by
-    --qsim-calibrate), then layers are put in int8 greedily, most MACs per dB
-    lost first, while the whole model's output SQNR stays above `min-sqnr`
-    (and, with `labels`, its mAP@0.5 within `max-map-drop` points of fp32)
-    or until `budget` (the fraction of the MACs that may stay in float) is
-    reached. Prints the table of what it chose and why. With `eval-shards=N
+    measured (SQNR of the model's final outputs with only that layer in its
+    fastest form, on the calibration images, which must already be recorded
+    by --qsim-calibrate), then, most MACs per dB lost first, each layer
+    takes the fastest of `precisions` (int8, then w8a16, then fp16) with
+    which the whole model's output SQNR stays above `min-sqnr` (and, with
+    `labels`, its mAP@0.5 within `max-map-drop` points of fp32), else stays
+    fp32, until `budget` (the fraction of the MACs that may stay in float)
+    is reached. Then the greedy plan and its alternatives (each w8a16/fp16
+    layer back in fp32, and all of them) that still meet the bounds are
+    compared: by forward time in the interpreter (median of `time-runs`
+    interleaved runs on one image; another plan must be 3 % faster to
+    replace the greedy one), or by `costs` (per MAC, per precision); the
+    cheapest is kept. Prints the table of what each layer got and why it
+    was kept higher, and the candidate plans' times. With `eval-shards=N
     eval-workdir=DIR` every mAP check runs as N sharded qsim-run processes
     (`eval-executor=slurm`: one Slurm job array per candidate) whose merged
     mAP equals the in-process one, so the decisions are the same
@@ -128,6 +138,7 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
     ```
     qsim-opt m.mlirbc --qsim-assign-precision="preset=hybrid int8=7"
     qsim-opt m.mlirbc --qsim-assign-precision="auto min-sqnr=20 images=calib/"
+    qsim-opt m.mlirbc --qsim-assign-precision="auto min-sqnr=30 images=calib/ costs=int8:1,w8a16:2,fp16:2,fp32:4"
     ```
   }];
   let options = [
@@ -140,6 +151,8 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
              clEnumValN(::qsim::Precision::Int8, "int8", "affine int8"))}]>,
     ListOption<"int8Layers", "int8", "std::string",
                "Layers in int8 (indices, ranges 3-9, topN)">,
+    ListOption<"w8a16Layers", "w8a16", "std::string",
+               "Layers in W8A16 (int8 weights, int16 activations)">,
     ListOption<"fp16Layers", "fp16", "std::string", "Layers in fp16">,
     ListOption<"fp32Layers", "fp32", "std::string", "Layers in fp32">,
     Option<"preset", "preset", "::qsim::quantization::PrecisionPreset",
@@ -167,6 +180,15 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
            "auto: YOLO label directory for the mAP check">,
     Option<"maxImages", "max-images", "int", "16",
            "auto: images used per measurement">,
+    ListOption<"searchPrecisions", "precisions", "std::string",
+               "auto: precisions a layer may get besides fp32, tried fastest "
+               "first (int8, w8a16, fp16; default all three)">,
+    ListOption<"costs", "costs", "std::string",
+               "auto: compare the candidate plans by this cost per MAC "
+               "(precision:cost, e.g. int8:1,w8a16:2,fp16:3,fp32:4) instead "
+               "of timing them">,
+    Option<"timeRuns", "time-runs", "int", "5",
+           "auto: forward runs per candidate plan when timing (median)">,
     Option<"evalShards", "eval-shards", "int", "0",
            "auto: evaluate each candidate's mAP by N sharded qsim-run "
            "processes (0: in this process)">,

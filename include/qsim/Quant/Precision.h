@@ -21,7 +21,7 @@ struct PrecisionPlan {
   PrecisionPreset preset = PrecisionPreset::None;
   /// Layer lists: items are indices "7", ranges "3-9", and "topN" for the N
   /// convolutional/connected layers with the most MACs.
-  std::vector<std::string> int8, fp16, fp32;
+  std::vector<std::string> int8, w8a16, fp16, fp32;
 };
 
 /// Resolves a layer list (items as in PrecisionPlan) against `module`.

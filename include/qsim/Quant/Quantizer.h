@@ -12,6 +12,7 @@
 #ifndef QSIM_QUANT_QUANTIZER_H
 #define QSIM_QUANT_QUANTIZER_H
 
+#include "qsim/Dialect/QSim/IR/Layers.h"
 #include "qsim/Runtime/QuantMath.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -51,6 +52,10 @@ struct QuantizeOptions {
 /// f32 (quant.dcast then quant.qcast).
 mlir::LogicalResult quantizeModule(mlir::ModuleOp module,
                                    const QuantizeOptions &options);
+
+/// Whether a layer with an int8 form can take int16 activations instead
+/// (W8A16: convolutional, connected, maxpool, upsample, dropout).
+bool hasInt16Form(const Layer &layer);
 
 /// The width of a quantized conv2d/connected op's weights, read from the
 /// storage range of its `weight_quant` type ([-7, 7] is 4 bits); nullopt

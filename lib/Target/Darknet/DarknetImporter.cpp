@@ -636,9 +636,9 @@ void Importer::attachExtras(Operation *op, CfgSection &section,
   std::optional<std::string> precision;
   if (r.has("precision")) {
     std::string p = r.getString("precision", "");
-    if (p != "fp32" && p != "fp16" && p != "int8") {
+    if (!parsePrecision(p)) {
       r.error("precision",
-              "'precision=" + p + "': expected fp32, fp16 or int8");
+              "'precision=" + p + "': expected fp32, fp16, int8 or w8a16");
       return;
     }
     precision = p;

@@ -119,7 +119,7 @@ LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
     if (!s || !parsePrecision(s.getValue()))
       return op->emitError() << describeLayer(op)
                              << ": 'qsim.precision' must be \"fp32\", "
-                                "\"fp16\" or \"int8\"";
+                                "\"fp16\", \"int8\" or \"w8a16\"";
     return success();
   }
   if (name == "calib") {

@@ -22,6 +22,8 @@ StringRef qsim::stringifyPrecision(Precision p) {
     return "fp16";
   case Precision::Int8:
     return "int8";
+  case Precision::W8A16:
+    return "w8a16";
   }
   llvm_unreachable("precision");
 }
@@ -33,6 +35,8 @@ std::optional<Precision> qsim::parsePrecision(StringRef s) {
     return Precision::FP16;
   if (s == "int8")
     return Precision::Int8;
+  if (s == "w8a16")
+    return Precision::W8A16;
   return std::nullopt;
 }
 

@@ -27,7 +27,9 @@ namespace qsim {
 enum class Flavor { AlexeyAB, PJReddie };
 
 /// The precision a layer runs in (`qsim.precision`: "fp32", "fp16", "int8").
-enum class Precision { FP32, FP16, Int8 };
+/// A layer's planned precision. W8A16: int8 weights, int16 activations
+/// (--qsim-quantize gives such a layer int16 activations).
+enum class Precision { FP32, FP16, Int8, W8A16 };
 llvm::StringRef stringifyPrecision(Precision p);
 std::optional<Precision> parsePrecision(llvm::StringRef s);
 llvm::StringRef stringifyFlavor(Flavor f);
