@@ -364,18 +364,41 @@ struct SplitLayersPass
       Value end = b.create<arith::MinUIOp>(
           loc, b.create<arith::MulIOp>(loc, hi, block), size);
       Value count = b.create<arith::SubIOp>(loc, end, begin);
-      SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0)),
-          sizes, strides(type.getRank(), b.getIndexAttr(1));
-      for (int64_t s : type.getShape())
-        sizes.push_back(b.getIndexAttr(s));
-      offsets[split->dim] = begin;
-      sizes[split->dim] = count;
-      Value from = b.create<memref::SubViewOp>(loc, copy.getSource(), offsets,
-                                               sizes, strides);
-      Value to = b.create<memref::SubViewOp>(loc, copy.getTarget(), offsets,
-                                             sizes, strides);
-      // Strided views: a loop nest (memref.copy would call the MLIR C
-      // runner library, not on the device).
+      Value from = copy.getSource(), to = copy.getTarget();
+      ArrayRef<int64_t> shape = type.getShape();
+      if (llvm::all_of(shape.take_front(split->dim),
+                       [](int64_t d) { return d == 1; })) {
+        // The blocks are one contiguous range (output rows): a 1-D copy,
+        // which LLVM turns into a memcpy-like loop.
+        int64_t inner = 1;
+        for (int64_t d : shape.drop_front(split->dim + 1))
+          inner *= d;
+        Value stride = b.create<arith::ConstantIndexOp>(loc, inner);
+        SmallVector<ReassociationIndices> all(1);
+        for (int64_t d = 0; d < type.getRank(); ++d)
+          all[0].push_back(d);
+        Value offset = b.create<arith::MulIOp>(loc, begin, stride);
+        Value length = b.create<arith::MulIOp>(loc, count, stride);
+        auto flat = [&](Value v) -> Value {
+          Value c = b.create<memref::CollapseShapeOp>(loc, v, all);
+          return b.create<memref::SubViewOp>(loc, c, OpFoldResult(offset),
+                                             OpFoldResult(length),
+                                             OpFoldResult(b.getIndexAttr(1)));
+        };
+        from = flat(from);
+        to = flat(to);
+      } else {
+        SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0)),
+            sizes, strides(type.getRank(), b.getIndexAttr(1));
+        for (int64_t d : shape)
+          sizes.push_back(b.getIndexAttr(d));
+        offsets[split->dim] = begin;
+        sizes[split->dim] = count;
+        from = b.create<memref::SubViewOp>(loc, from, offsets, sizes, strides);
+        to = b.create<memref::SubViewOp>(loc, to, offsets, sizes, strides);
+      }
+      // Views at dynamic offsets: a loop nest (memref.copy would call the
+      // MLIR C runner library, not on the device).
       b.create<linalg::CopyOp>(loc, from, to);
       copy.erase();
       guardBody(b, fn, any, first);

@@ -14,8 +14,14 @@
 // CHECK: scf.if %[[ANY]] {
 // CHECK: linalg.copy ins(%[[IN]]
 // CHECK: scf.for %{{.*}} = %[[LO]] to %[[HI]] step
-// CHECK: %[[SRC:.*]] = memref.subview %{{.*}}[0, %[[B:.*]], 0, 0] [1, %[[N:.*]], 8, 16]
-// CHECK: %[[DST:.*]] = memref.subview %[[OUT]][0, %[[B]], 0, 0] [1, %[[N]], 8, 16]
+// Rows are contiguous: one 1-D copy of rows x 8 x 16 elements.
+// CHECK: %[[ROW:.*]] = arith.constant 128 : index
+// CHECK: %[[B:.*]] = arith.muli %{{.*}}, %[[ROW]]
+// CHECK: %[[N:.*]] = arith.muli %{{.*}}, %[[ROW]]
+// CHECK: %[[FROM:.*]] = memref.collapse_shape %{{.*}} {{\[\[}}0, 1, 2, 3]] : memref<1x4x8x16xf32> into memref<512xf32>
+// CHECK: %[[SRC:.*]] = memref.subview %[[FROM]][%[[B]]] [%[[N]]] [1]
+// CHECK: %[[TO:.*]] = memref.collapse_shape %[[OUT]]
+// CHECK: %[[DST:.*]] = memref.subview %[[TO]]
 // CHECK: linalg.copy ins(%[[SRC]] {{.*}} outs(%[[DST]]
 // CHECK-NOT: memref.copy
 module {
