@@ -135,7 +135,8 @@ int qsim_init_threads(qsim_context *ctx, const qsim_model *model, int threads,
 /* The threads a context runs on (the caller's included). */
 int qsim_threads(const qsim_context *ctx);
 /* Stops and joins the context's worker threads (the memory can then be
- * reused); a no-op with one thread. */
+ * reused, or the context initialised again); a no-op with one thread. A
+ * context with workers must be released before it is initialised again. */
 void qsim_release(qsim_context *ctx);
 /* The network input from a 3 x H x W (Darknet) float image; or NHWC. Both
  * restart the run at layer 0. */
