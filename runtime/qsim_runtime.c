@@ -5,24 +5,185 @@
 #include <stdio.h>
 #include <string.h>
 
+#ifndef QSIM_RUNTIME_NO_THREADS
+#include <pthread.h>
+#endif
+
 static uint8_t *align64(uint8_t *p) {
   return (uint8_t *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
-size_t qsim_memory_bytes(const qsim_model *m) {
-  return m->arena_bytes + m->scratch_bytes + QSIM_MEMORY_SLACK;
+static int default_threads(const qsim_model *m) {
+  return m->threads > 0 ? m->threads : 1;
 }
 
-int qsim_init(qsim_context *ctx, const qsim_model *m, void *memory,
-              size_t bytes) {
-  if (!ctx || !m || !memory || bytes < qsim_memory_bytes(m))
+size_t qsim_memory_bytes_threads(const qsim_model *m, int threads) {
+  return QSIM_MEMORY_BYTES_FOR(m->arena_bytes, m->scratch_bytes,
+                               threads > 0 ? threads : 1);
+}
+
+size_t qsim_memory_bytes(const qsim_model *m) {
+  return qsim_memory_bytes_threads(m, default_threads(m));
+}
+
+#ifndef QSIM_RUNTIME_NO_THREADS
+/* The workers: part 1.. of every parallel layer, each with its own scratch
+ * buffer. They sleep on `start` between layers (passive waiting: a shared
+ * machine or a second model must not lose a core to spinning), and the
+ * caller, having run part 0, sleeps on `done` until all have finished. */
+struct qsim_worker {
+  struct qsim_pool *pool;
+  int32_t part;
+  pthread_t thread;
+};
+
+struct qsim_pool {
+  pthread_mutex_t mutex;
+  pthread_cond_t start, done;
+  unsigned generation; /* bumped for each layer handed out */
+  int32_t pending;     /* workers still running it */
+  int32_t stop;
+  int32_t layer, parts, workers;
+  qsim_step_fn step;
+  uint8_t *arena, *scratch;
+  size_t scratch_stride;
+  struct qsim_worker worker[]; /* workers of them */
+};
+
+/* The pool and its workers fit in QSIM_THREAD_BYTES per thread. */
+typedef char
+    qsim_pool_fits[sizeof(struct qsim_pool) <= QSIM_THREAD_BYTES &&
+                           sizeof(struct qsim_worker) <= QSIM_THREAD_BYTES
+                       ? 1
+                       : -1];
+
+static void *worker_main(void *arg) {
+  struct qsim_worker *w = (struct qsim_worker *)arg;
+  struct qsim_pool *p = w->pool;
+  unsigned seen = 0;
+  pthread_mutex_lock(&p->mutex);
+  for (;;) {
+    while (!p->stop && p->generation == seen)
+      pthread_cond_wait(&p->start, &p->mutex);
+    if (p->stop)
+      break;
+    seen = p->generation;
+    int32_t layer = p->layer, parts = p->parts;
+    pthread_mutex_unlock(&p->mutex);
+    p->step(p->arena, p->scratch + (size_t)w->part * p->scratch_stride, layer,
+            w->part, parts);
+    pthread_mutex_lock(&p->mutex);
+    if (--p->pending == 0)
+      pthread_cond_signal(&p->done);
+  }
+  pthread_mutex_unlock(&p->mutex);
+  return NULL;
+}
+
+/* Starts up to threads - 1 workers in `memory`; returns the pool (NULL if
+ * none could be started). */
+static struct qsim_pool *start_pool(qsim_context *ctx, int threads,
+                                    uint8_t *memory) {
+  struct qsim_pool *p = (struct qsim_pool *)memory;
+  memset(p, 0, sizeof *p);
+  if (pthread_mutex_init(&p->mutex, NULL) != 0)
+    return NULL;
+  if (pthread_cond_init(&p->start, NULL) != 0) {
+    pthread_mutex_destroy(&p->mutex);
+    return NULL;
+  }
+  if (pthread_cond_init(&p->done, NULL) != 0) {
+    pthread_cond_destroy(&p->start);
+    pthread_mutex_destroy(&p->mutex);
+    return NULL;
+  }
+  p->step = ctx->model->step;
+  p->arena = ctx->arena;
+  p->scratch = ctx->scratch;
+  p->scratch_stride = ctx->model->scratch_bytes;
+  for (int i = 1; i < threads; ++i) {
+    struct qsim_worker *w = &p->worker[p->workers];
+    w->pool = p;
+    w->part = i;
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+      break; /* fewer threads: still correct */
+    ++p->workers;
+  }
+  if (p->workers == 0) {
+    pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->start);
+    pthread_mutex_destroy(&p->mutex);
+    return NULL;
+  }
+  return p;
+}
+
+static void run_parallel(qsim_context *ctx, int32_t layer) {
+  struct qsim_pool *p = ctx->pool;
+  int32_t parts = p->workers + 1;
+  pthread_mutex_lock(&p->mutex);
+  p->layer = layer;
+  p->parts = parts;
+  p->pending = p->workers;
+  ++p->generation;
+  pthread_cond_broadcast(&p->start);
+  pthread_mutex_unlock(&p->mutex);
+  p->step(ctx->arena, ctx->scratch, layer, 0, parts);
+  pthread_mutex_lock(&p->mutex);
+  while (p->pending > 0)
+    pthread_cond_wait(&p->done, &p->mutex);
+  pthread_mutex_unlock(&p->mutex);
+}
+#endif
+
+int qsim_init_threads(qsim_context *ctx, const qsim_model *m, int threads,
+                      void *memory, size_t bytes) {
+  if (threads < 1)
+    threads = 1;
+  if (!ctx || !m || !memory || bytes < qsim_memory_bytes_threads(m, threads))
     return -1;
   ctx->model = m;
   ctx->arena = align64((uint8_t *)memory);
   ctx->scratch = align64(ctx->arena + m->arena_bytes);
   ctx->next = 0;
+  ctx->threads = 1;
+  ctx->pool = NULL;
   memset(ctx->arena, 0, m->arena_bytes);
+#ifndef QSIM_RUNTIME_NO_THREADS
+  if (threads > 1) {
+    uint8_t *pool = align64(ctx->scratch + (size_t)threads * m->scratch_bytes);
+    ctx->pool = start_pool(ctx, threads, pool);
+    if (ctx->pool)
+      ctx->threads = ctx->pool->workers + 1;
+  }
+#endif
   return 0;
+}
+
+int qsim_init(qsim_context *ctx, const qsim_model *m, void *memory,
+              size_t bytes) {
+  return qsim_init_threads(ctx, m, m ? default_threads(m) : 1, memory, bytes);
+}
+
+int qsim_threads(const qsim_context *ctx) { return ctx->threads; }
+
+void qsim_release(qsim_context *ctx) {
+#ifndef QSIM_RUNTIME_NO_THREADS
+  struct qsim_pool *p = ctx->pool;
+  if (!p)
+    return;
+  pthread_mutex_lock(&p->mutex);
+  p->stop = 1;
+  pthread_cond_broadcast(&p->start);
+  pthread_mutex_unlock(&p->mutex);
+  for (int32_t i = 0; i < p->workers; ++i)
+    pthread_join(p->worker[i].thread, NULL);
+  pthread_cond_destroy(&p->done);
+  pthread_cond_destroy(&p->start);
+  pthread_mutex_destroy(&p->mutex);
+  ctx->pool = NULL;
+#endif
+  ctx->threads = 1;
 }
 
 void qsim_set_input_nhwc(qsim_context *ctx, const float *nhwc) {
@@ -61,7 +222,13 @@ int qsim_step(qsim_context *ctx) {
   if (ctx->next >= ctx->model->num_layers)
     return -1;
   int32_t layer = ctx->next++;
-  ctx->model->step(ctx->arena, ctx->scratch, layer);
+#ifndef QSIM_RUNTIME_NO_THREADS
+  if (ctx->pool && ctx->model->layers[layer].parallel) {
+    run_parallel(ctx, layer);
+    return layer;
+  }
+#endif
+  ctx->model->step(ctx->arena, ctx->scratch, layer, 0, 1);
   return layer;
 }
 

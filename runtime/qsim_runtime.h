@@ -14,6 +14,15 @@
  *   qsim_set_input_chw(&ctx, image);     // 3 x H x W floats in [0, 1]
  *   while (qsim_step(&ctx) >= 0) { ... qsim_layer_output(&ctx, i) ... }
  *
+ * Threads: a model compiled with `qsim-compile --threads N` runs each
+ * layer's work on N threads from qsim_init (MODEL_MEMORY_BYTES counts a
+ * scratch buffer per thread); qsim_init_threads chooses the count at run
+ * time. The workers wait on a condition variable between layers (no
+ * spinning), qsim_step still runs one whole layer, and the result is
+ * bit-exact to one thread. qsim_release stops the workers. Built with
+ * -DQSIM_RUNTIME_NO_THREADS (bare-metal, no pthreads), every count runs on
+ * the calling thread.
+ *
  * docs/deploy.md describes the whole flow.
  *===----------------------------------------------------------------------===*/
 
@@ -31,6 +40,12 @@ typedef enum { QSIM_F32 = 0, QSIM_F16 = 1, QSIM_I8 = 2 } qsim_dtype;
 
 /* Memory beyond arena + scratch: aligning both to 64 bytes. */
 #define QSIM_MEMORY_SLACK 128
+/* Per thread, beyond its scratch buffer: the workers' shared state. */
+#define QSIM_THREAD_BYTES 256
+/* Memory for a model of these arena and scratch sizes on n threads. */
+#define QSIM_MEMORY_BYTES_FOR(arena, scratch, n)                               \
+  ((size_t)(arena) + (size_t)(n) * (size_t)(scratch) + QSIM_MEMORY_SLACK +     \
+   (size_t)(n)*QSIM_THREAD_BYTES)
 
 /* One Darknet layer of the compiled model. Shapes are NHWC (the layout the
  * generated code computes in); `offset` is the output's place in the arena. */
@@ -48,6 +63,9 @@ typedef struct {
    * whose output overwrites this one: once it has run, this output is gone
    * (qsim_layer_output gives data == NULL). */
   int32_t overwritten_by;
+  /* 1: the layer's work is split between the threads; 0: it runs on the
+   * calling thread alone. */
+  int32_t parallel;
 } qsim_layer_info;
 
 /* A [yolo] detection head: what box decoding needs (as Darknet's cfg). */
@@ -62,7 +80,9 @@ typedef struct {
   float beta_nms;
 } qsim_yolo_head;
 
-typedef void (*qsim_step_fn)(uint8_t *arena, uint8_t *scratch, int32_t layer);
+/* Runs part `part` of `parts` of a layer, with that part's own scratch. */
+typedef void (*qsim_step_fn)(uint8_t *arena, uint8_t *scratch, int32_t layer,
+                             int32_t part, int32_t parts);
 
 /* A compiled model (defined in its generated header). */
 typedef struct {
@@ -76,12 +96,17 @@ typedef struct {
   const qsim_yolo_head *heads;
   int32_t flavor;    /* 0 AlexeyAB, 1 pjreddie (Darknet's conventions) */
   int32_t letterbox; /* the cfg's letter_box (AlexeyAB) */
+  int32_t threads;   /* qsim_init's thread count (qsim-compile --threads) */
 } qsim_model;
+
+struct qsim_pool;
 
 typedef struct {
   const qsim_model *model;
-  uint8_t *arena, *scratch;
-  int32_t next; /* the next layer to run */
+  uint8_t *arena, *scratch; /* scratch: one buffer per thread */
+  int32_t next;             /* the next layer to run */
+  int32_t threads;
+  struct qsim_pool *pool; /* the workers (in the caller's memory), or NULL */
 } qsim_context;
 
 /* A layer's output as stored (no copy). */
@@ -95,11 +120,24 @@ typedef struct {
   const char *kind;
 } qsim_tensor;
 
-/* Memory one context needs (arena + scratch + alignment slack). */
+/* Memory one context needs (arena + scratch + alignment slack) with the
+ * model's default thread count, or with `threads`. */
 size_t qsim_memory_bytes(const qsim_model *model);
-/* Binds a context to caller-provided memory; 0 on success, -1 if too small. */
+size_t qsim_memory_bytes_threads(const qsim_model *model, int threads);
+/* Binds a context to caller-provided memory, with the model's default
+ * thread count; 0 on success, -1 if too small. */
 int qsim_init(qsim_context *ctx, const qsim_model *model, void *memory,
               size_t bytes);
+/* The same with `threads` threads (>= 1; fewer if the system cannot start
+ * them, see qsim_threads); -1 if the memory is too small for them. */
+int qsim_init_threads(qsim_context *ctx, const qsim_model *model, int threads,
+                      void *memory, size_t bytes);
+/* The threads a context runs on (the caller's included). */
+int qsim_threads(const qsim_context *ctx);
+/* Stops and joins the context's worker threads (the memory can then be
+ * reused, or the context initialised again); a no-op with one thread. A
+ * context with workers must be released before it is initialised again. */
+void qsim_release(qsim_context *ctx);
 /* The network input from a 3 x H x W (Darknet) float image; or NHWC. Both
  * restart the run at layer 0. */
 void qsim_set_input_chw(qsim_context *ctx, const float *chw);

@@ -3,7 +3,7 @@
 
 yolov3-tiny 416x416 (synthetic weights), fp32 and all-int8:
 1. host-native timing of the code qsim-compile generates (examples/arm-deploy
-   built around it, single thread: the device code has no threads) against
+   built around it, on 1 and 2 threads: qsim_init_threads) against
    qsim-run's fast kernels (oneDNN) with 1 and 2 threads, medians of
    interleaved rounds in the same invocation;
 2. the ARM64 object (cortex-a72, +neon): .text and constant data sizes.
@@ -67,19 +67,25 @@ def main():
     times = {}
     for _ in range(a.rounds):
         for name, model, _ in variants:
-            times.setdefault((name, "gen"), []).append(
-                forward_ms(run([programs[name], image, "--repeat", str(a.repeat)])[0]))
+            times.setdefault((name, "gen"), []).append(forward_ms(run(
+                [programs[name], image, "--repeat", str(a.repeat), "--threads", "1"])[0]))
             if name.endswith("-generic"):
                 continue  # same qsim-run model as without -generic
+            # Each layer's work split between 2 threads (qsim-split-layers).
+            times.setdefault((name, "gen2"), []).append(forward_ms(run(
+                [programs[name], image, "--repeat", str(a.repeat), "--threads", "2"])[0]))
             for t in (1, 2):
                 times.setdefault((name, t), []).append(forward_ms(run(
                     [tool("qsim-run"), model, "--image", image, "--repeat", str(a.repeat), "--threads", str(t)])[0]))
     print("== yolov3-tiny 416x416 on this host: median forward ms of %d interleaved rounds x %d runs" % (a.rounds, a.repeat))
-    print("%-13s %14s %16s %16s %12s %12s" % ("", "generated 1T", "qsim-run fast 1T", "qsim-run fast 2T", "gen / 1T", "gen / 2T"))
+    print("%-13s %13s %13s %17s %17s %13s %13s" % ("", "generated 1T", "generated 2T", "qsim-run fast 1T",
+                                                    "qsim-run fast 2T", "gen 1T / 1T", "gen 2T / 2T"))
     for name, _, _ in variants:
         ref = name.split("-")[0]
         g, r1, r2 = median(times[(name, "gen")]), median(times[(ref, 1)]), median(times[(ref, 2)])
-        print("%-13s %14.2f %16.2f %16.2f %11.2fx %11.2fx" % (name, g, r1, r2, g / r1, g / r2))
+        g2 = median(times[(name, "gen2")]) if (name, "gen2") in times else None
+        print("%-13s %13.2f %13s %17.2f %17.2f %12.2fx %13s" % (
+            name, g, "%.2f" % g2 if g2 else "-", r1, r2, g / r1, "%.2fx" % (g2 / r2) if g2 else "-"))
 
     print("== ARM64 objects (aarch64-linux-gnu, cortex-a72; +neon, and +neon,+dotprod for sdot kernels)")
     for name, model, features in [("fp32", f32, "+neon"), ("int8", i8, "+neon"),

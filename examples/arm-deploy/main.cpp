@@ -9,7 +9,10 @@
 //   qsim-deploy IMAGE [--names coco.names] [--thresh 0.25] [--nms 0.45]
 //               [--step] [--dump-layers DIR] [--compare-dumps DIR]
 //               [--rtol 1e-4] [--rtol-f16 2e-3] [--repeat N] [--time-layers]
+//               [--threads N]
 //
+// --threads runs each layer's work on N threads (default: the model's,
+// qsim-compile --threads); the results are bit-exact to one thread.
 // --compare-dumps checks every layer against `qsim-run --dump-layers DIR`
 // (int8 layers must be identical, fp32 layers within --rtol of the
 // reference's largest magnitude, fp16 layers and what they feed within
@@ -42,6 +45,7 @@ struct Options {
   float thresh = 0.25f, nms = 0.45f, rtol = 1e-4f, rtolF16 = 2e-3f;
   bool step = false, timeLayers = false;
   int repeat = 0;
+  int threads = 0; // 0: the model's default (qsim-compile --threads)
 };
 
 int usage(const char *argv0) {
@@ -49,6 +53,7 @@ int usage(const char *argv0) {
           "usage: %s IMAGE [--names F] [--thresh 0.25] [--nms 0.45] [--step]\n"
           "          [--dump-layers DIR] [--compare-dumps DIR] [--rtol 1e-4]\n"
           "          [--rtol-f16 2e-3] [--repeat N] [--time-layers]\n"
+          "          [--threads N]\n"
           "Runs the compiled model '%s' (%d layers) on IMAGE and prints its "
           "detections.\n",
           argv0, model_desc.name, (int)model_desc.num_layers);
@@ -72,7 +77,8 @@ bool parseArgs(int argc, char **argv, Options &o) {
       o.timeLayers = true;
     } else if (a == "--names" || a == "--dump-layers" ||
                a == "--compare-dumps" || a == "--thresh" || a == "--nms" ||
-               a == "--rtol" || a == "--rtol-f16" || a == "--repeat") {
+               a == "--rtol" || a == "--rtol-f16" || a == "--repeat" ||
+               a == "--threads") {
       if (!(v = value(a.c_str())))
         return false;
       if (a == "--names")
@@ -89,7 +95,13 @@ bool parseArgs(int argc, char **argv, Options &o) {
         o.rtol = strtof(v, nullptr);
       else if (a == "--rtol-f16")
         o.rtolF16 = strtof(v, nullptr);
-      else
+      else if (a == "--threads") {
+        o.threads = atoi(v);
+        if (o.threads < 1) {
+          fprintf(stderr, "qsim-deploy: error: --threads must be at least 1\n");
+          return false;
+        }
+      } else
         o.repeat = atoi(v);
     } else if (!a.empty() && a[0] == '-') {
       fprintf(stderr, "qsim-deploy: error: unknown option '%s'\n", a.c_str());
@@ -221,10 +233,14 @@ int main(int argc, char **argv) {
                            rt::detectorPreprocess(model_desc.flavor != 0,
                                                   model_desc.letterbox != 0));
 
-  // The one allocation: arena + scratch, sized at compile time.
-  std::vector<unsigned char> memory(qsim_memory_bytes(&model_desc));
+  // The one allocation: arena + a scratch buffer per thread, sized at
+  // compile time.
+  int threads = o.threads ? o.threads : model_desc.threads;
+  std::vector<unsigned char> memory(
+      qsim_memory_bytes_threads(&model_desc, threads));
   qsim_context ctx;
-  if (qsim_init(&ctx, &model_desc, memory.data(), memory.size()) != 0) {
+  if (qsim_init_threads(&ctx, &model_desc, threads, memory.data(),
+                        memory.size()) != 0) {
     fprintf(stderr, "qsim-deploy: error: cannot set up the model's memory\n");
     return 1;
   }
@@ -282,8 +298,10 @@ int main(int argc, char **argv) {
                        .count());
     }
     std::sort(ms.begin(), ms.end());
-    printf("forward: median %.2f ms over %d runs (min %.2f, max %.2f)\n",
-           ms[ms.size() / 2], o.repeat, ms.front(), ms.back());
+    printf("forward: median %.2f ms over %d runs (min %.2f, max %.2f), %d "
+           "thread%s\n",
+           ms[ms.size() / 2], o.repeat, ms.front(), ms.back(),
+           qsim_threads(&ctx), qsim_threads(&ctx) > 1 ? "s" : "");
   }
 
   if (o.timeLayers) {
@@ -344,5 +362,6 @@ int main(int argc, char **argv) {
     printf("%d layers had no reference dump\n", missing);
   if (!o.compareDir.empty())
     printf("compare: %s\n", ok ? "every layer matches" : "MISMATCH");
+  qsim_release(&ctx);
   return ok ? 0 : 1;
 }

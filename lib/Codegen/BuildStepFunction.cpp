@@ -1,11 +1,13 @@
 //===- BuildStepFunction.cpp - --qsim-build-step-function ----------------===//
 //
 // The one entry point the device runtime calls: `<prefix>_run_layer(arena,
-// scratch, layer)` runs one layer with its inputs and output at fixed
-// offsets of the arena. The arena holds the network input (NHWC f32) and
-// then every layer's output, each 64-byte aligned, so that after a step any
-// layer's output can still be read (stepping on the device); with
-// reuse-buffers, outputs share memory once no later layer reads them.
+// scratch, layer, part, parts)` runs part `part` of `parts` of one layer
+// (qsim-split-layers; a layer that is not split runs whole in part 0) with
+// its inputs and output at fixed offsets of the arena. The arena holds the
+// network input (NHWC f32) and then every layer's output, each 64-byte aligned,
+// so that after a step any layer's output can still be read (stepping on the
+// device); with reuse-buffers, outputs share memory once no later layer reads
+// them.
 //
 //===----------------------------------------------------------------------===//
 
@@ -130,7 +132,6 @@ struct BuildStepFunctionPass
       l.set("offset", b.getI64IntegerAttr(offsets[i]));
       l.set("bytes", b.getI64IntegerAttr(sizes[i]));
       l.set("overwritten_by", b.getI64IntegerAttr(layout.overwrittenBy[i]));
-      newTable.push_back(l.getDictionary(ctx));
       auto fn = module.lookupSymbol<func::FuncOp>(
           d.getAs<StringAttr>("func").getValue());
       if (!fn) {
@@ -138,6 +139,9 @@ struct BuildStepFunctionPass
                            << d.getAs<StringAttr>("func");
         return signalPassFailure();
       }
+      auto parallel = fn->getAttrOfType<BoolAttr>("qsim.parallel");
+      l.set("parallel", b.getBoolAttr(parallel && parallel.getValue()));
+      newTable.push_back(l.getDictionary(ctx));
       fns.push_back(fn);
       if (auto s = fn->getAttrOfType<IntegerAttr>("qsim.scratch_bytes"))
         scratchBytes = std::max(scratchBytes, s.getInt());
@@ -156,12 +160,18 @@ struct BuildStepFunctionPass
     auto scratchT = MemRefType::get({scratchBytes}, b.getI8Type());
     auto step = b.create<func::FuncOp>(
         loc, prefix + "_run_layer",
-        b.getFunctionType({arenaT, scratchT, b.getI32Type()}, {}));
+        b.getFunctionType(
+            {arenaT, scratchT, b.getI32Type(), b.getI32Type(), b.getI32Type()},
+            {}));
     Block *body = step.addEntryBlock();
     b.setInsertionPointToEnd(body);
     Value arena = body->getArgument(0), scratch = body->getArgument(1);
-    Value layer = b.create<arith::IndexCastOp>(loc, b.getIndexType(),
-                                               body->getArgument(2));
+    auto toIndex = [&](Value v) -> Value {
+      return b.create<arith::IndexCastOp>(loc, b.getIndexType(), v);
+    };
+    Value layer = toIndex(body->getArgument(2));
+    Value part = toIndex(body->getArgument(3));
+    Value parts = toIndex(body->getArgument(4));
     SmallVector<int64_t> cases;
     for (size_t i = 0; i < table.size(); ++i)
       cases.push_back(i);
@@ -177,10 +187,13 @@ struct BuildStepFunctionPass
       b.setInsertionPointToEnd(&blk);
       auto inputs = d.getAs<DenseI64ArrayAttr>("inputs").asArrayRef();
       auto argTypes = fn.getArgumentTypes();
-      if (argTypes.size() != inputs.size() + 2) {
+      // (inputs, output, scratch[, part, parts]).
+      bool splitArgs = argTypes.size() == inputs.size() + 4;
+      if (argTypes.size() != inputs.size() + 2 && !splitArgs) {
         fn.emitError() << "unexpected signature " << fn.getFunctionType();
         return signalPassFailure();
       }
+      unsigned scratchArg = inputs.size() + 1;
       SmallVector<Value> args;
       auto viewAt = [&](Value base, int64_t off, Type t) -> Value {
         Value o = b.create<arith::ConstantIndexOp>(loc, off);
@@ -192,8 +205,22 @@ struct BuildStepFunctionPass
         args.push_back(viewAt(arena, off, argTypes[k]));
       }
       args.push_back(viewAt(arena, offsets[i], argTypes[inputs.size()]));
-      args.push_back(viewAt(scratch, 0, argTypes.back()));
-      b.create<func::CallOp>(loc, fn, args);
+      args.push_back(viewAt(scratch, 0, argTypes[scratchArg]));
+      if (splitArgs) {
+        args.push_back(part);
+        args.push_back(parts);
+        b.create<func::CallOp>(loc, fn, args);
+      } else {
+        // Not split (qsim-split-layers did not run): the whole layer in
+        // part 0.
+        Value zero = b.create<arith::ConstantIndexOp>(loc, 0);
+        Value first =
+            b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::eq, part, zero);
+        auto guard = b.create<scf::IfOp>(loc, first, /*withElse=*/false);
+        b.setInsertionPointToStart(guard.thenBlock());
+        b.create<func::CallOp>(loc, fn, args);
+        b.setInsertionPointAfter(guard);
+      }
       // Only the step function is the object's interface (internal linkage
       // also keeps several models' layer functions apart).
       fn.setPrivate();

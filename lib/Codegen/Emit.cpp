@@ -243,8 +243,8 @@ std::string cFloatLiteral(double v) {
 } // namespace
 
 LogicalResult qsim::writeDeviceHeader(ModuleOp module, StringRef source,
-                                      llvm::raw_ostream &os,
-                                      std::string &error) {
+                                      llvm::raw_ostream &os, std::string &error,
+                                      int64_t threads) {
   auto table = module->getAttrOfType<ArrayAttr>("qsim.codegen");
   auto input = module->getAttrOfType<DictionaryAttr>("qsim.codegen.input");
   auto arena = module->getAttrOfType<IntegerAttr>("qsim.codegen.arena_bytes");
@@ -267,12 +267,19 @@ LogicalResult qsim::writeDeviceHeader(ModuleOp module, StringRef source,
      << "_H\n\n#include \"qsim_runtime.h\"\n\n#ifdef __cplusplus\nextern "
         "\"C\" {\n#endif\n\n"
      << "void " << prefix
-     << "_run_layer(uint8_t *arena, uint8_t *scratch, int32_t layer);\n\n"
+     << "_run_layer(uint8_t *arena, uint8_t *scratch, int32_t layer,\n"
+     << "    int32_t part, int32_t parts);\n\n"
      << "#define " << guard << "_NUM_LAYERS " << table.size() << "\n"
      << "#define " << guard << "_ARENA_BYTES " << arena.getInt() << "\n"
      << "#define " << guard << "_SCRATCH_BYTES " << scratch.getInt() << "\n"
+     << "/* Threads qsim_init starts (qsim-compile --threads); memory for n\n"
+     << " * threads: " << guard << "_MEMORY_BYTES_FOR(n). */\n"
+     << "#define " << guard << "_THREADS " << threads << "\n"
+     << "#define " << guard << "_MEMORY_BYTES_FOR(n) QSIM_MEMORY_BYTES_FOR("
+     << arena.getInt() << ", " << scratch.getInt() << ", n)\n"
      << "#define " << guard << "_MEMORY_BYTES ("
-     << arena.getInt() + scratch.getInt() << " + QSIM_MEMORY_SLACK)\n"
+     << arena.getInt() + threads * scratch.getInt() << " + QSIM_MEMORY_SLACK + "
+     << threads << " * QSIM_THREAD_BYTES)\n"
      << "#define " << guard << "_INPUT_C " << in[3] << "\n#define " << guard
      << "_INPUT_H " << in[1] << "\n#define " << guard << "_INPUT_W " << in[2]
      << "\n\n";
@@ -292,6 +299,7 @@ LogicalResult qsim::writeDeviceHeader(ModuleOp module, StringRef source,
     auto shape = d.getAs<DenseI64ArrayAttr>("shape").asArrayRef();
     int64_t idx = d.getAs<IntegerAttr>("index").getInt();
     float scale = d.getAs<FloatAttr>("scale").getValueAsDouble();
+    auto parallel = d.getAs<BoolAttr>("parallel");
     os << "    {" << idx << ", \"" << d.getAs<StringAttr>("kind").getValue()
        << "\", "
        << (el == "i8"    ? "QSIM_I8"
@@ -304,7 +312,8 @@ LogicalResult qsim::writeDeviceHeader(ModuleOp module, StringRef source,
        << d.getAs<IntegerAttr>("bytes").getInt() << ", "
        << d.getAs<DenseI64ArrayAttr>("inputs").size() << ", " << prefix
        << "_inputs_" << idx << ", "
-       << d.getAs<IntegerAttr>("overwritten_by").getInt() << "},\n";
+       << d.getAs<IntegerAttr>("overwritten_by").getInt() << ", "
+       << (parallel && parallel.getValue() ? 1 : 0) << "},\n";
   }
   os << "};\n\n";
   // Detection heads.
@@ -350,7 +359,7 @@ LogicalResult qsim::writeDeviceHeader(ModuleOp module, StringRef source,
      << "    {" << in[0] << ", " << in[1] << ", " << in[2] << ", " << in[3]
      << "}, " << prefix << "_run_layer, " << heads << ", "
      << (heads ? prefix + "_heads" : std::string("0")) << ", " << (pj ? 1 : 0)
-     << ", " << (lb ? 1 : 0)
+     << ", " << (lb ? 1 : 0) << ", " << threads
      << "};\n\n#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
   return success();
 }

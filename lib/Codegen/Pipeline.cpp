@@ -108,6 +108,7 @@ void qsim::buildCodegenPipeline(OpPassManager &pm, const CodegenTarget &t) {
   pm.addPass(bufferization::createBufferResultsToOutParamsPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createScratchToArenaPass());
+  pm.addPass(createSplitLayersPass());
   BuildStepFunctionPassOptions step;
   step.reuseBuffers = t.reuseBuffers;
   pm.addPass(createBuildStepFunctionPass(step));
@@ -118,6 +119,9 @@ void qsim::buildCodegenPipeline(OpPassManager &pm, const CodegenTarget &t) {
   pm.addPass(createConvertSCFToCFPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
+  // Views at dynamic offsets (a part's share of the output) leave affine
+  // index arithmetic.
+  pm.addPass(createLowerAffinePass());
   pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());

@@ -129,10 +129,37 @@ def ScratchToArenaPass : Pass<"qsim-scratch-to-arena", "mlir::ModuleOp"> {
   }];
 }
 
+def SplitLayersPass : Pass<"qsim-split-layers", "mlir::ModuleOp"> {
+  let summary = "Each layer's work in `parts` disjoint pieces (threads)";
+  let description = [{
+    After `qsim-scratch-to-arena`: every layer function gets two more
+    arguments, `part` and `parts` (index), and computes only its share of the
+    output, so that the device runtime can run part 0..parts-1 of a layer on
+    as many threads at once (each part with its own scratch buffer).
+
+    A layer is split when its output is the final copy of one scratch buffer
+    and the loops just before that copy (the trailing top-level `scf.for`
+    loops, lower bound 0 and step 1, same trip count T) only touch the
+    buffers they write at an index block `iv * k + c` (0 <= c, c plus the
+    vector extent <= k) of one common dimension: iterations then own
+    disjoint blocks, so part p runs iterations [T*p/parts, T*(p+1)/parts)
+    and copies only those blocks into the output. Everything before those
+    loops (padded input copies, bias fills, input transforms) runs whole in
+    every part, on its own scratch. Each output element is computed by the
+    same code in the same order as with one part: the result is bit-exact.
+    Every other layer runs in part 0 only (`qsim.parallel = false`).
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect"];
+}
+
 def BuildStepFunctionPass : Pass<"qsim-build-step-function", "mlir::ModuleOp"> {
   let summary = "The device entry: run one layer on the arena";
   let description = [{
-    Creates `<prefix>_run_layer(arena, scratch, layer)`, which runs layer `layer`
+    Creates `<prefix>_run_layer(arena, scratch, layer, part, parts)`, which
+    runs part `part` of `parts` (see `qsim-split-layers`) of layer `layer`
     with its inputs and output at their compile-time offsets in the arena
     (the network input first, then every layer's output, 64-byte aligned),
     and records the layout in `qsim.codegen` (`offset`, `bytes`,

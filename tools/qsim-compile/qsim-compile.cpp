@@ -45,6 +45,7 @@ struct CompileRequest {
               features = "+neon";
   std::optional<uint64_t> seed;
   int opt = 3;
+  int threads = 1;
   bool timing = false;
   CLI::Option *featuresOption = nullptr;
 
@@ -93,6 +94,12 @@ void CompileRequest::addOptions(CLI::App &app) {
                "register-tiled micro-kernels (f32 FMA; int8 on packed 8-bit "
                "dot products where the target has avx512vnni or dotprod); "
                "for comparison");
+  app.add_option("--threads", threads,
+                 "Threads the runtime's qsim_init starts by default (each "
+                 "layer's work split between them; the header's memory size "
+                 "counts a scratch buffer per thread); qsim_init_threads "
+                 "chooses at run time")
+      ->capture_default_str();
   app.add_option("-O", opt, "LLVM optimization level (0-3)")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
@@ -154,14 +161,14 @@ std::string describeKernels(const qsim::CodegenTarget &target) {
 int writeOutputs(const CompileRequest &r, ModuleOp module,
                  llvm::ArrayRef<char> code) {
   std::string error;
-  if (!r.header.empty() &&
-      failed(qsim::writeFileAtomically(
-          r.header,
-          [&](llvm::raw_ostream &os) {
-            return qsim::writeDeviceHeader(
-                module, llvm::sys::path::filename(r.model), os, error);
-          },
-          error)))
+  if (!r.header.empty() && failed(qsim::writeFileAtomically(
+                               r.header,
+                               [&](llvm::raw_ostream &os) {
+                                 return qsim::writeDeviceHeader(
+                                     module, llvm::sys::path::filename(r.model),
+                                     os, error, r.threads);
+                               },
+                               error)))
     return fail(error);
   if (r.output == "-") {
     fwrite(code.data(), 1, code.size(), stdout);
@@ -181,14 +188,20 @@ int writeOutputs(const CompileRequest &r, ModuleOp module,
   };
   auto table = module->getAttrOfType<ArrayAttr>("qsim.codegen");
   std::string where = r.cpu == "native" ? "this host" : r.triple;
+  size_t parallel = 0;
+  if (table)
+    for (Attribute a : table)
+      if (auto p = cast<DictionaryAttr>(a).getAs<BoolAttr>("parallel"))
+        parallel += p.getValue();
   fprintf(stderr,
           "qsim-compile: wrote %s%s%s: %zu layers for %s (%s), arena %.1f "
-          "MiB + scratch %.1f MiB; convolutions: %s\n",
+          "MiB + scratch %.1f MiB; convolutions: %s; %zu layers split "
+          "between threads (default %d)\n",
           r.output.c_str(), r.header.empty() ? "" : " and ", r.header.c_str(),
           table ? table.size() : (size_t)0, where.c_str(), r.cpu.c_str(),
           bytesOf("qsim.codegen.arena_bytes") / 1048576.0,
           bytesOf("qsim.codegen.scratch_bytes") / 1048576.0,
-          describeKernels(r.target()).c_str());
+          describeKernels(r.target()).c_str(), parallel, r.threads);
   return 0;
 }
 } // namespace
@@ -205,13 +218,16 @@ int main(int argc, char **argv) {
       "  qsim-compile m.mlirbc --cpu native -o model.o --header model.h   "
       "# this host\n"
       "\n"
-      "The object exports <prefix>_run_layer(arena, scratch, layer); the "
-      "header "
-      "describes the layers for runtime/qsim_runtime.c (docs/deploy.md).\n",
+      "The object exports <prefix>_run_layer(arena, scratch, layer, part, "
+      "parts); the header describes the layers for runtime/qsim_runtime.c "
+      "(docs/deploy.md).\n",
       "qsim-compile"};
   r.addOptions(app);
   CLI11_PARSE(app, argc, argv);
   r.resolveTarget();
+  if (r.threads < 1 || r.threads > 64)
+    return fail("--threads must be between 1 and 64 (got " +
+                std::to_string(r.threads) + ")");
   if (!checkBeforeCompiling(r))
     return 1;
 

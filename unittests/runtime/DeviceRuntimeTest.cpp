@@ -12,6 +12,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
+#include <set>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -19,8 +22,11 @@ namespace {
 std::vector<int> ranLayers;
 
 // Layer 0 copies the input plus one (f32); layer 1 writes int8 values.
-void fakeRunLayer(uint8_t *arena, uint8_t *scratch, int32_t layer) {
+void fakeRunLayer(uint8_t *arena, uint8_t *scratch, int32_t layer, int32_t part,
+                  int32_t parts) {
   ASSERT_NE(scratch, nullptr);
+  ASSERT_EQ(part, 0); // neither layer is parallel
+  ASSERT_EQ(parts, 1);
   ranLayers.push_back(layer);
   if (layer == 0) {
     const float *in = (const float *)arena;
@@ -46,7 +52,8 @@ const qsim_layer_info layers[] = {
      48,
      1,
      inputs0,
-     -1},
+     -1,
+     0},
     {1,
      "convolutional",
      QSIM_I8,
@@ -57,10 +64,11 @@ const qsim_layer_info layers[] = {
      12,
      1,
      inputs1,
-     -1},
+     -1,
+     0},
 };
 const qsim_model model = {"test",       2, layers,  192, 32, {1, 2, 2, 3},
-                          fakeRunLayer, 0, nullptr, 0,   0};
+                          fakeRunLayer, 0, nullptr, 0,   0,  1};
 
 TEST(DeviceRuntime, InitChecksMemory) {
   qsim_context ctx;
@@ -170,3 +178,89 @@ TEST(DeviceRuntime, HalfToFloat) {
 }
 
 } // namespace
+
+// Threads: a parallel layer runs as `parts` parts at once, each with its own
+// scratch buffer, each writing its share of the output; a layer that is not
+// parallel runs once, as part 0 of 1.
+std::mutex partsMutex;
+std::vector<std::tuple<int, int, int, uint8_t *>> ranParts; // layer, p, n
+
+void fakeRunParts(uint8_t *arena, uint8_t *scratch, int32_t layer, int32_t part,
+                  int32_t parts) {
+  {
+    std::lock_guard<std::mutex> lock(partsMutex);
+    ranParts.emplace_back(layer, part, parts, scratch);
+  }
+  // The scratch buffer is the part's own: fill it whole.
+  memset(scratch, part + 1, 64);
+  float *out = (float *)(arena + 64);
+  for (int i = 12 * part / parts; i < 12 * (part + 1) / parts; ++i)
+    out[i] = 10.0f * layer + (float)i;
+}
+
+TEST(DeviceRuntime, ThreadsSplitParallelLayers) {
+  qsim_layer_info split[] = {layers[0], layers[0]};
+  split[0].parallel = 1;
+  split[1].index = 1;
+  qsim_model threaded = model;
+  threaded.layers = split;
+  threaded.step = fakeRunParts;
+  threaded.scratch_bytes = 64;
+  threaded.threads = 3;
+  EXPECT_EQ(qsim_memory_bytes(&threaded),
+            qsim_memory_bytes_threads(&threaded, 3));
+  EXPECT_EQ(qsim_memory_bytes_threads(&threaded, 3),
+            QSIM_MEMORY_BYTES_FOR(192, 64, 3));
+  std::vector<unsigned char> small(qsim_memory_bytes_threads(&threaded, 3) - 1);
+  qsim_context ctx;
+  EXPECT_EQ(qsim_init(&ctx, &threaded, small.data(), small.size()), -1);
+  std::vector<unsigned char> memory(qsim_memory_bytes(&threaded));
+  ASSERT_EQ(qsim_init(&ctx, &threaded, memory.data(), memory.size()), 0);
+#ifdef QSIM_RUNTIME_NO_THREADS
+  const int expected = 1;
+#else
+  const int expected = 3;
+#endif
+  ASSERT_EQ(qsim_threads(&ctx), expected);
+  for (int run = 0; run < 50; ++run) { // workers are reused layer after layer
+    ranParts.clear();
+    qsim_restart(&ctx);
+    ASSERT_EQ(qsim_step(&ctx), 0);
+    // Layer 0: every part once, all of the same count, separate scratch.
+    ASSERT_EQ((int)ranParts.size(), expected);
+    std::set<int> seen;
+    std::set<uint8_t *> scratches;
+    for (auto &[layer, part, parts, scratch] : ranParts) {
+      EXPECT_EQ(layer, 0);
+      EXPECT_EQ(parts, expected);
+      seen.insert(part);
+      scratches.insert(scratch);
+      EXPECT_EQ(scratch, ctx.scratch + part * threaded.scratch_bytes);
+    }
+    EXPECT_EQ((int)seen.size(), expected);
+    EXPECT_EQ((int)scratches.size(), expected);
+    const float *out = (const float *)(ctx.arena + 64);
+    for (int i = 0; i < 12; ++i)
+      ASSERT_EQ(out[i], (float)i);
+    // Layer 1 is not parallel: part 0 of 1 on the caller's thread.
+    ASSERT_EQ(qsim_step(&ctx), 1);
+    ASSERT_EQ((int)ranParts.size(), expected + 1);
+    EXPECT_EQ(ranParts.back(), std::make_tuple(1, 0, 1, ctx.scratch));
+    for (int i = 0; i < 12; ++i)
+      ASSERT_EQ(out[i], 10.0f + (float)i);
+  }
+  qsim_release(&ctx);
+  EXPECT_EQ(qsim_threads(&ctx), 1);
+  // After the release, the same memory runs on the caller's thread alone.
+  ranParts.clear();
+  qsim_restart(&ctx);
+  ASSERT_EQ(qsim_step(&ctx), 0);
+  EXPECT_EQ(ranParts.size(), 1u);
+
+  // A count chosen at run time; one thread needs only one scratch buffer.
+  std::vector<unsigned char> one(qsim_memory_bytes_threads(&threaded, 1));
+  ASSERT_EQ(qsim_init_threads(&ctx, &threaded, 1, one.data(), one.size()), 0);
+  EXPECT_EQ(qsim_threads(&ctx), 1);
+  EXPECT_LT(one.size(), memory.size());
+  qsim_release(&ctx);
+}

@@ -61,11 +61,13 @@ mlir::LogicalResult emitCode(mlir::ModuleOp module, const EmitOptions &options,
                              std::string &error);
 
 /// The model's header: its layer table, memory sizes and step function, as
-/// `const qsim_model <prefix>_desc` (see runtime/qsim_runtime.h).
+/// `const qsim_model <prefix>_desc` (see runtime/qsim_runtime.h);
+/// `threads`: how many threads qsim_init starts (its memory macro counts a
+/// scratch buffer per thread).
 mlir::LogicalResult writeDeviceHeader(mlir::ModuleOp module,
                                       llvm::StringRef source,
-                                      llvm::raw_ostream &os,
-                                      std::string &error);
+                                      llvm::raw_ostream &os, std::string &error,
+                                      int64_t threads = 1);
 
 } // namespace qsim
 

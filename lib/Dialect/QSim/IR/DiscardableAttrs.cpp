@@ -138,6 +138,10 @@ LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
     return expectType<ArrayAttr>(op, name, value, "an array");
   if (name == "layer" || name == "scratch_bytes")
     return expectType<IntegerAttr>(op, name, value, "an integer");
+  if (name == "parallel")
+    return expectType<BoolAttr>(op, name, value, "a boolean");
+  if (name == "split")
+    return expectType<DenseI64ArrayAttr>(op, name, value, "an i64 array");
   return op->emitError() << "unknown qsim attribute 'qsim." << name << "'";
 }
 

@@ -74,11 +74,14 @@ def QSim_Dialect : Dialect {
     // layer: the fraction of zero weights after magnitude pruning.
     "::mlir::FloatAttr":$sparsity,
     // code generation: the target, the per-layer function table, a layer
-    // function's index and scratch bytes.
+    // function's index and scratch bytes; whether qsim-split-layers split
+    // its work between threads, and how (trips, dimension, block).
     "::mlir::DictionaryAttr":$target,
     "::mlir::ArrayAttr":$codegen,
     "::mlir::IntegerAttr":$layer,
-    "::mlir::IntegerAttr":$scratch_bytes
+    "::mlir::IntegerAttr":$scratch_bytes,
+    "::mlir::BoolAttr":$parallel,
+    "::mlir::DenseI64ArrayAttr":$split
   );
   let hasOperationAttrVerify = 1;
   let hasRegionArgAttrVerify = 1;
