@@ -78,10 +78,11 @@ protected:
 
 TEST_F(StudioSlurmTest, QuantizationRunsAsABatchJob) {
   Browser alice = userWithModel("alice");
-  // Long enough that the supervisor's first squeue (right after sbatch) sees
-  // the job pending on a loaded machine (1 s was missed under ctest -j2).
+  // Long enough that the supervisor's squeue (each a Python process of the
+  // stand-in) sees the job pending, then running, on a loaded machine (1 s
+  // was missed under ctest -j2 beside two builds, for each state).
   writeFile(slurmDir + "/pending-seconds", "3");
-  writeFile(slurmDir + "/running-seconds", "1");
+  writeFile(slurmDir + "/running-seconds", "3");
   json job = quantize(alice, "models/q.mlirbc");
   EXPECT_EQ(job["status"], "queued") << job.dump();
   int64_t id = job["id"];
