@@ -296,6 +296,30 @@ qsim::quantization::batchNormChannelMeans(Value v, std::string &why) {
     }
     return out;
   }
+  if (auto sc = dyn_cast<ShortcutOp>(def)) {
+    // The mean of a sum is the sum of the means, whatever the inputs'
+    // dependence; only a linear activation keeps it so. AlexeyAB adds the
+    // first min(C, C_l) channels of each further input.
+    if (sc.getActivation() != Activation::linear) {
+      why = "its input comes from " + describeLayer(def) + ", whose " +
+            stringifyActivation(sc.getActivation()).str() +
+            " activation of a sum has no mean the statistics give";
+      return std::nullopt;
+    }
+    std::optional<std::vector<double>> out;
+    for (Value in : sc.getInputs()) {
+      auto means = batchNormChannelMeans(in, why);
+      if (!means)
+        return std::nullopt;
+      if (!out) {
+        out = std::move(means);
+        continue;
+      }
+      for (size_t c = 0; c < std::min(out->size(), means->size()); ++c)
+        (*out)[c] += (*means)[c];
+    }
+    return out;
+  }
   why = "its input comes from " + describeValue(v) +
         ", which the analytic mode does not see through";
   return std::nullopt;

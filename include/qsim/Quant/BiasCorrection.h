@@ -74,7 +74,8 @@ std::optional<double> activationMean(Activation act, double mean, double sd);
 /// The mean of each channel of `v` as far as batch-norm statistics prove
 /// it: `v` produced by a conv2d/connected with `qsim.bn_stats` and an
 /// activation of closed-form mean, or by an upsample (stride > 0), a
-/// 1x1 unpadded maxpool or a route of such values. Otherwise nullopt, and
+/// 1x1 unpadded maxpool, a route or a linear shortcut of such values.
+/// Otherwise nullopt, and
 /// `why` says what stopped it.
 std::optional<std::vector<double>> batchNormChannelMeans(mlir::Value v,
                                                          std::string &why);
