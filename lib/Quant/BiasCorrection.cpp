@@ -296,6 +296,9 @@ qsim::quantization::batchNormChannelMeans(Value v, std::string &why) {
     }
     return out;
   }
+  // [dropout] is the identity at inference.
+  if (auto drop = dyn_cast<DropoutOp>(def))
+    return batchNormChannelMeans(drop.getInput(), why);
   if (auto sc = dyn_cast<ShortcutOp>(def)) {
     // The mean of a sum is the sum of the means, whatever the inputs'
     // dependence; only a linear activation keeps it so. AlexeyAB adds the
