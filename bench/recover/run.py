@@ -9,6 +9,8 @@ For each model, the float model and int8 variants built by qsim-opt:
   +cle+bc     ... and --qsim-bias-correct before quantizing
   +cle+ar+bc  ... and --qsim-adaround before the bias correction
   +bc, +ar+bc without equalization
+  +abc        --qsim-bias-correct=mode=analytic (from the folded batch norms'
+              statistics, no images) instead of the empirical +bc
   w4, w4+ar, w4+ar+bc, ...
               --qsim-quantize weight-bits=4 (any w2..w8; --qsim-adaround and
               --qsim-bias-correct get the same weight-bits)
@@ -66,7 +68,7 @@ def parse_variant(v):
             bits = int(t[1:])
         elif t == "a16":
             abits = 16
-        elif t in ("cle", "bc", "ar"):
+        elif t in ("cle", "bc", "abc", "ar"):
             steps.add(t)
         else:
             sys.exit("unknown variant step '%s' in '%s'" % (t, v))
@@ -137,6 +139,9 @@ def main():
                 steps.append("--qsim-adaround=%s iterations=%d" % (recover, a.adaround_iterations))
             if "bc" in todo:
                 steps.append("--qsim-bias-correct=%s" % recover)
+            if "abc" in todo:
+                steps.append("--qsim-bias-correct=mode=analytic weights=%s weight-bits=%d report=0" % (
+                    a.weights, bits))
             q = os.path.join(tmp, "%s-%s.mlirbc" % (m, v.replace("+", "_")))
             steps += ["--qsim-quantize=weights=%s weight-bits=%d activation-bits=%d" % (a.weights, bits, abits),
                       "-o", q]

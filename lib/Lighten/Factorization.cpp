@@ -336,9 +336,12 @@ std::vector<Operation *> insertStages(Conv2DOp conv, const Replacement &r,
     if (last && conv.getBias())
       st.addAttribute("bias", conv.getBiasAttr());
     // Training keys and, on the last stage, recorded analyses (e.g.
-    // calibration of this layer's output) carry over.
+    // calibration of this layer's output) carry over; batch-norm statistics
+    // do not: the factorized layer only approximates the output they
+    // describe.
     for (NamedAttribute a : conv->getDiscardableAttrs())
-      if (a.getName() != "qsim.origin" && (last || a.getName() == "qsim.cfg"))
+      if (a.getName() != "qsim.origin" && a.getName() != kBatchNormStatsAttr &&
+          (last || a.getName() == "qsim.cfg"))
         st.addAttribute(a.getName(), a.getValue());
     st.addAttribute("qsim.origin", b.getStringAttr(origin));
     Operation *op = b.create(st);
@@ -384,10 +387,9 @@ void factorizeLayer(ModuleOp module, const Layer &l, const FactorizeOptions &o,
     layerOps.push_back(l.batchNorm);
   Value out = l.batchNorm ? l.batchNorm->getResult(0) : cur;
   applied.emplace(l.index,
-                  AppliedFactorization{
-                      result.layers.size(),
-                      extractOpsAsModule(layerOps, out),
-                      static_cast<int64_t>(newOps.size())});
+                  AppliedFactorization{result.layers.size(),
+                                       extractOpsAsModule(layerOps, out),
+                                       static_cast<int64_t>(newOps.size())});
   result.layers.push_back(f);
 }
 

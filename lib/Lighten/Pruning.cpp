@@ -144,11 +144,9 @@ private:
   std::vector<Consumer> consumers;
 };
 
-FailureOr<ObsChannelSelector>
-ObsChannelSelector::build(ModuleOp module, ArrayRef<Layer> layers,
-                          const ChannelGroups &groups,
-                          const std::vector<rt::Tensor> &inputs,
-                          int64_t samplesPerImage) {
+FailureOr<ObsChannelSelector> ObsChannelSelector::build(
+    ModuleOp module, ArrayRef<Layer> layers, const ChannelGroups &groups,
+    const std::vector<rt::Tensor> &inputs, int64_t samplesPerImage) {
   ObsChannelSelector s;
   for (size_t e = 1; e < groups.numElements(); ++e)
     if (groups.element(e).source)
@@ -438,10 +436,25 @@ std::vector<PrunedLayer> ChannelPruner::removeChosen(func::FuncOp func) {
         op->setAttr("bias",
                     select(ctx, *conv.getBias(), outMask, {}, base + "_bias"));
       conv.setFilters(after);
-      if (after == before && count(inMask) == (int64_t)inMask.size())
+      bool inputsKept = count(inMask) == (int64_t)inMask.size();
+      // The kept channels' batch-norm statistics still hold when only
+      // output channels go; fewer inputs change what every channel sees.
+      if (std::optional<BatchNormStats> st = getBatchNormStats(op);
+          st && inputsKept && after != before) {
+        BatchNormStats kept;
+        for (int64_t f = 0; f < before; ++f)
+          if (outMask[f]) {
+            kept.mean.push_back(st->mean[f]);
+            kept.std.push_back(st->std[f]);
+          }
+        setBatchNormStats(op, kept);
+      } else if (!inputsKept) {
+        dropBatchNormStats(op);
+      }
+      if (after == before && inputsKept)
         continue;
-      PrunedLayer c{layerOf.lookup(op), "convolutional", before,  after,
-                    (int64_t)inMask.size(), count(inMask), {}, false};
+      PrunedLayer c{layerOf.lookup(op),     "convolutional", before, after,
+                    (int64_t)inMask.size(), count(inMask),   {},     false};
       for (int64_t f = 0; f < before; ++f)
         if (outMask[f])
           c.keptFilters.push_back(f);
@@ -452,6 +465,7 @@ std::vector<PrunedLayer> ChannelPruner::removeChosen(func::FuncOp func) {
       if (count(inMask) != (int64_t)inMask.size()) {
         op->setAttr("weight",
                     select(ctx, *fc.getWeight(), {}, inMask, base + "_weight"));
+        dropBatchNormStats(op);
         changes.push_back({layerOf.lookup(op), "connected", fc.getOutputSize(),
                            fc.getOutputSize(), (int64_t)inMask.size(),
                            count(inMask)});
@@ -560,9 +574,9 @@ channelContributions(ModuleOp module, ArrayRef<Layer> layers,
           norm += v * v;
         }
       std::vector<double> &imp = importance[r.source];
-      imp.resize(cast<ShapedType>(r.source->getResult(0).getType())
-                     .getDimSize(1),
-                 0.0);
+      imp.resize(
+          cast<ShapedType>(r.source->getResult(0).getType()).getDimSize(1),
+          0.0);
       imp[r.channel] += meanSquares[index][ch] * norm;
     }
   }
@@ -609,8 +623,8 @@ LogicalResult reconstructPruned(ModuleOp module, ModuleOp original,
     }
   }
   std::vector<ReconstructedLayer> fits;
-  if (failed(reconstructPrunedConvs(module, original, inputs, kept, o.reconstruct,
-                              fits)))
+  if (failed(reconstructPrunedConvs(module, original, inputs, kept,
+                                    o.reconstruct, fits)))
     return failure();
   if (!report)
     return success();
@@ -771,6 +785,8 @@ LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module,
         "weight",
         makeFloatAttr(module.getContext(), attr.getShapedType().getShape(),
                       "layer" + std::to_string(l.index) + "_sparse", w));
+    // Zeroed weights change the output's distribution.
+    dropBatchNormStats(l.head);
     if (report)
       *report << strprintf("layer %lld (%s): %zu of %zu weights zeroed\n",
                            (long long)l.index, l.kind().str().c_str(), k,

@@ -80,15 +80,15 @@ LogicalResult recordTargets(ModuleOp original,
   for (size_t i = 0; i < requests.size(); ++i) {
     const RefitRequest &r = requests[i];
     auto it = layers.find(r.originalLayer);
-    auto conv = it == layers.end() ? Conv2DOp()
-                                   : dyn_cast<Conv2DOp>(it->second.head);
+    auto conv =
+        it == layers.end() ? Conv2DOp() : dyn_cast<Conv2DOp>(it->second.head);
     if (!conv)
       return original.emitError() << "layer " << r.originalLayer
-                                   << " of the original is not a convolution";
+                                  << " of the original is not a convolution";
     for (int64_t f : r.originalFilters)
       if (f < 0 || f >= conv.getFilters())
-        return conv.emitError() << "reconstruction: filter " << f
-                                << " does not exist";
+        return conv.emitError()
+               << "reconstruction: filter " << f << " does not exist";
     targets[i].kept = r.originalFilters;
     targets[i].perImage.resize(inputs.size());
     if (params.count(r.originalLayer))
@@ -149,6 +149,8 @@ void writeBack(const Layer &layer, const Matrix &w, int64_t patchSize,
   std::string base = "layer" + std::to_string(layer.index) + "_refit";
   auto shape = conv.getWeightAttr().getShapedType().getShape();
   conv->setAttr("weight", makeFloatAttr(ctx, shape, base + "_weight", weight));
+  // Refitted weights only approximate the output the statistics describe.
+  dropBatchNormStats(conv);
   if (!withBias)
     return;
   if (conv.getBias()) {
@@ -159,8 +161,7 @@ void writeBack(const Layer &layer, const Matrix &w, int64_t patchSize,
     std::vector<float> mean = getFloats(*bn.getMean());
     for (int64_t f = 0; f < filters; ++f)
       mean[f] -= bias[f];
-    bn->setAttr(
-        "mean", makeFloatAttr(ctx, {filters}, base + "_bn_mean", mean));
+    bn->setAttr("mean", makeFloatAttr(ctx, {filters}, base + "_bn_mean", mean));
   }
 }
 
@@ -231,9 +232,9 @@ LogicalResult refitLayer(ModuleOp module, const Layer &layer,
     return conv.emitError() << "reconstruction of grouped convolutions is "
                                "not supported";
   if ((int64_t)targets.kept.size() != filters)
-    return conv.emitError() << "reconstruction: " << targets.kept.size()
-                            << " original filters named for " << filters
-                            << " filters";
+    return conv.emitError()
+           << "reconstruction: " << targets.kept.size()
+           << " original filters named for " << filters << " filters";
   BatchNormOp bn = layer.batchNorm;
   bool withBias = conv.getBias() || (bn && bn.getMean());
   int64_t cols = p + (withBias ? 1 : 0);
@@ -299,9 +300,10 @@ LogicalResult refitLayer(ModuleOp module, const Layer &layer,
 
 } // namespace
 
-LogicalResult qsim::lighten::loadRefitImages(
-    ModuleOp module, const std::vector<std::string> &items, int maxImages,
-    std::vector<rt::Tensor> &inputs) {
+LogicalResult
+qsim::lighten::loadRefitImages(ModuleOp module,
+                               const std::vector<std::string> &items,
+                               int maxImages, std::vector<rt::Tensor> &inputs) {
   std::string error;
   std::vector<std::string> files;
   for (const std::string &item : items)
@@ -314,11 +316,12 @@ LogicalResult qsim::lighten::loadRefitImages(
   return success();
 }
 
-LogicalResult qsim::lighten::reconstructConvs(
-    ModuleOp module, ModuleOp original,
-    const std::vector<rt::Tensor> &networkInputs,
-    std::vector<RefitRequest> requests, const ReconstructOptions &o,
-    std::vector<ReconstructedLayer> &result) {
+LogicalResult
+qsim::lighten::reconstructConvs(ModuleOp module, ModuleOp original,
+                                const std::vector<rt::Tensor> &networkInputs,
+                                std::vector<RefitRequest> requests,
+                                const ReconstructOptions &o,
+                                std::vector<ReconstructedLayer> &result) {
   if (requests.empty())
     return success();
   if (networkInputs.empty())
@@ -343,8 +346,7 @@ LogicalResult qsim::lighten::reconstructConvs(
       return failure();
     auto it = layers->find(index);
     if (it == layers->end() || !isa<Conv2DOp>(it->second.head))
-      return module.emitError()
-             << "layer " << index << " is not a convolution";
+      return module.emitError() << "layer " << index << " is not a convolution";
     auto g = eval::ConvPatchGeometry::of(cast<Conv2DOp>(it->second.head));
     auto og = eval::ConvPatchGeometry::of(
         cast<Conv2DOp>(originalLayers->at(requests[i].originalLayer).head));
@@ -554,6 +556,7 @@ LogicalResult qsim::lighten::sparsifyConvs(
                                 conv.getWeightAttr().getShapedType().getShape(),
                                 "layer" + std::to_string(index) + "_sparse",
                                 out));
+    dropBatchNormStats(conv);
     result.push_back(r);
   }
   return success();

@@ -104,6 +104,8 @@ private:
   std::vector<Pair> pairs;
   llvm::DenseMap<Operation *, std::vector<float>> w;
   llvm::DenseMap<Operation *, std::vector<float>> bias;
+  /// The producers' batch-norm statistics, scaled with their channels.
+  llvm::DenseMap<Operation *, BatchNormStats> stats;
 };
 
 LogicalResult Equalizer::check() {
@@ -199,6 +201,9 @@ double Equalizer::equalize(const Pair &pair) {
   if (!bias.count(p))
     if (auto b = producer.getBiasAttr())
       bias[p] = getFloats(b);
+  if (!stats.count(p))
+    if (std::optional<BatchNormStats> st = getBatchNormStats(p))
+      stats[p] = std::move(*st);
   double change = 0;
   for (int64_t c = 0; c < channels; ++c) {
     if (r1[c] <= 0 || r2[c] <= 0)
@@ -209,6 +214,12 @@ double Equalizer::equalize(const Pair &pair) {
       w1[c * per + k] = (float)(w1[c * per + k] / s);
     if (bias.count(p))
       bias[p][c] = (float)(bias[p][c] / s);
+    // Channel c's output is divided by s > 0 before a positively
+    // homogeneous activation: so are its mean and deviation.
+    if (stats.count(p)) {
+      stats[p].mean[c] = (float)(stats[p].mean[c] / s);
+      stats[p].std[c] = (float)(stats[p].std[c] / s);
+    }
     for (const Reader &rd : pair.readers) {
       std::vector<float> &w2 = weights(rd.conv);
       forWeightsReading(rd.conv, rd.offset + c,
@@ -236,6 +247,8 @@ void Equalizer::writeBack() {
     cast<Conv2DOp>(op).setBiasAttr(makeFloatAttr(
         ctx, {(int64_t)values.size()}, base + "_bias_equalized", values));
   }
+  for (auto &[op, st] : stats)
+    setBatchNormStats(op, st);
 }
 
 /// Nagel et al.'s objective: the mean over channels of the precision both

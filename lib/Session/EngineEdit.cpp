@@ -83,6 +83,8 @@ void Engine::State::setWeights(int64_t n, const LayerWeights &w) {
   } else {
     op->setAttr("weight", makeResourceAttr<float>(type, name, w.values));
   }
+  // Edited weights no longer produce the folded batch norm's distribution.
+  dropBatchNormStats(op);
   stale = true;
   ++edits;
 }

@@ -417,6 +417,7 @@ void writeIntWeights(const Node &n, Operation *op) {
   op->setAttr("weight",
               makeResourceAttr(w.getShapedType(), blobName(op, "weight"),
                                ArrayRef<int8_t>(wq)));
+  dropBatchNormStats(op);
   auto b = op->getAttrOfType<ElementsAttr>("bias");
   std::optional<QuantGrid> in = gridOf(op->getOperand(0).getType());
   if (!b || n.bias.empty() || !in)
@@ -447,6 +448,8 @@ void writeWeights(const Node &n, Operation *op) {
     return;
   }
   op->setAttr("weight", floatLike(w, n.weight, op, "weight"));
+  // Trained weights no longer produce the folded batch norm's distribution.
+  dropBatchNormStats(op);
   if (auto b = op->getAttrOfType<ElementsAttr>("bias"); b && !n.bias.empty())
     op->setAttr("bias", floatLike(b, n.bias, op, "bias"));
 }

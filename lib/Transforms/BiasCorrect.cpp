@@ -27,6 +27,22 @@ struct BiasCorrectPass
                          << static_cast<int>(weightBits) << " is outside 2..8";
       return signalPassFailure();
     }
+    if (mode == BiasCorrectionMode::Analytic) {
+      if (!images.empty()) {
+        module.emitError() << "--qsim-bias-correct: mode=analytic takes no "
+                              "images (it reads batch-norm statistics)";
+        return signalPassFailure();
+      }
+      BiasCorrectionOptions o;
+      o.quantize = recoveryScheme(module, weights, activations, scale);
+      o.quantize.weightBits = weightBits;
+      auto rows = correctBiasesAnalytically(module, o);
+      if (failed(rows))
+        return signalPassFailure();
+      if (report)
+        printBiasCorrectionReport(*rows, llvm::errs());
+      return;
+    }
     if (images.empty()) {
       module.emitError() << "--qsim-bias-correct needs images=DIR (or a "
                             "comma-separated list of files)";

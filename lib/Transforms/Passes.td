@@ -336,8 +336,26 @@ def BiasCorrectPass : Pass<"qsim-bias-correct", "mlir::ModuleOp"> {
       --qsim-bias-correct="images=calib/ weights=per-tensor" \
       --qsim-quantize=weights=per-tensor -o m-int8.mlirbc
     ```
+
+    `mode=analytic` needs no images (AIMET's analytic bias correction):
+    where a layer's input comes from a batch norm that
+    `--qsim-fold-batchnorm` kept the statistics of (`qsim.bn_stats`),
+    directly or through upsample, a 1x1 maxpool or a route of such layers,
+    `E[x]` per input channel is the mean of the activation (linear, relu,
+    relu6, leaky) applied to N(beta, gamma^2), and the bias becomes
+    `b - (W~ - W)·E[x]` (zero padding ignored). It corrects the weights'
+    rounding only; the other layers keep their biases and the report says
+    why (a remark for an activation without a closed-form mean).
   }];
   let options = [
+    Option<"mode", "mode", "::qsim::quantization::BiasCorrectionMode",
+           "::qsim::quantization::BiasCorrectionMode::Empirical",
+           "Where the mean inputs come from",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::BiasCorrectionMode::Empirical,
+                        "empirical", "calibration images (images=)"),
+             clEnumValN(::qsim::quantization::BiasCorrectionMode::Analytic,
+                        "analytic", "batch-norm statistics, no images"))}]>,
     ListOption<"images", "images", "std::string",
                "Directories of images or image files (comma-separated)">,
     Option<"maxImages", "max-images", "int", "32", "Use at most N images">,

@@ -23,6 +23,7 @@
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
 #include "llvm/Support/FileSystem.h"
 
 #include <gtest/gtest.h>
@@ -474,3 +475,207 @@ TEST_F(RecoveryTest, AdaRoundedWeightsAreStoredExactlyByQuantize) {
 }
 
 } // namespace
+
+namespace {
+
+/// E[act(y)], y ~ N(mean, sd^2), by Simpson's rule over mean +- 12 sd.
+double integratedMean(Activation act, double mean, double sd) {
+  auto f = [&](double y) {
+    switch (act) {
+    case Activation::relu:
+      return std::max(y, 0.0);
+    case Activation::relu6:
+      return std::min(std::max(y, 0.0), 6.0);
+    case Activation::leaky:
+      return y > 0 ? y : 0.1 * y;
+    default:
+      return y;
+    }
+  };
+  const int n = 20000; // even
+  double a = mean - 12 * sd, h = 24 * sd / n, sum = 0;
+  for (int i = 0; i <= n; ++i) {
+    double y = a + i * h, z = (y - mean) / sd;
+    double p = std::exp(-0.5 * z * z) / (sd * std::sqrt(2 * M_PI));
+    sum += (i == 0 || i == n ? 1 : i % 2 ? 4 : 2) * f(y) * p;
+  }
+  return sum * h / 3;
+}
+
+} // namespace
+
+TEST(AnalyticBiasCorrection, ActivationMeansMatchNumericIntegration) {
+  for (Activation act : {Activation::linear, Activation::relu,
+                         Activation::relu6, Activation::leaky})
+    for (double mean : {-7.0, -1.3, -0.2, 0.0, 0.4, 2.5, 5.9, 9.0})
+      for (double sd : {0.05, 0.7, 1.0, 3.2}) {
+        std::optional<double> m = activationMean(act, mean, sd);
+        ASSERT_TRUE(m) << stringifyActivation(act).str();
+        EXPECT_NEAR(*m, integratedMean(act, mean, sd), 1e-6)
+            << stringifyActivation(act).str() << " N(" << mean << ", " << sd
+            << "^2)";
+      }
+  // A constant input (gamma = 0): the activation of the mean.
+  EXPECT_DOUBLE_EQ(*activationMean(Activation::relu, -2.0, 0.0), 0.0);
+  EXPECT_DOUBLE_EQ(*activationMean(Activation::leaky, -2.0, 0.0), -0.2);
+  EXPECT_DOUBLE_EQ(*activationMean(Activation::relu6, 7.5, 0.0), 6.0);
+  // Sampling agrees with the closed form for leaky (a second, independent
+  // check of the negative part's slope).
+  std::mt19937 rng(17);
+  std::normal_distribution<double> normal(-0.3, 1.7);
+  double sum = 0;
+  const int samples = 400000;
+  for (int i = 0; i < samples; ++i) {
+    double y = normal(rng);
+    sum += y > 0 ? y : 0.1 * y;
+  }
+  EXPECT_NEAR(sum / samples, *activationMean(Activation::leaky, -0.3, 1.7),
+              0.01);
+  // Activations without a closed form are refused.
+  EXPECT_FALSE(activationMean(Activation::mish, 0.0, 1.0));
+  EXPECT_FALSE(activationMean(Activation::logistic, 0.0, 1.0));
+}
+
+// Layer 0's (folded) batch norm feeds a 3x3 conv (layer 1) and, flattened, a
+// connected layer (layer 2, through a route of layer 0): the bias shifts
+// are -(W~ - W) E[x], computed here by hand.
+TEST_F(RecoveryTest, AnalyticBiasShiftOfHandMadeLayers) {
+  auto module = import(R"([net]
+width=4
+height=4
+channels=1
+
+[convolutional]
+filters=2
+size=1
+activation=relu
+
+[convolutional]
+filters=3
+size=3
+pad=1
+activation=linear
+
+[route]
+layers=0
+
+[connected]
+output=2
+activation=linear
+)");
+  ASSERT_TRUE(module);
+  Conv2DOp conv0 = convOfLayer(*module, 0), conv1 = convOfLayer(*module, 1);
+  ASSERT_TRUE(conv0 && conv1);
+  // Statistics by hand (as if folded; folding would erase layer 1, which
+  // nothing reads): E[relu(N(1, 2^2))], E[relu(N(-0.5, 0.5^2))].
+  setBatchNormStats(conv0, {{1.0f, -0.5f}, {2.0f, 0.5f}});
+  double e0 = 1.0 * 0.5 * std::erfc(-0.5 / std::sqrt(2.0)) +
+              2.0 * std::exp(-0.125) / std::sqrt(2 * M_PI);
+  double e1 = -0.5 * 0.5 * std::erfc(1.0 / std::sqrt(2.0)) +
+              0.5 * std::exp(-0.5) / std::sqrt(2 * M_PI);
+
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> w1(3 * 2 * 9), b1 = {0.1f, -0.2f, 0.3f};
+  for (float &v : w1)
+    v = u(rng);
+  conv1.setWeightAttr(makeFloatAttr(&ctx, {3, 2, 3, 3}, "hand_w1", w1));
+  conv1.setBiasAttr(makeFloatAttr(&ctx, {3}, "hand_b1", b1));
+  ConnectedOp fc;
+  module->walk([&](ConnectedOp c) { fc = c; });
+  ASSERT_TRUE(fc);
+  std::vector<float> w2(2 * 2 * 16), b2 = {0.5f, 0.0f};
+  for (float &v : w2)
+    v = u(rng);
+  fc->setAttr("weight", makeFloatAttr(&ctx, {2, 32}, "hand_w2", w2));
+  fc->setAttr("bias", makeFloatAttr(&ctx, {2}, "hand_b2", b2));
+  PrecisionPlan plan;
+  plan.preset = PrecisionPreset::AllInt8;
+  ASSERT_TRUE(mlir::succeeded(assignPrecision(*module, plan)));
+
+  // Per-tensor int8 rounding, as --qsim-quantize does it.
+  auto rounded = [](const std::vector<float> &w) {
+    double m = 0;
+    for (float v : w)
+      m = std::max(m, (double)std::fabs(v));
+    float s = (float)(m / 127);
+    std::vector<double> q(w.size());
+    for (size_t i = 0; i < w.size(); ++i)
+      q[i] = std::max(-127.0f, std::min(127.0f, std::round(w[i] / s))) * s;
+    return q;
+  };
+  std::vector<double> q1 = rounded(w1), q2 = rounded(w2);
+  std::vector<float> b0 = getFloats(conv0.getBiasAttr());
+
+  BiasCorrectionOptions o;
+  o.quantize.perChannelWeights = false;
+  auto rows = correctBiasesAnalytically(*module, o);
+  ASSERT_TRUE(mlir::succeeded(rows));
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_NE((*rows)[0].kept.find("network input"), std::string::npos);
+  EXPECT_TRUE((*rows)[1].kept.empty()) << (*rows)[1].kept;
+  EXPECT_TRUE((*rows)[2].kept.empty()) << (*rows)[2].kept;
+  // Layer 0 reads the image: unchanged.
+  EXPECT_EQ(getFloats(conv0.getBiasAttr()), b0);
+
+  std::vector<float> got1 = getFloats(conv1.getBiasAttr());
+  double largest = 0;
+  for (int f = 0; f < 3; ++f) {
+    double shift = 0;
+    for (int c = 0; c < 2; ++c)
+      for (int k = 0; k < 9; ++k) {
+        int i = (f * 2 + c) * 9 + k;
+        shift -= (q1[i] - w1[i]) * (c == 0 ? e0 : e1);
+      }
+    largest = std::max(largest, std::fabs(shift));
+    EXPECT_NEAR(got1[f], b1[f] + shift, 1e-6) << "filter " << f;
+  }
+  EXPECT_GT(largest, 1e-4); // the rounding did shift something
+  std::vector<float> got2 =
+      getFloats(fc->getAttrOfType<mlir::ElementsAttr>("bias"));
+  for (int f = 0; f < 2; ++f) {
+    double shift = 0;
+    for (int k = 0; k < 32; ++k)
+      shift -= (q2[f * 32 + k] - w2[f * 32 + k]) * (k < 16 ? e0 : e1);
+    EXPECT_NEAR(got2[f], b2[f] + shift, 1e-6) << "output " << f;
+  }
+}
+
+// Folding keeps one deviation >= 0 per channel; the verifier refuses
+// statistics that do not match the channels (stale after a rewrite).
+TEST_F(RecoveryTest, BatchNormStatsAreVerified) {
+  auto module = import(R"([net]
+width=4
+height=4
+channels=1
+
+[convolutional]
+batch_normalize=1
+filters=3
+size=1
+activation=leaky
+)");
+  ASSERT_TRUE(module);
+  ASSERT_TRUE(mlir::succeeded(foldBatchNorms(*module)));
+  Conv2DOp conv = convOfLayer(*module, 0);
+  std::optional<BatchNormStats> st = getBatchNormStats(conv);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->mean.size(), 3u);
+  for (float s : st->std)
+    EXPECT_GE(s, 0.0f);
+  EXPECT_TRUE(mlir::succeeded(mlir::verify(*module)));
+  std::string message;
+  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
+    message = d.str();
+    return mlir::success();
+  });
+  setBatchNormStats(conv, {{0.0f, 1.0f}, {1.0f, 1.0f}});
+  EXPECT_TRUE(mlir::failed(mlir::verify(*module)));
+  EXPECT_NE(message.find("'qsim.bn_stats' has 2 mean(s) and 2 std(s) for 3 "
+                         "output channels"),
+            std::string::npos)
+      << message;
+  setBatchNormStats(conv, {{0.0f, 1.0f, 2.0f}, {1.0f, -1.0f, 1.0f}});
+  EXPECT_TRUE(mlir::failed(mlir::verify(*module)));
+  EXPECT_NE(message.find("std -1"), std::string::npos) << message;
+}

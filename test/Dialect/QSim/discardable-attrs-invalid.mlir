@@ -78,3 +78,37 @@ module attributes {qsim.cost = ["sse"]} {}
 func.func @h() attributes {qsim.cost = [{type = "sse"}]} {
   return
 }
+
+// -----
+
+// Batch-norm statistics: one mean and one std >= 0 per output channel, on
+// a conv2d or connected op only.
+func.func @bn_stats_channels(%in: tensor<1x1x2x2xf32>) -> tensor<1x2x2x2xf32> {
+  // expected-error @+1 {{'qsim.bn_stats' has 1 mean(s) and 1 std(s) for 2 output channels}}
+  %0 = qsim.conv2d %in {filters = 2 : i64, size = array<i64: 1, 1>, stride = array<i64: 1, 1>, padding = array<i64: 0, 0>, activation = #qsim.act<linear>, weight = dense<1.0> : tensor<2x1x1x1xf32>, bias = dense<0.0> : tensor<2xf32>, qsim.bn_stats = {mean = array<f32: 0.0>, std = array<f32: 1.0>}} : tensor<1x1x2x2xf32> -> tensor<1x2x2x2xf32>
+  return %0 : tensor<1x2x2x2xf32>
+}
+
+// -----
+
+func.func @bn_stats_negative(%in: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> {
+  // expected-error @+1 {{'qsim.bn_stats' channel 0 has mean 0.000000e+00 and std -1.000000e+00 (finite, std >= 0)}}
+  %0 = qsim.conv2d %in {filters = 1 : i64, size = array<i64: 1, 1>, stride = array<i64: 1, 1>, padding = array<i64: 0, 0>, activation = #qsim.act<linear>, weight = dense<1.0> : tensor<1x1x1x1xf32>, qsim.bn_stats = {mean = array<f32: 0.0>, std = array<f32: -1.0>}} : tensor<1x1x2x2xf32> -> tensor<1x1x2x2xf32>
+  return %0 : tensor<1x1x2x2xf32>
+}
+
+// -----
+
+func.func @bn_stats_place(%in: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> {
+  // expected-error @+1 {{'qsim.bn_stats' belongs on a conv2d or connected op}}
+  %0 = qsim.maxpool %in {size = 1 : i64, stride = array<i64: 1, 1>, padding = 0 : i64, qsim.bn_stats = {mean = array<f32: 0.0>, std = array<f32: 1.0>}} : tensor<1x1x2x2xf32> -> tensor<1x1x2x2xf32>
+  return %0 : tensor<1x1x2x2xf32>
+}
+
+// -----
+
+func.func @bn_stats_type(%in: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> {
+  // expected-error @+1 {{'qsim.bn_stats' must be {mean = array<f32>, std = array<f32>}}}
+  %0 = qsim.conv2d %in {filters = 1 : i64, size = array<i64: 1, 1>, stride = array<i64: 1, 1>, padding = array<i64: 0, 0>, activation = #qsim.act<linear>, weight = dense<1.0> : tensor<1x1x1x1xf32>, qsim.bn_stats = {mean = dense<0.0> : tensor<1xf32>, std = array<f32: 1.0>}} : tensor<1x1x2x2xf32> -> tensor<1x1x2x2xf32>
+  return %0 : tensor<1x1x2x2xf32>
+}

@@ -17,3 +17,12 @@ module attributes {qsim.flavor = "pjreddie", qsim.letter_box = true, qsim.source
 // A qsim-train checkpoint records where training stopped.
 // CHECK: module attributes {qsim.training = {seed = 1 : i64, step = 100 : i64, steps = 2000 : i64}}
 module attributes {qsim.training = {step = 100 : i64, steps = 2000 : i64, seed = 1 : i64}} {}
+
+// -----
+
+// A folded batch norm's statistics (--qsim-fold-batchnorm keeps them).
+// CHECK: qsim.conv2d {{.*}}qsim.bn_stats = {mean = array<f32: 5.000000e-01, -2.500000e-01>, std = array<f32: 2.000000e+00, 0.000000e+00>}
+func.func @bn_stats(%in: tensor<1x1x2x2xf32>) -> tensor<1x2x2x2xf32> {
+  %0 = qsim.conv2d %in {filters = 2 : i64, size = array<i64: 1, 1>, stride = array<i64: 1, 1>, padding = array<i64: 0, 0>, activation = #qsim.act<relu>, weight = dense<1.0> : tensor<2x1x1x1xf32>, bias = dense<0.0> : tensor<2xf32>, qsim.bn_stats = {mean = array<f32: 0.5, -0.25>, std = array<f32: 2.0, 0.0>}} : tensor<1x1x2x2xf32> -> tensor<1x2x2x2xf32>
+  return %0 : tensor<1x2x2x2xf32>
+}

@@ -15,6 +15,8 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/StringSwitch.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace qsim;
 
@@ -54,9 +56,40 @@ LogicalResult verifyCalib(Operation *op, DictionaryAttr d) {
                   .Case("images", isa<IntegerAttr>(v))
                   .Default(true);
     if (!ok)
-      return op->emitError() << "'qsim.calib' has a '" << key
-                             << "' of the wrong type";
+      return op->emitError()
+             << "'qsim.calib' has a '" << key << "' of the wrong type";
   }
+  return success();
+}
+
+/// Batch-norm statistics: f32 arrays `mean` and `std` of one value per
+/// output channel of the conv2d/connected carrying them, std finite and
+/// >= 0. A stale copy (channels pruned, layer rewritten) fails here
+/// instead of steering analytic bias correction wrong.
+LogicalResult verifyBatchNormStats(Operation *op, DictionaryAttr d) {
+  int64_t channels;
+  if (auto conv = dyn_cast<Conv2DOp>(op))
+    channels = conv.getFilters();
+  else if (auto fc = dyn_cast<ConnectedOp>(op))
+    channels = fc.getOutputSize();
+  else
+    return op->emitError()
+           << "'qsim.bn_stats' belongs on a conv2d or connected op";
+  auto mean = d.getAs<DenseF32ArrayAttr>("mean");
+  auto sd = d.getAs<DenseF32ArrayAttr>("std");
+  if (!mean || !sd || d.size() != 2)
+    return op->emitError() << "'qsim.bn_stats' must be {mean = array<f32>, "
+                              "std = array<f32>}";
+  if (mean.size() != channels || sd.size() != channels)
+    return op->emitError() << describeLayer(op) << ": 'qsim.bn_stats' has "
+                           << mean.size() << " mean(s) and " << sd.size()
+                           << " std(s) for " << channels << " output channels";
+  for (int64_t c = 0; c < channels; ++c)
+    if (!std::isfinite(mean[c]) || !std::isfinite(sd[c]) || !(sd[c] >= 0))
+      return op->emitError()
+             << describeLayer(op) << ": 'qsim.bn_stats' channel " << c
+             << " has mean " << mean[c] << " and std " << sd[c]
+             << " (finite, std >= 0)";
   return success();
 }
 
@@ -102,17 +135,18 @@ LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
     auto a = dyn_cast<ArrayAttr>(value);
     if (!a ||
         !llvm::all_of(a, [](Attribute e) { return isa<DictionaryAttr>(e); }))
-      return op->emitError() << "'qsim." << name
-                             << "' must be an array of dictionaries (["
-                             << name << "] keys)";
+      return op->emitError()
+             << "'qsim." << name << "' must be an array of dictionaries (["
+             << name << "] keys)";
     return verifyModuleOnly(op, name);
   }
   if (name == "source")
-    return failure(failed(expectType<StringAttr>(op, name, value, "a string")) ||
-                   failed(verifyModuleOnly(op, name)));
+    return failure(
+        failed(expectType<StringAttr>(op, name, value, "a string")) ||
+        failed(verifyModuleOnly(op, name)));
   if (name == "weights_header")
-    return failure(failed(expectType<DenseI64ArrayAttr>(
-                       op, name, value, "an array of i64")) ||
+    return failure(failed(expectType<DenseI64ArrayAttr>(op, name, value,
+                                                        "an array of i64")) ||
                    failed(verifyModuleOnly(op, name)));
   if (name == "precision") {
     auto s = dyn_cast<StringAttr>(value);
@@ -127,6 +161,12 @@ LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
     if (!d)
       return op->emitError() << "'qsim.calib' must be a dictionary";
     return verifyCalib(op, d);
+  }
+  if (name == "bn_stats") {
+    auto d = dyn_cast<DictionaryAttr>(value);
+    if (!d)
+      return op->emitError() << "'qsim.bn_stats' must be a dictionary";
+    return verifyBatchNormStats(op, d);
   }
   if (name == "precision_reason" || name == "origin")
     return expectType<StringAttr>(op, name, value, "a string");

@@ -375,3 +375,24 @@ ElementsAttr qsim::makeFloatAttr(MLIRContext *ctx, ArrayRef<int64_t> shape,
 bool qsim::hasInt8Form(const Layer &layer) {
   return cast<LayerOpInterface>(layer.head).hasInt8Form();
 }
+
+std::optional<BatchNormStats> qsim::getBatchNormStats(Operation *op) {
+  auto d = op->getAttrOfType<DictionaryAttr>(kBatchNormStatsAttr);
+  if (!d)
+    return std::nullopt;
+  auto mean = d.getAs<DenseF32ArrayAttr>("mean");
+  auto sd = d.getAs<DenseF32ArrayAttr>("std");
+  if (!mean || !sd)
+    return std::nullopt;
+  return BatchNormStats{
+      std::vector<float>(mean.asArrayRef().begin(), mean.asArrayRef().end()),
+      std::vector<float>(sd.asArrayRef().begin(), sd.asArrayRef().end())};
+}
+
+void qsim::setBatchNormStats(Operation *op, const BatchNormStats &stats) {
+  Builder b(op->getContext());
+  op->setAttr(kBatchNormStatsAttr,
+              b.getDictionaryAttr(
+                  {b.getNamedAttr("mean", b.getDenseF32ArrayAttr(stats.mean)),
+                   b.getNamedAttr("std", b.getDenseF32ArrayAttr(stats.std))}));
+}

@@ -71,6 +71,13 @@ def QSim_Dialect : Dialect {
     // layer: the planned precision ("fp32", "fp16", "int8") and why.
     "::mlir::StringAttr":$precision,
     "::mlir::StringAttr":$precision_reason,
+    // conv2d/connected with a folded batch norm: the batch norm's
+    // per-channel output distribution {mean = beta, std = |gamma|} (the
+    // pre-activation output is N(beta, gamma^2) on the data it was trained
+    // on), kept by --qsim-fold-batchnorm for analytic bias correction.
+    // Passes that change the layer's output channels or function drop or
+    // rescale it (verified: one value per output channel, std >= 0).
+    "::mlir::DictionaryAttr":$bn_stats,
     // layer: the fraction of zero weights after magnitude pruning.
     "::mlir::FloatAttr":$sparsity,
     // code generation: the target, the per-layer function table, a layer

@@ -43,6 +43,12 @@ struct FoldIntoProducer : public OpRewritePattern<BatchNormOp> {
     if ((int64_t)w.size() % channels != 0)
       return failure();
     int64_t per = w.size() / channels;
+    // The batch norm's output is N(beta, gamma^2) per channel on the data
+    // it was trained on: analytic bias correction needs that after the
+    // batch norm itself is gone.
+    BatchNormStats stats{bias, scale};
+    for (float &g : stats.std)
+      g = std::fabs(g);
     for (int64_t c = 0; c < channels; ++c) {
       double sd = flavor == Flavor::AlexeyAB
                       ? std::sqrt((double)(var[c] + .00001f))
@@ -64,6 +70,7 @@ struct FoldIntoProducer : public OpRewritePattern<BatchNormOp> {
       producer->setAttr("bias", makeFloatAttr(getContext(), {channels},
                                               base + "_bias", bias));
       producer->setAttr("activation", bn.getActivationAttr());
+      setBatchNormStats(producer, stats);
       // A range calibrated on the layer output stays with it.
       if (Attribute calib = bn->getAttr("qsim.calib"))
         producer->setAttr("qsim.calib", calib);

@@ -22,7 +22,10 @@ def FoldBatchNormPass : Pass<"qsim-fold-batchnorm", "mlir::ModuleOp"> {
 
     with sd = sqrt(variance + 1e-5) (AlexeyAB) or sqrt(variance) + 1e-6
     (pjreddie) per the module's `qsim.flavor` (AlexeyAB's
-    fuse_conv_batchnorm), and moves the activation onto the conv. Standalone
+    fuse_conv_batchnorm), and moves the activation onto the conv. The batch
+    norm's output distribution stays on the conv as `qsim.bn_stats =
+    {mean = beta, std = |gamma|}` (per channel) for
+    `--qsim-bias-correct=mode=analytic`. Standalone
     [batchnorm] layers are left alone (folding them would change the
     layer count). Required before quantization.
   }];

@@ -152,6 +152,22 @@ mlir::ElementsAttr makeFloatAttr(mlir::MLIRContext *ctx,
                                  llvm::StringRef name,
                                  llvm::ArrayRef<float> data);
 
+/// A folded batch norm's per-channel output distribution (`qsim.bn_stats`,
+/// kept by --qsim-fold-batchnorm): the pre-activation output of channel c
+/// is taken as N(mean[c], std[c]^2).
+struct BatchNormStats {
+  std::vector<float> mean, std;
+};
+inline constexpr llvm::StringLiteral kBatchNormStatsAttr = "qsim.bn_stats";
+/// `op`'s statistics, if it has them.
+std::optional<BatchNormStats> getBatchNormStats(mlir::Operation *op);
+void setBatchNormStats(mlir::Operation *op, const BatchNormStats &stats);
+/// Forgets them: for passes that change the layer's function or channels,
+/// after which they would no longer describe its output.
+inline void dropBatchNormStats(mlir::Operation *op) {
+  op->removeAttr(kBatchNormStatsAttr);
+}
+
 /// True for f32/f16 element types; false for quantized ones.
 bool isFloatElement(mlir::Type t);
 
