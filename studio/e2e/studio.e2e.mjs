@@ -124,7 +124,7 @@ async function documentRealModels(page, fullShot, expectNotice, upload) {
   await shot(page, 'docs-inference', '#side-by-side');
   await page.click('a[href="#model"]');
   await page.selectOption('#model-select', aix);
-  await page.waitForFunction(() => /^22 layers/.test(document.getElementById('model-stats').textContent));
+  await page.waitForFunction(() => /^22 layers/.test((document.getElementById('model-stats')?.textContent ?? '')));
   await shot(page, 'docs-graph');
   await page.selectOption('#figure-select', 'sqnr');
   const int8Run = await page.locator('#figure-run option').evaluateAll((o) => o.find((x) => /int8/.test(x.textContent)).value);
@@ -137,7 +137,7 @@ async function documentRealModels(page, fullShot, expectNotice, upload) {
   await page.selectOption('#diff-select', '(none)');
   await page.selectOption('#figure-select', 'macs');
   await page.selectOption('#model-select', 'models/ab-yolov4.mlirbc');
-  await page.waitForFunction(() => /^162 layers/.test(document.getElementById('model-stats').textContent));
+  await page.waitForFunction(() => /^162 layers/.test((document.getElementById('model-stats')?.textContent ?? '')));
   await shot(page, 'docs-graph-yolov4');
   await page.click('#graph .graph-expand');
   await page.fill('#graph .graph-search', '100');
@@ -153,9 +153,9 @@ async function documentRealModels(page, fullShot, expectNotice, upload) {
   await page.fill('#dbg-layer', '8');
   await page.click('#dbg-runto');
   await page.click('#dbg-show');
-  await page.waitForFunction(() => /layer 8 output/.test(document.getElementById('dbg-view').textContent));
+  await page.waitForFunction(() => /layer 8 output/.test((document.getElementById('dbg-view')?.textContent ?? '')));
   await page.click('#dbg-cross');
-  await page.waitForFunction(() => /vs_float/.test(document.getElementById('dbg-result-box').textContent));
+  await page.waitForFunction(() => /vs_float/.test((document.getElementById('dbg-result-box')?.textContent ?? '')));
   await shot(page, 'docs-step', '#dbg-graph');
   await shot(page, 'docs-step-tensor', '#dbg-view');
   await page.click('#dbg-end');
@@ -164,7 +164,7 @@ async function documentRealModels(page, fullShot, expectNotice, upload) {
     await upload('models', [prunedModel]);
     await page.click('a[href="#train"]');
     await startTraining(page, { student: 'models/yolov3-tiny-aix2022-pruned30.mlirbc', teacher: aix, images: 'calib', steps: 30, lr: '0.0001', output: 'models/yolov3-tiny-aix2022-pruned30-trained.mlirbc' });
-    await page.waitForFunction(() => /job \d+ done: step 30\/30 · loss/.test(document.getElementById('t-status').textContent), null, { timeout: 300000 });
+    await page.waitForFunction(() => /job \d+ done: step 30\/30 · loss/.test((document.getElementById('t-status')?.textContent ?? '')), null, { timeout: 300000 });
     assert.equal(await page.locator('#t-curve circle').count(), 30, 'one point per step on the loss curve');
     await shot(page, 'docs-train');
   }
@@ -192,17 +192,17 @@ async function train(page, upload, expectNotice) {
   await upload('models', students);
   await page.click('a[href="#train"]');
   await startTraining(page, { student: 'models/student.mlirbc', teacher: 'models/teacher.mlirbc', images: 'images', steps: 8, lr: '0.001' });
-  await page.waitForFunction(() => /job \d+ done: step 8\/8 · loss/.test(document.getElementById('t-status').textContent));
+  await page.waitForFunction(() => /job \d+ done: step 8\/8 · loss/.test((document.getElementById('t-status')?.textContent ?? '')));
   assert.equal(await page.locator('#t-model').innerText(), 'models/student-trained.mlirbc');
   assert.equal(await page.locator('#t-curve circle').count(), 8, 'one point per step on the loss curve');
   // A long training, stopped: the steps done are kept as a model.
   await page.fill('#t-steps', '1000000');
   await page.fill('#t-output', 'models/student-stopped.mlirbc');
   await page.click('#t-start');
-  await page.waitForFunction(() => /step (\d{3,})\/1000000 · loss .* · ETA/.test(document.getElementById('t-status').textContent));
+  await page.waitForFunction(() => /step (\d{3,})\/1000000 · loss .* · ETA/.test((document.getElementById('t-status')?.textContent ?? '')));
   assert.ok(await page.locator('#t-curve path[stroke]').count() >= 1, 'the curve is drawn while it trains');
   await page.click('#t-stop');
-  await page.waitForFunction(() => /job \d+ stopped: step \d+\/1000000/.test(document.getElementById('t-status').textContent));
+  await page.waitForFunction(() => /job \d+ stopped: step \d+\/1000000/.test((document.getElementById('t-status')?.textContent ?? '')));
   assert.match(await page.locator('#t-result').innerText(), /models\/student-stopped\.mlirbc · \d+ of 1000000 steps \(stopped\)/);
   await page.locator('#t-history tr[data-status="done"] input.overlay').check();
   await page.waitForFunction(() => document.querySelectorAll('#t-curve path[stroke]').length === 2);
@@ -211,7 +211,7 @@ async function train(page, upload, expectNotice) {
   await page.reload();
   await expectNotice(/Logged in as alice/);
   await page.click('a[href="#train"]');
-  await page.waitForFunction(() => /job \d+ stopped: step \d+\/1000000/.test(document.getElementById('t-status').textContent));
+  await page.waitForFunction(() => /job \d+ stopped: step \d+\/1000000/.test((document.getElementById('t-status')?.textContent ?? '')));
   assert.ok(await page.locator('#t-curve path[stroke]').count() >= 1, 'the curve is kept with the job');
   assert.equal(await page.locator('#t-history tr[data-job]').count(), 2);
   await page.click('a[href="#files"]');
@@ -239,7 +239,7 @@ try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   page.setDefaultTimeout(120000);
   const notice = page.locator('#notice');
-  const expectNotice = async (re) => { await page.waitForFunction((s) => new RegExp(s).test(document.getElementById('notice').textContent), re.source); };
+  const expectNotice = async (re) => { await page.waitForFunction((s) => new RegExp(s).test((document.getElementById('notice')?.textContent ?? '')), re.source); };
 
   // Register, log out, log in.
   await page.goto(base);
@@ -312,28 +312,28 @@ try {
   await expectNotice(/Session \d+ ready/);
   await page.fill('#dbg-layer', '4');
   await page.click('#dbg-runto');
-  await page.waitForFunction(() => /next layer 5/.test(document.getElementById('dbg-status').textContent));
+  await page.waitForFunction(() => /next layer 5/.test((document.getElementById('dbg-status')?.textContent ?? '')));
   await page.click('#dbg-show');
   await page.waitForSelector('#dbg-stats');
   await page.waitForFunction(() => document.getElementById('dbg-tensor-img').naturalWidth > 0 && document.getElementById('dbg-hist-img').naturalWidth > 0);
   await shot(page, '05-step-layer4');
   await page.selectOption('#dbg-cross-prec', 'fp32');
   await page.click('#dbg-cross');
-  await page.waitForFunction(() => /"vs_float"/.test(document.getElementById('dbg-log').textContent));
+  await page.waitForFunction(() => /"vs_float"/.test((document.getElementById('dbg-log')?.textContent ?? '')));
   assert.match(await page.locator('#dbg-log').innerText(), /"cross_precision": "fp32"/);
   await shot(page, '06-cross');
   await page.fill('#dbg-w-index', '0');
   await page.fill('#dbg-w-value', '0.75');
   await page.click('#dbg-set-weight');
-  await page.waitForFunction(() => /"changed"/.test(document.getElementById('dbg-log').textContent));
+  await page.waitForFunction(() => /"changed"/.test((document.getElementById('dbg-log')?.textContent ?? '')));
   await page.click('#dbg-rerun');
-  await page.waitForFunction(() => /"change"/.test(document.getElementById('dbg-log').textContent));
+  await page.waitForFunction(() => /"change"/.test((document.getElementById('dbg-log')?.textContent ?? '')));
   const rerun = JSON.parse(await page.locator('#dbg-log').innerText());
   assert.ok(rerun.change.changed_values > 0, 'the edited weight changed the layer output');
   await shot(page, '07-edit-rerun');
   await page.fill('#dbg-save-file', 'models/tiny-edited.mlirbc');
   await page.click('#dbg-save');
-  await page.waitForFunction(() => /"edits": 1/.test(document.getElementById('dbg-log').textContent));
+  await page.waitForFunction(() => /"edits": 1/.test((document.getElementById('dbg-log')?.textContent ?? '')));
   await page.click('#dbg-end');
   await expectNotice(/Session ended/);
 
@@ -432,7 +432,7 @@ try {
   await page.reload();
   await expectNotice(/Logged in as alice/);
   await page.click('a[href="#debugger"]');
-  await page.waitForFunction(() => /^session \d+/.test(document.getElementById('dbg-status').textContent));
+  await page.waitForFunction(() => /^session \d+/.test((document.getElementById('dbg-status')?.textContent ?? '')));
   // Layer picked on the graph; int8 weights with their per-channel scales.
   await page.click('#dbg-graph-svg rect[data-layer="2"]');
   assert.equal(await page.inputValue('#dbg-layer'), '2');
@@ -442,15 +442,15 @@ try {
   assert.doesNotMatch(await page.locator('#dbg-stats').innerText(), /undefined/, 'int8 parameters are shown');
   await page.selectOption('#dbg-what', 'output');
   await page.click('#dbg-runto');
-  await page.waitForFunction(() => /next layer 3/.test(document.getElementById('dbg-status').textContent));
+  await page.waitForFunction(() => /next layer 3/.test((document.getElementById('dbg-status')?.textContent ?? '')));
   await page.click('#dbg-show');
-  await page.waitForFunction(() => /layer 2 output/.test(document.getElementById('dbg-view').textContent));
+  await page.waitForFunction(() => /layer 2 output/.test((document.getElementById('dbg-view')?.textContent ?? '')));
   await page.waitForSelector('#dbg-histogram rect.bar');
   await page.waitForSelector('#dbg-colorbar');
   await page.locator('#dbg-maps').hover({ position: { x: 5, y: 5 } });
   assert.match(await page.locator('#dbg-readout').innerText(), /channel 0, y \d+, x \d+: -?[\d.]/);
   await page.click('#dbg-compare');
-  await page.waitForFunction(() => /sqnr_db/.test(document.getElementById('dbg-result-box').textContent));
+  await page.waitForFunction(() => /sqnr_db/.test((document.getElementById('dbg-result-box')?.textContent ?? '')));
   await shot(page, '12-step-tensors');
   await page.click('a[href="#jobs"]');
   await page.waitForSelector('#job-table tr[data-kind="session"][data-status="running"] button.end-session');
