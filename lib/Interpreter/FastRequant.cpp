@@ -300,8 +300,7 @@ chunkTFLitePackedAvx512(const int32_t *acc, int64_t pixels, int64_t C,
                         int32_t hi, int8_t *out) {
   const __m512i lo8 = _mm512_set1_epi8((char)lo),
                 hi8 = _mm512_set1_epi8((char)hi);
-  const __m256i lo8h = _mm256_set1_epi8((char)lo),
-                hi8h = _mm256_set1_epi8((char)hi);
+  const __m128i lo8t = _mm_set1_epi8((char)lo), hi8t = _mm_set1_epi8((char)hi);
   // After the two packs, 32-bit word 4 * L + v holds outputs 16 * v + 4 * L
   // .. + 3 (L: the 128-bit lane, v: the source vector).
   const __m512i order =
@@ -329,8 +328,7 @@ chunkTFLitePackedAvx512(const int32_t *acc, int64_t pixels, int64_t C,
       __m512i y = requant16Packed<Leaky>(a, f, k, t);
       __m128i b = _mm512_cvtsepi32_epi8(y);
       if (Clamp)
-        b = _mm_min_epi8(_mm_max_epi8(b, _mm256_castsi256_si128(lo8h)),
-                         _mm256_castsi256_si128(hi8h));
+        b = _mm_min_epi8(_mm_max_epi8(b, lo8t), hi8t);
       _mm_mask_storeu_epi8(o + f, k, b);
     }
   }
