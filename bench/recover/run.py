@@ -14,6 +14,16 @@ For each model, the float model and int8 variants built by qsim-opt:
   w4, w4+ar, w4+ar+bc, ...
               --qsim-quantize weight-bits=4 (any w2..w8; --qsim-adaround and
               --qsim-bias-correct get the same weight-bits)
+  +mse        weight-range=mse (least-squares clipped weight scales) for
+              --qsim-quantize and the recovery passes
+  +ar         --qsim-adaround (target=float, its default); +arq with
+              target=quantized (before this option: fitted to the layer's
+              own float weights on the quantized input); +arb with its own
+              bias correction (bias-correct=true)
+  +ss         --qsim-adaround search-scales=true (per-channel scales chosen
+              on the layer's loss)
+  +fl8        w8-layers=first,last: the first layer and the heads keep
+              8-bit weights (under w4 etc.)
   a16, ...    --qsim-quantize activation-bits=16 (W8A16 wherever it applies)
 
 mAP@0.5 with qsim-run --eval (Darknet's `detector map` rules) and the SQNR
@@ -68,7 +78,7 @@ def parse_variant(v):
             bits = int(t[1:])
         elif t == "a16":
             abits = 16
-        elif t in ("cle", "bc", "abc", "ar"):
+        elif t in ("cle", "bc", "abc", "ar", "arq", "arb", "mse", "fl8", "ss"):
             steps.add(t)
         else:
             sys.exit("unknown variant step '%s' in '%s'" % (t, v))
@@ -89,6 +99,8 @@ def main():
     ap.add_argument("--recover-images", type=int, default=32,
                     help="images for bias correction and AdaRound")
     ap.add_argument("--adaround-iterations", type=int, default=500)
+    ap.add_argument("--adaround-regularization", type=float, default=None,
+                    help="--qsim-adaround regularization= (default: the pass's)")
     ap.add_argument("--models", default="yolo-fastest-1.1-xl,yolov3-tiny-aix2022")
     ap.add_argument("--weights", default="per-tensor", help="per-tensor or per-channel")
     ap.add_argument("--variants", default="int8,+bc,+ar+bc,+cle,+cle+bc,+cle+ar+bc")
@@ -107,6 +119,7 @@ def main():
     }
     print("weights=%s calibration images=%d recovery images=%d adaround iterations=%d" % (
         a.weights, a.calib_images, a.recover_images, a.adaround_iterations))
+    sys.stdout.flush()
     print("%-22s %-12s %8s %8s %8s %12s %9s  %s" % ("model", "variant", "mAP@0.5", "vs fp32", "half2",
                                                   "head SQNR dB", "opt s", "pass s"))
     for m in a.models.split(","):
@@ -128,22 +141,32 @@ def main():
             sys.stdout.flush()
         for v in a.variants.split(","):
             bits, abits, todo = parse_variant(v)
-            recover = "images=%s max-images=%d weights=%s weight-bits=%d progress=0 report=0" % (
-                calib, a.recover_images, a.weights, bits)
+            grid = "weights=%s weight-bits=%d weight-range=%s" % (
+                a.weights, bits, "mse" if "mse" in todo else "max")
+            if "fl8" in todo:
+                grid += " w8-layers=first,last"
+            recover = "images=%s max-images=%d %s progress=0 report=0" % (
+                calib, a.recover_images, grid)
             steps = [fp, "--qsim-fold-batchnorm", "--mlir-timing"]
             if "cle" in todo:
                 steps.append("--qsim-equalize=report=0")
             steps += ["--qsim-calibrate=images=%s max-images=%d progress=0" % (calib, a.calib_images),
                       "--qsim-assign-precision=preset=all-int8"]
-            if "ar" in todo:
-                steps.append("--qsim-adaround=%s iterations=%d" % (recover, a.adaround_iterations))
+            for ar, extra in (("ar", ""), ("arq", " target=quantized"),
+                              ("arb", " bias-correct=true")):
+                if ar in todo:
+                    if "ss" in todo:
+                        extra += " search-scales=true"
+                    if a.adaround_regularization is not None:
+                        extra += " regularization=%g" % a.adaround_regularization
+                    steps.append("--qsim-adaround=%s iterations=%d%s" % (
+                        recover, a.adaround_iterations, extra))
             if "bc" in todo:
                 steps.append("--qsim-bias-correct=%s" % recover)
             if "abc" in todo:
-                steps.append("--qsim-bias-correct=mode=analytic weights=%s weight-bits=%d report=0" % (
-                    a.weights, bits))
+                steps.append("--qsim-bias-correct=mode=analytic %s report=0" % grid)
             q = os.path.join(tmp, "%s-%s.mlirbc" % (m, v.replace("+", "_")))
-            steps += ["--qsim-quantize=weights=%s weight-bits=%d activation-bits=%d" % (a.weights, bits, abits),
+            steps += ["--qsim-quantize=%s activation-bits=%d" % (grid, abits),
                       "-o", q]
             t0 = time.time()
             _, err = qsim([tool("qsim-opt")] + steps)

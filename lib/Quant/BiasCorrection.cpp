@@ -95,8 +95,9 @@ FailureOr<BiasCorrectionRow> BiasCorrector::correct(const Layer &layer) {
   const MeanPatch &fmean = floatMeans.at(layer.index);
   int64_t channels = outputChannels(op), perGroup = filtersPerGroup(op);
   std::vector<float> w = getFloats(op->getAttrOfType<ElementsAttr>("weight"));
-  std::vector<float> wq = fakeQuantizeWeights(w, channels, o.quantize);
-  std::vector<float> scales = chooseWeightScales(w, channels, o.quantize);
+  const QuantizeOptions layerOpts = o.quantize.forLayer(layer.index);
+  std::vector<float> wq = fakeQuantizeWeights(w, channels, layerOpts);
+  std::vector<float> scales = chooseWeightScales(w, channels, layerOpts);
   std::vector<float> bias(channels, 0.0f);
   if (auto b = op->getAttrOfType<ElementsAttr>("bias"))
     bias = getFloats(b);
@@ -386,7 +387,8 @@ qsim::quantization::correctBiasesAnalytically(ModuleOp module,
       continue;
     }
     std::vector<float> w = getFloats(op->getAttrOfType<ElementsAttr>("weight"));
-    std::vector<float> wq = fakeQuantizeWeights(w, row.channels, o.quantize);
+    std::vector<float> wq =
+        fakeQuantizeWeights(w, row.channels, o.quantize.forLayer(l->index));
     std::vector<double> shift = analyticBiasShift(op, w, wq, *means);
     std::vector<float> bias(row.channels, 0.0f);
     if (auto b = op->getAttrOfType<ElementsAttr>("bias"))

@@ -222,11 +222,11 @@ LogicalResult Quantizer::quantizeWeighted(Operation *op, int64_t channels) {
     bias = getFloats(ba);
   auto [sIn, zpIn] = qparams(op->getOperand(0));
   auto [sOut, zpOut] = qparams(op->getResult(0));
-  const int bits = opts.weightBits;
+  int64_t idx = getLayerIndexFromLoc(op->getLoc()).value_or(0);
+  const QuantizeOptions layerOpts = opts.forLayer(idx);
+  const int bits = layerOpts.weightBits;
   const int64_t qmax = rt::weightQMax(bits);
-  std::vector<float> sw =
-      rt::weightScales(w.data(), w.size(), channels, opts.perChannelWeights,
-                       opts.pow2Scales, bits);
+  std::vector<float> sw = weightScales(w, channels, layerOpts);
   int64_t per = w.size() / channels;
   std::vector<int8_t> wq(w.size());
   std::vector<int32_t> bq(channels);
@@ -241,7 +241,6 @@ LogicalResult Quantizer::quantizeWeighted(Operation *op, int64_t channels) {
     m[f] = rt::quantizeMultiplier(accScale / sOut);
     mneg[f] = rt::quantizeMultiplier(0.1 * accScale / sOut);
   }
-  int64_t idx = getLayerIndexFromLoc(op->getLoc()).value_or(0);
   std::string base = "layer" + std::to_string(idx) + "_int8";
   auto wShape = weightAttr.getShapedType().getShape();
   op->setAttr("weight", makeResourceAttr(
@@ -498,6 +497,95 @@ LogicalResult Quantizer::run() {
 }
 
 } // namespace
+
+std::vector<float>
+qsim::quantization::weightScales(ArrayRef<float> w, int64_t channels,
+                                 const QuantizeOptions &options) {
+  std::vector<float> scales =
+      rt::weightScales(w.data(), w.size(), channels, options.perChannelWeights,
+                       options.pow2Scales, options.weightBits);
+  if (options.weightRange == WeightRange::Max || w.empty())
+    return scales;
+  // At 4 bits the largest weight of a channel wastes most of the grid on a
+  // few outliers; clipping them costs less than the coarser steps cost
+  // every other weight. Ratio 1 (the max rule) is tried first and kept on
+  // ties, so a block already on its grid gets its scale back.
+  const int bits = options.weightBits;
+  const float qmax = (float)rt::weightQMax(bits);
+  int64_t blocks = options.perChannelWeights ? channels : 1;
+  int64_t per = w.size() / blocks;
+  for (int64_t b = 0; b < blocks; ++b) {
+    ArrayRef<float> block = w.slice(b * per, per);
+    float m = 0;
+    for (float v : block)
+      m = std::max(m, std::fabs(v));
+    if (!(m > 0))
+      continue;
+    float best = options.perChannelWeights ? scales[b] : scales[0];
+    double bestError = INFINITY;
+    for (int step = 100; step >= 20; --step) {
+      float s = (float)(step / 100.0) * m / qmax;
+      if (options.pow2Scales)
+        s = std::exp2(std::ceil(std::log2(s)));
+      double error = 0;
+      for (float v : block) {
+        double d = (double)v - (double)rt::quantizeWeight(v, s, bits) * s;
+        error += d * d;
+      }
+      if (error < bestError) {
+        bestError = error;
+        best = s;
+      }
+    }
+    if (options.perChannelWeights)
+      scales[b] = best;
+    else
+      std::fill(scales.begin(), scales.end(), best);
+  }
+  return scales;
+}
+
+bool qsim::quantization::parseWeight8Layers(ArrayRef<std::string> items,
+                                            ModuleOp module,
+                                            std::set<int64_t> &out,
+                                            std::string &error) {
+  std::vector<std::string> rest;
+  bool first = false, last = false;
+  for (const std::string &item : items) {
+    StringRef t = StringRef(item).trim();
+    if (t == "first")
+      first = true;
+    else if (t == "last")
+      last = true;
+    else
+      rest.push_back(item);
+  }
+  if (!parseLayerList(rest, module, out, error))
+    return false;
+  if (!first && !last)
+    return true;
+  auto layers = getLayers(getMainFunc(module));
+  if (failed(layers)) {
+    error = "not a sequence of layers";
+    return false;
+  }
+  bool seenFirst = false;
+  for (const Layer &l : *layers) {
+    if (!isa<Conv2DOp, ConnectedOp>(l.head))
+      continue;
+    if (first && !seenFirst) {
+      out.insert(l.index);
+      seenFirst = true;
+    }
+    if (!last)
+      continue;
+    for (Operation *user : l.output().getUsers())
+      if (isa<YoloOp, RegionOp, DetectionOp, GaussianYoloOp, func::ReturnOp>(
+              user))
+        out.insert(l.index);
+  }
+  return true;
+}
 
 LogicalResult
 qsim::quantization::quantizeModule(ModuleOp module,

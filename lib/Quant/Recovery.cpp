@@ -111,9 +111,7 @@ bool qsim::quantization::loadNetworkInputs(ModuleOp module,
 std::vector<float>
 qsim::quantization::chooseWeightScales(ArrayRef<float> w, int64_t channels,
                                        const QuantizeOptions &options) {
-  return rt::weightScales(w.data(), w.size(), channels,
-                          options.perChannelWeights, options.pow2Scales,
-                          options.weightBits);
+  return weightScales(w, channels, options);
 }
 
 std::vector<float>

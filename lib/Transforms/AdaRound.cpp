@@ -48,13 +48,19 @@ struct AdaRoundPass : public qsim::impl::AdaRoundPassBase<AdaRoundPass> {
                                      "--qsim-adaround: ", inputs)))
       return signalPassFailure();
     AdaRoundOptions o;
-    o.quantize = recoveryScheme(module, weights, activations, scale);
-    o.quantize.weightBits = weightBits;
+    o.quantize = recoveryScheme(module, weights, activations, scale, weightBits,
+                                weightRange);
+    if (failed(readWeight8Layers(module, "qsim-adaround", weight8Layers,
+                                 o.quantize)))
+      return signalPassFailure();
     o.executor.threads = threads;
     o.iterations = iterations;
     o.samples = samples;
     o.regularization = regularization;
     o.learningRate = learningRate;
+    o.floatTarget = target == AdaRoundTarget::Float;
+    o.correctBias = biasCorrect;
+    o.searchScales = searchScales;
     o.seed = seed;
     o.progress = progress;
     auto rows = adaroundModule(module, inputs, o);

@@ -34,8 +34,11 @@ struct BiasCorrectPass
         return signalPassFailure();
       }
       BiasCorrectionOptions o;
-      o.quantize = recoveryScheme(module, weights, activations, scale);
-      o.quantize.weightBits = weightBits;
+      o.quantize = recoveryScheme(module, weights, activations, scale,
+                                  weightBits, weightRange);
+      if (failed(readWeight8Layers(module, "qsim-bias-correct", weight8Layers,
+                                   o.quantize)))
+        return signalPassFailure();
       auto rows = correctBiasesAnalytically(module, o);
       if (failed(rows))
         return signalPassFailure();
@@ -53,8 +56,11 @@ struct BiasCorrectPass
                                      "--qsim-bias-correct: ", inputs)))
       return signalPassFailure();
     BiasCorrectionOptions o;
-    o.quantize = recoveryScheme(module, weights, activations, scale);
-    o.quantize.weightBits = weightBits;
+    o.quantize = recoveryScheme(module, weights, activations, scale, weightBits,
+                                weightRange);
+    if (failed(readWeight8Layers(module, "qsim-bias-correct", weight8Layers,
+                                 o.quantize)))
+      return signalPassFailure();
     o.executor.threads = threads;
     o.progress = progress;
     auto rows = correctBiases(module, inputs, o);

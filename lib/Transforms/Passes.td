@@ -260,6 +260,19 @@ def QuantizePass : Pass<"qsim-quantize", "mlir::ModuleOp"> {
     Option<"weightBits", "weight-bits", "int", "8",
            "Weight width, 2..8 (stored in i8 with the narrower range; "
            "code generation keeps 8)">,
+    ListOption<"weight8Layers", "w8-layers", "std::string",
+               "Layers whose weights stay 8-bit under weight-bits < 8: "
+               "indices, ranges 3-9, topN, first (the first "
+               "convolutional/connected layer), last (the heads)">,
+    Option<"weightRange", "weight-range", "::qsim::quantization::WeightRange",
+           "::qsim::quantization::WeightRange::Max",
+           "Weight range per scale block",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::WeightRange::Max, "max",
+                        "the largest |w|"),
+             clEnumValN(::qsim::quantization::WeightRange::Mse, "mse",
+                        "the clipped range with the least squared rounding "
+                        "error"))}]>,
     Option<"activationBits", "activation-bits", "int", "8",
            "8, or 16: int16 activations (W8A16) for every int8-planned "
            "layer that has that form">,
@@ -386,6 +399,19 @@ def BiasCorrectPass : Pass<"qsim-bias-correct", "mlir::ModuleOp"> {
                         "symmetric", "zero point 0"))}]>,
     Option<"weightBits", "weight-bits", "int", "8",
            "Weight width, 2..8 (as --qsim-quantize will use)">,
+    ListOption<"weight8Layers", "w8-layers", "std::string",
+               "Layers whose weights stay 8-bit under weight-bits < 8 (as --qsim-quantize will use): "
+               "indices, ranges 3-9, topN, first (the first "
+               "convolutional/connected layer), last (the heads)">,
+    Option<"weightRange", "weight-range", "::qsim::quantization::WeightRange",
+           "::qsim::quantization::WeightRange::Max",
+           "Weight range per scale block (as --qsim-quantize will use)",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::WeightRange::Max, "max",
+                        "the largest |w|"),
+             clEnumValN(::qsim::quantization::WeightRange::Mse, "mse",
+                        "the clipped range with the least squared rounding "
+                        "error"))}]>,
     Option<"threads", "threads", "int", "0", "Threads (0 = all cores)">,
     Option<"progress", "progress", "bool", "true", "Progress bar on stderr">,
     Option<"report", "report", "bool", "true", "Print the shifts to stderr">,
@@ -408,9 +434,20 @@ def AdaRoundPass : Pass<"qsim-adaround", "mlir::ModuleOp"> {
     `regularization`), by Adam on the logits (`iterations`,
     `learning-rate`). An output channel keeps nearest rounding when the
     learned one is not better. The float weights become q * s, which
-    `--qsim-quantize` with the same `weights=`/`scale=` stores as exactly q.
-    Run it after `--qsim-calibrate` and `--qsim-assign-precision` (and
-    before `--qsim-bias-correct`, which then corrects the rounded weights).
+    `--qsim-quantize` with the same `weights=`/`scale=`/`weight-bits=`/
+    `weight-range=` stores as exactly q.
+
+    `target=float` (default; AdaRound's asymmetric reconstruction) fits
+    the rounded layer on its quantized input to the original float
+    model's output on the same images and positions, so that it also
+    makes up for the error reaching it from above; `target=quantized` fits
+    it to its own float weights on the quantized input. `bias-correct`
+    also sets each layer's bias so that its mean output is the target's
+    (empirical bias correction in the same sweep; the rounding then
+    minimises the error's variance). A later `--qsim-bias-correct` sees the
+    rounded weights as the float ones (it corrects only what the
+    activations' quantization shifts); prefer `bias-correct` here.
+    Run it after `--qsim-calibrate` and `--qsim-assign-precision`.
     Use images other than the ones you evaluate on.
 
     ```
@@ -450,13 +487,40 @@ def AdaRoundPass : Pass<"qsim-adaround", "mlir::ModuleOp"> {
                         "symmetric", "zero point 0"))}]>,
     Option<"weightBits", "weight-bits", "int", "8",
            "Weight width, 2..8 (as --qsim-quantize will use)">,
+    ListOption<"weight8Layers", "w8-layers", "std::string",
+               "Layers whose weights stay 8-bit under weight-bits < 8 (as --qsim-quantize will use): "
+               "indices, ranges 3-9, topN, first (the first "
+               "convolutional/connected layer), last (the heads)">,
+    Option<"weightRange", "weight-range", "::qsim::quantization::WeightRange",
+           "::qsim::quantization::WeightRange::Max",
+           "Weight range per scale block (as --qsim-quantize will use)",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::WeightRange::Max, "max",
+                        "the largest |w|"),
+             clEnumValN(::qsim::quantization::WeightRange::Mse, "mse",
+                        "the clipped range with the least squared rounding "
+                        "error"))}]>,
     Option<"iterations", "iterations", "int", "500",
            "Adam steps per layer">,
     Option<"samples", "samples", "int", "4096",
            "Input patches per layer (over all images)">,
-    Option<"regularization", "regularization", "double", "0.01",
+    Option<"regularization", "regularization", "double", "1.0",
            "Weight of the rounding regulariser">,
     Option<"learningRate", "learning-rate", "double", "0.01", "Adam step size">,
+    Option<"target", "target", "::qsim::quantization::AdaRoundTarget",
+           "::qsim::quantization::AdaRoundTarget::Float",
+           "What a layer's rounded output is fitted to",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::quantization::AdaRoundTarget::Float, "float",
+                        "the original float model's output (asymmetric)"),
+             clEnumValN(::qsim::quantization::AdaRoundTarget::Quantized,
+                        "quantized",
+                        "the float weights on the quantized input"))}]>,
+    Option<"biasCorrect", "bias-correct", "bool", "false",
+           "Also correct each layer's bias to the target's mean output">,
+    Option<"searchScales", "search-scales", "bool", "false",
+           "Per-channel scales: the clipped range whose nearest rounding "
+           "has the least layer loss">,
     Option<"seed", "seed", "unsigned", "1", "Seed of the patch sampling">,
     Option<"threads", "threads", "int", "0", "Threads (0 = all cores)">,
     Option<"progress", "progress", "bool", "true", "Progress bar on stderr">,

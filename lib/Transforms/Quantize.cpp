@@ -37,11 +37,17 @@ struct QuantizePass : public qsim::impl::QuantizePassBase<QuantizePass> {
       module.emitError() << "--qsim-quantize: int16-layers: " << error;
       return signalPassFailure();
     }
+    if (!quantization::parseWeight8Layers(weight8Layers, module,
+                                          o.weight8Layers, error)) {
+      module.emitError() << "--qsim-quantize: w8-layers: " << error;
+      return signalPassFailure();
+    }
     using namespace quantization;
     o.perChannelWeights = weights == WeightGranularity::PerChannel;
     o.symmetricActivations = activations == ActivationScheme::Symmetric;
     o.accumulatorBits = accumulator == AccumulatorWidth::Int16 ? 16 : 32;
     o.rounding = rounding;
+    o.weightRange = weightRange;
     // log2 calibration asks for power-of-two scales.
     bool log2 = false;
     module.walk([&](Operation *op) {

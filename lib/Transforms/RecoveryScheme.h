@@ -1,8 +1,9 @@
 //===- RecoveryScheme.h - what a recovery pass quantizes -------*- C++ -*-===//
 //
 // --qsim-bias-correct and --qsim-adaround measure a layer against the int8
-// model --qsim-quantize will make: the same weights=, activations= and
-// scale= options, read into QuantizeOptions in one place.
+// model --qsim-quantize will make: the same weights=, activations=, scale=,
+// weight-bits= and weight-range= options, read into QuantizeOptions in one
+// place.
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,12 +19,26 @@ namespace qsim::quantization {
 inline QuantizeOptions recoveryScheme(mlir::ModuleOp module,
                                       WeightGranularity weights,
                                       ActivationScheme activations,
-                                      ScaleKind scale) {
+                                      ScaleKind scale, int weightBits,
+                                      WeightRange range) {
   QuantizeOptions q;
+  q.weightBits = weightBits;
+  q.weightRange = range;
   q.perChannelWeights = weights == WeightGranularity::PerChannel;
   q.symmetricActivations = activations == ActivationScheme::Symmetric;
   q.pow2Scales = scale == ScaleKind::Pow2 || calibratedLog2(module);
   return q;
+}
+
+/// Reads `w8-layers=` into `q`; an error names the pass.
+inline mlir::LogicalResult readWeight8Layers(mlir::ModuleOp module,
+                                             llvm::StringRef pass,
+                                             llvm::ArrayRef<std::string> items,
+                                             QuantizeOptions &q) {
+  std::string error;
+  if (!parseWeight8Layers(items, module, q.weight8Layers, error))
+    return module.emitError() << "--" << pass << ": w8-layers: " << error;
+  return mlir::success();
 }
 
 } // namespace qsim::quantization

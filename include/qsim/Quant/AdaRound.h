@@ -29,6 +29,9 @@
 
 namespace qsim::quantization {
 
+/// --qsim-adaround's target= choice (AdaRoundOptions::floatTarget).
+enum class AdaRoundTarget { Float, Quantized };
+
 struct AdaRoundOptions {
   /// The --qsim-quantize options the model will be quantized with.
   QuantizeOptions quantize;
@@ -36,9 +39,30 @@ struct AdaRoundOptions {
   int iterations = 500;
   /// Input patches (rows of X) sampled per layer, over all images.
   int samples = 4096;
-  double regularization = 0.01;
+  /// Relative to the reconstruction term, which is normalised to about 1
+  /// per weight at nearest rounding (not the paper's mean over outputs):
+  /// at 0.01 the relaxed rounding never became binary at 4 bits and the
+  /// hard rounding lost to nearest on every channel (RecoveryTest).
+  double regularization = 1.0;
   double learningRate = 0.01;
   double betaStart = 20, betaEnd = 2;
+  /// What a layer's rounded output is compared with. Float: W x_float, the
+  /// original float model's output on the same images and positions
+  /// (AdaRound's asymmetric reconstruction: the rounding also makes up for
+  /// the error that reaches the layer from above). Quantized: W x_q, the
+  /// layer's own float weights on its quantized input.
+  bool floatTarget = true;
+  /// Also set each rounded layer's bias so that its mean output matches
+  /// the target's (empirical bias correction in the same sequential sweep:
+  /// b += W E[x_ref] - W~ E[x_q]); the rounding then minimises the error's
+  /// variance, which the bias cannot remove.
+  bool correctBias = false;
+  /// Per-channel scales chosen by the layer's loss before the rounding is
+  /// learned: among the given scale and the clipped ranges {1.00, 0.98,
+  /// ..., 0.30} * max|w_f| / qmax, the one whose nearest rounding has the
+  /// least loss (the weights beyond the range saturate and keep +-qmax, so
+  /// --qsim-quantize gets the scale back from the rounded weights).
+  bool searchScales = false;
   /// Share of the iterations before the regulariser starts.
   double warmup = 0.2;
   unsigned seed = 1;
@@ -50,7 +74,8 @@ struct AdaRoundOptions {
 /// row-major). Returns the integers (in [-127, 127]).
 struct RoundingResult {
   std::vector<int8_t> q;
-  /// (q - w/s)^T s^2 H (q - w/s) summed over the rows, nearest and learned.
+  /// (q - w/s)^T s^2 H (q - w/s) summed over the rows (or the asymmetric
+  /// loss below), nearest and learned.
   double nearestLoss = 0, loss = 0;
   int64_t changed = 0;  // weights rounded otherwise than to nearest
   int64_t keptRows = 0; // rows where nearest rounding was kept
@@ -59,6 +84,30 @@ RoundingResult learnRounding(llvm::ArrayRef<float> w,
                              llvm::ArrayRef<float> scales, int64_t size,
                              llvm::ArrayRef<double> gram,
                              const AdaRoundOptions &options);
+
+/// The asymmetric problem: the rounded weights W~ see inputs x_q, the
+/// target is W x_f. With H = E[x_q x_q^T] (`gram`), C = E[x_q x_f^T]
+/// (`cross`, size x size, row-major) and e_f = E[(w_f x_f)^2]
+/// (`floatEnergy`, one per row), row f's loss is
+/// E[(w~_f x_q - w_f x_f)^2] = w~ H w~^T - 2 w~ C w^T + e_f. The same
+/// rounding choices (floor or ceil of w / s) and the same guarantee: no
+/// row is worse than nearest rounding on this loss.
+RoundingResult learnRounding(llvm::ArrayRef<float> w,
+                             llvm::ArrayRef<float> scales, int64_t size,
+                             llvm::ArrayRef<double> gram,
+                             llvm::ArrayRef<double> cross,
+                             llvm::ArrayRef<double> floatEnergy,
+                             const AdaRoundOptions &options);
+
+/// searchScales' choice for one block (`cross` empty: the symmetric
+/// loss on `gram`): per row, the candidate scale with the least loss of
+/// nearest rounding.
+std::vector<float> searchScales(llvm::ArrayRef<float> w,
+                                llvm::ArrayRef<float> scales, int64_t size,
+                                llvm::ArrayRef<double> gram,
+                                llvm::ArrayRef<double> cross,
+                                llvm::ArrayRef<double> floatEnergy,
+                                const AdaRoundOptions &options);
 
 /// The loss above of integers `q` for weights `w`.
 double roundingLoss(llvm::ArrayRef<float> w, llvm::ArrayRef<int8_t> q,
@@ -70,6 +119,8 @@ struct AdaRoundRow {
   int64_t layer = 0;
   int64_t weights = 0, changed = 0, keptRows = 0, rows = 0;
   double nearestLoss = 0, loss = 0;
+  /// With correctBias: the mean |bias shift| over the output channels.
+  double meanBiasShift = 0;
 };
 
 /// Rounds the weights of `module`'s int8 conv2d/connected layers on

@@ -47,8 +47,8 @@ bool loadNetworkInputs(mlir::ModuleOp module, llvm::ArrayRef<std::string> files,
                        std::string &error);
 
 /// The weight scales --qsim-quantize chooses for `w` (`channels` output
-/// channels): per channel or per tensor, max |w| / 127, power of two when
-/// asked.
+/// channels): quantization::weightScales (per channel or per tensor, max
+/// |w| / qmax or the least-squares clipped range, power of two when asked).
 std::vector<float> chooseWeightScales(llvm::ArrayRef<float> w, int64_t channels,
                                       const QuantizeOptions &options);
 

@@ -13,6 +13,7 @@
 #include "qsim/Interpreter/Executor.h"
 #include "qsim/Lighten/Factorization.h"
 #include "qsim/Lighten/Pruning.h"
+#include "qsim/Quant/AdaRound.h"
 #include "qsim/Quant/BiasCorrection.h"
 #include "qsim/Quant/Calibration.h"
 #include "qsim/Quant/Precision.h"
@@ -27,11 +28,13 @@ QSIM_ENUM_OPTION_PARSER(qsim::lighten::PruneCriterion)
 QSIM_ENUM_OPTION_PARSER(qsim::lighten::PruneMode)
 QSIM_ENUM_OPTION_PARSER(qsim::quantization::AccumulatorWidth)
 QSIM_ENUM_OPTION_PARSER(qsim::quantization::ActivationScheme)
+QSIM_ENUM_OPTION_PARSER(qsim::quantization::AdaRoundTarget)
 QSIM_ENUM_OPTION_PARSER(qsim::quantization::BiasCorrectionMode)
 QSIM_ENUM_OPTION_PARSER(qsim::quantization::CalibrationMethod)
 QSIM_ENUM_OPTION_PARSER(qsim::quantization::PrecisionPreset)
 QSIM_ENUM_OPTION_PARSER(qsim::quantization::ScaleKind)
 QSIM_ENUM_OPTION_PARSER(qsim::quantization::WeightGranularity)
+QSIM_ENUM_OPTION_PARSER(qsim::quantization::WeightRange)
 QSIM_ENUM_OPTION_PARSER(qsim::rt::Rounding)
 
 #endif
