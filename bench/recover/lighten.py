@@ -62,6 +62,8 @@ def main():
     rows.append(("magnitude 0.5", "--qsim-prune=mode=magnitude sparsity=0.5"))
     rows.append(("magnitude 0.5, second-order + refit",
                  "--qsim-prune=mode=magnitude sparsity=0.5" + img))
+    rows.append(("magnitude 0.5 total, sensitivity allocation",
+                 "--qsim-prune=mode=magnitude sparsity=0.5 allocation=sensitivity" + img))
     for name, opt in [("tucker2 top3 energy=0.9", "--qsim-factorize-conv=method=tucker2 top=3 energy=0.9"),
                       ("depthwise-separable top3", "--qsim-factorize-conv=method=depthwise-separable top=3")]:
         rows.append((name, opt))

@@ -171,7 +171,13 @@ FailureOr<ObsChannelSelector> ObsChannelSelector::build(
     for (int64_t i = 0; i < f; ++i)
       for (int64_t k = 0; k < p; ++k)
         c.w(i, k) = w[i * p + k] * scale[i] / std::sqrt(var[i] + 1e-6);
-    c.hinv = Matrix::Zero(p, p);
+    // One more column than the patch: the consumer's bias (its input is a
+    // constant 1, never removed). The refit fits the bias too, so a channel
+    // whose activation is nearly constant costs nothing there; without the
+    // column the selector would count its mean as lost.
+    c.w.conservativeResize(f, p + 1);
+    c.w.col(p).setZero();
+    c.hinv = Matrix::Zero(c.w.cols(), c.w.cols());
     const std::vector<int> &ch = groups.channels(conv.getInput());
     for (int64_t k = 0; k < g.inC && k < (int64_t)ch.size(); ++k)
       if (!groups.isFixed(ch[k]))
@@ -192,18 +198,21 @@ FailureOr<ObsChannelSelector> ObsChannelSelector::build(
         eval::samplePositions(g.outputPositions(), samplesPerImage, rng);
     std::vector<float> patches;
     eval::appendConvPatches(g, a.inputs[0].f32(), 0, pos, patches);
-    Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
-                                   Eigen::RowMajor>>
-        x(patches.data(), pos.size(), g.patchSize());
+    int64_t p = g.patchSize(), cols = s.consumers[k].hinv.cols();
+    Matrix x = Matrix::Ones(pos.size(), cols);
+    for (size_t r = 0; r < pos.size(); ++r)
+      for (int64_t j = 0; j < p; ++j)
+        x(r, j) = patches[r * p + j];
     s.consumers[k].hinv.selfadjointView<Eigen::Lower>().rankUpdate(
-        x.cast<double>().transpose());
+        x.transpose());
   };
   if (failed(eval::recordLayerActivations(module, inputs, indices, sink)))
     return failure();
   for (Consumer &c : s.consumers) {
     Matrix h = c.hinv.selfadjointView<Eigen::Lower>();
     // SparseGPT's dampening: 1 % of the mean diagonal (dead inputs too).
-    h.diagonal().array() += 0.01 * std::max(h.diagonal().mean(), 1e-12);
+    int64_t p = h.rows() - 1; // not the bias's column
+    h.diagonal().array() += 0.01 * std::max(h.diagonal().head(p).mean(), 1e-12);
     c.hinv = h.ldlt().solve(Matrix::Identity(h.rows(), h.cols()));
   }
   return s;
@@ -733,16 +742,26 @@ LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module,
                                  << ": prune the float model (before "
                                     "--qsim-quantize)";
   }
+  if (o.allocation == SparsityAllocation::Sensitivity && o.images.empty())
+    return module.emitError()
+           << "allocation=sensitivity needs images= (each layer's share is "
+              "chosen by its output error on those images)";
   // With images: the non-grouped convolutions by SparseGPT's update.
-  std::set<int64_t> done;
+  std::map<int64_t, double> done;
+  int64_t zeroedTotal = 0, weightsTotal = 0;
   if (!o.images.empty()) {
     std::vector<rt::Tensor> inputs;
     if (failed(loadRefitImages(module, o.images, o.maxImages, inputs)))
       return failure();
+    std::map<int64_t, double> byLayer;
+    if (o.allocation == SparsityAllocation::Sensitivity &&
+        failed(allocateSparsity(module, inputs, o.sparsity, o.layers,
+                                o.reconstruct, byLayer)))
+      return failure();
     std::vector<SparsifiedLayer> sparse;
     OwningOpRef<ModuleOp> original = module.clone();
     if (failed(sparsifyConvs(module, inputs, o.sparsity, o.layers,
-                             o.reconstruct, sparse, *original)))
+                             o.reconstruct, sparse, *original, byLayer)))
       return failure();
     if (report)
       *report << strprintf("second-order update on %zu images (%lld "
@@ -750,12 +769,15 @@ LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module,
                            inputs.size(),
                            (long long)o.reconstruct.samplesPerImage);
     for (const SparsifiedLayer &s : sparse) {
-      done.insert(s.layer);
+      done[s.layer] = (double)s.zeroed / std::max<int64_t>(s.weights, 1);
+      zeroedTotal += s.zeroed;
+      weightsTotal += s.weights;
       if (report)
         *report << strprintf("layer %lld (convolutional): %lld of %lld "
-                             "weights zeroed, output error %.4f\n",
+                             "weights zeroed, output error %.4f (magnitude "
+                             "alone %.4f)\n",
                              (long long)s.layer, (long long)s.zeroed,
-                             (long long)s.weights, s.error);
+                             (long long)s.weights, s.error, s.magnitudeError);
     }
     layers = getLayers(func);
     if (failed(layers))
@@ -766,9 +788,11 @@ LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module,
     if (!isa<Conv2DOp, ConnectedOp>(l.head) ||
         (!o.layers.empty() && !o.layers.count(l.index)))
       continue;
-    l.head->setAttr("qsim.sparsity", b.getF64FloatAttr(o.sparsity));
-    if (done.count(l.index))
+    if (auto it = done.find(l.index); it != done.end()) {
+      l.head->setAttr("qsim.sparsity", b.getF64FloatAttr(it->second));
       continue;
+    }
+    l.head->setAttr("qsim.sparsity", b.getF64FloatAttr(o.sparsity));
     auto attr = l.head->getAttrOfType<ElementsAttr>("weight");
     std::vector<float> w = getFloats(attr);
     std::vector<size_t> order(w.size());
@@ -787,10 +811,17 @@ LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module,
                       "layer" + std::to_string(l.index) + "_sparse", w));
     // Zeroed weights change the output's distribution.
     dropBatchNormStats(l.head);
+    zeroedTotal += k;
+    weightsTotal += w.size();
     if (report)
       *report << strprintf("layer %lld (%s): %zu of %zu weights zeroed\n",
                            (long long)l.index, l.kind().str().c_str(), k,
                            w.size());
   }
+  if (report)
+    *report << strprintf("total: %lld of %lld weights zeroed (%.2f %%)\n",
+                         (long long)zeroedTotal, (long long)weightsTotal,
+                         100.0 * zeroedTotal /
+                             std::max<int64_t>(weightsTotal, 1));
   return success();
 }

@@ -136,7 +136,7 @@ double fitError(const NormalEquations &n, const Matrix &w) {
 
 /// Writes the fitted weights (and bias) into the conv (or its batch norm).
 void writeBack(const Layer &layer, const Matrix &w, int64_t patchSize,
-               bool withBias) {
+               bool withBias, StringRef suffix = "_refit") {
   auto conv = cast<Conv2DOp>(layer.head);
   MLIRContext *ctx = conv.getContext();
   int64_t filters = w.rows();
@@ -146,7 +146,7 @@ void writeBack(const Layer &layer, const Matrix &w, int64_t patchSize,
       weight[f * patchSize + k] = (float)w(f, k);
     bias[f] = withBias ? (float)w(f, patchSize) : 0.0f;
   }
-  std::string base = "layer" + std::to_string(layer.index) + "_refit";
+  std::string base = "layer" + std::to_string(layer.index) + suffix.str();
   auto shape = conv.getWeightAttr().getShapedType().getShape();
   conv->setAttr("weight", makeFloatAttr(ctx, shape, base + "_weight", weight));
   // Refitted weights only approximate the output the statistics describe.
@@ -377,25 +377,32 @@ LogicalResult qsim::lighten::reconstructPrunedConvs(
 namespace {
 
 /// X'^T X' of the layer's input patches on the images (the model as it is
-/// now), and the number of rows.
+/// now), and the number of rows. With `withOnes`, X' has a last column of
+/// ones (the bias's input): the gram's last row holds the patch sums and
+/// the row count.
 FailureOr<Matrix> inputGram(ModuleOp module, const Layer &layer,
                             const std::vector<rt::Tensor> &inputs,
-                            const ReconstructOptions &o, int64_t &rows) {
+                            const ReconstructOptions &o, int64_t &rows,
+                            bool withOnes = false) {
   auto conv = cast<Conv2DOp>(layer.head);
   auto g = eval::ConvPatchGeometry::of(conv);
   int64_t p = g.patchSize();
-  Matrix gram = Matrix::Zero(p, p);
+  int64_t cols = p + (withOnes ? 1 : 0);
+  Matrix gram = Matrix::Zero(cols, cols);
   rows = 0;
   auto sink = [&](size_t image, int64_t, const eval::LayerActivations &a) {
     std::vector<int64_t> pos =
         positionsFor(o, layer.index, image, g.outputPositions());
     std::vector<float> patches;
     eval::appendConvPatches(g, a.inputs[0].f32(), 0, pos, patches);
-    Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
-                                   Eigen::RowMajor>>
-        x(patches.data(), pos.size(), p);
-    gram.selfadjointView<Eigen::Lower>().rankUpdate(
-        x.cast<double>().transpose());
+    Matrix x(pos.size(), cols);
+    for (size_t r = 0; r < pos.size(); ++r) {
+      for (int64_t k = 0; k < p; ++k)
+        x(r, k) = patches[r * p + k];
+      if (withOnes)
+        x(r, p) = 1.0;
+    }
+    gram.selfadjointView<Eigen::Lower>().rankUpdate(x.transpose());
     rows += pos.size();
   };
   if (failed(eval::recordLayerActivations(module, inputs, {layer.index}, sink)))
@@ -405,43 +412,112 @@ FailureOr<Matrix> inputGram(ModuleOp module, const Layer &layer,
   return gram;
 }
 
-/// SparseGPT's column sweep on W (filters x patch) with H = X^T X + lambda:
-/// per block of columns, the `sparsity` share of the block's weights with
-/// the smallest w^2 / [H^-1]_jj^2 are zeroed and every removal's error is
-/// pushed onto the columns not yet visited (the OBS update through the
-/// Cholesky factor of H^-1). Returns false when H cannot be factorized.
-bool sparsifyRows(Matrix &w, const Matrix &gram, double sparsity,
-                  double relativeRidge) {
-  int64_t p = w.cols();
+/// What multiplies each filter's pre-activation output: gamma / sd of the
+/// batch norm after the conv; empty without one.
+std::vector<double> outputScale(const Layer &layer) {
+  BatchNormOp bn = layer.batchNorm;
+  if (!bn || !bn.getScale() || !bn.getVariance())
+    return {};
+  std::vector<float> gamma = getFloats(*bn.getScale());
+  std::vector<float> var = getFloats(*bn.getVariance());
+  bool alexey = getFlavor(bn) == Flavor::AlexeyAB;
+  std::vector<double> s(gamma.size());
+  for (size_t f = 0; f < gamma.size(); ++f) {
+    double sd = alexey ? std::sqrt((double)var[f] + 1e-5)
+                       : std::sqrt((double)var[f]) + 1e-6;
+    s[f] = std::fabs((double)gamma[f]) / sd;
+  }
+  return s;
+}
+
+/// -W's smallest-magnitude `sparsity` share of the first `prunable`
+/// columns (plain magnitude pruning, no update), for the report.
+Matrix magnitudeDelta(const Matrix &w, int64_t prunable, double sparsity) {
+  std::vector<std::pair<double, int64_t>> order;
+  for (int64_t f = 0; f < w.rows(); ++f)
+    for (int64_t k = 0; k < prunable; ++k)
+      order.push_back({std::fabs(w(f, k)), f * prunable + k});
+  size_t k = (size_t)std::floor(sparsity * order.size());
+  std::nth_element(order.begin(), order.begin() + k, order.end());
+  Matrix delta = Matrix::Zero(w.rows(), w.cols());
+  for (size_t i = 0; i < k; ++i) {
+    int64_t f = order[i].second / prunable, c = order[i].second % prunable;
+    delta(f, c) = -w(f, c);
+  }
+  return delta;
+}
+
+/// SparseGPT's column sweep on W (filters x columns) with
+/// H = X^T X + lambda: per block of columns, the `sparsity` share of the
+/// block's prunable weights with the smallest OBS saliency
+/// s_f^2 w^2 / [H^-1]_jj (through the Cholesky factor: w^2 / U_jj^2) are
+/// zeroed and every removal's error is pushed onto the columns not yet
+/// visited (the OBS update through the Cholesky factor of H^-1). The last
+/// `fixedCols` columns (the bias's column of ones) are never zeroed: being
+/// last, they absorb what the removals leave, e.g. the shift of the mean
+/// that non-centred (post-activation) inputs cause. `rowScale` (s_f, empty:
+/// 1) is what multiplies each row's output afterwards (the batch norm's
+/// gamma / sd): the mask is chosen across rows, and an error in a row the
+/// batch norm amplifies costs more. Returns false when H cannot be
+/// factorized.
+/// The upper Cholesky factor U of (H + lambda)^-1 = U^T U, lambda =
+/// `relativeRidge` x the mean diagonal of the first `prunable` columns;
+/// inputs that are never non-zero get a unit diagonal (they carry
+/// nothing; the sweep zeroes their weights). Fails when H cannot be
+/// factorized.
+Matrix dampedGram(const Matrix &gram, int64_t prunable, double relativeRidge) {
   Matrix h = gram;
-  double lambda = relativeRidge * std::max(h.diagonal().mean(), 1e-12);
+  double lambda =
+      relativeRidge * std::max(h.diagonal().head(prunable).mean(), 1e-12);
   h.diagonal().array() += lambda;
-  // Dead inputs (never non-zero) would make H singular; they carry nothing.
-  for (int64_t j = 0; j < p; ++j)
+  for (int64_t j = 0; j < prunable; ++j)
     if (gram(j, j) == 0)
-      h(j, j) = 1, w.col(j).setZero();
+      h(j, j) = 1;
+  return h;
+}
+
+FailureOr<Matrix> sweepFactor(const Matrix &gram, int64_t prunable,
+                              double relativeRidge) {
+  int64_t p = gram.rows();
+  Matrix h = dampedGram(gram, prunable, relativeRidge);
   Eigen::LLT<Matrix> llt(h);
   if (llt.info() != Eigen::Success)
-    return false;
+    return failure();
   Matrix hinv = llt.solve(Matrix::Identity(p, p));
   Eigen::LLT<Matrix> lltInv(hinv);
   if (lltInv.info() != Eigen::Success)
-    return false;
-  Matrix u = lltInv.matrixU(); // H^-1 = U^T U
+    return failure();
+  return Matrix(lltInv.matrixU());
+}
+
+/// The sweep itself, with U from sweepFactor on the same gram.
+void sweepColumns(Matrix &w, const Matrix &gram, const Matrix &u,
+                  double sparsity, ArrayRef<double> rowScale,
+                  int64_t fixedCols) {
+  int64_t p = w.cols();
+  int64_t prunable = p - fixedCols;
+  for (int64_t j = 0; j < prunable; ++j)
+    if (gram(j, j) == 0)
+      w.col(j).setZero();
   const int64_t blockSize = 128;
   for (int64_t i1 = 0; i1 < p; i1 += blockSize) {
     int64_t count = std::min(blockSize, p - i1);
     Matrix block = w.middleCols(i1, count);
     Matrix errors = Matrix::Zero(w.rows(), count);
     // The block's mask: the smallest saliencies over the whole block.
+    // Fixed columns get an infinite saliency: never chosen.
+    int64_t open = std::max<int64_t>(0, std::min(count, prunable - i1));
     std::vector<double> saliency;
     saliency.reserve(block.size());
-    for (int64_t r = 0; r < block.rows(); ++r)
+    for (int64_t r = 0; r < block.rows(); ++r) {
+      double scale = rowScale.empty() ? 1.0 : rowScale[r] * rowScale[r];
       for (int64_t c = 0; c < count; ++c) {
         double d = u(i1 + c, i1 + c);
-        saliency.push_back(block(r, c) * block(r, c) / (d * d));
+        saliency.push_back(
+            c < open ? scale * block(r, c) * block(r, c) / (d * d) : INFINITY);
       }
-    size_t k = (size_t)std::floor(sparsity * saliency.size());
+    }
+    size_t k = (size_t)std::floor(sparsity * block.rows() * open);
     std::vector<double> sorted = saliency;
     double threshold = -1;
     if (k > 0) {
@@ -474,18 +550,51 @@ bool sparsifyRows(Matrix &w, const Matrix &gram, double sparsity,
       w.rightCols(p - i1 - count) -=
           errors * u.block(i1, i1 + count, count, p - i1 - count);
   }
+}
+
+/// The sweep updates only the columns after each removal, so its weights
+/// are not the best ones for the mask it chose. Per filter, the kept
+/// weights (and the fixed columns) are refit exactly on the same damped
+/// objective, min (w' - w)(H + lambda)(w' - w)^T over the kept support
+/// (Optimal Brain Compression's final weights for SparseGPT's mask): never
+/// worse on it than the sweep's.
+void refitSupport(Matrix &w, const Matrix &dense, const Matrix &gram,
+                  int64_t fixedCols, double relativeRidge) {
+  int64_t p = w.cols(), prunable = p - fixedCols;
+  Matrix h = dampedGram(gram, prunable, relativeRidge);
+  for (int64_t f = 0; f < w.rows(); ++f) {
+    std::vector<int64_t> kept;
+    for (int64_t j = 0; j < p; ++j)
+      if (j >= prunable || (w(f, j) != 0 && gram(j, j) != 0))
+        kept.push_back(j);
+    if (kept.empty())
+      continue;
+    Matrix hs = h(kept, kept);
+    Eigen::VectorXd rhs = h(kept, Eigen::all) * dense.row(f).transpose();
+    Eigen::LLT<Matrix> llt(hs);
+    if (llt.info() != Eigen::Success)
+      continue;
+    Eigen::VectorXd x = llt.solve(rhs);
+    if (!x.allFinite())
+      continue;
+    for (size_t i = 0; i < kept.size(); ++i)
+      w(f, kept[i]) = x[i];
+  }
+}
+
+bool sparsifyRows(Matrix &w, const Matrix &gram, double sparsity,
+                  double relativeRidge, ArrayRef<double> rowScale = {},
+                  int64_t fixedCols = 0) {
+  auto u = sweepFactor(gram, w.cols() - fixedCols, relativeRidge);
+  if (failed(u))
+    return false;
+  sweepColumns(w, gram, *u, sparsity, rowScale, fixedCols);
   return true;
 }
 
-} // namespace
-
-LogicalResult qsim::lighten::sparsifyConvs(
-    ModuleOp module, const std::vector<rt::Tensor> &networkInputs,
-    double sparsity, const std::set<int64_t> &layerSet,
-    const ReconstructOptions &o, std::vector<SparsifiedLayer> &result,
-    ModuleOp original) {
-  if (networkInputs.empty())
-    return module.emitError() << "sparsification needs at least one image";
+/// The non-grouped convolutions in `layerSet` (empty: all), in order.
+FailureOr<std::vector<int64_t>> sweptLayers(ModuleOp module,
+                                            const std::set<int64_t> &layerSet) {
   auto layers = getLayers(getMainFunc(module));
   if (failed(layers))
     return failure();
@@ -495,8 +604,144 @@ LogicalResult qsim::lighten::sparsifyConvs(
       if (conv.getGroups() == 1 &&
           (layerSet.empty() || layerSet.count(l.index)))
         chosen.push_back(l.index);
+  return chosen;
+}
+
+} // namespace
+
+LogicalResult qsim::lighten::allocateSparsity(
+    ModuleOp module, const std::vector<rt::Tensor> &networkInputs,
+    double sparsity, const std::set<int64_t> &layerSet,
+    const ReconstructOptions &o, std::map<int64_t, double> &out) {
+  if (networkInputs.empty())
+    return module.emitError() << "sparsity allocation needs at least one image";
+  auto chosen = sweptLayers(module, layerSet);
+  auto layers = layersByIndex(module);
+  if (failed(chosen) || failed(layers))
+    return failure();
+  // Every layer's X^T X (with the ones column of its bias) in one pass of
+  // the unpruned model.
+  struct Curve {
+    Layer layer;
+    eval::ConvPatchGeometry geometry;
+    bool withBias = false;
+    Matrix gram;
+    int64_t weights = 0;
+    std::vector<double> error2; // squared relative error per level
+  };
+  std::map<int64_t, Curve> curves;
+  for (int64_t index : *chosen) {
+    Curve c{layers->at(index), eval::ConvPatchGeometry::of(
+                                   cast<Conv2DOp>(layers->at(index).head))};
+    auto conv = cast<Conv2DOp>(c.layer.head);
+    c.withBias =
+        conv.getBias() || (c.layer.batchNorm && c.layer.batchNorm.getMean());
+    int64_t cols = c.geometry.patchSize() + (c.withBias ? 1 : 0);
+    c.gram = Matrix::Zero(cols, cols);
+    c.weights = conv.getFilters() * c.geometry.patchSize();
+    curves.emplace(index, std::move(c));
+  }
+  auto sink = [&](size_t image, int64_t index,
+                  const eval::LayerActivations &a) {
+    Curve &c = curves.at(index);
+    const eval::ConvPatchGeometry &g = c.geometry;
+    std::vector<int64_t> pos =
+        positionsFor(o, index, image, g.outputPositions());
+    std::vector<float> patches;
+    eval::appendConvPatches(g, a.inputs[0].f32(), 0, pos, patches);
+    int64_t p = g.patchSize();
+    Matrix x = Matrix::Ones(pos.size(), c.gram.cols());
+    for (size_t r = 0; r < pos.size(); ++r)
+      for (int64_t k = 0; k < p; ++k)
+        x(r, k) = patches[r * p + k];
+    c.gram.selfadjointView<Eigen::Lower>().rankUpdate(x.transpose());
+  };
+  if (failed(
+          eval::recordLayerActivations(module, networkInputs, *chosen, sink)))
+    return failure();
+  // Each layer's error curve: the sweep at 0, 5, ..., 95 % on its own
+  // (unpruned) inputs, relative to its output energy.
+  const int levels = 20;
+  const double step = 1.0 / levels;
+  int64_t total = 0;
+  for (auto &[index, c] : curves) {
+    c.gram.triangularView<Eigen::StrictlyUpper>() =
+        c.gram.transpose().triangularView<Eigen::StrictlyUpper>();
+    int64_t p = c.geometry.patchSize(), fixed = c.withBias ? 1 : 0;
+    auto conv = cast<Conv2DOp>(c.layer.head);
+    Matrix dense = currentWeights(conv, p, c.withBias);
+    std::vector<double> scale = outputScale(c.layer);
+    Matrix s = Matrix::Ones(dense.rows(), 1);
+    for (size_t f = 0; f < scale.size(); ++f)
+      s(f, 0) = scale[f];
+    auto energy = [&](const Matrix &m) {
+      Matrix scaled = s.asDiagonal() * m;
+      return (scaled * c.gram).cwiseProduct(scaled).sum();
+    };
+    auto u = sweepFactor(c.gram, p, std::max(o.ridge, 1e-2));
+    if (failed(u))
+      return conv.emitError() << "sparsity allocation: the input statistics "
+                                 "cannot be factorized";
+    double ref = std::max(energy(dense), 1e-30);
+    c.error2.push_back(0.0);
+    for (int i = 1; i < levels; ++i) {
+      Matrix w = dense;
+      sweepColumns(w, c.gram, *u, i * step, scale, fixed);
+      c.error2.push_back(std::max(0.0, energy(w - dense)) / ref);
+    }
+    total += c.weights;
+    c.gram.resize(0, 0); // memory
+  }
+  // Greedy on the marginal cost: each step raises the layer whose next
+  // level adds the least squared error per zeroed weight, until the
+  // budget is met; the last step is taken fractionally, so that the total
+  // is the asked share.
+  std::map<int64_t, int> level;
+  for (auto &[index, c] : curves)
+    level[index] = 0;
+  double budget = sparsity * (double)total, have = 0;
+  out.clear();
+  while (have < budget) {
+    int64_t pick = -1;
+    double best = INFINITY;
+    for (auto &[index, c] : curves) {
+      int l = level[index];
+      if (l + 1 >= levels)
+        continue;
+      double cost = (c.error2[l + 1] - c.error2[l]) / (c.weights * step);
+      if (cost < best)
+        best = cost, pick = index;
+    }
+    if (pick < 0)
+      break;
+    const Curve &c = curves.at(pick);
+    double gain = c.weights * step;
+    if (have + gain >= budget) {
+      out[pick] = level[pick] * step + (budget - have) / c.weights;
+      have = budget;
+      break;
+    }
+    ++level[pick];
+    have += gain;
+  }
+  for (auto &[index, l] : level)
+    if (!out.count(index))
+      out[index] = l * step;
+  return success();
+}
+
+LogicalResult qsim::lighten::sparsifyConvs(
+    ModuleOp module, const std::vector<rt::Tensor> &networkInputs,
+    double sparsity, const std::set<int64_t> &layerSet,
+    const ReconstructOptions &o, std::vector<SparsifiedLayer> &result,
+    ModuleOp original, const std::map<int64_t, double> &sparsityByLayer) {
+  if (networkInputs.empty())
+    return module.emitError() << "sparsification needs at least one image";
+  auto chosen = sweptLayers(module, layerSet);
+  if (failed(chosen))
+    return failure();
   // In order: each layer's H from the inputs the earlier sparse layers give.
-  for (int64_t index : chosen) {
+  for (int64_t index : *chosen) {
     if (original) {
       // First the dense least-squares fit to the original's output on the
       // inputs the sparse layers before give: then W X' - Y splits into the
@@ -519,44 +764,52 @@ LogicalResult qsim::lighten::sparsifyConvs(
       return failure();
     const Layer &layer = now->at(index);
     auto conv = cast<Conv2DOp>(layer.head);
+    BatchNormOp bn = layer.batchNorm;
+    // The bias (or the batch norm's mean) joins the sweep as a last column
+    // that is never zeroed.
+    bool withBias = conv.getBias() || (bn && bn.getMean());
     int64_t rows = 0;
-    auto gram = inputGram(module, layer, networkInputs, o, rows);
+    auto gram = inputGram(module, layer, networkInputs, o, rows, withBias);
     if (failed(gram))
       return failure();
-    int64_t p = gram->rows(), filters = conv.getFilters();
-    std::vector<float> w0 = getFloats(conv.getWeightAttr());
-    Matrix w(filters, p);
-    for (int64_t f = 0; f < filters; ++f)
-      for (int64_t k = 0; k < p; ++k)
-        w(f, k) = w0[f * p + k];
+    auto g = eval::ConvPatchGeometry::of(conv);
+    int64_t p = g.patchSize(), filters = conv.getFilters();
+    Matrix w = currentWeights(conv, p, withBias);
+    std::vector<double> scale = outputScale(layer);
+    double layerSparsity = sparsity;
+    if (auto it = sparsityByLayer.find(index); it != sparsityByLayer.end())
+      layerSparsity = it->second;
     Matrix dense = w;
     SparsifiedLayer r;
     r.layer = index;
     r.samples = rows;
-    if (!sparsifyRows(w, *gram, sparsity, std::max(o.ridge, 1e-2)))
+    r.sparsity = layerSparsity;
+    if (!sparsifyRows(w, *gram, layerSparsity, std::max(o.ridge, 1e-2), scale,
+                      withBias ? 1 : 0))
       return conv.emitError() << "sparsification: the input statistics "
                                  "cannot be factorized";
-    // Relative output error on the samples: ||(W - W0) X^T|| / ||W0 X^T||.
+    refitSupport(w, dense, *gram, withBias ? 1 : 0, std::max(o.ridge, 1e-2));
+    // Relative output error on the samples, ||S (W - W0) X^T|| /
+    // ||S W0 X^T|| (S: the batch norm's scale), and the same for the
+    // smallest-magnitude weights zeroed without an update.
+    Matrix s = Matrix::Ones(filters, 1);
+    for (size_t f = 0; f < scale.size(); ++f)
+      s(f, 0) = scale[f];
     auto energy = [&](const Matrix &m) {
-      return (m * *gram).cwiseProduct(m).sum();
+      Matrix scaled = s.asDiagonal() * m;
+      return (scaled * *gram).cwiseProduct(scaled).sum();
     };
     double ref = std::max(energy(dense), 1e-30);
     r.error = std::sqrt(std::max(0.0, energy(w - dense)) / ref);
-    std::vector<float> out(filters * p);
+    r.magnitudeError = std::sqrt(
+        std::max(0.0, energy(magnitudeDelta(dense, p, layerSparsity))) / ref);
     int64_t zeros = 0;
     for (int64_t f = 0; f < filters; ++f)
-      for (int64_t k = 0; k < p; ++k) {
-        out[f * p + k] = (float)w(f, k);
-        zeros += out[f * p + k] == 0.0f;
-      }
+      for (int64_t k = 0; k < p; ++k)
+        zeros += (float)w(f, k) == 0.0f;
     r.zeroed = zeros;
     r.weights = filters * p;
-    conv->setAttr("weight",
-                  makeFloatAttr(conv.getContext(),
-                                conv.getWeightAttr().getShapedType().getShape(),
-                                "layer" + std::to_string(index) + "_sparse",
-                                out));
-    dropBatchNormStats(conv);
+    writeBack(layer, w, p, withBias, "_sparse");
     result.push_back(r);
   }
   return success();

@@ -565,7 +565,11 @@ def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
     SparseGPT's second-order update instead (the weights whose removal costs
     the least output error on the images go, the remaining weights of the
     filter absorb their contribution; layer by layer on the inputs the
-    earlier sparse layers produce);
+    earlier sparse layers produce; the bias is a column the sweep never
+    zeroes, the mask is chosen in the units after the batch norm, and the
+    kept weights are refit exactly for the mask); `allocation=sensitivity`
+    shares the zeros among those layers by their output-error curves, the
+    total staying `sparsity`;
     `--qsim-print-stats` then shows the sparsity and the size of a sparse
     encoding.
 
@@ -603,6 +607,16 @@ def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
                "Layers to prune (indices, ranges); all when empty">,
     Option<"roundTo", "round-to", "int", "8", "channel: keep a multiple of this many channels">,
     Option<"sparsity", "sparsity", "double", "0.5", "magnitude: fraction of weights zeroed">,
+    Option<"allocation", "allocation", "::qsim::lighten::SparsityAllocation",
+           "::qsim::lighten::SparsityAllocation::Uniform",
+           "magnitude: how the zeros are shared among the layers",
+           [{::llvm::cl::values(
+             clEnumValN(::qsim::lighten::SparsityAllocation::Uniform,
+                        "uniform", "`sparsity` of every layer"),
+             clEnumValN(::qsim::lighten::SparsityAllocation::Sensitivity,
+                        "sensitivity",
+                        "with images=: per layer by its output error's "
+                        "sensitivity, `sparsity` of all the weights in total"))}]>,
     ListOption<"images", "images", "std::string",
                "Images or folders: channel: refit the convolutions to the "
                "original's output (least squares); magnitude: choose and "

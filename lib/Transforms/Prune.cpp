@@ -49,10 +49,17 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
       mo.layers = layerSet;
       mo.images.assign(images.begin(), images.end());
       mo.maxImages = maxImages;
+      mo.allocation = allocation;
       mo.reconstruct.samplesPerImage = samples;
       if (failed(lighten::pruneMagnitude(module, mo, out)))
         return signalPassFailure();
       return;
+    }
+    if (allocation != lighten::SparsityAllocation::Uniform) {
+      module.emitError() << "--qsim-prune: allocation= applies to "
+                            "mode=magnitude (channel pruning removes `ratio` "
+                            "of every coupled channel set)";
+      return signalPassFailure();
     }
     lighten::ChannelPruneOptions o;
     o.ratio = ratio;

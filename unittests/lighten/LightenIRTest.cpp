@@ -21,6 +21,8 @@
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/FileSystem.h"
 
+#include <Eigen/Dense>
+
 #include <cmath>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -649,4 +651,191 @@ TEST_F(LightenIR, SecondOrderSparsityBeatsMagnitude) {
   EXPECT_LT(relDiff(ref[0], secondOrder[0]), relDiff(ref[0], magnitude[0]));
   byMagnitude->erase();
   bySecondOrder->erase();
+}
+
+namespace {
+
+/// Layer 2 of kPlainCfg with filters 4..8 zeroed: after its batch norm and
+/// leaky those channels are constant, so layer 3 (1x1, 9 inputs, a bias)
+/// sees 5 constant input channels.
+void makeConstantChannels(mlir::MLIRContext &ctx, mlir::ModuleOp m) {
+  auto layers = getLayers(getMainFunc(m));
+  auto c2 = mlir::cast<Conv2DOp>((*layers)[2].head);
+  std::vector<float> w = getFloats(c2.getWeightAttr());
+  for (size_t i = 4 * 250; i < w.size(); ++i)
+    w[i] = 0.0f;
+  c2->setAttr("weight", makeFloatAttr(&ctx, {9, 10, 5, 5}, "w2", w));
+}
+
+} // namespace
+
+// The bias joins the sweep as a column that is never zeroed: the weights of
+// constant input channels go first (the bias absorbs them), so zeroing half
+// of layer 3's weights (63 of 126, the 70 of the constant channels
+// available) barely changes its output. Without the bias column the
+// constant part could only be pushed onto the varying channels.
+TEST_F(LightenIR, SecondOrderSparsityMovesConstantInputsIntoTheBias) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  makeConstantChannels(ctx, *m);
+  std::vector<rt::Tensor> fitInputs;
+  for (uint32_t s = 1; s <= 8; ++s)
+    fitInputs.push_back(seededInput(*m, s));
+  auto sparse = m->clone();
+  std::vector<SparsifiedLayer> report;
+  ASSERT_TRUE(
+      mlir::succeeded(sparsifyConvs(sparse, fitInputs, 0.5, {3}, {}, report)));
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_EQ(report[0].zeroed, 63);
+  EXPECT_LT(report[0].error, 0.03) << report[0].magnitudeError;
+  EXPECT_GT(report[0].magnitudeError, 5 * report[0].error);
+  // Most zeros are weights of the constant channels (4..8).
+  std::vector<float> w = getFloats(conv(sparse, 3).getWeightAttr());
+  int64_t varying = 0;
+  for (int64_t f = 0; f < 14; ++f)
+    for (int64_t c = 0; c < 4; ++c)
+      varying += w[f * 9 + c] == 0.0f;
+  EXPECT_LE(varying, 20);
+  rt::Tensor heldOut = seededInput(*m, 4711);
+  auto ref = run(*m, heldOut);
+  auto got = run(sparse, heldOut);
+  EXPECT_LT(relDiff(ref[0], got[0]), 0.05) << varying;
+  sparse->erase();
+}
+
+// The mask is chosen across the filters of a block in the units after the
+// batch norm: filters whose gamma / sd is tiny contribute almost nothing,
+// so their weights go first (on raw weights the four filters would lose
+// about half of theirs, like the others).
+TEST_F(LightenIR, SecondOrderSparsityWeighsFiltersByTheirBatchNormScale) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  BatchNormOp bn = (*getLayers(getMainFunc(*m)))[2].batchNorm;
+  ASSERT_TRUE(bn && bn.getScale());
+  std::vector<float> gamma = getFloats(*bn.getScale());
+  for (int f = 0; f < 4; ++f)
+    gamma[f] *= 1e-3f;
+  bn->setAttr("scale", makeFloatAttr(&ctx, {9}, "gamma", gamma));
+  std::vector<rt::Tensor> fitInputs;
+  for (uint32_t s = 1; s <= 8; ++s)
+    fitInputs.push_back(seededInput(*m, s));
+  std::vector<SparsifiedLayer> report;
+  ASSERT_TRUE(
+      mlir::succeeded(sparsifyConvs(*m, fitInputs, 0.5, {2}, {}, report)));
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_EQ(report[0].zeroed, 9 * 250 / 2);
+  std::vector<float> w = getFloats(conv(*m, 2).getWeightAttr());
+  int64_t quiet = std::count(w.begin(), w.begin() + 4 * 250, 0.0f);
+  EXPECT_GE(quiet, 950) << "of the 1000 weights of the four quiet filters";
+}
+
+// allocation=sensitivity: the per-layer shares keep the asked total exactly,
+// and the layer whose weights cost nothing (layer 3: 5 of its 9 inputs are
+// constant) takes at least its uniform share, the rest going where the
+// output error grows slowest.
+TEST_F(LightenIR, SparsityAllocationKeepsTheTotal) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  makeConstantChannels(ctx, *m);
+  std::vector<rt::Tensor> fitInputs;
+  for (uint32_t s = 1; s <= 8; ++s)
+    fitInputs.push_back(seededInput(*m, s));
+  std::map<int64_t, double> share;
+  ASSERT_TRUE(
+      mlir::succeeded(allocateSparsity(*m, fitInputs, 0.5, {}, {}, share)));
+  ASSERT_EQ(share.size(), 4u);
+  std::map<int64_t, double> weights = {
+      {0, 12 * 27}, {1, 10 * 108}, {2, 9 * 250}, {3, 14 * 9}};
+  double zeros = 0, total = 0;
+  for (auto &[layer, s] : share) {
+    EXPECT_GE(s, 0.0) << "layer " << layer;
+    EXPECT_LE(s, 0.95) << "layer " << layer;
+    zeros += s * weights[layer];
+    total += weights[layer];
+  }
+  EXPECT_NEAR(zeros / total, 0.5, 1e-9);
+  EXPECT_GE(share[3], 0.5);
+  // The sweep zeroes those shares (up to rounding per block of columns).
+  std::vector<SparsifiedLayer> report;
+  ASSERT_TRUE(mlir::succeeded(
+      sparsifyConvs(*m, fitInputs, 0.5, {}, {}, report, {}, share)));
+  ASSERT_EQ(report.size(), 4u);
+  int64_t zeroed = 0;
+  for (const SparsifiedLayer &r : report)
+    zeroed += r.zeroed;
+  EXPECT_NEAR((double)zeroed, 0.5 * total, 8.0);
+  // Without images it is refused.
+  MagnitudePruneOptions mo;
+  mo.allocation = SparsityAllocation::Sensitivity;
+  ctx.getDiagEngine().registerHandler([](mlir::Diagnostic &) {});
+  EXPECT_TRUE(mlir::failed(pruneMagnitude(*m, mo, nullptr)));
+}
+
+// After the sweep chose the mask, each filter's kept weights (and its bias)
+// are the exact minimiser of the damped objective (w' - w)(H + lambda)
+// (w' - w)^T on that support: its gradient vanishes on the kept weights.
+// The sweep alone only updates the columns after each removal and leaves
+// a gradient there. Layer 3 of kPlainCfg is a 1x1 conv on 10x10 outputs
+// (fewer than the 256 samples per image), so H is every position's X^T X.
+TEST_F(LightenIR, SecondOrderSparsityRefitsTheKeptWeightsExactly) {
+  auto m = import(kPlainCfg);
+  ASSERT_TRUE(m);
+  std::vector<rt::Tensor> fitInputs;
+  for (uint32_t s = 1; s <= 4; ++s)
+    fitInputs.push_back(seededInput(*m, s));
+  const int64_t in = 9, filters = 14, cols = in + 1;
+  Eigen::MatrixXd h = Eigen::MatrixXd::Zero(cols, cols);
+  interp::ExecutorOptions eo;
+  eo.kernels = interp::KernelSet::Reference;
+  eo.keepAllOutputs = true;
+  std::string error;
+  auto ex = interp::Executor::create(*m, eo, error);
+  ASSERT_TRUE(ex) << error;
+  size_t step = 0;
+  while (step < ex->steps().size() && ex->steps()[step].layer != 3)
+    ++step;
+  ASSERT_LT(step, ex->steps().size());
+  for (const rt::Tensor &t : fitInputs) {
+    ex->setInput(t);
+    ex->run();
+    rt::Tensor x = ex->stepInputs(step)[0];
+    ASSERT_EQ(x.c(), in);
+    int64_t hw = x.h() * x.w();
+    Eigen::MatrixXd rows = Eigen::MatrixXd::Ones(hw, cols);
+    for (int64_t c = 0; c < in; ++c)
+      for (int64_t i = 0; i < hw; ++i)
+        rows(i, c) = x.f32()[c * hw + i];
+    h += rows.transpose() * rows;
+  }
+  // The sweep's damping: 1 % of the mean diagonal of the weights' columns.
+  double lambda = 1e-2 * h.diagonal().head(in).mean();
+  h.diagonal().array() += lambda;
+  Eigen::MatrixXd dense(filters, cols), sparse(filters, cols);
+  {
+    std::vector<float> w = getFloats(conv(*m, 3).getWeightAttr());
+    std::vector<float> b = getFloats(*conv(*m, 3).getBias());
+    for (int64_t f = 0; f < filters; ++f) {
+      for (int64_t c = 0; c < in; ++c)
+        dense(f, c) = w[f * in + c];
+      dense(f, in) = b[f];
+    }
+  }
+  std::vector<SparsifiedLayer> report;
+  ASSERT_TRUE(
+      mlir::succeeded(sparsifyConvs(*m, fitInputs, 0.5, {3}, {}, report)));
+  std::vector<float> w = getFloats(conv(*m, 3).getWeightAttr());
+  std::vector<float> b = getFloats(*conv(*m, 3).getBias());
+  for (int64_t f = 0; f < filters; ++f) {
+    for (int64_t c = 0; c < in; ++c)
+      sparse(f, c) = w[f * in + c];
+    sparse(f, in) = b[f];
+  }
+  Eigen::MatrixXd gradient = (sparse - dense) * h;
+  double scale = ((sparse - dense) * h).cwiseAbs().maxCoeff() +
+                 (dense * h).cwiseAbs().maxCoeff();
+  for (int64_t f = 0; f < filters; ++f)
+    for (int64_t c = 0; c < cols; ++c)
+      if (c == in || sparse(f, c) != 0)
+        EXPECT_LT(std::fabs(gradient(f, c)), 1e-5 * scale)
+            << "filter " << f << " column " << c;
 }

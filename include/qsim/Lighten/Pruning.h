@@ -23,6 +23,9 @@ namespace qsim::lighten {
 enum class PruneCriterion { L1, L2, BNGamma, Contribution, Reconstruction };
 /// --qsim-prune's mode: whole channels, or the smallest weights.
 enum class PruneMode { Channel, Magnitude };
+/// mode=magnitude: the same share of every layer, or (with images) per
+/// layer by sensitivity with the same total (allocateSparsity).
+enum class SparsityAllocation { Uniform, Sensitivity };
 
 struct ChannelPruneOptions {
   double ratio = 0.3;
@@ -62,6 +65,7 @@ struct MagnitudePruneOptions {
   /// (Reconstruction.h, sparsifyConvs) instead of by magnitude alone.
   std::vector<std::string> images;
   int maxImages = 16;
+  SparsityAllocation allocation = SparsityAllocation::Uniform;
   ReconstructOptions reconstruct;
 };
 mlir::LogicalResult pruneMagnitude(mlir::ModuleOp module,
