@@ -1711,19 +1711,49 @@ bool Importer::readMaskAnchors(SectionReader &r, int64_t num, StringRef kind,
   else
     for (int64_t i = 0; i < num; ++i)
       mask.push_back(i);
-  if (!readAnchors(r, num, kind, anchors))
-    return false;
-  for (int64_t m : mask)
-    if (m < 0 || m >= num) {
-      // Darknet indexes its 2*num anchor values with the mask unchecked: an
-      // index past them reads beyond the array (undefined, whatever the
-      // anchors= line holds).
-      r.error("mask", "mask index " + std::to_string(m) +
-                          " out of range for num=" + std::to_string(num) +
-                          " (Darknet would read anchor values past the " +
-                          std::to_string(2 * num) + " it holds)");
+  int64_t maxMask = -1;
+  for (int64_t m : mask) {
+    if (m < 0) {
+      r.error("mask", "mask index " + std::to_string(m) + " is negative");
       return false;
     }
+    maxMask = std::max(maxMask, m);
+  }
+  if (maxMask >= num && num >= 1 && opts.flavor == Flavor::AlexeyAB) {
+    // Darknet indexes its 2*num anchor values with the mask unchecked: an
+    // index past them reads beyond the array (undefined behaviour). When
+    // the anchors= line lists the pairs the mask names (cspx-p7-mish: 20
+    // pairs, num=16, mask=16..19), the cfg clearly means them: qsim uses
+    // them and says so, instead of reproducing the out-of-bounds read.
+    std::optional<std::vector<float>> given = r.getFloatList("anchors");
+    if (!r.ok())
+      return false;
+    uint64_t pairs = given ? given->size() / 2 : 0;
+    if (given && (uint64_t)maxMask < pairs) {
+      anchors.assign(given->begin(), given->begin() + 2 * (maxMask + 1));
+      r.warning("mask", "mask index " + std::to_string(maxMask) +
+                            " is past num=" + std::to_string(num) +
+                            ": AlexeyAB's Darknet would read anchor values "
+                            "past the " +
+                            std::to_string(2 * num) +
+                            " it holds (undefined); qsim uses the " +
+                            std::to_string(anchors.size()) +
+                            " values the cfg's anchors= lists (it has " +
+                            std::to_string(given->size()) + ")");
+      return true;
+    }
+  }
+  if (!readAnchors(r, num, kind, anchors))
+    return false;
+  if (maxMask >= num) {
+    r.error("mask", "mask index " + std::to_string(maxMask) +
+                        " out of range for num=" + std::to_string(num) +
+                        " (Darknet would read anchor values past the " +
+                        std::to_string(2 * num) +
+                        " it holds, and anchors= does not list pair " +
+                        std::to_string(maxMask) + " either)");
+    return false;
+  }
   return true;
 }
 

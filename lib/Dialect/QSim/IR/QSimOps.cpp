@@ -628,11 +628,25 @@ FailureOr<SmallVector<int64_t, 4>> SoftmaxOp::inferOutputShape() {
 template <typename HeadOp> static LogicalResult verifyAnchorHead(HeadOp op) {
   if (op.getNum() < 1)
     return layerError(op) << "num must be >= 1";
-  if ((int64_t)op.getAnchors().size() != 2 * op.getNum())
-    return layerError(op) << "anchors needs 2 * num = " << 2 * op.getNum()
-                          << " values, got " << op.getAnchors().size();
+  // 2 * num values; more only when the mask names pairs past num (a cfg
+  // whose anchors= lists them, docs/darknet.md "anchors="), never an
+  // unused surplus, so that export writes what the import read.
+  int64_t pairs = op.getAnchors().size() / 2;
+  int64_t maxMask = -1;
   for (int64_t m : op.getMask())
-    if (m < 0 || m >= op.getNum())
+    maxMask = std::max(maxMask, m);
+  int64_t wantPairs = std::max(op.getNum(), maxMask + 1);
+  if (op.getAnchors().size() % 2 != 0 || pairs != wantPairs) {
+    if (maxMask < op.getNum())
+      return layerError(op) << "anchors needs 2 * num = " << 2 * op.getNum()
+                            << " values, got " << op.getAnchors().size();
+    return layerError(op) << "mask index " << maxMask
+                          << " is past num=" << op.getNum()
+                          << ": anchors needs " << 2 * wantPairs
+                          << " values, got " << op.getAnchors().size();
+  }
+  for (int64_t m : op.getMask())
+    if (m < 0)
       return layerError(op)
              << "mask index " << m << " out of range for num=" << op.getNum();
   if (!isFloatElement(getElementTypeOrSelf(op.getInput().getType())))
