@@ -406,6 +406,34 @@ TEST_P(ZooLayers, ShareIndexReusesWeightsAndReadsNone) {
     }
 }
 
+TEST_P(ZooLayers, StridedShortcutAddsTheSubsampledFromLayer) {
+  // pjreddie's shortcut of a larger from layer (docs/darknet.md §R4.7):
+  // out[k][y][x] = in[k][y][x] + from[k][2y][2x] for k < min(3, 2); the
+  // import puts a 1x1 maxpool of stride 2 (a step of its own) before it.
+  const char *cfg = "[net]\nwidth=6\nheight=4\nchannels=2\n"
+                    "[activation]\nactivation=linear\n"
+                    "[maxpool]\nsize=2\nstride=2\n"
+                    "[route]\nlayers=-1,-1,-1\ngroups=2\ngroup_id=1\n"
+                    "[route]\nlayers=-2,-1\n"
+                    "[shortcut]\nfrom=0\nactivation=linear\n";
+  rt::Tensor in = signedInput(2, 4, 6);
+  auto outs = runWithWeights(cfg, {}, in, GetParam());
+  // activation, maxpool, route, route, subsampling maxpool, shortcut.
+  ASSERT_EQ(outs.size(), 6u);
+  std::vector<float> prev = outs[3].toFloat(), got = outs[5].toFloat();
+  ASSERT_EQ(prev.size(), 5u * 2 * 3); // 2 + 3 channels of 2x3
+  ASSERT_EQ(got.size(), prev.size());
+  for (int64_t k = 0; k < 5; ++k)
+    for (int64_t y = 0; y < 2; ++y)
+      for (int64_t x = 0; x < 3; ++x) {
+        int64_t i = (k * 2 + y) * 3 + x;
+        float want = prev[i];
+        if (k < 2)
+          want += in.f32()[(k * 4 + 2 * y) * 6 + 2 * x];
+        EXPECT_EQ(got[i], want) << "k=" << k << " y=" << y << " x=" << x;
+      }
+}
+
 // Decoding of the two new heads (docs/darknet.md §R4.17, §R4.20), values
 // worked out by hand.
 TEST(ZooHeadDecoding, DetectionV1BoxesAndProbabilities) {

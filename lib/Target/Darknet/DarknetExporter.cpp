@@ -29,6 +29,9 @@ public:
 
 private:
   LogicalResult exportLayer(const Layer &layer);
+  /// Whether `layer` is the subsampling of a strided [shortcut]'s from=
+  /// layer that the import added, to be written as that from= alone.
+  bool foldsIntoShortcut(const Layer &layer);
   LogicalResult exportConvolutional(Conv2DOp conv, BatchNormOp bn);
   LogicalResult exportConnected(ConnectedOp fc, BatchNormOp bn);
   LogicalResult exportBatchNorm(BatchNormOp bn);
@@ -178,6 +181,12 @@ LogicalResult Exporter::exportLayer(const Layer &layer) {
       return op->emitError() << describeLayer(op)
                              << ": quantized layers cannot be written as a "
                                 "Darknet model (export the float model)";
+  if (foldsIntoShortcut(layer)) {
+    // No section: the shortcut's from= names the layer this one samples.
+    auto mp = cast<MaxPoolOp>(op);
+    indexOf[mp.getOutput()] = indexOf.lookup(mp.getInput());
+    return success();
+  }
   BatchNormOp bn = layer.batchNorm;
   LogicalResult written =
       llvm::TypeSwitch<Operation *, LogicalResult>(op)
@@ -213,6 +222,31 @@ LogicalResult Exporter::exportLayer(const Layer &layer) {
     return failure();
   finishLayer(layer.output());
   return success();
+}
+
+bool Exporter::foldsIntoShortcut(const Layer &layer) {
+  // The import's reading of a strided [shortcut] (docs/darknet.md §R4.7):
+  // it folds back when it is still exactly what the import made, a 1x1
+  // maxpool of a layer's output, read only as shortcuts' from= inputs, whose
+  // stride is the one Darknet derives from the sizes (W/w). Anything else
+  // (a pass changed it) is exported as the [maxpool] it is, which computes
+  // the same.
+  auto mp = dyn_cast<MaxPoolOp>(layer.head);
+  if (!mp || !mp->hasAttr("qsim.shortcut_subsample") || layer.ops.size() != 1 ||
+      mp.getSize() != 1 || mp.getPadding() != 0 ||
+      !indexOf.count(mp.getInput()))
+    return false;
+  shapes::CHW in = chwOf(mp.getInput()), out = chwOf(mp.getOutput());
+  int64_t stride = mp.getStride()[0];
+  if (mp.getStride()[1] != stride ||
+      std::max<int64_t>(1, in.w / out.w) != stride ||
+      std::max<int64_t>(1, in.h / out.h) != stride ||
+      mp.getOutput().use_empty())
+    return false;
+  for (OpOperand &use : mp.getOutput().getUses())
+    if (!isa<ShortcutOp>(use.getOwner()) || use.getOperandNumber() == 0)
+      return false;
+  return true;
 }
 
 //===----------------------------------------------------------------------===//

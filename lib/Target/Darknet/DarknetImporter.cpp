@@ -403,6 +403,9 @@ private:
   ImportedLayer importAvgPool(LayerSite &s);
   ImportedLayer importRoute(LayerSite &s);
   ImportedLayer importShortcut(LayerSite &s);
+  /// A `from` layer larger than the shortcut's input, sampled as pjreddie's
+  /// shortcut samples it (null: refused, error reported).
+  Value subsampleShortcutFrom(LayerSite &s, int64_t fromIndex, Value from);
   ImportedLayer importUpsample(LayerSite &s);
   ImportedLayer importReorg(LayerSite &s);
   ImportedLayer importCrop(LayerSite &s);
@@ -1243,8 +1246,17 @@ Importer::ImportedLayer Importer::importShortcut(LayerSite &s) {
   SmallVector<Value> ins = {s.in};
   std::vector<CHW> inShapes = {s.inShape};
   for (int64_t i : idx) {
-    ins.push_back(layerOutputs[i]);
-    inShapes.push_back(chw(layerOutputs[i]));
+    Value from = layerOutputs[i];
+    CHW fromShape = chw(from);
+    if ((fromShape.h != s.inShape.h || fromShape.w != s.inShape.w) &&
+        idx.size() == 1) {
+      from = subsampleShortcutFrom(s, i, from);
+      if (!from)
+        return {};
+      fromShape = chw(from);
+    }
+    ins.push_back(from);
+    inShapes.push_back(fromShape);
   }
   CHW out;
   std::string err;
@@ -1254,6 +1266,54 @@ Importer::ImportedLayer Importer::importShortcut(LayerSite &s) {
   }
   return single(
       create("qsim.shortcut", s.loc, tensorType(out), ins, {act(*activation)}));
+}
+
+Value Importer::subsampleShortcutFrom(LayerSite &s, int64_t fromIndex,
+                                      Value from) {
+  // pjreddie's shortcut (docs/darknet.md §R4.7) adds
+  // from[k][j*stride][i*stride] to out[k][j][i], stride = W/w, for the
+  // first min(C, c) channels; AlexeyAB asserts equal sizes. A larger `from`
+  // is taken as pjreddie defines it, by a 1x1 maxpool of that stride (its
+  // window is the single tap from[k][j*s][i*s], Darknet's maxpool formula
+  // with size 1 and padding 0), so that every backend runs it with the
+  // ops it has; the marker makes the exporter fold it back into from=.
+  SectionReader &r = s.r;
+  CHW f = chw(from), in = s.inShape;
+  std::string what = "from layer " + std::to_string(fromIndex) + " is " +
+                     f.str() + " but the previous layer is " + in.str();
+  int64_t stride = std::max<int64_t>(1, f.w / in.w);
+  int64_t strideH = std::max<int64_t>(1, f.h / in.h);
+  int64_t sample = std::max<int64_t>(1, in.w / f.w);
+  int64_t sampleH = std::max<int64_t>(1, in.h / f.h);
+  if (sample > 1 || sampleH > 1) {
+    r.error("from", what +
+                        ": pjreddie's Darknet adds a smaller from layer on a "
+                        "sparse grid of the output, which qsim does not "
+                        "implement (AlexeyAB's Darknet asserts equal sizes)");
+    return {};
+  }
+  if (stride != strideH || (f.w - 1) / stride + 1 != in.w ||
+      (f.h - 1) / stride + 1 != in.h) {
+    r.error("from", what + ": its width and height are not the previous "
+                           "layer's times one stride (pjreddie's Darknet "
+                           "would add only part of it; AlexeyAB's asserts "
+                           "equal sizes)");
+    return {};
+  }
+  if (opts.flavor == Flavor::AlexeyAB)
+    r.warning("from", what +
+                          ": AlexeyAB's Darknet asserts equal sizes; qsim "
+                          "uses pjreddie's definition, adding the from "
+                          "layer sampled with stride " +
+                          std::to_string(stride) + " (its first " +
+                          std::to_string(std::min(f.c, in.c)) + " channels)");
+  Operation *pool =
+      create("qsim.maxpool", s.loc, tensorType({f.c, in.h, in.w}), from,
+             {i64("size", 1),
+              attr("stride", builder.getDenseI64ArrayAttr({stride, stride})),
+              i64("padding", 0),
+              attr("qsim.shortcut_subsample", builder.getUnitAttr())});
+  return pool ? pool->getResult(0) : Value();
 }
 
 Importer::ImportedLayer Importer::importUpsample(LayerSite &s) {

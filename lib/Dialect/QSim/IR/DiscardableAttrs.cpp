@@ -168,6 +168,15 @@ LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << "'qsim.bn_stats' must be a dictionary";
     return verifyBatchNormStats(op, d);
   }
+  if (name == "shortcut_subsample") {
+    auto mp = dyn_cast<MaxPoolOp>(op);
+    if (!isa<UnitAttr>(value) || !mp || mp.getSize() != 1 ||
+        mp.getPadding() != 0)
+      return op->emitError()
+             << "'qsim.shortcut_subsample' must be a unit attribute on a "
+                "qsim.maxpool of size 1 and padding 0";
+    return success();
+  }
   if (name == "precision_reason" || name == "origin")
     return expectType<StringAttr>(op, name, value, "a string");
   if (name == "cfg" || name == "target")

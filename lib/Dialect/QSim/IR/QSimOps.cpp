@@ -535,7 +535,13 @@ template <typename PoolOp> static double poolWindowBFLOPs(PoolOp op) {
 FailureOr<SmallVector<int64_t, 4>> MaxPoolOp::inferOutputShape() {
   return poolWindowShape(*this);
 }
-double MaxPoolOp::getBFLOPs() { return poolWindowBFLOPs(*this); }
+double MaxPoolOp::getBFLOPs() {
+  // The subsampling of a strided [shortcut] is part of that layer, which
+  // Darknet counts by its output alone.
+  if ((*this)->hasAttr("qsim.shortcut_subsample"))
+    return 0.0;
+  return poolWindowBFLOPs(*this);
+}
 
 StringRef AvgPoolOp::getDarknetSection() { return "avgpool"; }
 FailureOr<SmallVector<int64_t, 4>> AvgPoolOp::inferOutputShape() {
