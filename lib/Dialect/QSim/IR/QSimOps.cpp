@@ -570,6 +570,10 @@ FailureOr<SmallVector<int64_t, 4>> ShortcutOp::inferOutputShape() {
   return shapeResult(*this, ok, out, err);
 }
 double ShortcutOp::getBFLOPs() {
+  // The addition inside a [crnn] is not in Darknet's count of that layer
+  // (its three convolutions' BFLOPs).
+  if ((*this)->hasAttr("qsim.crnn"))
+    return 0.0;
   auto out = chwOf(getOutput());
   // AlexeyAB: out_w * out_h * out_c * n / 1e9, n = number of from= layers.
   return double(out.size() * (int64_t)(getInputs().size() - 1)) / 1e9;
