@@ -109,8 +109,9 @@ TEST_P(CropLayer, TrailingCostLeavesTheSoftmaxAsOutput) {
 
 //===----------------------------------------------------------------------===//
 // [local], [detection], [sam], [reorg3d], [local_avgpool], [Gaussian_yolo],
-// xnor=1 and share_index (issue 20), each against its formula written out
-// here from AlexeyAB's source (docs/darknet.md §R4.16-§R4.21), with known
+// xnor=1, share_index, pjreddie's strided [shortcut] and [crnn] (issue 20),
+// each against its formula written out here from Darknet's source
+// (docs/darknet.md §R4.7, §R4.16-§R4.22), with known
 // weights written to a .weights file. No Darknet binary is available to
 // generate references, so these are the numerical checks.
 //===----------------------------------------------------------------------===//
@@ -404,6 +405,108 @@ TEST_P(ZooLayers, ShareIndexReusesWeightsAndReadsNone) {
       EXPECT_NEAR(a[f * 9 + i], first, 1e-5);
       EXPECT_NEAR(b[f * 9 + i], second, 1e-5);
     }
+}
+
+TEST_P(ZooLayers, StridedShortcutAddsTheSubsampledFromLayer) {
+  // pjreddie's shortcut of a larger from layer (docs/darknet.md §R4.7):
+  // out[k][y][x] = in[k][y][x] + from[k][2y][2x] for k < min(3, 2); the
+  // import puts a 1x1 maxpool of stride 2 (a step of its own) before it.
+  const char *cfg = "[net]\nwidth=6\nheight=4\nchannels=2\n"
+                    "[activation]\nactivation=linear\n"
+                    "[maxpool]\nsize=2\nstride=2\n"
+                    "[route]\nlayers=-1,-1,-1\ngroups=2\ngroup_id=1\n"
+                    "[route]\nlayers=-2,-1\n"
+                    "[shortcut]\nfrom=0\nactivation=linear\n";
+  rt::Tensor in = signedInput(2, 4, 6);
+  auto outs = runWithWeights(cfg, {}, in, GetParam());
+  // activation, maxpool, route, route, subsampling maxpool, shortcut.
+  ASSERT_EQ(outs.size(), 6u);
+  std::vector<float> prev = outs[3].toFloat(), got = outs[5].toFloat();
+  ASSERT_EQ(prev.size(), 5u * 2 * 3); // 2 + 3 channels of 2x3
+  ASSERT_EQ(got.size(), prev.size());
+  for (int64_t k = 0; k < 5; ++k)
+    for (int64_t y = 0; y < 2; ++y)
+      for (int64_t x = 0; x < 3; ++x) {
+        int64_t i = (k * 2 + y) * 3 + x;
+        float want = prev[i];
+        if (k < 2)
+          want += in.f32()[(k * 4 + 2 * y) * 6 + 2 * x];
+        EXPECT_EQ(got[i], want) << "k=" << k << " y=" << y << " x=" << x;
+      }
+}
+
+TEST_P(ZooLayers, CrnnOneFrameFromTheZeroState) {
+  // AlexeyAB's [crnn] (docs/darknet.md §R4.22) on its first frame: state =
+  // input_layer(x) + self_layer(0); out = output_layer(state). Three 3x3
+  // convolutions with batch norm and leaky, 2 -> 2 (hidden) -> 3 channels.
+  const char *cfg = "[net]\nwidth=4\nheight=3\nchannels=2\n"
+                    "[crnn]\nbatch_normalize=1\nsize=3\npad=1\nhidden=2\n"
+                    "output=3\nactivation=leaky\n";
+  const int64_t C = 2, HID = 2, OUT = 3, H = 3, W = 4;
+  struct Conv {
+    int64_t filters, channels;
+    std::vector<float> bias, scale, mean, variance, weight;
+  };
+  std::vector<float> file;
+  auto makeConv = [&](int64_t filters, int64_t channels, int salt) {
+    Conv c{filters,
+           channels,
+           knownWeights(filters, salt),
+           knownWeights(filters, salt + 1),
+           knownWeights(filters, salt + 2),
+           knownWeights(filters, salt + 3),
+           knownWeights(filters * channels * 9, salt + 4)};
+    for (float &v : c.variance)
+      v = 0.5f + std::fabs(v);
+    for (auto *a : {&c.bias, &c.scale, &c.mean, &c.variance, &c.weight})
+      file.insert(file.end(), a->begin(), a->end());
+    return c;
+  };
+  // Darknet's order: input_layer, self_layer, output_layer.
+  Conv input = makeConv(HID, C, 1), self = makeConv(HID, HID, 6),
+       output = makeConv(OUT, HID, 11);
+  auto forward = [&](const Conv &cv, const std::vector<double> &x) {
+    std::vector<double> y(cv.filters * H * W);
+    for (int64_t f = 0; f < cv.filters; ++f)
+      for (int64_t oy = 0; oy < H; ++oy)
+        for (int64_t ox = 0; ox < W; ++ox) {
+          double acc = 0;
+          for (int64_t c = 0; c < cv.channels; ++c)
+            for (int64_t ky = 0; ky < 3; ++ky)
+              for (int64_t kx = 0; kx < 3; ++kx) {
+                int64_t iy = oy - 1 + ky, ix = ox - 1 + kx;
+                if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                  acc += cv.weight[((f * cv.channels + c) * 3 + ky) * 3 + kx] *
+                         x[(c * H + iy) * W + ix];
+              }
+          double v = (acc - cv.mean[f]) /
+                         std::sqrt((double)cv.variance[f] + 1e-5) *
+                         cv.scale[f] +
+                     cv.bias[f];
+          y[(f * H + oy) * W + ox] = v > 0 ? v : 0.1 * v;
+        }
+    return y;
+  };
+  rt::Tensor in = signedInput(C, H, W);
+  std::vector<double> x(in.f32(), in.f32() + in.numel());
+  std::vector<double> state = forward(input, x);
+  std::vector<double> selfOut =
+      forward(self, std::vector<double>(HID * H * W, 0.0));
+  for (size_t i = 0; i < state.size(); ++i)
+    state[i] += selfOut[i];
+  std::vector<double> want = forward(output, state);
+
+  auto outs = runWithWeights(cfg, file, in, GetParam());
+  // input conv, zero state, self conv, state sum, output conv.
+  ASSERT_EQ(outs.size(), 5u);
+  std::vector<float> self0 = outs[2].toFloat(), got = outs[4].toFloat();
+  // self_layer on the zero state: one value per channel, borders included.
+  for (int64_t f = 0; f < HID; ++f)
+    for (int64_t i = 0; i < H * W; ++i)
+      EXPECT_EQ(self0[f * H * W + i], self0[f * H * W]) << f << " " << i;
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_NEAR(got[i], want[i], 1e-5) << i;
 }
 
 // Decoding of the two new heads (docs/darknet.md §R4.17, §R4.20), values

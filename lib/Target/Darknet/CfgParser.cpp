@@ -369,6 +369,9 @@ static const std::pair<const char *, const char *> kSectionKeys[] = {
     {"sam", "from activation stopbackward precision quantize"},
     {"local",
      "filters size stride pad activation stopbackward precision quantize"},
+    {"crnn", "size stride dilation pad padding output hidden groups "
+             "activation batch_normalize xnor shortcut stopbackward "
+             "precision quantize"},
     {"detection",
      "classes coords rescore num side softmax sqrt max coord_scale forced "
      "object_scale noobject_scale class_scale jitter resize random reorg "

@@ -5,6 +5,7 @@
 #include "qsim/Target/Darknet/WeightsFile.h"
 
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <charconv>
@@ -20,6 +21,25 @@ static std::string formatFloat(float v) {
   return std::string(buf, res.ptr);
 }
 
+/// The output of `conv` with its batch norm when one directly follows it
+/// as its only user (the two ops of a batch_normalize=1 convolution).
+static Value convLayerOutput(Conv2DOp conv, BatchNormOp &bn) {
+  bn = {};
+  if (conv->hasOneUse())
+    if (auto b = dyn_cast<BatchNormOp>(*conv->user_begin());
+        b && !b.getStandalone()) {
+      bn = b;
+      return b.getResult();
+    }
+  return conv.getResult();
+}
+
+static StringRef crnnRole(Operation *op) {
+  if (auto role = op->getAttrOfType<StringAttr>("qsim.crnn"))
+    return role.getValue();
+  return "";
+}
+
 namespace {
 class Exporter {
 public:
@@ -29,7 +49,15 @@ public:
 
 private:
   LogicalResult exportLayer(const Layer &layer);
+  /// Whether `layer` is the subsampling of a strided [shortcut]'s from=
+  /// layer that the import added, to be written as that from= alone.
+  bool foldsIntoShortcut(const Layer &layer);
   LogicalResult exportConvolutional(Conv2DOp conv, BatchNormOp bn);
+  /// A convolution's biases, batch norm and weights, in Darknet's order.
+  LogicalResult writeConvWeights(Conv2DOp conv, BatchNormOp bn);
+  /// The [crnn] whose input convolution is `input`; its other ops go into
+  /// `folded`.
+  LogicalResult exportCrnn(Conv2DOp input, BatchNormOp inputBn);
   LogicalResult exportConnected(ConnectedOp fc, BatchNormOp bn);
   LogicalResult exportBatchNorm(BatchNormOp bn);
   LogicalResult exportActivation(ActivationOp a);
@@ -94,6 +122,8 @@ private:
   raw_ostream *weights;
   Flavor flavor;
   llvm::DenseMap<Value, int64_t> indexOf;
+  /// Heads of the layers written as part of an earlier section ([crnn]).
+  llvm::DenseSet<Operation *> folded;
   int64_t nextIndex = 0;
   Value networkInput;
 };
@@ -178,6 +208,16 @@ LogicalResult Exporter::exportLayer(const Layer &layer) {
       return op->emitError() << describeLayer(op)
                              << ": quantized layers cannot be written as a "
                                 "Darknet model (export the float model)";
+  if (folded.contains(op))
+    return success(); // written with the [crnn] it belongs to
+  if (auto conv = dyn_cast<Conv2DOp>(op); conv && crnnRole(conv) == "input")
+    return exportCrnn(conv, layer.batchNorm);
+  if (foldsIntoShortcut(layer)) {
+    // No section: the shortcut's from= names the layer this one samples.
+    auto mp = cast<MaxPoolOp>(op);
+    indexOf[mp.getOutput()] = indexOf.lookup(mp.getInput());
+    return success();
+  }
   BatchNormOp bn = layer.batchNorm;
   LogicalResult written =
       llvm::TypeSwitch<Operation *, LogicalResult>(op)
@@ -213,6 +253,31 @@ LogicalResult Exporter::exportLayer(const Layer &layer) {
     return failure();
   finishLayer(layer.output());
   return success();
+}
+
+bool Exporter::foldsIntoShortcut(const Layer &layer) {
+  // The import's reading of a strided [shortcut] (docs/darknet.md §R4.7):
+  // it folds back when it is still exactly what the import made, a 1x1
+  // maxpool of a layer's output, read only as shortcuts' from= inputs, whose
+  // stride is the one Darknet derives from the sizes (W/w). Anything else
+  // (a pass changed it) is exported as the [maxpool] it is, which computes
+  // the same.
+  auto mp = dyn_cast<MaxPoolOp>(layer.head);
+  if (!mp || !mp->hasAttr("qsim.shortcut_subsample") || layer.ops.size() != 1 ||
+      mp.getSize() != 1 || mp.getPadding() != 0 ||
+      !indexOf.count(mp.getInput()))
+    return false;
+  shapes::CHW in = chwOf(mp.getInput()), out = chwOf(mp.getOutput());
+  int64_t stride = mp.getStride()[0];
+  if (mp.getStride()[1] != stride ||
+      std::max<int64_t>(1, in.w / out.w) != stride ||
+      std::max<int64_t>(1, in.h / out.h) != stride ||
+      mp.getOutput().use_empty())
+    return false;
+  for (OpOperand &use : mp.getOutput().getUses())
+    if (!isa<ShortcutOp>(use.getOwner()) || use.getOperandNumber() == 0)
+      return false;
+  return true;
 }
 
 //===----------------------------------------------------------------------===//
@@ -289,6 +354,11 @@ LogicalResult Exporter::exportConvolutional(Conv2DOp conv, BatchNormOp bn) {
   if (auto cfgKeys = op->getAttrOfType<DictionaryAttr>("qsim.cfg");
       cfgKeys && cfgKeys.get("share_index"))
     return success();
+  return writeConvWeights(conv, bn);
+}
+
+LogicalResult Exporter::writeConvWeights(Conv2DOp conv, BatchNormOp bn) {
+  Operation *op = conv.getOperation();
   int64_t f = conv.getFilters();
   if (bn) {
     if (failed(writeFloats(op, "bias", bn.getBias(), f)) ||
@@ -301,6 +371,97 @@ LogicalResult Exporter::exportConvolutional(Conv2DOp conv, BatchNormOp bn) {
   int64_t n = f * (conv.getInputChannels() / conv.getGroups()) *
               conv.getKernelH() * conv.getKernelW();
   return writeFloats(op, "weight", conv.getWeight(), n);
+}
+
+LogicalResult Exporter::exportCrnn(Conv2DOp input, BatchNormOp inputBn) {
+  // The import's ops of one [crnn] (docs/darknet.md §R4.22): input
+  // convolution, the zero state (upsample, scale 0) and the self
+  // convolution on it, their sum (shortcut), the output convolution. They
+  // fold back into one section when they are still exactly that chain.
+  Operation *op = input.getOperation();
+  auto changed = [&](StringRef what) {
+    return op->emitError() << describeLayer(op) << ": the ops of this [crnn] "
+                           << "layer were changed (" << what
+                           << "); Darknet's [crnn] cannot express them";
+  };
+  Value in = inputBn ? inputBn.getResult() : input.getResult();
+  UpsampleOp zero;
+  ShortcutOp state;
+  for (Operation *user : in.getUsers()) {
+    if (auto z = dyn_cast<UpsampleOp>(user); z && crnnRole(z) == "zero")
+      zero = z;
+    else if (auto sc = dyn_cast<ShortcutOp>(user);
+             sc && crnnRole(sc) == "state")
+      state = sc;
+    else
+      return changed("the input convolution has another user");
+  }
+  if (!zero || !state || zero.getStride() != 1 ||
+      zero.getScale().convertToFloat() != 0.0f || !zero->hasOneUse())
+    return changed("no zero state");
+  auto self = dyn_cast<Conv2DOp>(*zero->user_begin());
+  if (!self || crnnRole(self) != "self")
+    return changed("no self convolution");
+  BatchNormOp selfBn, outputBn;
+  Value selfOut = convLayerOutput(self, selfBn);
+  if (state.getInputs().size() != 2 || state.getInputs()[0] != in ||
+      state.getInputs()[1] != selfOut ||
+      state.getActivation() != Activation::linear || !state->hasOneUse())
+    return changed("the state is not input + self");
+  auto output = dyn_cast<Conv2DOp>(*state->user_begin());
+  if (!output || crnnRole(output) != "output")
+    return changed("no output convolution");
+  Value out = convLayerOutput(output, outputBn);
+  Conv2DOp convs[] = {input, self, output};
+  BatchNormOp bns[] = {inputBn, selfBn, outputBn};
+  auto activationOf = [](Conv2DOp c, BatchNormOp b) {
+    return b ? b.getActivation() : c.getActivation();
+  };
+  for (int i = 0; i < 3; ++i) {
+    Conv2DOp c = convs[i];
+    if (c.getSize() != input.getSize() || c.getStride() != input.getStride() ||
+        c.getPadding() != input.getPadding() ||
+        c.getGroups() != input.getGroups() ||
+        c.getDilation() != input.getDilation() || c.getXnor() ||
+        (bool)bns[i] != (bool)inputBn ||
+        (bns[i] && c.getActivation() != Activation::linear) ||
+        activationOf(c, bns[i]) != activationOf(input, inputBn))
+      return changed("its convolutions differ in size, stride, padding, "
+                     "groups, dilation, batch norm or activation");
+  }
+  if (input.getKernelH() != input.getKernelW() ||
+      input.getStride()[0] != input.getStride()[1] ||
+      input.getPadding()[0] != input.getPadding()[1])
+    return changed("non-square kernel, stride or padding");
+  if (failed(requirePrevious(op, input.getInput())))
+    return failure();
+  section("crnn");
+  if (inputBn)
+    key("batch_normalize", 1);
+  int64_t k = input.getKernelH(), p = input.getPadding()[0];
+  key("size", k);
+  key("stride", input.getStride()[0]);
+  if (p == k / 2 && p > 0)
+    key("pad", 1);
+  else if (p > 0)
+    key("padding", p);
+  key("output", output.getFilters());
+  key("hidden", input.getFilters());
+  if (input.getGroups() != 1)
+    key("groups", input.getGroups());
+  if (input.getDilation() != 1)
+    key("dilation", input.getDilation());
+  key("activation", stringifyActivation(activationOf(input, inputBn)));
+  extras(op);
+  for (int i = 0; i < 3; ++i)
+    if (failed(writeConvWeights(convs[i], bns[i])))
+      return failure();
+  folded.insert(zero);
+  folded.insert(self);
+  folded.insert(state);
+  folded.insert(output);
+  finishLayer(out);
+  return success();
 }
 
 LogicalResult Exporter::exportConnected(ConnectedOp fc, BatchNormOp bn) {

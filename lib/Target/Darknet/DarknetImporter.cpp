@@ -403,6 +403,9 @@ private:
   ImportedLayer importAvgPool(LayerSite &s);
   ImportedLayer importRoute(LayerSite &s);
   ImportedLayer importShortcut(LayerSite &s);
+  /// A `from` layer larger than the shortcut's input, sampled as pjreddie's
+  /// shortcut samples it (null: refused, error reported).
+  Value subsampleShortcutFrom(LayerSite &s, int64_t fromIndex, Value from);
   ImportedLayer importUpsample(LayerSite &s);
   ImportedLayer importReorg(LayerSite &s);
   ImportedLayer importCrop(LayerSite &s);
@@ -420,6 +423,15 @@ private:
                                               std::string &));
   ImportedLayer importLocalAvgPool(LayerSite &s);
   ImportedLayer importGaussianYolo(LayerSite &s);
+  ImportedLayer importCrnn(LayerSite &s);
+  /// One of a [crnn]'s three convolutions (`role` "input", "self" or
+  /// "output"), its weights taken in Darknet's order, marked qsim.crnn;
+  /// with batch_normalize its batch norm follows. Null output: refused.
+  ImportedLayer crnnConvolution(LayerSite &s, StringRef role, Value in,
+                                int64_t filters, const CHW &out, int64_t size,
+                                int64_t stride, int64_t padding, int64_t groups,
+                                int64_t dilation, bool bn,
+                                Activation activation);
   /// anchors= of [yolo]/[region] as Darknet reads them: the first 2*num
   /// values, the missing ones keeping the 0.5 the layer was made with, each
   /// deviation reported as a warning. `kind` names the section.
@@ -576,8 +588,7 @@ static StringRef canonicalSection(StringRef type) {
 static bool isUnsupportedDarknetSection(StringRef type) {
   return llvm::StringSwitch<bool>(type)
       .Cases("normalization", "implicit", "conv_lstm", "history", "empty", true)
-      .Cases("deconvolutional", "logistic", "l2norm", "iseg", "crnn", "rnn",
-             true)
+      .Cases("deconvolutional", "logistic", "l2norm", "iseg", "rnn", true)
       .Cases("gru", "lstm", true)
       .Default(false);
 }
@@ -887,6 +898,7 @@ bool Importer::importLayer(CfgSection &section, int64_t index) {
           .Case("reorg3d", &Importer::importReorg3d)
           .Case("local_avgpool", &Importer::importLocalAvgPool)
           .Case("Gaussian_yolo", &Importer::importGaussianYolo)
+          .Case("crnn", &Importer::importCrnn)
           .Default(nullptr);
   if (!importFn) {
     r.error("unknown section [" + section.type + "]");
@@ -1243,8 +1255,17 @@ Importer::ImportedLayer Importer::importShortcut(LayerSite &s) {
   SmallVector<Value> ins = {s.in};
   std::vector<CHW> inShapes = {s.inShape};
   for (int64_t i : idx) {
-    ins.push_back(layerOutputs[i]);
-    inShapes.push_back(chw(layerOutputs[i]));
+    Value from = layerOutputs[i];
+    CHW fromShape = chw(from);
+    if ((fromShape.h != s.inShape.h || fromShape.w != s.inShape.w) &&
+        idx.size() == 1) {
+      from = subsampleShortcutFrom(s, i, from);
+      if (!from)
+        return {};
+      fromShape = chw(from);
+    }
+    ins.push_back(from);
+    inShapes.push_back(fromShape);
   }
   CHW out;
   std::string err;
@@ -1254,6 +1275,54 @@ Importer::ImportedLayer Importer::importShortcut(LayerSite &s) {
   }
   return single(
       create("qsim.shortcut", s.loc, tensorType(out), ins, {act(*activation)}));
+}
+
+Value Importer::subsampleShortcutFrom(LayerSite &s, int64_t fromIndex,
+                                      Value from) {
+  // pjreddie's shortcut (docs/darknet.md §R4.7) adds
+  // from[k][j*stride][i*stride] to out[k][j][i], stride = W/w, for the
+  // first min(C, c) channels; AlexeyAB asserts equal sizes. A larger `from`
+  // is taken as pjreddie defines it, by a 1x1 maxpool of that stride (its
+  // window is the single tap from[k][j*s][i*s], Darknet's maxpool formula
+  // with size 1 and padding 0), so that every backend runs it with the
+  // ops it has; the marker makes the exporter fold it back into from=.
+  SectionReader &r = s.r;
+  CHW f = chw(from), in = s.inShape;
+  std::string what = "from layer " + std::to_string(fromIndex) + " is " +
+                     f.str() + " but the previous layer is " + in.str();
+  int64_t stride = std::max<int64_t>(1, f.w / in.w);
+  int64_t strideH = std::max<int64_t>(1, f.h / in.h);
+  int64_t sample = std::max<int64_t>(1, in.w / f.w);
+  int64_t sampleH = std::max<int64_t>(1, in.h / f.h);
+  if (sample > 1 || sampleH > 1) {
+    r.error("from", what +
+                        ": pjreddie's Darknet adds a smaller from layer on a "
+                        "sparse grid of the output, which qsim does not "
+                        "implement (AlexeyAB's Darknet asserts equal sizes)");
+    return {};
+  }
+  if (stride != strideH || (f.w - 1) / stride + 1 != in.w ||
+      (f.h - 1) / stride + 1 != in.h) {
+    r.error("from", what + ": its width and height are not the previous "
+                           "layer's times one stride (pjreddie's Darknet "
+                           "would add only part of it; AlexeyAB's asserts "
+                           "equal sizes)");
+    return {};
+  }
+  if (opts.flavor == Flavor::AlexeyAB)
+    r.warning("from", what +
+                          ": AlexeyAB's Darknet asserts equal sizes; qsim "
+                          "uses pjreddie's definition, adding the from "
+                          "layer sampled with stride " +
+                          std::to_string(stride) + " (its first " +
+                          std::to_string(std::min(f.c, in.c)) + " channels)");
+  Operation *pool =
+      create("qsim.maxpool", s.loc, tensorType({f.c, in.h, in.w}), from,
+             {i64("size", 1),
+              attr("stride", builder.getDenseI64ArrayAttr({stride, stride})),
+              i64("padding", 0),
+              attr("qsim.shortcut_subsample", builder.getUnitAttr())});
+  return pool ? pool->getResult(0) : Value();
 }
 
 Importer::ImportedLayer Importer::importUpsample(LayerSite &s) {
@@ -1465,7 +1534,7 @@ bool Importer::shareWeights(LayerSite &s, int64_t filters, int64_t cg,
     return false;
   }
   auto conv = dyn_cast_or_null<Conv2DOp>(layerHeads[idx]);
-  if (!conv) {
+  if (!conv || layerKinds[idx] != "convolutional") {
     r.error("share_index", "'share_index' layer " + std::to_string(idx) +
                                " is not a [convolutional] layer");
     return false;
@@ -1711,19 +1780,49 @@ bool Importer::readMaskAnchors(SectionReader &r, int64_t num, StringRef kind,
   else
     for (int64_t i = 0; i < num; ++i)
       mask.push_back(i);
-  if (!readAnchors(r, num, kind, anchors))
-    return false;
-  for (int64_t m : mask)
-    if (m < 0 || m >= num) {
-      // Darknet indexes its 2*num anchor values with the mask unchecked: an
-      // index past them reads beyond the array (undefined, whatever the
-      // anchors= line holds).
-      r.error("mask", "mask index " + std::to_string(m) +
-                          " out of range for num=" + std::to_string(num) +
-                          " (Darknet would read anchor values past the " +
-                          std::to_string(2 * num) + " it holds)");
+  int64_t maxMask = -1;
+  for (int64_t m : mask) {
+    if (m < 0) {
+      r.error("mask", "mask index " + std::to_string(m) + " is negative");
       return false;
     }
+    maxMask = std::max(maxMask, m);
+  }
+  if (maxMask >= num && num >= 1 && opts.flavor == Flavor::AlexeyAB) {
+    // Darknet indexes its 2*num anchor values with the mask unchecked: an
+    // index past them reads beyond the array (undefined behaviour). When
+    // the anchors= line lists the pairs the mask names (cspx-p7-mish: 20
+    // pairs, num=16, mask=16..19), the cfg clearly means them: qsim uses
+    // them and says so, instead of reproducing the out-of-bounds read.
+    std::optional<std::vector<float>> given = r.getFloatList("anchors");
+    if (!r.ok())
+      return false;
+    uint64_t pairs = given ? given->size() / 2 : 0;
+    if (given && (uint64_t)maxMask < pairs) {
+      anchors.assign(given->begin(), given->begin() + 2 * (maxMask + 1));
+      r.warning("mask", "mask index " + std::to_string(maxMask) +
+                            " is past num=" + std::to_string(num) +
+                            ": AlexeyAB's Darknet would read anchor values "
+                            "past the " +
+                            std::to_string(2 * num) +
+                            " it holds (undefined); qsim uses the " +
+                            std::to_string(anchors.size()) +
+                            " values the cfg's anchors= lists (it has " +
+                            std::to_string(given->size()) + ")");
+      return true;
+    }
+  }
+  if (!readAnchors(r, num, kind, anchors))
+    return false;
+  if (maxMask >= num) {
+    r.error("mask", "mask index " + std::to_string(maxMask) +
+                        " out of range for num=" + std::to_string(num) +
+                        " (Darknet would read anchor values past the " +
+                        std::to_string(2 * num) +
+                        " it holds, and anchors= does not list pair " +
+                        std::to_string(maxMask) + " either)");
+    return false;
+  }
   return true;
 }
 
@@ -1752,6 +1851,142 @@ Importer::ImportedLayer Importer::importGaussianYolo(LayerSite &s) {
               attr("mask", builder.getDenseI64ArrayAttr(mask)),
               attr("anchors", builder.getDenseF32ArrayAttr(anchors)),
               f32("scale_x_y", scaleXY)}));
+}
+
+Importer::ImportedLayer
+Importer::crnnConvolution(LayerSite &s, StringRef role, Value in,
+                          int64_t filters, const CHW &out, int64_t size,
+                          int64_t stride, int64_t padding, int64_t groups,
+                          int64_t dilation, bool bn, Activation activation) {
+  // AlexeyAB's load_weights reads each sublayer as a convolution: biases,
+  // the batch norm's scales, means and variances, then the weights.
+  using Init = WeightSource::Init;
+  const std::string &label = s.r.getLabel();
+  auto name = [&](StringRef what) {
+    return s.name(role.str() + "_" + what.str());
+  };
+  int64_t cg = chw(in).c / groups;
+  ElementsAttr biases =
+      weights.take(ctx, {filters}, name("bias"), Init::Bias, 0, label);
+  BatchNormWeights bnWeights;
+  if (bn) {
+    bnWeights.scale =
+        weights.take(ctx, {filters}, name("bn_scale"), Init::Scale, 0, label);
+    bnWeights.mean =
+        weights.take(ctx, {filters}, name("bn_mean"), Init::Mean, 0, label);
+    bnWeights.variance = weights.take(ctx, {filters}, name("bn_variance"),
+                                      Init::Variance, 0, label);
+  }
+  ElementsAttr weight =
+      weights.take(ctx, {filters, cg, size, size}, name("weight"), Init::Weight,
+                   cg * size * size, label);
+  SmallVector<NamedAttribute> attrs = {
+      i64("filters", filters),
+      attr("size", builder.getDenseI64ArrayAttr({size, size})),
+      attr("stride", builder.getDenseI64ArrayAttr({stride, stride})),
+      attr("padding", builder.getDenseI64ArrayAttr({padding, padding})),
+      i64("groups", groups),
+      i64("dilation", dilation),
+      act(bn ? Activation::linear : activation),
+      attr("qsim.crnn", builder.getStringAttr(role))};
+  if (weight)
+    attrs.push_back(attr("weight", weight));
+  if (biases && !bn)
+    attrs.push_back(attr("bias", biases));
+  Operation *head = create("qsim.conv2d", s.loc, tensorType(out), in, attrs);
+  if (!head)
+    return {};
+  if (bn)
+    return withBatchNorm(s, head, bnWeights, biases, activation);
+  return {head, head->getResult(0)};
+}
+
+Importer::ImportedLayer Importer::importCrnn(LayerSite &s) {
+  // AlexeyAB's [crnn] (parse_crnn, make_crnn_layer, forward_crnn_layer):
+  // three convolutions with the section's size, stride, padding, groups,
+  // dilation, batch_normalize and activation, input_layer (C -> hidden),
+  // self_layer (hidden -> hidden) and output_layer (hidden -> output); per
+  // frame state = input_layer(x) + self_layer(old state) (+ old state with
+  // shortcut=1), out = output_layer(state). qsim runs one frame from the
+  // zero state Darknet allocates (docs/darknet.md §R4.22): self_layer then
+  // sees an all-zero input, which the import makes explicit (an upsample
+  // with scale 0 of input_layer's output) so that every op is an ordinary
+  // one and self_layer keeps its own weights; a shortcut adds the two.
+  SectionReader &r = s.r;
+  if (opts.flavor != Flavor::AlexeyAB) {
+    r.error("[crnn] is imported as AlexeyAB's parse_crnn reads it "
+            "(pjreddie's reads output_filters/hidden_filters with a fixed "
+            "3x3 kernel); use --darknet-flavor=alexeyab");
+    return {};
+  }
+  int64_t size = r.getInt("size", 3);
+  int64_t stride = r.getInt("stride", 1);
+  int64_t dilation = r.getInt("dilation", 1);
+  int64_t pad = r.getInt("pad", 0);
+  int64_t padding = r.getInt("padding", 0);
+  if (pad)
+    padding = size / 2;
+  int64_t output = r.getInt("output", 1);
+  int64_t hidden = r.getInt("hidden", 1);
+  int64_t groups = r.getInt("groups", 1);
+  auto activation = readActivation(r, "logistic");
+  bool bn = r.getInt("batch_normalize", 0) != 0;
+  bool supported =
+      rejectUnless(r, "xnor", 0, "binary recurrent convolutions") &&
+      rejectPartialLoading(r);
+  if (!r.ok() || !supported || !activation)
+    return {};
+  if (groups < 1) {
+    r.error("groups", "groups must be >= 1, got " + std::to_string(groups));
+    return {};
+  }
+  CHW state, out;
+  std::string err;
+  if (!shapes::conv2d(s.inShape, hidden, size, size, stride, stride, padding,
+                      padding, groups, dilation, state, err) ||
+      !shapes::conv2d(state, output, size, size, stride, stride, padding,
+                      padding, groups, dilation, out, err)) {
+    r.error(err);
+    return {};
+  }
+  // make_crnn_layer asserts that the state keeps the input's width and
+  // height (input_layer's outputs are output_layer's inputs).
+  if (state.h != s.inShape.h || state.w != s.inShape.w) {
+    r.error("size=" + std::to_string(size) + ", stride=" +
+            std::to_string(stride) + " and padding=" + std::to_string(padding) +
+            " turn the " + s.inShape.str() + " input into a " + state.str() +
+            " state; [crnn] needs a state of the input's width and height "
+            "(AlexeyAB's make_crnn_layer asserts it)");
+    return {};
+  }
+  ImportedLayer input =
+      crnnConvolution(s, "input", s.in, hidden, state, size, stride, padding,
+                      groups, dilation, bn, *activation);
+  if (!input.head)
+    return {};
+  Operation *zero =
+      create("qsim.upsample", s.loc, tensorType(state), input.output,
+             {i64("stride", 1), f32("scale", 0.0f),
+              attr("qsim.crnn", builder.getStringAttr("zero"))});
+  if (!zero)
+    return {};
+  ImportedLayer self =
+      crnnConvolution(s, "self", zero->getResult(0), hidden, state, size,
+                      stride, padding, groups, dilation, bn, *activation);
+  if (!self.head)
+    return {};
+  Operation *sum = create("qsim.shortcut", s.loc, tensorType(state),
+                          ValueRange{input.output, self.output},
+                          {act(Activation::linear),
+                           attr("qsim.crnn", builder.getStringAttr("state"))});
+  if (!sum)
+    return {};
+  ImportedLayer result =
+      crnnConvolution(s, "output", sum->getResult(0), output, out, size, stride,
+                      padding, groups, dilation, bn, *activation);
+  if (!result.head)
+    return {};
+  return {input.head, result.output};
 }
 
 OwningOpRef<ModuleOp>

@@ -112,3 +112,20 @@ func.func @bn_stats_type(%in: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> {
   %0 = qsim.conv2d %in {filters = 1 : i64, size = array<i64: 1, 1>, stride = array<i64: 1, 1>, padding = array<i64: 0, 0>, activation = #qsim.act<linear>, weight = dense<1.0> : tensor<1x1x1x1xf32>, qsim.bn_stats = {mean = dense<0.0> : tensor<1xf32>, std = array<f32: 1.0>}} : tensor<1x1x2x2xf32> -> tensor<1x1x2x2xf32>
   return %0 : tensor<1x1x2x2xf32>
 }
+
+// -----
+
+// The subsampling of a strided [shortcut] is a 1x1 maxpool without padding.
+func.func @subsample_window(%in: tensor<1x1x4x4xf32>) -> tensor<1x1x2x2xf32> {
+  // expected-error @+1 {{'qsim.shortcut_subsample' must be a unit attribute on a qsim.maxpool of size 1 and padding 0}}
+  %0 = qsim.maxpool %in {size = 2 : i64, stride = array<i64: 2, 2>, padding = 0 : i64, qsim.shortcut_subsample} : tensor<1x1x4x4xf32> -> tensor<1x1x2x2xf32>
+  return %0 : tensor<1x1x2x2xf32>
+}
+
+// -----
+
+func.func @subsample_op(%in: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> {
+  // expected-error @+1 {{'qsim.shortcut_subsample' must be a unit attribute on a qsim.maxpool of size 1 and padding 0}}
+  %0 = qsim.activation %in {activation = #qsim.act<relu>, qsim.shortcut_subsample} : tensor<1x1x2x2xf32> -> tensor<1x1x2x2xf32>
+  return %0 : tensor<1x1x2x2xf32>
+}

@@ -26,3 +26,14 @@ func.func @bn_stats(%in: tensor<1x1x2x2xf32>) -> tensor<1x2x2x2xf32> {
   %0 = qsim.conv2d %in {filters = 2 : i64, size = array<i64: 1, 1>, stride = array<i64: 1, 1>, padding = array<i64: 0, 0>, activation = #qsim.act<relu>, weight = dense<1.0> : tensor<2x1x1x1xf32>, bias = dense<0.0> : tensor<2xf32>, qsim.bn_stats = {mean = array<f32: 0.5, -0.25>, std = array<f32: 2.0, 0.0>}} : tensor<1x1x2x2xf32> -> tensor<1x2x2x2xf32>
   return %0 : tensor<1x2x2x2xf32>
 }
+
+// -----
+
+// The subsampling of a strided [shortcut]'s from= layer (the import's
+// reading of pjreddie's shortcut).
+// CHECK: qsim.maxpool {{.*}}qsim.shortcut_subsample
+func.func @subsample(%a: tensor<1x2x2x2xf32>, %b: tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32> {
+  %0 = qsim.maxpool %b {size = 1 : i64, stride = array<i64: 2, 2>, padding = 0 : i64, qsim.shortcut_subsample} : tensor<1x2x4x4xf32> -> tensor<1x2x2x2xf32>
+  %1 = qsim.shortcut %a, %0 {activation = #qsim.act<linear>} : (tensor<1x2x2x2xf32>, tensor<1x2x2x2xf32>) -> tensor<1x2x2x2xf32>
+  return %1 : tensor<1x2x2x2xf32>
+}

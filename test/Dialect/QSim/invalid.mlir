@@ -212,7 +212,7 @@ func.func @yolo_anchors(%a: tensor<1x18x4x4xf32>) -> tensor<1x18x4x4xf32> {
 // -----
 
 func.func @yolo_mask(%a: tensor<1x18x4x4xf32>) -> tensor<1x18x4x4xf32> {
-  // expected-error @+1 {{mask index 5 out of range for num=2}}
+  // expected-error @+1 {{mask index 5 is past num=2: anchors needs 12 values, got 4}}
   %0 = qsim.yolo %a {classes = 4 : i64, num = 2 : i64, mask = array<i64: 0, 5>, anchors = array<f32: 1.0, 2.0, 3.0, 4.0>} : tensor<1x18x4x4xf32> -> tensor<1x18x4x4xf32>
   return %0 : tensor<1x18x4x4xf32>
 }

@@ -168,6 +168,32 @@ LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << "'qsim.bn_stats' must be a dictionary";
     return verifyBatchNormStats(op, d);
   }
+  if (name == "shortcut_subsample") {
+    auto mp = dyn_cast<MaxPoolOp>(op);
+    if (!isa<UnitAttr>(value) || !mp || mp.getSize() != 1 ||
+        mp.getPadding() != 0)
+      return op->emitError()
+             << "'qsim.shortcut_subsample' must be a unit attribute on a "
+                "qsim.maxpool of size 1 and padding 0";
+    return success();
+  }
+  if (name == "crnn") {
+    auto role = dyn_cast<StringAttr>(value);
+    StringRef want = !role
+                         ? ""
+                         : llvm::StringSwitch<StringRef>(role.getValue())
+                               .Cases("input", "self", "output", "qsim.conv2d")
+                               .Case("zero", "qsim.upsample")
+                               .Case("state", "qsim.shortcut")
+                               .Default("");
+    if (want.empty())
+      return op->emitError() << "'qsim.crnn' must be \"input\", \"zero\", "
+                                "\"self\", \"state\" or \"output\"";
+    if (op->getName().getStringRef() != want)
+      return op->emitError() << "'qsim.crnn' = \"" << role.getValue()
+                             << "\" belongs on a " << want;
+    return success();
+  }
   if (name == "precision_reason" || name == "origin")
     return expectType<StringAttr>(op, name, value, "a string");
   if (name == "cfg" || name == "target")

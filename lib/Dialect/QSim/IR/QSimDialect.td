@@ -65,6 +65,17 @@ def QSim_Dialect : Dialect {
     "::mlir::DictionaryAttr":$cfg,
     // layer: the layer this one was derived from (factorization, backbone).
     "::mlir::StringAttr":$origin,
+    // qsim.maxpool (size 1, padding 0): the subsampling of a [shortcut]'s
+    // larger from= layer (pjreddie's strided shortcut, docs/darknet.md
+    // §R4.7), part of that [shortcut]; the exporter writes no section for
+    // it and the shortcut's from= names the maxpool's input.
+    "::mlir::UnitAttr":$shortcut_subsample,
+    // the ops of one [crnn] layer (docs/darknet.md §R4.22), by role:
+    // "input", "self" and "output" on its three qsim.conv2d, "zero" on the
+    // qsim.upsample (scale 0) that gives self the zero state, "state" on the
+    // qsim.shortcut that adds input and self; the exporter writes them as
+    // one [crnn] section.
+    "::mlir::StringAttr":$crnn,
     // value producer or network input: the calibrated range
     // {method, min, max, lo, hi, images[, percentile]}.
     "::mlir::DictionaryAttr":$calib,

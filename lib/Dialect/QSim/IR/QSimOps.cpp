@@ -535,7 +535,13 @@ template <typename PoolOp> static double poolWindowBFLOPs(PoolOp op) {
 FailureOr<SmallVector<int64_t, 4>> MaxPoolOp::inferOutputShape() {
   return poolWindowShape(*this);
 }
-double MaxPoolOp::getBFLOPs() { return poolWindowBFLOPs(*this); }
+double MaxPoolOp::getBFLOPs() {
+  // The subsampling of a strided [shortcut] is part of that layer, which
+  // Darknet counts by its output alone.
+  if ((*this)->hasAttr("qsim.shortcut_subsample"))
+    return 0.0;
+  return poolWindowBFLOPs(*this);
+}
 
 StringRef AvgPoolOp::getDarknetSection() { return "avgpool"; }
 FailureOr<SmallVector<int64_t, 4>> AvgPoolOp::inferOutputShape() {
@@ -564,6 +570,10 @@ FailureOr<SmallVector<int64_t, 4>> ShortcutOp::inferOutputShape() {
   return shapeResult(*this, ok, out, err);
 }
 double ShortcutOp::getBFLOPs() {
+  // The addition inside a [crnn] is not in Darknet's count of that layer
+  // (its three convolutions' BFLOPs).
+  if ((*this)->hasAttr("qsim.crnn"))
+    return 0.0;
   auto out = chwOf(getOutput());
   // AlexeyAB: out_w * out_h * out_c * n / 1e9, n = number of from= layers.
   return double(out.size() * (int64_t)(getInputs().size() - 1)) / 1e9;
@@ -628,11 +638,25 @@ FailureOr<SmallVector<int64_t, 4>> SoftmaxOp::inferOutputShape() {
 template <typename HeadOp> static LogicalResult verifyAnchorHead(HeadOp op) {
   if (op.getNum() < 1)
     return layerError(op) << "num must be >= 1";
-  if ((int64_t)op.getAnchors().size() != 2 * op.getNum())
-    return layerError(op) << "anchors needs 2 * num = " << 2 * op.getNum()
-                          << " values, got " << op.getAnchors().size();
+  // 2 * num values; more only when the mask names pairs past num (a cfg
+  // whose anchors= lists them, docs/darknet.md "anchors="), never an
+  // unused surplus, so that export writes what the import read.
+  int64_t pairs = op.getAnchors().size() / 2;
+  int64_t maxMask = -1;
   for (int64_t m : op.getMask())
-    if (m < 0 || m >= op.getNum())
+    maxMask = std::max(maxMask, m);
+  int64_t wantPairs = std::max(op.getNum(), maxMask + 1);
+  if (op.getAnchors().size() % 2 != 0 || pairs != wantPairs) {
+    if (maxMask < op.getNum())
+      return layerError(op) << "anchors needs 2 * num = " << 2 * op.getNum()
+                            << " values, got " << op.getAnchors().size();
+    return layerError(op) << "mask index " << maxMask
+                          << " is past num=" << op.getNum()
+                          << ": anchors needs " << 2 * wantPairs
+                          << " values, got " << op.getAnchors().size();
+  }
+  for (int64_t m : op.getMask())
+    if (m < 0)
       return layerError(op)
              << "mask index " << m << " out of range for num=" << op.getNum();
   if (!isFloatElement(getElementTypeOrSelf(op.getInput().getType())))
