@@ -484,6 +484,14 @@ rt::Tensor seededInput(mlir::ModuleOp m, uint32_t seed) {
   return in;
 }
 
+/// Inputs seeded 1..n: the images a refit or sparsity sweep fits to.
+std::vector<rt::Tensor> seededInputs(mlir::ModuleOp m, uint32_t n) {
+  std::vector<rt::Tensor> inputs;
+  for (uint32_t s = 1; s <= n; ++s)
+    inputs.push_back(seededInput(m, s));
+  return inputs;
+}
+
 } // namespace
 
 // Filters 6..11 of layer 0 are 0.25 x filters 0..5 (weights and bias), so
@@ -516,9 +524,7 @@ TEST_F(LightenIR, ReconstructionRecoversRemovedScaledCopies) {
   ASSERT_EQ(conv(pruned, 1).getInputChannels(), 6);
   auto unfitted = run(pruned, heldOut);
 
-  std::vector<rt::Tensor> fitInputs;
-  for (uint32_t s : {1u, 2u, 3u})
-    fitInputs.push_back(seededInput(*m, s));
+  std::vector<rt::Tensor> fitInputs = seededInputs(*m, 3);
   std::map<int64_t, std::vector<int64_t>> kept;
   for (int64_t f = 0; f < 10; ++f)
     kept[1].push_back(f);
@@ -556,9 +562,7 @@ TEST_F(LightenIR, ReconstructionThroughBatchNormAndItsErrors) {
   ASSERT_TRUE(mlir::succeeded(pruneChannels(pruned, o, nullptr)));
   ASSERT_EQ(conv(pruned, 2).getInputChannels(), 5);
   // 8 x 64 positions for 5x5x5 + 1 unknowns per filter.
-  std::vector<rt::Tensor> fitInputs;
-  for (uint32_t s = 1; s <= 8; ++s)
-    fitInputs.push_back(seededInput(*m, s));
+  std::vector<rt::Tensor> fitInputs = seededInputs(*m, 8);
   std::map<int64_t, std::vector<int64_t>> kept;
   for (int64_t f = 0; f < 9; ++f)
     kept[2].push_back(f);
@@ -600,9 +604,7 @@ TEST_F(LightenIR, RefitWithNothingRemovedKeepsTheOutputs) {
   auto m = import(kPlainCfg);
   ASSERT_TRUE(m);
   auto copy = m->clone();
-  std::vector<rt::Tensor> fitInputs;
-  for (uint32_t s = 1; s <= 6; ++s)
-    fitInputs.push_back(seededInput(*m, s));
+  std::vector<rt::Tensor> fitInputs = seededInputs(*m, 6);
   std::vector<RefitRequest> requests;
   for (int64_t layer : {1, 2, 3}) {
     RefitRequest r{layer, layer, {}};
@@ -629,9 +631,7 @@ TEST_F(LightenIR, RefitWithNothingRemovedKeepsTheOutputs) {
 TEST_F(LightenIR, SecondOrderSparsityBeatsMagnitude) {
   auto m = import(kPlainCfg);
   ASSERT_TRUE(m);
-  std::vector<rt::Tensor> fitInputs;
-  for (uint32_t s = 1; s <= 8; ++s)
-    fitInputs.push_back(seededInput(*m, s));
+  std::vector<rt::Tensor> fitInputs = seededInputs(*m, 8);
   auto byMagnitude = m->clone();
   auto bySecondOrder = m->clone();
   ASSERT_TRUE(mlir::succeeded(pruneMagnitude(byMagnitude, 0.5, {2}, nullptr)));
@@ -678,9 +678,7 @@ TEST_F(LightenIR, SecondOrderSparsityMovesConstantInputsIntoTheBias) {
   auto m = import(kPlainCfg);
   ASSERT_TRUE(m);
   makeConstantChannels(ctx, *m);
-  std::vector<rt::Tensor> fitInputs;
-  for (uint32_t s = 1; s <= 8; ++s)
-    fitInputs.push_back(seededInput(*m, s));
+  std::vector<rt::Tensor> fitInputs = seededInputs(*m, 8);
   auto sparse = m->clone();
   std::vector<SparsifiedLayer> report;
   ASSERT_TRUE(
@@ -716,9 +714,7 @@ TEST_F(LightenIR, SecondOrderSparsityWeighsFiltersByTheirBatchNormScale) {
   for (int f = 0; f < 4; ++f)
     gamma[f] *= 1e-3f;
   bn->setAttr("scale", makeFloatAttr(&ctx, {9}, "gamma", gamma));
-  std::vector<rt::Tensor> fitInputs;
-  for (uint32_t s = 1; s <= 8; ++s)
-    fitInputs.push_back(seededInput(*m, s));
+  std::vector<rt::Tensor> fitInputs = seededInputs(*m, 8);
   std::vector<SparsifiedLayer> report;
   ASSERT_TRUE(
       mlir::succeeded(sparsifyConvs(*m, fitInputs, 0.5, {2}, {}, report)));
@@ -737,9 +733,7 @@ TEST_F(LightenIR, SparsityAllocationKeepsTheTotal) {
   auto m = import(kPlainCfg);
   ASSERT_TRUE(m);
   makeConstantChannels(ctx, *m);
-  std::vector<rt::Tensor> fitInputs;
-  for (uint32_t s = 1; s <= 8; ++s)
-    fitInputs.push_back(seededInput(*m, s));
+  std::vector<rt::Tensor> fitInputs = seededInputs(*m, 8);
   std::map<int64_t, double> share;
   ASSERT_TRUE(
       mlir::succeeded(allocateSparsity(*m, fitInputs, 0.5, {}, {}, share)));
@@ -780,9 +774,7 @@ TEST_F(LightenIR, SparsityAllocationKeepsTheTotal) {
 TEST_F(LightenIR, SecondOrderSparsityRefitsTheKeptWeightsExactly) {
   auto m = import(kPlainCfg);
   ASSERT_TRUE(m);
-  std::vector<rt::Tensor> fitInputs;
-  for (uint32_t s = 1; s <= 4; ++s)
-    fitInputs.push_back(seededInput(*m, s));
+  std::vector<rt::Tensor> fitInputs = seededInputs(*m, 4);
   const int64_t in = 9, filters = 14, cols = in + 1;
   Eigen::MatrixXd h = Eigen::MatrixXd::Zero(cols, cols);
   interp::ExecutorOptions eo;
