@@ -67,8 +67,11 @@ echo "== 2. per-layer statistics"
 $BIN/qsim-opt --qsim-print-stats "$OUT/$MODEL.mlirbc" -o /dev/null
 
 echo "== 3. lightening and quantization (--qsim-lighten: factorization, int8, fp16; each step measured)"
+# Entropy calibration: on yolov3-tiny-aix2022 the int8 step after the
+# Tucker-2 factorization keeps 80.65 mAP with it and 79.01 with min/max
+# ranges, which the 5-point budget rejects (the job then ends in fp16).
 $BIN/qsim-opt "$OUT/$MODEL.mlirbc" \
-  --qsim-lighten="calib=$CALIB calib-images=50 $EVALOPT latency-runs=10" \
+  --qsim-lighten="calib=$CALIB calib-images=50 calib-method=entropy $EVALOPT latency-runs=10" \
   -o "$OUT/$MODEL-light.mlirbc"
 
 echo "== 4. running the lightened model against the original, layer by layer"
