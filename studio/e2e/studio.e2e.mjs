@@ -239,7 +239,16 @@ try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   page.setDefaultTimeout(120000);
   const notice = page.locator('#notice');
-  const expectNotice = async (re) => { await page.waitForFunction((s) => new RegExp(s).test((document.getElementById('notice')?.textContent ?? '')), re.source); };
+  // On a timeout, say what the notice showed instead (a flake under load
+  // must be diagnosable from the ctest log).
+  const expectNotice = async (re) => {
+    try {
+      await page.waitForFunction((s) => new RegExp(s).test((document.getElementById('notice')?.textContent ?? '')), re.source);
+    } catch (e) {
+      const shown = await page.evaluate(() => document.getElementById('notice')?.textContent ?? '(no notice element)').catch(() => '(page gone)');
+      throw new Error(`expected a notice matching ${re}, the page shows "${shown}": ${e.message}`);
+    }
+  };
 
   // Register, log out, log in.
   await page.goto(base);
