@@ -802,29 +802,26 @@ TEST_F(LightenIR, SecondOrderSparsityRefitsTheKeptWeightsExactly) {
   // The sweep's damping: 1 % of the mean diagonal of the weights' columns.
   double lambda = 1e-2 * h.diagonal().head(in).mean();
   h.diagonal().array() += lambda;
-  Eigen::MatrixXd dense(filters, cols), sparse(filters, cols);
-  {
+  // Layer 3's [weights | bias], one row per filter.
+  auto weightsAndBias = [&] {
+    Eigen::MatrixXd wb(filters, cols);
     std::vector<float> w = getFloats(conv(*m, 3).getWeightAttr());
     std::vector<float> b = getFloats(*conv(*m, 3).getBias());
     for (int64_t f = 0; f < filters; ++f) {
       for (int64_t c = 0; c < in; ++c)
-        dense(f, c) = w[f * in + c];
-      dense(f, in) = b[f];
+        wb(f, c) = w[f * in + c];
+      wb(f, in) = b[f];
     }
-  }
+    return wb;
+  };
+  Eigen::MatrixXd dense = weightsAndBias();
   std::vector<SparsifiedLayer> report;
   ASSERT_TRUE(
       mlir::succeeded(sparsifyConvs(*m, fitInputs, 0.5, {3}, {}, report)));
-  std::vector<float> w = getFloats(conv(*m, 3).getWeightAttr());
-  std::vector<float> b = getFloats(*conv(*m, 3).getBias());
-  for (int64_t f = 0; f < filters; ++f) {
-    for (int64_t c = 0; c < in; ++c)
-      sparse(f, c) = w[f * in + c];
-    sparse(f, in) = b[f];
-  }
+  Eigen::MatrixXd sparse = weightsAndBias();
   Eigen::MatrixXd gradient = (sparse - dense) * h;
-  double scale = ((sparse - dense) * h).cwiseAbs().maxCoeff() +
-                 (dense * h).cwiseAbs().maxCoeff();
+  double scale =
+      gradient.cwiseAbs().maxCoeff() + (dense * h).cwiseAbs().maxCoeff();
   for (int64_t f = 0; f < filters; ++f)
     for (int64_t c = 0; c < cols; ++c)
       if (c == in || sparse(f, c) != 0)
