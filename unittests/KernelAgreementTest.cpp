@@ -17,6 +17,8 @@
 
 #include <cmath>
 #include <gtest/gtest.h>
+#include <omp.h>
+#include <set>
 
 using namespace qsim;
 using namespace qsim::interp;
@@ -193,3 +195,50 @@ INSTANTIATE_TEST_SUITE_P(Nets, KernelAgreement, ::testing::ValuesIn(cases),
                          });
 
 } // namespace
+
+// Each planned step sets its own OpenMP thread count (a per-thread setting);
+// the caller's must survive create, run and runStep: qsim-train runs the
+// teacher in the interpreter and libtorch on the same thread, and libtorch
+// picks single-threaded, reference-BLAS convolutions when it reads 1.
+TEST(ExecutorThreads, CallerThreadCountIsRestored) {
+  mlir::DialectRegistry registry;
+  registerQSimDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  darknet::ImportOptions io;
+  io.randomSeed = 7;
+  // A convolution large enough for two threads, then small one-thread
+  // layers, so the last step's count differs from the executor's.
+  const char *cfg = "[net]\nwidth=64\nheight=64\nchannels=3\n"
+                    "[convolutional]\nfilters=64\nsize=3\npad=1\nactivation="
+                    "leaky\n"
+                    "[convolutional]\nfilters=64\nsize=3\npad=1\nactivation="
+                    "leaky\n"
+                    "[maxpool]\nsize=2\nstride=2\n"
+                    "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n";
+  auto module = darknet::importDarknetFromString(&ctx, cfg, "threads", io);
+  ASSERT_TRUE(module);
+  ExecutorOptions eo;
+  eo.threads = 2;
+  const int caller = 5;
+  omp_set_num_threads(caller);
+  std::string error;
+  auto ex = Executor::create(*module, eo, error);
+  ASSERT_TRUE(ex) << error;
+  EXPECT_EQ(omp_get_max_threads(), caller) << "after create";
+  std::set<int> counts;
+  for (const StepInfo &s : ex->steps())
+    counts.insert(s.macs >= (3 << 20) ? 2 : 1);
+  ASSERT_EQ(counts.size(), 2u) << "the model must plan 1- and 2-thread steps";
+  rt::Tensor input(rt::DType::F32, 3, 64, 64);
+  for (int64_t i = 0; i < input.numel(); ++i)
+    input.f32()[i] = (i % 17) / 17.0f;
+  ex->setInput(input);
+  ex->run();
+  EXPECT_EQ(omp_get_max_threads(), caller) << "after run";
+  ex->setInput(input);
+  for (size_t i = 0; i < ex->steps().size(); ++i) {
+    ex->runStep(i);
+    EXPECT_EQ(omp_get_max_threads(), caller) << "after runStep " << i;
+  }
+  omp_set_num_threads(omp_get_num_procs());
+}

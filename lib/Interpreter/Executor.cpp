@@ -1364,20 +1364,37 @@ bool PlanBuilder::buildInt8Shortcut(ShortcutOp sc, int step) {
 Executor::Executor() : plan(std::make_unique<Plan>()) {}
 Executor::~Executor() = default;
 
+namespace {
+/// Gives the calling thread back its OpenMP thread count on scope exit.
+/// Planning and running set each step's count (omp_set_num_threads is a
+/// per-thread setting), and a caller that also uses OpenMP must not inherit
+/// the last step's: libtorch in qsim-train reads omp_get_max_threads() to
+/// size its parallel regions and, at 1, sends 1x1 convolutions to its slow
+/// reference-BLAS path (a training step ran ~2x slower after each teacher
+/// forward pass).
+class CallerThreadsGuard {
+public:
+  CallerThreadsGuard() : saved(omp_get_max_threads()) {}
+  ~CallerThreadsGuard() {
+    if (omp_get_max_threads() != saved)
+      omp_set_num_threads(saved);
+  }
+
+private:
+  int saved;
+};
+} // namespace
+
 std::unique_ptr<Executor> Executor::create(ModuleOp module,
                                            const ExecutorOptions &options,
                                            std::string &error) {
+  CallerThreadsGuard restore;
   std::unique_ptr<Executor> ex(new Executor());
   ex->plan->options = options;
   int threads = options.threads > 0 ? options.threads : omp_get_num_procs();
   omp_set_num_threads(threads);
   ex->plan->options.threads = threads;
   PlanBuilder builder(*ex->plan, error);
-  // Planning sets each step's thread count; the executor's is restored.
-  struct RestoreThreads {
-    int threads;
-    ~RestoreThreads() { omp_set_num_threads(threads); }
-  } restore{threads};
   try {
     if (!builder.build(module))
       return nullptr;
@@ -1409,6 +1426,11 @@ void Executor::setInput(const rt::Tensor &input) {
 }
 
 void Executor::runStep(size_t i) {
+  CallerThreadsGuard restore;
+  executeStep(i);
+}
+
+void Executor::executeStep(size_t i) {
   Step &st = plan->steps[i];
   if (omp_get_max_threads() != st.threads)
     omp_set_num_threads(st.threads);
@@ -1419,9 +1441,10 @@ void Executor::runStep(size_t i) {
 
 void Executor::run() {
   using clock = std::chrono::steady_clock;
+  CallerThreadsGuard restore;
   for (size_t i = 0; i < plan->steps.size(); ++i) {
     auto t0 = plan->options.timeSteps ? clock::now() : clock::time_point();
-    runStep(i);
+    executeStep(i);
     if (plan->options.timeSteps)
       plan->millis[i] =
           std::chrono::duration<double, std::milli>(clock::now() - t0).count();

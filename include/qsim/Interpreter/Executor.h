@@ -67,7 +67,9 @@ public:
 
   /// Sets the network input (a 3 x H x W f32 tensor of the right size).
   void setInput(const rt::Tensor &input);
-  /// Runs every step in order, calling the hook after each.
+  /// Runs every step in order, calling the hook after each. Each step runs
+  /// on its planned OpenMP thread count; the caller's is restored afterwards
+  /// (as by runStep and create).
   void run();
   /// Runs one step; the steps it depends on must have run since the last
   /// setInput (the step session guarantees this).
@@ -92,6 +94,9 @@ public:
 
 private:
   Executor();
+  /// runStep without restoring the caller's OpenMP thread count (run() does
+  /// that once around all steps).
+  void executeStep(size_t step);
   std::unique_ptr<Plan> plan;
 };
 
