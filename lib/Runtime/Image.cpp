@@ -309,11 +309,16 @@ bool qsim::rt::loadImage(const std::string &path, Image &out,
   return true;
 }
 
-Image qsim::rt::resizeImage(const Image &im, int w, int h) {
-  if (im.w == w && im.h == h)
-    return im;
-  Image out = makeImage(w, h, im.c);
-  if (out.data.empty() || im.w <= 0 || im.h <= 0)
+namespace {
+/// Darknet's resize_image of a srcW x srcH x c image whose pixel (col, row)
+/// of channel k is `at(k, row, col)`. The horizontal pass is computed only
+/// for the source rows the vertical pass reads (at most two per output row);
+/// each value is the one the full pass computes, so the result is Darknet's
+/// bit for bit.
+template <typename Source>
+Image resizeFrom(const Source &at, int srcW, int srcH, int c, int w, int h) {
+  Image out = makeImage(w, h, c);
+  if (out.data.empty() || srcW <= 0 || srcH <= 0)
     return out;
 
   // The scales are (old-1)/(new-1) in float (corner-aligned sampling). For a
@@ -322,54 +327,111 @@ Image qsim::rt::resizeImage(const Image &im, int w, int h) {
   // column), but the row case computes 0 * inf = NaN and reads row
   // (int)NaN, which is undefined. We use scale 0 there, i.e. row 0, the
   // value the formula gives for any finite scale.
-  const float wScale = w > 1 ? (float)(im.w - 1) / (float)(w - 1) : 0.0f;
-  const float hScale = h > 1 ? (float)(im.h - 1) / (float)(h - 1) : 0.0f;
+  const float wScale = w > 1 ? (float)(srcW - 1) / (float)(w - 1) : 0.0f;
+  const float hScale = h > 1 ? (float)(srcH - 1) / (float)(h - 1) : 0.0f;
 
-  // Pass 1, horizontal: part is w x im.h.
-  std::vector<float> part((size_t)w * im.h * im.c);
-  for (int k = 0; k < im.c; ++k) {
-    for (int r = 0; r < im.h; ++r) {
-      const float *src = &im.data[((size_t)k * im.h + r) * im.w];
-      float *dst = &part[((size_t)k * im.h + r) * w];
+  // Pass 2 below reads source row iy and, except on the last output row (and
+  // for a one-row source), row iy + 1.
+  std::vector<int> rowIndex(h), partRow(srcH, -1);
+  int rows = 0;
+  auto need = [&](int r) {
+    if (partRow[r] < 0)
+      partRow[r] = rows++;
+  };
+  for (int r = 0; r < h; ++r) {
+    float sy = (float)r * hScale;
+    int iy = std::min((int)sy, srcH - 1);
+    rowIndex[r] = iy;
+    need(iy);
+    if (!(r == h - 1 || srcH == 1 || iy + 1 >= srcH))
+      need(iy + 1);
+  }
+
+  // Pass 1, horizontal, on the rows needed: part is w x rows.
+  std::vector<int> ix(w);
+  std::vector<float> fx(w);
+  for (int col = 0; col < w; ++col) {
+    float sx = (float)col * wScale;
+    ix[col] = (int)sx;
+    fx[col] = sx - (float)ix[col];
+  }
+  std::vector<float> part((size_t)w * rows * c);
+  for (int k = 0; k < c; ++k)
+    for (int r = 0; r < srcH; ++r) {
+      if (partRow[r] < 0)
+        continue;
+      float *dst = &part[((size_t)k * rows + partRow[r]) * w];
       for (int col = 0; col < w; ++col) {
-        if (col == w - 1 || im.w == 1) {
-          dst[col] = src[im.w - 1];
+        // ix + 1 < srcW always holds unless the new width exceeds about
+        // 2^23, where float rounding could reach the last column.
+        if (col == w - 1 || srcW == 1 || ix[col] >= srcW - 1) {
+          dst[col] = at(k, r, srcW - 1);
           continue;
         }
-        float sx = (float)col * wScale;
-        int ix = (int)sx;
-        float dx = sx - (float)ix;
-        // ix + 1 < im.w always holds unless the new width exceeds about
-        // 2^23, where float rounding could reach the last column.
-        if (ix >= im.w - 1)
-          dst[col] = src[im.w - 1];
-        else
-          dst[col] = (1 - dx) * src[ix] + dx * src[ix + 1];
+        float dx = fx[col];
+        dst[col] = (1 - dx) * at(k, r, ix[col]) + dx * at(k, r, ix[col] + 1);
       }
     }
-  }
 
   // Pass 2, vertical. Darknet stores (1-dy)*row[iy] and then adds
   // dy*row[iy+1] as a separate rounding step, except on the last output row
   // (and for a one-row source), which keeps only the first term even when
   // float rounding left dy close to 1.
-  for (int k = 0; k < im.c; ++k) {
+  for (int k = 0; k < c; ++k) {
     for (int r = 0; r < h; ++r) {
       float sy = (float)r * hScale;
-      int iy = std::min((int)sy, im.h - 1);
+      int iy = rowIndex[r];
       float dy = sy - (float)iy;
       float *dst = &out.data[((size_t)k * h + r) * w];
-      const float *row0 = &part[((size_t)k * im.h + iy) * w];
+      const float *row0 = &part[((size_t)k * rows + partRow[iy]) * w];
       for (int col = 0; col < w; ++col)
         dst[col] = (1 - dy) * row0[col];
-      if (r == h - 1 || im.h == 1 || iy + 1 >= im.h)
+      if (r == h - 1 || srcH == 1 || iy + 1 >= srcH)
         continue;
-      const float *row1 = row0 + w;
+      const float *row1 = &part[((size_t)k * rows + partRow[iy + 1]) * w];
       for (int col = 0; col < w; ++col)
         dst[col] += dy * row1[col];
     }
   }
   return out;
+}
+} // namespace
+
+Image qsim::rt::resizeImage(const Image &im, int w, int h) {
+  if (im.w == w && im.h == h)
+    return im;
+  const size_t plane = (size_t)im.w * im.h;
+  auto at = [&](int k, int r, int col) {
+    return im.data[k * plane + (size_t)r * im.w + col];
+  };
+  return resizeFrom(at, im.w, im.h, im.c, w, h);
+}
+
+Image qsim::rt::cropResizeBytes(const uint8_t *planes, int srcW, int srcH,
+                                int c, int dx, int dy, int cropW, int cropH,
+                                int w, int h) {
+  float lut[256];
+  for (int i = 0; i < 256; ++i)
+    lut[i] = (float)((double)i / 255.);
+  const size_t plane = (size_t)srcW * srcH;
+  // Reads outside the source are clamped to its border (cropImage); an
+  // empty source reads as 0.
+  auto at = [&](int k, int r, int col) {
+    if (srcW <= 0 || srcH <= 0)
+      return 0.0f;
+    int sr = std::clamp(r + dy, 0, srcH - 1);
+    int sc = std::clamp(col + dx, 0, srcW - 1);
+    return lut[planes[k * plane + (size_t)sr * srcW + sc]];
+  };
+  if (cropW == w && cropH == h) {
+    Image out = makeImage(w, h, c);
+    for (int k = 0; k < c; ++k)
+      for (int r = 0; r < h; ++r)
+        for (int col = 0; col < w; ++col)
+          out.data[((size_t)k * h + r) * w + col] = at(k, r, col);
+    return out;
+  }
+  return resizeFrom(at, cropW, cropH, c, w, h);
 }
 
 Image qsim::rt::letterboxImage(const Image &im, int w, int h) {

@@ -241,7 +241,9 @@ size_t DataLoader::labeledCount() const {
   return std::count(hasLabels.begin(), hasLabels.end(), 1);
 }
 
-bool DataLoader::image(size_t index, rt::Image &out, std::string &error) {
+bool DataLoader::image(size_t index, rt::Image &out, const Cached *&bytes,
+                       std::string &error) {
+  bytes = nullptr;
   Cached &c = *cache[index];
   bool decodedNow = false;
   std::call_once(c.once, [&] {
@@ -270,13 +272,19 @@ bool DataLoader::image(size_t index, rt::Image &out, std::string &error) {
     return true;
   if (c.pixels.empty())
     return rt::loadImage(files[index], out, error);
-  out.w = c.w;
-  out.h = c.h;
-  out.c = 3;
-  out.data.resize(c.pixels.size());
-  for (size_t i = 0; i < c.pixels.size(); ++i)
-    out.data[i] = u8ToFloat(c.pixels[i]);
+  bytes = &c;
   return true;
+}
+
+rt::Image DataLoader::Cached::toImage() const {
+  rt::Image out;
+  out.w = w;
+  out.h = h;
+  out.c = 3;
+  out.data.resize(pixels.size());
+  for (size_t i = 0; i < pixels.size(); ++i)
+    out.data[i] = u8ToFloat(pixels[i]);
+  return out;
 }
 
 void DataLoader::sampleOrder(int64_t epoch, std::vector<size_t> &order) const {
@@ -327,8 +335,18 @@ bool DataLoader::build(int64_t step, Batch &out, std::string &error) {
       sampleOrder(orderEpoch = epoch, order);
     size_t index = order[flat % files.size()];
     rt::Image im;
-    if (!image(index, im, error))
+    const Cached *bytes;
+    if (!image(index, im, bytes, error))
       return false;
+    // Cached bytes are cropped and resized in one pass (the same values as
+    // cropImage then resizeImage, without two full-size float copies per
+    // sample); letterboxing reads the float image.
+    if (bytes && opts.letterbox)
+      im = bytes->toImage();
+    else if (bytes) {
+      im.w = bytes->w;
+      im.h = bytes->h;
+    }
     std::vector<rt::GroundTruth> truth = labels[index];
     rt::Image sized;
     if (aug.enabled) {
@@ -343,9 +361,14 @@ bool DataLoader::build(int64_t step, Batch &out, std::string &error) {
       float sx = (float)sw / im.w, sy = (float)sh / im.h;
       float dx = ((float)pleft / im.w) / sx, dy = ((float)ptop / im.h) / sy;
       bool flip = aug.flip && rng.next() % 2;
-      rt::Image cropped = rt::cropImage(im, pleft, ptop, sw, sh);
-      sized = opts.letterbox ? rt::letterboxImage(cropped, netW, netH)
-                             : rt::resizeImage(cropped, netW, netH);
+      if (bytes && !opts.letterbox) {
+        sized = rt::cropResizeBytes(bytes->pixels.data(), im.w, im.h, 3, pleft,
+                                    ptop, sw, sh, netW, netH);
+      } else {
+        rt::Image cropped = rt::cropImage(im, pleft, ptop, sw, sh);
+        sized = opts.letterbox ? rt::letterboxImage(cropped, netW, netH)
+                               : rt::resizeImage(cropped, netW, netH);
+      }
       if (flip)
         flipImage(sized);
       float dhue = rng.uniform(-aug.hue, aug.hue);
@@ -356,8 +379,12 @@ bool DataLoader::build(int64_t step, Batch &out, std::string &error) {
       if (opts.letterbox)
         letterboxBoxes(truth, sw, sh, netW, netH);
     } else {
-      sized = opts.letterbox ? rt::letterboxImage(im, netW, netH)
-                             : rt::resizeImage(im, netW, netH);
+      if (bytes && !opts.letterbox)
+        sized = rt::cropResizeBytes(bytes->pixels.data(), im.w, im.h, 3, 0, 0,
+                                    im.w, im.h, netW, netH);
+      else
+        sized = opts.letterbox ? rt::letterboxImage(im, netW, netH)
+                               : rt::resizeImage(im, netW, netH);
       if (opts.letterbox)
         letterboxBoxes(truth, im.w, im.h, netW, netH);
     }

@@ -80,7 +80,11 @@ private:
   DataLoader() = default;
   void worker();
   bool build(int64_t step, Batch &out, std::string &error);
-  bool image(size_t index, rt::Image &out, std::string &error);
+  struct Cached;
+  /// Image `index`: its cached bytes (`bytes`, `out` left empty) or, when it
+  /// was decoded just now or the cache is full, the float image (`out`).
+  bool image(size_t index, rt::Image &out, const Cached *&bytes,
+             std::string &error);
   void sampleOrder(int64_t epoch, std::vector<size_t> &order) const;
 
   DataOptions opts;
@@ -93,6 +97,8 @@ private:
     int w = 0, h = 0;
     std::vector<uint8_t> pixels;
     std::string error;
+    /// The float image the bytes stand for (u8 / 255, as rt::loadImage).
+    rt::Image toImage() const;
   };
   std::vector<std::unique_ptr<Cached>> cache;
   std::atomic<size_t> cachedBytes{0};

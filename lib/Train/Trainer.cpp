@@ -6,8 +6,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <sstream>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 using namespace qsim;
 using namespace qsim::train;
@@ -274,9 +278,25 @@ bool Trainer::afterStep(int64_t s, StepReport &report, std::string &error) {
   return true;
 }
 
+/// Keeps freed tensor memory in the heap for the next step. glibc serves
+/// allocations above its mmap threshold (at most 32 MiB; a batch's
+/// activations are larger) with fresh mappings that every step faults in and
+/// zeroes page by page again: a fifth of a step went to page faults (perf,
+/// yolov3-tiny-aix2022 pruned 30 %, batch 8, 2 threads), and without mmap a
+/// step took 0.41 s instead of 0.51 s (medians of 4 interleaved runs). The
+/// process keeps its peak heap, which a training process reaches at the
+/// first step anyway.
+static void keepTensorMemoryInTheHeap() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
+}
+
 bool Trainer::run(TrainerResult &result, std::string &error) {
   if (config.threads > 0)
     torch::set_num_threads(config.threads);
+  keepTensorMemoryInTheHeap();
   if (!setUp(error))
     return false;
   if (!config.optimizerState.empty() &&

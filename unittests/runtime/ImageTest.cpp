@@ -208,6 +208,55 @@ TEST(ImageCrop, ClampsReadsToTheBorder) {
   EXPECT_EQ(inner.data, (std::vector<float>{1.0f, 0.5f}));
 }
 
+// The training loader crops and resizes its cached bytes in one pass; every
+// value must be the one cropImage then resizeImage give (clamped reads
+// outside the source, scaling up and down, one-row/one-column cases, the
+// same-size crop that resizeImage returns as is).
+TEST(ImageCrop, CropResizeBytesEqualsCropThenResize) {
+  uint32_t state = 99;
+  auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return state >> 8;
+  };
+  struct Case {
+    int srcW, srcH, dx, dy, cropW, cropH, w, h;
+  };
+  const Case cases[] = {
+      {97, 61, 0, 0, 97, 61, 32, 24},    // plain downscale
+      {97, 61, -20, -9, 130, 70, 32, 32}, // crop larger than the source
+      {97, 61, 25, 13, 40, 30, 64, 48},   // upscale of an inner crop
+      {97, 61, 90, 55, 20, 20, 8, 8},     // mostly past the border
+      {97, 61, 5, 5, 16, 12, 16, 12},     // same size: a plain crop
+      {40, 1, -3, 0, 40, 1, 13, 7},       // one-row source
+      {1, 30, 0, -2, 1, 30, 5, 9},        // one-column source
+      {50, 40, 3, 4, 30, 20, 1, 1},       // one output pixel
+      {50, 40, 3, 4, 30, 20, 1, 17},      // one output column
+  };
+  for (const Case &c : cases) {
+    std::vector<uint8_t> bytes((size_t)3 * c.srcW * c.srcH);
+    for (uint8_t &b : bytes)
+      b = (uint8_t)(next() & 255);
+    Image im;
+    im.w = c.srcW;
+    im.h = c.srcH;
+    im.c = 3;
+    for (uint8_t b : bytes)
+      im.data.push_back((float)((double)b / 255.));
+    Image want =
+        resizeImage(cropImage(im, c.dx, c.dy, c.cropW, c.cropH), c.w, c.h);
+    Image got = cropResizeBytes(bytes.data(), c.srcW, c.srcH, 3, c.dx, c.dy,
+                                c.cropW, c.cropH, c.w, c.h);
+    ASSERT_EQ(got.w, want.w);
+    ASSERT_EQ(got.h, want.h);
+    ASSERT_EQ(got.data.size(), want.data.size());
+    for (size_t i = 0; i < want.data.size(); ++i)
+      ASSERT_EQ(got.data[i], want.data[i])
+          << "source " << c.srcW << "x" << c.srcH << ", crop " << c.dx << ","
+          << c.dy << " " << c.cropW << "x" << c.cropH << " -> " << c.w << "x"
+          << c.h << ", value " << i;
+  }
+}
+
 TEST(ImageNetworkInput, ComposesThePreprocessingSteps) {
   Image src = makeRamp(40, 30);
   Tensor r = makeNetworkInput(src, 16, 12, Preprocess::Resize);

@@ -49,6 +49,12 @@ Image resizeMin(const Image &im, int min);
 /// Darknet's crop_image (pixels outside the source read as 0... as Darknet:
 /// clamped to the border).
 Image cropImage(const Image &im, int dx, int dy, int w, int h);
+/// resizeImage(cropImage(image, dx, dy, cropW, cropH), w, h), bit for bit,
+/// of the srcW x srcH x c image whose planes hold the bytes u8 (the value
+/// u8 / 255, as loadImage), without building the float image or the crop:
+/// the training loader's augmentation reads its cached bytes this way.
+Image cropResizeBytes(const uint8_t *planes, int srcW, int srcH, int c, int dx,
+                      int dy, int cropW, int cropH, int w, int h);
 
 enum class Preprocess {
   Resize,     ///< resize_image to the net size (AlexeyAB detector test/map)
