@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""bench/train: prune yolov3-tiny-aix2022, fine-tune it with qsim-train by
-distillation from the original, and measure mAP@0.5 before and after (see
-README.md).
+"""bench/train: lighten yolov3-tiny-aix2022 (channel pruning, the G1
+backbone substitution or a depthwise-separable factorization), fine-tune it
+with qsim-train by distillation from the original, and measure mAP@0.5
+before and after (see README.md).
 
 The 58-image CAPP subset is split by sorted position: even positions train
 (images and their labels), odd positions evaluate; no evaluation image is
@@ -49,6 +50,11 @@ def split(capp, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--lighten", choices=("prune", "backbone", "dwsep"), default="prune",
+                    help="prune: --qsim-prune ratio=--prune-ratio; backbone: G1, "
+                    "MobileNetV2-YOLOv3-Nano layers 0-57 (COCO weights) in place of "
+                    "layers 0-12; dwsep: depthwise-separable factorization of the "
+                    "3 heaviest convolutions")
     ap.add_argument("--prune-ratio", type=float, default=0.3)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=8)
@@ -67,13 +73,25 @@ def main():
     weights = os.path.join(MODELS, "weights", "yolov3-tiny-aix2022.weights")
     train, held, n = split(capp, tempfile.mkdtemp(dir=tmp))
     aix = os.path.join(tmp, "aix.mlirbc")
-    pruned = os.path.join(tmp, "pruned.mlirbc")
+    lightened = os.path.join(tmp, "lightened.mlirbc")
     tuned = os.path.join(tmp, "tuned.mlirbc")
     log = os.path.join(tmp, "train.csv")
     check([tool("qsim-translate"), "--import-darknet", cfg, "--weights", weights, "-o", aix])
-    check([tool("qsim-opt"), aix, "--qsim-prune=ratio=%g report=false" % a.prune_ratio, "-o", pruned])
+    if a.lighten == "prune":
+        step = "--qsim-prune=ratio=%g report=false" % a.prune_ratio
+        what = "pruned %d%%" % round(100 * a.prune_ratio)
+    elif a.lighten == "backbone":
+        nano = os.path.join(MODELS, "darknet", "MobileNetV2-YOLOv3-Nano-coco.cfg")
+        nano_w = os.path.join(MODELS, "weights", "MobileNetV2-YOLOv3-Nano-coco.weights")
+        step = ("--qsim-substitute-backbone=with=%s,weights=%s cut=0:12 take=0:57"
+                % (nano, nano_w))
+        what = "G1 Nano backbone"
+    else:
+        step = "--qsim-factorize-conv=method=depthwise-separable top=3"
+        what = "depthwise-separable top 3"
+    check([tool("qsim-opt"), aix, step, "-o", lightened])
 
-    cmd = [tool("qsim-train"), pruned, "--teacher", aix, "--images", train,
+    cmd = [tool("qsim-train"), lightened, "--teacher", aix, "--images", train,
            "--steps", str(a.steps), "--batch", str(a.batch), "--lr", str(a.lr),
            "--optimizer", a.optimizer, "--schedule", a.schedule,
            "--threads", str(a.threads), "--log", log, "-q", "-o", tuned]
@@ -101,12 +119,12 @@ def main():
 
     print("\nmAP@0.5 (%%): held-out = the %d CAPP images qsim-train never saw; all = the %d"
           % (n // 2, n))
-    print("%-34s %10s %8s %10s %8s" % ("model", "MACs", "params", "held-out", "all"))
+    print("%-42s %10s %8s %10s %8s" % ("model", "MACs", "params", "held-out", "all"))
     for name, model in (("original", aix),
-                        ("pruned %d%% (no training)" % round(100 * a.prune_ratio), pruned),
-                        ("pruned + qsim-train %d steps" % len(rows), tuned)):
+                        ("%s (no training)" % what, lightened),
+                        ("%s + qsim-train %d steps" % (what, len(rows)), tuned)):
         macs, params = macs_params(model)
-        print("%-34s %9.1fM %7.1fK %10.2f %8.2f" % (
+        print("%-42s %9.1fM %7.1fK %10.2f %8.2f" % (
             name, macs / 1e6, params / 1e3, map50(model, held, a.threads),
             map50(model, capp, a.threads)))
 

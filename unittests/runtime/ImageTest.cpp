@@ -222,7 +222,7 @@ TEST(ImageCrop, CropResizeBytesEqualsCropThenResize) {
     int srcW, srcH, dx, dy, cropW, cropH, w, h;
   };
   const Case cases[] = {
-      {97, 61, 0, 0, 97, 61, 32, 24},    // plain downscale
+      {97, 61, 0, 0, 97, 61, 32, 24},     // plain downscale
       {97, 61, -20, -9, 130, 70, 32, 32}, // crop larger than the source
       {97, 61, 25, 13, 40, 30, 64, 48},   // upscale of an inner crop
       {97, 61, 90, 55, 20, 20, 8, 8},     // mostly past the border
