@@ -189,7 +189,8 @@ private:
   LogicalResult stepPrune();
   /// The current model pruned at `ratio`; with `refit`, refit on the
   /// calibration images when the options ask for it.
-  FailureOr<OwningOpRef<ModuleOp>> prunedCopy(double ratio, bool refit = false);
+  FailureOr<OwningOpRef<ModuleOp>> prunedCopy(double ratio,
+                                              bool refit = false);
   /// Whether G2/G5 refit what they change (calibration images given).
   bool refits() const { return !o.calibDir.empty() && o.refitImages > 0; }
   /// recover=train: measures `next` into row.before, then fine-tunes it
