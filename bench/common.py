@@ -43,3 +43,29 @@ def model_macs(model):
 
 def median(v):
     return statistics.median(v) if v else float("nan")
+
+def capp_halves(capp, tmp):
+    """The one split of the CAPP subset that every benchmark uses.
+
+    Images sorted by name; the first half (29 close-range shots,
+    CAPP_testset_close_*) may be used for calibration, reconstruction or
+    training, the second half (29 long-range shots, CAPP_testset_long_*) is
+    only evaluated on. Contiguous halves and not alternating positions: the
+    subset is every 4th frame of a few capture sequences, so neighbouring
+    frames show the same shelves and an alternating split would evaluate on
+    near-copies of the images used. Returns (half1, half2): directories of
+    symbolic links (images and their YOLO labels) under `tmp`.
+    """
+    names = sorted(f for f in os.listdir(capp) if f.lower().endswith((".jpg", ".jpeg", ".png")))
+    cut = len(names) // 2
+    dirs = []
+    for part, chosen in (("capp-half1", names[:cut]), ("capp-half2", names[cut:])):
+        d = os.path.join(tmp, part)
+        os.makedirs(d, exist_ok=True)
+        for name in chosen:
+            stem = os.path.splitext(name)[0]
+            for f in (name, stem + ".txt"):
+                if os.path.exists(os.path.join(capp, f)):
+                    os.symlink(os.path.join(capp, f), os.path.join(d, f))
+        dirs.append(d)
+    return dirs[0], dirs[1]

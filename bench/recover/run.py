@@ -33,8 +33,8 @@ are never evaluated on: the CAPP model is calibrated on coco128 and
 evaluated on the 58 CAPP images, the COCO model the other way round (as
 bench/quant does). The wall time of the qsim-opt pipeline is printed, and
 the time of each recovery pass in it (qsim-opt --mlir-timing). With
---eval-half, the CAPP images are split in two (sorted by name) and mAP is
-also given on the second half alone.
+--eval-half, the CAPP images are split in two (sorted by name,
+bench/common.py capp_halves) and mAP is also given on the second half alone.
 
 Each variant is one qsim-opt run; to keep runs short on a shared machine,
 call the script once per variant (--variants w4+ar) and per model.
@@ -84,14 +84,11 @@ def parse_variant(v):
             sys.exit("unknown variant step '%s' in '%s'" % (t, v))
     return bits, abits, steps
 
-def half_dir(tmp, images, labels):
-    """The second half (by name) of `images` as a directory of links."""
-    names = sorted(f for f in os.listdir(images) if f.lower().endswith((".jpg", ".jpeg", ".png")))
-    d = os.path.join(tmp, "half2")
-    os.makedirs(d, exist_ok=True)
-    for f in names[len(names) // 2:]:
-        os.symlink(os.path.join(images, f), os.path.join(d, f))
-    return d, len(names) - len(names) // 2
+def half_dir(tmp, images):
+    """The second half (by name) of `images` as a directory of links: the
+    held-out half of bench/common.py capp_halves for the CAPP subset, the
+    same rule for other image folders (their labels stay where they are)."""
+    return capp_halves(images, tempfile.mkdtemp(dir=tmp))[1]
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
@@ -128,7 +125,7 @@ def main():
         w = os.path.join(MODELS, "weights", m + ".weights")
         fp = os.path.join(tmp, m + ".mlirbc")
         qsim([tool("qsim-translate"), "--import-darknet", cfg, "--weights", w, "-o", fp])
-        half = half_dir(tmp, evalImages, labels)[0] if a.eval_half else None
+        half = half_dir(tmp, evalImages) if a.eval_half else None
         fpMap = float("nan")
         if not a.no_fp32:
             out, _ = qsim([tool("qsim-run"), fp, "--image", evalImages, "--eval", labels, "-q"])

@@ -4,10 +4,11 @@ backbone substitution or a depthwise-separable factorization), fine-tune it
 with qsim-train by distillation from the original, and measure mAP@0.5
 before and after (see README.md).
 
-The 58-image CAPP subset is split by sorted position: even positions train
-(images and their labels), odd positions evaluate; no evaluation image is
-ever seen by qsim-train. mAP is qsim-run --eval (Darknet's `detector map`
-rules) on the held-out half, and on all 58 for comparison with
+The 58-image CAPP subset is split by bench/common.py capp_halves (the rule
+every bench script uses): the first half by name (29 close-range shots)
+trains (images and their labels), the second half (29 long-range shots)
+evaluates; no evaluation image is ever seen by qsim-train. mAP is
+qsim-run --eval (Darknet's `detector map` rules) on the held-out half, and on all 58 for comparison with
 bench/lighten (that figure includes the training images).
 """
 import argparse, csv, os, re, subprocess, sys, tempfile, time
@@ -34,20 +35,6 @@ def macs_params(model):
     return int(total.group(2)), int(total.group(1))
 
 
-def split(capp, tmp):
-    """Links even-position images (and labels) into train/, odd into eval/."""
-    images = sorted(f for f in os.listdir(capp) if f.endswith(".jpg"))
-    dirs = {"train": os.path.join(tmp, "train"), "eval": os.path.join(tmp, "eval")}
-    for d in dirs.values():
-        os.makedirs(d)
-    for i, name in enumerate(images):
-        d = dirs["train" if i % 2 == 0 else "eval"]
-        stem = os.path.splitext(name)[0]
-        for f in (name, stem + ".txt"):
-            os.symlink(os.path.join(capp, f), os.path.join(d, f))
-    return dirs["train"], dirs["eval"], len(images)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--lighten", choices=("prune", "backbone", "dwsep"), default="prune",
@@ -71,7 +58,8 @@ def main():
     capp = os.path.join(DATA, "capp-aix-subset")
     cfg = os.path.join(MODELS, "darknet", "yolov3-tiny-aix2022.cfg")
     weights = os.path.join(MODELS, "weights", "yolov3-tiny-aix2022.weights")
-    train, held, n = split(capp, tempfile.mkdtemp(dir=tmp))
+    train, held = capp_halves(capp, tempfile.mkdtemp(dir=tmp))
+    n = len([f for f in os.listdir(capp) if f.endswith(".jpg")])
     aix = os.path.join(tmp, "aix.mlirbc")
     lightened = os.path.join(tmp, "lightened.mlirbc")
     tuned = os.path.join(tmp, "tuned.mlirbc")
@@ -118,7 +106,7 @@ def main():
         for i in range(0, len(rows), k))))
 
     print("\nmAP@0.5 (%%): held-out = the %d CAPP images qsim-train never saw; all = the %d"
-          % (n // 2, n))
+          % (n - n // 2, n))
     print("%-42s %10s %8s %10s %8s" % ("model", "MACs", "params", "held-out", "all"))
     for name, model in (("original", aix),
                         ("%s (no training)" % what, lightened),

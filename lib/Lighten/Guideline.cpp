@@ -180,6 +180,12 @@ private:
   LogicalResult runSteps();
   LogicalResult stepBackbone();
   LogicalResult stepFactorize();
+  FailureOr<OwningOpRef<ModuleOp>> factorizedCopy(ModuleOp from, int top,
+                                                  double energy, int &applied);
+  std::string factorizeWhat(int top, double energy) const;
+  /// G2 kept (`applied` layers) but the MACs target missed: the energies
+  /// that meet it for as many and more layers, while the bounds hold.
+  LogicalResult meetMacsTarget(ModuleOp before, int applied);
   LogicalResult stepPrune();
   /// The current model pruned at `ratio`; with `refit`, refit on the
   /// calibration images when the options ask for it.
@@ -492,44 +498,60 @@ LogicalResult Guideline::stepBackbone() {
   return success();
 }
 
+/// One G2 candidate: `top` heaviest convolutions of `from` at `energy`.
+/// `applied` is how many were factorized (0: the ranks save nothing).
+FailureOr<OwningOpRef<ModuleOp>>
+Guideline::factorizedCopy(ModuleOp from, int top, double energy, int &applied) {
+  FactorizeOptions fo;
+  fo.method = o.factorizeMethod;
+  fo.top = top;
+  fo.energy = energy;
+  if (refits()) {
+    fo.images = {o.calibDir};
+    fo.maxImages = o.refitImages;
+    fo.refit = true;
+  }
+  OwningOpRef<ModuleOp> next = from.clone();
+  FactorizeResult fr;
+  if (failed(factorizeConvs(*next, fo, fr)))
+    return failure();
+  applied = 0;
+  for (const auto &l : fr.layers)
+    applied += l.applied;
+  return next;
+}
+
+std::string Guideline::factorizeWhat(int top, double energy) const {
+  return strprintf("%s of the %d heaviest convs, energy %.3g%s",
+                   stringifyFactorizeMethod(o.factorizeMethod).data(), top,
+                   energy, refits() ? ", refit" : "");
+}
+
 LogicalResult Guideline::stepFactorize() {
+  // The model before G2: every candidate, however many layers it takes, is
+  // factorized (and refit) from here.
+  OwningOpRef<ModuleOp> before = current->clone();
   double energy = o.energy;
   std::string lastWhy;
   std::optional<Measurement> lastM;
   std::optional<Row> lastRow;
   for (int attempt = 0; attempt < 3; ++attempt, energy = (1 + energy) / 2) {
-    FactorizeOptions fo;
-    fo.method = o.factorizeMethod;
-    fo.top = o.factorizeTop;
-    fo.energy = energy;
-    if (refits()) {
-      fo.images = {o.calibDir};
-      fo.maxImages = o.refitImages;
-      fo.refit = true;
-    }
-    OwningOpRef<ModuleOp> next = current->clone();
-    FactorizeResult fr;
-    if (failed(factorizeConvs(*next, fo, fr)))
-      return failure();
     int applied = 0;
-    for (const auto &l : fr.layers)
-      applied += l.applied;
-    std::string what =
-        strprintf("%s of the %d heaviest convs, energy %.3g%s",
-                  stringifyFactorizeMethod(o.factorizeMethod).data(),
-                  o.factorizeTop, energy, refits() ? ", refit" : "");
+    auto next = factorizedCopy(*before, o.factorizeTop, energy, applied);
+    if (failed(next))
+      return failure();
     if (applied == 0)
       break; // higher energies only raise the ranks
-    Row row{"G2", what, {}, "kept"};
-    if (failed(recoverStep(*next, row)))
+    Row row{"G2", factorizeWhat(o.factorizeTop, energy), {}, "kept"};
+    if (failed(recoverStep(**next, row)))
       return failure();
-    auto m = measure(*next);
+    auto m = measure(**next);
     if (failed(m))
       return failure();
     std::string why = violation(*m);
     if (why.empty()) {
-      commit(std::move(next), *m, row);
-      return success();
+      commit(std::move(*next), *m, row);
+      return meetMacsTarget(*before, applied);
     }
     lastRow = row;
     lastWhy = why;
@@ -544,6 +566,79 @@ LogicalResult Guideline::stepFactorize() {
     lastRow->m = lastM;
     lastRow->decision = "rejected: " + lastWhy;
     rows.push_back(*lastRow);
+  }
+  return success();
+}
+
+/// With a MACs target that the kept G2 model misses: for `factorize-top`
+/// convolutions, then one more, then two more, the highest energy in
+/// [kMinEnergy, 1) whose MACs meet the target, found by bisection on the
+/// MACs alone (no images), then refit and measured like any candidate; the
+/// first that respects the fidelity bounds replaces the kept model. The
+/// order (fewest layers first) and the acceptance are the guideline's
+/// usual ones, so nothing is chosen by comparing mAPs of candidates.
+LogicalResult Guideline::meetMacsTarget(ModuleOp before, int applied) {
+  constexpr double kMinEnergy = 0.5;
+  size_t kept = rows.size() - 1; // the G2 row committed last
+  auto macsOf = [&](int top, double e, int &n) -> FailureOr<int64_t> {
+    FactorizeOptions fo;
+    fo.method = o.factorizeMethod;
+    fo.top = top;
+    fo.energy = e;
+    OwningOpRef<ModuleOp> probe = before.clone();
+    FactorizeResult fr;
+    if (failed(factorizeConvs(*probe, fo, fr)))
+      return failure();
+    n = 0;
+    for (const auto &l : fr.layers)
+      n += l.applied;
+    auto stats = computeModelStats(*probe);
+    if (failed(stats))
+      return failure();
+    return stats->macs;
+  };
+  for (int top = o.factorizeTop; top <= o.factorizeTop + 2; ++top) {
+    if (!targetMacs || currentM.macs <= *targetMacs)
+      break;
+    int n = 0;
+    auto atLow = macsOf(top, kMinEnergy, n);
+    if (failed(atLow))
+      return failure();
+    if (top > o.factorizeTop && n <= applied)
+      break; // no further convolution saves MACs
+    applied = std::max(applied, n);
+    if (*atLow > *targetMacs)
+      continue; // even at the lowest energy these layers miss the target
+    // Up to 1 (full ranks, nothing saved), not the first energy: with more
+    // layers the target may be met at a higher energy than it was missed at.
+    double lo = kMinEnergy, hi = 1.0;
+    for (int i = 0; i < 12; ++i) {
+      double mid = (lo + hi) / 2;
+      auto m = macsOf(top, mid, n);
+      if (failed(m))
+        return failure();
+      (*m <= *targetMacs ? lo : hi) = mid;
+    }
+    int used = 0;
+    auto next = factorizedCopy(before, top, lo, used);
+    if (failed(next))
+      return failure();
+    Row row{"G2", factorizeWhat(top, lo), {}, "kept"};
+    if (failed(recoverStep(**next, row)))
+      return failure();
+    auto m = measure(**next);
+    if (failed(m))
+      return failure();
+    std::string why = violation(*m);
+    if (!why.empty()) {
+      row.m = *m;
+      row.decision = "rejected: " + why;
+      rows.push_back(row);
+      continue;
+    }
+    rows[kept].decision = "superseded: MACs target not met";
+    commit(std::move(*next), *m, row);
+    kept = rows.size() - 1;
   }
   return success();
 }
@@ -570,7 +665,7 @@ LogicalResult Guideline::recoverStep(ModuleOp next, Row &row) {
 }
 
 FailureOr<OwningOpRef<ModuleOp>> Guideline::prunedCopy(double ratio,
-                                                        bool refit) {
+                                                       bool refit) {
   OwningOpRef<ModuleOp> next = current->clone();
   ChannelPruneOptions po;
   po.ratio = ratio;

@@ -713,7 +713,9 @@ def LightenPass : Pass<"qsim-lighten", "mlir::ModuleOp"> {
       --qsim-substitute-backbone),
     - G2 factorization of the `factorize-top` heaviest convolutions
       (`factorize-method`, `energy`; the energy is raised towards 1 while the
-      output fidelity is not met),
+      output fidelity is not met; with `target-macs` missed, the highest
+      energy that meets it for those layers, then one and two more layers,
+      the first candidate within the bounds kept),
     - G5 channel pruning, when `target-params` is not met (the smallest
       ratio that meets it, backed off while the fidelity is not met),
     - G3 post-training int8 (calibrated on `calib=`; a mixed-precision search
