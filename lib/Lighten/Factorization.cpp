@@ -524,8 +524,9 @@ LogicalResult measureOutputErrors(ModuleOp module, ModuleOp original,
 } // namespace
 
 LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
-                                            const FactorizeOptions &o,
+                                            const FactorizeOptions &options,
                                             FactorizeResult &result) {
+  FactorizeOptions o = options; // the positions per image once known
   func::FuncOp func = getMainFunc(module);
   if (!func)
     return module.emitError() << "no main function";
@@ -564,6 +565,8 @@ LogicalResult qsim::lighten::factorizeConvs(ModuleOp module,
   std::vector<rt::Tensor> inputs;
   if (failed(loadRefitImages(*original, o.images, o.maxImages, inputs)))
     return failure();
+  o.reconstruct.samplesPerImage =
+      o.reconstruct.positionsPerImage(inputs.size());
   if (o.refit &&
       failed(refitLastStages(module, *original, inputs, o, applied, result)))
     return failure();

@@ -651,8 +651,9 @@ LogicalResult reconstructPruned(ModuleOp module, ModuleOp original,
 } // namespace
 
 LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
-                                           const ChannelPruneOptions &o,
+                                           const ChannelPruneOptions &options,
                                            raw_ostream *report) {
+  ChannelPruneOptions o = options; // the positions per image once known
   func::FuncOp func = getMainFunc(module);
   if (!func)
     return module.emitError() << "no main function";
@@ -679,6 +680,8 @@ LogicalResult qsim::lighten::pruneChannels(ModuleOp module,
     original = module.clone();
     if (failed(loadRefitImages(module, o.images, o.maxImages, inputs)))
       return failure();
+    o.reconstruct.samplesPerImage =
+        o.reconstruct.positionsPerImage(inputs.size());
   }
   ChannelPruner pruner(*layers, *groups, o);
   if (o.criterion == PruneCriterion::Contribution) {
@@ -718,8 +721,9 @@ LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module, double sparsity,
 }
 
 LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module,
-                                            const MagnitudePruneOptions &o,
+                                            const MagnitudePruneOptions &options,
                                             raw_ostream *report) {
+  MagnitudePruneOptions o = options; // the positions per image once known
   func::FuncOp func = getMainFunc(module);
   if (!func)
     return module.emitError() << "no main function";
@@ -753,6 +757,8 @@ LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module,
     std::vector<rt::Tensor> inputs;
     if (failed(loadRefitImages(module, o.images, o.maxImages, inputs)))
       return failure();
+    o.reconstruct.samplesPerImage =
+        o.reconstruct.positionsPerImage(inputs.size());
     std::map<int64_t, double> byLayer;
     if (o.allocation == SparsityAllocation::Sensitivity &&
         failed(allocateSparsity(module, inputs, o.sparsity, o.layers,

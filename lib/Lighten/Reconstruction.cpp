@@ -320,8 +320,10 @@ LogicalResult
 qsim::lighten::reconstructConvs(ModuleOp module, ModuleOp original,
                                 const std::vector<rt::Tensor> &networkInputs,
                                 std::vector<RefitRequest> requests,
-                                const ReconstructOptions &o,
+                                const ReconstructOptions &options,
                                 std::vector<ReconstructedLayer> &result) {
+  ReconstructOptions o = options;
+  o.samplesPerImage = options.positionsPerImage(networkInputs.size());
   if (requests.empty())
     return success();
   if (networkInputs.empty())
@@ -612,7 +614,9 @@ FailureOr<std::vector<int64_t>> sweptLayers(ModuleOp module,
 LogicalResult qsim::lighten::allocateSparsity(
     ModuleOp module, const std::vector<rt::Tensor> &networkInputs,
     double sparsity, const std::set<int64_t> &layerSet,
-    const ReconstructOptions &o, std::map<int64_t, double> &out) {
+    const ReconstructOptions &options, std::map<int64_t, double> &out) {
+  ReconstructOptions o = options;
+  o.samplesPerImage = options.positionsPerImage(networkInputs.size());
   if (networkInputs.empty())
     return module.emitError() << "sparsity allocation needs at least one image";
   auto chosen = sweptLayers(module, layerSet);
@@ -733,8 +737,10 @@ LogicalResult qsim::lighten::allocateSparsity(
 LogicalResult qsim::lighten::sparsifyConvs(
     ModuleOp module, const std::vector<rt::Tensor> &networkInputs,
     double sparsity, const std::set<int64_t> &layerSet,
-    const ReconstructOptions &o, std::vector<SparsifiedLayer> &result,
+    const ReconstructOptions &options, std::vector<SparsifiedLayer> &result,
     ModuleOp original, const std::map<int64_t, double> &sparsityByLayer) {
+  ReconstructOptions o = options;
+  o.samplesPerImage = options.positionsPerImage(networkInputs.size());
   if (networkInputs.empty())
     return module.emitError() << "sparsification needs at least one image";
   auto chosen = sweptLayers(module, layerSet);

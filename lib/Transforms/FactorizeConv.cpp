@@ -29,6 +29,8 @@ struct FactorizeConvPass
       return fail(error);
     if (top < 0)
       return fail("top must be >= 0");
+    if (samples < 0)
+      return fail("samples must be >= 0 (0: automatic)");
     o.top = top;
     o.minMacs = minMacs;
     o.energy = energy;

@@ -622,8 +622,9 @@ def PrunePass : Pass<"qsim-prune", "mlir::ModuleOp"> {
                "original's output (least squares); magnitude: choose and "
                "compensate the zeroed weights by their output error (SparseGPT)">,
     Option<"maxImages", "max-images", "int", "16", "Use at most N images for the refit">,
-    Option<"samples", "samples", "int", "256",
-           "Output positions sampled per image and layer for the refit">,
+    Option<"samples", "samples", "int", "0",
+           "Output positions sampled per image and layer for the refit (0: "
+           "at least 256, 32768 over all images)">,
     Option<"refitDownstream", "refit-downstream", "bool", "true",
            "channel: also refit every later convolution to the original's output">,
     Option<"report", "report", "bool", "true", "Print the pruning report to stderr">,
@@ -697,8 +698,9 @@ def FactorizeConvPass : Pass<"qsim-factorize-conv", "mlir::ModuleOp"> {
     Option<"maxImages", "max-images", "int", "4", "Use at most N images">,
     Option<"refit", "refit", "bool", "false",
            "Refit each replacement's last stage to the original's output on the images">,
-    Option<"samples", "samples", "int", "256",
-           "refit: output positions sampled per image">,
+    Option<"samples", "samples", "int", "0",
+           "refit: output positions sampled per image (0: at least 256, "
+           "32768 over all images)">,
     Option<"report", "report", "bool", "true", "Print the report to stderr">,
   ];
 }

@@ -25,6 +25,12 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
                          << ratio;
       return signalPassFailure();
     }
+    if (samples < 0) {
+      module.emitError() << "--qsim-prune: samples must be >= 0 (0: "
+                            "automatic), got "
+                         << (int64_t)samples;
+      return signalPassFailure();
+    }
     if (roundTo < 1) {
       module.emitError() << "--qsim-prune: round-to must be >= 1, got "
                          << (int64_t)roundTo;

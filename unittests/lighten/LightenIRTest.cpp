@@ -191,6 +191,20 @@ protected:
   mlir::MLIRContext ctx;
 };
 
+// The refits' automatic sample count: at least 256 positions per image and
+// 32768 over all images; an explicit count is kept as given.
+TEST(ReconstructOptions, AutomaticPositionsPerImage) {
+  lighten::ReconstructOptions o;
+  EXPECT_EQ(o.samplesPerImage, 0);
+  EXPECT_EQ(o.positionsPerImage(1), 32768);
+  EXPECT_EQ(o.positionsPerImage(29), 1130); // ceil(32768 / 29)
+  EXPECT_EQ(o.positionsPerImage(128), 256);
+  EXPECT_EQ(o.positionsPerImage(1000), 256);
+  EXPECT_EQ(o.positionsPerImage(0), 32768);
+  o.samplesPerImage = 64;
+  EXPECT_EQ(o.positionsPerImage(29), 64);
+}
+
 TEST_F(LightenIR, PruneRatioZeroIsIdentity) {
   auto m = import(kCoupledCfg);
   ASSERT_TRUE(m);

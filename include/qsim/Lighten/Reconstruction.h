@@ -18,6 +18,7 @@
 
 #include "mlir/IR/BuiltinOps.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -27,13 +28,26 @@
 namespace qsim::lighten {
 
 struct ReconstructOptions {
-  /// Sampled output positions per image and layer.
-  int64_t samplesPerImage = 256;
+  /// Sampled output positions per image and layer; 0: positionsPerImage's
+  /// automatic count.
+  int64_t samplesPerImage = 0;
   /// The smallest Tikhonov regularisation tried, relative to the mean
   /// diagonal of X'^T X'; larger ones (up to 1) are tried too and the one
   /// best on held-out samples is used.
   double ridge = 1e-4;
   uint64_t seed = 1;
+
+  /// samplesPerImage, or for 0 at least 256 per image and 32768 over all
+  /// images: the normal equations have up to 4609 unknowns per filter (3x3
+  /// over 512 inputs) and the ridge is chosen on held-out samples, so a few
+  /// in-domain images need many positions each (pruning yolov3-tiny-aix2022
+  /// by 30 % with 29 CAPP images: 75.66 mAP at 256, 79.19 at 1024).
+  int64_t positionsPerImage(size_t images) const {
+    if (samplesPerImage != 0)
+      return samplesPerImage; // a negative count is refused by the caller
+    int64_t n = (int64_t)(images > 0 ? images : 1);
+    return std::max<int64_t>(256, (32768 + n - 1) / n);
+  }
 };
 
 /// The network inputs of the images in `items` (files or folders, at most
