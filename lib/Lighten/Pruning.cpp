@@ -720,9 +720,10 @@ LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module, double sparsity,
   return pruneMagnitude(module, o, report);
 }
 
-LogicalResult qsim::lighten::pruneMagnitude(ModuleOp module,
-                                            const MagnitudePruneOptions &options,
-                                            raw_ostream *report) {
+LogicalResult
+qsim::lighten::pruneMagnitude(ModuleOp module,
+                              const MagnitudePruneOptions &options,
+                              raw_ostream *report) {
   MagnitudePruneOptions o = options; // the positions per image once known
   func::FuncOp func = getMainFunc(module);
   if (!func)
