@@ -117,10 +117,7 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
     for (size_t k = 0; k < convs.size(); ++k) {
       if (k == 0 || k + 1 == convs.size())
         continue;
-      bool feedsHead = false;
-      for (Operation *user : (*layers)[convs[k]].output().getUsers())
-        feedsHead |= isa<YoloOp, RegionOp>(user);
-      if (!feedsHead)
+      if (!feedsDetectionHead((*layers)[convs[k]]))
         hybridInt8.insert(convs[k]);
     }
   }

@@ -579,10 +579,9 @@ bool qsim::quantization::parseWeight8Layers(ArrayRef<std::string> items,
     }
     if (!last)
       continue;
-    for (Operation *user : l.output().getUsers())
-      if (isa<YoloOp, RegionOp, DetectionOp, GaussianYoloOp, func::ReturnOp>(
-              user))
-        out.insert(l.index);
+    if (feedsDetectionHead(l) ||
+        llvm::any_of(l.output().getUsers(), llvm::IsaPred<func::ReturnOp>))
+      out.insert(l.index);
   }
   return true;
 }
