@@ -36,8 +36,8 @@ std::vector<std::vector<float>> runAll(mlir::ModuleOp module, KernelSet k,
   eo.kernels = k;
   eo.keepAllOutputs = true;
   std::string error;
-  auto ex = Executor::create(module, eo, error);
-  EXPECT_TRUE(ex) << error;
+  auto ex = Executor::create(module, eo);
+  EXPECT_TRUE(ex);
   if (!ex)
     return {};
   ex->setInput(input);

@@ -413,7 +413,7 @@ bool TrainJob::runTeacher(const Batch &batch,
     interp::ExecutorOptions eo;
     eo.kernels = interp::KernelSet::Fast;
     eo.threads = opts.threads;
-    teacherExec = interp::Executor::create(teacher, eo, err);
+    teacherExec = eval::createExecutor(teacher, err, eo);
     if (!teacherExec)
       return false;
   }
