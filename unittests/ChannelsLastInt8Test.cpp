@@ -328,7 +328,7 @@ void quantizeAllInt8(mlir::ModuleOp module) {
   co.images = calibrationImages();
   co.progress = false;
   std::string error;
-  ASSERT_TRUE(quantization::calibrateModule(module, co, error)) << error;
+  ASSERT_TRUE(succeeded(quantization::calibrateModule(module, co)));
   quantization::PrecisionPlan plan;
   plan.preset = quantization::PrecisionPreset::AllInt8;
   ASSERT_TRUE(succeeded(quantization::assignPrecision(module, plan)));
@@ -344,8 +344,8 @@ std::vector<rt::Tensor> runAll(mlir::ModuleOp m, KernelSet k,
   eo.threads = threads;
   eo.keepAllOutputs = true;
   std::string error;
-  auto ex = Executor::create(m, eo, error);
-  EXPECT_TRUE(ex) << error;
+  auto ex = Executor::create(m, eo);
+  EXPECT_TRUE(ex);
   if (!ex)
     return {};
   ex->setInput(in);

@@ -82,8 +82,8 @@ TEST_P(GoldenInference, EqualsDarknet) {
   ExecutorOptions eo;
   eo.kernels = gc.kernels;
   std::string error;
-  auto ex = Executor::create(*module, eo, error);
-  ASSERT_TRUE(ex) << error;
+  auto ex = Executor::create(*module, eo);
+  ASSERT_TRUE(ex);
   ModelInfo info = describeModel(*module, *ex);
 
   // Preprocessing: our network input from the image equals Darknet's.
@@ -209,8 +209,8 @@ TEST_P(GoldenMap, EqualsDarknetDetectorMap) {
   auto module = loadModel(&ctx, lo);
   ASSERT_TRUE(module);
   std::string error;
-  auto ex = Executor::create(*module, ExecutorOptions(), error);
-  ASSERT_TRUE(ex) << error;
+  auto ex = Executor::create(*module, ExecutorOptions());
+  ASSERT_TRUE(ex);
   ModelInfo info = describeModel(*module, *ex);
   std::string imageDir = testenv::dataDir() + "/" + mc.images;
   std::string labelDir = testenv::dataDir() + "/" + mc.labels;
@@ -322,15 +322,15 @@ TEST_P(QuantizedMap, StaysWithinTarget) {
                                  co.images, error));
   co.maxImages = 50;
   co.progress = false;
-  ASSERT_TRUE(quantization::calibrateModule(*module, co, error)) << error;
+  ASSERT_TRUE(succeeded(quantization::calibrateModule(*module, co)));
   quantization::PrecisionPlan plan;
   plan.preset = presetNamed(qc.preset);
   ASSERT_TRUE(succeeded(quantization::assignPrecision(*module, plan)));
   ASSERT_TRUE(succeeded(
       quantization::quantizeModule(*module, quantization::QuantizeOptions())));
 
-  auto ex = Executor::create(*module, ExecutorOptions(), error);
-  ASSERT_TRUE(ex) << error;
+  auto ex = Executor::create(*module, ExecutorOptions());
+  ASSERT_TRUE(ex);
   ModelInfo info = describeModel(*module, *ex);
   std::vector<std::string> images;
   ASSERT_TRUE(rt::listImageFiles(testenv::dataDir() + "/capp-aix-subset", images,

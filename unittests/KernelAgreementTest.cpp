@@ -38,8 +38,8 @@ std::vector<std::vector<float>> runAll(mlir::ModuleOp module, KernelSet k,
   eo.kernels = k;
   eo.keepAllOutputs = true;
   std::string error;
-  auto ex = Executor::create(module, eo, error);
-  EXPECT_TRUE(ex) << error;
+  auto ex = Executor::create(module, eo);
+  EXPECT_TRUE(ex);
   if (!ex)
     return {};
   ex->setInput(input);
@@ -221,9 +221,8 @@ TEST(ExecutorThreads, CallerThreadCountIsRestored) {
   eo.threads = 2;
   const int caller = 5;
   omp_set_num_threads(caller);
-  std::string error;
-  auto ex = Executor::create(*module, eo, error);
-  ASSERT_TRUE(ex) << error;
+  auto ex = Executor::create(*module, eo);
+  ASSERT_TRUE(ex);
   EXPECT_EQ(omp_get_max_threads(), caller) << "after create";
   std::set<int> counts;
   for (const StepInfo &s : ex->steps())

@@ -78,8 +78,8 @@ std::vector<rt::Tensor> runAll(mlir::ModuleOp m, KernelSet k,
   eo.kernels = k;
   eo.keepAllOutputs = true;
   std::string error;
-  auto ex = Executor::create(m, eo, error);
-  EXPECT_TRUE(ex) << error;
+  auto ex = Executor::create(m, eo);
+  EXPECT_TRUE(ex);
   if (!ex)
     return {};
   ex->setInput(in);
@@ -115,7 +115,7 @@ TEST_P(QuantizedAgreement, FastIsBitExactToReference) {
   co.images = calibrationImages();
   co.progress = false;
   std::string error;
-  ASSERT_TRUE(calibrateModule(*module, co, error)) << error;
+  ASSERT_TRUE(succeeded(calibrateModule(*module, co)));
   PrecisionPlan plan;
   plan.preset = presetNamed(qc.preset);
   ASSERT_TRUE(succeeded(assignPrecision(*module, plan)));
@@ -286,7 +286,7 @@ double quantizedSqnr(const QuantizeOptions &o) {
   co.images = calibrationImages();
   co.progress = false;
   std::string error;
-  EXPECT_TRUE(calibrateModule(*module, co, error)) << error;
+  EXPECT_TRUE(succeeded(calibrateModule(*module, co)));
   PrecisionPlan plan;
   plan.preset = PrecisionPreset::AllInt8;
   EXPECT_TRUE(succeeded(assignPrecision(*module, plan)));

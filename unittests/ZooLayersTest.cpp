@@ -49,8 +49,8 @@ std::vector<rt::Tensor> runSteps(const char *cfg, const rt::Tensor &input,
   eo.kernels = kernels;
   eo.keepAllOutputs = true;
   std::string error;
-  auto ex = Executor::create(*module, eo, error);
-  EXPECT_TRUE(ex) << error;
+  auto ex = Executor::create(*module, eo);
+  EXPECT_TRUE(ex);
   if (!ex)
     return {};
   ex->setInput(input);
@@ -163,8 +163,8 @@ std::vector<rt::Tensor> runWithWeights(const char *cfg,
       eo.kernels = kernels;
       eo.keepAllOutputs = true;
       std::string error;
-      auto ex = Executor::create(*module, eo, error);
-      EXPECT_TRUE(ex) << error;
+      auto ex = Executor::create(*module, eo);
+      EXPECT_TRUE(ex);
       if (ex) {
         ex->setInput(input);
         ex->run();

@@ -24,10 +24,9 @@ LogicalResult qsim::eval::recordLayerActivations(
     ModuleOp module, ArrayRef<rt::Tensor> networkInputs,
     ArrayRef<int64_t> layers, ActivationSink sink,
     const interp::ExecutorOptions &options) {
-  std::string error;
-  auto executor = interp::Executor::create(module, options, error);
+  auto executor = interp::Executor::create(module, options);
   if (!executor)
-    return module.emitError() << error;
+    return failure(); // the diagnostic names the layer
   const auto &steps = executor->steps();
   std::map<size_t, int64_t> wanted; // step -> layer
   for (int64_t layer : layers) {

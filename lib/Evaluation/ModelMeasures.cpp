@@ -8,6 +8,7 @@
 
 #include "qsim/Evaluation/ModelMeasures.h"
 #include "qsim/Evaluation/Inference.h"
+#include "qsim/Support/Diagnostics.h"
 
 #include <cmath>
 #include <limits>
@@ -30,11 +31,21 @@ double qsim::eval::sqnr(const std::vector<float> &ref,
   return 10.0 * std::log10(sig / err);
 }
 
+std::unique_ptr<interp::Executor>
+qsim::eval::createExecutor(ModuleOp module, std::string &error,
+                           const interp::ExecutorOptions &options) {
+  DiagnosticCapture diagnostics(module.getContext());
+  auto ex = interp::Executor::create(module, options);
+  if (!ex)
+    error = diagnostics.take("the model cannot be planned");
+  return ex;
+}
+
 bool qsim::eval::loadNetworkInputs(ModuleOp module,
                                    const std::vector<std::string> &files,
                                    std::vector<rt::Tensor> &inputs,
                                    std::string &error, int64_t maxPixels) {
-  auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
+  auto ex = createExecutor(module, error);
   if (!ex)
     return false;
   eval::ModelInfo info = eval::describeModel(module, *ex);
@@ -70,7 +81,7 @@ bool qsim::eval::runOutputs(ModuleOp module,
                                     const std::vector<rt::Tensor> &inputs,
                                     std::vector<float> &out,
                                     std::string &error) {
-  auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
+  auto ex = createExecutor(module, error);
   if (!ex)
     return false;
   out.clear();
@@ -89,7 +100,7 @@ bool qsim::eval::evaluateMap(
     ModuleOp module, const std::vector<rt::Image> &images,
     const std::vector<std::vector<rt::GroundTruth>> &truth, double &map,
     std::string &error) {
-  auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
+  auto ex = createExecutor(module, error);
   if (!ex)
     return false;
   eval::ModelInfo info = eval::describeModel(module, *ex);

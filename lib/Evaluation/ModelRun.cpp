@@ -54,14 +54,13 @@ size_t qsim::eval::countMatchedDetections(
 ModelRun::~ModelRun() = default;
 
 std::unique_ptr<ModelRun> ModelRun::create(ModuleOp model,
-                                           const RunOptions &options,
-                                           std::string &error) {
+                                           const RunOptions &options) {
   std::unique_ptr<ModelRun> run(new ModelRun());
   run->model = model;
   run->opts = options;
   interp::ExecutorOptions eo = options.executor;
   eo.timeSteps |= options.timeLayers;
-  run->ex = Executor::create(model, eo, error);
+  run->ex = Executor::create(model, eo);
   if (!run->ex)
     return nullptr;
   run->modelInfo = describeModel(model, *run->ex);
@@ -71,7 +70,8 @@ std::unique_ptr<ModelRun> ModelRun::create(ModuleOp model,
   run->overflowAccumulators.resize(steps);
   if (!options.dumpDir.empty())
     if (auto ec = llvm::sys::fs::create_directories(options.dumpDir)) {
-      error = "cannot create '" + options.dumpDir + "': " + ec.message();
+      emitError(UnknownLoc::get(model.getContext()))
+          << "cannot create '" << options.dumpDir << "': " << ec.message();
       return nullptr;
     }
   if (!options.labelsDir.empty())
@@ -121,31 +121,31 @@ void ModelRun::afterStep(size_t i) {
   }
 }
 
-bool ModelRun::compareWith(ModuleOp module, const std::string &name,
-                           std::string &error) {
+LogicalResult ModelRun::compareWith(ModuleOp module, const std::string &name) {
+  // The models as a whole differ: no op is at fault.
+  auto mismatch = [&]() {
+    return emitError(UnknownLoc::get(model.getContext()));
+  };
   auto ref = std::make_unique<Reference>();
   ref->module = module;
   ref->name = name;
   interp::ExecutorOptions eo = ex->options();
   eo.timeSteps = true;
-  ref->ex = Executor::create(module, eo, error);
+  ref->ex = Executor::create(module, eo);
   if (!ref->ex)
-    return false;
-  if (ref->ex->inputShape() != ex->inputShape()) {
-    error = "the models have different inputs (" + ex->inputShape().str() +
-            " vs " + ref->ex->inputShape().str() + ")";
-    return false;
-  }
+    return failure();
+  if (ref->ex->inputShape() != ex->inputShape())
+    return mismatch() << "the models have different inputs ("
+                      << ex->inputShape().str() << " vs "
+                      << ref->ex->inputShape().str() << ")";
   size_t steps = ex->steps().size();
   if (ref->ex->steps().size() != steps) {
     // A restructured model (factorized, pruned, new backbone): its layers
     // do not correspond one to one; the outputs (heads) still do.
-    if (ref->ex->outputSteps().size() != ex->outputSteps().size()) {
-      error = "the models have different outputs (" +
-              std::to_string(ex->outputSteps().size()) + " vs " +
-              std::to_string(ref->ex->outputSteps().size()) + ")";
-      return false;
-    }
+    if (ref->ex->outputSteps().size() != ex->outputSteps().size())
+      return mismatch() << "the models have different outputs ("
+                        << ex->outputSteps().size() << " vs "
+                        << ref->ex->outputSteps().size() << ")";
     ref->outputsOnly = true;
   } else {
     Reference *r = ref.get();
@@ -161,7 +161,7 @@ bool ModelRun::compareWith(ModuleOp module, const std::string &name,
   ref->referenceMillis.assign(steps, 0.0);
   reference = std::move(ref);
   installHook();
-  return true;
+  return success();
 }
 
 bool ModelRun::comparesOutputsOnly() const {

@@ -181,7 +181,7 @@ int runModel(RunCommandOptions &o) {
   ctx.loadAllAvailableDialects();
   // Errors name the file, line and layer; the op's IR would be noise here.
   ctx.printOpOnDiagnostic(false);
-  ToolDiagnostics diags(&ctx);
+  ToolDiagnostics diags(&ctx, "qsim-run");
   auto module = loadRunModel(&ctx, o, /*reference=*/false);
   if (!module)
     return 1;
@@ -192,18 +192,19 @@ int runModel(RunCommandOptions &o) {
   o.run.executor.timeSteps = !o.compare.empty(); // its ms columns
   if (o.letterbox || o.noLetterbox)
     o.run.inference.letterbox = o.letterbox;
-  std::string error;
-  auto run = ModelRun::create(*module, o.run, error);
+  auto run = ModelRun::create(*module, o.run);
   if (!run)
-    return fail(error);
+    return 1;
+  std::string error;
   if (!o.names.empty() && !rt::readNames(o.names, o.batch.names, error))
     return fail(error);
   mlir::OwningOpRef<mlir::ModuleOp> reference;
   if (!o.compare.empty()) {
     if (!(reference = loadRunModel(&ctx, o, /*reference=*/true)))
       return 1;
-    if (!run->compareWith(*reference, o.compare, error))
-      return fail("--compare: " + error);
+    DiagnosticPrefix prefix(&ctx, "--compare: ");
+    if (failed(run->compareWith(*reference, o.compare)))
+      return 1;
   }
   if (o.run.overflowReport && !run->hasInt8Convolutions())
     return fail("--overflow-report: the model has no int8 convolutions "

@@ -264,8 +264,14 @@ static bool isInt16Type(Type t) {
 
 class PlanBuilder {
 public:
-  PlanBuilder(Plan &plan, std::string &error) : plan(plan), error(error) {}
+  explicit PlanBuilder(Plan &plan) : plan(plan) {}
   bool build(ModuleOp module);
+
+  /// Why build() failed: the message (naming the layer when one is at
+  /// fault) and the head of the layer being planned then (null when the
+  /// module as a whole is at fault), where the diagnostic goes.
+  std::string error;
+  Operation *failedLayer = nullptr;
 
 private:
   bool buildLayer(const Layer &layer, int step);
@@ -340,7 +346,6 @@ private:
   }
 
   Plan &plan;
-  std::string &error;
 };
 
 /// The threads a step runs on. Waking the worker threads costs tens of
@@ -413,6 +418,7 @@ bool PlanBuilder::build(ModuleOp module) {
     }
     st.threads = stepThreads(st.info, plan.options.threads);
     omp_set_num_threads(st.threads);
+    failedLayer = layer.head;
     if (!buildLayer(layer, step))
       return false;
     int out = slotOf(layer.output());
@@ -426,6 +432,7 @@ bool PlanBuilder::build(ModuleOp module) {
       plan.storage(out).pinned = true;
     producerStep[layer.output()] = layer.index;
   }
+  failedLayer = nullptr;
   // Function results are read after the run: keep them, in plain layout.
   auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
   int last = plan.steps.size() - 1;
@@ -1386,23 +1393,28 @@ private:
 } // namespace
 
 std::unique_ptr<Executor> Executor::create(ModuleOp module,
-                                           const ExecutorOptions &options,
-                                           std::string &error) {
+                                           const ExecutorOptions &options) {
   CallerThreadsGuard restore;
   std::unique_ptr<Executor> ex(new Executor());
   ex->plan->options = options;
   int threads = options.threads > 0 ? options.threads : omp_get_num_procs();
   omp_set_num_threads(threads);
   ex->plan->options.threads = threads;
-  PlanBuilder builder(*ex->plan, error);
+  PlanBuilder builder(*ex->plan);
+  bool built = false;
   try {
-    if (!builder.build(module))
-      return nullptr;
+    built = builder.build(module);
   } catch (const dnnl::error &e) {
-    error = std::string("oneDNN: ") + e.what();
-    return nullptr;
+    builder.error = std::string("oneDNN: ") + e.what();
   } catch (const std::bad_alloc &) {
-    error = "out of memory while planning the model";
+    builder.error = "out of memory while planning the model";
+  }
+  if (!built) {
+    // At the layer being planned, so that the message gains its
+    // "file.cfg:LINE" (the text already names the layer).
+    Operation *at =
+        builder.failedLayer ? builder.failedLayer : module.getOperation();
+    at->emitError() << builder.error;
     return nullptr;
   }
   ex->plan->millis.assign(ex->plan->steps.size(), 0.0);

@@ -414,11 +414,10 @@ LogicalResult measureLayerErrors(ModuleOp module, ModuleOp original,
                                  const std::vector<rt::Tensor> &inputs,
                                  const AppliedFactorizations &applied,
                                  FactorizeResult &result) {
-  std::string error;
   interp::ExecutorOptions eo;
-  auto ex = interp::Executor::create(original, eo, error);
+  auto ex = interp::Executor::create(original, eo);
   if (!ex)
-    return module.emitError() << error;
+    return failure(); // the diagnostic names the layer
   struct ErrorSums {
     double err = 0, ref = 0;
     std::unique_ptr<interp::Executor> replacement;
@@ -429,10 +428,9 @@ LogicalResult measureLayerErrors(ModuleOp module, ModuleOp original,
     if (it == applied.end())
       continue;
     ErrorSums e;
-    e.replacement =
-        interp::Executor::create(*it->second.replacement, eo, error);
+    e.replacement = interp::Executor::create(*it->second.replacement, eo);
     if (!e.replacement)
-      return module.emitError() << error;
+      return failure();
     byStep.emplace(s, std::move(e));
   }
   ex->setStepHook([&](size_t step) {

@@ -17,6 +17,7 @@
 #include "qsim/Lighten/Pruning.h"
 #include "qsim/Quant/Precision.h"
 #include "qsim/Quant/Sensitivity.h"
+#include "qsim/Support/Diagnostics.h"
 #include "qsim/Support/StringUtils.h"
 
 #include "llvm/ADT/StringExtras.h"
@@ -338,9 +339,13 @@ FailureOr<Measurement> Guideline::measure(ModuleOp m) {
   {
     interp::ExecutorOptions eo;
     eo.threads = o.threads;
-    auto ex = interp::Executor::create(m, eo, error);
+    std::unique_ptr<interp::Executor> ex;
+    {
+      DiagnosticPrefix prefix(module.getContext(), "--qsim-lighten: ");
+      ex = interp::Executor::create(m, eo);
+    }
     if (!ex)
-      return fail(error);
+      return failure();
     r.latencyMs = medianLatencyMs(*ex);
     if (!reference.empty()) {
       std::vector<float> out;
@@ -767,8 +772,9 @@ FailureOr<OwningOpRef<ModuleOp>> Guideline::calibratedCopy() {
   co.method = o.calibMethod;
   co.maxImages = o.calibImages;
   co.threads = o.threads;
-  if (!quantization::calibrateModule(*calibrated, co, error))
-    return fail(error);
+  DiagnosticPrefix prefix(module.getContext(), "--qsim-lighten: ");
+  if (failed(quantization::calibrateModule(*calibrated, co)))
+    return failure();
   return calibrated;
 }
 

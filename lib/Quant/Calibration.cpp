@@ -441,36 +441,30 @@ static void recordRanges(func::FuncOp func,
   }
 }
 
-bool qsim::quantization::calibrateModule(ModuleOp module,
-                                         const CalibrationOptions &options,
-                                         std::string &error,
-                                         llvm::raw_ostream *log) {
+LogicalResult
+qsim::quantization::calibrateModule(ModuleOp module,
+                                    const CalibrationOptions &options,
+                                    llvm::raw_ostream *log) {
   func::FuncOp func = getMainFunc(module);
-  if (!func) {
-    error = "no main function";
-    return false;
-  }
+  if (!func)
+    return module.emitError() << "no main function";
   bool quantized = false;
   func.walk([&](Operation *op) {
     for (Type t : op->getResultTypes())
       if (!isFloatElement(getElementTypeOrSelf(t)))
         quantized = true;
   });
-  if (quantized) {
-    error = "the model is already quantized: calibrate the float model";
-    return false;
-  }
+  if (quantized)
+    return module.emitError()
+           << "the model is already quantized: calibrate the float model";
   std::vector<std::string> images = options.images;
-  if (images.empty()) {
-    error = "no calibration images";
-    return false;
-  }
+  if (images.empty())
+    return module.emitError() << "no calibration images";
   if (options.maxImages > 0 && (int)images.size() > options.maxImages)
     images.resize(options.maxImages);
-  if (options.shardCount > 1 && options.statsOut.empty()) {
-    error = "shard= needs stats-out=FILE (the shard's statistics)";
-    return false;
-  }
+  if (options.shardCount > 1 && options.statsOut.empty())
+    return module.emitError()
+           << "shard= needs stats-out=FILE (the shard's statistics)";
   bool sharded = !options.statsOut.empty() || !options.statsIn.empty();
   // Before the executor: planning adds nothing to the IR, but the
   // fingerprint should not depend on it.
@@ -481,9 +475,11 @@ bool qsim::quantization::calibrateModule(ModuleOp module,
   interp::ExecutorOptions eo;
   eo.kernels = options.kernels;
   eo.threads = options.threads;
-  run.ex = interp::Executor::create(module, eo, error);
+  run.ex = interp::Executor::create(module, eo);
   if (!run.ex)
-    return false;
+    return failure(); // the diagnostic names the layer
+  // Images, statistics files: errors without an op, reported at the module.
+  std::string error;
   run.info = eval::describeModel(module, *run.ex);
   run.pre = eval::choosePreprocess(run.info, options.letterbox);
   const auto &steps = run.ex->steps();
@@ -493,11 +489,14 @@ bool qsim::quantization::calibrateModule(ModuleOp module,
   if (!options.statsIn.empty() &&
       !readStatsIn(options, images.size(), run.obs.size(), fingerprint, in,
                    error))
-    return false;
-  if (!options.statsOut.empty())
-    return observeShard(run, options, images,
-                        options.statsIn.empty() ? nullptr : &in, fingerprint,
-                        error);
+    return module.emitError() << error;
+  if (!options.statsOut.empty()) {
+    if (!observeShard(run, options, images,
+                      options.statsIn.empty() ? nullptr : &in, fingerprint,
+                      error))
+      return module.emitError() << error;
+    return success();
+  }
   if (!options.statsIn.empty()) {
     run.obs = in.observers;
   } else {
@@ -508,15 +507,15 @@ bool qsim::quantization::calibrateModule(ModuleOp module,
     if (!run.observe(0, images, all,
                      histograms ? "calibrating (ranges)" : "calibrating",
                      options.progress, error))
-      return false;
+      return module.emitError() << error;
     if (histograms) {
       for (auto &o : run.obs)
         o.startHistograms();
       if (!run.observe(1, images, all, "calibrating (histograms)",
                        options.progress, error))
-        return false;
+        return module.emitError() << error;
     }
   }
   recordRanges(func, run.obs, options, images.size(), steps, log);
-  return true;
+  return success();
 }

@@ -10,23 +10,19 @@ using namespace mlir;
 using namespace qsim;
 using namespace qsim::quantization;
 
-bool qsim::quantization::parseLayerList(ArrayRef<std::string> items,
-                                        ModuleOp module, std::set<int64_t> &out,
-                                        std::string &error) {
+LogicalResult qsim::quantization::parseLayerList(ArrayRef<std::string> items,
+                                                 ModuleOp module,
+                                                 std::set<int64_t> &out) {
   for (StringRef item : items) {
     item = item.trim();
     int64_t top;
     if (item.consume_front("top")) {
-      if (item.getAsInteger(10, top) || top < 1) {
-        error = "bad 'topN' item 'top" + item.str() + "'";
-        return false;
-      }
+      if (item.getAsInteger(10, top) || top < 1)
+        return module.emitError() << "bad 'topN' item 'top" << item << "'";
       // The N heaviest convolutional/connected layers by MACs.
       auto layers = getLayers(getMainFunc(module));
-      if (failed(layers)) {
-        error = "not a sequence of layers";
-        return false;
-      }
+      if (failed(layers))
+        return module.emitError() << "not a sequence of layers";
       std::vector<std::pair<int64_t, int64_t>> byMacs;
       for (const Layer &l : *layers)
         if (isa<Conv2DOp, ConnectedOp>(l.head))
@@ -39,28 +35,22 @@ bool qsim::quantization::parseLayerList(ArrayRef<std::string> items,
     }
     auto [a, b] = item.split('-');
     int64_t lo, hi;
-    if (a.trim().getAsInteger(10, lo) || lo < 0) {
-      error = "bad layer index '" + item.str() + "'";
-      return false;
-    }
+    if (a.trim().getAsInteger(10, lo) || lo < 0)
+      return module.emitError() << "bad layer index '" << item << "'";
     hi = lo;
-    if (!b.empty() && (b.trim().getAsInteger(10, hi) || hi < lo)) {
-      error = "bad layer range '" + item.str() + "'";
-      return false;
-    }
+    if (!b.empty() && (b.trim().getAsInteger(10, hi) || hi < lo))
+      return module.emitError() << "bad layer range '" << item << "'";
     for (int64_t i = lo; i <= hi; ++i)
       out.insert(i);
   }
   if (!out.empty()) {
     auto layers = getLayers(getMainFunc(module));
-    if (succeeded(layers) && *out.rbegin() >= (int64_t)layers->size()) {
-      error = "layer " + std::to_string(*out.rbegin()) +
-              " does not exist (the model has " +
-              std::to_string(layers->size()) + " layers)";
-      return false;
-    }
+    if (succeeded(layers) && *out.rbegin() >= (int64_t)layers->size())
+      return module.emitError()
+             << "layer " << *out.rbegin() << " does not exist (the model has "
+             << layers->size() << " layers)";
   }
-  return true;
+  return success();
 }
 
 std::string qsim::quantization::getAssignedPrecision(const Layer &layer) {
@@ -83,12 +73,11 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
   if (failed(layers))
     return failure();
   std::set<int64_t> int8, w8a16, fp16, fp32;
-  std::string error;
-  if (!parseLayerList(plan.int8, module, int8, error) ||
-      !parseLayerList(plan.w8a16, module, w8a16, error) ||
-      !parseLayerList(plan.fp16, module, fp16, error) ||
-      !parseLayerList(plan.fp32, module, fp32, error))
-    return module.emitError() << error;
+  if (failed(parseLayerList(plan.int8, module, int8)) ||
+      failed(parseLayerList(plan.w8a16, module, w8a16)) ||
+      failed(parseLayerList(plan.fp16, module, fp16)) ||
+      failed(parseLayerList(plan.fp32, module, fp32)))
+    return failure();
   int64_t n = layers->size();
   for (const auto *set : {&int8, &w8a16, &fp16, &fp32})
     for (int64_t i : *set)
@@ -117,10 +106,7 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
     for (size_t k = 0; k < convs.size(); ++k) {
       if (k == 0 || k + 1 == convs.size())
         continue;
-      bool feedsHead = false;
-      for (Operation *user : (*layers)[convs[k]].output().getUsers())
-        feedsHead |= isa<YoloOp, RegionOp>(user);
-      if (!feedsHead)
+      if (!feedsDetectionHead((*layers)[convs[k]]))
         hybridInt8.insert(convs[k]);
     }
   }

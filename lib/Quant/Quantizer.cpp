@@ -545,10 +545,8 @@ qsim::quantization::weightScales(ArrayRef<float> w, int64_t channels,
   return scales;
 }
 
-bool qsim::quantization::parseWeight8Layers(ArrayRef<std::string> items,
-                                            ModuleOp module,
-                                            std::set<int64_t> &out,
-                                            std::string &error) {
+LogicalResult qsim::quantization::parseWeight8Layers(
+    ArrayRef<std::string> items, ModuleOp module, std::set<int64_t> &out) {
   std::vector<std::string> rest;
   bool first = false, last = false;
   for (const std::string &item : items) {
@@ -560,15 +558,13 @@ bool qsim::quantization::parseWeight8Layers(ArrayRef<std::string> items,
     else
       rest.push_back(item);
   }
-  if (!parseLayerList(rest, module, out, error))
-    return false;
+  if (failed(parseLayerList(rest, module, out)))
+    return failure();
   if (!first && !last)
-    return true;
+    return success();
   auto layers = getLayers(getMainFunc(module));
-  if (failed(layers)) {
-    error = "not a sequence of layers";
-    return false;
-  }
+  if (failed(layers))
+    return module.emitError() << "not a sequence of layers";
   bool seenFirst = false;
   for (const Layer &l : *layers) {
     if (!isa<Conv2DOp, ConnectedOp>(l.head))
@@ -579,12 +575,11 @@ bool qsim::quantization::parseWeight8Layers(ArrayRef<std::string> items,
     }
     if (!last)
       continue;
-    for (Operation *user : l.output().getUsers())
-      if (isa<YoloOp, RegionOp, DetectionOp, GaussianYoloOp, func::ReturnOp>(
-              user))
-        out.insert(l.index);
+    if (feedsDetectionHead(l) ||
+        llvm::any_of(l.output().getUsers(), llvm::IsaPred<func::ReturnOp>))
+      out.insert(l.index);
   }
-  return true;
+  return success();
 }
 
 LogicalResult

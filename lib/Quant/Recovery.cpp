@@ -2,6 +2,7 @@
 
 #include "qsim/Quant/Recovery.h"
 #include "qsim/Evaluation/Inference.h"
+#include "qsim/Evaluation/ModelMeasures.h"
 #include "qsim/Quant/Precision.h"
 #include "qsim/Runtime/Image.h"
 
@@ -55,10 +56,9 @@ LogicalResult qsim::quantization::forEachLayerInput(
     ModuleOp quantized, const Layer &layer, ArrayRef<rt::Tensor> inputs,
     const interp::ExecutorOptions &options,
     function_ref<void(size_t, const rt::Tensor &)> sink) {
-  std::string error;
-  auto ex = interp::Executor::create(quantized, options, error);
+  auto ex = interp::Executor::create(quantized, options);
   if (!ex)
-    return quantized.emitError() << error;
+    return failure(); // the diagnostic names the layer
   const auto &steps = ex->steps();
   size_t step = 0;
   while (step < steps.size() && steps[step].layer != layer.index)
@@ -91,7 +91,7 @@ bool qsim::quantization::loadNetworkInputs(ModuleOp module,
     error = "no images";
     return false;
   }
-  auto ex = interp::Executor::create(module, interp::ExecutorOptions(), error);
+  auto ex = eval::createExecutor(module, error);
   if (!ex)
     return false;
   eval::ModelInfo info = eval::describeModel(module, *ex);

@@ -14,6 +14,7 @@
 #include "qsim/Runtime/Image.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "qsim/Support/Diagnostics.h"
 #include "qsim/Support/StringUtils.h"
 
 #include <algorithm>
@@ -151,8 +152,15 @@ public:
 
 private:
   LogicalResult fail(const std::string &msg) {
-    return module.emitError() << "--qsim-assign-precision auto: " << msg;
+    return module.emitError() << kPass << msg;
   }
+  /// An executor for `m`, or null after the planning diagnostic (at the
+  /// layer, with the pass's name before it).
+  std::unique_ptr<interp::Executor> planExecutor(ModuleOp m) {
+    DiagnosticPrefix prefix(module.getContext(), kPass);
+    return interp::Executor::create(m, interp::ExecutorOptions());
+  }
+  static constexpr const char *kPass = "--qsim-assign-precision auto: ";
   LogicalResult checkRequest();
   /// The images (and their labels with max-map-drop), preprocessed for the
   /// model, and the float model's outputs and mAP on them.
@@ -226,10 +234,9 @@ LogicalResult PrecisionSearch::loadImages() {
   if (o.maxImages > 0 && (int)files.size() > o.maxImages)
     files.resize(o.maxImages);
   {
-    auto ex =
-        interp::Executor::create(module, interp::ExecutorOptions(), error);
+    auto ex = planExecutor(module);
     if (!ex)
-      return fail(error);
+      return failure();
     eval::ModelInfo info = eval::describeModel(module, *ex);
     for (const std::string &f : files) {
       rt::Image im;
@@ -457,13 +464,11 @@ PrecisionSearch::timePlans(std::vector<PlanCandidate *> &meeting) {
   // Forward time on one input, the plans interleaved (each round runs them
   // all, starting from a different one) so that a slow spell of the machine
   // hits them alike; the median of the rounds.
-  std::string error;
   std::vector<std::unique_ptr<interp::Executor>> exs;
   for (PlanCandidate *p : meeting) {
-    exs.push_back(interp::Executor::create(*p->variant,
-                                           interp::ExecutorOptions(), error));
+    exs.push_back(planExecutor(*p->variant));
     if (!exs.back())
-      return fail(error);
+      return failure();
     exs.back()->setInput(inputs.front());
     exs.back()->run(); // warm up: buffers, caches
   }

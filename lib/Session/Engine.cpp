@@ -93,10 +93,10 @@ json Engine::handle(const json &req, SessionControl &control) {
     control.end();
     reply["ok"] = true;
   } catch (const RequestError &e) {
-    s->diagnostics.clear();
+    s->diagnostics->take();
     reply = {{"ok", false}, {"error", e.message}};
   } catch (const std::exception &e) {
-    s->diagnostics.clear();
+    s->diagnostics->take();
     reply = {{"ok", false},
              {"error", std::string("internal error: ") + e.what()}};
   }

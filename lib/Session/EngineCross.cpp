@@ -17,11 +17,11 @@ using namespace qsim::session;
 using namespace qsim::session::handlers;
 
 /// Runs a one-layer module on `input`; its output.
-static rt::Tensor runAlone(ModuleOp module, const rt::Tensor &input) {
-  std::string error;
-  auto ex = interp::Executor::create(module, {}, error);
+static rt::Tensor runAlone(Engine::State &s, ModuleOp module,
+                           const rt::Tensor &input) {
+  auto ex = interp::Executor::create(module, {});
   if (!ex)
-    reject(error);
+    reject(s.takeDiagnostics("planning the layer failed"));
   ex->setInput(input);
   ex->run();
   return ex->outputs().front();
@@ -48,8 +48,9 @@ static std::pair<float, float> rangeWithZero(const std::vector<float> &v) {
 /// The int8 ranges of the layer module's input and output: the float
 /// twin's calibration when there is one, else this input's. Returns a note
 /// when they are not calibrated.
-static std::string setInt8Ranges(ModuleOp mini, const Layer &layer,
-                                 Value twinInput, const rt::Tensor &input) {
+static std::string setInt8Ranges(Engine::State &s, ModuleOp mini,
+                                 const Layer &layer, Value twinInput,
+                                 const rt::Tensor &input) {
   MLIRContext *ctx = mini.getContext();
   func::FuncOp func = getMainFunc(mini);
   Operation *outDef = layer.output().getDefiningOp();
@@ -61,7 +62,7 @@ static std::string setInt8Ranges(ModuleOp mini, const Layer &layer,
                   sessionRange(ctx, inRange->first, inRange->second));
   if (!outDef->hasAttr("qsim.calib")) {
     // Run the float layer once for its output range.
-    auto [lo, hi] = rangeWithZero(runAlone(mini, input).toFloat());
+    auto [lo, hi] = rangeWithZero(runAlone(s, mini, input).toFloat());
     outDef->setAttr("qsim.calib", sessionRange(ctx, lo, hi));
   }
   return calibrated
@@ -85,7 +86,7 @@ static std::string quantizeLayerModule(Engine::State &s, int64_t n,
     if (!hasInt8Form((*layers)[0]))
       reject("layer " + std::to_string(n) + " (" + s.steps[n].kind +
              ") has no int8 form");
-    note = setInt8Ranges(mini, (*layers)[0], twinInput, input);
+    note = setInt8Ranges(s, mini, (*layers)[0], twinInput, input);
   }
   quantization::PrecisionPlan plan;
   plan.preset = p == "int8" ? quantization::PrecisionPreset::AllInt8
@@ -132,7 +133,7 @@ json handlers::cmdCross(Engine::State &s, const json &req, SessionControl &) {
   std::string note;
   if (p != "fp32")
     note = quantizeLayerModule(s, n, *mini, p, ins[0], in);
-  rt::Tensor out = runAlone(*mini, in);
+  rt::Tensor out = runAlone(s, *mini, in);
   std::vector<float> crossed = out.toFloat();
   std::vector<float> current = s.ex->stepOutput(n).toFloat();
   json r = {{"layer", n},

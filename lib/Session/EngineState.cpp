@@ -59,22 +59,11 @@ Engine::State::State(const Options &o) : opts(o), sandbox(o.rootDir) {
   ctx->loadAllAvailableDialects();
   ctx->printOpOnDiagnostic(false);
   // Diagnostics become the error message of the request that caused them.
-  handler = std::make_unique<ScopedDiagnosticHandler>(
-      ctx.get(), [this](Diagnostic &d) {
-        if (d.getSeverity() != DiagnosticSeverity::Error)
-          return success();
-        std::string loc = formatLocation(d.getLocation());
-        if (!diagnostics.empty())
-          diagnostics += "; ";
-        diagnostics += (loc.empty() ? "" : loc + ": ") + d.str();
-        return success();
-      });
+  diagnostics = std::make_unique<DiagnosticCapture>(ctx.get());
 }
 
 std::string Engine::State::takeDiagnostics(const std::string &fallback) {
-  std::string d = diagnostics.empty() ? fallback : diagnostics;
-  diagnostics.clear();
-  return d;
+  return diagnostics->take(fallback);
 }
 
 void Engine::State::requireModel() {
@@ -128,10 +117,9 @@ void Engine::State::buildExecutor() {
                                      : interp::KernelSet::Fast;
   eo.threads = opts.threads;
   eo.keepAllOutputs = true;
-  std::string error;
-  auto e = interp::Executor::create(*runModule, eo, error);
+  auto e = interp::Executor::create(*runModule, eo);
   if (!e)
-    reject(error);
+    reject(takeDiagnostics("planning the model failed"));
   ex = std::move(e);
   steps = ex->steps();
   info = eval::describeModel(*runModule, *ex);
@@ -190,10 +178,9 @@ void Engine::State::shadowTo(int64_t n) {
     interp::ExecutorOptions eo;
     eo.threads = opts.threads;
     eo.keepAllOutputs = true;
-    std::string error;
-    shadow = interp::Executor::create(*floatModule, eo, error);
+    shadow = interp::Executor::create(*floatModule, eo);
     if (!shadow)
-      reject("float shadow: " + error);
+      reject("float shadow: " + takeDiagnostics("planning failed"));
     if (shadow->steps().size() != steps.size())
       reject("the float model has different layers");
     shadow->setInput(input);

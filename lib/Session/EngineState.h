@@ -21,6 +21,7 @@
 #include "qsim/Evaluation/Inference.h"
 #include "qsim/Interpreter/Executor.h"
 #include "qsim/Session/Engine.h"
+#include "qsim/Support/Diagnostics.h"
 #include "qsim/Transforms/QuantizePipeline.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -64,8 +65,8 @@ struct Engine::State {
   Options opts;
   PathSandbox sandbox;
   std::unique_ptr<mlir::MLIRContext> ctx;
-  std::string diagnostics; // of the current request
-  std::unique_ptr<mlir::ScopedDiagnosticHandler> handler;
+  /// The current request's error diagnostics, the error of its reply.
+  std::unique_ptr<DiagnosticCapture> diagnostics;
 
   /// The float twin (batch norms folded and calibrated when the session
   /// quantized the model; null when a quantized model was loaded).

@@ -23,12 +23,14 @@ std::string qsim::formatLocation(Location loc) {
   return out;
 }
 
-qsim::ToolDiagnostics::ToolDiagnostics(MLIRContext *ctx) {
-  handler =
-      std::make_unique<ScopedDiagnosticHandler>(ctx, [this](Diagnostic &d) {
-        auto print = [](Location loc, DiagnosticSeverity sev,
-                        const std::string &msg) {
+qsim::ToolDiagnostics::ToolDiagnostics(MLIRContext *ctx, std::string tool) {
+  handler = std::make_unique<ScopedDiagnosticHandler>(
+      ctx, [this, tool = std::move(tool)](Diagnostic &d) {
+        auto print = [&tool](Location loc, DiagnosticSeverity sev,
+                             const std::string &msg) {
           std::string where = formatLocation(loc);
+          if (where.empty())
+            where = tool;
           if (!where.empty())
             llvm::errs() << where << ": ";
           switch (sev) {
@@ -52,6 +54,45 @@ qsim::ToolDiagnostics::ToolDiagnostics(MLIRContext *ctx) {
         print(d.getLocation(), d.getSeverity(), d.str());
         for (Diagnostic &note : d.getNotes())
           print(note.getLocation(), note.getSeverity(), note.str());
+        return success();
+      });
+}
+
+qsim::DiagnosticCapture::DiagnosticCapture(MLIRContext *ctx) {
+  handler =
+      std::make_unique<ScopedDiagnosticHandler>(ctx, [this](Diagnostic &d) {
+        if (d.getSeverity() != DiagnosticSeverity::Error)
+          return failure();
+        std::string where = formatLocation(d.getLocation());
+        if (!messages.empty())
+          messages += "; ";
+        messages += (where.empty() ? "" : where + ": ") + d.str();
+        return success();
+      });
+}
+
+std::string qsim::DiagnosticCapture::take(const std::string &fallback) {
+  std::string m = messages.empty() ? fallback : messages;
+  messages.clear();
+  return m;
+}
+
+qsim::DiagnosticPrefix::DiagnosticPrefix(MLIRContext *ctx, std::string prefix)
+    : prefix(std::move(prefix)) {
+  handler =
+      std::make_unique<ScopedDiagnosticHandler>(ctx, [this](Diagnostic &d) {
+        // The re-emitted diagnostic passes on to the handlers before this
+        // one (the engine's lock is recursive).
+        if (reemitting || d.getSeverity() != DiagnosticSeverity::Error)
+          return failure();
+        reemitting = true;
+        {
+          InFlightDiagnostic out = emitError(d.getLocation())
+                                   << this->prefix << d.str();
+          for (Diagnostic &note : d.getNotes())
+            out.attachNote(note.getLocation()) << note.str();
+        }
+        reemitting = false;
         return success();
       });
 }

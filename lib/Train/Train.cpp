@@ -18,6 +18,7 @@
 #include "qsim/Interpreter/Executor.h"
 #include "qsim/Quant/Precision.h"
 #include "qsim/Quant/Quantizer.h"
+#include "qsim/Support/Diagnostics.h"
 #include "qsim/Support/Progress.h"
 
 #include "mlir/IR/Builders.h"
@@ -231,10 +232,11 @@ LogicalResult TrainJob::resolveLayers(TrainerConfig &config) {
     config.hints.push_back(h);
   }
   std::set<int64_t> frozen;
-  std::string err;
-  if (!opts.freeze.empty() &&
-      !quantization::parseLayerList(opts.freeze, student, frozen, err))
-    return error() << "qsim-train: --freeze: " << err;
+  if (!opts.freeze.empty()) {
+    DiagnosticPrefix prefix(student.getContext(), "qsim-train: --freeze: ");
+    if (failed(quantization::parseLayerList(opts.freeze, student, frozen)))
+      return failure();
+  }
   config.frozen.assign(s.nodes.size(), false);
   for (size_t i = 0; i < s.nodes.size(); ++i)
     config.frozen[i] = frozen.count(s.nodes[i].layer) != 0;
@@ -413,7 +415,7 @@ bool TrainJob::runTeacher(const Batch &batch,
     interp::ExecutorOptions eo;
     eo.kernels = interp::KernelSet::Fast;
     eo.threads = opts.threads;
-    teacherExec = interp::Executor::create(teacher, eo, err);
+    teacherExec = eval::createExecutor(teacher, err, eo);
     if (!teacherExec)
       return false;
   }

@@ -2,6 +2,7 @@
 
 #include "qsim/Quant/Calibration.h"
 #include "qsim/Runtime/Image.h"
+#include "qsim/Support/Diagnostics.h"
 #include "qsim/Transforms/Passes.h"
 
 namespace qsim {
@@ -58,10 +59,9 @@ struct CalibratePass : public qsim::impl::CalibratePassBase<CalibratePass> {
         module.emitError() << "--qsim-calibrate: " << error;
         return signalPassFailure();
       }
-    if (!quantization::calibrateModule(module, o, error)) {
-      module.emitError() << "--qsim-calibrate: " << error;
+    DiagnosticPrefix prefix(module.getContext(), "--qsim-calibrate: ");
+    if (failed(quantization::calibrateModule(module, o)))
       return signalPassFailure();
-    }
   }
 };
 } // namespace

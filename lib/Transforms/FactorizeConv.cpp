@@ -2,6 +2,7 @@
 
 #include "qsim/Lighten/Factorization.h"
 #include "qsim/Quant/Precision.h"
+#include "qsim/Support/Diagnostics.h"
 #include "qsim/Transforms/Passes.h"
 
 namespace qsim {
@@ -24,9 +25,11 @@ struct FactorizeConvPass
     };
     lighten::FactorizeOptions o;
     o.method = method;
-    std::string error;
-    if (!quantization::parseLayerList(layers, module, o.layers, error))
-      return fail(error);
+    {
+      DiagnosticPrefix prefix(&getContext(), "--qsim-factorize-conv: ");
+      if (failed(quantization::parseLayerList(layers, module, o.layers)))
+        return signalPassFailure();
+    }
     if (top < 0)
       return fail("top must be >= 0");
     if (samples < 0)

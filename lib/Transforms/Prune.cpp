@@ -2,6 +2,7 @@
 
 #include "qsim/Lighten/Pruning.h"
 #include "qsim/Quant/Precision.h"
+#include "qsim/Support/Diagnostics.h"
 #include "qsim/Transforms/Passes.h"
 
 #include <cmath>
@@ -43,10 +44,10 @@ struct PrunePass : public qsim::impl::PrunePassBase<PrunePass> {
       return signalPassFailure();
     }
     std::set<int64_t> layerSet;
-    std::string error;
-    if (!quantization::parseLayerList(layers, module, layerSet, error)) {
-      module.emitError() << "--qsim-prune: " << error;
-      return signalPassFailure();
+    {
+      DiagnosticPrefix prefix(&getContext(), "--qsim-prune: ");
+      if (failed(quantization::parseLayerList(layers, module, layerSet)))
+        return signalPassFailure();
     }
     raw_ostream *out = report ? &llvm::errs() : nullptr;
     if (mode == lighten::PruneMode::Magnitude) {

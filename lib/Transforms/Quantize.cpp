@@ -2,6 +2,7 @@
 
 #include "qsim/Quant/Precision.h"
 #include "qsim/Quant/Quantizer.h"
+#include "qsim/Support/Diagnostics.h"
 #include "qsim/Transforms/Passes.h"
 
 namespace qsim {
@@ -31,16 +32,17 @@ struct QuantizePass : public qsim::impl::QuantizePassBase<QuantizePass> {
     quantization::QuantizeOptions o;
     o.weightBits = weightBits;
     o.activationBits = activationBits;
-    std::string error;
-    if (!quantization::parseLayerList(int16Layers, module, o.int16Layers,
-                                      error)) {
-      module.emitError() << "--qsim-quantize: int16-layers: " << error;
-      return signalPassFailure();
+    {
+      DiagnosticPrefix prefix(&getContext(), "--qsim-quantize: int16-layers: ");
+      if (failed(
+              quantization::parseLayerList(int16Layers, module, o.int16Layers)))
+        return signalPassFailure();
     }
-    if (!quantization::parseWeight8Layers(weight8Layers, module,
-                                          o.weight8Layers, error)) {
-      module.emitError() << "--qsim-quantize: w8-layers: " << error;
-      return signalPassFailure();
+    {
+      DiagnosticPrefix prefix(&getContext(), "--qsim-quantize: w8-layers: ");
+      if (failed(quantization::parseWeight8Layers(weight8Layers, module,
+                                                  o.weight8Layers)))
+        return signalPassFailure();
     }
     using namespace quantization;
     o.perChannelWeights = weights == WeightGranularity::PerChannel;

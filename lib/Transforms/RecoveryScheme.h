@@ -11,6 +11,7 @@
 #define QSIM_LIB_TRANSFORMS_RECOVERYSCHEME_H
 
 #include "qsim/Quant/Recovery.h"
+#include "qsim/Support/Diagnostics.h"
 
 namespace qsim::quantization {
 
@@ -35,10 +36,9 @@ inline mlir::LogicalResult readWeight8Layers(mlir::ModuleOp module,
                                              llvm::StringRef pass,
                                              llvm::ArrayRef<std::string> items,
                                              QuantizeOptions &q) {
-  std::string error;
-  if (!parseWeight8Layers(items, module, q.weight8Layers, error))
-    return module.emitError() << "--" << pass << ": w8-layers: " << error;
-  return mlir::success();
+  DiagnosticPrefix prefix(module.getContext(),
+                          ("--" + pass + ": w8-layers: ").str());
+  return parseWeight8Layers(items, module, q.weight8Layers);
 }
 
 } // namespace qsim::quantization

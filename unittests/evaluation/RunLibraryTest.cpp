@@ -10,6 +10,7 @@
 
 #include "qsim/Evaluation/ModelRun.h"
 #include "qsim/Evaluation/RunReport.h"
+#include "qsim/Support/Diagnostics.h"
 
 #include "../QSimModelTest.h"
 
@@ -121,9 +122,9 @@ protected:
                            RunOptions o = {}) {
     o.inference.thresh = 0.01f;
     std::string error;
-    auto run = ModelRun::create(model, o, error);
-    EXPECT_TRUE(run) << error;
-    EXPECT_TRUE(run->compareWith(reference, "float.mlirbc", error)) << error;
+    auto run = ModelRun::create(model, o);
+    EXPECT_TRUE(run);
+    EXPECT_TRUE(succeeded(run->compareWith(reference, "float.mlirbc")));
     for (auto [w, h] : {std::pair{20, 16}, {16, 24}}) {
       InferenceResult r;
       EXPECT_TRUE(run->runImage("img.ppm", image(w, h), r, error)) << error;
@@ -187,11 +188,25 @@ TEST_F(RunLibrary, ComparisonRefusesOtherInputs) {
   std::string cfg = kDetector;
   cfg.replace(cfg.find("width=16"), 8, "width=32");
   auto wide = import(cfg, 3);
-  std::string error;
-  auto run = ModelRun::create(*m, {}, error);
+  auto run = ModelRun::create(*m, {});
   ASSERT_TRUE(run);
-  EXPECT_FALSE(run->compareWith(*wide, "wide", error));
-  EXPECT_EQ(error, "the models have different inputs (3x16x16 vs 3x16x32)");
+  DiagnosticCapture diagnostics(m->getContext());
+  EXPECT_TRUE(failed(run->compareWith(*wide, "wide")));
+  // The models as a whole differ: no location.
+  EXPECT_EQ(diagnostics.take(),
+            "the models have different inputs (3x16x16 vs 3x16x32)");
+}
+
+TEST_F(RunLibrary, PlanningErrorIsAtTheLayer) {
+  // Shape-only (no weights): layer 0 cannot be planned.
+  auto m = darknet::importDarknetFromString(&ctx, kDetector, "test.cfg", {});
+  ASSERT_TRUE(m);
+  DiagnosticCapture diagnostics(&ctx);
+  EXPECT_FALSE(ModelRun::create(*m, {}));
+  // The message names the layer and is located at its cfg section.
+  EXPECT_EQ(diagnostics.take(),
+            "test.cfg:5:1: layer 0 (convolutional) has no weights (a "
+            "shape-only model: import it with --weights or --random-weights)");
 }
 
 TEST_F(RunLibrary, ComparisonTablePrintsEveryRowAndTheSummary) {
@@ -242,8 +257,8 @@ TEST_F(RunLibrary, TimingAndLayerStatistics) {
   RunOptions o;
   o.layerStats = o.timeLayers = true;
   std::string error;
-  auto run = ModelRun::create(*m, o, error);
-  ASSERT_TRUE(run) << error;
+  auto run = ModelRun::create(*m, o);
+  ASSERT_TRUE(run);
   ForwardTiming t = run->timeForward(5); // no image: a constant input
   EXPECT_EQ(t.runs, 5);
   EXPECT_EQ(t.kernels, "fast");

@@ -154,8 +154,8 @@ protected:
     eo.kernels = interp::KernelSet::Reference;
     eo.threads = 1;
     std::string error;
-    auto ex = interp::Executor::create(m, eo, error);
-    EXPECT_TRUE(ex) << error;
+    auto ex = interp::Executor::create(m, eo);
+    EXPECT_TRUE(ex);
     if (!ex)
       return {};
     ex->setInput(in);
@@ -445,9 +445,9 @@ TEST_F(LightenIR, KernelChainOfAComposedKernelMatchesAwayFromBorders) {
   eo.kernels = interp::KernelSet::Reference;
   eo.keepAllOutputs = true;
   std::string error;
-  auto exA = interp::Executor::create(original, eo, error);
-  auto exB = interp::Executor::create(*m, eo, error);
-  ASSERT_TRUE(exA && exB) << error;
+  auto exA = interp::Executor::create(original, eo);
+  auto exB = interp::Executor::create(*m, eo);
+  ASSERT_TRUE(exA && exB);
   auto in = input(*m);
   exA->setInput(in);
   exA->run();
@@ -795,8 +795,8 @@ TEST_F(LightenIR, SecondOrderSparsityRefitsTheKeptWeightsExactly) {
   eo.kernels = interp::KernelSet::Reference;
   eo.keepAllOutputs = true;
   std::string error;
-  auto ex = interp::Executor::create(*m, eo, error);
-  ASSERT_TRUE(ex) << error;
+  auto ex = interp::Executor::create(*m, eo);
+  ASSERT_TRUE(ex);
   size_t step = 0;
   while (step < ex->steps().size() && ex->steps()[step].layer != 3)
     ++step;

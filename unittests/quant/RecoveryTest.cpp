@@ -60,8 +60,8 @@ protected:
   /// The model's outputs on `in`, concatenated.
   static std::vector<float> run(mlir::ModuleOp module, const rt::Tensor &in) {
     std::string error;
-    auto ex = interp::Executor::create(module, {}, error);
-    EXPECT_TRUE(ex) << error;
+    auto ex = interp::Executor::create(module, {});
+    EXPECT_TRUE(ex);
     if (!ex)
       return {};
     ex->setInput(in);
@@ -132,7 +132,7 @@ protected:
     CalibrationOptions co;
     co.images = files;
     co.progress = false;
-    EXPECT_TRUE(calibrateModule(module, co, error)) << error;
+    EXPECT_TRUE(succeeded(calibrateModule(module, co)));
     PrecisionPlan plan;
     plan.preset = PrecisionPreset::AllInt8;
     EXPECT_TRUE(mlir::succeeded(assignPrecision(module, plan)));
@@ -288,8 +288,8 @@ TEST_F(RecoveryTest, EqualizationPreservesRealModels) {
     ASSERT_TRUE(module) << name;
     ASSERT_TRUE(mlir::succeeded(foldBatchNorms(*module)));
     std::string error;
-    auto ex = interp::Executor::create(*module, {}, error);
-    ASSERT_TRUE(ex) << error;
+    auto ex = interp::Executor::create(*module, {});
+    ASSERT_TRUE(ex);
     shapes::CHW shape = ex->inputShape();
     rt::Tensor in = input(shape.c, shape.h, shape.w, 3);
     ex.reset();

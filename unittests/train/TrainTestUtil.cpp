@@ -336,7 +336,7 @@ test::interpreterLayers(mlir::ModuleOp module, const Blob &input, int k) {
   eo.threads = 1;
   eo.keepAllOutputs = true;
   std::string error;
-  auto ex = interp::Executor::create(module, eo, error);
+  auto ex = interp::Executor::create(module, eo);
   if (!ex)
     return {};
   rt::Tensor in(rt::DType::F32, input.c, input.h, input.w);

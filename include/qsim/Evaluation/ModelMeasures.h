@@ -3,6 +3,7 @@
 #ifndef QSIM_EVALUATION_MODELMEASURES_H
 #define QSIM_EVALUATION_MODELMEASURES_H
 
+#include "qsim/Interpreter/Executor.h"
 #include "qsim/Runtime/Evaluation.h"
 #include "qsim/Runtime/Image.h"
 #include "qsim/Runtime/Tensor.h"
@@ -18,6 +19,13 @@ namespace qsim::eval {
 /// signal power over error power; +inf when equal.
 double sqnr(const std::vector<float> &reference,
             const std::vector<float> &test);
+
+/// An executor for `module`, or null with the planning diagnostic (its
+/// file:line location and the layer) in `error`: Executor::create for the
+/// interfaces that report through a string.
+std::unique_ptr<interp::Executor>
+createExecutor(mlir::ModuleOp module, std::string &error,
+               const interp::ExecutorOptions &options = {});
 
 /// Loads and preprocesses `files` as Darknet's tools would for `module`
 /// (network size, resize or letterbox).

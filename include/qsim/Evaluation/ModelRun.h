@@ -131,16 +131,18 @@ countMatchedDetections(const std::vector<rt::ReportedDetection> &reference,
 class ModelRun {
 public:
   /// Plans `model` (which must outlive the run) and creates the dump
-  /// directory; null with `error` on failure.
-  static std::unique_ptr<ModelRun>
-  create(mlir::ModuleOp model, const RunOptions &options, std::string &error);
+  /// directory; null on failure, after an error diagnostic (at the layer
+  /// that cannot be planned, unlocated for the dump directory).
+  static std::unique_ptr<ModelRun> create(mlir::ModuleOp model,
+                                          const RunOptions &options);
   ~ModelRun();
 
   /// Runs `reference` (named `name` in reports) on the same images and
   /// compares layer by layer, or output by output when the layers do not
-  /// correspond. Fails when the inputs or outputs differ.
-  bool compareWith(mlir::ModuleOp reference, const std::string &name,
-                   std::string &error);
+  /// correspond. Fails with an error diagnostic when the reference cannot
+  /// be planned (at its layer) or the inputs or outputs differ (unlocated).
+  mlir::LogicalResult compareWith(mlir::ModuleOp reference,
+                                  const std::string &name);
   bool comparesOutputsOnly() const;
   size_t referenceLayers() const;
 

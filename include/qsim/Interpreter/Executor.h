@@ -54,11 +54,12 @@ class Plan;
 
 class Executor {
 public:
-  /// Builds the plan; on failure returns null and sets `error` (naming the
-  /// layer). The module must outlive the executor.
+  /// Builds the plan; on failure returns null after an error diagnostic at
+  /// the layer that cannot be planned (its message names the layer), or at
+  /// the module when the module as a whole is at fault. The module must
+  /// outlive the executor.
   static std::unique_ptr<Executor> create(mlir::ModuleOp module,
-                                          const ExecutorOptions &options,
-                                          std::string &error);
+                                          const ExecutorOptions &options);
   ~Executor();
 
   const std::vector<StepInfo> &steps() const;

@@ -81,10 +81,12 @@ struct CalibrationOptions {
   std::vector<std::string> statsIn;
 };
 
-/// Calibrates `module` in place. Fails with `error` (no images, unreadable
-/// image, quantized model, shape-only model, ...).
-bool calibrateModule(mlir::ModuleOp module, const CalibrationOptions &options,
-                     std::string &error, llvm::raw_ostream *log = nullptr);
+/// Calibrates `module` in place. Fails with an error diagnostic: at the
+/// layer that cannot run (a shape-only model, ...), else at the module (no
+/// images, unreadable image, quantized model, ...).
+mlir::LogicalResult calibrateModule(mlir::ModuleOp module,
+                                    const CalibrationOptions &options,
+                                    llvm::raw_ostream *log = nullptr);
 
 /// The recorded range of a value, if calibrated: (lo, hi).
 std::optional<std::pair<float, float>> getCalibratedRange(mlir::Value v);

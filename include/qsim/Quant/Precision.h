@@ -24,9 +24,12 @@ struct PrecisionPlan {
   std::vector<std::string> int8, w8a16, fp16, fp32;
 };
 
-/// Resolves a layer list (items as in PrecisionPlan) against `module`.
-bool parseLayerList(llvm::ArrayRef<std::string> items, mlir::ModuleOp module,
-                    std::set<int64_t> &out, std::string &error);
+/// Resolves a layer list (items as in PrecisionPlan) against `module`; a
+/// bad item or a layer the model lacks is an error at the module (callers
+/// name their option with DiagnosticPrefix).
+mlir::LogicalResult parseLayerList(llvm::ArrayRef<std::string> items,
+                                   mlir::ModuleOp module,
+                                   std::set<int64_t> &out);
 
 /// Sets `qsim.precision` and `qsim.precision_reason` on every layer's head
 /// op. Explicitly asking int8 of a layer without an int8 form is an error

@@ -84,9 +84,10 @@ std::vector<float> weightScales(llvm::ArrayRef<float> w, int64_t channels,
 /// ranges, topN) and `first` (the first convolutional/connected layer) and
 /// `last` (every convolutional/connected layer that feeds a detection
 /// layer or a model output directly: the heads).
-bool parseWeight8Layers(llvm::ArrayRef<std::string> items,
-                        mlir::ModuleOp module, std::set<int64_t> &out,
-                        std::string &error);
+/// Errors as parseLayerList's.
+mlir::LogicalResult parseWeight8Layers(llvm::ArrayRef<std::string> items,
+                                       mlir::ModuleOp module,
+                                       std::set<int64_t> &out);
 
 /// Whether a layer with an int8 form can take int16 activations instead
 /// (W8A16: convolutional, connected, maxpool, upsample, dropout).

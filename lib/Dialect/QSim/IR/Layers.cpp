@@ -298,6 +298,14 @@ std::string qsim::describeLayer(Operation *op) {
   return "'" + op->getName().getStringRef().str() + "' (" + kind + ")";
 }
 
+bool qsim::isDetectionHead(Operation *op) {
+  return isa<YoloOp, RegionOp, DetectionOp, GaussianYoloOp>(op);
+}
+
+bool qsim::feedsDetectionHead(const Layer &layer) {
+  return llvm::any_of(layer.output().getUsers(), isDetectionHead);
+}
+
 bool qsim::isFloatElement(Type t) { return t.isF32() || t.isF16(); }
 
 ArrayRef<char> qsim::getRawBytes(ElementsAttr attr) {

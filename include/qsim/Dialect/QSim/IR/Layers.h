@@ -75,6 +75,14 @@ bool hasInt8Activation(Activation a, bool onShortcut = false);
 /// head, see QSimInterfaces.td).
 bool hasInt8Form(const Layer &layer);
 
+/// A detection head: [yolo], [region], [detection] or [Gaussian_yolo], the
+/// layers that decode boxes from the convolution before them.
+bool isDetectionHead(mlir::Operation *op);
+/// Whether a detection head reads the layer's output. The one statement of
+/// "the layers that feed a detection head" (the hybrid preset keeps them in
+/// float, w8-layers=last keeps their weights at 8 bits).
+bool feedsDetectionHead(const Layer &layer);
+
 /// quant.qcast/dcast/scast and arith.truncf/extf: the casts inserted at
 /// precision boundaries; they belong to the layer that consumes them.
 bool isPrecisionCast(mlir::Operation *op);
