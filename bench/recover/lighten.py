@@ -41,7 +41,8 @@ def main():
     ap.add_argument("--images", type=int, default=32, help="coco128 images for the refit")
     ap.add_argument("--refit", default="coco", choices=("coco", "capp", "both"),
                     help="refit images: coco128, the first CAPP half, or both")
-    ap.add_argument("--samples", type=int, default=256, help="positions per image and layer")
+    ap.add_argument("--samples", type=int, default=0,
+                    help="positions per image and layer (0: the passes' automatic count, at least 256 per image and 32768 in all)")
     ap.add_argument("--only", default="", help="only the variants whose name contains one of these (separated by |)")
     ap.add_argument("--no-original", action="store_true", help="skip the original's row (already measured)")
     a = ap.parse_args()
@@ -58,9 +59,10 @@ def main():
     count = {"coco": a.images, "capp": len(os.listdir(half1)) // 2,
              "both": len(os.listdir(half1)) // 2 + a.images}[a.refit]
     print("yolov3-tiny-aix2022: mAP@0.5 on the second CAPP half (29 images) and on all 58;"
-          " refit on %s (%d images), %d positions each"
+          " refit on %s (%d images), %s positions each"
           % ({"coco": "coco128", "capp": "the first CAPP half",
-              "both": "the first CAPP half + coco128"}[a.refit], count, a.samples))
+              "both": "the first CAPP half + coco128"}[a.refit], count,
+             a.samples or max(256, -(-32768 // count))))
     print("%-40s %9s %9s %8s %8s %9s" % ("variant", "MACs", "params", "half2", "all58", "time s"))
     if not a.no_original:
         print("%-40s %8.1fM %8.1fK %8.2f %8.2f %9s" % ("original", macs0 / 1e6, params0 / 1e3,
