@@ -182,7 +182,8 @@ private:
   LogicalResult stepBackbone();
   LogicalResult stepFactorize();
   FailureOr<OwningOpRef<ModuleOp>> factorizedCopy(ModuleOp from, int top,
-                                                  double energy, int &applied);
+                                                  double energy, int &applied,
+                                                  bool refit = true);
   std::string factorizeWhat(int top, double energy) const;
   /// G2 kept (`applied` layers) but the MACs target missed: the energies
   /// that meet it for as many and more layers, while the bounds hold.
@@ -503,15 +504,17 @@ LogicalResult Guideline::stepBackbone() {
   return success();
 }
 
-/// One G2 candidate: `top` heaviest convolutions of `from` at `energy`.
+/// One G2 candidate: `top` heaviest convolutions of `from` at `energy`,
+/// refit on the images when the guideline refits and `refit` allows it.
 /// `applied` is how many were factorized (0: the ranks save nothing).
 FailureOr<OwningOpRef<ModuleOp>>
-Guideline::factorizedCopy(ModuleOp from, int top, double energy, int &applied) {
+Guideline::factorizedCopy(ModuleOp from, int top, double energy, int &applied,
+                          bool refit) {
   FactorizeOptions fo;
   fo.method = o.factorizeMethod;
   fo.top = top;
   fo.energy = energy;
-  if (refits()) {
+  if (refit && refits()) {
     fo.images = {o.calibDir};
     fo.maxImages = o.refitImages;
     fo.refit = true;
@@ -586,18 +589,10 @@ LogicalResult Guideline::meetMacsTarget(ModuleOp before, int applied) {
   constexpr double kMinEnergy = 0.5;
   size_t kept = rows.size() - 1; // the G2 row committed last
   auto macsOf = [&](int top, double e, int &n) -> FailureOr<int64_t> {
-    FactorizeOptions fo;
-    fo.method = o.factorizeMethod;
-    fo.top = top;
-    fo.energy = e;
-    OwningOpRef<ModuleOp> probe = before.clone();
-    FactorizeResult fr;
-    if (failed(factorizeConvs(*probe, fo, fr)))
+    auto probe = factorizedCopy(before, top, e, n, /*refit=*/false);
+    if (failed(probe))
       return failure();
-    n = 0;
-    for (const auto &l : fr.layers)
-      n += l.applied;
-    auto stats = computeModelStats(*probe);
+    auto stats = computeModelStats(**probe);
     if (failed(stats))
       return failure();
     return stats->macs;
