@@ -14,7 +14,7 @@ func.func @bf16(%in: tensor<1x1x2x2xf32>) -> tensor<1x3x1x1xf32> {
   %t = arith.truncf %in : tensor<1x1x2x2xf32> to tensor<1x1x2x2xbf16>
   %0 = qsim.conv2d %t {filters = 2 : i64, size = array<i64: 1, 1>, stride = array<i64: 1, 1>, padding = array<i64: 0, 0>, activation = #qsim.act<leaky>, weight = dense<[[[[1.0]]], [[[1.015625]]]]> : tensor<2x1x1x1xbf16>, bias = dense<[0.10009765625, -2.0]> : tensor<2xbf16>, qsim.precision = "bf16"} : tensor<1x1x2x2xbf16> -> tensor<1x2x2x2xbf16>
   %1 = qsim.batchnorm %0 {activation = #qsim.act<linear>, standalone = true, scale = dense<1.0> : tensor<2xbf16>, mean = dense<0.5> : tensor<2xbf16>, variance = dense<2.0> : tensor<2xbf16>, bias = dense<0.25> : tensor<2xbf16>, qsim.precision = "bf16"} : tensor<1x2x2x2xbf16> -> tensor<1x2x2x2xbf16>
-  %2 = qsim.connected %1 {output = 3 : i64, activation = #qsim.act<linear>, weight = dense<0.5> : tensor<3x8xbf16>, bias = dense<0.0> : tensor<3xbf16>, qsim.precision = "bf16"} : tensor<1x2x2x2xbf16> -> tensor<1x3x1x1xbf16>
+  %2 = qsim.connected %1 {output_size = 3 : i64, activation = #qsim.act<linear>, weight = dense<0.5> : tensor<3x8xbf16>, bias = dense<0.0> : tensor<3xbf16>, qsim.precision = "bf16"} : tensor<1x2x2x2xbf16> -> tensor<1x3x1x1xbf16>
   %3 = arith.extf %2 : tensor<1x3x1x1xbf16> to tensor<1x3x1x1xf32>
   return %3 : tensor<1x3x1x1xf32>
 }
