@@ -533,6 +533,22 @@ bool PlanBuilder::buildNarrowFloatOp(Operation *op, const Layer &layer,
       return false;
     }
   }
+  // Max pooling and nearest upsampling only pick bf16 values: oneDNN's bf16
+  // primitives give the emulation's result bit for bit, without widening
+  // the tensor and rounding it back (what made bf16 pooling slow).
+  if (dtype == rt::DType::BF16 && fast() && isa<MaxPoolOp, UpsampleOp>(op)) {
+    int input = slotOf(op->getOperand(0));
+    if (input >= 0 && plan.storage(input).dtype == rt::DType::BF16) {
+      int out =
+          isa<MaxPoolOp>(op)
+              ? buildDnnlMaxPool(plan, step, cast<MaxPoolOp>(op), input)
+              : buildDnnlUpsample(plan, step, cast<UpsampleOp>(op), input);
+      if (out >= 0) {
+        plan.valueSlots[op->getResult(0)] = out;
+        return true;
+      }
+    }
+  }
   // Narrow storage, f32 arithmetic: the inputs are widened (exactly), the
   // layer runs in f32 with its narrow weights widened, its output is rounded
   // to the narrow type (docs/quantization.md, "fp16" and "bf16"). For bf16
