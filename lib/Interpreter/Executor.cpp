@@ -533,6 +533,28 @@ bool PlanBuilder::buildNarrowFloatOp(Operation *op, const Layer &layer,
       return false;
     }
   }
+  // Dropout is an identity: it keeps its input's narrow storage.
+  if (isa<DropoutOp>(op)) {
+    int input = slotOf(op->getOperand(0));
+    if (input >= 0 && plan.storage(input).dtype == dtype)
+      return aliasResult(op, step);
+  }
+  // A shortcut of two bf16 tensors: oneDNN adds them in f32, applies the
+  // activation and rounds to bf16, as the emulation does.
+  if (dtype == rt::DType::BF16 && fast() && isa<ShortcutOp>(op)) {
+    std::vector<int> ins;
+    for (Value v : op->getOperands())
+      ins.push_back(slotOf(v));
+    if (llvm::all_of(ins, [&](int s) {
+          return s >= 0 && plan.storage(s).dtype == rt::DType::BF16;
+        })) {
+      int out = buildDnnlShortcut(plan, step, cast<ShortcutOp>(op), ins);
+      if (out >= 0) {
+        plan.valueSlots[op->getResult(0)] = out;
+        return true;
+      }
+    }
+  }
   // Max pooling and nearest upsampling only pick bf16 values: oneDNN's bf16
   // primitives give the emulation's result bit for bit, without widening
   // the tensor and rounding it back (what made bf16 pooling slow).
