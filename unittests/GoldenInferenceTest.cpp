@@ -284,6 +284,7 @@ qsim::quantization::PrecisionPreset presetNamed(llvm::StringRef name) {
       .Case("all-int8", PrecisionPreset::AllInt8)
       .Case("hybrid", PrecisionPreset::Hybrid)
       .Case("fp16", PrecisionPreset::FP16)
+      .Case("bf16", PrecisionPreset::BF16)
       .Default(PrecisionPreset::None);
 }
 
@@ -360,6 +361,7 @@ INSTANTIATE_TEST_SUITE_P(
         QuantMapCase{"yolov3-tiny-aix2022", "all-int8", 84.1124, 1.0},
         QuantMapCase{"yolov3-tiny-aix2022", "hybrid", 84.1124, 0.5},
         QuantMapCase{"yolov3-tiny-aix2022", "fp16", 84.1124, 0.1},
+        QuantMapCase{"yolov3-tiny-aix2022", "bf16", 84.1124, 0.3},
         QuantMapCase{"yolov4-tiny-aix2023", "all-int8", 86.2527, 1.0},
         QuantMapCase{"yolov4-tiny-aix2023", "hybrid", 86.2527, 0.5},
         QuantMapCase{"yolov4-tiny-aix2023", "fp16", 86.2527, 0.1}),
