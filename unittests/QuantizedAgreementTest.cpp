@@ -40,6 +40,7 @@ qsim::quantization::PrecisionPreset presetNamed(llvm::StringRef name) {
       .Case("all-int8", PrecisionPreset::AllInt8)
       .Case("hybrid", PrecisionPreset::Hybrid)
       .Case("fp16", PrecisionPreset::FP16)
+      .Case("bf16", PrecisionPreset::BF16)
       .Default(PrecisionPreset::None);
 }
 
@@ -250,6 +251,119 @@ TEST(QuantizedAgreement, Fp16IsCloseToFloat) {
   EXPECT_GT(sqnr(flt.back().toFloat(), half.back().toFloat()), 40.0);
   EXPECT_GT(sqnr(half2.back().toFloat(), half.back().toFloat()), 60.0);
 }
+
+/// Every weighted layer kind (plain, grouped, depthwise, dilated and strided
+/// convolutions, a standalone batch norm, local and connected layers) with
+/// the activations oneDNN fuses and one it does not (logistic in a local
+/// layer runs on the reference kernel in both kernel sets).
+const char *kWeightedKinds = NET(
+    "[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\npad=1\nactivation="
+    "leaky\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nfilters=24\nsize=3\npad=1\ngroups=2\nactivation=mish\n"
+    "[convolutional]\nfilters=24\nsize=3\npad=1\ngroups=24\nactivation=relu6\n"
+    "[convolutional]\nfilters=16\nsize=3\npad=1\ndilation=2\nactivation="
+    "swish\n"
+    "[convolutional]\nfilters=16\nsize=1\nactivation=linear\n"
+    "[shortcut]\nfrom=-2\nactivation=linear\n"
+    "[batchnorm]\n"
+    "[local]\nsize=3\nstride=1\npad=1\nfilters=8\nactivation=logistic\n"
+    "[convolutional]\nfilters=12\nsize=3\nstride=2\npad=1\nactivation="
+    "leaky\n"
+    "[connected]\noutput=20\nactivation=leaky\n"
+    "[connected]\noutput=10\nactivation=linear\n");
+
+/// The largest |a - b| over a tensor, in units of its largest |a|.
+float relativeMaxDiff(const rt::Tensor &a, const rt::Tensor &b) {
+  std::vector<float> x = a.toFloat(), y = b.toFloat();
+  float mag = 0, diff = 0;
+  for (size_t k = 0; k < x.size(); ++k) {
+    mag = std::max(mag, std::fabs(x[k]));
+    diff = std::max(diff, std::fabs(x[k] - y[k]));
+  }
+  return diff / std::max(mag, 1e-30f);
+}
+
+/// A bf16 model (every layer bf16), with batch norms folded or not.
+mlir::OwningOpRef<mlir::ModuleOp>
+bf16Model(mlir::MLIRContext &ctx, bool foldBatchNorm,
+          mlir::OwningOpRef<mlir::ModuleOp> &floatModule) {
+  darknet::ImportOptions io;
+  io.randomSeed = 7;
+  auto module =
+      darknet::importDarknetFromString(&ctx, kWeightedKinds, "bf16", io);
+  EXPECT_TRUE(module);
+  if (!module)
+    return nullptr;
+  floatModule = module->clone();
+  if (foldBatchNorm) {
+    registerQSimDialectPasses();
+    registerQSimPasses();
+    mlir::PassManager pm(&ctx);
+    std::string errs;
+    llvm::raw_string_ostream es(errs);
+    EXPECT_TRUE(
+        succeeded(mlir::parsePassPipeline("qsim-fold-batchnorm", pm, es)));
+    EXPECT_TRUE(succeeded(pm.run(*module)));
+  }
+  PrecisionPlan plan;
+  plan.defaultPrecision = Precision::BF16;
+  EXPECT_TRUE(succeeded(assignPrecision(*module, plan)));
+  EXPECT_TRUE(succeeded(quantizeModule(*module, QuantizeOptions())));
+  return module;
+}
+
+class Bf16Agreement : public ::testing::TestWithParam<bool> {};
+
+// The fast kernels (oneDNN's bf16 convolutions and inner products where the
+// CPU has bf16 dot products, else the emulation through the f32 kernels)
+// against the reference kernels' emulation: the same bf16 inputs and
+// weights, f32 sums in another order, so a layer's output may differ by a
+// bf16 rounding step and that difference carries on. The documented
+// tolerance (docs/quantization.md): every layer within 2^-5 of its largest
+// magnitude, the output's SQNR against the emulation above 40 dB; and the
+// bf16 model within 35 dB of the f32 model.
+TEST_P(Bf16Agreement, FastAgreesWithEmulation) {
+  bool fold = GetParam();
+  mlir::DialectRegistry registry;
+  registerQSimDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  mlir::OwningOpRef<mlir::ModuleOp> floatModule;
+  auto module = bf16Model(ctx, fold, floatModule);
+  ASSERT_TRUE(module);
+  rt::Tensor input(rt::DType::F32, 3, 20, 24);
+  for (int64_t i = 0; i < input.numel(); ++i)
+    input.f32()[i] = ((i * 2654435761u) % 1000) / 1000.0f;
+  auto fast = runAll(*module, KernelSet::Fast, input);
+  auto ref = runAll(*module, KernelSet::Reference, input);
+  auto flt = runAll(*floatModule, KernelSet::Reference, input);
+  ASSERT_EQ(fast.size(), ref.size());
+  ASSERT_EQ(fast.size(), flt.size());
+  float worst = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    ASSERT_EQ(ref[i].dtype(), rt::DType::BF16) << "layer " << i;
+    ASSERT_EQ(fast[i].dtype(), rt::DType::BF16) << "layer " << i;
+    float d = relativeMaxDiff(ref[i], fast[i]);
+    worst = std::max(worst, d);
+    EXPECT_LE(d, std::ldexp(1.0f, -5)) << "layer " << i;
+    // Each bf16 output is exactly representable: it was rounded.
+    for (float v : fast[i].toFloat())
+      ASSERT_EQ(rt::bf16ToFloat(rt::floatToBF16(v)), v) << "layer " << i;
+  }
+  double agree = sqnr(ref.back().toFloat(), fast.back().toFloat());
+  double accuracy = sqnr(flt.back().toFloat(), ref.back().toFloat());
+  printf("  bf16 (%s): fast vs emulation worst layer %.2e, output SQNR "
+         "%.1f dB; emulation vs f32 %.1f dB\n",
+         fold ? "folded" : "batch norms kept", worst, agree, accuracy);
+  EXPECT_GT(agree, 40.0);
+  EXPECT_GT(accuracy, 35.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(BatchNorm, Bf16Agreement, ::testing::Bool(),
+                         [](const auto &info) {
+                           return std::string(info.param ? "folded" : "kept");
+                         });
 
 /// Convolutions and pooling only: every layer has a W8A16 form.
 const char *kConvChain =

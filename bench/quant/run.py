@@ -5,9 +5,12 @@
    forward time, 2 threads, measured interleaved in the same invocation;
    weight sizes.
 2. Calibration time: 100 images at 416x416 (minmax and entropy).
-3. Accuracy: mAP@0.5 of the real models in fp32, int8, hybrid and fp16
-   (CAPP models calibrated on coco128, COCO models on the CAPP images, never
-   on the evaluation images), and per-channel vs per-tensor weights.
+3. Accuracy: mAP@0.5 of the real models in fp32, int8, hybrid, fp16 and
+   bf16 (CAPP models calibrated on coco128, COCO models on the CAPP images,
+   never on the evaluation images), and per-channel vs per-tensor weights.
+4. bf16 (--only bf16 runs this alone): fp32 vs every layer bf16 (heads
+   fp32), mAP@0.5 on yolov3-tiny-aix2022 and yolo-fastest-1.1-xl, and the
+   forward time of both, 1 and 2 threads, interleaved rounds, medians.
 """
 import argparse, os, re, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -28,11 +31,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--only", choices=["bf16"], help="run one section")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp()
     coco = os.path.join(DATA, "coco128", "images", "train2017")
     cocoLabels = os.path.join(DATA, "coco128", "labels", "train2017")
     capp = os.path.join(DATA, "capp-aix-subset")
+    if a.only == "bf16":
+        bf16(a, tmp, coco, cocoLabels, capp)
+        return
 
     # 1. Speed.
     y3t = os.path.join(tmp, "yolov3-tiny.mlirbc")
@@ -74,12 +81,12 @@ def main():
         cfg = os.path.join(MODELS, "darknet", m + ".cfg")
         w = os.path.join(MODELS, "weights", m + ".weights")
         row = []
-        for mode in ["float", "int8", "hybrid", "fp16"]:
+        for mode in ["float", "int8", "hybrid", "fp16", "bf16"]:
             out = qrun([cfg, "--weights", w, "--mode", mode, "--calib", calib, "--calib-images", "100",
                         "--image", evalImages, "--eval", labels, "-q"])
             row.append(map50(out))
-        print("%-30s fp32 %.2f  int8 %.2f (%+.2f)  hybrid %.2f (%+.2f)  fp16 %.2f (%+.2f)   [calibration: coco128, evaluation: CAPP subset]" % (
-            m, row[0], row[1], row[1] - row[0], row[2], row[2] - row[0], row[3], row[3] - row[0]))
+        print("%-30s fp32 %.2f  int8 %.2f (%+.2f)  hybrid %.2f (%+.2f)  fp16 %.2f (%+.2f)  bf16 %.2f (%+.2f)   [calibration: coco128, evaluation: CAPP subset]" % (
+            m, row[0], row[1], row[1] - row[0], row[2], row[2] - row[0], row[3], row[3] - row[0], row[4], row[4] - row[0]))
         sys.stdout.flush()
     for m in ["MobileNetV2-YOLOv3-Nano-coco", "yolo-fastest-1.1-xl"]:
         cfg = os.path.join(MODELS, "darknet", m + ".cfg")
@@ -92,6 +99,36 @@ def main():
         print("%-30s fp32 %.2f  int8 per-channel %.2f (%+.2f)  per-tensor %.2f (%+.2f)   [calibration: CAPP subset, evaluation: coco128]" % (
             m, fp, res[0], res[0] - fp, res[1], res[1] - fp))
         sys.stdout.flush()
+
+def bf16(a, tmp, coco, cocoLabels, capp):
+    """fp32 vs all-bf16: accuracy, then speed (interleaved rounds)."""
+    print("== bf16 accuracy (mAP@0.5, %; every layer bf16 but the heads)")
+    cases = [("yolov3-tiny-aix2022", capp, capp, "evaluation: CAPP subset"),
+             ("yolo-fastest-1.1-xl", coco, cocoLabels, "evaluation: coco128")]
+    for m, images, labels, what in cases:
+        cfg = os.path.join(MODELS, "darknet", m + ".cfg")
+        w = os.path.join(MODELS, "weights", m + ".weights")
+        fp = map50(qrun([cfg, "--weights", w, "--image", images, "--eval", labels, "-q"]))
+        bf = map50(qrun([cfg, "--weights", w, "--mode", "bf16", "--image", images, "--eval", labels, "-q"]))
+        print("%-30s fp32 %.2f  bf16 %.2f (%+.2f)   [%s]" % (m, fp, bf, bf - fp, what))
+        sys.stdout.flush()
+    print("== bf16 speed: forward ms, median of %d interleaved rounds x %d runs" % (a.rounds, a.repeat))
+    for m in ["yolov3-tiny-aix2022", "yolo-fastest-1.1-xl"]:
+        cfg = os.path.join(MODELS, "darknet", m + ".cfg")
+        w = os.path.join(MODELS, "weights", m + ".weights")
+        f32 = os.path.join(tmp, m + ".mlirbc")
+        b16 = os.path.join(tmp, m + "-bf16.mlirbc")
+        subprocess.run([tool("qsim-translate"), "--import-darknet", cfg, "--weights", w, "-o", f32], check=True)
+        qrun([f32, "--mode", "bf16", "--repeat", "1", "--save-model", b16])
+        for threads in [1, 2]:
+            t = {"fp32": [], "bf16": []}
+            for _ in range(a.rounds):
+                for name, model in [("fp32", f32), ("bf16", b16)]:
+                    t[name].append(forward_ms(run([tool("qsim-run"), model, "--repeat", str(a.repeat),
+                                                   "--threads", str(threads)])[0]))
+            print("%-30s %d thread(s): fp32 %7.2f ms  bf16 %7.2f ms  (bf16/fp32 %.2f)" % (
+                m, threads, median(t["fp32"]), median(t["bf16"]), median(t["bf16"]) / median(t["fp32"])))
+            sys.stdout.flush()
 
 if __name__ == "__main__":
     main()

@@ -124,10 +124,18 @@ int resultSlot(Plan &plan, const CHW &shape, const dnnl::memory::desc &md,
   dnnl::memory::desc plain({1, shape.c, shape.h, shape.w}, md.data_type(),
                            tag::nchw);
   if (md == plain)
-    return plan.newSlot(
-        shape, md.data_type() == dt::s8 ? rt::DType::I8 : rt::DType::F32, step);
+    return plan.newSlot(shape,
+                        md.data_type() == dt::s8     ? rt::DType::I8
+                        : md.data_type() == dt::bf16 ? rt::DType::BF16
+                                                     : rt::DType::F32,
+                        step);
   return plan.newDnnlSlot(shape, md, step);
 }
+
+/// Whether oneDNN runs a bf16 primitive with a real kernel here: without
+/// bf16 dot products it offers only its reference loops, slower than the
+/// emulation through the f32 kernels.
+bool usableBF16(const std::string &impl) { return impl.rfind("ref", 0) != 0; }
 
 dnnl::memory::desc slotDesc(Plan &plan, int slot) {
   const Slot &s = plan.slots[slot];
@@ -137,9 +145,11 @@ dnnl::memory::desc slotDesc(Plan &plan, int slot) {
 } // namespace
 
 int qsim::interp::buildDnnlConv(Plan &plan, int step, Operation *op,
-                                BatchNormOp bn, int inSlot,
-                                std::string &error) {
+                                BatchNormOp bn, int inSlot, std::string &error,
+                                bool bf16) {
   auto conv = cast<Conv2DOp>(op);
+  if (bf16 && bn)
+    return -1;
   CHW in = chwOf(conv.getInput());
   CHW out = chwOf(bn ? bn.getResult() : conv.getResult());
   int64_t F = conv.getFilters(), G = conv.getGroups(), kh = conv.getKernelH(),
@@ -168,25 +178,42 @@ int qsim::interp::buildDnnlConv(Plan &plan, int step, Operation *op,
   Activation act = bn ? bn.getActivation() : conv.getActivation();
   dnnl::post_ops po;
   bool fused = appendActivation(po, act);
+  // bf16: the activation must be a post-op, applied in f32 before oneDNN
+  // rounds the output.
+  if (bf16 && !fused)
+    return -1;
   dnnl::primitive_attr attr;
   attr.set_post_ops(po);
 
+  dt data = bf16 ? dt::bf16 : dt::f32;
   dnnl::memory::dims srcDims = {1, in.c, in.h, in.w};
   dnnl::memory::dims wDims =
       G == 1 ? dnnl::memory::dims{F, in.c, kh, kw}
              : dnnl::memory::dims{G, F / G, in.c / G, kh, kw};
   dnnl::memory::dims dstDims = {1, out.c, out.h, out.w};
-  auto srcMd = dnnl::memory::desc(srcDims, dt::f32, tag::any);
-  auto wMd = dnnl::memory::desc(wDims, dt::f32, tag::any);
+  auto srcMd = dnnl::memory::desc(srcDims, data, tag::any);
+  auto wMd = dnnl::memory::desc(wDims, data, tag::any);
   auto bMd = dnnl::memory::desc({F}, dt::f32, tag::a);
   // Activations oneDNN lacks are applied by us on a plain output.
-  auto dstMd =
-      dnnl::memory::desc(dstDims, dt::f32, fused ? tag::any : tag::nchw);
+  auto dstMd = dnnl::memory::desc(dstDims, data, fused ? tag::any : tag::nchw);
   auto desc = dnnl::convolution_forward::desc(
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
       srcMd, wMd, bMd, dstMd, {sy, sx}, {d - 1, d - 1}, {pl_y, pl_x},
       {pr_y, pr_x});
-  auto pd = dnnl::convolution_forward::primitive_desc(desc, attr, plan.engine);
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward prim;
+  try {
+    pd = dnnl::convolution_forward::primitive_desc(desc, attr, plan.engine);
+    if (bf16 && !usableBF16(pd.impl_info_str()))
+      return -1;
+    // Created here: oneDNN 2.6 offers AMX bf16 kernels for some grouped
+    // shapes that then fail to initialise.
+    prim = dnnl::convolution_forward(pd);
+  } catch (const dnnl::error &) {
+    if (bf16)
+      return -1; // no bf16 convolution of this shape: emulate
+    throw;
+  }
 
   // Weights into oneDNN's preferred layout, once.
   dnnl::memory userW(
@@ -207,7 +234,7 @@ int qsim::interp::buildDnnlConv(Plan &plan, int step, Operation *op,
   }
   plan.addKernel(step,
                  std::make_unique<PrimitiveKernel>(
-                     dnnl::convolution_forward(pd),
+                     prim,
                      std::vector<std::pair<int, int>>{{DNNL_ARG_SRC, src},
                                                       {DNNL_ARG_DST, dst}},
                      std::unordered_map<int, dnnl::memory>{
@@ -218,8 +245,10 @@ int qsim::interp::buildDnnlConv(Plan &plan, int step, Operation *op,
 
 int qsim::interp::buildDnnlConnected(Plan &plan, int step, Operation *op,
                                      BatchNormOp bn, int inSlot,
-                                     std::string &error) {
+                                     std::string &error, bool bf16) {
   auto fc = cast<ConnectedOp>(op);
+  if (bf16 && bn)
+    return -1;
   CHW in = chwOf(fc.getInput());
   int64_t O = fc.getOutputSize();
   std::vector<float> w, b;
@@ -240,15 +269,26 @@ int qsim::interp::buildDnnlConnected(Plan &plan, int step, Operation *op,
     return -1;
   dnnl::primitive_attr attr;
   attr.set_post_ops(po);
+  dt data = bf16 ? dt::bf16 : dt::f32;
   dnnl::memory::dims wDims = {O, in.c, in.h, in.w};
-  auto srcMd = dnnl::memory::desc({1, in.c, in.h, in.w}, dt::f32, tag::any);
-  auto wMd = dnnl::memory::desc(wDims, dt::f32, tag::any);
+  auto srcMd = dnnl::memory::desc({1, in.c, in.h, in.w}, data, tag::any);
+  auto wMd = dnnl::memory::desc(wDims, data, tag::any);
   auto bMd = dnnl::memory::desc({O}, dt::f32, tag::a);
-  auto dstMd = dnnl::memory::desc({1, O}, dt::f32, tag::nc);
+  auto dstMd = dnnl::memory::desc({1, O}, data, tag::nc);
   auto desc = dnnl::inner_product_forward::desc(
       dnnl::prop_kind::forward_inference, srcMd, wMd, bMd, dstMd);
-  auto pd =
-      dnnl::inner_product_forward::primitive_desc(desc, attr, plan.engine);
+  dnnl::inner_product_forward::primitive_desc pd;
+  dnnl::inner_product_forward prim;
+  try {
+    pd = dnnl::inner_product_forward::primitive_desc(desc, attr, plan.engine);
+    if (bf16 && !usableBF16(pd.impl_info_str()))
+      return -1;
+    prim = dnnl::inner_product_forward(pd);
+  } catch (const dnnl::error &) {
+    if (bf16)
+      return -1;
+    throw;
+  }
   dnnl::memory userW(dnnl::memory::desc(wDims, dt::f32, tag::oihw), plan.engine,
                      w.data());
   dnnl::memory packedW(pd.weights_desc(), plan.engine);
@@ -258,14 +298,14 @@ int qsim::interp::buildDnnlConnected(Plan &plan, int step, Operation *op,
   plan.stream.wait();
   int src = plan.dnnlOf(inSlot, pd.src_desc(), step);
   // [1, O] is the same memory as a plain O x 1 x 1 tensor.
-  int dst = plan.newSlot({O, 1, 1}, rt::DType::F32, step);
+  int dst =
+      plan.newSlot({O, 1, 1}, bf16 ? rt::DType::BF16 : rt::DType::F32, step);
   class FcKernel : public PrimitiveKernel {
   public:
     using PrimitiveKernel::PrimitiveKernel;
   };
   auto kernel = std::make_unique<PrimitiveKernel>(
-      dnnl::inner_product_forward(pd),
-      std::vector<std::pair<int, int>>{{DNNL_ARG_SRC, src}},
+      prim, std::vector<std::pair<int, int>>{{DNNL_ARG_SRC, src}},
       std::unordered_map<int, dnnl::memory>{{DNNL_ARG_WEIGHTS, packedW},
                                             {DNNL_ARG_BIAS, bias}});
   // The destination is bound by hand: its 2-D descriptor differs from the
@@ -283,7 +323,7 @@ int qsim::interp::buildDnnlConnected(Plan &plan, int step, Operation *op,
     void run(Plan &plan) override { prim.execute(plan.stream, args); }
   };
   auto k = std::make_unique<DstBinder>();
-  k->prim = dnnl::inner_product_forward(pd);
+  k->prim = prim;
   k->dstMd = dstMd;
   k->src = src;
   k->dst = dst;

@@ -36,9 +36,10 @@ int Plan::newSlot(const CHW &shape, rt::DType dtype, int step) {
 
 int Plan::newDnnlSlot(const CHW &shape, const dnnl::memory::desc &md,
                       int step) {
-  rt::DType dtype = md.data_type() == dnnl::memory::data_type::s8
-                        ? rt::DType::I8
-                        : rt::DType::F32;
+  rt::DType dtype =
+      md.data_type() == dnnl::memory::data_type::s8     ? rt::DType::I8
+      : md.data_type() == dnnl::memory::data_type::bf16 ? rt::DType::BF16
+                                                        : rt::DType::F32;
   int id = newSlot(shape, dtype, step);
   slots[id].dnnlLayout = true;
   slots[id].md = md;
@@ -63,6 +64,8 @@ dnnl::memory::data_type qsim::interp::dnnlType(rt::DType t) {
     return dnnl::memory::data_type::f32;
   case rt::DType::F16:
     return dnnl::memory::data_type::f16;
+  case rt::DType::BF16:
+    return dnnl::memory::data_type::bf16;
   case rt::DType::I8:
     return dnnl::memory::data_type::s8;
   case rt::DType::I32:
@@ -165,6 +168,8 @@ int Plan::f32Of(int slot, int step) {
   auto k = std::make_unique<FnKernel>([=](Plan &pl) {
     if (from == rt::DType::F16)
       ref::extendHalf(static_cast<uint16_t *>(pl.ptr(plain)), n, pl.f32(out));
+    else if (from == rt::DType::BF16)
+      ref::extendBF16(static_cast<uint16_t *>(pl.ptr(plain)), n, pl.f32(out));
     else if (from == rt::DType::I16)
       ref::dequantize16(static_cast<int16_t *>(pl.ptr(plain)), n, q.scale,
                         pl.f32(out));
@@ -277,7 +282,10 @@ private:
   bool buildLayer(const Layer &layer, int step);
   bool buildOp(Operation *op, const Layer &layer, int step, bool &skipBN);
   bool buildF32Op(Operation *op, const Layer &layer, int step, bool &skipBN);
-  bool buildF16Op(Operation *op, const Layer &layer, int step, bool &skipBN);
+  /// f16 and bf16 layers: narrow storage, f32 arithmetic (`dtype` is the
+  /// storage type).
+  bool buildNarrowFloatOp(Operation *op, const Layer &layer, int step,
+                          bool &skipBN, rt::DType dtype);
   bool buildInt8Op(Operation *op, int step);
   /// W8A16 layers (int16 activations): reference kernels only.
   bool buildInt16Op(Operation *op, int step);
@@ -489,28 +497,96 @@ bool PlanBuilder::buildOp(Operation *op, const Layer &layer, int step,
     return buildInt16Op(op, step);
   bool anyInt8 = isa<quant::UniformQuantizedType>(
       getElementTypeOrSelf(op->getResult(0).getType()));
-  bool anyF16 = getElementTypeOrSelf(op->getResult(0).getType()).isF16();
+  Type resultEl = getElementTypeOrSelf(op->getResult(0).getType());
+  bool anyF16 = resultEl.isF16(), anyBF16 = resultEl.isBF16();
   for (Value v : op->getOperands()) {
     Type el = getElementTypeOrSelf(v.getType());
     anyInt8 |= isa<quant::UniformQuantizedType>(el);
     anyF16 |= el.isF16();
+    anyBF16 |= el.isBF16();
   }
   if (anyInt8)
     return buildInt8Op(op, step);
   if (anyF16)
-    return buildF16Op(op, layer, step, skipBN);
+    return buildNarrowFloatOp(op, layer, step, skipBN, rt::DType::F16);
+  if (anyBF16)
+    return buildNarrowFloatOp(op, layer, step, skipBN, rt::DType::BF16);
   return buildF32Op(op, layer, step, skipBN);
 }
 
-bool PlanBuilder::buildF16Op(Operation *op, const Layer &layer, int step,
-                             bool &skipBN) {
-  // binary16 storage, f32 arithmetic: the inputs are widened, the layer runs
-  // in f32 with its (binary16) weights widened, its output is rounded to
-  // binary16 (docs/quantization.md, "fp16").
+bool PlanBuilder::buildNarrowFloatOp(Operation *op, const Layer &layer,
+                                     int step, bool &skipBN, rt::DType dtype) {
+  // bf16 convolutions and connected layers run on oneDNN's bf16 kernels
+  // (bf16 x bf16 products, f32 accumulation, bias and activation in f32, the
+  // output rounded to nearest even) when the CPU has bf16 dot products; a
+  // batch norm left unfolded keeps the layer on the emulation below, which
+  // applies it in f32 as the reference does.
+  auto conv = dyn_cast<Conv2DOp>(op);
+  if (dtype == rt::DType::BF16 && fast() && !layer.batchNorm &&
+      (isa<ConnectedOp>(op) || (conv && !conv.getXnor()))) {
+    int input = slotOf(op->getOperand(0));
+    std::string why;
+    int out = isa<Conv2DOp>(op)
+                  ? buildDnnlConv(plan, step, op, nullptr, input, why,
+                                  /*bf16=*/true)
+                  : buildDnnlConnected(plan, step, op, nullptr, input, why,
+                                       /*bf16=*/true);
+    if (out >= 0) {
+      plan.valueSlots[op->getResult(0)] = out;
+      return true;
+    }
+    if (!why.empty()) {
+      error = why; // already names the layer
+      return false;
+    }
+  }
+  // Dropout is an identity: it keeps its input's narrow storage.
+  if (isa<DropoutOp>(op)) {
+    int input = slotOf(op->getOperand(0));
+    if (input >= 0 && plan.storage(input).dtype == dtype)
+      return aliasResult(op, step);
+  }
+  // A shortcut of two bf16 tensors: oneDNN adds them in f32, applies the
+  // activation and rounds to bf16, as the emulation does.
+  if (dtype == rt::DType::BF16 && fast() && isa<ShortcutOp>(op)) {
+    std::vector<int> ins;
+    for (Value v : op->getOperands())
+      ins.push_back(slotOf(v));
+    if (llvm::all_of(ins, [&](int s) {
+          return s >= 0 && plan.storage(s).dtype == rt::DType::BF16;
+        })) {
+      int out = buildDnnlShortcut(plan, step, cast<ShortcutOp>(op), ins);
+      if (out >= 0) {
+        plan.valueSlots[op->getResult(0)] = out;
+        return true;
+      }
+    }
+  }
+  // Max pooling and nearest upsampling only pick bf16 values: oneDNN's bf16
+  // primitives give the emulation's result bit for bit, without widening
+  // the tensor and rounding it back (what made bf16 pooling slow).
+  if (dtype == rt::DType::BF16 && fast() && isa<MaxPoolOp, UpsampleOp>(op)) {
+    int input = slotOf(op->getOperand(0));
+    if (input >= 0 && plan.storage(input).dtype == rt::DType::BF16) {
+      int out =
+          isa<MaxPoolOp>(op)
+              ? buildDnnlMaxPool(plan, step, cast<MaxPoolOp>(op), input)
+              : buildDnnlUpsample(plan, step, cast<UpsampleOp>(op), input);
+      if (out >= 0) {
+        plan.valueSlots[op->getResult(0)] = out;
+        return true;
+      }
+    }
+  }
+  // Narrow storage, f32 arithmetic: the inputs are widened (exactly), the
+  // layer runs in f32 with its narrow weights widened, its output is rounded
+  // to the narrow type (docs/quantization.md, "fp16" and "bf16"). For bf16
+  // this is the exact emulation of the hardware's arithmetic up to the order
+  // of the f32 additions: a bf16 x bf16 product is exact in f32.
   std::vector<std::pair<Value, int>> saved;
   for (Value v : op->getOperands()) {
     int s = slotOf(v);
-    if (s >= 0 && plan.storage(s).dtype == rt::DType::F16) {
+    if (s >= 0 && plan.storage(s).dtype == dtype) {
       saved.push_back({v, s});
       plan.valueSlots[v] = plan.f32Of(s, step);
     }
@@ -526,15 +602,23 @@ bool PlanBuilder::buildF16Op(Operation *op, const Layer &layer, int step,
     results.push_back(bn.getResult());
   for (Value r : results) {
     auto it = plan.valueSlots.find(r);
+    Type el = getElementTypeOrSelf(r.getType());
     if (it == plan.valueSlots.end() ||
-        !getElementTypeOrSelf(r.getType()).isF16())
+        !(dtype == rt::DType::F16 ? el.isF16() : el.isBF16()))
       continue;
     int f = plan.plainOf(it->second, step);
-    int h = plan.newSlot(chwOf(r), rt::DType::F16, step);
+    if (plan.storage(f).dtype == dtype) { // an identity (dropout) kept it
+      it->second = f;
+      continue;
+    }
+    int h = plan.newSlot(chwOf(r), dtype, step);
     int64_t n = chwOf(r).size();
     plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::truncateToHalf(pl.f32(f), n,
-                                         static_cast<uint16_t *>(pl.ptr(h)));
+                     auto *out = static_cast<uint16_t *>(pl.ptr(h));
+                     if (dtype == rt::DType::F16)
+                       ref::truncateToHalf(pl.f32(f), n, out);
+                     else
+                       ref::truncateToBF16(pl.f32(f), n, out);
                    }));
     it->second = h;
   }
@@ -589,14 +673,20 @@ bool PlanBuilder::buildCast(Operation *op, int step) {
     return true;
   }
   if (isa<arith::TruncFOp>(op)) {
-    if (!outEl.isF16())
-      return fail(op, "only f32 -> f16 truncation is supported");
+    if (!outEl.isF16() && !outEl.isBF16())
+      return fail(op, "only f32 -> f16 and f32 -> bf16 truncation is "
+                      "supported");
+    bool half = outEl.isF16();
     int f = plan.f32Of(src, step);
-    int dst = plan.newSlot(shape, rt::DType::F16, step);
+    int dst =
+        plan.newSlot(shape, half ? rt::DType::F16 : rt::DType::BF16, step);
     plan.valueSlots[out] = dst;
     plan.addKernel(step, std::make_unique<FnKernel>([=](Plan &pl) {
-                     ref::truncateToHalf(pl.f32(f), n,
-                                         static_cast<uint16_t *>(pl.ptr(dst)));
+                     auto *o = static_cast<uint16_t *>(pl.ptr(dst));
+                     if (half)
+                       ref::truncateToHalf(pl.f32(f), n, o);
+                     else
+                       ref::truncateToBF16(pl.f32(f), n, o);
                    }));
     return true;
   }

@@ -135,11 +135,16 @@ dnnl::memory::data_type dnnlType(rt::DType t);
 /// Builds the fast (oneDNN) kernel for a conv2d/connected op, with its fused
 /// batch norm (may be null) and activation; returns the output slot or -1
 /// with `error` set when oneDNN cannot run it (the caller falls back to the
-/// reference kernel).
+/// reference kernel). With `bf16` (a bf16 layer without batch norm, reading
+/// a bf16 slot): bf16 source and weights, f32 accumulation, bias and
+/// activation, bf16 output; -1 when the activation is no oneDNN post-op or
+/// oneDNN has only its reference bf16 kernel on this CPU (no bf16 dot
+/// products to gain from: the caller emulates).
 int buildDnnlConv(Plan &plan, int step, mlir::Operation *op, BatchNormOp bn,
-                  int inputSlot, std::string &error);
+                  int inputSlot, std::string &error, bool bf16 = false);
 int buildDnnlConnected(Plan &plan, int step, mlir::Operation *op,
-                       BatchNormOp bn, int inputSlot, std::string &error);
+                       BatchNormOp bn, int inputSlot, std::string &error,
+                       bool bf16 = false);
 int buildDnnlMaxPool(Plan &plan, int step, MaxPoolOp op, int inputSlot);
 int buildDnnlUpsample(Plan &plan, int step, UpsampleOp op, int inputSlot);
 int buildDnnlShortcut(Plan &plan, int step, ShortcutOp op,
@@ -165,7 +170,7 @@ int buildFastInt8Route(Plan &plan, int step, RouteOp op,
 int buildFastInt8Shortcut(Plan &plan, int step, ShortcutOp op,
                           const std::vector<int> &inputSlots);
 
-/// The weight attribute as f32 values (f16 widened), or an error.
+/// The weight attribute as f32 values (f16, bf16 widened), or an error.
 bool readWeights(mlir::Operation *op, std::optional<mlir::ElementsAttr> attr,
                  llvm::StringRef what, int64_t count, std::vector<float> &out,
                  std::string &error);

@@ -289,6 +289,18 @@ void ref::truncateToHalf(const float *in, int64_t n, uint16_t *out) {
     out[i] = rt::floatToHalf(in[i]);
 }
 
+void ref::truncateToBF16(const float *in, int64_t n, uint16_t *out) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = rt::floatToBF16(in[i]);
+}
+
+void ref::extendBF16(const uint16_t *in, int64_t n, float *out) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = rt::bf16ToFloat(in[i]);
+}
+
 void ref::extendHalf(const uint16_t *in, int64_t n, float *out) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i)

@@ -156,6 +156,9 @@ void dequantize(const int8_t *in, int64_t n, float scale, int32_t zp,
                 float *out);
 void truncateToHalf(const float *in, int64_t n, uint16_t *out);
 void extendHalf(const uint16_t *in, int64_t n, float *out);
+/// bfloat16 (rt::floatToBF16: round to nearest even) and back (exact).
+void truncateToBF16(const float *in, int64_t n, uint16_t *out);
+void extendBF16(const uint16_t *in, int64_t n, float *out);
 
 } // namespace qsim::interp::ref
 

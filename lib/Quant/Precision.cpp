@@ -6,6 +6,8 @@
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/StringExtras.h"
 
+#include <map>
+
 using namespace mlir;
 using namespace qsim;
 using namespace qsim::quantization;
@@ -72,28 +74,28 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
   auto layers = getLayers(getMainFunc(module));
   if (failed(layers))
     return failure();
-  std::set<int64_t> int8, w8a16, fp16, fp32;
+  std::set<int64_t> int8, w8a16, fp16, bf16, fp32;
   if (failed(parseLayerList(plan.int8, module, int8)) ||
       failed(parseLayerList(plan.w8a16, module, w8a16)) ||
       failed(parseLayerList(plan.fp16, module, fp16)) ||
+      failed(parseLayerList(plan.bf16, module, bf16)) ||
       failed(parseLayerList(plan.fp32, module, fp32)))
     return failure();
   int64_t n = layers->size();
-  for (const auto *set : {&int8, &w8a16, &fp16, &fp32})
+  for (const auto *set : {&int8, &w8a16, &fp16, &bf16, &fp32})
     for (int64_t i : *set)
       if (i >= n)
         return module.emitError()
                << "layer " << i << " does not exist (the model has " << n
                << " layers)";
-  for (int64_t i : int8)
-    if (w8a16.count(i) || fp16.count(i) || fp32.count(i))
-      return module.emitError() << "layer " << i << " is given two precisions";
-  for (int64_t i : w8a16)
-    if (fp16.count(i) || fp32.count(i))
-      return module.emitError() << "layer " << i << " is given two precisions";
-  for (int64_t i : fp16)
-    if (fp32.count(i))
-      return module.emitError() << "layer " << i << " is given two precisions";
+  {
+    std::map<int64_t, int> times;
+    for (const auto *set : {&int8, &w8a16, &fp16, &bf16, &fp32})
+      for (int64_t i : *set)
+        if (++times[i] > 1)
+          return module.emitError()
+                 << "layer " << i << " is given two precisions";
+  }
 
   // hybrid (yolo2_light): convolutions int8 except the first, the last and
   // those feeding a detection head; everything else float.
@@ -128,6 +130,9 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
     } else if (fp16.count(l.index)) {
       want = "fp16";
       reason = "explicit";
+    } else if (bf16.count(l.index)) {
+      want = "bf16";
+      reason = "explicit";
     } else if (fp32.count(l.index)) {
       want = "fp32";
       reason = "explicit";
@@ -144,6 +149,9 @@ LogicalResult qsim::quantization::assignPrecision(ModuleOp module,
     } else if (plan.preset == PrecisionPreset::FP16) {
       want = isa<YoloOp, RegionOp>(l.head) ? "fp32" : "fp16";
       reason = "preset:fp16";
+    } else if (plan.preset == PrecisionPreset::BF16) {
+      want = isa<YoloOp, RegionOp>(l.head) ? "fp32" : "bf16";
+      reason = "preset:bf16";
     } else {
       want = stringifyPrecision(plan.defaultPrecision).str();
       reason = "default";

@@ -25,16 +25,19 @@ bool qsim::quantization::hasInt16Form(const Layer &layer) {
 
 namespace {
 
-enum class Kind { F32, F16, I8, I16 };
+enum class Kind { F32, F16, BF16, I8, I16 };
 
 Kind kindOf(Value v) {
   Type el = getElementTypeOrSelf(v.getType());
   if (auto q = dyn_cast<mlir::quant::QuantizedType>(el))
     return q.getStorageTypeIntegralWidth() == 16 ? Kind::I16 : Kind::I8;
+  if (el.isBF16())
+    return Kind::BF16;
   return el.isF16() ? Kind::F16 : Kind::F32;
 }
 
 bool isInteger(Kind k) { return k == Kind::I8 || k == Kind::I16; }
+bool isNarrowFloat(Kind k) { return k == Kind::F16 || k == Kind::BF16; }
 
 /// The plan as the quantizer reads it: a W8A16 layer is an int8 layer
 /// whose activations are int16 (it is in the int16 set, see run()).
@@ -93,6 +96,7 @@ private:
     return {(float)q.getScale(), (int32_t)q.getZeroPoint()};
   }
   ElementsAttr toHalf(ElementsAttr a, StringRef name);
+  ElementsAttr toBF16(ElementsAttr a, StringRef name);
 
   ModuleOp module;
   QuantizeOptions opts;
@@ -141,7 +145,7 @@ FailureOr<Value> Quantizer::convert(Value v, Kind target, Operation *before) {
   Location loc = before->getLoc();
   Value out;
   if (isInteger(k) || isInteger(target)) {
-    if (k == Kind::F16 || target == Kind::F16 ||
+    if (isNarrowFloat(k) || isNarrowFloat(target) ||
         (isInteger(k) && isInteger(target))) { // through f32
       auto f = convert(v, Kind::F32, before);
       if (failed(f))
@@ -160,8 +164,18 @@ FailureOr<Value> Quantizer::convert(Value v, Kind target, Operation *before) {
       out = b.create<mlir::quant::DequantizeCastOp>(
           loc, withElement(v, b.getF32Type()), v);
     }
-  } else if (target == Kind::F16) {
-    out = b.create<arith::TruncFOp>(loc, withElement(v, b.getF16Type()), v);
+  } else if (isNarrowFloat(k) && isNarrowFloat(target)) {
+    // f16 <-> bf16: through f32 (both are 16 bits wide: no truncf).
+    auto f = convert(v, Kind::F32, before);
+    if (failed(f))
+      return failure();
+    auto r = convert(*f, target, before);
+    if (failed(r))
+      return failure();
+    out = *r;
+  } else if (isNarrowFloat(target)) {
+    Type el = target == Kind::F16 ? (Type)b.getF16Type() : b.getBF16Type();
+    out = b.create<arith::TruncFOp>(loc, withElement(v, el), v);
   } else {
     out = b.create<arith::ExtFOp>(loc, withElement(v, b.getF32Type()), v);
   }
@@ -180,10 +194,24 @@ ElementsAttr Quantizer::toHalf(ElementsAttr a, StringRef name) {
   return makeResourceAttr(type, name, ArrayRef<uint16_t>(h));
 }
 
+ElementsAttr Quantizer::toBF16(ElementsAttr a, StringRef name) {
+  std::vector<float> v = getFloats(a);
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    h[i] = rt::floatToBF16(v[i]);
+  auto type =
+      RankedTensorType::get(a.getShapedType().getShape(), b.getBF16Type());
+  return makeResourceAttr(type, name, ArrayRef<uint16_t>(h));
+}
+
 LogicalResult Quantizer::toFloat(const Layer &layer, Kind kind) {
-  Type el = kind == Kind::F16 ? (Type)b.getF16Type() : (Type)b.getF32Type();
-  std::string base =
-      "layer" + std::to_string(layer.index) + (kind == Kind::F16 ? "_f16" : "");
+  Type el = kind == Kind::F16    ? (Type)b.getF16Type()
+            : kind == Kind::BF16 ? (Type)b.getBF16Type()
+                                 : (Type)b.getF32Type();
+  std::string base = "layer" + std::to_string(layer.index) +
+                     (kind == Kind::F16    ? "_f16"
+                      : kind == Kind::BF16 ? "_bf16"
+                                           : "");
   for (Operation *op : layer.ops) {
     if (isPrecisionCast(op))
       continue;
@@ -197,14 +225,18 @@ LogicalResult Quantizer::toFloat(const Layer &layer, Kind kind) {
         return failure();
       operand.set(*c);
     }
-    if (kind == Kind::F16) {
+    if (isNarrowFloat(kind)) {
+      // Weights, biases and batch-norm parameters are stored narrow too: a
+      // bf16 layer reads bf16-rounded weights and accumulates in f32.
       for (Value r : op->getResults())
         r.setType(withElement(r, el));
       for (NamedAttribute a : op->getAttrs())
         if (auto e = dyn_cast<ElementsAttr>(a.getValue());
-            e && e.getShapedType().getElementType().isF32())
+            e && e.getShapedType().getElementType().isF32()) {
+          std::string name = base + "_" + a.getName().getValue().str();
           op->setAttr(a.getName(),
-                      toHalf(e, base + "_" + a.getName().getValue().str()));
+                      kind == Kind::F16 ? toHalf(e, name) : toBF16(e, name));
+        }
     }
   }
   return success();
@@ -421,6 +453,8 @@ LogicalResult Quantizer::quantizeLayer(const Layer &layer,
   }
   if (precision == "fp16")
     return toFloat(layer, Kind::F16);
+  if (precision == "bf16")
+    return toFloat(layer, Kind::BF16);
   if (precision == "fp32")
     return toFloat(layer, Kind::F32);
   return layer.head->emitError() << describeLayer(layer.head)

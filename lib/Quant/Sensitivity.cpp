@@ -129,7 +129,7 @@ OwningOpRef<ModuleOp> quantizedVariant(ModuleOp module,
 }
 
 /// A whole-model plan among the final candidates: the greedy result, or it
-/// with some w8a16/fp16 layers put back to fp32 (faster when the casts
+/// with some w8a16/fp16/bf16 layers put back to fp32 (faster when the casts
 /// around them cost more than the narrower arithmetic saves).
 struct PlanCandidate {
   std::string name;
@@ -274,7 +274,7 @@ LogicalResult PrecisionSearch::measureSensitivities() {
     for (Precision p : o.precisions)
       if ((p == Precision::Int8 && hasInt8Form(l)) ||
           (p == Precision::W8A16 && hasInt8Form(l) && hasInt16Form(l)) ||
-          p == Precision::FP16)
+          p == Precision::FP16 || p == Precision::BF16)
         c.options.push_back(p);
     if (c.options.empty())
       continue;
@@ -371,13 +371,14 @@ LogicalResult PrecisionSearch::choosePrecisions() {
 }
 
 LogicalResult PrecisionSearch::pickFastestPlan() {
-  // The alternatives: each w8a16/fp16 layer back to fp32, and all of them
+  // The alternatives: each w8a16/fp16/bf16 layer back to fp32, and all of them
   // at once. Few enough to time: the first ones by MACs.
   const size_t maxAlternatives = 6;
   std::vector<int64_t> wide;
   for (size_t k : order)
     if (cands[k].decision == Precision::W8A16 ||
-        cands[k].decision == Precision::FP16)
+        cands[k].decision == Precision::FP16 ||
+        cands[k].decision == Precision::BF16)
       wide.push_back(cands[k].layer);
   if (wide.empty())
     return success();
@@ -393,7 +394,7 @@ LogicalResult PrecisionSearch::pickFastestPlan() {
     plans.push_back(std::move(alt));
   }
   if (wide.size() > 1) {
-    PlanCandidate all{"all w8a16/fp16 layers -> fp32", chosen};
+    PlanCandidate all{"all w8a16/fp16/bf16 layers -> fp32", chosen};
     for (int64_t layer : wide)
       all.assigned.erase(layer);
     all.restored = wide;
@@ -550,17 +551,23 @@ void PrecisionSearch::printReport(raw_ostream &os) const {
                       i == keptPlan ? "  (kept)" : "");
     }
   }
-  int count[4] = {0, 0, 0, 0};
+  int count[5] = {0, 0, 0, 0, 0};
   for (const Candidate &c : cands)
     ++count[(int)c.decision];
-  os << strprintf(
-      "result: %d int8, %d w8a16, %d fp16, %d fp32 of %zu "
-      "convolutional/connected layers, %.1f%% of the MACs in "
-      "integer, model output SQNR %.1f dB",
-      count[(int)Precision::Int8], count[(int)Precision::W8A16],
-      count[(int)Precision::FP16], count[(int)Precision::FP32], cands.size(),
-      100.0 * (totalMacs - floatMacs) / std::max<int64_t>(totalMacs, 1),
-      modelSqnr);
+  // bf16 is named only when it was a candidate: the line stays as it was
+  // for the searches that do not ask for it.
+  std::string bf16 = llvm::is_contained(o.precisions, Precision::BF16)
+                         ? strprintf("%d bf16, ", count[(int)Precision::BF16])
+                         : std::string();
+  os << strprintf("result: %d int8, %d w8a16, %d fp16, %s%d fp32 of %zu "
+                  "convolutional/connected layers, %.1f%% of the MACs in "
+                  "integer, model output SQNR %.1f dB",
+                  count[(int)Precision::Int8], count[(int)Precision::W8A16],
+                  count[(int)Precision::FP16], bf16.c_str(),
+                  count[(int)Precision::FP32], cands.size(),
+                  100.0 * (totalMacs - floatMacs) /
+                      std::max<int64_t>(totalMacs, 1),
+                  modelSqnr);
   if (o.maxMapDrop >= 0)
     os << strprintf(", mAP %.2f (fp32 %.2f)", modelMap, floatMap);
   os << "\n";
@@ -594,17 +601,21 @@ bool qsim::quantization::parseSearchPrecisions(ArrayRef<std::string> items,
     auto p = parsePrecision(item.trim());
     if (!p || *p == Precision::FP32) {
       error = "precisions: '" + item.trim().str() +
-              "' is not one of int8, w8a16, fp16 (fp32 is always allowed)";
+              "' is not one of int8, w8a16, bf16, fp16 (fp32 is always "
+              "allowed)";
       return false;
     }
     want.insert(*p);
   }
   if (want.empty()) {
-    error = "precisions: give at least one of int8, w8a16, fp16";
+    error = "precisions: give at least one of int8, w8a16, bf16, fp16";
     return false;
   }
   out.clear();
-  for (Precision p : {Precision::Int8, Precision::W8A16, Precision::FP16})
+  // Speed order: bf16 before fp16, which is emulated (f32 arithmetic on
+  // widened values) while bf16 has dot products on AVX512-BF16 / Armv8.6.
+  for (Precision p :
+       {Precision::Int8, Precision::W8A16, Precision::BF16, Precision::FP16})
     if (want.count(p))
       out.push_back(p);
   return true;

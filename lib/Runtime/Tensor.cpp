@@ -14,6 +14,7 @@ size_t qsim::rt::dtypeSize(DType t) {
   case DType::I32:
     return 4;
   case DType::F16:
+  case DType::BF16:
   case DType::I16:
     return 2;
   case DType::I8:
@@ -28,6 +29,8 @@ const char *qsim::rt::dtypeName(DType t) {
     return "f32";
   case DType::F16:
     return "f16";
+  case DType::BF16:
+    return "bf16";
   case DType::I8:
     return "i8";
   case DType::I16:
@@ -68,6 +71,24 @@ uint16_t qsim::rt::floatToHalf(float f) {
   if (rem > 0x1000u || (rem == 0x1000u && (half & 1)))
     ++half; // may carry into the exponent, which is correct
   return (uint16_t)half;
+}
+
+uint16_t qsim::rt::floatToBF16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  if ((bits & 0x7fffffffu) > 0x7f800000u) // NaN: keep sign, make it quiet
+    return (uint16_t)((bits >> 16) | 0x0040u);
+  // Round to nearest even on the 16 dropped bits; a carry into the exponent
+  // is correct (up to infinity for values past the largest bf16).
+  uint32_t lsb = (bits >> 16) & 1u;
+  return (uint16_t)((bits + 0x7fffu + lsb) >> 16);
+}
+
+float qsim::rt::bf16ToFloat(uint16_t h) {
+  uint32_t bits = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
 }
 
 float qsim::rt::halfToFloat(uint16_t h) {
@@ -133,6 +154,8 @@ float Tensor::valueAt(int64_t i) const {
     return f32()[i];
   case DType::F16:
     return halfToFloat(f16()[i]);
+  case DType::BF16:
+    return bf16ToFloat(f16()[i]);
   case DType::I8:
     return quant.scale * (float)((int32_t)i8()[i] - quant.zeroPoint);
   case DType::I16:

@@ -80,6 +80,12 @@ void Engine::State::setWeights(int64_t n, const LayerWeights &w) {
     for (size_t i = 0; i < h.size(); ++i)
       h[i] = rt::floatToHalf(w.values[i]);
     op->setAttr("weight", makeResourceAttr<uint16_t>(type, name, h));
+  } else if (type.getElementType().isBF16()) {
+    // A bf16 layer keeps bf16 weights (rounded as --qsim-quantize does).
+    std::vector<uint16_t> h(w.values.size());
+    for (size_t i = 0; i < h.size(); ++i)
+      h[i] = rt::floatToBF16(w.values[i]);
+    op->setAttr("weight", makeResourceAttr<uint16_t>(type, name, h));
   } else {
     op->setAttr("weight", makeResourceAttr<float>(type, name, w.values));
   }

@@ -24,6 +24,7 @@ struct AssignPrecisionPass
     plan.int8.assign(int8Layers.begin(), int8Layers.end());
     plan.w8a16.assign(w8a16Layers.begin(), w8a16Layers.end());
     plan.fp16.assign(fp16Layers.begin(), fp16Layers.end());
+    plan.bf16.assign(bf16Layers.begin(), bf16Layers.end());
     plan.fp32.assign(fp32Layers.begin(), fp32Layers.end());
     if (failed(quantization::assignPrecision(module, plan)))
       return signalPassFailure();

@@ -100,7 +100,7 @@ def CalibratePass : Pass<"qsim-calibrate", "mlir::ModuleOp"> {
 }
 
 def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
-  let summary = "Choose a precision (fp32, fp16, int8, w8a16) per layer";
+  let summary = "Choose a precision (fp32, fp16, bf16, int8, w8a16) per layer";
   let description = [{
     Writes `qsim.precision` and `qsim.precision_reason` on every layer.
     Layers are Darknet indices; lists accept ranges (`3-9`). Explicit lists
@@ -108,7 +108,7 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
     which wins over `preset`, which wins over `default`. Presets:
     `all-int8` (every layer with an int8 form), `hybrid` (yolo2_light:
     convolutions int8 except the first, the last and those feeding a head;
-    the rest fp32), `fp16` (everything but the heads). Asking int8 of a layer
+    the rest fp32), `fp16` and `bf16` (everything but the heads). Asking int8 of a layer
     without an int8 form is an error naming it; presets keep such layers in
     fp32 with a remark.
 
@@ -119,11 +119,12 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
     measured (SQNR of the model's final outputs with only that layer in its
     fastest form, on the calibration images, which must already be recorded
     by --qsim-calibrate), then, most MACs per dB lost first, each layer
-    takes the fastest of `precisions` (int8, then w8a16, then fp16) with
+    takes the fastest of `precisions` (int8, then w8a16, then bf16, then
+    fp16; bf16 only when asked for) with
     which the whole model's output SQNR stays above `min-sqnr` (and, with
     `labels`, its mAP@0.5 within `max-map-drop` points of fp32), else stays
     fp32, until `budget` (the fraction of the MACs that may stay in float)
-    is reached. Then the greedy plan and its alternatives (each w8a16/fp16
+    is reached. Then the greedy plan and its alternatives (each w8a16/fp16/bf16
     layer back in fp32, and all of them) that still meet the bounds are
     compared: by forward time in the interpreter (median of `time-runs`
     interleaved runs on one image; another plan must be 3 % faster to
@@ -148,12 +149,14 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
            [{::llvm::cl::values(
              clEnumValN(::qsim::Precision::FP32, "fp32", "float"),
              clEnumValN(::qsim::Precision::FP16, "fp16", "IEEE half"),
+             clEnumValN(::qsim::Precision::BF16, "bf16", "bfloat16"),
              clEnumValN(::qsim::Precision::Int8, "int8", "affine int8"))}]>,
     ListOption<"int8Layers", "int8", "std::string",
                "Layers in int8 (indices, ranges 3-9, topN)">,
     ListOption<"w8a16Layers", "w8a16", "std::string",
                "Layers in W8A16 (int8 weights, int16 activations)">,
     ListOption<"fp16Layers", "fp16", "std::string", "Layers in fp16">,
+    ListOption<"bf16Layers", "bf16", "std::string", "Layers in bf16">,
     ListOption<"fp32Layers", "fp32", "std::string", "Layers in fp32">,
     Option<"preset", "preset", "::qsim::quantization::PrecisionPreset",
            "::qsim::quantization::PrecisionPreset::None",
@@ -166,7 +169,9 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
              clEnumValN(::qsim::quantization::PrecisionPreset::Hybrid,
                         "hybrid", "yolo2_light's int8 convolutions"),
              clEnumValN(::qsim::quantization::PrecisionPreset::FP16, "fp16",
-                        "everything but the heads"))}]>,
+                        "everything but the heads"),
+             clEnumValN(::qsim::quantization::PrecisionPreset::BF16, "bf16",
+                        "everything but the heads, in bfloat16"))}]>,
     Option<"autoSearch", "auto", "bool", "false", "Mixed-precision search">,
     Option<"minSqnr", "min-sqnr", "double", "0",
            "auto: lowest acceptable output SQNR (dB)">,
@@ -182,7 +187,7 @@ def AssignPrecisionPass : Pass<"qsim-assign-precision", "mlir::ModuleOp"> {
            "auto: images used per measurement">,
     ListOption<"searchPrecisions", "precisions", "std::string",
                "auto: precisions a layer may get besides fp32, tried fastest "
-               "first (int8, w8a16, fp16; default all three)">,
+               "first (int8, w8a16, bf16, fp16; default int8, w8a16, fp16)">,
     ListOption<"costs", "costs", "std::string",
                "auto: compare the candidate plans by this cost per MAC "
                "(precision:cost, e.g. int8:1,w8a16:2,fp16:3,fp32:4) instead "

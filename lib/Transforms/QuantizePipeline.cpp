@@ -18,6 +18,8 @@ std::optional<PrecisionPreset> qsim::parseRunMode(StringRef m) {
     return PrecisionPreset::AllInt8;
   if (m == "fp16")
     return PrecisionPreset::FP16;
+  if (m == "bf16")
+    return PrecisionPreset::BF16;
   return std::nullopt;
 }
 

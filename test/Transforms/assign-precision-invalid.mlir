@@ -4,7 +4,7 @@
 // RUN: not qsim-opt %s -split-input-file --qsim-assign-precision="int8=0 fp16=0" 2>&1 | FileCheck %s --check-prefix=TWICE
 // RUN: not qsim-opt %s -split-input-file --qsim-assign-precision="auto" 2>&1 | FileCheck %s --check-prefix=AUTO
 // RANGE: error: layer 7 does not exist (the model has 2 layers)
-// PRESET: for the --preset option: 'turbo' is not a valid value: expected one of none, all-int8, hybrid, fp16
+// PRESET: for the --preset option: 'turbo' is not a valid value: expected one of none, all-int8, hybrid, fp16, bf16
 // TWICE: error: layer 0 is given two precisions
 // AUTO: error: --qsim-assign-precision auto: give min-sqnr, max-map-drop or budget
 

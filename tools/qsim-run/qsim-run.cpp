@@ -100,10 +100,11 @@ void addOptions(CLI::App &app, eval::RunCommandOptions &o) {
                "Unknown keys of a .cfg model are warnings");
   app.add_flag("-q,--quiet", o.batch.quiet,
                "No per-image output (summaries only)");
-  app.add_option("--mode", o.mode,
-                 "Quantize a float model before running: float, hybrid "
-                 "(yolo2_light), int8 (every layer with an int8 form), fp16")
-      ->check(CLI::IsMember({"float", "hybrid", "int8", "fp16"}));
+  app.add_option(
+         "--mode", o.mode,
+         "Quantize a float model before running: float, hybrid "
+         "(yolo2_light), int8 (every layer with an int8 form), fp16, bf16")
+      ->check(CLI::IsMember({"float", "hybrid", "int8", "fp16", "bf16"}));
   app.add_option("--precision", o.quant.precision,
                  "Per-layer plan, e.g. \"int8=top3\" or \"fp32=0,15 "
                  "default=int8\" (options of --qsim-assign-precision)");

@@ -53,8 +53,12 @@ TEST(PrecisionSearchTest, PrecisionsComeInSpeedOrder) {
                                          Precision::FP16}));
   ASSERT_TRUE(parseSearchPrecisions({"fp16", "w8a16"}, out, error));
   EXPECT_EQ(out, (std::vector<Precision>{Precision::W8A16, Precision::FP16}));
+  // bf16 goes before the emulated fp16 (it has hardware dot products).
+  ASSERT_TRUE(parseSearchPrecisions({"fp16", "bf16", "int8"}, out, error));
+  EXPECT_EQ(out, (std::vector<Precision>{Precision::Int8, Precision::BF16,
+                                         Precision::FP16}));
   EXPECT_FALSE(parseSearchPrecisions({"fp32"}, out, error));
-  EXPECT_NE(error.find("'fp32' is not one of int8, w8a16, fp16"),
+  EXPECT_NE(error.find("'fp32' is not one of int8, w8a16, bf16, fp16"),
             std::string::npos);
   EXPECT_FALSE(parseSearchPrecisions({"int4"}, out, error));
   EXPECT_FALSE(parseSearchPrecisions({}, out, error));

@@ -16,6 +16,88 @@
 using namespace qsim::rt;
 namespace fs = std::filesystem;
 
+/// The binary32 with these bits.
+static float fromBits(uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, sizeof(f));
+  return f;
+}
+
+TEST(BFloat16, RoundTripsEveryBFloat16) {
+  // Every bf16 value widens exactly (it is a binary32's high half) and
+  // narrows back to itself; NaNs stay NaNs of the same sign.
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    float f = bf16ToFloat((uint16_t)h);
+    uint32_t bits;
+    std::memcpy(&bits, &f, sizeof(bits));
+    EXPECT_EQ(bits, h << 16) << h; // bit for bit, NaNs included
+    if (std::isnan(f)) {
+      uint16_t back = floatToBF16(f);
+      EXPECT_TRUE(std::isnan(bf16ToFloat(back))) << h;
+      EXPECT_EQ(back & 0x8000u, h & 0x8000u) << h;
+      continue;
+    }
+    EXPECT_EQ(floatToBF16(f), (uint16_t)h) << h;
+  }
+}
+
+TEST(BFloat16, RoundsToNearestEven) {
+  // 8 significant bits: the step above 1 is 2^-7.
+  const float ulp = std::ldexp(1.0f, -7);
+  EXPECT_EQ(bf16ToFloat(floatToBF16(1.0f)), 1.0f);
+  // Halfway between 1 and 1 + ulp: ties to the even 1.
+  EXPECT_EQ(bf16ToFloat(floatToBF16(1.0f + ulp / 2)), 1.0f);
+  // Halfway between 1 + ulp and 1 + 2 ulp: ties to the even 1 + 2 ulp.
+  EXPECT_EQ(bf16ToFloat(floatToBF16(1.0f + 3 * ulp / 2)), 1.0f + 2 * ulp);
+  // Just above and below a tie round to the nearer value.
+  EXPECT_EQ(bf16ToFloat(floatToBF16(std::nextafter(1.0f + ulp / 2, 2.0f))),
+            1.0f + ulp);
+  EXPECT_EQ(bf16ToFloat(floatToBF16(std::nextafter(1.0f + 3 * ulp / 2, 0.0f))),
+            1.0f + ulp);
+  // Negative values round symmetrically.
+  EXPECT_EQ(bf16ToFloat(floatToBF16(-1.0f - 3 * ulp / 2)), -1.0f - 2 * ulp);
+  // 0.1 is 0x3DCCCCCD: the dropped half 0xCCCD is above the midpoint.
+  EXPECT_EQ(floatToBF16(0.1f), 0x3DCDu);
+  // The carry out of the significand moves to the next binade.
+  EXPECT_EQ(bf16ToFloat(floatToBF16(fromBits(0x3FFFFFFFu))), 2.0f);
+}
+
+TEST(BFloat16, InfinityNaNAndOverflow) {
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(floatToBF16(inf), 0x7F80u);
+  EXPECT_EQ(floatToBF16(-inf), 0xFF80u);
+  // The largest bf16 is 0x7F7F (3.3895e38); past its halfway point to
+  // 2^128 a value rounds to infinity, below it to the largest.
+  EXPECT_EQ(floatToBF16(std::numeric_limits<float>::max()), 0x7F80u);
+  EXPECT_EQ(floatToBF16(fromBits(0x7F7F7FFFu)), 0x7F7Fu);
+  EXPECT_EQ(floatToBF16(fromBits(0x7F7F8000u)), 0x7F80u); // tie, odd -> up
+  // NaNs stay NaNs (never infinity, even when the payload is only in the
+  // dropped half), are made quiet and keep their sign.
+  EXPECT_EQ(floatToBF16(fromBits(0x7F800001u)), 0x7FC0u);
+  EXPECT_EQ(floatToBF16(fromBits(0xFF800001u)), 0xFFC0u);
+  EXPECT_EQ(floatToBF16(std::numeric_limits<float>::quiet_NaN()) & 0x7FC0u,
+            0x7FC0u);
+  EXPECT_EQ(floatToBF16(0.0f), 0x0000u);
+  EXPECT_EQ(floatToBF16(-0.0f), 0x8000u);
+}
+
+TEST(BFloat16, SubnormalsRoundLikeOtherValues) {
+  // bf16 keeps binary32's exponent range: its subnormals are binary32's
+  // with 7 stored bits, rounded to nearest even, not flushed to zero.
+  float tiny = std::numeric_limits<float>::denorm_min(); // 2^-149
+  EXPECT_EQ(floatToBF16(tiny), 0x0000u); // far below the smallest (2^-133)
+  EXPECT_EQ(floatToBF16(std::ldexp(1.0f, -133)), 0x0001u);
+  EXPECT_EQ(bf16ToFloat(0x0001u), std::ldexp(1.0f, -133));
+  // 1.5 * 2^-133 is a tie between 0x0001 and 0x0002: to the even 0x0002.
+  EXPECT_EQ(floatToBF16(std::ldexp(1.5f, -133)), 0x0002u);
+  // 2.5 * 2^-133: a tie between 0x0002 and 0x0003, to the even 0x0002.
+  EXPECT_EQ(floatToBF16(std::ldexp(2.5f, -133)), 0x0002u);
+  EXPECT_EQ(floatToBF16(-std::ldexp(1.0f, -133)), 0x8001u);
+  // The largest subnormal rounds up into the smallest normal, 2^-126.
+  EXPECT_EQ(floatToBF16(fromBits(0x007FFFFFu)), 0x0080u);
+  EXPECT_EQ(bf16ToFloat(0x0080u), std::numeric_limits<float>::min());
+}
+
 TEST(Half, RoundTripsEveryHalf) {
   // Every finite binary16 value widens and narrows back to itself.
   for (uint32_t h = 0; h < 0x10000; ++h) {

@@ -138,3 +138,36 @@ TEST_F(WeightEdit, EditedWeightStoresWhatTheQuantizerProduces) {
 }
 
 } // namespace
+
+namespace {
+// A bf16 layer's edited weight is stored bf16, rounded to nearest even as
+// --qsim-quantize rounds: 1 + 2^-8 is a tie between 1 and 1 + 2^-7 and
+// becomes 1 (the even one), the other weights keep their bf16 values.
+TEST_F(WeightEdit, Bf16EditStoresBf16) {
+  saveFloatModel("f.mlirbc", 0.75f);
+  session::Engine engine(session::Engine::Options{});
+  call(engine,
+       {{"cmd", "load"}, {"model", path("f.mlirbc")}, {"mode", "bf16"}});
+  call(engine, {{"cmd", "set-weights"},
+                {"layer", 0},
+                {"index", {0, 1, 0, 0}},
+                {"value", 1.0f + std::ldexp(1.0f, -8)}});
+  std::string out = path("saved-bf16.mlirbc");
+  call(engine, {{"cmd", "save"}, {"file", out}});
+  ModelLoadOptions lo;
+  lo.path = out;
+  auto m = loadModel(ctx.get(), lo);
+  ASSERT_TRUE(m);
+  auto layers = getLayers(getMainFunc(*m));
+  ASSERT_TRUE(mlir::succeeded(layers));
+  auto w = (*layers)[0].head->getAttrOfType<mlir::ElementsAttr>("weight");
+  ASSERT_TRUE(w && w.getShapedType().getElementType().isBF16());
+  std::vector<float> v = getFloats(w);
+  ASSERT_EQ(v.size(), 6u);
+  EXPECT_EQ(v[1], 1.0f);
+  // 127/128 = 1 - 2^-7 has 7 significant bits: a bf16 value, kept.
+  EXPECT_EQ(v[0], 127.0f / 128);
+  EXPECT_EQ(v[2], -0.25f);
+  EXPECT_EQ(v[5], -0.0625f);
+}
+} // namespace

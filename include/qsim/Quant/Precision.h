@@ -14,14 +14,14 @@ namespace qsim::quantization {
 /// plan written in the cfg (`precision=` / `quantize=` keys), which wins over
 /// the preset, which wins over the default.
 /// A plan for every layer at once (--qsim-assign-precision's preset).
-enum class PrecisionPreset { None, AllInt8, Hybrid, FP16 };
+enum class PrecisionPreset { None, AllInt8, Hybrid, FP16, BF16 };
 
 struct PrecisionPlan {
   Precision defaultPrecision = Precision::FP32;
   PrecisionPreset preset = PrecisionPreset::None;
   /// Layer lists: items are indices "7", ranges "3-9", and "topN" for the N
   /// convolutional/connected layers with the most MACs.
-  std::vector<std::string> int8, w8a16, fp16, fp32;
+  std::vector<std::string> int8, w8a16, fp16, bf16, fp32;
 };
 
 /// Resolves a layer list (items as in PrecisionPlan) against `module`; a

@@ -17,7 +17,7 @@ namespace qsim::quantization {
 
 struct SearchOptions {
   /// The precisions a layer may get besides fp32, fastest first (int8,
-  /// w8a16, fp16): a layer tries them in this order and keeps the first
+  /// w8a16, bf16, fp16): a layer tries them in this order and keeps the first
   /// with which the model meets the bounds.
   std::vector<Precision> precisions = {Precision::Int8, Precision::W8A16,
                                        Precision::FP16};
@@ -43,7 +43,7 @@ mlir::LogicalResult searchPrecision(mlir::ModuleOp module,
                                     const SearchOptions &options,
                                     llvm::raw_ostream &os);
 
-/// Parses `precisions=` items (int8, w8a16, fp16; fp32 is implied) into
+/// Parses `precisions=` items (int8, w8a16, bf16, fp16; fp32 is implied) into
 /// speed order, fastest first.
 bool parseSearchPrecisions(llvm::ArrayRef<std::string> items,
                            std::vector<Precision> &out, std::string &error);

@@ -1,7 +1,7 @@
 //===- Tensor.h - host tensors of the interpreter ---------------*- C++ -*-===//
 //
 // A dense C x H x W tensor (batch 1) in Darknet's layout (index =
-// c*H*W + y*W + x), with f32, f16 (binary16 bits), i8 or i32 storage and,
+// c*H*W + y*W + x), with f32, f16 (binary16 bits), bf16, i8 or i32 storage and,
 // for quantized values, a per-tensor scale and zero point. No MLIR here: the
 // runtime library is shared by qsim-run, the studio and the ARM example.
 //
@@ -19,7 +19,8 @@
 namespace qsim::rt {
 
 /// I16: int16 activations of W8A16 layers (symmetric, zero point 0).
-enum class DType : uint8_t { F32, F16, I8, I32, I16 };
+/// BF16: bfloat16 bits (the high half of a binary32).
+enum class DType : uint8_t { F32, F16, I8, I32, I16, BF16 };
 size_t dtypeSize(DType t);
 const char *dtypeName(DType t);
 
@@ -32,6 +33,14 @@ struct QuantParams {
 /// IEEE binary16 conversions (round to nearest even).
 uint16_t floatToHalf(float f);
 float halfToFloat(uint16_t h);
+/// bfloat16 conversions. floatToBF16 rounds to nearest, ties to even, as
+/// oneDNN and Armv8.6 BFCVT do; infinities stay infinite, a NaN stays a
+/// (quiet) NaN with its sign. Subnormals are rounded like any other value
+/// (bf16 has binary32's exponent range), not flushed to zero: x86's
+/// VCVTNEPS2BF16 flushes them, a difference below 1.2e-38
+/// (docs/quantization.md, "bf16"). bf16ToFloat is exact.
+uint16_t floatToBF16(float f);
+float bf16ToFloat(uint16_t h);
 
 class Tensor {
 public:
@@ -64,8 +73,8 @@ public:
 
   /// Deep copy with its own storage.
   Tensor clone() const;
-  /// Values as real numbers: f32 as is, f16 widened, i8/i16/i32 dequantized
-  /// with `quant` (i32 with scale only).
+  /// Values as real numbers: f32 as is, f16 and bf16 widened, i8/i16/i32
+  /// dequantized with `quant` (i32 with scale only).
   std::vector<float> toFloat() const;
   float valueAt(int64_t i) const;
 

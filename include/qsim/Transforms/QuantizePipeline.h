@@ -21,8 +21,8 @@
 namespace qsim {
 
 /// qsim-run's --mode / a session's "mode": "float" (or empty: run as it
-/// is), "hybrid", "int8" (every layer with an int8 form), "fp16"; nullopt
-/// for anything else.
+/// is), "hybrid", "int8" (every layer with an int8 form), "fp16", "bf16";
+/// nullopt for anything else.
 std::optional<quantization::PrecisionPreset> parseRunMode(llvm::StringRef m);
 
 struct QuantizeRequest {

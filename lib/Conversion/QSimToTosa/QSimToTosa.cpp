@@ -265,6 +265,20 @@ LowerToTosaPass::getCheckedLayers(ModuleOp module, func::FuncOp main) {
     if (l.batchNorm && !isa<Conv2DOp, ConnectedOp>(l.head))
       return l.head->emitError()
              << describeLayer(l.head) << ": batch norm on an unexpected layer";
+    // bf16 has no lowering yet: refused by name rather than lowered
+    // through f32 with other rounding (docs/deploy.md, "bf16").
+    bool bf16 = false;
+    for (Operation *op : l.ops) {
+      for (Type t : op->getResultTypes())
+        bf16 |= getElementTypeOrSelf(t).isBF16();
+      for (Type t : op->getOperandTypes())
+        bf16 |= getElementTypeOrSelf(t).isBF16();
+    }
+    if (bf16)
+      return l.head->emitError()
+             << "code generation has no bf16: " << describeLayer(l.head)
+             << " is bf16 (plan it fp32, fp16 or int8 for the device, or run "
+                "the bf16 model with qsim-run)";
     // --qsim-quantize activation-bits=16 / int16-layers / weight-bits < 8
     // are simulations for study: the generated code keeps 8 bits.
     auto q = dyn_cast<quant::QuantizedType>(

@@ -648,8 +648,8 @@ void Importer::attachExtras(Operation *op, CfgSection &section,
   if (r.has("precision")) {
     std::string p = r.getString("precision", "");
     if (!parsePrecision(p)) {
-      r.error("precision",
-              "'precision=" + p + "': expected fp32, fp16, int8 or w8a16");
+      r.error("precision", "'precision=" + p +
+                               "': expected fp32, fp16, bf16, int8 or w8a16");
       return;
     }
     precision = p;

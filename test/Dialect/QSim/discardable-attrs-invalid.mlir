@@ -20,7 +20,7 @@ func.func @f() attributes {qsim.letter_box = true} {
 // -----
 
 func.func @precision(%in: tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32> {
-  // expected-error @+1 {{(maxpool): 'qsim.precision' must be "fp32", "fp16", "int8" or "w8a16"}}
+  // expected-error @+1 {{(maxpool): 'qsim.precision' must be "fp32", "fp16", "bf16", "int8" or "w8a16"}}
   %0 = qsim.maxpool %in {size = 1 : i64, stride = array<i64: 1, 1>, padding = 0 : i64, qsim.precision = "int4"} : tensor<1x1x2x2xf32> -> tensor<1x1x2x2xf32>
   return %0 : tensor<1x1x2x2xf32>
 }

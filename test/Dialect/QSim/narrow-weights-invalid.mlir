@@ -51,7 +51,7 @@ func.func @int16_route(%in: tensor<1x2x2x2x!quant.uniform<i16:f32, 3.0E-5>>) -> 
 // -----
 
 func.func @int16_with_zero_point(%in: tensor<1x2x2x2x!quant.uniform<i16:f32, 3.0E-5:5>>) -> tensor<1x2x1x1x!quant.uniform<i16:f32, 3.0E-5:5>> {
-  // expected-error @+1 {{is neither f32, f16, !quant.uniform<i8:f32, scale:zero_point> nor !quant.uniform<i16:f32, scale>}}
+  // expected-error @+1 {{is neither f32, f16, bf16, !quant.uniform<i8:f32, scale:zero_point> nor !quant.uniform<i16:f32, scale>}}
   %0 = qsim.maxpool %in {size = 2 : i64, stride = array<i64: 2, 2>, padding = 0 : i64} : tensor<1x2x2x2x!quant.uniform<i16:f32, 3.0E-5:5>> -> tensor<1x2x1x1x!quant.uniform<i16:f32, 3.0E-5:5>>
   return %0 : tensor<1x2x1x1x!quant.uniform<i16:f32, 3.0E-5:5>>
 }

@@ -153,7 +153,8 @@ LogicalResult QSimDialect::verifyOperationAttribute(Operation *op,
     if (!s || !parsePrecision(s.getValue()))
       return op->emitError() << describeLayer(op)
                              << ": 'qsim.precision' must be \"fp32\", "
-                                "\"fp16\", \"int8\" or \"w8a16\"";
+                                "\"fp16\", \"bf16\", \"int8\" or "
+                                "\"w8a16\"";
     return success();
   }
   if (name == "calib") {

@@ -45,6 +45,8 @@ std::string qsim::getLayerPrecision(const Layer &layer) {
     return q.getStorageTypeIntegralWidth() == 16 ? "w8a16" : "int8";
   if (el.isF16())
     return "fp16";
+  if (el.isBF16())
+    return "bf16";
   return "fp32";
 }
 

@@ -11,6 +11,8 @@
 #include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringExtras.h"
 
+#include <cstring>
+
 using namespace mlir;
 using namespace qsim;
 
@@ -20,6 +22,8 @@ StringRef qsim::stringifyPrecision(Precision p) {
     return "fp32";
   case Precision::FP16:
     return "fp16";
+  case Precision::BF16:
+    return "bf16";
   case Precision::Int8:
     return "int8";
   case Precision::W8A16:
@@ -33,6 +37,8 @@ std::optional<Precision> qsim::parsePrecision(StringRef s) {
     return Precision::FP32;
   if (s == "fp16")
     return Precision::FP16;
+  if (s == "bf16")
+    return Precision::BF16;
   if (s == "int8")
     return Precision::Int8;
   if (s == "w8a16")
@@ -306,7 +312,9 @@ bool qsim::feedsDetectionHead(const Layer &layer) {
   return llvm::any_of(layer.output().getUsers(), isDetectionHead);
 }
 
-bool qsim::isFloatElement(Type t) { return t.isF32() || t.isF16(); }
+bool qsim::isFloatElement(Type t) {
+  return t.isF32() || t.isF16() || t.isBF16();
+}
 
 ArrayRef<char> qsim::getRawBytes(ElementsAttr attr) {
   if (auto r = dyn_cast<DenseResourceElementsAttr>(attr)) {
@@ -348,6 +356,20 @@ std::vector<float> qsim::getFloats(ElementsAttr attr) {
       auto *h = reinterpret_cast<const uint16_t *>(raw.data());
       for (int64_t i = 0; i < attr.getNumElements(); ++i)
         out.push_back(halfToFloat(h[i]));
+      return out;
+    }
+  }
+  if (el.isBF16()) {
+    ArrayRef<char> raw = getRawBytes(attr);
+    if (raw.size() == (size_t)attr.getNumElements() * 2) {
+      // bfloat16 is the high half of a binary32: widening is exact.
+      auto *h = reinterpret_cast<const uint16_t *>(raw.data());
+      for (int64_t i = 0; i < attr.getNumElements(); ++i) {
+        uint32_t bits = (uint32_t)h[i] << 16;
+        float f;
+        std::memcpy(&f, &bits, sizeof(f));
+        out.push_back(f);
+      }
       return out;
     }
   }

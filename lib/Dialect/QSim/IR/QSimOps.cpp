@@ -112,8 +112,8 @@ static LogicalResult verifyWeightRange(Operation *op, ElementsAttr weight,
   return success();
 }
 
-/// Weighted ops: float layers carry f32/f16 weights; quantized layers carry
-/// i8 weights with their per-axis quantization, i32 biases and the
+/// Weighted ops: float layers carry f32/f16/bf16 weights; quantized layers
+/// carry i8 weights with their per-axis quantization, i32 biases and the
 /// requantization constants.
 static LogicalResult verifyWeightedTypes(
     Operation *op, Value input, Value output,
@@ -131,13 +131,13 @@ static LogicalResult verifyWeightedTypes(
                              "both be float";
   if (!quantized) {
     if (!isFloatElement(inEl) || inEl != outEl)
-      return layerError(op) << "float layers need the same f32 or f16 "
+      return layerError(op) << "float layers need the same f32, f16 or bf16 "
                                "element type on input and result";
     if (weightQuant || mult || shift || negMult || negShift || accBits)
       return layerError(op) << "float layer has quantization attributes";
     for (auto w : {weight, bias})
       if (w && !isFloatElement(w->getShapedType().getElementType()))
-        return layerError(op) << "float layer needs f32 or f16 weights";
+        return layerError(op) << "float layer needs f32, f16 or bf16 weights";
     return success();
   }
   if (isInt16Activation(inEl) != isInt16Activation(outEl))
@@ -206,10 +206,11 @@ static LogicalResult verifyElementTypes(Operation *op) {
   all.push_back(result);
   for (Type t : all)
     if (!isFloatElement(t) && !isInt8Activation(t) && !isInt16Activation(t))
-      return layerError(op) << "element type " << t
-                            << " is neither f32, f16, !quant.uniform<i8:f32, "
-                               "scale:zero_point> nor !quant.uniform<i16:f32, "
-                               "scale>";
+      return layerError(op)
+             << "element type " << t
+             << " is neither f32, f16, bf16, !quant.uniform<i8:f32, "
+                "scale:zero_point> nor !quant.uniform<i16:f32, "
+                "scale>";
   bool int16 = llvm::any_of(all, isInt16Activation);
   if (int16 &&
       !isa<Conv2DOp, ConnectedOp, MaxPoolOp, UpsampleOp, DropoutOp>(op))
@@ -230,7 +231,7 @@ static LogicalResult verifyElementTypes(Operation *op) {
           ActivationOp, CropOp, LocalOp, LocalAvgPoolOp, Reorg3dOp, SamOp,
           DetectionOp, GaussianYoloOp>(op)) {
     if (quantized || llvm::any_of(types, isInt8Activation))
-      return layerError(op) << "has no int8 form: it runs on f32 or f16 "
+      return layerError(op) << "has no int8 form: it runs on f32, f16 or bf16 "
                                "(dequantize its input with quant.dcast)";
     return success();
   }
@@ -464,11 +465,11 @@ LogicalResult BatchNormOp::verify() {
     if (failed(checkWeightShape(*this, name, attr, {c})))
       return failure();
     if (attr && !isFloatElement(attr->getShapedType().getElementType()))
-      return layerError(*this) << "'" << name << "' must be f32 or f16";
+      return layerError(*this) << "'" << name << "' must be f32, f16 or bf16";
   }
   Type el = getElementTypeOrSelf(getInput().getType());
   if (!isFloatElement(el) || el != getElementTypeOrSelf(getOutput().getType()))
-    return layerError(*this) << "batch norm runs on f32 or f16 tensors "
+    return layerError(*this) << "batch norm runs on f32, f16 or bf16 tensors "
                                 "(fold it into the convolution before "
                                 "quantizing: --qsim-fold-batchnorm)";
   if (getStandalone())

@@ -52,7 +52,7 @@ struct ModelStats {
 mlir::FailureOr<ModelStats> computeModelStats(mlir::ModuleOp module);
 
 /// Precision of a layer as the types say: "int8" when its head op's result
-/// is quantized, "fp16" for f16, else "fp32".
+/// is quantized, "fp16" for f16, "bf16" for bf16, else "fp32".
 std::string getLayerPrecision(const Layer &layer);
 
 /// Prints the table of `--qsim-print-stats`.

@@ -26,10 +26,13 @@ namespace qsim {
 
 enum class Flavor { AlexeyAB, PJReddie };
 
-/// The precision a layer runs in (`qsim.precision`: "fp32", "fp16", "int8").
+/// The precision a layer runs in (`qsim.precision`: "fp32", "fp16", "bf16",
+/// "int8").
 /// A layer's planned precision. W8A16: int8 weights, int16 activations
 /// (--qsim-quantize gives such a layer int16 activations).
-enum class Precision { FP32, FP16, Int8, W8A16 };
+/// BF16 is bfloat16 storage with f32 arithmetic (docs/quantization.md).
+/// New values go last: Sensitivity.cpp counts by the enum value.
+enum class Precision { FP32, FP16, Int8, W8A16, BF16 };
 llvm::StringRef stringifyPrecision(Precision p);
 std::optional<Precision> parsePrecision(llvm::StringRef s);
 llvm::StringRef stringifyFlavor(Flavor f);
