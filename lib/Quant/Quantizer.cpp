@@ -144,28 +144,9 @@ FailureOr<Value> Quantizer::convert(Value v, Kind target, Operation *before) {
   b.setInsertionPoint(before);
   Location loc = before->getLoc();
   Value out;
-  if (isInteger(k) || isInteger(target)) {
-    if (isNarrowFloat(k) || isNarrowFloat(target) ||
-        (isInteger(k) && isInteger(target))) { // through f32
-      auto f = convert(v, Kind::F32, before);
-      if (failed(f))
-        return failure();
-      auto r = convert(*f, target, before);
-      if (failed(r))
-        return failure();
-      out = *r;
-    } else if (isInteger(target)) {
-      auto p = paramsFor(v, before, target);
-      if (failed(p))
-        return failure();
-      out = b.create<mlir::quant::QuantizeCastOp>(
-          loc, withElement(v, integerType(*p, target)), v);
-    } else {
-      out = b.create<mlir::quant::DequantizeCastOp>(
-          loc, withElement(v, b.getF32Type()), v);
-    }
-  } else if (isNarrowFloat(k) && isNarrowFloat(target)) {
-    // f16 <-> bf16: through f32 (both are 16 bits wide: no truncf).
+  // Between two non-f32 kinds (integer <-> integer, integer <-> 16-bit
+  // float, f16 <-> bf16, the last two the same width: no truncf) through f32.
+  if (k != Kind::F32 && target != Kind::F32) {
     auto f = convert(v, Kind::F32, before);
     if (failed(f))
       return failure();
@@ -173,6 +154,15 @@ FailureOr<Value> Quantizer::convert(Value v, Kind target, Operation *before) {
     if (failed(r))
       return failure();
     out = *r;
+  } else if (isInteger(target)) {
+    auto p = paramsFor(v, before, target);
+    if (failed(p))
+      return failure();
+    out = b.create<mlir::quant::QuantizeCastOp>(
+        loc, withElement(v, integerType(*p, target)), v);
+  } else if (isInteger(k)) {
+    out = b.create<mlir::quant::DequantizeCastOp>(
+        loc, withElement(v, b.getF32Type()), v);
   } else if (isNarrowFloat(target)) {
     Type el = target == Kind::F16 ? (Type)b.getF16Type() : b.getBF16Type();
     out = b.create<arith::TruncFOp>(loc, withElement(v, el), v);
